@@ -1,0 +1,53 @@
+# Elementwise kernels: the fused ReLU forward and its backward mask.
+#
+# Contract: the Python side (minigrad/ops/elementwise.py) passes C-contiguous 1-d
+# views of matching length and dtype; bounds checks are off by default (see setup.py).
+from cython.parallel cimport prange
+cimport cython
+
+ctypedef fused floating:
+    float
+    double
+
+cdef extern from *:
+    """
+    #ifdef _OPENMP
+    #define MINIGRAD_HAVE_OPENMP 1
+    #else
+    #define MINIGRAD_HAVE_OPENMP 0
+    #endif
+    """
+    const int MINIGRAD_HAVE_OPENMP
+
+
+def openmp_enabled():
+    """True when this extension was compiled with OpenMP."""
+    return MINIGRAD_HAVE_OPENMP == 1
+
+
+# Work smaller than this runs on one thread: spinning up a team costs more.
+cdef enum:
+    GRAIN = 32768
+
+
+def relu_forward(const floating[::1] x,      # IN  (n,)
+                 floating[::1] y,            # OUT (n,)
+                 int num_threads):
+    """y = max(x, 0); NaN stays NaN (as IEEE and PyTorch have it)."""
+    cdef Py_ssize_t i, n = x.shape[0]
+    cdef int nt = num_threads if n >= GRAIN else 1
+    with nogil:
+        for i in prange(n, schedule='static', num_threads=nt):
+            y[i] = x[i] if not (x[i] <= 0) else 0
+
+
+def relu_backward(const floating[::1] y,     # IN  (n,) the forward's output
+                  const floating[::1] dy,    # IN  (n,) δ = ∂L/∂y
+                  floating[::1] dx,          # OUT (n,) ∂L/∂x
+                  int num_threads):
+    """∂L/∂x = δ where y > 0, else 0."""
+    cdef Py_ssize_t i, n = y.shape[0]
+    cdef int nt = num_threads if n >= GRAIN else 1
+    with nogil:
+        for i in prange(n, schedule='static', num_threads=nt):
+            dx[i] = dy[i] if y[i] > 0 else 0

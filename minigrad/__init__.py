@@ -1,0 +1,34 @@
+"""minigrad: a small, readable autodiff tensor framework for CNNs with Cython kernels.
+
+    import minigrad as mg
+    x = mg.tensor([[1.0, 2.0]], requires_grad=True)
+    (x * x).sum().backward()      # x.grad == 2x
+"""
+try:
+    from ._ext import elementwise as _elementwise_kernels  # noqa: F401
+except ImportError as e:  # pragma: no cover - exercised by hand
+    raise ImportError(
+        "minigrad's compiled kernels (minigrad/_ext/*.so) are missing or were built for "
+        "another Python. Build them from the project's root with\n"
+        "    pip install -e .\n"
+        "(or `python setup.py build_ext --inplace`); a C compiler, Cython>=3 and numpy are "
+        f"needed. The original error was: {e}") from None
+
+from .autograd import no_grad, enable_grad, set_grad_enabled, is_grad_enabled, detect_anomaly
+from .tensor import (Tensor, tensor, zeros, ones, full, zeros_like, ones_like, randn, rand,
+                     arange)
+from .random import manual_seed
+from .threads import set_num_threads, get_num_threads
+from .gradcheck import gradcheck, GradcheckError
+from .ops.elementwise import exp, log, sqrt, abs, clip, relu, sigmoid, tanh, where
+from .ops.elementwise import clip as clamp
+from .ops.reduce import sum, mean, max, min, var, amax, amin
+from .ops.shape import reshape, flatten, squeeze, unsqueeze, transpose, permute, cat, stack
+from .ops.linalg import matmul
+from . import nn
+
+import numpy as _np
+float32 = _np.float32
+float64 = _np.float64
+int64 = _np.int64
+__version__ = "0.1.0"

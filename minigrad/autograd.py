@@ -1,0 +1,232 @@
+"""The autograd engine: `Function` (an op with its forward and backward side by side),
+the iterative backward traversal, and the grad-mode switches (`no_grad`, `enable_grad`).
+
+An op subclasses `Function` and writes two static methods over plain ndarrays:
+
+    class Exp(Function):
+        @staticmethod
+        def forward(ctx, x):
+            y = np.exp(x)
+            ctx.save_for_backward(y)
+            return y
+
+        @staticmethod
+        def backward(ctx, δ):
+            y, = ctx.saved
+            return δ * y                       # ∂L/∂x = δ · e^x
+
+`Function.apply` owns the bookkeeping every op would otherwise repeat: it unwraps
+Tensors, records the node only when some input requires grad, and, in backward,
+skips inputs that need no gradient, sums broadcast gradients back to each input's
+shape, casts to the input's dtype, and accumulates (a tensor used twice gets both
+contributions).
+"""
+import functools
+import threading
+
+import numpy as np
+
+_state = threading.local()
+
+
+def is_grad_enabled():
+    return getattr(_state, "grad_enabled", True)
+
+
+def set_grad_enabled(mode):
+    _state.grad_enabled = bool(mode)
+
+
+class _GradMode:
+    """Context manager and decorator that sets the grad mode of the current thread."""
+
+    mode = True
+
+    def __enter__(self):
+        self._prev = is_grad_enabled()
+        set_grad_enabled(self.mode)
+
+    def __exit__(self, *exc):
+        set_grad_enabled(self._prev)
+        return False
+
+    def __call__(self, fn):
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            with self.__class__():
+                return fn(*args, **kwargs)
+        return wrapper
+
+
+class no_grad(_GradMode):
+    """Within this block (or decorated function) no graph is recorded."""
+    mode = False
+
+
+class enable_grad(_GradMode):
+    mode = True
+
+
+_anomaly = threading.local()
+
+
+def is_anomaly_enabled():
+    return getattr(_anomaly, "enabled", False)
+
+
+class detect_anomaly:
+    """Within this block, backward raises at the first op whose gradient has a NaN or inf."""
+
+    def __enter__(self):
+        self._prev = is_anomaly_enabled()
+        _anomaly.enabled = True
+
+    def __exit__(self, *exc):
+        _anomaly.enabled = self._prev
+        return False
+
+
+def unbroadcast(g, shape):
+    """Sum a broadcast gradient back to `shape` (the inverse of NumPy broadcasting)."""
+    if g.shape == shape:
+        return g
+    extra = g.ndim - len(shape)
+    if extra:
+        g = g.sum(axis=tuple(range(extra)))
+    axes = tuple(i for i, n in enumerate(shape) if n == 1 and g.shape[i] != 1)
+    if axes:
+        g = g.sum(axis=axes, keepdims=True)
+    return g.reshape(shape)
+
+
+class Function:
+    """Base class of every differentiable op; also the node (`grad_fn`) of the graph.
+
+    forward(ctx, *args, **kwargs) receives ndarrays where the caller passed Tensors
+    and returns one ndarray. backward(ctx, δ) receives ∂L/∂output and returns one
+    gradient (or None) per positional argument of forward.
+    """
+
+    def __init__(self):
+        self.inputs = ()               # the positional arguments of forward (Tensors or not)
+        self.needs_input_grad = ()     # per positional argument
+        self.saved = ()
+        self.freed = False
+
+    def save_for_backward(self, *arrays):
+        self.saved = arrays
+
+    @property
+    def name(self):
+        return type(self).__name__
+
+    def __repr__(self):
+        return f"<{self.name}Backward>"
+
+    @staticmethod
+    def forward(ctx, *args, **kwargs):
+        raise NotImplementedError
+
+    @staticmethod
+    def backward(ctx, grad):
+        raise NotImplementedError
+
+    @classmethod
+    def apply(cls, *args, **kwargs):
+        from .tensor import Tensor
+        ctx = cls()
+        needs = tuple(isinstance(a, Tensor) and a.requires_grad for a in args)
+        ctx.needs_input_grad = needs
+        raw = [a.data if isinstance(a, Tensor) else a for a in args]
+        out = cls.forward(ctx, *raw, **kwargs)
+        requires_grad = any(needs) and is_grad_enabled()
+        result = Tensor._wrap(out, requires_grad)
+        if requires_grad:
+            ctx.inputs = args
+            result._ctx = ctx
+        return result
+
+
+def _parents(t):
+    ctx = t._ctx
+    if ctx is None:
+        return ()
+    if ctx.freed:
+        raise RuntimeError(
+            f"Trying to backward through the graph a second time: the graph of {ctx!r} "
+            "was freed by an earlier backward(). Pass retain_graph=True to the first "
+            "backward() if you need to call it again.")
+    return [i for i in ctx.inputs if getattr(i, "requires_grad", False)]
+
+
+def _toposort(root):
+    """Tensors reachable from `root` through recorded ops, each before every tensor it was
+    made from (reverse topological order). Iterative depth-first search: a tensor is
+    appended only after all its inputs are, so graphs 100k ops deep are fine."""
+    order, visited = [], {id(root)}
+    stack = [(root, iter(_parents(root)))]
+    while stack:
+        t, inputs = stack[-1]
+        for inp in inputs:
+            if id(inp) not in visited:
+                visited.add(id(inp))
+                stack.append((inp, iter(_parents(inp))))
+                break
+        else:
+            stack.pop()
+            order.append(t)
+    order.reverse()
+    return order
+
+
+def backward(root, grad=None, retain_graph=False):
+    """Accumulate ∂root/∂leaf into `.grad` of every leaf that requires grad."""
+    from .tensor import Tensor
+    if not root.requires_grad:
+        raise RuntimeError("backward(): the tensor does not require grad and has no grad_fn")
+    if grad is None:
+        if root.data.size != 1:
+            raise RuntimeError(
+                f"backward(): grad can be implicitly created only for scalar outputs; "
+                f"this output has shape {root.shape}. Pass grad= of that shape.")
+        grad = np.ones_like(root.data)
+    else:
+        grad = np.asarray(grad.data if isinstance(grad, Tensor) else grad, dtype=root.dtype)
+        if grad.shape != root.shape:
+            raise RuntimeError(
+                f"backward(): grad has shape {grad.shape} but the output has shape {root.shape}")
+
+    order = _toposort(root)
+    grads = {id(root): grad}
+    anomaly = is_anomaly_enabled()
+    with no_grad():
+        for t in order:
+            g = grads.pop(id(t), None)
+            if g is None:
+                continue
+            ctx = t._ctx
+            if ctx is None:                       # a leaf: accumulate into .grad
+                if t.grad is None:
+                    t.grad = Tensor._wrap(np.array(g, dtype=t.dtype, copy=True), False)
+                else:
+                    t.grad.data = t.grad.data + g
+                continue
+            local = ctx.backward(ctx, g)
+            if not isinstance(local, tuple):
+                local = (local,)
+            for inp, need, gi in zip(ctx.inputs, ctx.needs_input_grad, local):
+                if not need or gi is None:
+                    continue
+                gi = unbroadcast(np.asarray(gi), inp.shape)
+                if gi.dtype != inp.dtype:
+                    gi = gi.astype(inp.dtype)
+                if anomaly and not np.all(np.isfinite(gi)):
+                    raise RuntimeError(
+                        f"detect_anomaly: {ctx.name} backward produced a non-finite "
+                        f"gradient (NaN or inf) for an input of shape {inp.shape}")
+                prev = grads.get(id(inp))
+                grads[id(inp)] = gi if prev is None else prev + gi
+            if not retain_graph:
+                ctx.saved = ()
+                ctx.inputs = ()
+                ctx.freed = True

@@ -1,0 +1,374 @@
+"""Elementwise ops: arithmetic with NumPy broadcasting, and the pointwise functions.
+
+Each backward returns the local gradient for each input at the *broadcast* shape;
+Function.apply sums it back to the input's shape.
+"""
+import numbers
+
+import numpy as np
+
+from .._ext import elementwise as _k
+from ..autograd import Function
+from ..tensor import Tensor
+from ..threads import get_num_threads
+
+
+def operand(v):
+    """A Tensor stays a Tensor; a Python/NumPy scalar stays a Python scalar (so float32
+    tensors stay float32, as in PyTorch); an array-like becomes a constant Tensor."""
+    if isinstance(v, Tensor):
+        return v
+    if isinstance(v, (numbers.Number, np.generic)) and not isinstance(v, (str, bytes)):
+        v = v.item() if isinstance(v, np.generic) else v
+        if isinstance(v, complex):
+            raise TypeError("complex scalars are not supported")
+        return v
+    return Tensor(v)
+
+
+def _values(v):
+    return v.data if isinstance(v, Tensor) else v
+
+
+class Add(Function):
+    @staticmethod
+    def forward(ctx, a, b):
+        return np.add(a, b)
+
+    @staticmethod
+    def backward(ctx, δ):
+        """∂(a+b)/∂a = ∂(a+b)/∂b = 1."""
+        return δ, δ
+
+
+class Sub(Function):
+    @staticmethod
+    def forward(ctx, a, b):
+        return np.subtract(a, b)
+
+    @staticmethod
+    def backward(ctx, δ):
+        """∂(a−b)/∂a = 1, ∂(a−b)/∂b = −1."""
+        return δ, -δ if ctx.needs_input_grad[1] else None
+
+
+class Mul(Function):
+    @staticmethod
+    def forward(ctx, a, b):
+        ctx.save_for_backward(a, b)
+        return np.multiply(a, b)
+
+    @staticmethod
+    def backward(ctx, δ):
+        """∂(a·b)/∂a = b, ∂(a·b)/∂b = a."""
+        a, b = ctx.saved
+        da = δ * b if ctx.needs_input_grad[0] else None
+        db = δ * a if ctx.needs_input_grad[1] else None
+        return da, db
+
+
+class Div(Function):
+    @staticmethod
+    def forward(ctx, a, b):
+        ctx.save_for_backward(a, b)
+        return np.true_divide(a, b)
+
+    @staticmethod
+    def backward(ctx, δ):
+        """∂(a/b)/∂a = 1/b, ∂(a/b)/∂b = −a/b²."""
+        a, b = ctx.saved
+        da = δ / b if ctx.needs_input_grad[0] else None
+        db = -δ * a / (b * b) if ctx.needs_input_grad[1] else None
+        return da, db
+
+
+class Pow(Function):
+    @staticmethod
+    def forward(ctx, a, b):
+        y = np.power(a, b)
+        ctx.save_for_backward(a, b, y)
+        return y
+
+    @staticmethod
+    def backward(ctx, δ):
+        """∂(aᵇ)/∂a = b·aᵇ⁻¹, ∂(aᵇ)/∂b = aᵇ·ln a (taken as 0 where aᵇ = 0)."""
+        a, b, y = ctx.saved
+        da = db = None
+        if ctx.needs_input_grad[0]:
+            da = δ * b * np.power(a, np.subtract(b, 1))
+        if ctx.needs_input_grad[1]:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                db = δ * np.where(y == 0, 0, y * np.log(np.where(y == 0, 1, a)))
+        return da, db
+
+
+class Neg(Function):
+    @staticmethod
+    def forward(ctx, a):
+        return np.negative(a)
+
+    @staticmethod
+    def backward(ctx, δ):
+        """∂(−a)/∂a = −1."""
+        return -δ
+
+
+class Exp(Function):
+    @staticmethod
+    def forward(ctx, x):
+        y = np.exp(x)
+        ctx.save_for_backward(y)
+        return y
+
+    @staticmethod
+    def backward(ctx, δ):
+        """∂eˣ/∂x = eˣ."""
+        y, = ctx.saved
+        return δ * y
+
+
+class Log(Function):
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return np.log(x)
+
+    @staticmethod
+    def backward(ctx, δ):
+        """∂ln x/∂x = 1/x."""
+        x, = ctx.saved
+        return δ / x
+
+
+class Sqrt(Function):
+    @staticmethod
+    def forward(ctx, x):
+        y = np.sqrt(x)
+        ctx.save_for_backward(y)
+        return y
+
+    @staticmethod
+    def backward(ctx, δ):
+        """∂√x/∂x = 1/(2√x)."""
+        y, = ctx.saved
+        return δ / (2 * y)
+
+
+class Abs(Function):
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return np.abs(x)
+
+    @staticmethod
+    def backward(ctx, δ):
+        """∂|x|/∂x = sign(x) (0 at x = 0, as in PyTorch)."""
+        x, = ctx.saved
+        return δ * np.sign(x)
+
+
+class Clip(Function):
+    @staticmethod
+    def forward(ctx, x, lo, hi):
+        ctx.save_for_backward(x)
+        ctx.lo, ctx.hi = lo, hi
+        return np.clip(x, lo, hi)
+
+    @staticmethod
+    def backward(ctx, δ):
+        """δ passes where lo ≤ x ≤ hi, 0 elsewhere."""
+        x, = ctx.saved
+        inside = np.ones(x.shape, dtype=bool)
+        if ctx.lo is not None:
+            inside &= x >= ctx.lo
+        if ctx.hi is not None:
+            inside &= x <= ctx.hi
+        return δ * inside, None, None
+
+
+class ReLU(Function):
+    """y = max(x, 0), computed by the Cython kernel (ext/elementwise.pyx)."""
+
+    @staticmethod
+    def forward(ctx, x):
+        x = np.ascontiguousarray(x)
+        y = np.empty_like(x)
+        if x.dtype in (np.float32, np.float64):
+            _k.relu_forward(x.reshape(-1), y.reshape(-1), get_num_threads())
+        else:
+            np.maximum(x, 0, out=y)
+        ctx.save_for_backward(y)
+        return y
+
+    @staticmethod
+    def backward(ctx, δ):
+        """∂L/∂x = δ where y > 0 (x > 0), else 0."""
+        y, = ctx.saved
+        if y.dtype in (np.float32, np.float64) and δ.dtype == y.dtype:
+            δ = np.ascontiguousarray(δ)
+            dx = np.empty_like(y)
+            _k.relu_backward(y.reshape(-1), δ.reshape(-1), dx.reshape(-1), get_num_threads())
+            return dx
+        return δ * (y > 0)
+
+
+class Sigmoid(Function):
+    @staticmethod
+    def forward(ctx, x):
+        # σ(x) = 1/(1+e^−x), written to never overflow: e^−|x| ≤ 1
+        e = np.exp(-np.abs(x))
+        y = np.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype, copy=False)
+        ctx.save_for_backward(y)
+        return y
+
+    @staticmethod
+    def backward(ctx, δ):
+        """∂σ/∂x = σ(x)(1 − σ(x))."""
+        y, = ctx.saved
+        return δ * y * (1 - y)
+
+
+class Tanh(Function):
+    @staticmethod
+    def forward(ctx, x):
+        y = np.tanh(x)
+        ctx.save_for_backward(y)
+        return y
+
+    @staticmethod
+    def backward(ctx, δ):
+        """∂tanh x/∂x = 1 − tanh²x."""
+        y, = ctx.saved
+        return δ * (1 - y * y)
+
+
+class Cast(Function):
+    @staticmethod
+    def forward(ctx, x, dtype):
+        ctx.dtype = x.dtype
+        return x.astype(dtype)
+
+    @staticmethod
+    def backward(ctx, δ):
+        """The gradient goes back in the input's dtype."""
+        return δ.astype(ctx.dtype), None
+
+
+class Where(Function):
+    @staticmethod
+    def forward(ctx, cond, a, b):
+        ctx.save_for_backward(cond)
+        return np.where(cond, a, b)
+
+    @staticmethod
+    def backward(ctx, δ):
+        """δ goes to a where cond holds, to b elsewhere."""
+        cond, = ctx.saved
+        zero = np.zeros((), δ.dtype)
+        da = np.where(cond, δ, zero) if ctx.needs_input_grad[1] else None
+        db = np.where(cond, zero, δ) if ctx.needs_input_grad[2] else None
+        return None, da, db
+
+
+def _binary(fn, a, b):
+    return fn.apply(operand(a), operand(b))
+
+
+def add(a, b):
+    return _binary(Add, a, b)
+
+
+def sub(a, b):
+    return _binary(Sub, a, b)
+
+
+def mul(a, b):
+    return _binary(Mul, a, b)
+
+
+def div(a, b):
+    return _binary(Div, a, b)
+
+
+def pow(a, b):
+    return _binary(Pow, a, b)
+
+
+def neg(x):
+    return Neg.apply(x)
+
+
+def _float_input(x, name):
+    x = operand(x)
+    if not isinstance(x, Tensor):
+        x = Tensor(x)
+    if x.dtype.kind not in "f":
+        x = cast(x, np.float32)
+    return x
+
+
+def exp(x):
+    return Exp.apply(_float_input(x, "exp"))
+
+
+def log(x):
+    return Log.apply(_float_input(x, "log"))
+
+
+def sqrt(x):
+    return Sqrt.apply(_float_input(x, "sqrt"))
+
+
+def abs(x):
+    return Abs.apply(operand(x) if isinstance(x, Tensor) else Tensor(x))
+
+
+def clip(x, min=None, max=None):
+    """Clamp to [min, max] (either may be None); gradient 1 inside, 0 outside."""
+    if min is None and max is None:
+        raise ValueError("clip(): at least one of min and max must be given")
+    for name, v in (("min", min), ("max", max)):
+        if v is not None and not isinstance(v, (numbers.Real, np.generic)):
+            raise TypeError(f"clip(): {name} must be a number or None, got {type(v).__name__}")
+    return Clip.apply(x, min, max)
+
+
+def relu(x):
+    return ReLU.apply(_float_input(x, "relu"))
+
+
+def sigmoid(x):
+    return Sigmoid.apply(_float_input(x, "sigmoid"))
+
+
+def tanh(x):
+    return Tanh.apply(_float_input(x, "tanh"))
+
+
+def cast(x, dtype):
+    dtype = np.dtype(dtype)
+    if x.dtype == dtype:
+        return x
+    if x.requires_grad and dtype.kind != "f":
+        return Tensor._wrap(x.data.astype(dtype), False)
+    return Cast.apply(x, dtype)
+
+
+def where(cond, a, b):
+    """Elements of a where cond holds, else of b (differentiable in a and b)."""
+    cond = np.asarray(_values(cond), dtype=bool)
+    return Where.apply(cond, operand(a), operand(b))
+
+
+def _compare(op):
+    def compare(a, b):
+        return Tensor._wrap(op(_values(a), _values(operand(b))), False)
+    return compare
+
+
+eq = _compare(np.equal)
+ne = _compare(np.not_equal)
+lt = _compare(np.less)
+le = _compare(np.less_equal)
+gt = _compare(np.greater)
+ge = _compare(np.greater_equal)

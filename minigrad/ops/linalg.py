@@ -1,0 +1,67 @@
+"""Matrix product with NumPy's matmul semantics (batched, broadcast, 1-d operands)."""
+import numpy as np
+
+from ..autograd import Function
+
+
+class MatMul(Function):
+    """y = a @ b.
+
+    Backward: ∂L/∂a = δ @ bᵀ and ∂L/∂b = aᵀ @ δ (transposing the last two axes),
+    with 1-d operands promoted to matrices for the products and batch axes that were
+    broadcast summed back by Function.apply.
+    """
+
+    @staticmethod
+    def forward(ctx, a, b):
+        ctx.save_for_backward(a, b)
+        return np.matmul(a, b)
+
+    @staticmethod
+    def backward(ctx, δ):
+        a, b = ctx.saved
+        a2 = a[None, :] if a.ndim == 1 else a          # (k,) -> (1, k)
+        b2 = b[:, None] if b.ndim == 1 else b          # (k,) -> (k, 1)
+        g = δ
+        if a.ndim == 1:
+            g = np.expand_dims(g, -2)                  # restore the row axis that a's promotion removed
+        if b.ndim == 1:
+            g = np.expand_dims(g, -1)                  # restore the column axis of b
+        da = db = None
+        if ctx.needs_input_grad[0]:
+            da = np.matmul(g, np.swapaxes(b2, -1, -2))  # (..., m, n) @ (..., n, k) -> (..., m, k)
+            if a.ndim == 1:
+                da = da.reshape(da.shape[:-2] + (da.shape[-1],)) if da.ndim > 2 else da[0]
+                da = _sum_to(da, a.shape)
+        if ctx.needs_input_grad[1]:
+            db = np.matmul(np.swapaxes(a2, -1, -2), g)  # (..., k, m) @ (..., m, n) -> (..., k, n)
+            if b.ndim == 1:
+                db = _sum_to(db[..., 0], b.shape)
+        return da, db
+
+
+def _sum_to(g, shape):
+    while g.ndim > len(shape):
+        g = g.sum(axis=0)
+    return g
+
+
+def matmul(a, b):
+    from .elementwise import operand
+    from ..tensor import Tensor
+    a, b = operand(a), operand(b)
+    if not isinstance(a, Tensor) or not isinstance(b, Tensor) or a.ndim == 0 or b.ndim == 0:
+        raise ValueError("matmul(): both operands must be tensors with at least 1 dim "
+                         "(use * for scalars)")
+    ka = a.shape[-1]
+    kb = b.shape[0] if b.ndim == 1 else b.shape[-2]
+    if ka != kb:
+        raise ValueError(f"matmul(): shapes {a.shape} and {b.shape} do not match "
+                         f"(inner dims {ka} and {kb})")
+    try:
+        np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+    except ValueError:
+        raise ValueError(f"matmul(): batch dims of {a.shape} and {b.shape} do not broadcast") from None
+    if a.dtype.kind == "b" or b.dtype.kind == "b":
+        raise TypeError("matmul(): bool tensors are not supported")
+    return MatMul.apply(a, b)

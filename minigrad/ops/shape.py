@@ -1,0 +1,236 @@
+"""Shape ops: reshape/view, permute/transpose, squeeze/unsqueeze, indexing, cat, stack, pad.
+
+They move elements without changing them, so each backward moves δ back the same way.
+"""
+import numbers
+
+import numpy as np
+
+from ..autograd import Function
+from ..tensor import Tensor
+
+
+def _axis(d, ndim, name="dim"):
+    if not isinstance(d, numbers.Integral) or isinstance(d, bool):
+        raise TypeError(f"{name} must be an int, got {d!r}")
+    if not -ndim <= d < ndim:
+        raise ValueError(f"{name}={d} is out of range for a tensor with {ndim} dims")
+    return int(d) % ndim
+
+
+class Reshape(Function):
+    @staticmethod
+    def forward(ctx, x, shape):
+        ctx.shape = x.shape
+        return x.reshape(shape)
+
+    @staticmethod
+    def backward(ctx, δ):
+        """Reshape δ back to the input's shape."""
+        return δ.reshape(ctx.shape), None
+
+
+class Permute(Function):
+    @staticmethod
+    def forward(ctx, x, axes):
+        ctx.axes = axes
+        return np.transpose(x, axes)
+
+    @staticmethod
+    def backward(ctx, δ):
+        """Apply the inverse permutation to δ."""
+        return np.transpose(δ, np.argsort(ctx.axes)), None
+
+
+class GetItem(Function):
+    @staticmethod
+    def forward(ctx, x, idx):
+        ctx.shape, ctx.dtype, ctx.idx = x.shape, x.dtype, idx
+        return np.array(x[idx], copy=True)    # a copy: an op's output is never a view of its input
+
+    @staticmethod
+    def backward(ctx, δ):
+        """Scatter δ into zeros at the indexed places, accumulating repeated indices."""
+        g = np.zeros(ctx.shape, dtype=δ.dtype)
+        if _is_basic(ctx.idx):
+            g[ctx.idx] = δ
+        else:
+            np.add.at(g, ctx.idx, δ)
+        return g, None
+
+
+def _is_basic(idx):
+    items = idx if isinstance(idx, tuple) else (idx,)
+    return all(i is None or i is Ellipsis or isinstance(i, (slice, numbers.Integral)) for i in items)
+
+
+class Cat(Function):
+    @staticmethod
+    def forward(ctx, dim, *xs):
+        ctx.dim = dim
+        ctx.splits = np.cumsum([x.shape[dim] for x in xs])[:-1]
+        return np.concatenate(xs, axis=dim)
+
+    @staticmethod
+    def backward(ctx, δ):
+        """Cut δ along dim into the inputs' sizes."""
+        return (None,) + tuple(np.split(δ, ctx.splits, axis=ctx.dim))
+
+
+class Stack(Function):
+    @staticmethod
+    def forward(ctx, dim, *xs):
+        ctx.dim = dim
+        return np.stack(xs, axis=dim)
+
+    @staticmethod
+    def backward(ctx, δ):
+        """Take δ apart along the new dim."""
+        return (None,) + tuple(np.moveaxis(δ, ctx.dim, 0))
+
+
+class Pad(Function):
+    @staticmethod
+    def forward(ctx, x, widths, value):
+        ctx.slices = tuple(slice(lo, lo + n) for (lo, _), n in zip(widths, x.shape))
+        return np.pad(x, widths, mode="constant", constant_values=value)
+
+    @staticmethod
+    def backward(ctx, δ):
+        """The padding is constant: δ of the interior goes back, the border's is dropped."""
+        return δ[ctx.slices].copy(), None, None
+
+
+# ---- public functions ----------------------------------------------------------------
+def reshape(x, *shape):
+    if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+        shape = tuple(shape[0])
+    for s in shape:
+        if not isinstance(s, numbers.Integral) or isinstance(s, bool):
+            raise TypeError(f"reshape(): shape must be ints, got {shape!r}")
+    shape = [int(s) for s in shape]
+    known = int(np.prod([s for s in shape if s != -1]))
+    free = [i for i, s in enumerate(shape) if s == -1]
+    ok = len(free) <= 1 and all(s >= -1 for s in shape)
+    if ok and free:
+        ok = known != 0 and x.size % known == 0
+        if ok:
+            shape[free[0]] = x.size // known
+    if not ok or int(np.prod(shape)) != x.size:
+        raise ValueError(f"reshape(): cannot reshape a tensor of shape {x.shape} "
+                         f"({x.size} elements) into shape {tuple(shape)}")
+    target = tuple(shape)
+    return Reshape.apply(x, target)
+
+
+def flatten(x, start_dim=0, end_dim=-1):
+    """Merge dims start_dim..end_dim into one (torch.flatten)."""
+    if x.ndim == 0:
+        return reshape(x, 1)
+    s, e = _axis(start_dim, x.ndim, "start_dim"), _axis(end_dim, x.ndim, "end_dim")
+    if s > e:
+        raise ValueError(f"flatten(): start_dim ({start_dim}) must not come after end_dim ({end_dim})")
+    shape = x.shape[:s] + (-1 if x.size else int(np.prod(x.shape[s:e + 1])),) + x.shape[e + 1:]
+    return reshape(x, shape)
+
+
+def permute(x, *dims):
+    if len(dims) == 1 and isinstance(dims[0], (tuple, list)):
+        dims = tuple(dims[0])
+    if len(dims) != x.ndim:
+        raise ValueError(f"permute(): dims {dims} must name all {x.ndim} axes of shape {x.shape}")
+    axes = tuple(_axis(d, x.ndim) for d in dims)
+    if len(set(axes)) != len(axes):
+        raise ValueError(f"permute(): dims {dims} repeat an axis")
+    return Permute.apply(x, axes)
+
+
+def transpose(x, dim0, dim1):
+    if x.ndim < 2 and dim0 in (0, -1) and dim1 in (0, -1):
+        return x
+    axes = list(range(x.ndim))
+    a, b = _axis(dim0, x.ndim, "dim0"), _axis(dim1, x.ndim, "dim1")
+    axes[a], axes[b] = axes[b], axes[a]
+    return Permute.apply(x, tuple(axes))
+
+
+def squeeze(x, dim=None):
+    if dim is None:
+        shape = tuple(n for n in x.shape if n != 1)
+    else:
+        dims = (dim,) if isinstance(dim, numbers.Integral) else tuple(dim)
+        dims = {_axis(d, x.ndim) for d in dims} if x.ndim else set()
+        shape = tuple(n for i, n in enumerate(x.shape) if not (i in dims and n == 1))
+    return Reshape.apply(x, shape)
+
+
+def unsqueeze(x, dim):
+    d = _axis(dim, x.ndim + 1)
+    return Reshape.apply(x, x.shape[:d] + (1,) + x.shape[d:])
+
+
+def _index(idx):
+    """Tensors in an index become arrays; lists become integer/bool arrays."""
+    def conv(i):
+        if isinstance(i, Tensor):
+            i = i.data
+        if isinstance(i, list):
+            i = np.asarray(i)
+        if isinstance(i, np.ndarray) and i.dtype.kind not in "iub":
+            raise IndexError(f"tensors used as indices must be integer or bool, got {i.dtype}")
+        return i
+    return tuple(conv(i) for i in idx) if isinstance(idx, tuple) else conv(idx)
+
+
+def getitem(x, idx):
+    idx = _index(idx)
+    try:
+        x.data[idx]
+    except IndexError as e:
+        raise IndexError(f"index {idx!r} is invalid for a tensor of shape {x.shape}: {e}") from None
+    return GetItem.apply(x, idx)
+
+
+def _tensors(xs, name):
+    xs = list(xs)
+    if not xs:
+        raise ValueError(f"{name}(): expected a non-empty sequence of tensors")
+    return [x if isinstance(x, Tensor) else Tensor(x) for x in xs]
+
+
+def cat(tensors, dim=0):
+    """Join tensors along an existing dim."""
+    xs = _tensors(tensors, "cat")
+    d = _axis(dim, xs[0].ndim) if xs[0].ndim else 0
+    for i, x in enumerate(xs):
+        if x.ndim != xs[0].ndim or x.shape[:d] + x.shape[d + 1:] != xs[0].shape[:d] + xs[0].shape[d + 1:]:
+            raise ValueError(f"cat(): tensor {i} has shape {x.shape}, which does not match "
+                             f"shape {xs[0].shape} outside dim {dim}")
+    return Cat.apply(d, *xs)
+
+
+def stack(tensors, dim=0):
+    """Join equal-shaped tensors along a new dim."""
+    xs = _tensors(tensors, "stack")
+    for i, x in enumerate(xs):
+        if x.shape != xs[0].shape:
+            raise ValueError(f"stack(): tensor {i} has shape {x.shape}, tensor 0 has {xs[0].shape}")
+    return Stack.apply(_axis(dim, xs[0].ndim + 1), *xs)
+
+
+def pad(x, pad, mode="constant", value=0.0):
+    """torch.nn.functional.pad, constant mode: `pad` lists (left, right) pairs starting
+    from the last dim, e.g. (1, 1, 2, 0) pads the last dim by 1|1 and the one before by 2|0."""
+    if mode != "constant":
+        raise ValueError(f"pad(): only mode='constant' is supported, got {mode!r}")
+    pad = tuple(pad)
+    if len(pad) % 2 or len(pad) // 2 > x.ndim:
+        raise ValueError(f"pad(): pad must have an even length of at most 2·ndim={2 * x.ndim}, "
+                         f"got {pad} for shape {x.shape}")
+    for p in pad:
+        if not isinstance(p, numbers.Integral) or isinstance(p, bool) or p < 0:
+            raise ValueError(f"pad(): pad widths must be non-negative ints, got {pad}")
+    widths = [(0, 0)] * x.ndim
+    for k in range(len(pad) // 2):
+        widths[x.ndim - 1 - k] = (int(pad[2 * k]), int(pad[2 * k + 1]))
+    return Pad.apply(x, tuple(widths), value)

@@ -1,0 +1,75 @@
+"""Builds ext/*.pyx into minigrad/_ext/*.so.
+
+Cython 3, -O3, OpenMP where the compiler has it (a serial build otherwise, with a
+warning). Environment switches, for developers:
+
+  MINIGRAD_BOUNDSCHECK=1   compile the kernels with bounds and wraparound checks on
+  MINIGRAD_NO_OPENMP=1     force a serial build
+  MINIGRAD_ONLY=conv,pool  build only these extensions (quicker edit-compile loops)
+"""
+import glob
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import warnings
+
+import numpy as np
+from Cython.Build import cythonize
+from setuptools import Extension, setup
+
+
+def _compiler_has_openmp():
+    """True when the C compiler accepts -fopenmp and links a tiny OpenMP program."""
+    if os.environ.get("MINIGRAD_NO_OPENMP") == "1" or sys.platform == "win32":
+        return False
+    cc = os.environ.get("CC", "cc")
+    tmp = tempfile.mkdtemp()
+    try:
+        src = os.path.join(tmp, "omp.c")
+        with open(src, "w") as f:
+            f.write("#include <omp.h>\nint main(void){return omp_get_max_threads() < 1;}\n")
+        ok = subprocess.run([cc, "-fopenmp", src, "-o", os.path.join(tmp, "omp")],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode == 0
+        return ok
+    except OSError:
+        return False
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+openmp = _compiler_has_openmp()
+if not openmp:
+    warnings.warn("minigrad: building the kernels without OpenMP (serial). "
+                  "Install a compiler with OpenMP support for multi-threaded kernels.")
+
+boundscheck = os.environ.get("MINIGRAD_BOUNDSCHECK") == "1"
+only = {s.strip() for s in os.environ.get("MINIGRAD_ONLY", "").split(",") if s.strip()}
+
+extensions = []
+for path in sorted(glob.glob(os.path.join("ext", "*.pyx"))):
+    name = os.path.splitext(os.path.basename(path))[0]
+    if only and name not in only:
+        continue
+    extensions.append(Extension(
+        f"minigrad._ext.{name}",
+        [path],
+        include_dirs=[np.get_include()],
+        define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
+        extra_compile_args=["-O3"] + (["-fopenmp"] if openmp else []),
+        extra_link_args=["-fopenmp"] if openmp else [],
+    ))
+
+directives = {
+    "language_level": 3,
+    "boundscheck": boundscheck,
+    "wraparound": boundscheck,
+    "initializedcheck": boundscheck,
+    "cdivision": not boundscheck,
+    "embedsignature": True,
+}
+
+setup(
+    ext_modules=cythonize(extensions, compiler_directives=directives),
+)
