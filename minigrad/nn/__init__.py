@@ -1,0 +1,3 @@
+"""Layers (PyTorch's names): Module, Parameter, Sequential and the layer classes."""
+from .module import Module, Parameter, Sequential
+from . import functional
