@@ -22,11 +22,8 @@ class MatMul(Function):
         a, b = ctx.saved
         a2 = a[None, :] if a.ndim == 1 else a          # (k,) -> (1, k)
         b2 = b[:, None] if b.ndim == 1 else b          # (k,) -> (k, 1)
-        g = δ
-        if a.ndim == 1:
-            g = np.expand_dims(g, -2)                  # restore the row axis that a's promotion removed
-        if b.ndim == 1:
-            g = np.expand_dims(g, -1)                  # restore the column axis of b
+        # δ at the promoted shape (..., m, n): 1-d operands dropped an axis from y
+        g = δ.reshape(np.broadcast_shapes(a2.shape[:-2], b2.shape[:-2]) + (a2.shape[-2], b2.shape[-1]))
         da = db = None
         if ctx.needs_input_grad[0]:
             da = np.matmul(g, np.swapaxes(b2, -1, -2))  # (..., m, n) @ (..., n, k) -> (..., m, k)

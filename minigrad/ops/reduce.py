@@ -13,7 +13,12 @@ def normalize_dims(dim, ndim, name="dim"):
     """None -> all axes; an int or a sequence of ints -> a sorted tuple of axes in range."""
     if dim is None:
         return tuple(range(ndim))
-    dims = (dim,) if isinstance(dim, numbers.Integral) else tuple(dim)
+    if isinstance(dim, numbers.Integral):
+        dims = (dim,)
+    elif isinstance(dim, (tuple, list)):
+        dims = tuple(dim)
+    else:
+        raise TypeError(f"{name} must be an int or a tuple of ints, got {dim!r}")
     out = []
     for d in dims:
         if not isinstance(d, numbers.Integral) or isinstance(d, bool):

@@ -1,0 +1,173 @@
+"""The engine: graph recording, traversal, accumulation, freeing, grad modes, errors."""
+import numpy as np
+import pytest
+
+import minigrad as mg
+
+
+def test_leaf_grad_accumulates_across_backward_calls():
+    x = mg.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    (x * 2).sum().backward()
+    (x * 3).sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), [5.0, 5.0, 5.0])
+
+
+def test_tensor_used_twice_gets_both_contributions():
+    x = mg.tensor([3.0], requires_grad=True)
+    (x * x).sum().backward()                           # d(x²)/dx = 2x
+    np.testing.assert_array_equal(x.grad.numpy(), [6.0])
+
+
+def test_diamond_graph_sums_both_paths():
+    # y = a·b where a = 2x and b = x + 1: dy/dx = 2(x+1) + 2x
+    x = mg.tensor([1.5], requires_grad=True)
+    a, b = x * 2, x + 1
+    (a * b).sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), [2 * 2.5 + 3.0])
+
+
+def test_matmul_with_own_transpose_reaches_x_by_two_paths():
+    x = mg.tensor([[1.0, 2.0], [3.0, 4.0]], requires_grad=True)
+    (x @ x.T).sum().backward()          # ∂/∂x_ab Σ_ij Σ_k x_ik x_jk = 2 Σ_j x_jb
+    np.testing.assert_allclose(x.grad.numpy(), 2 * np.tile(x.numpy().sum(0), (2, 1)))
+
+
+def test_chain_of_100k_ops_backward_is_iterative():
+    x = mg.tensor(1.0, requires_grad=True)
+    y = x
+    for _ in range(100_000):
+        y = y + 1e-5
+    y.backward()
+    assert x.grad.item() == 1.0
+
+
+def test_graph_is_freed_and_second_backward_raises():
+    x = mg.tensor([1.0, 2.0], requires_grad=True)
+    y = (x * x).sum()
+    y.backward()
+    with pytest.raises(RuntimeError, match="second time"):
+        y.backward()
+
+
+def test_retain_graph_allows_a_second_backward():
+    x = mg.tensor([1.0, 2.0], requires_grad=True)
+    y = (x * x).sum()
+    y.backward(retain_graph=True)
+    y.backward()
+    np.testing.assert_array_equal(x.grad.numpy(), 4 * x.numpy())
+
+
+def test_backward_of_non_scalar_needs_grad():
+    x = mg.tensor([1.0, 2.0], requires_grad=True)
+    with pytest.raises(RuntimeError, match="scalar"):
+        (x * 2).backward()
+
+
+def test_backward_grad_of_wrong_shape_is_an_error():
+    x = mg.tensor([1.0, 2.0], requires_grad=True)
+    with pytest.raises(RuntimeError, match=r"\(3,\).*\(2,\)"):
+        (x * 2).backward(np.ones(3))
+
+
+def test_backward_with_explicit_grad():
+    x = mg.tensor([1.0, 2.0], requires_grad=True)
+    (x * 3).backward(mg.tensor([1.0, 10.0]))
+    np.testing.assert_array_equal(x.grad.numpy(), [3.0, 30.0])
+
+
+def test_backward_on_tensor_without_grad_raises():
+    with pytest.raises(RuntimeError, match="does not require grad"):
+        mg.tensor([1.0]).sum().backward()
+
+
+def test_no_grad_records_nothing():
+    x = mg.tensor([1.0], requires_grad=True)
+    with mg.no_grad():
+        y = x * 2
+    assert not y.requires_grad and y.grad_fn is None and y.is_leaf
+
+
+def test_no_grad_as_decorator_and_restores_mode():
+    @mg.no_grad()
+    def f(t):
+        return t * 2
+
+    x = mg.tensor([1.0], requires_grad=True)
+    assert not f(x).requires_grad
+    assert mg.is_grad_enabled()
+    assert (x * 2).requires_grad
+
+
+def test_detach_cuts_the_graph_and_shares_data():
+    x = mg.tensor([1.0, 2.0], requires_grad=True)
+    d = (x * 2).detach()
+    assert d.is_leaf and not d.requires_grad
+    (d * x).sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), [2.0, 4.0])
+
+
+def test_grad_is_never_a_view_of_another_gradient():
+    x = mg.tensor([1.0, 2.0], requires_grad=True)
+    z = mg.tensor([1.0, 2.0], requires_grad=True)
+    (x + z).sum().backward()
+    assert not np.shares_memory(x.grad.numpy(), z.grad.numpy())
+
+
+def test_only_leaves_get_grad_and_intermediates_do_not():
+    x = mg.tensor([1.0], requires_grad=True)
+    y = x * 2
+    (y * 3).sum().backward()
+    assert y.grad is None and x.grad is not None
+    assert not y.is_leaf and x.is_leaf
+
+
+def test_detect_anomaly_names_the_op():
+    x = mg.tensor([0.0, 1.0], requires_grad=True)
+    y = x.sqrt().sum()                                  # d√x/dx = inf at 0
+    with mg.detect_anomaly():
+        with pytest.raises(RuntimeError, match="Sqrt"):
+            y.backward()
+
+
+def test_requires_grad_only_for_floats():
+    with pytest.raises(TypeError, match="floating"):
+        mg.tensor([1, 2], requires_grad=True)
+    t = mg.tensor([1.0])
+    assert t.requires_grad_() is t and t.requires_grad
+
+
+def test_grad_mode_is_per_thread():
+    import threading
+    seen = []
+    with mg.no_grad():
+        th = threading.Thread(target=lambda: seen.append(mg.is_grad_enabled()))
+        th.start()
+        th.join()
+    assert seen == [True]
+
+
+def test_gradcheck_reports_input_element_and_values():
+    class Wrong(mg.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            return x * x
+
+        @staticmethod
+        def backward(ctx, δ):
+            return δ                                    # should be 2x·δ
+
+    x = mg.tensor(np.array([1.0, 2.0, 3.0]), requires_grad=True)
+    with pytest.raises(mg.GradcheckError) as e:
+        mg.gradcheck(lambda t: Wrong.apply(t), [x])
+    msg = str(e.value)
+    assert "input 0" in msg and "element (0,)" in msg
+    assert "atol" in msg and "rtol" in msg and "eps" in msg
+    import re
+    num, ana = (float(v) for v in re.search(r"numerical (\S+), analytical (\S+) ", msg).groups())
+    assert num == pytest.approx(2 * ana, rel=1e-5)             # x = 1: true 2x·r vs the wrong r
+
+
+def test_gradcheck_passes_a_correct_op_and_checks_all_inputs():
+    a = mg.tensor(np.array([[1.0, -2.0]]), requires_grad=True)
+    b = mg.tensor(np.array([[0.5], [3.0]]), requires_grad=True)
+    assert mg.gradcheck(lambda p, q: (p @ q).tanh(), [a, b])

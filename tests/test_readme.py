@@ -1,0 +1,17 @@
+"""README's autograd example runs as written and prints what its comment says."""
+import pathlib
+import re
+
+import numpy as np
+
+README = pathlib.Path(__file__).resolve().parent.parent / "README.md"
+
+
+def test_readme_autograd_example_runs(capsys):
+    text = README.read_text()
+    code = re.search(r"## Autograd in ten lines\n\n```python\n(.*?)```", text, re.S).group(1)
+    assert len(code.strip().splitlines()) <= 12
+    scope = {}
+    exec(compile(code, "README.md", "exec"), scope)
+    assert abs(scope["loss"].item() - 0.125) < 1e-7
+    np.testing.assert_allclose(scope["w"].numpy(), [[0.5 - 0.15], [-0.25 - 0.2]], rtol=1e-6)
