@@ -6,6 +6,13 @@ import numpy as np
 from ..tensor import Tensor
 
 
+class StateDictKeyError(KeyError):
+    """load_state_dict(): missing or unexpected keys (a KeyError with a readable message)."""
+
+    def __str__(self):
+        return str(self.args[0]) if self.args else ""
+
+
 class Parameter(Tensor):
     """A Tensor that a Module registers as one of its parameters (requires grad by default)."""
 
@@ -32,6 +39,13 @@ class Module:
             raise AttributeError(f"cannot assign {name!r} before Module.__init__() is called")
         if value is None and name in self._parameters:     # e.g. bias=False keeps the slot
             self._parameters[name] = None
+            return
+        if name in self._parameters and not isinstance(value, Parameter):
+            raise TypeError(f"cannot assign {type(value).__name__} as parameter {name!r} "
+                            f"(a Parameter or None is expected)")
+        if name in self._buffers and (value is None or isinstance(value, (np.ndarray, Tensor))):
+            self._buffers[name] = None if value is None else np.asarray(
+                value.data if isinstance(value, Tensor) else value)
             return
         for store in (self._parameters, self._buffers, self._modules):
             store.pop(name, None)
@@ -65,8 +79,20 @@ class Module:
         self._parameters[name] = param
 
     def register_buffer(self, name, array):
-        """A named array saved in state_dict but not trained (e.g. BatchNorm's running mean)."""
-        self._buffers[name] = None if array is None else np.asarray(array)
+        """A named ndarray saved in state_dict but not trained (e.g. BatchNorm's running mean).
+
+        Read it as an attribute (self.running_mean); assigning an array to the name
+        replaces the buffer; layers usually update it in place."""
+        if not isinstance(name, str) or not name or "." in name:
+            raise ValueError(f"register_buffer(): name must be a non-empty string without '.', got {name!r}")
+        if array is not None and not isinstance(array, (np.ndarray, Tensor, np.generic)):
+            raise TypeError(f"register_buffer(): {name!r} must be an ndarray or None, "
+                            f"got {type(array).__name__}")
+        self.__dict__.pop(name, None)
+        self._parameters.pop(name, None)
+        self._modules.pop(name, None)
+        self._buffers[name] = None if array is None else np.asarray(
+            array.data if isinstance(array, Tensor) else array)
 
     def add_module(self, name, module):
         if module is not None and not isinstance(module, Module):
@@ -113,11 +139,21 @@ class Module:
         for _, p in self.named_parameters(recurse=recurse):
             yield p
 
-    def named_buffers(self):
-        for mname, m in self.named_modules():
+    def named_buffers(self, prefix=""):
+        for mname, m in self.named_modules(prefix):
             for bname, b in m._buffers.items():
                 if b is not None:
                     yield (f"{mname}.{bname}" if mname else bname), b
+
+    def buffers(self):
+        for _, b in self.named_buffers():
+            yield b
+
+    def apply(self, fn):
+        """Call fn(m) on every sub-module (children first) and on self; returns self."""
+        for m in reversed(list(self.modules())):
+            fn(m)
+        return self
 
     # ---- modes and gradients --------------------------------------------------
     def train(self, mode=True):
@@ -153,8 +189,13 @@ class Module:
     def load_state_dict(self, state_dict, strict=True):
         """Copy arrays into the existing parameters and buffers, keeping their dtypes.
 
-        Raises KeyError for missing/unexpected keys (when strict) and ValueError for a
-        wrong shape, naming the key. Returns (missing_keys, unexpected_keys)."""
+        Everything is checked before anything is copied, so a failed load leaves the
+        model as it was: missing/unexpected keys (when strict) raise a KeyError naming
+        them, a wrong shape a ValueError, a non-numeric value a TypeError, each naming
+        the key. Returns (missing_keys, unexpected_keys)."""
+        if not hasattr(state_dict, "keys") or not hasattr(state_dict, "__getitem__"):
+            raise TypeError(f"load_state_dict(): expected a dict of name -> array, "
+                            f"got {type(state_dict).__name__}")
         own = OrderedDict()
         for mname, m in self.named_modules():
             for store in (m._parameters, m._buffers):
@@ -162,21 +203,28 @@ class Module:
                     if v is not None:
                         own[f"{mname}.{n}" if mname else n] = (m, store, n)
         missing = [k for k in own if k not in state_dict]
-        unexpected = [k for k in state_dict if k not in own]
+        unexpected = [k for k in state_dict.keys() if k not in own]
         if strict and (missing or unexpected):
-            raise KeyError(f"load_state_dict(): missing keys {missing}, unexpected keys {unexpected}")
+            raise StateDictKeyError(
+                f"load_state_dict() for {type(self).__name__}: "
+                + "; ".join(part for part in (
+                    f"missing keys {missing}" if missing else "",
+                    f"unexpected keys {unexpected}" if unexpected else "") if part))
+        updates = []
         for key, (m, store, n) in own.items():
             if key not in state_dict:
                 continue
-            value = np.asarray(state_dict[key].data if isinstance(state_dict[key], Tensor) else state_dict[key])
+            raw = state_dict[key]
+            value = np.asarray(raw.data if isinstance(raw, Tensor) else raw)
             current = store[n]
             cur_arr = current.data if isinstance(current, Tensor) else current
+            if value.dtype.kind not in "fiub":
+                raise TypeError(f"load_state_dict(): {key!r} has unsupported dtype {value.dtype}")
             if value.shape != cur_arr.shape:
                 raise ValueError(f"load_state_dict(): {key!r} has shape {value.shape} in the "
                                  f"state dict but {cur_arr.shape} in the model")
-            if value.dtype.kind not in "fiub":
-                raise TypeError(f"load_state_dict(): {key!r} has unsupported dtype {value.dtype}")
-            new = value.astype(cur_arr.dtype, copy=True)
+            updates.append((store, n, current, value.astype(cur_arr.dtype, copy=True)))
+        for store, n, current, new in updates:
             if isinstance(current, Tensor):
                 current.data = new
             else:
