@@ -1,4 +1,5 @@
 """Module and Parameter: the PyTorch-style container for layers and their weights."""
+import numbers
 from collections import OrderedDict
 
 import numpy as np
@@ -43,7 +44,7 @@ class Module:
         if name in self._parameters and not isinstance(value, Parameter):
             raise TypeError(f"cannot assign {type(value).__name__} as parameter {name!r} "
                             f"(a Parameter or None is expected)")
-        if name in self._buffers and (value is None or isinstance(value, (np.ndarray, Tensor))):
+        if name in self._buffers and (value is None or isinstance(value, (np.ndarray, np.generic, Tensor, numbers.Number))):
             self._buffers[name] = None if value is None else np.asarray(
                 value.data if isinstance(value, Tensor) else value)
             return

@@ -1,0 +1,92 @@
+"""Shared helpers for the benchmark scripts: paired timing and table printing.
+
+Protocol (issue 6): warm up, then time minigrad and the comparison in turn, pair by pair,
+and report the median of the pairwise ratios (the machine is shared; drift cancels in a
+pair) next to the median absolute times.
+"""
+import os
+import statistics
+import time
+
+
+def try_torch():
+    """torch if importable (an optional extra: pip install -e '.[bench]'), else None."""
+    try:
+        import torch
+    except ImportError:
+        return None
+    return torch
+
+
+def blas_info():
+    """Which OpenBLAS kernel NumPy runs, and whether the OPENBLAS_* overrides are set."""
+    env = {k: os.environ[k] for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE") if k in os.environ}
+    core = "?"
+    try:
+        from threadpoolctl import threadpool_info
+        for pool in threadpool_info():
+            if pool.get("internal_api") == "openblas":
+                core = pool.get("architecture", "?")
+                break
+    except ImportError:
+        pass
+    return f"OpenBLAS core: {core}; env overrides: {env or 'none'}"
+
+
+def timeit(fn, repeat):
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return times
+
+
+def paired(fn_a, fn_b, repeat=7, warmup=2):
+    """Run a, b alternately `repeat` times after `warmup` rounds.
+
+    Returns (median time a, median time b, median of the pairwise ratios a/b); b may be None."""
+    for _ in range(warmup):
+        fn_a()
+        if fn_b is not None:
+            fn_b()
+    ta, tb = [], []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn_a()
+        ta.append(time.perf_counter() - t0)
+        if fn_b is not None:
+            t0 = time.perf_counter()
+            fn_b()
+            tb.append(time.perf_counter() - t0)
+    if fn_b is None:
+        return statistics.median(ta), None, None
+    ratios = [a / b for a, b in zip(ta, tb)]
+    return statistics.median(ta), statistics.median(tb), statistics.median(ratios)
+
+
+def geomean(values):
+    values = [v for v in values if v is not None]
+    if not values:
+        return None
+    prod = 1.0
+    for v in values:
+        prod *= v
+    return prod ** (1 / len(values))
+
+
+def fmt_ms(t):
+    return "—" if t is None else f"{t * 1e3:8.2f}"
+
+
+def fmt_ratio(r):
+    return "—" if r is None else f"{r:5.2f}×"
+
+
+def print_table(headers, rows):
+    widths = [max(len(str(h)), *(len(str(r[i])) for r in rows)) for i, h in enumerate(headers)]
+    line = "  ".join(str(h).rjust(w) for h, w in zip(headers, widths))
+    print(line)
+    print("-" * len(line))
+    for r in rows:
+        print("  ".join(str(c).rjust(w) for c, w in zip(r, widths)))

@@ -1,0 +1,198 @@
+"""conv2d forward and backward: minigrad vs a plain-NumPy im2col baseline vs PyTorch.
+
+    python benchmarks/conv.py            # the full table
+    python benchmarks/conv.py --quick    # fewer repetitions
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/conv.py   # a user's defaults
+
+Protocol (issue 6): float32, NCHW; warm up; then, for each repetition, run minigrad,
+NumPy and PyTorch one after another and record the ratios of that repetition (the
+machine is shared; drift cancels within a pair); report medians of the absolute
+times and of the pairwise ratios. "bwd" is backward only (∂L/∂x, ∂L/∂w, ∂L/∂b for a
+given δ, graph already built, as `y.backward(δ)`), "f+b" is forward then backward.
+The NumPy baseline caches its im2col matrix in forward (as the usual NumPy
+implementations do) and computes ∂L/∂x by col2im with one strided add per tap.
+"""
+import argparse
+import math
+import os
+import sys
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import minigrad as mg                               # noqa: E402
+import minigrad.nn.functional as F                  # noqa: E402
+
+try:
+    import torch
+except ImportError:                                 # PyTorch is optional
+    torch = None
+
+# (name, N, C, H=W, K, kernel, stride, pad)
+SHAPES = [
+    ("lenet-c1", 64, 1, 28, 6, 5, 1, 2),
+    ("lenet-c2", 64, 6, 14, 16, 5, 1, 0),
+    ("cifar-3x3", 64, 3, 32, 16, 3, 1, 1),
+    ("res-56-s1", 32, 64, 56, 64, 3, 1, 1),
+    ("res-56-s2", 32, 64, 56, 128, 3, 2, 1),
+    ("res-14-s1", 8, 256, 14, 256, 3, 1, 1),
+    ("res-32-s2", 32, 32, 32, 64, 3, 2, 1),
+    ("stem-7x7", 16, 3, 224, 64, 7, 2, 3),
+]
+
+
+# ---- plain NumPy baseline ------------------------------------------------------------
+
+class NumpyConv:
+    """im2col with sliding_window_view + one GEMM; backward: GEMMs + col2im by taps."""
+
+    def __init__(self, x, w, b, stride, pad):
+        self.x, self.w, self.b, self.s, self.p = x, w, b, stride, pad
+
+    def forward(self):
+        x, w, s, p = self.x, self.w, self.s, self.p
+        N, C, H, W = x.shape
+        K, _, kh, kw = w.shape
+        xp = np.pad(x, ((0, 0), (0, 0), (p, p), (p, p)))
+        win = np.lib.stride_tricks.sliding_window_view(xp, (kh, kw), axis=(2, 3))[:, :, ::s, ::s]
+        N, C, OH, OW = win.shape[:4]
+        self.cols = win.transpose(1, 4, 5, 0, 2, 3).reshape(C * kh * kw, N * OH * OW)
+        y = w.reshape(K, -1) @ self.cols                  # (K, C·kh·kw) @ (C·kh·kw, N·OH·OW)
+        self.out_shape = (N, K, OH, OW)
+        return y.reshape(K, N, OH, OW).transpose(1, 0, 2, 3) + self.b.reshape(1, K, 1, 1)
+
+    def backward(self, δ):
+        x, w, s, p = self.x, self.w, self.s, self.p
+        N, C, H, W = x.shape
+        K, _, kh, kw = w.shape
+        _, _, OH, OW = δ.shape
+        db = δ.sum(axis=(0, 2, 3))
+        δt = δ.transpose(1, 0, 2, 3).reshape(K, -1)      # (K, N·OH·OW)
+        dw = (δt @ self.cols.T).reshape(w.shape)         # (K, N·OH·OW) @ (N·OH·OW, C·kh·kw)
+        dcols = (w.reshape(K, -1).T @ δt).reshape(C, kh, kw, N, OH, OW)
+        dxp = np.zeros((N, C, H + 2 * p, W + 2 * p), x.dtype)
+        for i in range(kh):
+            for j in range(kw):
+                dxp[:, :, i:i + s * OH:s, j:j + s * OW:s] += dcols[:, i, j].transpose(1, 0, 2, 3)
+        return dxp[:, :, p:p + H, p:p + W], dw, db
+
+
+# ---- timing ----------------------------------------------------------------------------
+
+def _t(fn, *args):
+    """(seconds, result) of one call."""
+    t0 = time.perf_counter()
+    out = fn(*args)
+    return time.perf_counter() - t0, out
+
+
+def bench_shape(shape, reps, warmup):
+    name, N, C, H, K, k, s, p = shape
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((N, C, H, H), dtype=np.float32)
+    w = (rng.standard_normal((K, C, k, k), dtype=np.float32) / math.sqrt(C * k * k)).astype(np.float32)
+    b = rng.standard_normal(K, dtype=np.float32)
+
+    # minigrad
+    mx, mw, mb = (mg.tensor(a, requires_grad=True) for a in (x, w, b))
+    def mg_fwd():
+        return F.conv2d(mx, mw, mb, stride=s, padding=p)
+    y = mg_fwd()
+    δ = rng.standard_normal(y.shape, dtype=np.float32)
+    def mg_bwd(y):
+        mx.grad = mw.grad = mb.grad = None
+        y.backward(δ, retain_graph=True)
+
+    # NumPy baseline
+    def np_fwd():
+        c = NumpyConv(x, w, b, s, p)
+        c.forward()
+        return c
+
+    # PyTorch
+    if torch is not None:
+        tx, tw, tb = (torch.from_numpy(a.copy()).requires_grad_() for a in (x, w, b))
+        tδ = torch.from_numpy(δ)
+        def th_fwd():
+            return torch.nn.functional.conv2d(tx, tw, tb, stride=s, padding=p)
+        def th_bwd(y):
+            tx.grad = tw.grad = tb.grad = None
+            y.backward(tδ, retain_graph=True)
+
+    rows = {key: [] for key in ("mg_f", "mg_b", "np_f", "np_b", "th_f", "th_b")}
+    for it in range(warmup + reps):
+        r = {}
+        r["mg_f"], y = _t(mg_fwd)
+        r["mg_b"], _ = _t(mg_bwd, y)
+        del y
+        r["np_f"], c = _t(np_fwd)
+        r["np_b"], _ = _t(c.backward, δ)
+        del c
+        if torch is not None:
+            r["th_f"], ty = _t(th_fwd)
+            r["th_b"], _ = _t(th_bwd, ty)
+            del ty
+        if it >= warmup:
+            for key, v in r.items():
+                rows[key].append(v)
+    return {k: np.array(v) for k, v in rows.items() if v}
+
+
+def sgemm_gflops():
+    a = np.random.default_rng(0).standard_normal((2048, 2048), dtype=np.float32)
+    a @ a
+    ts = [_t(np.matmul, a, a)[0] for _ in range(5)]
+    return 2 * 2048 ** 3 / min(ts) / 1e9
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="3 repetitions instead of 11")
+    ap.add_argument("--only", default="", help="comma-separated shape names")
+    args = ap.parse_args()
+    reps, warmup = (3, 1) if args.quick else (11, 2)
+    shapes = [s for s in SHAPES if not args.only or s[0] in args.only.split(",")]
+
+    env = {k: os.environ.get(k, "unset") for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")}
+    print(f"minigrad threads {mg.get_num_threads()}, "
+          f"torch {torch.__version__ + ' threads ' + str(torch.get_num_threads()) if torch else 'not installed'}, "
+          f"numpy {np.__version__}, {env}")
+    peak = sgemm_gflops()
+    print(f"NumPy sgemm 2048³: {peak:.0f} GFLOP/s; {reps} paired repetitions, medians; times in ms\n")
+
+    hdr = (f"{'shape':<10} {'N,C,H,K,k,s,p':<22} | {'mg fwd':>7} {'np fwd':>7} {'th fwd':>7} "
+           f"{'mg/np':>6} {'mg/th':>6} | {'mg bwd':>7} {'np bwd':>7} {'th bwd':>7} {'mg/np':>6} "
+           f"{'mg/th':>6} | {'f+b mg/th':>9} {'fwd GF/s':>8} {'%sgemm':>6}")
+    print(hdr)
+    print("-" * len(hdr))
+    geo = {"f": [], "b": [], "fb": []}
+    for shape in shapes:
+        name, N, C, H, K, k, s, p = shape
+        r = bench_shape(shape, reps, warmup)
+        med = {key: float(np.median(v)) * 1e3 for key, v in r.items()}
+        ratio = lambda a, b: float(np.median(r[a] / r[b]))
+        OH = (H + 2 * p - k) // s + 1
+        flops = 2 * N * K * OH * OH * C * k * k
+        gf = flops / (med["mg_f"] / 1e3) / 1e9
+        th = torch is not None
+        fth = ratio("mg_f", "th_f") if th else float("nan")
+        bth = ratio("mg_b", "th_b") if th else float("nan")
+        fbth = float(np.median((r["mg_f"] + r["mg_b"]) / (r["th_f"] + r["th_b"]))) if th else float("nan")
+        if th:
+            geo["f"].append(fth)
+            geo["b"].append(bth)
+            geo["fb"].append(fbth)
+        print(f"{name:<10} {f'{N},{C},{H},{K},{k},{s},{p}':<22} | {med['mg_f']:7.2f} {med['np_f']:7.2f} "
+              f"{med.get('th_f', float('nan')):7.2f} {ratio('mg_f', 'np_f'):6.2f} {fth:6.2f} | "
+              f"{med['mg_b']:7.2f} {med['np_b']:7.2f} {med.get('th_b', float('nan')):7.2f} "
+              f"{ratio('mg_b', 'np_b'):6.2f} {bth:6.2f} | {fbth:9.2f} {gf:8.0f} {100 * gf / peak:5.0f}%",
+              flush=True)
+    if geo["f"]:
+        g = {k: math.exp(np.mean(np.log(v))) for k, v in geo.items()}
+        print(f"\ngeomean minigrad/PyTorch: forward {g['f']:.2f}, backward {g['b']:.2f}, "
+              f"forward+backward {g['fb']:.2f}")
+
+
+if __name__ == "__main__":
+    main()

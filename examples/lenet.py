@@ -1,0 +1,213 @@
+"""Train LeNet-5 on Fashion-MNIST with minigrad (the project's main job).
+
+    python examples/lenet.py                       # 10 epochs, Adam 2e-3 with a cosine schedule
+    python examples/lenet.py --epochs 1 --plots plots --save lenet.npz
+    python examples/lenet.py --resume lenet.npz --epochs 12
+
+The data comes from Debian's dataset-fashion-mnist package (/usr/share/datasets/fashion-mnist):
+    apt-get install -y dataset-fashion-mnist
+"""
+import argparse
+import os
+import sys
+import time
+
+import numpy as np
+
+import minigrad as mg
+import minigrad.nn as nn
+import minigrad.nn.functional as F
+from minigrad.data import DataLoader, load_fashion_mnist
+
+CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+           "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
+
+
+def lenet5(activation="relu"):
+    """LeNet-5 as in the notes: conv 6@5×5 pad 2 → act → pool 2 → conv 16@5×5 → act → pool 2
+    → 120 → 84 → 10. Shapes for one 1×28×28 image: 6×28×28 → 6×14×14 → 16×10×10 → 16×5×5."""
+    act = {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid}[activation]
+    return nn.Sequential(
+        nn.Conv2d(1, 6, 5, padding=2), act(), nn.MaxPool2d(2),
+        nn.Conv2d(6, 16, 5), act(), nn.MaxPool2d(2),
+        nn.Flatten(),
+        nn.Linear(16 * 5 * 5, 120), act(),
+        nn.Linear(120, 84), act(),
+        nn.Linear(84, 10),
+    )
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--epochs", type=int, default=10, help="number of epochs (default 10)")
+    p.add_argument("--batch-size", type=int, default=64, help="minibatch size (default 64)")
+    p.add_argument("--lr", type=float, default=None,
+                   help="peak learning rate (default 2e-3 for adam/adamw, 0.05 for sgd)")
+    p.add_argument("--optimizer", choices=["adam", "adamw", "sgd"], default="adam")
+    p.add_argument("--schedule", choices=["cosine", "step", "none"], default="cosine",
+                   help="learning-rate schedule over all steps (default cosine)")
+    p.add_argument("--activation", choices=["relu", "tanh", "sigmoid"], default="relu")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--data", default="/usr/share/datasets/fashion-mnist",
+                   help="directory with the Fashion-MNIST IDX files")
+    p.add_argument("--threads", type=int, default=None, help="kernel threads (default: all CPUs)")
+    p.add_argument("--save", default=None, help="write a checkpoint (.npz) after every epoch")
+    p.add_argument("--resume", default=None, help="continue from a checkpoint written by --save")
+    p.add_argument("--plots", default=None, help="directory for PNG plots (needs matplotlib)")
+    p.add_argument("--limit", type=int, default=None, help=argparse.SUPPRESS)  # train on the first N images (tests)
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    args = p.parse_args(argv)
+    if args.lr is None:
+        args.lr = 0.05 if args.optimizer == "sgd" else 2e-3
+    for name in ("epochs", "batch_size"):
+        if getattr(args, name) < 1:
+            p.error(f"--{name.replace('_', '-')} must be at least 1")
+    return args
+
+
+def make_optimizer(name, params, lr):
+    if name == "sgd":
+        return mg.optim.SGD(params, lr=lr, momentum=0.9, nesterov=True, weight_decay=5e-4)
+    if name == "adamw":
+        return mg.optim.AdamW(params, lr=lr)
+    return mg.optim.Adam(params, lr=lr)
+
+
+def make_schedule(name, opt, total_steps):
+    if name == "cosine":
+        return mg.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total_steps)
+    if name == "step":
+        return mg.optim.lr_scheduler.StepLR(opt, step_size=max(1, total_steps // 3), gamma=0.1)
+    return None
+
+
+def evaluate(model, images, labels, batch_size=1000):
+    """Accuracy and mean loss on (images, labels), in eval mode, without a graph."""
+    model.eval()
+    correct, total_loss = 0, 0.0
+    with mg.no_grad():
+        for i in range(0, len(images), batch_size):
+            x, y = mg.tensor(images[i:i + batch_size]), mg.tensor(labels[i:i + batch_size])
+            logits = model(x)
+            total_loss += F.cross_entropy(logits, y, reduction="sum").item()
+            correct += int((logits.numpy().argmax(1) == y.numpy()).sum())
+    model.train()
+    return correct / len(images), total_loss / len(images)
+
+
+class Progress:
+    """A tqdm bar when tqdm is installed, else a line every few hundred steps."""
+
+    def __init__(self, total, desc, quiet):
+        self.bar = None
+        self.quiet = quiet
+        if not quiet:
+            try:
+                from tqdm import tqdm
+                self.bar = tqdm(total=total, desc=desc, leave=True, file=sys.stdout, dynamic_ncols=True)
+            except ImportError:
+                pass
+        self.desc, self.n, self.total = desc, 0, total
+
+    def update(self, **stats):
+        self.n += 1
+        if self.bar is not None:
+            self.bar.set_postfix(stats, refresh=False)
+            self.bar.update(1)
+        elif not self.quiet and (self.n % 200 == 0 or self.n == self.total):
+            print(f"{self.desc} {self.n}/{self.total} " + " ".join(f"{k}={v}" for k, v in stats.items()),
+                  flush=True)
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
+
+
+def train(args):
+    if args.threads:
+        mg.set_num_threads(args.threads)
+    mg.manual_seed(args.seed)
+
+    x_train, y_train = load_fashion_mnist(args.data, train=True)
+    x_test, y_test = load_fashion_mnist(args.data, train=False)
+    if args.limit:
+        x_train, y_train = x_train[:args.limit], y_train[:args.limit]
+    # standardise with the training set's statistics (pixels are in [0, 1])
+    mean, std = float(x_train.mean()), float(x_train.std())
+    x_train = (x_train - mean) / std
+    x_test = (x_test - mean) / std
+
+    model = lenet5(args.activation)
+    opt = make_optimizer(args.optimizer, model.parameters(), args.lr)
+    loader = DataLoader((x_train, y_train), batch_size=args.batch_size, shuffle=True,
+                        drop_last=True, seed=args.seed)
+    sched = make_schedule(args.schedule, opt, args.epochs * len(loader))
+    history = {"epoch": [], "train_loss": [], "train_acc": [], "test_loss": [], "test_acc": []}
+    start_epoch = 0
+    if args.resume:
+        ckpt = mg.load(args.resume)
+        model.load_state_dict(ckpt["model"])
+        opt.load_state_dict(ckpt["optimizer"])
+        if sched is not None and "scheduler" in ckpt:
+            sched.load_state_dict(ckpt["scheduler"])
+        history = {k: list(v) for k, v in ckpt["history"].items()}
+        start_epoch = int(ckpt["epoch"])
+        print(f"resumed from {args.resume} after epoch {start_epoch}")
+
+    print(model)
+    print(f"{sum(p.size for p in model.parameters()):,} parameters; {len(x_train):,} training "
+          f"images, {len(x_test):,} test images; {args.optimizer} lr={args.lr} "
+          f"schedule={args.schedule} batch={args.batch_size}; {mg.get_num_threads()} threads")
+
+    t_start, images_seen, train_time = time.perf_counter(), 0, 0.0
+    for epoch in range(start_epoch, args.epochs):
+        loader.set_epoch(epoch)
+        bar = Progress(len(loader), f"epoch {epoch + 1}/{args.epochs}", args.quiet)
+        t0, seen, correct, loss_sum = time.perf_counter(), 0, 0, 0.0
+        for x, y in loader:
+            logits = model(x)
+            loss = F.cross_entropy(logits, y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            if sched is not None:
+                sched.step()
+            n = len(y)
+            seen += n
+            loss_sum += loss.item() * n
+            correct += int((logits.numpy().argmax(1) == y.numpy()).sum())
+            bar.update(loss=f"{loss_sum / seen:.4f}", acc=f"{correct / seen:.4f}",
+                       img_s=f"{seen / (time.perf_counter() - t0):.0f}")
+        bar.close()
+        epoch_time = time.perf_counter() - t0
+        train_time += epoch_time
+        images_seen += seen
+        test_acc, test_loss = evaluate(model, x_test, y_test)
+        for k, v in (("epoch", epoch + 1), ("train_loss", loss_sum / seen), ("train_acc", correct / seen),
+                     ("test_loss", test_loss), ("test_acc", test_acc)):
+            history[k].append(v)
+        print(f"epoch {epoch + 1}: train loss {loss_sum / seen:.4f} acc {correct / seen:.4f} | "
+              f"test loss {test_loss:.4f} acc {test_acc:.4f} | {epoch_time:.1f} s, "
+              f"{seen / epoch_time:.0f} images/s", flush=True)
+        if args.save:
+            ckpt = {"model": model.state_dict(), "optimizer": opt.state_dict(),
+                    "history": {k: np.asarray(v) for k, v in history.items()}, "epoch": epoch + 1}
+            if sched is not None:
+                ckpt["scheduler"] = sched.state_dict()
+            mg.save(ckpt, args.save)
+
+    wall = time.perf_counter() - t_start
+    if history["test_acc"]:
+        best = int(np.argmax(history["test_acc"]))
+        print(f"best test accuracy {history['test_acc'][best]:.4f} (epoch {history['epoch'][best]}); "
+              f"wall time {wall:.1f} s; training {images_seen / max(train_time, 1e-9):.0f} images/s")
+    if args.plots:
+        from plots import write_plots
+        write_plots(args.plots, model, history, x_test, y_test, mean, std, CLASSES)
+        print(f"plots written to {args.plots}/")
+    return model, history
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    train(parse_args())

@@ -1,0 +1,358 @@
+# Pooling kernels: max pooling with its argmax mask and the backward through it;
+# average pooling (fixed, 'same' and adaptive windows) forward and backward.
+#
+# Contract (minigrad/ops/pool.py keeps it; bounds checks are off by default, see setup.py):
+# - activations come as C-contiguous (P, H, W) planes, P = N·C, every plane pooled alike;
+# - the windows are described *per axis* by small tables the Python side computes, so
+#   one kernel serves every padding form, ceil_mode, 'same' and adaptive pooling:
+#       output row i reads the input rows  h = h_lo[i], h_lo[i] + D_h, ... < h_hi[i]
+#       output col j reads the input cols  w = w_lo[j], w_lo[j] + D_w, ... < w_hi[j]
+#   The tables list real rows/cols only (0 ≤ h < H): padding is never read. For max
+#   pooling that *is* padding with −inf; average pooling accounts for padding in its
+#   divisor tables instead;
+# - the mask is int32: the flat index h·W + w of the winner inside its H·W plane, or −1
+#   for a window with no real element (possible only with dilation: its output is −inf
+#   and it passes no gradient). The Python op checks H·W < 2³¹.
+#
+# Every kernel parallelises so that no two threads ever write the same element: the
+# forwards over output rows (P·OH of them), the backwards over planes (windows may
+# overlap inside a plane, never across planes), or over output rows when the windows
+# are 2×2 with stride 2 (two output rows never share an input row).
+from cython.parallel cimport prange
+from libc.math cimport INFINITY
+from libc.string cimport memset
+
+ctypedef fused floating:
+    float
+    double
+
+
+cdef extern from *:
+    """
+    /* Σ a[0..n): `omp simd reduction` lets the compiler keep several partial sums in
+       SIMD registers (reassociating the adds, as numpy's pairwise sum also does);
+       without OpenMP the pragma is ignored and the loop stays a plain serial sum. */
+    static inline float minigrad_sum_f(const float *a, Py_ssize_t n) {
+        float s = 0;
+        #pragma omp simd reduction(+:s)
+        for (Py_ssize_t i = 0; i < n; i++) s += a[i];
+        return s;
+    }
+    static inline double minigrad_sum_d(const double *a, Py_ssize_t n) {
+        double s = 0;
+        #pragma omp simd reduction(+:s)
+        for (Py_ssize_t i = 0; i < n; i++) s += a[i];
+        return s;
+    }
+    """
+    float _sum_f "minigrad_sum_f"(const float *a, Py_ssize_t n) noexcept nogil
+    double _sum_d "minigrad_sum_d"(const double *a, Py_ssize_t n) noexcept nogil
+
+
+# Work on fewer input elements than this runs on one thread: waking a team costs more.
+cdef enum:
+    GRAIN = 32768
+
+
+cdef inline int _threads(Py_ssize_t work, int num_threads) noexcept nogil:
+    return num_threads if work >= GRAIN else 1
+
+
+# ---- max pooling -------------------------------------------------------------------
+
+def max_pool2d_forward(const floating[:, :, ::1] x,        # IN  (P, H, W)
+                       const Py_ssize_t[::1] h_lo,          # IN  (OH,) first real row of window i
+                       const Py_ssize_t[::1] h_hi,          # IN  (OH,) end (exclusive) of its rows
+                       Py_ssize_t dh,                       # IN  dilation D_h (row step)
+                       const Py_ssize_t[::1] w_lo,          # IN  (OW,)
+                       const Py_ssize_t[::1] w_hi,          # IN  (OW,)
+                       Py_ssize_t dw,                       # IN  dilation D_w
+                       floating[:, :, ::1] y,               # OUT (P, OH, OW)
+                       int[:, :, ::1] mask,                 # OUT (P, OH, OW) flat index of the winner
+                       int num_threads):
+    """y[p,i,j] = max of x[p,h,w] over the window (i,j); mask[p,i,j] = h·W + w of the winner.
+
+    Scan order is row-major; the winner is the first element strictly greater than all
+    before it, or the last NaN (a NaN wins its window: `v > best or v != v`, as PyTorch).
+    An all −inf window returns −inf and the index of its first element.
+    """
+    cdef Py_ssize_t P = x.shape[0], H = x.shape[1], W = x.shape[2]
+    cdef Py_ssize_t OH = y.shape[1], OW = y.shape[2]
+    cdef Py_ssize_t r, p, i, j, h, w
+    cdef int arg
+    cdef floating v, best
+    cdef int nt = _threads(P * H * W, num_threads)
+    with nogil:
+        for r in prange(P * OH, schedule='static', num_threads=nt):
+            p = r // OH
+            i = r - p * OH
+            for j in range(OW):
+                best = -INFINITY
+                arg = -1
+                if h_lo[i] < h_hi[i] and w_lo[j] < w_hi[j]:
+                    arg = <int>(h_lo[i] * W + w_lo[j])
+                h = h_lo[i]
+                while h < h_hi[i]:
+                    w = w_lo[j]
+                    while w < w_hi[j]:
+                        v = x[p, h, w]
+                        if v > best:
+                            arg = <int>(h * W + w)
+                        best = v if v > best else best  # maxss: no branch to mispredict
+                        if v != v:                       # NaN wins (rare: a predictable branch)
+                            best = v
+                            arg = <int>(h * W + w)
+                        w = w + dw
+                    h = h + dh
+                y[p, i, j] = best
+                mask[p, i, j] = arg
+
+
+def max_pool2d_2x2_forward(const floating[:, :, ::1] x,    # IN  (P, H, W), H ≥ 2·OH, W ≥ 2·OW
+                           floating[:, :, ::1] y,           # OUT (P, OH, OW)
+                           int[:, :, ::1] mask,             # OUT (P, OH, OW)
+                           int num_threads):
+    """The same as max_pool2d_forward for 2×2 windows, stride 2, no padding, no dilation:
+    y[p,i,j] = max(x[p,2i,2j], x[p,2i,2j+1], x[p,2i+1,2j], x[p,2i+1,2j+1]), same tie/NaN rule."""
+    cdef Py_ssize_t P = x.shape[0], H = x.shape[1], W = x.shape[2]
+    cdef Py_ssize_t OH = y.shape[1], OW = y.shape[2]
+    cdef Py_ssize_t r, p, i, j, h, w
+    cdef int arg
+    cdef floating v, best
+    cdef int nt = _threads(P * H * W, num_threads)
+    with nogil:
+        for r in prange(P * OH, schedule='static', num_threads=nt):
+            p = r // OH
+            i = r - p * OH
+            h = 2 * i
+            for j in range(OW):
+                w = 2 * j
+                best = x[p, h, w]
+                arg = <int>(h * W + w)
+                v = x[p, h, w + 1]
+                if v > best:
+                    arg = <int>(h * W + w + 1)
+                best = v if v > best else best
+                if v != v:
+                    best = v
+                    arg = <int>(h * W + w + 1)
+                v = x[p, h + 1, w]
+                if v > best:
+                    arg = <int>((h + 1) * W + w)
+                best = v if v > best else best
+                if v != v:
+                    best = v
+                    arg = <int>((h + 1) * W + w)
+                v = x[p, h + 1, w + 1]
+                if v > best:
+                    arg = <int>((h + 1) * W + w + 1)
+                best = v if v > best else best
+                if v != v:
+                    best = v
+                    arg = <int>((h + 1) * W + w + 1)
+                y[p, i, j] = best
+                mask[p, i, j] = arg
+
+
+def max_pool2d_backward(const floating[:, :, ::1] dy,      # IN  (P, OH, OW) δ = ∂L/∂y
+                        const int[:, :, ::1] mask,          # IN  (P, OH, OW) from the forward
+                        floating[:, :, ::1] dx,             # OUT (P, H, W) ∂L/∂x (need not be zeroed)
+                        int num_threads):
+    """∂L/∂x[p, k // W, k % W] = Σ over outputs (i,j) with mask[p,i,j] = k of δ[p,i,j]
+
+    (seed 004's upsample(δ)): δ goes to the winner only; overlapping windows that share
+    a winner accumulate. One thread owns a whole plane, so the += never races.
+    """
+    cdef Py_ssize_t P = dx.shape[0], H = dx.shape[1], W = dx.shape[2]
+    cdef Py_ssize_t OH = dy.shape[1], OW = dy.shape[2]
+    cdef Py_ssize_t p, i, j
+    cdef int k
+    cdef floating* plane
+    cdef int nt = _threads(P * H * W, num_threads)
+    with nogil:
+        for p in prange(P, schedule='static', num_threads=nt):
+            plane = &dx[p, 0, 0]
+            memset(plane, 0, H * W * sizeof(floating))
+            for i in range(OH):
+                for j in range(OW):
+                    k = mask[p, i, j]
+                    if k >= 0:
+                        plane[k] = plane[k] + dy[p, i, j]
+
+
+def max_pool2d_2x2_backward(const floating[:, :, ::1] dy,  # IN  (P, OH, OW)
+                            const int[:, :, ::1] mask,      # IN  (P, OH, OW)
+                            floating[:, :, ::1] dx,         # OUT (P, H, W) (need not be zeroed)
+                            int num_threads):
+    """max_pool2d_backward for 2×2 windows with stride 2: the windows tile the plane, so
+    each dx element is written exactly once, δ at the winner and 0 at the other three;
+    rows/cols past 2·OH, 2·OW belong to no window and get 0."""
+    cdef Py_ssize_t P = dx.shape[0], H = dx.shape[1], W = dx.shape[2]
+    cdef Py_ssize_t OH = dy.shape[1], OW = dy.shape[2]
+    cdef Py_ssize_t r, p, i, j, h, w, k, hh
+    cdef floating g
+    cdef int nt = _threads(P * H * W, num_threads)
+    with nogil:
+        for r in prange(P * OH, schedule='static', num_threads=nt):
+            p = r // OH
+            i = r - p * OH
+            h = 2 * i
+            for j in range(OW):
+                w = 2 * j
+                g = dy[p, i, j]
+                k = mask[p, i, j]
+                dx[p, h, w] = g if k == h * W + w else 0
+                dx[p, h, w + 1] = g if k == h * W + w + 1 else 0
+                dx[p, h + 1, w] = g if k == (h + 1) * W + w else 0
+                dx[p, h + 1, w + 1] = g if k == (h + 1) * W + w + 1 else 0
+            for w in range(2 * OW, W):                       # columns right of the last window
+                dx[p, h, w] = 0
+                dx[p, h + 1, w] = 0
+            if i == OH - 1:                                  # rows below the last window
+                for hh in range(2 * OH, H):
+                    memset(&dx[p, hh, 0], 0, W * sizeof(floating))
+
+
+# ---- average pooling ---------------------------------------------------------------
+
+def avg_pool2d_forward(const floating[:, :, ::1] x,        # IN  (P, H, W)
+                       const Py_ssize_t[::1] h_lo,          # IN  (OH,) first real row of window i
+                       const Py_ssize_t[::1] h_hi,          # IN  (OH,) end (exclusive)
+                       const Py_ssize_t[::1] h_div,         # IN  (OH,) row factor of the divisor
+                       const Py_ssize_t[::1] w_lo,          # IN  (OW,)
+                       const Py_ssize_t[::1] w_hi,          # IN  (OW,)
+                       const Py_ssize_t[::1] w_div,         # IN  (OW,) column factor of the divisor
+                       floating[:, :, ::1] y,               # OUT (P, OH, OW)
+                       int num_threads):
+    """y[p,i,j] = (Σ_{h_lo[i] ≤ h < h_hi[i]} Σ_{w_lo[j] ≤ w < w_hi[j]} x[p,h,w]) / (h_div[i]·w_div[j])
+
+    The divisor is separable for every rule the Python side offers (count_include_pad,
+    real elements only, adaptive windows, divisor_override as h_div = d, w_div = 1)."""
+    cdef Py_ssize_t P = x.shape[0], H = x.shape[1], W = x.shape[2]
+    cdef Py_ssize_t OH = y.shape[1], OW = y.shape[2]
+    cdef Py_ssize_t r, p, i, j, h, w
+    cdef floating s
+    cdef int nt = _threads(P * H * W, num_threads)
+    with nogil:
+        for r in prange(P * OH, schedule='static', num_threads=nt):
+            p = r // OH
+            i = r - p * OH
+            for j in range(OW):
+                s = 0
+                for h in range(h_lo[i], h_hi[i]):
+                    for w in range(w_lo[j], w_hi[j]):
+                        s = s + x[p, h, w]
+                y[p, i, j] = s / <floating>(h_div[i] * w_div[j])
+
+
+def avg_pool2d_2x2_forward(const floating[:, :, ::1] x,    # IN  (P, H, W), H ≥ 2·OH, W ≥ 2·OW
+                           floating[:, :, ::1] y,           # OUT (P, OH, OW)
+                           Py_ssize_t divisor,              # IN  4, or divisor_override
+                           int num_threads):
+    """y[p,i,j] = (x[p,2i,2j] + x[p,2i,2j+1] + x[p,2i+1,2j] + x[p,2i+1,2j+1]) / divisor"""
+    cdef Py_ssize_t P = x.shape[0], H = x.shape[1], W = x.shape[2]
+    cdef Py_ssize_t OH = y.shape[1], OW = y.shape[2]
+    cdef Py_ssize_t r, p, i, j, h, w
+    cdef floating d = <floating>divisor
+    cdef int nt = _threads(P * H * W, num_threads)
+    with nogil:
+        for r in prange(P * OH, schedule='static', num_threads=nt):
+            p = r // OH
+            i = r - p * OH
+            h = 2 * i
+            for j in range(OW):
+                w = 2 * j
+                y[p, i, j] = (x[p, h, w] + x[p, h, w + 1] + x[p, h + 1, w] + x[p, h + 1, w + 1]) / d
+
+
+def avg_pool2d_backward(const floating[:, :, ::1] dy,      # IN  (P, OH, OW) δ
+                        const Py_ssize_t[::1] h_lo,         # IN  (OH,) the forward's tables
+                        const Py_ssize_t[::1] h_hi,
+                        const Py_ssize_t[::1] h_div,
+                        const Py_ssize_t[::1] w_lo,
+                        const Py_ssize_t[::1] w_hi,
+                        const Py_ssize_t[::1] w_div,
+                        floating[:, :, ::1] dx,             # OUT (P, H, W) (need not be zeroed)
+                        int num_threads):
+    """∂L/∂x[p,h,w] = Σ over windows (i,j) containing (h,w) of δ[p,i,j] / (h_div[i]·w_div[j])
+
+    (seed 004: δ/(m·n) spread over the window; overlapping windows accumulate, one
+    thread per plane so the += never races)."""
+    cdef Py_ssize_t P = dx.shape[0], H = dx.shape[1], W = dx.shape[2]
+    cdef Py_ssize_t OH = dy.shape[1], OW = dy.shape[2]
+    cdef Py_ssize_t p, i, j, h, w
+    cdef floating g
+    cdef int nt = _threads(P * H * W, num_threads)
+    with nogil:
+        for p in prange(P, schedule='static', num_threads=nt):
+            memset(&dx[p, 0, 0], 0, H * W * sizeof(floating))
+            for i in range(OH):
+                for j in range(OW):
+                    g = dy[p, i, j] / <floating>(h_div[i] * w_div[j])
+                    for h in range(h_lo[i], h_hi[i]):
+                        for w in range(w_lo[j], w_hi[j]):
+                            dx[p, h, w] = dx[p, h, w] + g
+
+
+def avg_pool2d_2x2_backward(const floating[:, :, ::1] dy,  # IN  (P, OH, OW)
+                            floating[:, :, ::1] dx,         # OUT (P, H, W) (need not be zeroed)
+                            Py_ssize_t divisor,             # IN  4, or divisor_override
+                            int num_threads):
+    """∂L/∂x = δ[p,i,j] / divisor on each of the four inputs of window (i,j); 0 on rows/cols
+    past 2·OH, 2·OW. Each dx element is written exactly once."""
+    cdef Py_ssize_t P = dx.shape[0], H = dx.shape[1], W = dx.shape[2]
+    cdef Py_ssize_t OH = dy.shape[1], OW = dy.shape[2]
+    cdef Py_ssize_t r, p, i, j, h, w, hh
+    cdef floating g, d = <floating>divisor
+    cdef int nt = _threads(P * H * W, num_threads)
+    with nogil:
+        for r in prange(P * OH, schedule='static', num_threads=nt):
+            p = r // OH
+            i = r - p * OH
+            h = 2 * i
+            for j in range(OW):
+                w = 2 * j
+                g = dy[p, i, j] / d
+                dx[p, h, w] = g
+                dx[p, h, w + 1] = g
+                dx[p, h + 1, w] = g
+                dx[p, h + 1, w + 1] = g
+            for w in range(2 * OW, W):                       # columns right of the last window
+                dx[p, h, w] = 0
+                dx[p, h + 1, w] = 0
+            if i == OH - 1:
+                for hh in range(2 * OH, H):
+                    memset(&dx[p, hh, 0], 0, W * sizeof(floating))
+
+
+def avg_pool2d_plane_forward(const floating[:, ::1] x,     # IN  (P, H·W) whole planes
+                             floating[::1] y,               # OUT (P,)
+                             Py_ssize_t divisor,            # IN  H·W, or divisor_override
+                             int num_threads):
+    """One window covering the whole plane (global average pooling):
+    y[p] = Σ_k x[p,k] / divisor, the sum vectorised (see _sum_f/_sum_d)."""
+    cdef Py_ssize_t P = x.shape[0], n = x.shape[1]
+    cdef Py_ssize_t p
+    cdef int nt = _threads(P * n, num_threads)
+    with nogil:
+        for p in prange(P, schedule='static', num_threads=nt):
+            if floating is float:
+                y[p] = _sum_f(&x[p, 0], n) / <floating>divisor
+            else:
+                y[p] = _sum_d(&x[p, 0], n) / <floating>divisor
+
+
+def avg_pool2d_plane_backward(const floating[::1] dy,      # IN  (P,) δ
+                              floating[:, ::1] dx,          # OUT (P, H·W)
+                              Py_ssize_t divisor,           # IN  as in the forward
+                              int num_threads):
+    """∂L/∂x[p,k] = δ[p] / divisor for every element k of the plane."""
+    cdef Py_ssize_t P = dx.shape[0], n = dx.shape[1]
+    cdef Py_ssize_t p, k
+    cdef floating g
+    cdef int nt = _threads(P * n, num_threads)
+    with nogil:
+        for p in prange(P, schedule='static', num_threads=nt):
+            g = dy[p] / <floating>divisor
+            for k in range(n):
+                dx[p, k] = g

@@ -1,0 +1,134 @@
+"""Weight initialisation (torch.nn.init's names, formulas and fan computations).
+
+Every function fills a Tensor (or Parameter) in place, keeping its dtype, draws from
+minigrad's global generator (seeded by mg.manual_seed) and returns the tensor.
+"""
+import math
+import numbers
+
+import numpy as np
+
+from ..random import generator
+from ..tensor import Tensor
+
+
+def _target(tensor, fn):
+    if not isinstance(tensor, Tensor):
+        raise TypeError(f"init.{fn}(): expected a Tensor or Parameter, got {type(tensor).__name__}")
+    if tensor.dtype.kind != "f":
+        raise TypeError(f"init.{fn}(): the tensor must be floating point, got dtype {tensor.dtype}")
+    return tensor
+
+
+def _fill(tensor, values):
+    tensor.data[...] = values                  # in place; the dtype stays the tensor's
+    return tensor
+
+
+def calculate_gain(nonlinearity, param=None):
+    """The recommended gain for a nonlinearity (torch.nn.init.calculate_gain):
+    linear/conv/sigmoid 1, tanh 5/3, relu √2, leaky_relu √(2/(1 + slope²)) (slope 0.01
+    by default), selu 3/4."""
+    linear_fns = ("linear", "conv1d", "conv2d", "conv3d", "conv_transpose1d",
+                  "conv_transpose2d", "conv_transpose3d")
+    if nonlinearity in linear_fns or nonlinearity == "sigmoid":
+        return 1.0
+    if nonlinearity == "tanh":
+        return 5.0 / 3
+    if nonlinearity == "relu":
+        return math.sqrt(2.0)
+    if nonlinearity == "leaky_relu":
+        if param is None:
+            slope = 0.01
+        elif isinstance(param, numbers.Real) and not isinstance(param, bool):
+            slope = float(param)
+        else:
+            raise ValueError(f"calculate_gain(): negative_slope {param!r} is not a number")
+        return math.sqrt(2.0 / (1 + slope ** 2))
+    if nonlinearity == "selu":
+        return 3.0 / 4
+    raise ValueError(f"calculate_gain(): unsupported nonlinearity {nonlinearity!r}")
+
+
+def _calculate_fan_in_and_fan_out(tensor):
+    """fan_in = shape[1] · receptive field, fan_out = shape[0] · receptive field, where the
+    receptive field is the product of shape[2:] (1 for a Linear weight)."""
+    shape = tensor.shape
+    if len(shape) < 2:
+        raise ValueError(f"fan in and fan out cannot be computed for a tensor with fewer than "
+                         f"2 dims (shape {shape})")
+    receptive = int(np.prod(shape[2:])) if len(shape) > 2 else 1
+    return shape[1] * receptive, shape[0] * receptive
+
+
+def _fan(tensor, mode):
+    if mode not in ("fan_in", "fan_out"):
+        raise ValueError(f"mode must be 'fan_in' or 'fan_out', got {mode!r}")
+    fan_in, fan_out = _calculate_fan_in_and_fan_out(tensor)
+    fan = fan_in if mode == "fan_in" else fan_out
+    if fan == 0:
+        raise ValueError(f"cannot initialise a tensor with a zero {mode} (shape {tensor.shape})")
+    return fan
+
+
+def uniform_(tensor, a=0.0, b=1.0):
+    """Fill with U(a, b)."""
+    _target(tensor, "uniform_")
+    if not a <= b:
+        raise ValueError(f"init.uniform_(): a ({a}) must not exceed b ({b})")
+    return _fill(tensor, generator().uniform(a, b, tensor.shape))
+
+
+def normal_(tensor, mean=0.0, std=1.0):
+    """Fill with N(mean, std²)."""
+    _target(tensor, "normal_")
+    if not std >= 0:
+        raise ValueError(f"init.normal_(): std must be non-negative, got {std}")
+    return _fill(tensor, generator().normal(mean, std, tensor.shape))
+
+
+def constant_(tensor, val):
+    _target(tensor, "constant_")
+    return _fill(tensor, val)
+
+
+def zeros_(tensor):
+    return constant_(tensor, 0.0)
+
+
+def ones_(tensor):
+    return constant_(tensor, 1.0)
+
+
+def xavier_uniform_(tensor, gain=1.0):
+    """Glorot: U(−a, a) with a = gain · √(6 / (fan_in + fan_out))."""
+    _target(tensor, "xavier_uniform_")
+    fan_in, fan_out = _calculate_fan_in_and_fan_out(tensor)
+    std = gain * math.sqrt(2.0 / float(fan_in + fan_out))
+    a = math.sqrt(3.0) * std
+    return _fill(tensor, generator().uniform(-a, a, tensor.shape))
+
+
+def xavier_normal_(tensor, gain=1.0):
+    """Glorot: N(0, std²) with std = gain · √(2 / (fan_in + fan_out))."""
+    _target(tensor, "xavier_normal_")
+    fan_in, fan_out = _calculate_fan_in_and_fan_out(tensor)
+    std = gain * math.sqrt(2.0 / float(fan_in + fan_out))
+    return _fill(tensor, generator().normal(0.0, std, tensor.shape))
+
+
+def kaiming_uniform_(tensor, a=0.0, mode="fan_in", nonlinearity="leaky_relu"):
+    """He: U(−bound, bound) with bound = gain · √(3 / fan), gain = calculate_gain(nonlinearity, a).
+
+    PyTorch's Linear and Conv2d use a = √5, which gives bound = 1/√fan_in."""
+    _target(tensor, "kaiming_uniform_")
+    std = calculate_gain(nonlinearity, a) / math.sqrt(_fan(tensor, mode))
+    bound = math.sqrt(3.0) * std
+    return _fill(tensor, generator().uniform(-bound, bound, tensor.shape))
+
+
+def kaiming_normal_(tensor, a=0.0, mode="fan_in", nonlinearity="leaky_relu"):
+    """He: N(0, std²) with std = gain / √fan."""
+    _target(tensor, "kaiming_normal_")
+    std = calculate_gain(nonlinearity, a) / math.sqrt(_fan(tensor, mode))
+    return _fill(tensor, generator().normal(0.0, std, tensor.shape))

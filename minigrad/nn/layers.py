@@ -1,0 +1,229 @@
+"""Layers: Linear, the activations, Flatten, Dropout, BatchNorm1d/2d and the losses."""
+import math
+import numbers
+
+import numpy as np
+
+from ..ops import elementwise as E
+from ..ops import loss as L
+from ..ops import nn as N
+from ..ops import norm as B
+from ..ops.shape import flatten
+from . import init
+from .module import Module, Parameter
+
+
+def _int_arg(cls, name, v, minimum=0):
+    if not isinstance(v, numbers.Integral) or isinstance(v, bool):
+        raise TypeError(f"{cls}(): {name} must be an int, got {v!r}")
+    if v < minimum:
+        raise ValueError(f"{cls}(): {name} must be ≥ {minimum}, got {v}")
+    return int(v)
+
+
+def _float_dtype(cls, dtype):
+    dtype = np.dtype(np.float32 if dtype is None else dtype)
+    if dtype.kind != "f":
+        raise TypeError(f"{cls}(): dtype must be a floating-point dtype, got {dtype}")
+    return dtype
+
+
+class Linear(Module):
+    """y = x Wᵀ + b with W of shape (out_features, in_features).
+
+    PyTorch's initialisation: W ~ kaiming_uniform(a=√5) = U(±1/√in_features),
+    b ~ U(±1/√in_features)."""
+
+    def __init__(self, in_features, out_features, bias=True, dtype=None):
+        super().__init__()
+        self.in_features = _int_arg("Linear", "in_features", in_features)
+        self.out_features = _int_arg("Linear", "out_features", out_features)
+        dtype = _float_dtype("Linear", dtype)
+        self.weight = Parameter(np.empty((self.out_features, self.in_features), dtype))
+        if bias:
+            self.bias = Parameter(np.empty(self.out_features, dtype))
+        else:
+            self.register_parameter("bias", None)
+        self.reset_parameters()
+
+    def reset_parameters(self):
+        if self.weight.size:
+            init.kaiming_uniform_(self.weight, a=math.sqrt(5))
+        if self.bias is not None:
+            bound = 1 / math.sqrt(self.in_features) if self.in_features > 0 else 0.0
+            init.uniform_(self.bias, -bound, bound)
+
+    def forward(self, x):
+        return N.linear(x, self.weight, self.bias)
+
+    def extra_repr(self):
+        return (f"in_features={self.in_features}, out_features={self.out_features}, "
+                f"bias={self.bias is not None}")
+
+
+class ReLU(Module):
+    def forward(self, x):
+        return E.relu(x)
+
+
+class Sigmoid(Module):
+    def forward(self, x):
+        return E.sigmoid(x)
+
+
+class Tanh(Module):
+    def forward(self, x):
+        return E.tanh(x)
+
+
+class Softmax(Module):
+    def __init__(self, dim):
+        super().__init__()
+        self.dim = dim
+
+    def forward(self, x):
+        return N.softmax(x, self.dim)
+
+    def extra_repr(self):
+        return f"dim={self.dim}"
+
+
+class LogSoftmax(Softmax):
+    def forward(self, x):
+        return N.log_softmax(x, self.dim)
+
+
+class Flatten(Module):
+    """Merge dims start_dim..end_dim (by default everything but the batch axis)."""
+
+    def __init__(self, start_dim=1, end_dim=-1):
+        super().__init__()
+        self.start_dim = _int_arg("Flatten", "start_dim", start_dim, minimum=-2**62)
+        self.end_dim = _int_arg("Flatten", "end_dim", end_dim, minimum=-2**62)
+
+    def forward(self, x):
+        return flatten(x, self.start_dim, self.end_dim)
+
+    def extra_repr(self):
+        return f"start_dim={self.start_dim}, end_dim={self.end_dim}"
+
+
+class Dropout(Module):
+    """Inverted dropout in training mode, the identity in eval mode."""
+
+    def __init__(self, p=0.5):
+        super().__init__()
+        self.p = N.check_probability("Dropout", p)
+
+    def forward(self, x):
+        return N.dropout(x, self.p, self.training)
+
+    def extra_repr(self):
+        return f"p={self.p}"
+
+
+class _BatchNorm(Module):
+    """Shared by BatchNorm1d/2d: affine weight (γ = 1) and bias (β = 0); buffers
+    running_mean (0), running_var (1) and num_batches_tracked (int64), PyTorch's names.
+
+    momentum=None uses the cumulative average (factor 1/num_batches_tracked), as PyTorch."""
+
+    _ndims = ()
+
+    def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True,
+                 track_running_stats=True, dtype=None):
+        super().__init__()
+        cls = type(self).__name__
+        self.num_features = _int_arg(cls, "num_features", num_features, minimum=1)
+        if not isinstance(eps, numbers.Real) or not eps >= 0:
+            raise ValueError(f"{cls}(): eps must be a non-negative number, got {eps!r}")
+        if momentum is not None and (not isinstance(momentum, numbers.Real)
+                                     or not 0.0 <= momentum <= 1.0):
+            raise ValueError(f"{cls}(): momentum must be in [0, 1] or None, got {momentum!r}")
+        self.eps, self.momentum = float(eps), momentum
+        self.affine, self.track_running_stats = bool(affine), bool(track_running_stats)
+        dtype = _float_dtype(cls, dtype)
+        C = self.num_features
+        if self.affine:
+            self.weight = Parameter(np.ones(C, dtype))
+            self.bias = Parameter(np.zeros(C, dtype))
+        else:
+            self.register_parameter("weight", None)
+            self.register_parameter("bias", None)
+        if self.track_running_stats:
+            self.register_buffer("running_mean", np.zeros(C, dtype))
+            self.register_buffer("running_var", np.ones(C, dtype))
+            self.register_buffer("num_batches_tracked", np.array(0, dtype=np.int64))
+        else:
+            self.register_buffer("running_mean", None)
+            self.register_buffer("running_var", None)
+            self.register_buffer("num_batches_tracked", None)
+
+    def reset_running_stats(self):
+        if self.track_running_stats:
+            self.running_mean[...] = 0
+            self.running_var[...] = 1
+            self.num_batches_tracked = np.array(0, dtype=np.int64)
+
+    def forward(self, x):
+        x = N.as_float_tensor(x, type(self).__name__, "input")
+        if x.ndim not in self._ndims:
+            raise ValueError(f"{type(self).__name__}: expected a {' or '.join(map(str, self._ndims))}-d "
+                             f"input, got shape {x.shape}")
+        if x.shape[1] != self.num_features:
+            raise ValueError(f"{type(self).__name__}: input has {x.shape[1]} channels (shape "
+                             f"{x.shape}) but num_features={self.num_features}")
+        if self.training and x.size // x.shape[1] <= 1:
+            raise ValueError(f"{type(self).__name__}: expected more than 1 value per channel when "
+                             f"training, got input of shape {x.shape}")
+        factor = 0.0 if self.momentum is None else self.momentum
+        if self.training and self.track_running_stats:
+            self.num_batches_tracked += 1                     # a 0-d int64 array, in place
+            if self.momentum is None:
+                factor = 1.0 / float(self.num_batches_tracked)
+        use_batch_stats = self.training or not self.track_running_stats
+        return B.batch_norm(x,
+                            self.running_mean if not self.training or self.track_running_stats else None,
+                            self.running_var if not self.training or self.track_running_stats else None,
+                            self.weight, self.bias, use_batch_stats, factor, self.eps)
+
+    def extra_repr(self):
+        return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
+                f"affine={self.affine}, track_running_stats={self.track_running_stats}")
+
+
+class BatchNorm1d(_BatchNorm):
+    """Batch normalisation of (N, C) or (N, C, L) inputs over all axes but C."""
+    _ndims = (2, 3)
+
+
+class BatchNorm2d(_BatchNorm):
+    """Batch normalisation of (N, C, H, W) inputs over N, H and W."""
+    _ndims = (4,)
+
+
+class CrossEntropyLoss(Module):
+    def __init__(self, weight=None, reduction="mean", label_smoothing=0.0):
+        super().__init__()
+        L.check_reduction("CrossEntropyLoss", reduction)
+        self.weight = None if weight is None else np.asarray(getattr(weight, "data", weight))
+        self.reduction, self.label_smoothing = reduction, label_smoothing
+
+    def forward(self, input, target):
+        return L.cross_entropy(input, target, self.weight, self.reduction, self.label_smoothing)
+
+    def extra_repr(self):
+        return "" if self.reduction == "mean" else f"reduction={self.reduction}"
+
+
+class MSELoss(Module):
+    def __init__(self, reduction="mean"):
+        super().__init__()
+        L.check_reduction("MSELoss", reduction)
+        self.reduction = reduction
+
+    def forward(self, input, target):
+        return L.mse_loss(input, target, self.reduction)
+
+    def extra_repr(self):
+        return "" if self.reduction == "mean" else f"reduction={self.reduction}"

@@ -1,0 +1,456 @@
+"""Convolution: conv2d and conv_transpose2d, forward and backward side by side.
+
+Names as in DESIGN.md: x (N, C, H, W) the input, w (K, C/G, kh, kw) the weight,
+b (K,) the bias, δ = ∂L/∂y (N, K, OH, OW), stride S = (sh, sw), padding P (top,
+bottom, left, right), dilation D = (dh, dw), groups G (Cg = C/G input and Kg = K/G
+output channels per group).
+
+    y[n,k,i',j'] = b[k] + Σ_c Σ_p Σ_q x_pad[n, g·Cg+c, i'·S + p·D, j'·S + q·D] · w[k,c,p,q]
+
+Three computations, each in two kernel families (ext/conv.pyx) that give the same
+numbers: `direct` loops (tiny channel counts: LeNet's first layer, depthwise) and
+`gemm` (im2col/col2im around NumPy's BLAS GEMM, batch in bounded chunks).
+
+    _correlate      y = b + x ⋆ w                         conv2d forward; conv_transpose2d's ∂L/∂x
+    _backward       ∂L/∂x = dilate_pad(δ) ⋆ flip(w)ᵀ      conv2d's ∂L/∂x; conv_transpose2d forward
+                    ∂L/∂w = x ⋆ δ                         conv2d's ∂L/∂w; conv_transpose2d's ∂L/∂w
+
+conv_transpose2d is the adjoint of conv2d, so it reuses the same code with the roles
+of x and δ exchanged (no duplicate kernels).
+
+The Python side validates every argument before a kernel runs (bounds checks are off
+in the kernels), makes the arrays C-contiguous in one float dtype, and allocates the
+outputs. Set `_FORCE_PATH = 'direct'` or `'gemm'` to force a kernel family (tests do).
+"""
+import numbers
+import threading
+
+import numpy as np
+
+from .._ext import conv as _k
+from ..autograd import Function
+from ..tensor import Tensor
+from ..threads import get_num_threads
+
+_FORCE_PATH = None                 # None (choose by shape), 'direct' or 'gemm'
+_WORKSPACE_BYTES = 64 << 20        # im2col buffer bound per call: the batch is processed in chunks
+_DIRECT_MAX_TAPS = 32              # direct loops when C/G · kh · kw is at most this (and G > 1)
+_GEMM_HELPER_THREADS = 1           # threads for im2col/col2im between BLAS calls (see _correlate)
+
+
+# ---- argument normalisation ----------------------------------------------------
+
+def _int(v, fn, name):
+    if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Integral):
+        raise TypeError(f"{fn}(): {name} must be an int or a pair of ints, got {v!r} "
+                        f"({type(v).__name__})")
+    return int(v)
+
+
+def _pair(v, fn, name, minimum):
+    """An int or a pair of ints, each ≥ minimum, as a tuple (a, b)."""
+    if isinstance(v, (tuple, list)):
+        if len(v) != 2:
+            raise ValueError(f"{fn}(): {name} must be an int or a pair of ints, got {v!r}")
+        pair = (_int(v[0], fn, name), _int(v[1], fn, name))
+    else:
+        a = _int(v, fn, name)
+        pair = (a, a)
+    if min(pair) < minimum:
+        what = "positive" if minimum == 1 else "non-negative"
+        raise ValueError(f"{fn}(): {name} must be {what}, got {v!r}")
+    return pair
+
+
+def _same_padding(size, k, s, d):
+    """TensorFlow's 'same' along one axis: out = ceil(in / S); the total padding is
+    max((out−1)·S + (k−1)·D + 1 − in, 0), the odd pixel going to the bottom/right."""
+    out = -(-size // s)
+    total = max((out - 1) * s + (k - 1) * d + 1 - size, 0)
+    return total // 2, total - total // 2
+
+
+def _padding(padding, fn, hw, khw, stride, dilation):
+    """(top, bottom, left, right) from an int, a pair, 'valid' or 'same'."""
+    if isinstance(padding, str):
+        if padding == "valid":
+            return (0, 0, 0, 0)
+        if padding == "same":
+            return (_same_padding(hw[0], khw[0], stride[0], dilation[0])
+                    + _same_padding(hw[1], khw[1], stride[1], dilation[1]))
+        raise ValueError(f"{fn}(): padding must be an int, a pair, 'valid' or 'same', "
+                         f"got {padding!r}")
+    ph, pw = _pair(padding, fn, "padding", 0)
+    return (ph, ph, pw, pw)
+
+
+def _float_array(t, fn, name, ndims):
+    """The ndarray behind a Tensor (or an ndarray / array-like), checked for a float dtype
+    and one of the allowed ranks."""
+    a = t.data if isinstance(t, Tensor) else np.asarray(t)
+    if a.dtype.kind != "f" or a.dtype.itemsize > 8:
+        raise TypeError(f"{fn}(): {name} must be a float16/32/64 tensor, got dtype {a.dtype} "
+                        f"(shape {a.shape})")
+    if a.ndim not in ndims:
+        want = " or ".join(f"{n}-d" for n in ndims)
+        raise ValueError(f"{fn}(): {name} must be {want}, got shape {a.shape}")
+    return a
+
+
+def _compute_dtype(*arrays):
+    """NumPy's promotion; float16 is computed in float32 (the kernels are float32/64)."""
+    dt = np.result_type(*[a.dtype for a in arrays if a is not None])
+    return np.dtype(np.float32) if dt == np.float16 else dt
+
+
+def _out_size(size, k, s, p_lo, p_hi, d):
+    return (size + p_lo + p_hi - d * (k - 1) - 1) // s + 1
+
+
+# ---- the three computations, on C-contiguous arrays of one dtype ---------------
+
+class _Geom:
+    """Stride, top/left padding, dilation and groups of one convolution. The bottom/right
+    padding never needs storing: the explicit output size implies it."""
+    __slots__ = ("sh", "sw", "ph", "pw", "dh", "dw", "groups")
+
+    def __init__(self, stride, pad_tl, dilation, groups):
+        (self.sh, self.sw), (self.ph, self.pw) = stride, pad_tl
+        (self.dh, self.dw), self.groups = dilation, groups
+
+    def args(self):
+        return (self.sh, self.sw, self.ph, self.pw, self.dh, self.dw)
+
+
+def _path(w, groups):
+    """'direct' for grouped convolutions with tiny per-group channel counts (depthwise:
+    the per-group GEMMs would be matrix-vector products over a copied im2col matrix),
+    else 'gemm'. Measured: even LeNet's first layer (C = 1, 5×5) is faster through
+    im2col + GEMM than through the direct loops. _FORCE_PATH overrides."""
+    if _FORCE_PATH is not None:
+        return _FORCE_PATH
+    _, Cg, kh, kw = w.shape
+    return "direct" if groups > 1 and Cg * kh * kw <= _DIRECT_MAX_TAPS else "gemm"
+
+
+_tls = threading.local()
+
+
+def _workspace(name, shape, dtype):
+    """A scratch array reused across calls (per Python thread, so concurrent calls never
+    share one). Grows when needed; never returned to the caller."""
+    nbytes = int(np.prod(shape)) * np.dtype(dtype).itemsize
+    bufs = _tls.__dict__.setdefault("bufs", {})
+    buf = bufs.get(name)
+    if buf is None or buf.size < nbytes:
+        buf = bufs[name] = np.empty(max(nbytes, 64), np.uint8)
+    return buf[:nbytes].view(dtype).reshape(shape)
+
+
+def _chunk(N, per_sample_bytes):
+    """Samples per chunk so that the workspace stays within _WORKSPACE_BYTES."""
+    return max(1, min(N, _WORKSPACE_BYTES // max(per_sample_bytes, 1)))
+
+
+def _correlate(x, w, b, out_hw, g):
+    """y = b + x ⋆ w: (N, C, H, W) ⋆ (K, Cg, kh, kw) -> (N, K, OH, OW), OH×OW = out_hw."""
+    N = x.shape[0]
+    K, Cg, kh, kw = w.shape
+    OH, OW = out_hw
+    dtype, nt = x.dtype, get_num_threads()
+    if N == 0:
+        return np.empty((0, K, OH, OW), dtype)
+    if _path(w, g.groups) == "direct":
+        bias = np.zeros(K, dtype) if b is None else b
+        y = np.empty((N, K, OH, OW), dtype)
+        _k.conv2d_forward_direct(x, w, bias, y, *g.args(), g.groups, nt)
+        return y
+
+    # One layer of parallelism at a time: the GEMM runs on OpenBLAS's threads, so the
+    # copies around it run on one thread. With OpenMP threads in im2col, the two
+    # thread pools spin against each other on the same cores (measured on 2 cores:
+    # LeNet's second layer forward+backward 2.3 ms with one helper thread, 280 ms
+    # with two under load).
+    G, Kg, L, R = g.groups, K // g.groups, OH * OW, x.shape[1] * kh * kw
+    nt = min(nt, _GEMM_HELPER_THREADS)
+    y = np.empty((N, K, OH, OW), dtype)
+    wg = w.reshape(G, Kg, Cg * kh * kw)
+    bias = np.empty(0, dtype) if b is None else b
+    nb = _chunk(N, (R + K) * L * dtype.itemsize)
+    for n0 in range(0, N, nb):
+        m = min(nb, N - n0)
+        cols = _workspace("cols", (R, m * L), dtype)
+        _k.im2col(x, cols, n0, m, kh, kw, OH, OW, *g.args(), nt)
+        yt = _workspace("knl", (G, Kg, m * L), dtype)
+        np.matmul(wg, cols.reshape(G, Cg * kh * kw, m * L), out=yt)
+        #        (G, Kg, Cg·kh·kw) @ (G, Cg·kh·kw, m·OH·OW) -> (G, Kg, m·OH·OW)
+        _k.knl_to_nkl(yt.reshape(K, m, L), bias, y[n0:n0 + m].reshape(m, K, L), nt)
+        #        (K, m, OH·OW) + b -> (m, K, OH·OW)
+    return y
+
+
+def _backward(x, x_shape, δ, w, g, need_dx, need_dw):
+    """(∂L/∂x, ∂L/∂w) of y = x ⋆ w, each None unless asked for.
+
+    ∂L/∂x[n,c,i,j] = Σ_k Σ_p Σ_q δ_dil_pad[n, k, i + p, j + q] · w_flip[c, k, p, q]
+        δ dilated by S (S−1 zeros between entries), padded by D·(K−1) − P (plus, on the
+        bottom/right, the rows the forward dropped), correlated with the kernel flipped
+        180° with its channel axes swapped (seed 004). Neither path forms the zeros:
+        direct — phase by phase: S_h×S_w phases (r_h, r_w), each a stride-1 correlation of
+            δ with the sub-sampled kernel of the taps p·D ≡ r (mod S) (for D = 1,
+            w[:, :, r_h::S_h, r_w::S_w]); see conv2d_input_grad_direct;
+        gemm — ∂L/∂x = col2im(wᵀ · δ): each column of wᵀ·δ holds, for one real δ entry,
+            its products with every tap; col2im adds each product where the dilated
+            correlation would put it. The same sums, no zero multiplied.
+    ∂L/∂w[k,c,p,q] = Σ_n Σ_i' Σ_j' δ[n,k,i',j'] · x_pad[n, g·Cg+c, i'·S + p·D, j'·S + q·D]
+        the input correlated with δ: gemm — δ (Kg, N·OH·OW) @ im2col(x)ᵀ per group.
+
+    x may be None when only ∂L/∂x is needed; x_shape is the shape of ∂L/∂x.
+    """
+    N, C, H, W = x_shape
+    K, Cg, kh, kw = w.shape
+    _, _, OH, OW = δ.shape
+    dtype, nt = δ.dtype, get_num_threads()
+    dx = np.empty(x_shape, dtype) if need_dx else None
+    dw = np.zeros(w.shape, dtype) if need_dw else None
+    if N == 0:
+        if need_dx:
+            dx[...] = 0
+        return dx, dw
+    if _path(w, g.groups) == "direct":
+        if need_dx:
+            _k.conv2d_input_grad_direct(δ, w, dx, *g.args(), g.groups, nt)
+        if need_dw:
+            _k.conv2d_weight_grad_direct(x, δ, dw, *g.args(), g.groups, nt)
+        return dx, dw
+
+    G, Kg, L, R = g.groups, K // g.groups, OH * OW, C * kh * kw
+    nt = min(nt, _GEMM_HELPER_THREADS)
+    CgKK = Cg * kh * kw
+    wT = w.reshape(G, Kg, CgKK).transpose(0, 2, 1)               # (G, Cg·kh·kw, Kg)
+    dwg = dw.reshape(G, Kg, CgKK) if need_dw else None
+    nb = _chunk(N, (R + K) * L * dtype.itemsize)
+    for n0 in range(0, N, nb):
+        m = min(nb, N - n0)
+        δt = _workspace("knl", (K, m, L), dtype)
+        _k.nkl_to_knl(δ[n0:n0 + m].reshape(m, K, L), δt, nt)     # (m, K, OH·OW) -> (K, m, OH·OW)
+        δt = δt.reshape(G, Kg, m * L)
+        cols = _workspace("cols", (G, CgKK, m * L), dtype)
+        if need_dw:
+            _k.im2col(x, cols.reshape(R, m * L), n0, m, kh, kw, OH, OW, *g.args(), nt)
+            part = np.matmul(δt, cols.transpose(0, 2, 1))
+            #      (G, Kg, m·OH·OW) @ (G, m·OH·OW, Cg·kh·kw) -> (G, Kg, Cg·kh·kw)
+            dwg += part
+        if need_dx:
+            np.matmul(wT, δt, out=cols)
+            #      (G, Cg·kh·kw, Kg) @ (G, Kg, m·OH·OW) -> (G, Cg·kh·kw, m·OH·OW)
+            _k.col2im(cols.reshape(R, m * L), dx, n0, m, kh, kw, OH, OW, *g.args(), nt)
+    return dx, dw
+
+
+# ---- conv2d --------------------------------------------------------------------
+
+class Conv2d(Function):
+    """y[n,k,i',j'] = b[k] + Σ_c Σ_p Σ_q x_pad[n, g·Cg+c, i'·S + p·D, j'·S + q·D] · w[k,c,p,q]
+
+    (a cross-correlation, as in every framework; a convolution in the signal-processing
+    sense is this with the kernel flipped 180°, seed 001).
+    """
+
+    @staticmethod
+    def forward(ctx, x, w, b, stride, padding, dilation, groups):
+        """stride, dilation: pairs; padding: (top, bottom, left, right), all validated."""
+        ctx.unbatched = x.ndim == 3
+        dtype = _compute_dtype(x, w, b)
+        ctx.out_dtype = np.result_type(x.dtype, w.dtype, *(() if b is None else (b.dtype,)))
+        x = np.ascontiguousarray(x[None] if ctx.unbatched else x, dtype=dtype)
+        w = np.ascontiguousarray(w, dtype=dtype)
+        b = None if b is None else np.ascontiguousarray(b, dtype=dtype)
+        pt, pb, pl, pr = padding
+        kh, kw = w.shape[2:]
+        out_hw = (_out_size(x.shape[2], kh, stride[0], pt, pb, dilation[0]),
+                  _out_size(x.shape[3], kw, stride[1], pl, pr, dilation[1]))
+        ctx.geom = _Geom(stride, (pt, pl), dilation, groups)
+        ctx.save_for_backward(x, w)
+        y = _correlate(x, w, b, out_hw, ctx.geom)
+        y = y[0] if ctx.unbatched else y
+        return y.astype(ctx.out_dtype, copy=False)
+
+    @staticmethod
+    def backward(ctx, δ):
+        """Seed 004, with S, P, D and G:
+
+        ∂L/∂b[k]       = Σ_n Σ_i' Σ_j' δ[n,k,i',j']
+        ∂L/∂w[k,c,p,q] = Σ_n Σ_i' Σ_j' δ[n,k,i',j'] · x_pad[n, g·Cg+c, i'·S + p·D, j'·S + q·D]
+                         (the input correlated with δ)
+        ∂L/∂x          = δ dilated by S, padded by D·(K−1) − P, correlated with w flipped
+                         180° and its channel axes swapped; the dilation's zeros are never
+                         multiplied (see _backward for how each path does it).
+        """
+        x, w = ctx.saved
+        δ = np.ascontiguousarray(δ[None] if ctx.unbatched else δ, dtype=x.dtype)
+        need_x, need_w, need_b = ctx.needs_input_grad[:3]
+        dx, dw = _backward(x, x.shape, δ, w, ctx.geom, need_x, need_w)
+        db = δ.sum(axis=(0, 2, 3)) if need_b else None
+        if dx is not None:
+            assert dx.shape == x.shape
+            dx = dx[0] if ctx.unbatched else dx
+        return dx, dw, db, None, None, None, None
+
+
+def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """2-d cross-correlation of x (N, C, H, W) or (C, H, W) with weight (K, C/groups, kh, kw).
+
+    padding: an int, a pair (ph, pw), 'valid' (none) or 'same' (TensorFlow's, for every
+    stride and dilation: out = ceil(in / stride), the odd pixel bottom/right).
+    Output: (N, K, OH, OW) with OH = floor((H + P_top + P_bottom − D·(kh−1) − 1) / S) + 1.
+    """
+    fn = "conv2d"
+    xa = _float_array(x, fn, "input", (3, 4))
+    wa = _float_array(weight, fn, "weight", (4,))
+    ba = None if bias is None else _float_array(bias, fn, "bias", (1,))
+    stride = _pair(stride, fn, "stride", 1)
+    dilation = _pair(dilation, fn, "dilation", 1)
+    groups = _int(groups, fn, "groups")
+    if groups < 1:
+        raise ValueError(f"{fn}(): groups must be positive, got {groups}")
+    C, H, W = xa.shape[-3:]
+    K, Cg, kh, kw = wa.shape
+    if min(K, Cg, kh, kw) < 1:
+        raise ValueError(f"{fn}(): weight must have no empty dimension, got shape {wa.shape}")
+    if min(C, H, W) < 1:
+        raise ValueError(f"{fn}(): input must have non-empty channel and spatial dimensions, "
+                         f"got shape {xa.shape}")
+    if K % groups:
+        raise ValueError(f"{fn}(): groups={groups} must divide the out_channels "
+                         f"(weight shape {wa.shape})")
+    if C % groups:
+        raise ValueError(f"{fn}(): groups={groups} must divide the input channels "
+                         f"(input shape {xa.shape})")
+    if Cg * groups != C:
+        raise ValueError(f"{fn}(): input has {C} channels (shape {xa.shape}) but weight "
+                         f"{wa.shape} with groups={groups} expects {Cg * groups}")
+    if ba is not None and ba.shape != (K,):
+        raise ValueError(f"{fn}(): bias must have shape ({K},) for weight {wa.shape}, "
+                         f"got {ba.shape}")
+    padding = _padding(padding, fn, (H, W), (kh, kw), stride, dilation)
+    pt, pb, pl, pr = padding
+    for axis, size, k, d, lo, hi in (("height", H, kh, dilation[0], pt, pb),
+                                     ("width", W, kw, dilation[1], pl, pr)):
+        if d * (k - 1) + 1 > size + lo + hi:
+            raise ValueError(
+                f"{fn}(): the kernel's {axis} with dilation ({d}·({k}−1)+1 = {d * (k - 1) + 1}) "
+                f"is larger than the padded input's ({size}+{lo}+{hi} = {size + lo + hi}); "
+                f"input shape {xa.shape}, weight shape {wa.shape}")
+    return Conv2d.apply(x if isinstance(x, Tensor) else xa,
+                        weight if isinstance(weight, Tensor) else wa,
+                        bias if bias is None or isinstance(bias, Tensor) else ba,
+                        stride, padding, dilation, groups)
+
+
+# ---- conv_transpose2d ----------------------------------------------------------
+
+class ConvTranspose2d(Function):
+    """The adjoint of conv2d: y = (x dilated by S, padded by D·(K−1) − P) ⋆ flip(w)ᵀ + b,
+    with w in PyTorch's layout (C_in, C_out/G, kh, kw) — exactly conv2d's input gradient
+    with x in the role of δ, so its forward *is* that code path, and its backward is the
+    conv2d forward and weight-gradient code.
+    """
+
+    @staticmethod
+    def forward(ctx, x, w, b, stride, padding, output_padding, groups, dilation):
+        """stride, padding, output_padding, dilation: validated pairs."""
+        ctx.unbatched = x.ndim == 3
+        dtype = _compute_dtype(x, w, b)
+        out_dtype = np.result_type(x.dtype, w.dtype, *(() if b is None else (b.dtype,)))
+        x = np.ascontiguousarray(x[None] if ctx.unbatched else x, dtype=dtype)
+        w = np.ascontiguousarray(w, dtype=dtype)
+        N, _, H, W = x.shape
+        Cin, Cog, kh, kw = w.shape
+        y_shape = (N, Cog * groups,
+                   (H - 1) * stride[0] - 2 * padding[0] + dilation[0] * (kh - 1) + output_padding[0] + 1,
+                   (W - 1) * stride[1] - 2 * padding[1] + dilation[1] * (kw - 1) + output_padding[1] + 1)
+        ctx.geom = _Geom(stride, padding, dilation, groups)
+        ctx.save_for_backward(x, w)
+        y, _ = _backward(None, y_shape, x, w, ctx.geom, need_dx=True, need_dw=False)
+        if b is not None:
+            y += b.astype(dtype).reshape(-1, 1, 1)                 # (N, C_out, Ho, Wo) + (C_out, 1, 1)
+        y = y[0] if ctx.unbatched else y
+        return y.astype(out_dtype, copy=False)
+
+    @staticmethod
+    def backward(ctx, δ):
+        """y is conv2d's ∂L/∂(input) of a convolution z = y_in ⋆ w with x as its δ, so
+        by the adjoint:
+
+        ∂L/∂x[n,ci,i,j]   = Σ_co Σ_p Σ_q δ_pad[n, co, i·S + p·D, j·S + q·D] · w[ci,co,p,q]
+                            (δ correlated with w: the conv2d forward)
+        ∂L/∂w[ci,co,p,q]  = Σ_n Σ_i Σ_j x[n,ci,i,j] · δ_pad[n, co, i·S + p·D, j·S + q·D]
+                            (δ correlated with x: conv2d's weight gradient, x as its δ)
+        ∂L/∂b[co]         = Σ_n Σ_i Σ_j δ[n,co,i,j]
+        """
+        x, w = ctx.saved
+        δ = np.ascontiguousarray(δ[None] if ctx.unbatched else δ, dtype=x.dtype)
+        need_x, need_w, need_b = ctx.needs_input_grad[:3]
+        dx = dw = None
+        if need_x:
+            dx = _correlate(δ, w, None, x.shape[2:], ctx.geom)
+            assert dx.shape == x.shape
+            dx = dx[0] if ctx.unbatched else dx
+        if need_w:
+            _, dw = _backward(δ, δ.shape, x, w, ctx.geom, need_dx=False, need_dw=True)
+        db = δ.sum(axis=(0, 2, 3)) if need_b else None
+        return dx, dw, db, None, None, None, None, None
+
+
+def conv_transpose2d(x, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1,
+                     dilation=1):
+    """Transposed convolution (the gradient of conv2d with respect to its input), PyTorch's
+    layout: x (N, C_in, H, W) or (C_in, H, W), weight (C_in, C_out/groups, kh, kw).
+
+    Output: (N, C_out, Ho, Wo), Ho = (H−1)·S − 2·P + D·(kh−1) + output_padding + 1.
+    """
+    fn = "conv_transpose2d"
+    xa = _float_array(x, fn, "input", (3, 4))
+    wa = _float_array(weight, fn, "weight", (4,))
+    ba = None if bias is None else _float_array(bias, fn, "bias", (1,))
+    stride = _pair(stride, fn, "stride", 1)
+    dilation = _pair(dilation, fn, "dilation", 1)
+    if isinstance(padding, str):
+        raise ValueError(f"{fn}(): padding must be an int or a pair of ints, got {padding!r}")
+    padding = _pair(padding, fn, "padding", 0)
+    output_padding = _pair(output_padding, fn, "output_padding", 0)
+    groups = _int(groups, fn, "groups")
+    if groups < 1:
+        raise ValueError(f"{fn}(): groups must be positive, got {groups}")
+    C, H, W = xa.shape[-3:]
+    Cin, Cog, kh, kw = wa.shape
+    if min(Cin, Cog, kh, kw) < 1:
+        raise ValueError(f"{fn}(): weight must have no empty dimension, got shape {wa.shape}")
+    if min(C, H, W) < 1:
+        raise ValueError(f"{fn}(): input must have non-empty channel and spatial dimensions, "
+                         f"got shape {xa.shape}")
+    if Cin % groups:
+        raise ValueError(f"{fn}(): groups={groups} must divide the in_channels "
+                         f"(weight shape {wa.shape})")
+    if C != Cin:
+        raise ValueError(f"{fn}(): input has {C} channels (shape {xa.shape}) but weight "
+                         f"{wa.shape} expects {Cin}")
+    if ba is not None and ba.shape != (Cog * groups,):
+        raise ValueError(f"{fn}(): bias must have shape ({Cog * groups},) for weight {wa.shape} "
+                         f"and groups={groups}, got {ba.shape}")
+    for axis in (0, 1):
+        if output_padding[axis] >= max(stride[axis], dilation[axis]):
+            raise ValueError(f"{fn}(): output_padding {output_padding} must be smaller than "
+                             f"either stride {stride} or dilation {dilation}")
+    for axis, size, k in ((0, H, kh), (1, W, kw)):
+        out = ((size - 1) * stride[axis] - 2 * padding[axis] + dilation[axis] * (k - 1)
+               + output_padding[axis] + 1)
+        if out < 1:
+            raise ValueError(f"{fn}(): padding {padding} is too large: the output "
+                             f"{'height' if axis == 0 else 'width'} would be {out} "
+                             f"(input shape {xa.shape}, weight shape {wa.shape})")
+    return ConvTranspose2d.apply(x if isinstance(x, Tensor) else xa,
+                                 weight if isinstance(weight, Tensor) else wa,
+                                 bias if bias is None or isinstance(bias, Tensor) else ba,
+                                 stride, padding, output_padding, groups, dilation)

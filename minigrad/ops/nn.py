@@ -1,0 +1,198 @@
+"""Neural-network ops: linear (affine) map, softmax, log-softmax, dropout.
+
+Each is one Function with a fused backward; the public functions below validate
+their arguments (ranks, shapes, dtypes) and are what minigrad.nn.functional exports.
+"""
+import numbers
+
+import numpy as np
+
+from ..autograd import Function
+from ..tensor import Tensor
+from .reduce import normalize_dims
+
+
+# ---- argument checks shared by the nn ops ------------------------------------------------
+def as_float_tensor(x, fn, name):
+    """`x` as a floating Tensor, or a TypeError naming fn and the argument."""
+    if isinstance(x, np.ndarray):
+        x = Tensor(x)
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{fn}(): {name} must be a Tensor, got {type(x).__name__}")
+    if x.dtype.kind != "f":
+        raise TypeError(f"{fn}(): {name} must be a floating-point tensor, got dtype {x.dtype}")
+    return x
+
+
+def check_same_dtype(fn, x, **others):
+    """Every non-None tensor in `others` has x's dtype (as PyTorch requires)."""
+    for name, t in others.items():
+        if t is not None and t.dtype != x.dtype:
+            raise TypeError(f"{fn}(): {name} has dtype {t.dtype} but input has dtype {x.dtype}; "
+                            f"convert one of them (e.g. .float() or .double())")
+
+
+def check_probability(fn, p, name="p"):
+    if not isinstance(p, numbers.Real) or isinstance(p, bool):
+        raise TypeError(f"{fn}(): {name} must be a number, got {type(p).__name__}")
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"{fn}(): {name} must be in [0, 1], got {p}")
+    return float(p)
+
+
+# ---- linear --------------------------------------------------------------------------------
+class Linear(Function):
+    """y = x Wᵀ + b, for x of shape (..., in), W (out, in), b (out,).
+
+    Backward, with X the input flattened to (M, in) and Δ = δ flattened to (M, out):
+      ∂L/∂x = δ W            (..., out) @ (out, in) -> (..., in)
+      ∂L/∂W = Δᵀ X           (out, M) @ (M, in) -> (out, in)
+      ∂L/∂b = Σ_rows Δ       (M, out) -> (out,)
+    """
+
+    @staticmethod
+    def forward(ctx, x, w, b):
+        ctx.save_for_backward(x, w)
+        y = np.matmul(x, w.T)                           # (..., in) @ (in, out) -> (..., out)
+        if b is not None:
+            y += b                                      # (..., out) + (out,)
+        return y
+
+    @staticmethod
+    def backward(ctx, δ):
+        x, w = ctx.saved
+        dx = dw = db = None
+        if ctx.needs_input_grad[0]:
+            dx = np.matmul(δ, w)                        # (..., out) @ (out, in) -> (..., in)
+        Δ = δ.reshape(-1, δ.shape[-1])                  # (M, out)
+        if ctx.needs_input_grad[1]:
+            dw = Δ.T @ x.reshape(-1, x.shape[-1])       # (out, M) @ (M, in) -> (out, in)
+        if ctx.needs_input_grad[2]:
+            db = Δ.sum(axis=0)                          # (M, out) -> (out,)
+        return dx, dw, db
+
+
+def linear(input, weight, bias=None):
+    """y = input @ weightᵀ + bias (torch.nn.functional.linear)."""
+    x = as_float_tensor(input, "linear", "input")
+    w = as_float_tensor(weight, "linear", "weight")
+    b = None if bias is None else as_float_tensor(bias, "linear", "bias")
+    if x.ndim < 1:
+        raise ValueError(f"linear(): input must have at least 1 dim, got shape {x.shape}")
+    if w.ndim != 2:
+        raise ValueError(f"linear(): weight must be 2-d (out_features, in_features), got shape {w.shape}")
+    if x.shape[-1] != w.shape[1]:
+        raise ValueError(f"linear(): input's last dim is {x.shape[-1]} (shape {x.shape}) but weight "
+                         f"expects in_features={w.shape[1]} (shape {w.shape})")
+    if b is not None and b.shape != (w.shape[0],):
+        raise ValueError(f"linear(): bias must have shape ({w.shape[0]},) to match weight "
+                         f"{w.shape}, got {b.shape}")
+    check_same_dtype("linear", x, weight=w, bias=b)
+    return Linear.apply(x, w, b)
+
+
+# ---- softmax and log-softmax -----------------------------------------------------------------
+class Softmax(Function):
+    """y_i = exp(x_i − max x) / Σ_j exp(x_j − max x) along `dim`.
+
+    Backward: ∂L/∂x_i = y_i (δ_i − Σ_j δ_j y_j)   (the Jacobian diag(y) − y yᵀ applied to δ).
+    """
+
+    @staticmethod
+    def forward(ctx, x, dim):
+        if x.size == 0:                                # np.max has no identity for an empty axis
+            y = np.empty_like(x)
+        else:
+            e = np.exp(x - np.max(x, axis=dim, keepdims=True))
+            y = e / np.sum(e, axis=dim, keepdims=True)
+        ctx.save_for_backward(y)
+        ctx.dim = dim
+        return y
+
+    @staticmethod
+    def backward(ctx, δ):
+        y, = ctx.saved
+        return y * (δ - np.sum(δ * y, axis=ctx.dim, keepdims=True)), None
+
+
+class LogSoftmax(Function):
+    """y_i = x_i − m − log Σ_j exp(x_j − m) with m = max_j x_j (never overflows).
+
+    Backward: ∂y_i/∂x_k = [i = k] − softmax_k, so ∂L/∂x_k = δ_k − exp(y_k) Σ_i δ_i.
+    """
+
+    @staticmethod
+    def forward(ctx, x, dim):
+        if x.size == 0:
+            y = np.empty_like(x)
+        else:
+            z = x - np.max(x, axis=dim, keepdims=True)
+            with np.errstate(invalid="ignore"):        # ±inf inputs give NaN, as IEEE says
+                y = z - np.log(np.sum(np.exp(z), axis=dim, keepdims=True))
+        ctx.save_for_backward(y)
+        ctx.dim = dim
+        return y
+
+    @staticmethod
+    def backward(ctx, δ):
+        y, = ctx.saved
+        return δ - np.exp(y) * np.sum(δ, axis=ctx.dim, keepdims=True), None
+
+
+def _softmax_dim(fn, x, dim):
+    if dim is None:
+        raise TypeError(f"{fn}(): dim must be given (an int), as in torch.{fn}")
+    if x.ndim == 0:
+        if dim not in (0, -1):
+            raise ValueError(f"{fn}(): dim={dim} is out of range for a 0-d tensor")
+        return None
+    d, = normalize_dims(dim, x.ndim)
+    return d
+
+
+def softmax(input, dim):
+    """softmax along `dim`: exp(x) / Σ exp(x), computed stably."""
+    x = as_float_tensor(input, "softmax", "input")
+    return Softmax.apply(x, _softmax_dim("softmax", x, dim))
+
+
+def log_softmax(input, dim):
+    """log(softmax(x)) along `dim`, computed as x − max − log Σ exp(x − max)."""
+    x = as_float_tensor(input, "log_softmax", "input")
+    return LogSoftmax.apply(x, _softmax_dim("log_softmax", x, dim))
+
+
+# ---- dropout ------------------------------------------------------------------------------
+class Dropout(Function):
+    """Inverted dropout: y = x · m with m_i = 1/(1−p) kept (probability 1−p), else 0.
+
+    Backward: ∂L/∂x = δ · m (the same mask).
+    """
+
+    @staticmethod
+    def forward(ctx, x, mask):
+        ctx.save_for_backward(mask)
+        return x * mask
+
+    @staticmethod
+    def backward(ctx, δ):
+        mask, = ctx.saved
+        return δ * mask, None
+
+
+def dropout(input, p=0.5, training=True):
+    """Zero each element with probability p and scale the rest by 1/(1−p) (PyTorch semantics).
+
+    The mask is drawn from minigrad's global generator (seeded by mg.manual_seed).
+    Not training, or p = 0: the input itself is returned. p = 1: all zeros."""
+    from ..random import generator
+    x = as_float_tensor(input, "dropout", "input")
+    p = check_probability("dropout", p)
+    if not training or p == 0.0:
+        return x
+    if p == 1.0:
+        mask = np.zeros(x.shape, dtype=x.dtype)
+    else:
+        keep = generator().random(x.shape) >= p                    # P(keep) = 1 − p
+        mask = keep.astype(x.dtype) * x.dtype.type(1.0 / (1.0 - p))
+    return Dropout.apply(x, mask)

@@ -1,0 +1,430 @@
+"""Pooling over NCHW activations: max pooling (with its argmax mask), average pooling,
+adaptive average pooling and global average pooling.
+
+Names as in DESIGN.md: x is (N, C, H, W), or unbatched (C, H, W); the kernel is
+K = (kH, kW), the stride S, the padding P, the dilation D (max pooling only). Along
+each axis (rows shown; columns alike) output row i reads the input rows
+
+    i·S − P + p·D,   p = 0 … K−1            (rows outside 0 … H−1 are padding)
+
+and there are
+
+    OH = ⌊(H + 2P − D·(K−1) − 1) / S⌋ + 1   output rows (PyTorch's formula), or with
+         ceil_mode ⌈·⌉ instead of ⌊·⌋, minus one if the last window would then start
+         in the bottom padding ((OH−1)·S ≥ H + P);
+    OH = ⌈H / S⌉ with padding='same' (Keras/TensorFlow): total padding
+         max((OH−1)·S + D·(K−1) + 1 − H, 0), the odd pixel at the bottom/right;
+    padding='valid' is P = 0.
+
+Max pooling pads with −inf (padding never wins); average pooling divides by
+  - the window clipped to the *padded* input, min(i·S − P + K, H + P) − (i·S − P) per
+    axis, with count_include_pad=True (PyTorch; with ceil_mode a window hanging past
+    the padded input counts only what lies inside it);
+  - the number of real elements with count_include_pad=False and always with
+    padding='same' (TensorFlow's rule: padding never counts);
+  - divisor_override when given.
+
+This module validates and normalises every argument (a kernel trusts its caller) and
+describes each axis's windows by small tables — first real row, end row, divisor
+factor — cached per geometry, which the kernels in ext/pool.pyx read. Every divisor
+rule above is a product of a row factor and a column factor, so one average kernel
+serves them all, adaptive pooling included.
+"""
+import functools
+import math
+import numbers
+
+import numpy as np
+
+from .._ext import pool as _k
+from ..autograd import Function
+from ..tensor import Tensor
+from ..threads import get_num_threads
+
+__all__ = ["max_pool2d", "avg_pool2d", "adaptive_avg_pool2d", "global_avg_pool2d",
+           "MaxPool2d", "AvgPool2d"]
+
+_INT32_MAX = 2**31 - 1
+
+
+# ---- argument normalisation -------------------------------------------------------------
+
+def _is_int(v):
+    return isinstance(v, numbers.Integral) and not isinstance(v, (bool, np.bool_))
+
+
+def _pair(fn, name, value):
+    """An int or a pair of ints -> (rows, cols); anything else is a TypeError/ValueError."""
+    if type(value) is int:                       # the common case, without the ABC check
+        return value, value
+    if _is_int(value):
+        return int(value), int(value)
+    if isinstance(value, (tuple, list)):
+        if len(value) != 2:
+            raise ValueError(f"{fn}(): {name} must be an int or a pair of ints, "
+                             f"got {len(value)} values {tuple(value)!r}")
+        if all(_is_int(v) for v in value):
+            return int(value[0]), int(value[1])
+    raise TypeError(f"{fn}(): {name} must be an int or a pair of ints, got {value!r}")
+
+
+def _bool(fn, name, value):
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    raise TypeError(f"{fn}(): {name} must be a bool, got {value!r}")
+
+
+def pool_args(fn, kernel_size, stride=None, padding=0, dilation=1):
+    """Validate and normalise the hyper-parameters shared by the fixed-window poolings.
+
+    Returns (kernel, stride, padding, dilation): pairs of ints, except padding, which
+    is a pair or the string 'same'/'valid'. Checks what needs no input: kernel, stride,
+    dilation ≥ 1; padding ≥ 0 and at most half the kernel, P ≤ ⌊K/2⌋ (PyTorch's rule;
+    the string forms compute their own padding).
+    """
+    k = _pair(fn, "kernel_size", kernel_size)
+    s = k if stride is None else _pair(fn, "stride", stride)
+    d = _pair(fn, "dilation", dilation)
+    for name, v in (("kernel_size", k), ("stride", s), ("dilation", d)):
+        if not (1 <= v[0] <= _INT32_MAX and 1 <= v[1] <= _INT32_MAX):
+            raise ValueError(f"{fn}(): {name} must be positive and at most {_INT32_MAX}, got {v}")
+    if isinstance(padding, str):
+        p = padding.lower()
+        if p not in ("same", "valid"):
+            raise ValueError(f"{fn}(): padding must be an int, a pair of ints, 'same' or "
+                             f"'valid', got {padding!r}")
+        return k, s, p, d
+    p = _pair(fn, "padding", padding)
+    if min(p) < 0:
+        raise ValueError(f"{fn}(): padding must be non-negative, got {p}")
+    if p[0] > k[0] // 2 or p[1] > k[1] // 2:
+        raise ValueError(f"{fn}(): padding {p} must be at most half the kernel size {k} "
+                         f"(padding ≤ kernel_size // 2)")
+    return k, s, p, d
+
+
+def adaptive_output_size(fn, output_size, hw=None):
+    """output_size -> (OH, OW): an int, or a pair whose None entries keep the input's size."""
+    if _is_int(output_size) or output_size is None:
+        output_size = (output_size, output_size)
+    if not isinstance(output_size, (tuple, list)) or len(output_size) != 2:
+        raise TypeError(f"{fn}(): output_size must be an int or a pair of ints/None, "
+                        f"got {output_size!r}")
+    out = []
+    for a, o in enumerate(output_size):
+        if o is None:
+            out.append(None if hw is None else hw[a])
+        elif _is_int(o):
+            if o < 1 or o > _INT32_MAX:
+                raise ValueError(f"{fn}(): output_size entries must be positive ints, "
+                                 f"got {tuple(output_size)}")
+            out.append(int(o))
+        else:
+            raise TypeError(f"{fn}(): output_size must be an int or a pair of ints/None, "
+                            f"got {output_size!r}")
+    return tuple(out)
+
+
+def _input(fn, x):
+    """The ndarray behind x, checked: float32/float64, (C, H, W) or (N, C, H, W), only N may be 0."""
+    a = x.data if isinstance(x, Tensor) else np.asarray(x)
+    if a.dtype not in (np.float32, np.float64):
+        raise TypeError(f"{fn}(): input must be float32 or float64, got {a.dtype}")
+    if a.ndim not in (3, 4):
+        raise ValueError(f"{fn}(): input must be 3-d (C, H, W) or 4-d (N, C, H, W), "
+                         f"got shape {a.shape}")
+    if min(a.shape[-3:]) == 0:
+        raise ValueError(f"{fn}(): input has shape {a.shape}; only the batch may be empty "
+                         f"(channels, height and width must be non-zero)")
+    return a
+
+
+# ---- window tables (cached per geometry) -------------------------------------------------
+
+class _Geometry:
+    """How the windows of one pooling call lie over an H×W plane.
+
+    out: (OH, OW). rows/cols: (lo, hi, div) tables per axis, read-only intp arrays: window
+    i reads the real rows lo[i], lo[i]+D, … < hi[i]; div[i] is the row factor of its
+    divisor (average pooling only). step: (D_h, D_w). path: which kernels run —
+    "general" (the tables), "2x2" (2×2 windows at stride 2 tiling the top-left of the
+    plane, no padding) or "plane" (average pooling, one window = the whole plane).
+    divisor: the uniform divisor on the "2x2" and "plane" paths.
+    """
+    __slots__ = ("H", "W", "out", "rows", "cols", "step", "path", "divisor")
+
+    def __init__(self, H, W, rows, cols, step=(1, 1), plane_ok=True):
+        self.H, self.W = H, W
+        self.rows = tuple(_frozen(t) for t in rows)
+        self.cols = tuple(_frozen(t) for t in cols)
+        self.out = (len(self.rows[0]), len(self.cols[0]))
+        self.step = step
+        self.path = "2x2" if _tiles_2x2(self.rows, self.cols, step, H, W) else "general"
+        self.divisor = None
+        if self.path == "2x2":
+            self.divisor = int(self.rows[2][0] * self.cols[2][0])
+        if (plane_ok and self.out == (1, 1) and self.rows[0][0] == 0 and self.rows[1][0] == H
+                and self.cols[0][0] == 0 and self.cols[1][0] == W):
+            self.path, self.divisor = "plane", int(self.rows[2][0] * self.cols[2][0])
+
+
+def _frozen(a):
+    a = np.ascontiguousarray(a, dtype=np.intp)
+    a.flags.writeable = False
+    return a
+
+
+def _axis_length(fn, axis, n, k, s, p, d, ceil_mode):
+    """Number of windows along one axis (PyTorch's pooling_output_shape)."""
+    span = d * (k - 1) + 1
+    out = (n + 2 * p - span + (s - 1 if ceil_mode else 0)) // s + 1
+    if ceil_mode and (out - 1) * s >= n + p:
+        out -= 1                         # the last window would start in the bottom padding
+    if out < 1:
+        raise ValueError(f"{fn}(): the kernel ({k} with dilation {d}, spanning {span}) is "
+                         f"larger than the padded input along the {axis} "
+                         f"({n} + 2·{p} = {n + 2 * p}); the output would be empty")
+    return out
+
+
+def _same(n, k, s, d):
+    """'same' along one axis: (out, padding before) with out = ⌈n/S⌉ (Keras/TensorFlow)."""
+    out = -(-n // s)
+    total = max((out - 1) * s + d * (k - 1) + 1 - n, 0)
+    return out, total // 2
+
+
+def _axis_windows(fn, axis, n, k, s, p, d, ceil_mode):
+    """(start, P_before): window i starts at row start[i] = i·S − P_before (maybe in the padding)."""
+    if p == "same":
+        out, before = _same(n, k, s, d)
+    else:
+        before = 0 if p == "valid" else p
+        out = _axis_length(fn, axis, n, k, s, before, d, ceil_mode)
+    return np.arange(out, dtype=np.intp) * s - before, before
+
+
+@functools.lru_cache(maxsize=256)
+def _max_geometry(fn, H, W, kernel, stride, padding, dilation, ceil_mode):
+    if H * W > _INT32_MAX:
+        raise ValueError(f"{fn}(): an input plane of {H}×{W} is too large for the int32 mask")
+    rows, cols = [], []
+    for a, (axis, n, tables) in enumerate((("height", H, rows), ("width", W, cols))):
+        k, s, p, d = kernel[a], stride[a], _axis_pad(padding, a), dilation[a]
+        start, _ = _axis_windows(fn, axis, n, k, s, p, d, ceil_mode)
+        # the first real tap start + t·D ≥ 0, t = ⌈−start/D⌉, and the end min(start + D·(K−1) + 1, n)
+        lo = np.where(start >= 0, start, start + (-start + d - 1) // d * d)
+        hi = np.minimum(start + d * (k - 1) + 1, n)
+        tables += [lo, hi, np.ones_like(lo)]
+    return _Geometry(H, W, rows, cols, step=dilation, plane_ok=False)
+
+
+@functools.lru_cache(maxsize=256)
+def _avg_geometry(fn, H, W, kernel, stride, padding, ceil_mode, count_include_pad, divisor_override):
+    rows, cols = [], []
+    for a, (axis, n, tables) in enumerate((("height", H, rows), ("width", W, cols))):
+        k, s, p = kernel[a], stride[a], _axis_pad(padding, a)
+        start, before = _axis_windows(fn, axis, n, k, s, p, 1, ceil_mode)
+        end = np.minimum(start + k, n + before)          # clipped to the padded input
+        lo, hi = np.maximum(start, 0), np.minimum(end, n)  # clipped to the real input
+        if count_include_pad and p != "same":
+            div = end - start
+        else:
+            div = hi - lo
+        tables += [lo, hi, div]
+    if divisor_override is not None:                      # divisor = d·1
+        rows[2] = np.full_like(rows[2], divisor_override)
+        cols[2] = np.ones_like(cols[2])
+    return _Geometry(H, W, rows, cols)
+
+
+@functools.lru_cache(maxsize=256)
+def _adaptive_geometry(H, W, out):
+    """Window i of OH along an axis of n: rows ⌊i·n/OH⌋ … ⌈(i+1)·n/OH⌉ − 1 (PyTorch), divisor its size."""
+    rows, cols = [], []
+    for n, o, tables in ((H, out[0], rows), (W, out[1], cols)):
+        i = np.arange(o, dtype=np.intp)
+        lo = (i * n) // o
+        hi = -((-(i + 1) * n) // o)
+        tables += [lo, hi, hi - lo]
+    return _Geometry(H, W, rows, cols)
+
+
+def _axis_pad(padding, axis):
+    return padding if isinstance(padding, str) else padding[axis]
+
+
+def _tiles_2x2(rows, cols, step, H, W):
+    """True when window (i, j) is exactly rows 2i, 2i+1 × cols 2j, 2j+1 with one divisor
+    everywhere: the 2×2 stride-2 tiling the specialised kernels assume."""
+    if step != (1, 1):
+        return False
+    for lo, hi, div in (rows, cols):
+        expect = 2 * np.arange(len(lo))
+        if not (np.array_equal(lo, expect) and np.array_equal(hi, expect + 2)
+                and np.all(div == div[0])):
+            return False
+    return True
+
+
+# ---- the ops -----------------------------------------------------------------------------
+
+def _planes(x):
+    """(…, H, W) -> C-contiguous (P, H, W), P = N·C (a view when x is contiguous already)."""
+    return np.ascontiguousarray(x).reshape(-1, x.shape[-2], x.shape[-1])
+
+
+class MaxPool2d(Function):
+    """y[n,c,i,j] = max over p < kH, q < kW of x_pad[n, c, i·S_h − P_h + p·D_h, j·S_w − P_w + q·D_w],
+    x_pad padded with −inf. The forward records the winner of each window in a mask
+    (its flat index h·W + w in the H·W plane; a tie goes to the first in row-major
+    order, a NaN wins its window, as in PyTorch).
+
+    Backward (seed 004, 'upsample'): δ flows to the one input that won its window;
+    every other input gets 0. Overlapping windows accumulate:
+        ∂L/∂x[n,c,h,w] = Σ_{(i,j): mask[n,c,i,j] = h·W + w} δ[n,c,i,j]
+    The argmax is read from the mask, never recomputed.
+    """
+
+    @staticmethod
+    def forward(ctx, x, g, indices_out=None):
+        x3 = _planes(x)                                       # (P, H, W)
+        y = np.empty((x3.shape[0],) + g.out, x.dtype)         # (P, OH, OW)
+        mask = np.empty((x3.shape[0],) + g.out, np.int32)     # (P, OH, OW)
+        nt = get_num_threads()
+        if g.path == "2x2":
+            _k.max_pool2d_2x2_forward(x3, y, mask, nt)
+        else:
+            (h_lo, h_hi, _), (w_lo, w_hi, _) = g.rows, g.cols
+            _k.max_pool2d_forward(x3, h_lo, h_hi, g.step[0], w_lo, w_hi, g.step[1], y, mask, nt)
+        ctx.save_for_backward(mask)
+        ctx.g, ctx.x_shape, ctx.dtype = g, x.shape, x.dtype
+        if indices_out is not None:
+            indices_out.append(mask)
+        return y.reshape(x.shape[:-2] + g.out)
+
+    @staticmethod
+    def backward(ctx, δ):
+        """∂L/∂x[h·W + w] = Σ δ[i,j] over the windows (i,j) whose mask names h·W + w."""
+        mask, = ctx.saved
+        g = ctx.g
+        δ3 = np.ascontiguousarray(δ, dtype=ctx.dtype).reshape(mask.shape)  # (P, OH, OW), read only
+        dx = np.empty((mask.shape[0], g.H, g.W), ctx.dtype)                # (P, H, W), every element written
+        if g.path == "2x2":
+            _k.max_pool2d_2x2_backward(δ3, mask, dx, get_num_threads())
+        else:
+            _k.max_pool2d_backward(δ3, mask, dx, get_num_threads())
+        return dx.reshape(ctx.x_shape), None
+
+
+class AvgPool2d(Function):
+    """y[n,c,i,j] = Σ over the window of x / divisor[i,j], where the window and the divisor
+    come from the geometry: fixed windows (count_include_pad, real elements only, or
+    divisor_override), 'same' windows, or adaptive windows. divisor[i,j] = row[i]·col[j].
+
+    Backward (seed 004): each input of a window receives δ / divisor — δ/(m·n) for an
+    m×n window — and overlapping windows accumulate:
+        ∂L/∂x[n,c,h,w] = Σ_{(i,j): (h,w) ∈ window(i,j)} δ[n,c,i,j] / divisor[i,j]
+    """
+
+    @staticmethod
+    def forward(ctx, x, g):
+        x3 = _planes(x)                                       # (P, H, W)
+        y = np.empty((x3.shape[0],) + g.out, x.dtype)         # (P, OH, OW)
+        nt = get_num_threads()
+        if g.path == "2x2":
+            _k.avg_pool2d_2x2_forward(x3, y, g.divisor, nt)
+        elif g.path == "plane":                                # (P, H·W) -> (P,)
+            _k.avg_pool2d_plane_forward(x3.reshape(len(x3), g.H * g.W), y.reshape(-1), g.divisor, nt)
+        else:
+            _k.avg_pool2d_forward(x3, *g.rows, *g.cols, y, nt)
+        ctx.g, ctx.x_shape, ctx.dtype = g, x.shape, x.dtype
+        return y.reshape(x.shape[:-2] + g.out)
+
+    @staticmethod
+    def backward(ctx, δ):
+        """∂L/∂x = Σ over the windows containing the input of δ / divisor."""
+        g = ctx.g
+        P = math.prod(ctx.x_shape[:-2])
+        δ3 = np.ascontiguousarray(δ, dtype=ctx.dtype).reshape((P,) + g.out)  # (P, OH, OW), read only
+        dx = np.empty((P, g.H, g.W), ctx.dtype)                               # (P, H, W)
+        if g.path == "2x2":
+            _k.avg_pool2d_2x2_backward(δ3, dx, g.divisor, get_num_threads())
+        elif g.path == "plane":                                # (P,) -> (P, H·W)
+            _k.avg_pool2d_plane_backward(δ3.reshape(-1), dx.reshape(P, g.H * g.W), g.divisor,
+                                         get_num_threads())
+        else:
+            _k.avg_pool2d_backward(δ3, *g.rows, *g.cols, dx, get_num_threads())
+        return dx.reshape(ctx.x_shape), None
+
+
+# ---- public functions ---------------------------------------------------------------------
+
+def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
+               return_indices=False):
+    """Max pooling over (N, C, H, W) or (C, H, W), as torch.nn.functional.max_pool2d.
+
+    stride defaults to kernel_size; padding is an int, a pair, 'valid' or 'same' (Keras:
+    out = ⌈in/S⌉ whatever ceil_mode says, the padding ignored); padding ≤ kernel_size // 2
+    for the numeric form.
+    With return_indices=True also returns the int64 flat index (h·W + w, within each
+    H·W plane) of every output's winner, as PyTorch does; −1 marks a window that holds
+    no real input (only possible with dilation; its output is −inf).
+    """
+    fn = "max_pool2d"
+    a = _input(fn, x)
+    k, s, p, d = pool_args(fn, kernel_size, stride, padding, dilation)
+    g = _max_geometry(fn, a.shape[-2], a.shape[-1], k, s, p, d, _bool(fn, "ceil_mode", ceil_mode))
+    x = x if isinstance(x, Tensor) else a
+    if not _bool(fn, "return_indices", return_indices):
+        return MaxPool2d.apply(x, g)
+    box = []
+    y = MaxPool2d.apply(x, g, indices_out=box)
+    return y, Tensor._wrap(box[0].astype(np.int64).reshape(y.shape), False)
+
+
+def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
+               divisor_override=None):
+    """Average pooling over (N, C, H, W) or (C, H, W), as torch.nn.functional.avg_pool2d.
+
+    The divisor of window (i, j) is divisor_override if given, else its size within the
+    padded input (count_include_pad=True) or the number of real inputs in it
+    (count_include_pad=False). padding='same'/'valid' follow Keras/TensorFlow: with 'same'
+    only real elements count, whatever count_include_pad says.
+    """
+    fn = "avg_pool2d"
+    a = _input(fn, x)
+    k, s, p, _ = pool_args(fn, kernel_size, stride, padding)
+    if divisor_override is not None:
+        if not _is_int(divisor_override):
+            raise TypeError(f"{fn}(): divisor_override must be an int or None, got {divisor_override!r}")
+        if divisor_override == 0 or abs(divisor_override) > _INT32_MAX:
+            raise ValueError(f"{fn}(): divisor_override must be a non-zero int32, got {divisor_override}")
+        divisor_override = int(divisor_override)
+    g = _avg_geometry(fn, a.shape[-2], a.shape[-1], k, s, p, _bool(fn, "ceil_mode", ceil_mode),
+                      _bool(fn, "count_include_pad", count_include_pad), divisor_override)
+    return AvgPool2d.apply(x if isinstance(x, Tensor) else a, g)
+
+
+def adaptive_avg_pool2d(x, output_size):
+    """Average pooling to a fixed output size (OH, OW), as torch.nn.functional.adaptive_avg_pool2d.
+
+    Output row i averages the input rows ⌊i·H/OH⌋ … ⌈(i+1)·H/OH⌉ − 1 (columns alike), so the
+    windows tile the input when OH divides H and overlap by at most one row otherwise.
+    output_size: an int, or a pair whose None entries keep the input's size.
+    """
+    fn = "adaptive_avg_pool2d"
+    a = _input(fn, x)
+    out = adaptive_output_size(fn, output_size, a.shape[-2:])
+    g = _adaptive_geometry(a.shape[-2], a.shape[-1], out)
+    return AvgPool2d.apply(x if isinstance(x, Tensor) else a, g)
+
+
+def global_avg_pool2d(x, keepdim=True):
+    """The mean of each H×W plane (ResNet's last pooling): (N, C, H, W) -> (N, C, 1, 1),
+    or (N, C) with keepdim=False. The same as adaptive_avg_pool2d(x, 1)."""
+    y = adaptive_avg_pool2d(x, 1)
+    if _bool("global_avg_pool2d", "keepdim", keepdim):
+        return y
+    from .shape import reshape
+    return reshape(y, y.shape[:-2])

@@ -1,0 +1,78 @@
+"""The main job: LeNet-5 on Fashion-MNIST (examples/lenet.py), and exact resumption."""
+import os
+import pathlib
+import sys
+
+import numpy as np
+import pytest
+
+import minigrad as mg
+import minigrad.nn.functional as F
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+DATA = "/usr/share/datasets/fashion-mnist"
+sys.path.insert(0, str(ROOT / "examples"))
+import lenet  # noqa: E402
+
+needs_data = pytest.mark.skipif(
+    not os.path.isdir(DATA) and not os.environ.get("CI"),
+    reason="Fashion-MNIST not installed (apt-get install -y dataset-fashion-mnist); CI installs it")
+
+
+@needs_data
+def test_one_epoch_of_lenet_reaches_80_percent(tmp_path, capsys):
+    args = lenet.parse_args(["--epochs", "1", "--quiet", "--save", str(tmp_path / "ck.npz"),
+                             "--data", DATA])
+    model, history = lenet.train(args)
+    out = capsys.readouterr().out
+    assert history["test_acc"][0] >= 0.80, out
+    assert "best test accuracy" in out and "images/s" in out
+    ck = mg.load(str(tmp_path / "ck.npz"))
+    assert int(ck["epoch"]) == 1 and set(ck["model"]) == set(model.state_dict())
+
+
+def _step(model, opt, x, y):
+    loss = F.cross_entropy(model(x), y)
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+    return loss.item()
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "sgd"])
+def test_checkpoint_resume_gives_the_same_next_step(tmp_path, optimizer):
+    rng = np.random.default_rng(0)
+    batches = [(mg.tensor(rng.standard_normal((8, 1, 28, 28)).astype(np.float32)),
+                mg.tensor(rng.integers(0, 10, 8))) for _ in range(4)]
+    mg.manual_seed(3)
+    model = lenet.lenet5()
+    opt = lenet.make_optimizer(optimizer, model.parameters(), 1e-2)
+    for x, y in batches[:3]:
+        _step(model, opt, x, y)
+    path = str(tmp_path / "ck.npz")
+    mg.save({"model": model.state_dict(), "optimizer": opt.state_dict()}, path)
+    expected = _step(model, opt, *batches[3])
+    expected_w = model.state_dict()
+
+    mg.manual_seed(99)                                   # a different init, overwritten by the load
+    fresh = lenet.lenet5()
+    fresh_opt = lenet.make_optimizer(optimizer, fresh.parameters(), 1e-2)
+    ck = mg.load(path)
+    fresh.load_state_dict(ck["model"])
+    fresh_opt.load_state_dict(ck["optimizer"])
+    assert _step(fresh, fresh_opt, *batches[3]) == expected
+    for k, v in fresh.state_dict().items():
+        np.testing.assert_array_equal(v, expected_w[k], err_msg=k)
+
+
+def test_lenet_shapes_follow_the_notes():
+    model = lenet.lenet5()
+    x = mg.zeros(2, 1, 28, 28)
+    shapes = []
+    for layer in model:
+        x = layer(x)
+        shapes.append(x.shape)
+    assert shapes[:6] == [(2, 6, 28, 28), (2, 6, 28, 28), (2, 6, 14, 14),
+                          (2, 16, 10, 10), (2, 16, 10, 10), (2, 16, 5, 5)]
+    assert shapes[-1] == (2, 10)
+    assert sum(p.size for p in model.parameters()) == 61706

@@ -1,0 +1,85 @@
+"""Concurrency and thread controls: kernels keep no global state, so Python threads
+sharing inputs get exactly the serial results; the thread count is a user setting."""
+import os
+import subprocess
+import sys
+import threading
+
+import numpy as np
+import pytest
+
+import minigrad as mg
+import minigrad.nn.functional as F
+
+
+def _work(x_arr, w_arr):
+    """conv → relu → max pool → avg pool, forward and backward; returns every array."""
+    x = mg.tensor(x_arr, requires_grad=True)
+    w = mg.tensor(w_arr, requires_grad=True)
+    y = F.conv2d(x, w, stride=2, padding=1).relu()
+    z = F.max_pool2d(y, 3, stride=2, padding=1) * 1.5 + F.avg_pool2d(y, 2, ceil_mode=True)   # both (N, 5, 4, 3)
+    z.sum().backward()
+    return [y.numpy(), z.numpy(), x.grad.numpy(), w.grad.numpy()]
+
+
+def test_four_threads_on_shared_inputs_match_serial():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((4, 3, 13, 11)).astype(np.float32)
+    w = rng.standard_normal((5, 3, 3, 3)).astype(np.float32)
+    expected = _work(x, w)
+    results, errors = [None] * 4, []
+
+    def run(i):
+        try:
+            for _ in range(5):
+                results[i] = _work(x, w)
+        except Exception as e:          # pragma: no cover - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    for r in results:
+        for got, want in zip(r, expected):
+            np.testing.assert_array_equal(got, want)
+
+
+def test_set_and_get_num_threads():
+    old = mg.get_num_threads()
+    try:
+        mg.set_num_threads(1)
+        assert mg.get_num_threads() == 1
+        for bad in (0, -1, 1.5, "2", True):
+            with pytest.raises(ValueError, match="positive int"):
+                mg.set_num_threads(bad)
+    finally:
+        mg.set_num_threads(old)
+
+
+def test_one_thread_equals_many_threads():
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((8, 4, 20, 20)).astype(np.float64)
+    w = rng.standard_normal((6, 4, 3, 3)).astype(np.float64)
+    old = mg.get_num_threads()
+    try:
+        mg.set_num_threads(1)
+        one = _work(x, w)
+        mg.set_num_threads(2)
+        two = _work(x, w)
+    finally:
+        mg.set_num_threads(old)
+    for a, b in zip(one, two):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+
+
+def test_environment_variable_sets_the_default():
+    code = "import minigrad as mg; print(mg.get_num_threads())"
+    env = dict(os.environ, MINIGRAD_NUM_THREADS="3")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert out.stdout.strip() == "3", out.stderr
+    env["MINIGRAD_NUM_THREADS"] = "zero"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert out.returncode != 0 and "MINIGRAD_NUM_THREADS" in out.stderr
