@@ -12,6 +12,9 @@ import os as _os
 # loads with our kernels; a value the user exported wins.
 _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
+from . import _malloc
+_malloc.tune()          # reuse freed activation memory instead of page-faulting it back in
+
 try:
     from ._ext import elementwise as _elementwise_kernels  # noqa: F401
 except ImportError as e:  # pragma: no cover - exercised by hand

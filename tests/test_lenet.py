@@ -76,3 +76,16 @@ def test_lenet_shapes_follow_the_notes():
                           (2, 16, 10, 10), (2, 16, 10, 10), (2, 16, 5, 5)]
     assert shapes[-1] == (2, 10)
     assert sum(p.size for p in model.parameters()) == 61706
+
+
+def test_handmade_filters_do_what_their_names_say():
+    import filters
+    img = np.zeros((1, 1, 6, 6), np.float32)
+    img[..., 3:] = 1.0                                   # a vertical edge between columns 2 and 3
+    out = filters.apply_filters(img)[0]
+    names = list(filters.KERNELS)
+    np.testing.assert_array_equal(out[names.index("identity")], img[0, 0])
+    np.testing.assert_array_equal(out[names.index("shift right")][:, 1:], img[0, 0][:, :-1])
+    sobel_x = out[names.index("Sobel x")][1:-1]          # interior rows: no zero padding above/below
+    assert np.all(sobel_x[:, 2:4] == 4) and np.all(sobel_x[:, :2] == 0) and np.all(sobel_x[:, 4:5] == 0)
+    np.testing.assert_array_equal(out[names.index("Sobel y")][1:-1, 1:-1], 0)

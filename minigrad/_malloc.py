@@ -1,0 +1,38 @@
+"""Keep freed array memory in the process instead of returning it to the OS.
+
+A training step allocates and frees the same large arrays (activations, gradients) every
+iteration. With glibc's defaults, arrays above a dynamic threshold are mmap'ed and
+munmap'ed each time, and the heap top is trimmed, so every step pays a page fault per
+4 KiB page it writes: measured here, np.maximum on a LeNet activation (1.2 MB) took 0.82 ms
+instead of 0.10 ms. Raising glibc's mmap and trim thresholds makes freed chunks reusable,
+as a caching allocator would. Resident memory then stays at the peak of a step rather than
+shrinking between steps.
+
+Set MINIGRAD_MALLOC_TUNING=0 to leave the allocator alone. Does nothing off glibc.
+"""
+import ctypes
+import ctypes.util
+import os
+import sys
+
+M_TRIM_THRESHOLD = -1
+M_MMAP_THRESHOLD = -3
+MMAP_THRESHOLD = 64 << 20      # arrays up to 64 MiB come from the reusable heap
+TRIM_THRESHOLD = 512 << 20     # keep up to 512 MiB of free heap before returning it
+
+tuned = False
+
+
+def tune():
+    """Apply the thresholds once (glibc only). Returns True when they were applied."""
+    global tuned
+    if tuned or os.environ.get("MINIGRAD_MALLOC_TUNING", "1") == "0" or not sys.platform.startswith("linux"):
+        return tuned
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):         # musl and others: no mallopt
+        return False
+    mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
+    tuned = bool(mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD))
+    return tuned
