@@ -70,6 +70,18 @@ directives = {
     "embedsignature": True,
 }
 
+# The directives are baked into the generated C: re-cythonize when the mode changes.
+mode = f"boundscheck={boundscheck} openmp={openmp}"
+marker = os.path.join("ext", ".build_mode")
+previous = open(marker).read() if os.path.exists(marker) else None
+force = previous != mode
+if force and extensions:
+    with open(marker, "w") as f:
+        f.write(mode)
+
+for ext in extensions:
+    ext.define_macros.append(("MINIGRAD_BOUNDSCHECK", "1" if boundscheck else "0"))
+
 setup(
-    ext_modules=cythonize(extensions, compiler_directives=directives),
+    ext_modules=cythonize(extensions, compiler_directives=directives, force=force),
 )

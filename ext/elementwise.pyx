@@ -20,9 +20,29 @@ cdef extern from *:
     const int MINIGRAD_HAVE_OPENMP
 
 
+cdef extern from *:
+    """
+    #ifndef MINIGRAD_BOUNDSCHECK
+    #define MINIGRAD_BOUNDSCHECK 0
+    #endif
+    """
+    const int MINIGRAD_BOUNDSCHECK
+
+
 def openmp_enabled():
     """True when this extension was compiled with OpenMP."""
     return MINIGRAD_HAVE_OPENMP == 1
+
+
+def boundscheck_enabled():
+    """True when the kernels were built with MINIGRAD_BOUNDSCHECK=1 (a developer build)."""
+    return MINIGRAD_BOUNDSCHECK == 1
+
+
+def _probe(const double[::1] x, Py_ssize_t i):
+    """x[i] with the build's bounds checking: IndexError out of range in a checked build
+    (used by the tests to prove the switch works; never called by the library)."""
+    return x[i]
 
 
 # Work smaller than this runs on one thread: spinning up a team costs more.

@@ -1,4 +1,6 @@
 """The engine: graph recording, traversal, accumulation, freeing, grad modes, errors."""
+import os
+
 import numpy as np
 import pytest
 
@@ -171,3 +173,16 @@ def test_gradcheck_passes_a_correct_op_and_checks_all_inputs():
     a = mg.tensor(np.array([[1.0, -2.0]]), requires_grad=True)
     b = mg.tensor(np.array([[0.5], [3.0]]), requires_grad=True)
     assert mg.gradcheck(lambda p, q: (p @ q).tanh(), [a, b])
+
+
+def test_bounds_checked_build_when_ci_asks_for_it():
+    """CI's second pass rebuilds with MINIGRAD_BOUNDSCHECK=1: prove the kernels really check."""
+    from minigrad._ext import elementwise as k
+    x = np.arange(3.0)
+    assert k._probe(x, 2) == 2.0
+    if os.environ.get("MINIGRAD_EXPECT_BOUNDSCHECK") == "1":
+        assert k.boundscheck_enabled()
+        with pytest.raises(IndexError):
+            k._probe(x, 3)
+    else:
+        assert not k.boundscheck_enabled()
