@@ -32,6 +32,22 @@ def _as_array(data, dtype=None):
     return arr
 
 
+class _Size(int):
+    """An int (the element count) that, when called, gives the shape like torch's size()."""
+
+    def __new__(cls, count, shape):
+        obj = super().__new__(cls, count)
+        obj._shape = shape
+        return obj
+
+    def __call__(self, dim=None):
+        if dim is None:
+            return self._shape
+        if not -len(self._shape) <= dim < len(self._shape):
+            raise IndexError(f"size(): dim {dim} is out of range for shape {self._shape}")
+        return self._shape[dim]
+
+
 class Tensor:
     """An n-dimensional array that can record the operations applied to it.
 
@@ -127,8 +143,9 @@ class Tensor:
 
     @property
     def size(self):
-        """The number of elements (NumPy's meaning); call .shape for the dims."""
-        return self.data.size
+        """The number of elements, as NumPy's `a.size`; called, as PyTorch's `t.size()`,
+        the shape (`t.size(1)` one dim of it)."""
+        return _Size(self.data.size, self.data.shape)
 
     def numel(self):
         return self.data.size

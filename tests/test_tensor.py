@@ -57,6 +57,7 @@ def test_array_protocol_and_accessors():
     t = mg.tensor([[1.0, 2.0, 3.0]])
     assert np.asarray(t) is t.numpy()
     assert t.shape == (1, 3) and t.ndim == 2 and t.size == 3 and len(t) == 1
+    assert t.size() == (1, 3) and t.size(1) == 3 and t.size(-2) == 1 and t.numel() == 3
     assert mg.tensor([2.5]).item() == 2.5
     with pytest.raises(ValueError, match="one-element"):
         t.item()
