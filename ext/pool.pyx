@@ -18,6 +18,10 @@
 # forwards over output rows (P·OH of them), the backwards over planes (windows may
 # overlap inside a plane, never across planes), or over output rows when the windows
 # are 2×2 with stride 2 (two output rows never share an input row).
+#
+# Branches that depend on the data are avoided where they would mispredict: the max
+# updates are selects (cmov/maxss), and max pooling's backward zeroes a plane and then
+# scatters δ rather than choosing "δ or 0" per element.
 from cython.parallel cimport prange
 from libc.math cimport INFINITY
 from libc.string cimport memset
@@ -96,9 +100,9 @@ def max_pool2d_forward(const floating[:, :, ::1] x,        # IN  (P, H, W)
                     w = w_lo[j]
                     while w < w_hi[j]:
                         v = x[p, h, w]
-                        if v > best:
-                            arg = <int>(h * W + w)
-                        best = v if v > best else best  # maxss: no branch to mispredict
+                        # both selects compile to cmov/maxss: no branch to mispredict
+                        arg = <int>(h * W + w) if v > best else arg
+                        best = v if v > best else best
                         if v != v:                       # NaN wins (rare: a predictable branch)
                             best = v
                             arg = <int>(h * W + w)
@@ -130,22 +134,19 @@ def max_pool2d_2x2_forward(const floating[:, :, ::1] x,    # IN  (P, H, W), H �
                 best = x[p, h, w]
                 arg = <int>(h * W + w)
                 v = x[p, h, w + 1]
-                if v > best:
-                    arg = <int>(h * W + w + 1)
+                arg = <int>(h * W + w + 1) if v > best else arg
                 best = v if v > best else best
                 if v != v:
                     best = v
                     arg = <int>(h * W + w + 1)
                 v = x[p, h + 1, w]
-                if v > best:
-                    arg = <int>((h + 1) * W + w)
+                arg = <int>((h + 1) * W + w) if v > best else arg
                 best = v if v > best else best
                 if v != v:
                     best = v
                     arg = <int>((h + 1) * W + w)
                 v = x[p, h + 1, w + 1]
-                if v > best:
-                    arg = <int>((h + 1) * W + w + 1)
+                arg = <int>((h + 1) * W + w + 1) if v > best else arg
                 best = v if v > best else best
                 if v != v:
                     best = v
@@ -178,39 +179,6 @@ def max_pool2d_backward(const floating[:, :, ::1] dy,      # IN  (P, OH, OW) δ 
                     k = mask[p, i, j]
                     if k >= 0:
                         plane[k] = plane[k] + dy[p, i, j]
-
-
-def max_pool2d_2x2_backward(const floating[:, :, ::1] dy,  # IN  (P, OH, OW)
-                            const int[:, :, ::1] mask,      # IN  (P, OH, OW)
-                            floating[:, :, ::1] dx,         # OUT (P, H, W) (need not be zeroed)
-                            int num_threads):
-    """max_pool2d_backward for 2×2 windows with stride 2: the windows tile the plane, so
-    each dx element is written exactly once, δ at the winner and 0 at the other three;
-    rows/cols past 2·OH, 2·OW belong to no window and get 0."""
-    cdef Py_ssize_t P = dx.shape[0], H = dx.shape[1], W = dx.shape[2]
-    cdef Py_ssize_t OH = dy.shape[1], OW = dy.shape[2]
-    cdef Py_ssize_t r, p, i, j, h, w, k, hh
-    cdef floating g
-    cdef int nt = _threads(P * H * W, num_threads)
-    with nogil:
-        for r in prange(P * OH, schedule='static', num_threads=nt):
-            p = r // OH
-            i = r - p * OH
-            h = 2 * i
-            for j in range(OW):
-                w = 2 * j
-                g = dy[p, i, j]
-                k = mask[p, i, j]
-                dx[p, h, w] = g if k == h * W + w else 0
-                dx[p, h, w + 1] = g if k == h * W + w + 1 else 0
-                dx[p, h + 1, w] = g if k == (h + 1) * W + w else 0
-                dx[p, h + 1, w + 1] = g if k == (h + 1) * W + w + 1 else 0
-            for w in range(2 * OW, W):                       # columns right of the last window
-                dx[p, h, w] = 0
-                dx[p, h + 1, w] = 0
-            if i == OH - 1:                                  # rows below the last window
-                for hh in range(2 * OH, H):
-                    memset(&dx[p, hh, 0], 0, W * sizeof(floating))
 
 
 # ---- average pooling ---------------------------------------------------------------

@@ -310,10 +310,7 @@ class MaxPool2d(Function):
         g = ctx.g
         δ3 = np.ascontiguousarray(δ, dtype=ctx.dtype).reshape(mask.shape)  # (P, OH, OW), read only
         dx = np.empty((mask.shape[0], g.H, g.W), ctx.dtype)                # (P, H, W), every element written
-        if g.path == "2x2":
-            _k.max_pool2d_2x2_backward(δ3, mask, dx, get_num_threads())
-        else:
-            _k.max_pool2d_backward(δ3, mask, dx, get_num_threads())
+        _k.max_pool2d_backward(δ3, mask, dx, get_num_threads())
         return dx.reshape(ctx.x_shape), None
 
 
