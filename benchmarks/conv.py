@@ -1,8 +1,9 @@
 """conv2d forward and backward: minigrad vs a plain-NumPy im2col baseline vs PyTorch.
 
-    python benchmarks/conv.py            # the full table
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/conv.py   # headline: a user's defaults
+    python benchmarks/conv.py            # the full table, environment as set
     python benchmarks/conv.py --quick    # fewer repetitions
-    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/conv.py   # a user's defaults
+    python benchmarks/conv.py --no-numpy # skip the (slow) NumPy baseline
 
 Protocol (issue 6): float32, NCHW; warm up; then, for each repetition, run minigrad,
 NumPy and PyTorch one after another and record the ratios of that repetition (the
@@ -11,6 +12,12 @@ times and of the pairwise ratios. "bwd" is backward only (∂L/∂x, ∂L/∂w, 
 given δ, graph already built, as `y.backward(δ)`), "f+b" is forward then backward.
 The NumPy baseline caches its im2col matrix in forward (as the usual NumPy
 implementations do) and computes ∂L/∂x by col2im with one strided add per tap.
+
+minigrad is imported before torch so that both copies of libgomp see the
+OMP_WAIT_POLICY minigrad sets. The header names the OpenBLAS kernel NumPy runs and the
+GEMM minigrad's kernels call; "%sgemm" compares a layer's GFLOP/s (forward, and
+forward+backward counting 3× the forward's FLOPs) with NumPy's multithreaded sgemm
+measured in the same run. The load average is printed: the machine may be shared.
 """
 import argparse
 import math
@@ -21,8 +28,11 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-import minigrad as mg                               # noqa: E402
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import minigrad as mg                               # noqa: E402  (before torch: OMP_WAIT_POLICY)
 import minigrad.nn.functional as F                  # noqa: E402
+from minigrad import _blas                          # noqa: E402
+from common import blas_info                        # noqa: E402
 
 try:
     import torch
@@ -87,7 +97,7 @@ def _t(fn, *args):
     return time.perf_counter() - t0, out
 
 
-def bench_shape(shape, reps, warmup):
+def bench_shape(shape, reps, warmup, numpy_baseline=True):
     name, N, C, H, K, k, s, p = shape
     rng = np.random.default_rng(0)
     x = rng.standard_normal((N, C, H, H), dtype=np.float32)
@@ -126,9 +136,10 @@ def bench_shape(shape, reps, warmup):
         r["mg_f"], y = _t(mg_fwd)
         r["mg_b"], _ = _t(mg_bwd, y)
         del y
-        r["np_f"], c = _t(np_fwd)
-        r["np_b"], _ = _t(c.backward, δ)
-        del c
+        if numpy_baseline:
+            r["np_f"], c = _t(np_fwd)
+            r["np_b"], _ = _t(c.backward, δ)
+            del c
         if torch is not None:
             r["th_f"], ty = _t(th_fwd)
             r["th_b"], _ = _t(th_bwd, ty)
@@ -150,6 +161,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="3 repetitions instead of 11")
     ap.add_argument("--only", default="", help="comma-separated shape names")
+    ap.add_argument("--no-numpy", action="store_true", help="skip the plain-NumPy baseline")
     args = ap.parse_args()
     reps, warmup = (3, 1) if args.quick else (11, 2)
     shapes = [s for s in SHAPES if not args.only or s[0] in args.only.split(",")]
@@ -158,23 +170,30 @@ def main():
     print(f"minigrad threads {mg.get_num_threads()}, "
           f"torch {torch.__version__ + ' threads ' + str(torch.get_num_threads()) if torch else 'not installed'}, "
           f"numpy {np.__version__}, {env}")
+    print(f"NumPy: {blas_info()}; minigrad's kernels call: {_blas.info()}")
+    print("load average at start: " + " ".join(f"{v:.2f}" for v in os.getloadavg()))
     peak = sgemm_gflops()
     print(f"NumPy sgemm 2048³: {peak:.0f} GFLOP/s; {reps} paired repetitions, medians; times in ms\n")
 
     hdr = (f"{'shape':<10} {'N,C,H,K,k,s,p':<22} | {'mg fwd':>7} {'np fwd':>7} {'th fwd':>7} "
            f"{'mg/np':>6} {'mg/th':>6} | {'mg bwd':>7} {'np bwd':>7} {'th bwd':>7} {'mg/np':>6} "
-           f"{'mg/th':>6} | {'f+b mg/th':>9} {'fwd GF/s':>8} {'%sgemm':>6}")
+           f"{'mg/th':>6} | {'f+b mg/th':>9} {'fwd GF/s':>8} {'%sgemm':>6} {'f+b GF/s':>8} {'%sgemm':>6}")
     print(hdr)
     print("-" * len(hdr))
     geo = {"f": [], "b": [], "fb": []}
+    big = []                                        # (name, % fwd, % f+b) of large stride-1 layers
+    nan = float("nan")
     for shape in shapes:
         name, N, C, H, K, k, s, p = shape
-        r = bench_shape(shape, reps, warmup)
+        r = bench_shape(shape, reps, warmup, numpy_baseline=not args.no_numpy)
         med = {key: float(np.median(v)) * 1e3 for key, v in r.items()}
-        ratio = lambda a, b: float(np.median(r[a] / r[b]))
+        ratio = lambda a, b: float(np.median(r[a] / r[b])) if a in r and b in r else nan
         OH = (H + 2 * p - k) // s + 1
         flops = 2 * N * K * OH * OH * C * k * k
         gf = flops / (med["mg_f"] / 1e3) / 1e9
+        gfb = 3 * flops / float(np.median(r["mg_f"] + r["mg_b"])) / 1e9
+        if s == 1 and flops > 1e9:
+            big.append((name, 100 * gf / peak, 100 * gfb / peak))
         th = torch is not None
         fth = ratio("mg_f", "th_f") if th else float("nan")
         bth = ratio("mg_b", "th_b") if th else float("nan")
@@ -183,15 +202,20 @@ def main():
             geo["f"].append(fth)
             geo["b"].append(bth)
             geo["fb"].append(fbth)
-        print(f"{name:<10} {f'{N},{C},{H},{K},{k},{s},{p}':<22} | {med['mg_f']:7.2f} {med['np_f']:7.2f} "
-              f"{med.get('th_f', float('nan')):7.2f} {ratio('mg_f', 'np_f'):6.2f} {fth:6.2f} | "
-              f"{med['mg_b']:7.2f} {med['np_b']:7.2f} {med.get('th_b', float('nan')):7.2f} "
-              f"{ratio('mg_b', 'np_b'):6.2f} {bth:6.2f} | {fbth:9.2f} {gf:8.0f} {100 * gf / peak:5.0f}%",
+        print(f"{name:<10} {f'{N},{C},{H},{K},{k},{s},{p}':<22} | {med['mg_f']:7.2f} {med.get('np_f', nan):7.2f} "
+              f"{med.get('th_f', nan):7.2f} {ratio('mg_f', 'np_f'):6.2f} {fth:6.2f} | "
+              f"{med['mg_b']:7.2f} {med.get('np_b', nan):7.2f} {med.get('th_b', nan):7.2f} "
+              f"{ratio('mg_b', 'np_b'):6.2f} {bth:6.2f} | {fbth:9.2f} {gf:8.0f} {100 * gf / peak:5.0f}% "
+              f"{gfb:8.0f} {100 * gfb / peak:5.0f}%",
               flush=True)
     if geo["f"]:
         g = {k: math.exp(np.mean(np.log(v))) for k, v in geo.items()}
         print(f"\ngeomean minigrad/PyTorch: forward {g['f']:.2f}, backward {g['b']:.2f}, "
-              f"forward+backward {g['fb']:.2f}")
+              f"forward+backward {g['fb']:.2f}; worst f+b {max(geo['fb']):.2f}")
+    for name, pf, pfb in big:
+        print(f"large stride-1 layer {name}: {pf:.0f}% (forward), {pfb:.0f}% (forward+backward) "
+              f"of NumPy's sgemm GFLOP/s")
+    print("load average at end: " + " ".join(f"{v:.2f}" for v in os.getloadavg()))
 
 
 if __name__ == "__main__":

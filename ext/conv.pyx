@@ -18,10 +18,18 @@
 # below runs only over the (i', p) pairs whose ih lies in [0, H): the zero padding is
 # never stored and never multiplied.
 #
+#   blas    the same im2col / col2im, fused with the GEMM inside one OpenMP loop: each
+#           thread takes whole samples (or row blocks of one sample), gathers a small
+#           im2col block into its own scratch and multiplies it with a single-threaded
+#           GEMM of NumPy's OpenBLAS, called through a function pointer the Python side
+#           found (minigrad/_blas.py). One layer of parallelism, one barrier per call.
+#
 # Contract: the Python side validates every shape and integer, passes C-contiguous
 # arrays of one dtype, and allocates the outputs; bounds checks are off by default
 # (see setup.py). No global state: all scratch memory is passed in.
-from cython.parallel cimport prange
+from cython.parallel cimport prange, threadid
+from libc.stdint cimport int64_t
+from libc.string cimport memcpy, memset
 cimport cython
 
 ctypedef fused floating:
@@ -37,11 +45,6 @@ cdef extern from *:
     #endif
     """
     const int MINIGRAD_HAVE_OPENMP
-
-
-def openmp_enabled():
-    """True when this extension was compiled with OpenMP."""
-    return MINIGRAD_HAVE_OPENMP == 1
 
 
 # ---- index helpers ---------------------------------------------------------------
@@ -246,6 +249,8 @@ def im2col(const floating[:, :, :, ::1] x,    # IN  (N, C, H, W)
             off_w = q * dw - pw
             j0 = _first(off_w, sw)
             j1 = _end(off_w, sw, W, OW)
+            if j0 > OW:                 # the tap reads only padding in every column
+                j0 = j1 = OW
             for n in range(nb):
                 for oi in range(OH):
                     base = n * L + oi * OW
@@ -332,3 +337,290 @@ def nkl_to_knl(const floating[:, :, ::1] src,   # IN  (nb, K, L)   NCHW (a chunk
             k = nk % K
             for l in range(L):
                 dst[k, n, l] = src[n, k, l]
+
+
+
+# ---- im2col + GEMM fused per thread (the 'blas' path) -----------------------------------
+#
+# The GEMM is CBLAS's, row-major: C (m×n) = α·op(A) (m×k) · op(B) (k×n) + β·C. The caller
+# passes its address as an integer (ILP64: 64-bit integer arguments, as in NumPy's wheels;
+# else 32-bit) and makes sure it runs single-threaded while these loops call it (one layer
+# of parallelism: the OpenMP threads; see minigrad/_blas.py).
+
+cdef enum:
+    ROW_MAJOR = 101
+    NO_TRANS = 111
+    TRANS = 112
+
+ctypedef void (*sgemm64_t)(int, int, int, int64_t, int64_t, int64_t, float, const float*,
+                           int64_t, const float*, int64_t, float, float*, int64_t) noexcept nogil
+ctypedef void (*dgemm64_t)(int, int, int, int64_t, int64_t, int64_t, double, const double*,
+                           int64_t, const double*, int64_t, double, double*, int64_t) noexcept nogil
+ctypedef void (*sgemm32_t)(int, int, int, int, int, int, float, const float*,
+                           int, const float*, int, float, float*, int) noexcept nogil
+ctypedef void (*dgemm32_t)(int, int, int, int, int, int, double, const double*,
+                           int, const double*, int, double, double*, int) noexcept nogil
+
+
+cdef inline void _gemm(size_t fn, bint ilp64, int ta, int tb,
+                       Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
+                       const floating* a, Py_ssize_t lda, const floating* b, Py_ssize_t ldb,
+                       floating beta, floating* c, Py_ssize_t ldc) noexcept nogil:
+    """C = op(A)·op(B) + β·C, row-major, through the GEMM at address fn."""
+    if floating is float:
+        if ilp64:
+            (<sgemm64_t>fn)(ROW_MAJOR, ta, tb, m, n, k, 1, a, lda, b, ldb, beta, c, ldc)
+        else:
+            (<sgemm32_t>fn)(ROW_MAJOR, ta, tb, <int>m, <int>n, <int>k, 1, a, <int>lda,
+                            b, <int>ldb, beta, c, <int>ldc)
+    else:
+        if ilp64:
+            (<dgemm64_t>fn)(ROW_MAJOR, ta, tb, m, n, k, 1, a, lda, b, ldb, beta, c, ldc)
+        else:
+            (<dgemm32_t>fn)(ROW_MAJOR, ta, tb, <int>m, <int>n, <int>k, 1, a, <int>lda,
+                            b, <int>ldb, beta, c, <int>ldc)
+
+
+cdef void _im2col_block(const floating[:, :, :, ::1] x, Py_ssize_t n,
+                        floating[:, ::1] scratch, Py_ssize_t t, Py_ssize_t ld, Py_ssize_t col0,
+                        Py_ssize_t oi0, Py_ssize_t oi1, Py_ssize_t OW,
+                        Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh, Py_ssize_t sw,
+                        Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t dh, Py_ssize_t dw) noexcept nogil:
+    """scratch[t, r·ld + col0 + (i'−oi0)·OW + j'] = x_pad[n, c, i'·sh + p·dh, j'·sw + q·dw]
+
+    for r = (c·kh + p)·kw + q and the output rows oi0 ≤ i' < oi1: sample n's part of an
+    im2col block (C·kh·kw, ld) whose columns start at col0; zeros where a tap reads the
+    padding."""
+    cdef Py_ssize_t C = x.shape[1], H = x.shape[2], W = x.shape[3]
+    cdef Py_ssize_t r, c, p, q, oi, oj, i0, i1, j0, j1, ih, off_w, base
+    for r in range(C * kh * kw):
+        c = r // (kh * kw)
+        p = (r // kw) % kh
+        q = r % kw
+        i0 = _first(p * dh - ph, sh)
+        i1 = _end(p * dh - ph, sh, H, oi1)
+        off_w = q * dw - pw
+        j0 = _first(off_w, sw)
+        j1 = _end(off_w, sw, W, OW)
+        if j0 > OW:                     # the tap reads only padding in every column
+            j0 = j1 = OW
+        for oi in range(oi0, oi1):
+            base = r * ld + col0 + (oi - oi0) * OW
+            if oi < i0 or oi >= i1:
+                memset(&scratch[t, base], 0, OW * sizeof(floating))
+                continue
+            ih = oi * sh + p * dh - ph
+            if j0 > 0:
+                memset(&scratch[t, base], 0, j0 * sizeof(floating))
+            if sw == 1:
+                if j1 > j0:
+                    memcpy(&scratch[t, base + j0], &x[n, c, ih, j0 + off_w],
+                           (j1 - j0) * sizeof(floating))
+            else:
+                for oj in range(j0, j1):
+                    scratch[t, base + oj] = x[n, c, ih, oj * sw + off_w]
+            if j1 < OW:
+                memset(&scratch[t, base + j1], 0, (OW - j1) * sizeof(floating))
+
+
+cdef void _col2im_block(const floating[:, ::1] scratch, Py_ssize_t t, Py_ssize_t ld,
+                        Py_ssize_t col0, floating[:, :, :, ::1] dx, Py_ssize_t n,
+                        Py_ssize_t oi0, Py_ssize_t oi1, Py_ssize_t OW,
+                        Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh, Py_ssize_t sw,
+                        Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t dh, Py_ssize_t dw) noexcept nogil:
+    """dx[n, c, i'·sh + p·dh − ph, j'·sw + q·dw − pw] += scratch[t, r·ld + col0 + (i'−oi0)·OW + j']
+
+    the adjoint of _im2col_block: each product of one real δ entry with one tap goes
+    where the dilated, padded δ correlated with the flipped kernel puts it; taps landing
+    in the padding are skipped."""
+    cdef Py_ssize_t C = dx.shape[1], H = dx.shape[2], W = dx.shape[3]
+    cdef Py_ssize_t r, c, p, q, oi, oj, i0, i1, j0, j1, ih, off_w, base
+    for r in range(C * kh * kw):
+        c = r // (kh * kw)
+        p = (r // kw) % kh
+        q = r % kw
+        i0 = _first(p * dh - ph, sh)
+        if i0 < oi0:
+            i0 = oi0
+        i1 = _end(p * dh - ph, sh, H, oi1)
+        off_w = q * dw - pw
+        j0 = _first(off_w, sw)
+        j1 = _end(off_w, sw, W, OW)
+        for oi in range(i0, i1):
+            ih = oi * sh + p * dh - ph
+            base = r * ld + col0 + (oi - oi0) * OW
+            if sw == 1:
+                for oj in range(j0, j1):
+                    dx[n, c, ih, oj + off_w] += scratch[t, base + oj]
+            else:
+                for oj in range(j0, j1):
+                    dx[n, c, ih, oj * sw + off_w] += scratch[t, base + oj]
+
+
+# A block of work is either `nb` > 1 whole samples (small images) or one sample's output
+# rows [oi0, oi1) (`nb` = 1, large images); its im2col matrix has Lc = nb·(oi1−oi0)·OW
+# columns ordered (n, i', j'), and each thread's scratch row holds it.
+
+def conv2d_forward_blas(const floating[:, :, :, ::1] x,   # IN  (N, C, H, W)
+                        const floating[:, :, :, ::1] w,   # IN  (K, C/G, kh, kw)
+                        const floating[::1] b,            # IN  (K,) bias, or (0,) for none
+                        floating[:, :, :, ::1] y,         # OUT (N, K, OH, OW)
+                        floating[:, ::1] scratch,         # TMP (threads, (C·kh·kw + K)·Lc)
+                        Py_ssize_t sh, Py_ssize_t sw,
+                        Py_ssize_t ph, Py_ssize_t pw,
+                        Py_ssize_t dh, Py_ssize_t dw,
+                        Py_ssize_t groups, Py_ssize_t nb, Py_ssize_t rows,
+                        size_t gemm, bint ilp64, int num_threads):
+    """y[block] = b + w_g (Kg, Cg·kh·kw) @ im2col(x)[block]_g (Cg·kh·kw, Lc), per group g
+
+    One parallel loop over the blocks; each thread gathers its block's im2col matrix into
+    its scratch row (cache-sized) and multiplies. A one-sample block's GEMM writes straight
+    into y's NCHW rows (ldc = OH·OW) on top of the bias (β = 1): no copy, no transpose; a
+    several-sample block's GEMM result (K, nb·OH·OW) is copied to y with the bias added.
+    """
+    cdef Py_ssize_t N = y.shape[0], K = y.shape[1], OH = y.shape[2], OW = y.shape[3]
+    cdef Py_ssize_t Cg = w.shape[1], kh = w.shape[2], kw = w.shape[3], C = x.shape[1]
+    cdef Py_ssize_t Kg = K // groups, CgKK = Cg * kh * kw, L = OH * OW, R = C * kh * kw
+    cdef Py_ssize_t nblk = (OH + rows - 1) // rows
+    cdef Py_ssize_t nitems = ((N + nb - 1) // nb) * nblk
+    cdef Py_ssize_t item, n0, n1, j, oi0, oi1, Lc, g, k, oi, oj, t
+    cdef bint has_bias = b.shape[0] > 0
+    cdef floating beta = 1 if has_bias else 0
+    cdef floating bk
+    with nogil:
+        for item in prange(nitems, schedule='static', num_threads=num_threads):
+            t = threadid()
+            n0 = (item // nblk) * nb
+            n1 = n0 + nb
+            if n1 > N:
+                n1 = N
+            oi0 = (item % nblk) * rows
+            oi1 = oi0 + rows
+            if oi1 > OH:
+                oi1 = OH
+            Lc = (n1 - n0) * (oi1 - oi0) * OW
+            for j in range(n1 - n0):
+                _im2col_block(x, n0 + j, scratch, t, Lc, j * L, oi0, oi1, OW,
+                              kh, kw, sh, sw, ph, pw, dh, dw)
+            if n1 - n0 == 1:
+                if has_bias:
+                    for k in range(K):
+                        for oi in range(oi0, oi1):
+                            for oj in range(OW):
+                                y[n0, k, oi, oj] = b[k]
+                for g in range(groups):
+                    # (Kg, Cg·kh·kw) @ (Cg·kh·kw, Lc) -> (Kg, Lc), rows oi0..oi1 of y[n0]
+                    _gemm(gemm, ilp64, NO_TRANS, NO_TRANS, Kg, Lc, CgKK,
+                          &w[g * Kg, 0, 0, 0], CgKK, &scratch[t, g * CgKK * Lc], Lc,
+                          beta, &y[n0, g * Kg, oi0, 0], L)
+            else:
+                for g in range(groups):
+                    # (Kg, Cg·kh·kw) @ (Cg·kh·kw, nb·L) -> (Kg, nb·L) after the im2col block
+                    _gemm(gemm, ilp64, NO_TRANS, NO_TRANS, Kg, Lc, CgKK,
+                          &w[g * Kg, 0, 0, 0], CgKK, &scratch[t, g * CgKK * Lc], Lc,
+                          0, &scratch[t, (R + g * Kg) * Lc], Lc)
+                for j in range(n1 - n0):                # (K, nb, OH·OW) + b -> (nb, K, OH, OW)
+                    for k in range(K):
+                        bk = b[k] if has_bias else 0
+                        for oi in range(OH):
+                            for oj in range(OW):
+                                y[n0 + j, k, oi, oj] = scratch[t, (R + k) * Lc + j * L + oi * OW + oj] + bk
+
+
+def conv2d_backward_blas(const floating[:, :, :, ::1] x,    # IN  (N, C, H, W) (any, if not need_dw)
+                         const floating[:, :, :, ::1] dy,   # IN  (N, K, OH, OW) δ
+                         const floating[:, :, :, ::1] w,    # IN  (K, C/G, kh, kw)
+                         floating[:, :, :, ::1] dx,         # OUT (N, C, H, W) ∂L/∂x, if need_dx
+                         floating[:, ::1] acc,              # OUT (threads, K·C/G·kh·kw + K), zeroed:
+                                                            #     per-thread partial ∂L/∂w as (G, Cg·kh·kw, Kg),
+                                                            #     then ∂L/∂b
+                         floating[:, ::1] scratch,          # TMP (threads, (C·kh·kw + K)·Lc)
+                         Py_ssize_t sh, Py_ssize_t sw,
+                         Py_ssize_t ph, Py_ssize_t pw,
+                         Py_ssize_t dh, Py_ssize_t dw,
+                         Py_ssize_t groups, Py_ssize_t nb, Py_ssize_t rows,
+                         bint need_dx, bint need_dw, bint need_db,
+                         size_t gemm, bint ilp64, int num_threads):
+    """Per block (see conv2d_forward_blas) and group g, with δ_blk the block's δ as a
+    (K, Lc) matrix:
+
+        ∂L/∂w_gᵀ += im2col(x)_blk,g (Cg·kh·kw, Lc) @ δ_blk,gᵀ (Lc, Kg)
+        ∂L/∂x   += col2im(w_gᵀ (Cg·kh·kw, Kg) @ δ_blk,g (Kg, Lc))
+        ∂L/∂b   += Σ over the block's pixels of δ
+
+    The sample blocks are split statically over the threads; each thread accumulates its
+    ∂L/∂w and ∂L/∂b in its own row of acc (the caller adds the rows in a fixed order, so
+    the result does not depend on timing) and owns the ∂L/∂x planes of its samples.
+    ∂L/∂w is accumulated transposed: OpenBLAS runs cols·δᵀ ~1.35× faster than δ·colsᵀ
+    here (205 vs 148 GFLOP/s single-threaded, 64×576×3136); the caller transposes it back.
+    wᵀ·δ holds each real δ entry times each tap; col2im adds it where the dilated δ would
+    meet that tap, so the dilation's zeros are never formed or multiplied. A one-sample
+    block reads δ in place (ld = OH·OW); a several-sample block first copies its δ to
+    (K, nb·OH·OW) after the im2col block in scratch.
+    """
+    cdef Py_ssize_t N = dy.shape[0], K = dy.shape[1], OH = dy.shape[2], OW = dy.shape[3]
+    cdef Py_ssize_t Cg = w.shape[1], kh = w.shape[2], kw = w.shape[3]
+    cdef Py_ssize_t Kg = K // groups, CgKK = Cg * kh * kw, L = OH * OW
+    cdef Py_ssize_t R = groups * CgKK
+    cdef Py_ssize_t nblk = (OH + rows - 1) // rows
+    cdef Py_ssize_t nsb = (N + nb - 1) // nb
+    cdef Py_ssize_t sb, n0, n1, j, blk, oi0, oi1, Lc, g, k, oi, oj, t, c, ih, iw, ldd
+    cdef const floating* d
+    cdef double s
+    with nogil:
+        for sb in prange(nsb, schedule='static', num_threads=num_threads):
+            t = threadid()
+            n0 = sb * nb
+            n1 = n0 + nb
+            if n1 > N:
+                n1 = N
+            for j in range(n0, n1):
+                if need_db:
+                    for k in range(K):
+                        s = 0
+                        for oi in range(OH):
+                            for oj in range(OW):
+                                s = s + dy[j, k, oi, oj]
+                        acc[t, K * CgKK + k] += <floating>s
+                if need_dx:
+                    for c in range(dx.shape[1]):
+                        for ih in range(dx.shape[2]):
+                            for iw in range(dx.shape[3]):
+                                dx[j, c, ih, iw] = 0
+            if not (need_dw or need_dx):
+                continue
+            for blk in range(nblk):
+                oi0 = blk * rows
+                oi1 = oi0 + rows
+                if oi1 > OH:
+                    oi1 = OH
+                Lc = (n1 - n0) * (oi1 - oi0) * OW
+                if n1 - n0 == 1:
+                    d = &dy[n0, 0, oi0, 0]
+                    ldd = L
+                else:                                   # (nb, K, OH·OW) -> (K, nb·OH·OW)
+                    for j in range(n1 - n0):
+                        for k in range(K):
+                            for oi in range(OH):
+                                for oj in range(OW):
+                                    scratch[t, (R + k) * Lc + j * L + oi * OW + oj] = dy[n0 + j, k, oi, oj]
+                    d = &scratch[t, R * Lc]
+                    ldd = Lc
+                if need_dw:
+                    for j in range(n1 - n0):
+                        _im2col_block(x, n0 + j, scratch, t, Lc, j * L, oi0, oi1, OW,
+                                      kh, kw, sh, sw, ph, pw, dh, dw)
+                    for g in range(groups):
+                        # (Cg·kh·kw, Lc) @ (Lc, Kg) -> (Cg·kh·kw, Kg), accumulated
+                        _gemm(gemm, ilp64, NO_TRANS, TRANS, CgKK, Kg, Lc,
+                              &scratch[t, g * CgKK * Lc], Lc, d + g * Kg * ldd, ldd,
+                              1, &acc[t, g * CgKK * Kg], Kg)
+                if need_dx:
+                    for g in range(groups):
+                        # (Cg·kh·kw, Kg) @ (Kg, Lc) -> (Cg·kh·kw, Lc)
+                        _gemm(gemm, ilp64, TRANS, NO_TRANS, CgKK, Lc, Kg,
+                              &w[g * Kg, 0, 0, 0], CgKK, d + g * Kg * ldd, ldd,
+                              0, &scratch[t, g * CgKK * Lc], Lc)
+                    for j in range(n1 - n0):
+                        _col2im_block(scratch, t, Lc, j * L, dx, n0 + j, oi0, oi1, OW,
+                                      kh, kw, sh, sw, ph, pw, dh, dw)

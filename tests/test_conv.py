@@ -11,23 +11,34 @@ from hypothesis import given, strategies as st
 import minigrad as mg
 import minigrad.nn as nn
 import minigrad.nn.functional as F
+from minigrad import _blas
 from minigrad.ops import conv as C
 
 # Every numeric test runs on each kernel family; 'gemm-chunked' shrinks the workspace
-# bound so the batch goes through im2col/col2im one sample at a time.
-PATHS = ["direct", "gemm", "gemm-chunked"]
+# bound so the batch goes through im2col/col2im one sample at a time; 'blas-rows' shrinks
+# the per-thread im2col block of the 'blas' path to one output row, 'blas-batch' grows it
+# to ⌈N / threads⌉ whole samples (the last block shorter when that does not divide N).
+PATHS = ["direct", "gemm", "gemm-chunked", "blas", "blas-rows", "blas-batch"]
 
 
 @contextlib.contextmanager
 def kernel_path(path):
-    saved = C._FORCE_PATH, C._WORKSPACE_BYTES
-    C._FORCE_PATH = "gemm" if path == "gemm-chunked" else path
+    if path.startswith("blas") and not _blas.available():
+        pytest.skip("no OpenBLAS next to NumPy: the 'blas' path is not available here")
+    saved = (C._FORCE_PATH, C._WORKSPACE_BYTES, C._BLAS_BLOCK_BYTES, C._BLAS_MIN_COLUMNS,
+             C._BLAS_BATCH_BELOW)
+    C._FORCE_PATH = path.split("-")[0]
     if path == "gemm-chunked":
         C._WORKSPACE_BYTES = 1
+    if path == "blas-rows":
+        C._BLAS_BLOCK_BYTES = C._BLAS_MIN_COLUMNS = 1
+    if path == "blas-batch":
+        C._BLAS_MIN_COLUMNS = C._BLAS_BATCH_BELOW = 1 << 40
     try:
         yield
     finally:
-        C._FORCE_PATH, C._WORKSPACE_BYTES = saved
+        (C._FORCE_PATH, C._WORKSPACE_BYTES, C._BLAS_BLOCK_BYTES, C._BLAS_MIN_COLUMNS,
+         C._BLAS_BATCH_BELOW) = saved
 
 
 # ---- references, straight from the formulas --------------------------------------
@@ -465,6 +476,93 @@ def test_needed_gradients_only(path, monkeypatch):
         y.sum().backward()
     assert not any(n in ("conv2d_weight_grad_direct", "im2col") for n in calls), calls
     assert w2.grad is None and x2.grad is not None
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_tap_entirely_in_the_padding(path):
+    """A tap whose every read lands in the padding (here q = 0 and q = 2 of a width-1 input
+    padded by 2, dilation 2): its im2col row is all zeros and nothing is written past the
+    row (found by a bounds-checked build: the zero fill ran beyond OW)."""
+    rng = np.random.default_rng(5)
+    x, w = rng.standard_normal((3, 2, 2, 1)), rng.standard_normal((2, 2, 1, 3))
+    ts = [mg.tensor(a, requires_grad=True) for a in (x, w)]
+    with kernel_path(path):
+        y = F.conv2d(*ts, padding=(0, 2), dilation=(1, 2))
+        ref = conv2d_reference(x, w, None, (1, 1), (0, 0, 2, 2), (1, 2), 1)
+        np.testing.assert_allclose(y.data, ref, rtol=1e-12, atol=1e-12)
+        assert mg.gradcheck(lambda a, b: F.conv2d(a, b, padding=(0, 2), dilation=(1, 2)), ts)
+
+
+@pytest.mark.skipif(not _blas.available(), reason="no OpenBLAS next to NumPy")
+def test_blas_path_skips_unneeded_gradients(monkeypatch):
+    """The fused kernel is told which gradients to form: LeNet's first layer (input without
+    grad) gets no ∂L/∂x work, a frozen weight no ∂L/∂w work."""
+    calls = []
+    real = C._k.conv2d_backward_blas
+
+    def spy(*a):
+        calls.append(a[-6:-3])                     # need_dx, need_dw, need_db
+        return real(*a)
+
+    monkeypatch.setattr(C._k, "conv2d_backward_blas", spy, raising=False)
+    rng = np.random.default_rng(0)
+    x, w = rng.standard_normal((3, 2, 6, 6)), rng.standard_normal((4, 2, 3, 3))
+    with kernel_path("blas"):
+        for need in [(False, True, True), (True, False, False), (True, True, False)]:
+            xt = mg.tensor(x, requires_grad=need[0])
+            wt = mg.tensor(w, requires_grad=need[1])
+            bt = mg.tensor(np.zeros(4), requires_grad=need[2])
+            calls.clear()
+            F.conv2d(xt, wt, bt, padding=1).sum().backward()
+            assert calls == [need]
+            assert [t.grad is not None for t in (xt, wt, bt)] == list(need)
+
+
+def test_fallback_without_openblas(monkeypatch):
+    """Without a usable OpenBLAS next to NumPy, the default path is np.matmul's ('gemm'),
+    with the same numbers."""
+    rng = np.random.default_rng(1)
+    x, w, b = rng.standard_normal((3, 4, 9, 8)), rng.standard_normal((5, 4, 3, 2)), rng.standard_normal(5)
+    ts = [mg.tensor(a, requires_grad=True) for a in (x, w, b)]
+    monkeypatch.setattr(_blas, "_lib", None)
+    assert not _blas.available() and C._path(w, 1) == "gemm"
+    y = F.conv2d(*ts, stride=(2, 1), padding=1)
+    y.backward(np.ones(y.shape))
+    ref = conv2d_reference(x, w, b, (2, 1), (1, 1, 1, 1), (1, 1), 1)
+    np.testing.assert_allclose(y.data, ref, rtol=1e-11, atol=1e-11)
+    np.testing.assert_allclose(ts[2].grad.data, np.full(5, y.shape[0] * y.shape[2] * y.shape[3]))
+
+
+@pytest.mark.skipif(not _blas.available(), reason="no OpenBLAS next to NumPy")
+def test_openblas_thread_count_restored():
+    """The 'blas' kernels run OpenBLAS single-threaded only while they run, also when
+    several Python threads overlap; NumPy's matmul keeps its thread count afterwards."""
+    before = _blas._lib["get_threads"]()
+    rng = np.random.default_rng(3)
+    x, w = rng.standard_normal((4, 3, 10, 10)).astype(np.float32), rng.standard_normal((6, 3, 3, 3)).astype(np.float32)
+
+    def run():
+        for _ in range(20):
+            xt, wt = mg.tensor(x, requires_grad=True), mg.tensor(w, requires_grad=True)
+            F.conv2d(xt, wt, padding=1).sum().backward()
+
+    with kernel_path("blas"):
+        threads = [threading.Thread(target=run) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    assert _blas._lib["get_threads"]() == before and _blas._users == 0
+
+
+@pytest.mark.skipif(not _blas.available(), reason="no OpenBLAS next to NumPy")
+def test_blas_gemm_found_is_checked():
+    """The GEMM the kernels call is NumPy's OpenBLAS, verified against NumPy at load."""
+    assert "openblas" in _blas.info().lower()
+    for dt in (np.float32, np.float64):
+        addr, ilp64 = _blas.gemm(dt)
+        assert isinstance(addr, int) and addr != 0 and isinstance(ilp64, bool)
+    assert _blas._candidate_paths()
 
 
 @pytest.mark.parametrize("path", PATHS)

@@ -1,0 +1,147 @@
+"""NumPy's own OpenBLAS, for the kernels that call GEMM from inside their OpenMP loops.
+
+NumPy's wheels bundle OpenBLAS (numpy.libs/libscipy_openblas64_-*.so on Linux,
+numpy/.dylibs on macOS) and export its CBLAS GEMM under a prefixed name. We look the
+library up next to NumPy (and, on Linux, among the libraries already mapped into the
+process), dlopen it — which returns the copy NumPy already loaded, so there is one
+OpenBLAS and one thread pool — and hand the addresses of sgemm/dgemm to the Cython
+kernels as integers. No new dependency: the alternative, scipy.linalg.cython_blas,
+would bring SciPy's own OpenBLAS copy with a second thread pool to control.
+
+Threads. The kernels parallelise over samples with OpenMP, and each OpenMP thread calls
+GEMM on its own small block: that GEMM must run on one thread (one layer of parallelism;
+OpenBLAS threads synchronise by spinning and collapse under load — measured on this
+2-core machine with other jobs running: a 64×576×3136 sgemm loop took 1.0–3.5 s with 2
+OpenBLAS threads and 0.13–0.3 s with 1). In OpenBLAS's pthreads builds the thread count
+is process-wide — `openblas_set_num_threads_local` there sets the global count too — so
+`single_threaded()` sets it to 1 while any kernel of this kind runs (reference-counted
+across Python threads) and restores it afterwards, as scikit-learn does around its
+OpenMP + BLAS loops with threadpoolctl. A NumPy matmul that another Python thread runs
+during that window uses one thread; its results are unchanged.
+
+When no usable OpenBLAS is found (another BLAS, another platform), `available()` is
+False and the ops use np.matmul instead (the 'gemm' path). Every candidate is checked
+with a small product against NumPy before it is trusted.
+"""
+import contextlib
+import ctypes
+import glob
+import os
+import threading
+
+import numpy as np
+
+# (sgemm, dgemm, set_num_threads, get_num_threads, 64-bit integer arguments)
+_SYMBOLS = [
+    ("scipy_cblas_sgemm64_", "scipy_cblas_dgemm64_",            # NumPy ≥ 2 wheels (ILP64)
+     "scipy_openblas_set_num_threads64_", "scipy_openblas_get_num_threads64_", True),
+    ("scipy_cblas_sgemm", "scipy_cblas_dgemm",                  # scipy-openblas32
+     "scipy_openblas_set_num_threads", "scipy_openblas_get_num_threads", False),
+    ("cblas_sgemm64_", "cblas_dgemm64_",                        # NumPy 1.2x wheels (ILP64)
+     "openblas_set_num_threads64_", "openblas_get_num_threads64_", True),
+    ("cblas_sgemm", "cblas_dgemm",                              # a system OpenBLAS (LP64)
+     "openblas_set_num_threads", "openblas_get_num_threads", False),
+]
+
+
+def _candidate_paths():
+    """OpenBLAS libraries next to NumPy, then any mapped into this process."""
+    here = os.path.dirname(np.__file__)
+    paths = []
+    for pattern in (os.path.join(here, os.pardir, "numpy.libs", "*openblas*"),
+                    os.path.join(here, ".dylibs", "*openblas*")):
+        paths += sorted(glob.glob(pattern))
+    try:
+        with open("/proc/self/maps") as f:
+            for line in f:
+                path = line.split()[-1]
+                if "openblas" in os.path.basename(path) and path not in paths:
+                    paths.append(path)
+    except OSError:
+        pass
+    return [os.path.realpath(p) for p in paths]
+
+
+def _check(lib, sgemm, dgemm, ilp64):
+    """True when a 2×3 @ 3×2 product through both pointers matches NumPy's."""
+    i = ctypes.c_int64 if ilp64 else ctypes.c_int
+    for fn, dt, ct in ((sgemm, np.float32, ctypes.c_float), (dgemm, np.float64, ctypes.c_double)):
+        fn.restype = None
+        fn.argtypes = [ctypes.c_int] * 3 + [i] * 3 + [ct, ctypes.c_void_p, i, ctypes.c_void_p, i,
+                                                      ct, ctypes.c_void_p, i]
+        a = np.arange(6, dtype=dt).reshape(2, 3) + 1
+        b = np.arange(6, dtype=dt).reshape(3, 2) - 2
+        c = np.full((2, 2), 7, dt)
+        fn(101, 111, 111, 2, 2, 3, 1.0, a.ctypes.data, 3, b.ctypes.data, 2, 0.0, c.ctypes.data, 2)
+        if not np.array_equal(c, a @ b):
+            return False
+    return True
+
+
+def _find():
+    for path in _candidate_paths():
+        try:
+            lib = ctypes.CDLL(path)
+        except OSError:
+            continue
+        for s, d, set_nt, get_nt, ilp64 in _SYMBOLS:
+            try:
+                fns = [getattr(lib, name) for name in (s, d, set_nt, get_nt)]
+            except AttributeError:
+                continue
+            fns[2].argtypes, fns[2].restype = [ctypes.c_int], None
+            fns[3].argtypes, fns[3].restype = [], ctypes.c_int
+            try:
+                ok = _check(lib, fns[0], fns[1], ilp64)
+            except Exception:                    # pragma: no cover - a broken library
+                ok = False
+            if ok:
+                addr = {np.dtype(np.float32): ctypes.cast(fns[0], ctypes.c_void_p).value,
+                        np.dtype(np.float64): ctypes.cast(fns[1], ctypes.c_void_p).value}
+                return dict(path=path, gemm=addr, ilp64=ilp64, set_threads=fns[2],
+                            get_threads=fns[3])
+    return None
+
+
+_lib = None if os.environ.get("MINIGRAD_NO_BLAS_KERNELS") == "1" else _find()
+
+
+def available():
+    """True when the kernels can call NumPy's OpenBLAS GEMM directly."""
+    return _lib is not None
+
+
+def gemm(dtype):
+    """(address of the CBLAS GEMM for dtype, whether it takes 64-bit integers)."""
+    return _lib["gemm"][np.dtype(dtype)], _lib["ilp64"]
+
+
+def info():
+    """Where the GEMM comes from, for benchmarks and bug reports."""
+    if _lib is None:
+        return "np.matmul (no OpenBLAS found next to NumPy)"
+    return f"{os.path.basename(_lib['path'])} ({'ILP64' if _lib['ilp64'] else 'LP64'})"
+
+
+_lock = threading.Lock()
+_users = 0
+_saved = 1
+
+
+@contextlib.contextmanager
+def single_threaded():
+    """OpenBLAS on one thread while the block runs (reference-counted across threads)."""
+    global _users, _saved
+    with _lock:
+        if _users == 0:
+            _saved = _lib["get_threads"]()
+            if _saved != 1:
+                _lib["set_threads"](1)
+        _users += 1
+    try:
+        yield
+    finally:
+        with _lock:
+            _users -= 1
+            if _users == 0 and _saved != 1:
+                _lib["set_threads"](_saved)
