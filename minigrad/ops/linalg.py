@@ -1,6 +1,7 @@
 """Matrix product with NumPy's matmul semantics (batched, broadcast, 1-d operands)."""
 import numpy as np
 
+from .. import _blas
 from ..autograd import Function
 
 
@@ -15,7 +16,7 @@ class MatMul(Function):
     @staticmethod
     def forward(ctx, a, b):
         ctx.save_for_backward(a, b)
-        return np.matmul(a, b)
+        return _blas.matmul(a, b)
 
     @staticmethod
     def backward(ctx, δ):
@@ -26,12 +27,12 @@ class MatMul(Function):
         g = δ.reshape(np.broadcast_shapes(a2.shape[:-2], b2.shape[:-2]) + (a2.shape[-2], b2.shape[-1]))
         da = db = None
         if ctx.needs_input_grad[0]:
-            da = np.matmul(g, np.swapaxes(b2, -1, -2))  # (..., m, n) @ (..., n, k) -> (..., m, k)
+            da = _blas.matmul(g, np.swapaxes(b2, -1, -2))  # (..., m, n) @ (..., n, k) -> (..., m, k)
             if a.ndim == 1:
                 da = da.reshape(da.shape[:-2] + (da.shape[-1],)) if da.ndim > 2 else da[0]
                 da = _sum_to(da, a.shape)
         if ctx.needs_input_grad[1]:
-            db = np.matmul(np.swapaxes(a2, -1, -2), g)  # (..., k, m) @ (..., m, n) -> (..., k, n)
+            db = _blas.matmul(np.swapaxes(a2, -1, -2), g)  # (..., k, m) @ (..., m, n) -> (..., k, n)
             if b.ndim == 1:
                 db = _sum_to(db[..., 0], b.shape)
         return da, db

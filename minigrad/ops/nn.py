@@ -7,6 +7,7 @@ import numbers
 
 import numpy as np
 
+from .. import _blas
 from ..autograd import Function
 from ..tensor import Tensor
 from .reduce import normalize_dims
@@ -53,7 +54,7 @@ class Linear(Function):
     @staticmethod
     def forward(ctx, x, w, b):
         ctx.save_for_backward(x, w)
-        y = np.matmul(x, w.T)                           # (..., in) @ (in, out) -> (..., out)
+        y = _blas.matmul(x, w.T)                           # (..., in) @ (in, out) -> (..., out)
         if b is not None:
             y += b                                      # (..., out) + (out,)
         return y
@@ -63,10 +64,10 @@ class Linear(Function):
         x, w = ctx.saved
         dx = dw = db = None
         if ctx.needs_input_grad[0]:
-            dx = np.matmul(δ, w)                        # (..., out) @ (out, in) -> (..., in)
+            dx = _blas.matmul(δ, w)                        # (..., out) @ (out, in) -> (..., in)
         Δ = δ.reshape(-1, δ.shape[-1])                  # (M, out)
         if ctx.needs_input_grad[1]:
-            dw = Δ.T @ x.reshape(-1, x.shape[-1])       # (out, M) @ (M, in) -> (out, in)
+            dw = _blas.matmul(Δ.T, x.reshape(-1, x.shape[-1]))  # (out, M) @ (M, in) -> (out, in)
         if ctx.needs_input_grad[2]:
             db = Δ.sum(axis=0)                          # (M, out) -> (out,)
         return dx, dw, db
