@@ -15,3 +15,13 @@ def test_readme_autograd_example_runs(capsys):
     exec(compile(code, "README.md", "exec"), scope)
     assert abs(scope["loss"].item() - 0.125) < 1e-7
     np.testing.assert_allclose(scope["w"].numpy(), [[0.5 - 0.15], [-0.25 - 0.2]], rtol=1e-6)
+
+
+def test_readme_cnn_example_runs(tmp_path, monkeypatch):
+    text = README.read_text()
+    code = re.search(r"## A CNN in minigrad\n\n```python\n(.*?)```", text, re.S).group(1)
+    monkeypatch.chdir(tmp_path)
+    scope = {}
+    exec(compile(code, "README.md", "exec"), scope)
+    assert np.isfinite(scope["loss"].item()) and (tmp_path / "ckpt.npz").exists()
+    assert all(p.grad is not None for p in scope["model"].parameters())
