@@ -36,17 +36,6 @@ ctypedef fused floating:
     float
     double
 
-cdef extern from *:
-    """
-    #ifdef _OPENMP
-    #define MINIGRAD_HAVE_OPENMP 1
-    #else
-    #define MINIGRAD_HAVE_OPENMP 0
-    #endif
-    """
-    const int MINIGRAD_HAVE_OPENMP
-
-
 # ---- index helpers ---------------------------------------------------------------
 # For a tap at offset `off` (= p·d − pad) and stride s, output position o reads input
 # position o·s + off. The outputs whose read lands inside [0, size) are
