@@ -84,7 +84,10 @@ def _check_dtype(arr, where):
 def save(obj, path):
     """Write `obj` (e.g. model.state_dict() or a dict of state dicts) to `path` as .npz,
     atomically: a crash mid-save leaves any previous file at `path` unchanged."""
-    path = os.fspath(path)
+    try:
+        path = os.fspath(path)
+    except TypeError:
+        raise TypeError(f"mg.save(): path must be a str or os.PathLike, got {type(path).__name__}") from None
     arrays = {}
     root = _encode(obj, arrays, "obj")
     meta = json.dumps({"format": _FORMAT, "version": _VERSION, "root": root}, allow_nan=False)
@@ -137,7 +140,10 @@ def _file_mode(path):
 def load(path):
     """Read a file written by mg.save. Raises FileNotFoundError if it does not exist and
     ValueError naming the path if it is empty, truncated, corrupt or not written by mg.save."""
-    path = os.fspath(path)
+    try:
+        path = os.fspath(path)
+    except TypeError:
+        raise TypeError(f"mg.load(): path must be a str or os.PathLike, got {type(path).__name__}") from None
     if not os.path.exists(path):
         raise FileNotFoundError(f"mg.load(): no such file: {path}")
     if os.path.getsize(path) == 0:

@@ -57,6 +57,9 @@ class DataLoader:
             raise TypeError(f"DataLoader(): seed must be an int or None, got {seed!r}")
         self.dataset = dataset
         self.batch_size = int(batch_size)
+        for name, flag in (("shuffle", shuffle), ("drop_last", drop_last)):
+            if not isinstance(flag, (bool, np.bool_)):
+                raise TypeError(f"DataLoader(): {name} must be a bool, got {flag!r}")
         self.shuffle, self.drop_last = bool(shuffle), bool(drop_last)
         if seed is None:
             seed = int(generator().integers(2**63))

@@ -79,7 +79,7 @@ class Tanh(Module):
 class Softmax(Module):
     def __init__(self, dim):
         super().__init__()
-        self.dim = dim
+        self.dim = _int_arg(type(self).__name__, "dim", dim, minimum=-2**62)
 
     def forward(self, x):
         return N.softmax(x, self.dim)
@@ -206,7 +206,14 @@ class CrossEntropyLoss(Module):
     def __init__(self, weight=None, reduction="mean", label_smoothing=0.0):
         super().__init__()
         L.check_reduction("CrossEntropyLoss", reduction)
+        if (not isinstance(label_smoothing, numbers.Real) or isinstance(label_smoothing, bool)
+                or not 0.0 <= label_smoothing <= 1.0):
+            raise ValueError(f"CrossEntropyLoss(): label_smoothing must be a number in [0, 1], "
+                             f"got {label_smoothing!r}")
         self.weight = None if weight is None else np.asarray(getattr(weight, "data", weight))
+        if self.weight is not None and (self.weight.ndim != 1 or self.weight.dtype.kind not in "fiu"):
+            raise TypeError(f"CrossEntropyLoss(): weight must be a 1-d numeric array (one per class), "
+                            f"got dtype {self.weight.dtype} and shape {self.weight.shape}")
         self.reduction, self.label_smoothing = reduction, label_smoothing
 
     def forward(self, input, target):

@@ -47,7 +47,17 @@ def _sum_to(g, shape):
 def matmul(a, b):
     from .elementwise import operand
     from ..tensor import Tensor
-    a, b = operand(a), operand(b)
+    def as_operand(v, name):
+        try:
+            return operand(v)
+        except TypeError as e:
+            raise TypeError(f"matmul(): operand {name}: {e}") from None
+
+    a, b = as_operand(a, "a"), as_operand(b, "b")
+    for name, t in (("a", a), ("b", b)):
+        if isinstance(t, Tensor) and t.dtype.kind not in "fiu":
+            raise TypeError(f"matmul(): operand {name} has dtype {t.dtype} (shape {t.shape}); "
+                            f"only integer and floating-point tensors can be multiplied")
     if not isinstance(a, Tensor) or not isinstance(b, Tensor) or a.ndim == 0 or b.ndim == 0:
         raise ValueError("matmul(): both operands must be tensors with at least 1 dim "
                          "(use * for scalars)")
@@ -60,6 +70,4 @@ def matmul(a, b):
         np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
     except ValueError:
         raise ValueError(f"matmul(): batch dims of {a.shape} and {b.shape} do not broadcast") from None
-    if a.dtype.kind == "b" or b.dtype.kind == "b":
-        raise TypeError("matmul(): bool tensors are not supported")
     return MatMul.apply(a, b)

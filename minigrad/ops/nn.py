@@ -17,7 +17,11 @@ from .reduce import normalize_dims
 def as_float_tensor(x, fn, name):
     """`x` as a floating Tensor, or a TypeError naming fn and the argument."""
     if isinstance(x, np.ndarray):
-        x = Tensor(x)
+        try:
+            x = Tensor(x)
+        except TypeError as e:          # object, string or complex data
+            raise TypeError(f"{fn}(): {name} must be a floating-point array, got dtype {x.dtype} "
+                            f"(shape {x.shape}): {e}") from None
     if not isinstance(x, Tensor):
         raise TypeError(f"{fn}(): {name} must be a Tensor, got {type(x).__name__}")
     if x.dtype.kind != "f":
