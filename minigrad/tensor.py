@@ -14,6 +14,8 @@ def _as_array(data, dtype=None):
         data = data.data
     if dtype is not None:
         dtype = np.dtype(dtype)
+        if dtype.kind not in "biuf":
+            raise TypeError(f"tensor(): dtype must be numeric (bool, int or float), got {dtype}")
         return np.array(data, dtype=dtype)
     if isinstance(data, np.ndarray):
         arr = np.array(data)
@@ -256,6 +258,8 @@ def arange(start, end=None, step=1, dtype=None, requires_grad=False):
     """Like torch.arange: integer arguments give int64, any float gives float32."""
     if end is None:
         start, end = 0, start
+    if step == 0:
+        raise ValueError("arange(): step must be non-zero")
     if dtype is None:
         ints = all(isinstance(v, numbers.Integral) for v in (start, end, step))
         dtype = np.int64 if ints else np.float32

@@ -216,18 +216,6 @@ BAD = [
 
 # Wrong behaviour in code owned by others, tracked here until fixed (strict: a fix XPASSes).
 XFAIL = {
-    "tensor-dtype-str": "mg.tensor([1.0], dtype=str) returns a Tensor of strings: tensor._as_array "
-                        "returns early when dtype is given, skipping the numeric-dtype checks "
-                        "(minigrad/tensor.py)",
-    "arange-step-0": "mg.arange(0, 5, 0) raises ZeroDivisionError from NumPy instead of a "
-                     "ValueError naming step (minigrad/tensor.py)",
-    "MaxPool2d-ceil-mode": "nn.MaxPool2d(2, ceil_mode='x') is accepted; the TypeError comes only at "
-                           "the first forward, though nn/pooling.py promises validation at "
-                           "construction (minigrad/nn/pooling.py)",
-    "AvgPool2d-divisor": "nn.AvgPool2d(3, divisor_override=0) is accepted at construction "
-                         "(minigrad/nn/pooling.py)",
-    "AvgPool2d-count-include-pad": "nn.AvgPool2d(3, count_include_pad='x') is accepted at "
-                                   "construction (minigrad/nn/pooling.py)",
 }
 BAD += [
     ("tensor-dtype-str", lambda: mg.tensor([1.0], dtype=str), TypeError, r"tensor\(\).*numeric"),

@@ -5,8 +5,8 @@ minigrad.nn.functional (minigrad/ops/pool.py has the math). The arguments are va
 when the layer is built, so a wrong kernel or padding fails at model definition, not
 at the first batch.
 """
-from ..ops.pool import (adaptive_avg_pool2d, adaptive_output_size, avg_pool2d, max_pool2d,
-                        pool_args)
+from ..ops.pool import (adaptive_avg_pool2d, adaptive_output_size, avg_pool2d,
+                        bool_arg, divisor_arg, max_pool2d, pool_args)
 from .module import Module
 
 
@@ -25,8 +25,8 @@ class MaxPool2d(Module):
         self.stride = kernel_size if stride is None else stride
         self.padding = padding
         self.dilation = dilation
-        self.return_indices = return_indices
-        self.ceil_mode = ceil_mode
+        self.return_indices = bool_arg("MaxPool2d", "return_indices", return_indices)
+        self.ceil_mode = bool_arg("MaxPool2d", "ceil_mode", ceil_mode)
 
     def forward(self, x):
         return max_pool2d(x, self.kernel_size, self.stride, self.padding, self.dilation,
@@ -47,9 +47,9 @@ class AvgPool2d(Module):
         self.kernel_size = kernel_size
         self.stride = kernel_size if stride is None else stride
         self.padding = padding
-        self.ceil_mode = ceil_mode
-        self.count_include_pad = count_include_pad
-        self.divisor_override = divisor_override
+        self.ceil_mode = bool_arg("AvgPool2d", "ceil_mode", ceil_mode)
+        self.count_include_pad = bool_arg("AvgPool2d", "count_include_pad", count_include_pad)
+        self.divisor_override = divisor_arg("AvgPool2d", divisor_override)
 
     def forward(self, x):
         return avg_pool2d(x, self.kernel_size, self.stride, self.padding, self.ceil_mode,

@@ -68,7 +68,7 @@ def _pair(fn, name, value):
     raise TypeError(f"{fn}(): {name} must be an int or a pair of ints, got {value!r}")
 
 
-def _bool(fn, name, value):
+def bool_arg(fn, name, value):
     if isinstance(value, (bool, np.bool_)):
         return bool(value)
     raise TypeError(f"{fn}(): {name} must be a bool, got {value!r}")
@@ -357,6 +357,17 @@ class AvgPool2d(Function):
 
 # ---- public functions ---------------------------------------------------------------------
 
+def divisor_arg(fn, divisor_override):
+    """None, or a non-zero int32 that replaces every window's divisor."""
+    if divisor_override is None:
+        return None
+    if not _is_int(divisor_override):
+        raise TypeError(f"{fn}(): divisor_override must be an int or None, got {divisor_override!r}")
+    if divisor_override == 0 or abs(divisor_override) > _INT32_MAX:
+        raise ValueError(f"{fn}(): divisor_override must be a non-zero int32, got {divisor_override}")
+    return int(divisor_override)
+
+
 def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
                return_indices=False):
     """Max pooling over (N, C, H, W) or (C, H, W), as torch.nn.functional.max_pool2d.
@@ -371,9 +382,9 @@ def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=Fal
     fn = "max_pool2d"
     a = _input(fn, x)
     k, s, p, d = pool_args(fn, kernel_size, stride, padding, dilation)
-    g = _max_geometry(fn, a.shape[-2], a.shape[-1], k, s, p, d, _bool(fn, "ceil_mode", ceil_mode))
+    g = _max_geometry(fn, a.shape[-2], a.shape[-1], k, s, p, d, bool_arg(fn, "ceil_mode", ceil_mode))
     x = x if isinstance(x, Tensor) else a
-    if not _bool(fn, "return_indices", return_indices):
+    if not bool_arg(fn, "return_indices", return_indices):
         return MaxPool2d.apply(x, g)
     box = []
     y = MaxPool2d.apply(x, g, indices_out=box)
@@ -392,14 +403,9 @@ def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_in
     fn = "avg_pool2d"
     a = _input(fn, x)
     k, s, p, _ = pool_args(fn, kernel_size, stride, padding)
-    if divisor_override is not None:
-        if not _is_int(divisor_override):
-            raise TypeError(f"{fn}(): divisor_override must be an int or None, got {divisor_override!r}")
-        if divisor_override == 0 or abs(divisor_override) > _INT32_MAX:
-            raise ValueError(f"{fn}(): divisor_override must be a non-zero int32, got {divisor_override}")
-        divisor_override = int(divisor_override)
-    g = _avg_geometry(fn, a.shape[-2], a.shape[-1], k, s, p, _bool(fn, "ceil_mode", ceil_mode),
-                      _bool(fn, "count_include_pad", count_include_pad), divisor_override)
+    divisor_override = divisor_arg(fn, divisor_override)
+    g = _avg_geometry(fn, a.shape[-2], a.shape[-1], k, s, p, bool_arg(fn, "ceil_mode", ceil_mode),
+                      bool_arg(fn, "count_include_pad", count_include_pad), divisor_override)
     return AvgPool2d.apply(x if isinstance(x, Tensor) else a, g)
 
 
@@ -421,7 +427,7 @@ def global_avg_pool2d(x, keepdim=True):
     """The mean of each H×W plane (ResNet's last pooling): (N, C, H, W) -> (N, C, 1, 1),
     or (N, C) with keepdim=False. The same as adaptive_avg_pool2d(x, 1)."""
     y = adaptive_avg_pool2d(x, 1)
-    if _bool("global_avg_pool2d", "keepdim", keepdim):
+    if bool_arg("global_avg_pool2d", "keepdim", keepdim):
         return y
     from .shape import reshape
     return reshape(y, y.shape[:-2])
