@@ -177,7 +177,7 @@ def conv2d_input_grad_direct(const floating[:, :, :, ::1] dy,   # IN  (N, K, OH,
     cdef Py_ssize_t K = dy.shape[1], OH = dy.shape[2], OW = dy.shape[3]
     cdef Py_ssize_t Cg = w.shape[1], kh = w.shape[2], kw = w.shape[3]
     cdef Py_ssize_t Kg = K // groups
-    cdef Py_ssize_t nc, n, ci, c, g, k, rh, rw, p, q, oi, oj, i0, i1, j0, j1, ih, off_w
+    cdef Py_ssize_t nc, n, ci, c, g, k, p, q, oi, oj, i0, i1, j0, j1, ih, off_w
     cdef floating wv
     with nogil:
         for nc in prange(N * C, schedule='static', num_threads=num_threads):
@@ -188,26 +188,24 @@ def conv2d_input_grad_direct(const floating[:, :, :, ::1] dy,   # IN  (N, K, OH,
             for ih in range(H):
                 for oj in range(W):
                     dx[n, ci, ih, oj] = 0
-            for rh in range(sh):                       # row phase
-                for rw in range(sw):                   # column phase
-                    for k in range(g * Kg, (g + 1) * Kg):
-                        for p in range(kh):
-                            if (p * dh) % sh != rh:    # tap p never meets a real δ row in this phase
-                                continue
-                            i0 = _first(p * dh - ph, sh)
-                            i1 = _end(p * dh - ph, sh, H, OH)
-                            for q in range(kw):
-                                if (q * dw) % sw != rw:
-                                    continue
-                                off_w = q * dw - pw
-                                j0 = _first(off_w, sw)
-                                j1 = _end(off_w, sw, W, OW)
-                                wv = w[k, c, p, q]
-                                # stride-1 in (i', j') over δ; the phase's rows/columns of dx
-                                for oi in range(i0, i1):
-                                    ih = oi * sh + p * dh - ph
-                                    for oj in range(j0, j1):
-                                        dx[n, ci, ih, oj * sw + off_w] += wv * dy[n, k, oi, oj]
+            # Each tap (p, q) belongs to exactly one phase (rh, rw) = (p·dh mod sh, q·dw mod sw)
+            # and writes only that phase's rows/columns of dx, so looping over the taps
+            # visits every phase (and only the ones that hold taps: a stride larger than
+            # the kernel costs nothing extra) with the same sums, in the same order.
+            for k in range(g * Kg, (g + 1) * Kg):
+                for p in range(kh):
+                    i0 = _first(p * dh - ph, sh)
+                    i1 = _end(p * dh - ph, sh, H, OH)
+                    for q in range(kw):
+                        off_w = q * dw - pw
+                        j0 = _first(off_w, sw)
+                        j1 = _end(off_w, sw, W, OW)
+                        wv = w[k, c, p, q]
+                        # stride-1 in (i', j') over δ; the phase's rows/columns of dx
+                        for oi in range(i0, i1):
+                            ih = oi * sh + p * dh - ph
+                            for oj in range(j0, j1):
+                                dx[n, ci, ih, oj * sw + off_w] += wv * dy[n, k, oi, oj]
 
 
 # ---- im2col / col2im around the GEMM -------------------------------------------------

@@ -36,6 +36,7 @@ from .._ext import conv as _k
 from ..autograd import Function
 from ..tensor import Tensor
 from ..threads import get_num_threads
+from .limits import check_index, check_output
 
 _FORCE_PATH = None                 # None (choose by shape), 'direct', 'blas' or 'gemm'
 _WORKSPACE_BYTES = 64 << 20        # im2col buffer bound per call: the batch is processed in chunks
@@ -55,8 +56,8 @@ def _int(v, fn, name):
     return int(v)
 
 
-def _pair(v, fn, name, minimum):
-    """An int or a pair of ints, each ≥ minimum, as a tuple (a, b)."""
+def _pair(v, fn, name, minimum, bounded=True):
+    """An int or a pair of ints, each ≥ minimum (and ≤ 2**31 − 1 when bounded), as (a, b)."""
     if isinstance(v, (tuple, list)):
         if len(v) != 2:
             raise ValueError(f"{fn}(): {name} must be an int or a pair of ints, got {v!r}")
@@ -67,6 +68,8 @@ def _pair(v, fn, name, minimum):
     if min(pair) < minimum:
         what = "positive" if minimum == 1 else "non-negative"
         raise ValueError(f"{fn}(): {name} must be {what}, got {v!r}")
+    if bounded:
+        check_index(fn, name, max(pair))
     return pair
 
 
@@ -372,7 +375,7 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     xa = _float_array(x, fn, "input", (3, 4))
     wa = _float_array(weight, fn, "weight", (4,))
     ba = None if bias is None else _float_array(bias, fn, "bias", (1,))
-    stride = _pair(stride, fn, "stride", 1)
+    stride = _pair(stride, fn, "stride", 1, bounded=False)     # any stride is valid: see below
     dilation = _pair(dilation, fn, "dilation", 1)
     groups = _int(groups, fn, "groups")
     if groups < 1:
@@ -405,6 +408,13 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
                 f"{fn}(): the kernel's {axis} with dilation ({d}·({k}−1)+1 = {d * (k - 1) + 1}) "
                 f"is larger than the padded input's ({size}+{lo}+{hi} = {size + lo + hi}); "
                 f"input shape {xa.shape}, weight shape {wa.shape}")
+    # A stride longer than the room the kernel has leaves one output position along that
+    # axis; any such stride gives the same numbers, so use the smallest (it fits in int32).
+    stride = (min(stride[0], H + pt + pb - dilation[0] * (kh - 1)),
+              min(stride[1], W + pl + pr - dilation[1] * (kw - 1)))
+    out_shape = (xa.shape[0],) * (xa.ndim == 4) + (K, _out_size(H, kh, stride[0], pt, pb, dilation[0]),
+                                                   _out_size(W, kw, stride[1], pl, pr, dilation[1]))
+    check_output(fn, "padding and stride", out_shape, _compute_dtype(xa, wa, ba).itemsize)
     return Conv2d.apply(x if isinstance(x, Tensor) else xa,
                         weight if isinstance(weight, Tensor) else wa,
                         bias if bias is None or isinstance(bias, Tensor) else ba,
@@ -506,6 +516,7 @@ def conv_transpose2d(x, weight, bias=None, stride=1, padding=0, output_padding=0
         if output_padding[axis] >= max(stride[axis], dilation[axis]):
             raise ValueError(f"{fn}(): output_padding {output_padding} must be smaller than "
                              f"either stride {stride} or dilation {dilation}")
+    out_hw = []
     for axis, size, k in ((0, H, kh), (1, W, kw)):
         out = ((size - 1) * stride[axis] - 2 * padding[axis] + dilation[axis] * (k - 1)
                + output_padding[axis] + 1)
@@ -513,6 +524,10 @@ def conv_transpose2d(x, weight, bias=None, stride=1, padding=0, output_padding=0
             raise ValueError(f"{fn}(): padding {padding} is too large: the output "
                              f"{'height' if axis == 0 else 'width'} would be {out} "
                              f"(input shape {xa.shape}, weight shape {wa.shape})")
+        out_hw.append(out)
+    check_output(fn, "stride, dilation and output_padding",
+                 (xa.shape[0],) * (xa.ndim == 4) + (Cog * groups, *out_hw),
+                 _compute_dtype(xa, wa, ba).itemsize)
     return ConvTranspose2d.apply(x if isinstance(x, Tensor) else xa,
                                  weight if isinstance(weight, Tensor) else wa,
                                  bias if bias is None or isinstance(bias, Tensor) else ba,

@@ -40,6 +40,7 @@ from .._ext import pool as _k
 from ..autograd import Function
 from ..tensor import Tensor
 from ..threads import get_num_threads
+from .limits import check_output
 
 __all__ = ["max_pool2d", "avg_pool2d", "adaptive_avg_pool2d", "global_avg_pool2d",
            "MaxPool2d", "AvgPool2d"]
@@ -419,6 +420,8 @@ def adaptive_avg_pool2d(x, output_size):
     fn = "adaptive_avg_pool2d"
     a = _input(fn, x)
     out = adaptive_output_size(fn, output_size, a.shape[-2:])
+    # the window tables hold a few int64 per output row and column
+    check_output(fn, "output_size", a.shape[:-2] + out, a.itemsize, extra_bytes=64 * (out[0] + out[1]))
     g = _adaptive_geometry(a.shape[-2], a.shape[-1], out)
     return AvgPool2d.apply(x if isinstance(x, Tensor) else a, g)
 
