@@ -19,10 +19,8 @@ import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-CHILD = r"""
+PEAK = r"""
 import json, resource, sys
-N, C, S, impl = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
-import numpy as np
 
 def peak():
     # this process's peak resident memory in bytes: VmHWM, the high-water mark of its own
@@ -36,7 +34,11 @@ def peak():
     except OSError:
         pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024     # KiB on Linux
+"""
 
+CHILD = PEAK + r"""
+N, C, S, impl = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+import numpy as np
 rng = np.random.default_rng(0)
 x = rng.standard_normal((N, C, S, S), dtype=np.float32)
 w = rng.standard_normal((C, C, 3, 3), dtype=np.float32) * 0.05
@@ -72,6 +74,71 @@ print(json.dumps({"before": before, "after": after}))
 """
 
 
+LENET = PEAK + r"""
+steps, bs, impl, root = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
+import os
+import numpy as np
+sys.path.insert(0, os.path.join(root, "examples"))
+from minigrad.data import load_fashion_mnist
+x, y = load_fashion_mnist(train=True)
+x = (x - x.mean()) / x.std()
+if impl == "minigrad":
+    import minigrad as mg, minigrad.nn.functional as F
+    from lenet import lenet5
+else:
+    import torch, torch.nn as nn
+
+
+def reset_peak():
+    # give the heap that loading the data freed back to the OS (so neither library reuses
+    # it for free), then reset the high-water mark to what is resident now
+    import ctypes
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        pass
+
+
+reset_peak()
+before = peak()
+if impl == "minigrad":
+    mg.manual_seed(0)
+    model = lenet5()
+    opt = mg.optim.Adam(model.parameters(), lr=2e-3)
+    for i in range(steps):
+        loss = F.cross_entropy(model(mg.tensor(x[i * bs:(i + 1) * bs])), mg.tensor(y[i * bs:(i + 1) * bs]))
+        opt.zero_grad(); loss.backward(); opt.step()
+else:
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 6, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
+                          nn.Conv2d(6, 16, 5), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+                          nn.Linear(400, 120), nn.ReLU(), nn.Linear(120, 84), nn.ReLU(), nn.Linear(84, 10))
+    opt = torch.optim.Adam(model.parameters(), lr=2e-3)
+    for i in range(steps):
+        loss = nn.functional.cross_entropy(model(torch.from_numpy(x[i * bs:(i + 1) * bs])),
+                                           torch.from_numpy(y[i * bs:(i + 1) * bs]))
+        opt.zero_grad(); loss.backward(); opt.step()
+print(json.dumps({"before": before, "after": peak()}))
+"""
+
+
+def run_lenet(impl, bs):
+    """Peak growth over one epoch of LeNet-5 training (model, optimizer, all steps), measured
+    from after the library is imported and the data set loaded."""
+    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    out = subprocess.run([sys.executable, "-c", LENET, str(60000 // bs), str(bs), impl, ROOT],
+                         capture_output=True, text=True, env=env)
+    if out.returncode != 0:
+        return None, out.stderr.strip().splitlines()[-1] if out.stderr.strip() else f"exit {out.returncode}"
+    r = json.loads(out.stdout.strip().splitlines()[-1])
+    return r["after"] - r["before"], None
+
+
 def run(impl, N, C, S):
     env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
     out = subprocess.run([sys.executable, "-c", CHILD, str(N), str(C), str(S), impl],
@@ -87,6 +154,9 @@ def main(argv=None):
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--channels", type=int, default=64)
     ap.add_argument("--size", type=int, default=56)
+    ap.add_argument("--lenet", action="store_true", help="also one epoch of LeNet-5 training "
+                    "(needs the Fashion-MNIST data)")
+    ap.add_argument("--lenet-batch", type=int, default=64)
     a = ap.parse_args(argv)
     N, C, S = a.batch, a.channels, a.size
     mib = 2**20
@@ -111,6 +181,12 @@ def main(argv=None):
             print(f"  {impl:<26}{'failed: ' + err}")
         else:
             print(f"  {impl:<26}{delta / mib:18.0f}{(delta - floor) / mib:22.0f}")
+    if a.lenet:
+        print()
+        print(f"one epoch of LeNet-5 training (Adam, batch {a.lenet_batch}), peak growth after import and data loading:")
+        for impl in ["minigrad"] + (["torch"] if "torch" in cases else []):
+            delta, err = run_lenet(impl, a.lenet_batch)
+            print(f"  {impl:<26}" + (f"failed: {err}" if delta is None else f"{delta / mib:18.0f} MiB"))
 
 
 if __name__ == "__main__":
