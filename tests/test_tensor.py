@@ -103,3 +103,21 @@ def test_no_dangling_grad_fn_after_backward_of_leaf_ops():
     assert y.grad_fn is not None and not y.is_leaf
     with pytest.raises(RuntimeError, match="leaf"):
         y.requires_grad = False
+
+
+def test_missing_extensions_give_a_clear_message():
+    """Without the compiled kernels, `import minigrad` says how to build them."""
+    import subprocess
+    import sys
+    code = (
+        "import sys, importlib.abc\n"
+        "class Block(importlib.abc.MetaPathFinder):\n"
+        "    def find_spec(self, name, path, target=None):\n"
+        "        if name.startswith('minigrad._ext.'):\n"
+        "            raise ImportError('simulated: no compiled kernel ' + name)\n"
+        "sys.meta_path.insert(0, Block())\n"
+        "import minigrad\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode != 0
+    assert "pip install -e ." in out.stderr and "compiled kernels" in out.stderr
+    assert "simulated: no compiled kernel" in out.stderr
