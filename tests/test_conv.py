@@ -854,3 +854,30 @@ def test_layer_rejects_bad_arguments(bad, exc):
     args.update(bad)
     with pytest.raises(exc):
         nn.Conv2d(**args)
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("H, W, kh, kw, P, D", [
+    (14, 14, 3, 3, (1, 1), (1, 1)),      # 'same': output rows as wide as input rows
+    (7, 5, 5, 3, (2, 1), (1, 1)),
+    (6, 4, 3, 3, (2, 2), (2, 2)),        # dilated 'same'
+    (3, 4, 5, 3, (4, 2), (2, 2)),        # taps whose rows lie wholly in the padding
+    (1, 3, 3, 1, (2, 0), (2, 1)),        # every row of an outer tap in the padding
+    (5, 6, 1, 1, (0, 0), (1, 1)),        # 1×1: no padding at all
+    (3, 40, 3, 3, (1, 1), (1, 1)),       # rows wider than the memcpy-per-tap limit
+])
+def test_same_width_stride1_im2col(path, H, W, kh, kw, P, D):
+    """Stride 1 with OW = W (≤ 32): the im2col block copies each tap's rows with one
+    memcpy and zeroes the padding columns afterwards (wider rows: row by row); checked against the reference for whole-sample,
+    one-row and several-sample blocks, forward and gradients."""
+    rng = np.random.default_rng(11)
+    x, w, b = (rng.standard_normal((3, 2, H, W)), rng.standard_normal((4, 2, kh, kw)),
+               rng.standard_normal(4))
+    ts = [mg.tensor(a, requires_grad=True) for a in (x, w, b)]
+    f = lambda a, c, d: F.conv2d(a, c, d, padding=P, dilation=D)  # noqa: E731
+    with kernel_path(path):
+        y = f(*ts)
+        assert y.shape[3] == W
+        ref = conv2d_reference(x, w, b, (1, 1), (P[0], P[0], P[1], P[1]), D, 1)
+        np.testing.assert_allclose(y.data, ref, rtol=1e-12, atol=1e-12)
+        assert mg.gradcheck(f, ts)
