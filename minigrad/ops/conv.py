@@ -108,6 +108,23 @@ def _float_array(t, fn, name, ndims):
     return a
 
 
+def _operands(fn, x, weight, bias, groups):
+    """The input (3-d or 4-d), weight (4-d) and bias (1-d or None) arrays and the groups
+    count, checked for float dtypes, ranks, positive groups and no empty dimension."""
+    xa = _float_array(x, fn, "input", (3, 4))
+    wa = _float_array(weight, fn, "weight", (4,))
+    ba = None if bias is None else _float_array(bias, fn, "bias", (1,))
+    groups = _int(groups, fn, "groups")
+    if groups < 1:
+        raise ValueError(f"{fn}(): groups must be positive, got {groups}")
+    if min(wa.shape) < 1:
+        raise ValueError(f"{fn}(): weight must have no empty dimension, got shape {wa.shape}")
+    if min(xa.shape[-3:]) < 1:
+        raise ValueError(f"{fn}(): input must have non-empty channel and spatial dimensions, "
+                         f"got shape {xa.shape}")
+    return xa, wa, ba, groups
+
+
 def _compute_dtype(*arrays):
     """NumPy's promotion; float16 is computed in float32 (the kernels are float32/64)."""
     dt = np.result_type(*[a.dtype for a in arrays if a is not None])
@@ -372,21 +389,11 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     Output: (N, K, OH, OW) with OH = floor((H + P_top + P_bottom − D·(kh−1) − 1) / S) + 1.
     """
     fn = "conv2d"
-    xa = _float_array(x, fn, "input", (3, 4))
-    wa = _float_array(weight, fn, "weight", (4,))
-    ba = None if bias is None else _float_array(bias, fn, "bias", (1,))
+    xa, wa, ba, groups = _operands(fn, x, weight, bias, groups)
     stride = _pair(stride, fn, "stride", 1, bounded=False)     # any stride is valid: see below
     dilation = _pair(dilation, fn, "dilation", 1)
-    groups = _int(groups, fn, "groups")
-    if groups < 1:
-        raise ValueError(f"{fn}(): groups must be positive, got {groups}")
     C, H, W = xa.shape[-3:]
     K, Cg, kh, kw = wa.shape
-    if min(K, Cg, kh, kw) < 1:
-        raise ValueError(f"{fn}(): weight must have no empty dimension, got shape {wa.shape}")
-    if min(C, H, W) < 1:
-        raise ValueError(f"{fn}(): input must have non-empty channel and spatial dimensions, "
-                         f"got shape {xa.shape}")
     if K % groups:
         raise ValueError(f"{fn}(): groups={groups} must divide the out_channels "
                          f"(weight shape {wa.shape})")
@@ -484,25 +491,15 @@ def conv_transpose2d(x, weight, bias=None, stride=1, padding=0, output_padding=0
     Output: (N, C_out, Ho, Wo), Ho = (H−1)·S − 2·P + D·(kh−1) + output_padding + 1.
     """
     fn = "conv_transpose2d"
-    xa = _float_array(x, fn, "input", (3, 4))
-    wa = _float_array(weight, fn, "weight", (4,))
-    ba = None if bias is None else _float_array(bias, fn, "bias", (1,))
+    xa, wa, ba, groups = _operands(fn, x, weight, bias, groups)
     stride = _pair(stride, fn, "stride", 1)
     dilation = _pair(dilation, fn, "dilation", 1)
     if isinstance(padding, str):
         raise ValueError(f"{fn}(): padding must be an int or a pair of ints, got {padding!r}")
     padding = _pair(padding, fn, "padding", 0)
     output_padding = _pair(output_padding, fn, "output_padding", 0)
-    groups = _int(groups, fn, "groups")
-    if groups < 1:
-        raise ValueError(f"{fn}(): groups must be positive, got {groups}")
     C, H, W = xa.shape[-3:]
     Cin, Cog, kh, kw = wa.shape
-    if min(Cin, Cog, kh, kw) < 1:
-        raise ValueError(f"{fn}(): weight must have no empty dimension, got shape {wa.shape}")
-    if min(C, H, W) < 1:
-        raise ValueError(f"{fn}(): input must have non-empty channel and spatial dimensions, "
-                         f"got shape {xa.shape}")
     if Cin % groups:
         raise ValueError(f"{fn}(): groups={groups} must divide the in_channels "
                          f"(weight shape {wa.shape})")
