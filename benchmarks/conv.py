@@ -5,10 +5,15 @@
     python benchmarks/conv.py --quick    # fewer repetitions
     python benchmarks/conv.py --no-numpy # skip the (slow) NumPy baseline
 
-Protocol (issue 6): float32, NCHW; warm up; then, for each repetition, run minigrad,
-NumPy and PyTorch one after another and record the ratios of that repetition (the
-machine is shared; drift cancels within a pair); report medians of the absolute
-times and of the pairwise ratios. "bwd" is backward only (∂L/∂x, ∂L/∂w, ∂L/∂b for a
+Protocol (issue 6): float32, NCHW; warm up; then, for each repetition, run minigrad
+and PyTorch one after the other and record the ratios of that repetition (the machine
+is shared; drift cancels within a pair); report medians of the absolute times and of
+the pairwise ratios. Every timed forward+backward follows an untimed one of the same
+library ("hot", as in a training loop): on this machine a call after ≥ 20 ms of idling
+ran ~2× slower, for both libraries (res-14-s1 forward: minigrad 4.6 → 8.7 ms, PyTorch
+4.1 → 7.6 ms). The NumPy baseline runs in a loop of its own after the pairs: its
+multithreaded GEMMs leave OpenBLAS's threads spinning for ~0.1 s afterwards, which
+slowed whichever library ran next (res-14-s1 forward: 9.3 and 8.0 ms). "bwd" is backward only (∂L/∂x, ∂L/∂w, ∂L/∂b for a
 given δ, graph already built, as `y.backward(δ)`), "f+b" is forward then backward.
 The NumPy baseline caches its im2col matrix in forward (as the usual NumPy
 implementations do) and computes ∂L/∂x by col2im with one strided add per tap.
@@ -131,22 +136,28 @@ def bench_shape(shape, reps, warmup, numpy_baseline=True):
             y.backward(tδ, retain_graph=True)
 
     rows = {key: [] for key in ("mg_f", "mg_b", "np_f", "np_b", "th_f", "th_b")}
-    for it in range(warmup + reps):
+
+    def step(fwd, bwd, fk, bk, r):
+        """One untimed forward+backward, then the timed one (hot, as in a training loop)."""
+        bwd(fwd())
+        r[fk], y = _t(fwd)
+        r[bk], _ = _t(bwd, y)
+
+    for it in range(warmup + reps):                 # the pairs: minigrad, then PyTorch
         r = {}
-        r["mg_f"], y = _t(mg_fwd)
-        r["mg_b"], _ = _t(mg_bwd, y)
-        del y
-        if numpy_baseline:
-            r["np_f"], c = _t(np_fwd)
-            r["np_b"], _ = _t(c.backward, δ)
-            del c
+        step(mg_fwd, mg_bwd, "mg_f", "mg_b", r)
         if torch is not None:
-            r["th_f"], ty = _t(th_fwd)
-            r["th_b"], _ = _t(th_bwd, ty)
-            del ty
+            step(th_fwd, th_bwd, "th_f", "th_b", r)
         if it >= warmup:
             for key, v in r.items():
                 rows[key].append(v)
+    if numpy_baseline:                              # apart: OpenBLAS's threads spin after it
+        for it in range(warmup + reps):
+            r = {}
+            step(np_fwd, lambda c: c.backward(δ), "np_f", "np_b", r)
+            if it >= warmup:
+                for key, v in r.items():
+                    rows[key].append(v)
     return {k: np.array(v) for k, v in rows.items() if v}
 
 
