@@ -26,19 +26,34 @@ def kernel_path(path):
     if path.startswith("blas") and not _blas.available():
         pytest.skip("no OpenBLAS next to NumPy: the 'blas' path is not available here")
     saved = (C._FORCE_PATH, C._WORKSPACE_BYTES, C._BLAS_BLOCK_BYTES, C._BLAS_MIN_COLUMNS,
-             C._BLAS_BATCH_BELOW)
+             C._BLAS_BATCH_BELOW, C._BLAS_BATCH_COLUMNS)
     C._FORCE_PATH = path.split("-")[0]
     if path == "gemm-chunked":
         C._WORKSPACE_BYTES = 1
     if path == "blas-rows":
-        C._BLAS_BLOCK_BYTES = C._BLAS_MIN_COLUMNS = 1
+        C._BLAS_BLOCK_BYTES = C._BLAS_MIN_COLUMNS = C._BLAS_BATCH_COLUMNS = 1
     if path == "blas-batch":
-        C._BLAS_MIN_COLUMNS = C._BLAS_BATCH_BELOW = 1 << 40
+        C._BLAS_BATCH_COLUMNS = C._BLAS_BATCH_BELOW = 1 << 40
     try:
         yield
     finally:
         (C._FORCE_PATH, C._WORKSPACE_BYTES, C._BLAS_BLOCK_BYTES, C._BLAS_MIN_COLUMNS,
-         C._BLAS_BATCH_BELOW) = saved
+         C._BLAS_BATCH_BELOW, C._BLAS_BATCH_COLUMNS) = saved
+
+
+@pytest.mark.parametrize("N,R,OH,OW", [(5, 27, 8, 8), (3, 150, 10, 10), (4, 576, 56, 56),
+                                       (7, 9, 300, 2)])
+def test_kernel_path_settings_give_the_blocks_they_name(N, R, OH, OW):
+    """The 'blas-rows' and 'blas-batch' settings really reach the block shapes the
+    parametrized tests rely on, whatever the default block sizes are tuned to."""
+    nt = 2
+    with kernel_path("blas-rows"):
+        assert C._blas_blocks(N, R, OH, OW, 4, nt) == (1, 1)
+    with kernel_path("blas-batch"):
+        assert C._blas_blocks(N, R, OH, OW, 4, nt) == (-(-N // nt), OH)
+    nb, rows = C._blas_blocks(N, R, OH, OW, 4, nt)     # defaults: a block of whole rows,
+    assert 1 <= nb <= N and 1 <= rows <= OH               # or of whole samples
+    assert nb == 1 or rows == OH
 
 
 # ---- references, straight from the formulas --------------------------------------
@@ -491,6 +506,47 @@ def test_tap_entirely_in_the_padding(path):
         ref = conv2d_reference(x, w, None, (1, 1), (0, 0, 2, 2), (1, 2), 1)
         np.testing.assert_allclose(y.data, ref, rtol=1e-12, atol=1e-12)
         assert mg.gradcheck(lambda a, b: F.conv2d(a, b, padding=(0, 2), dilation=(1, 2)), ts)
+
+
+# (x shape, w shape, stride, padding, dilation): small images with short output rows of
+# another width than the input rows, where the 'blas' path's im2col first shifts the
+# input rows (ext/conv.pyx _im2col_sample_s1).
+SHIFT_CASES = [
+    ((3, 2, 7, 9), (4, 2, 3, 3), (1, 1), (0, 0), (1, 1)),    # 'valid'
+    ((2, 3, 6, 5), (2, 3, 3, 2), (1, 2), (1, 0), (1, 1)),    # column stride 2, rows padded
+    ((2, 2, 8, 8), (3, 2, 3, 3), (1, 1), (0, 3), (2, 1)),    # dilated rows, wide column padding
+    ((2, 1, 1, 6), (2, 1, 3, 3), (1, 1), (2, 0), (1, 1)),    # taps whose rows are all padding
+    ((2, 2, 4, 1), (3, 2, 3, 3), (1, 2), (1, 2), (1, 2)),    # taps whose columns are all padding
+    ((5, 6, 14, 14), (16, 6, 5, 5), (1, 1), (0, 0), (1, 1)),  # LeNet's second layer
+]
+
+
+@pytest.mark.skipif(not _blas.available(), reason="no OpenBLAS next to NumPy")
+@pytest.mark.parametrize("xs,ws,S,P,D", SHIFT_CASES)
+def test_blas_shifted_rows_im2col(xs, ws, S, P, D):
+    """The two-step im2col (shifted rows, then one copy per tap) gives the reference's
+    forward, and the same gradients as the direct loops, which use no im2col at all."""
+    rng = np.random.default_rng(7)
+    x, w, b = rng.standard_normal(xs), rng.standard_normal(ws), rng.standard_normal(ws[0])
+    N, Cin, H, W = xs
+    OH = (H + 2 * P[0] - D[0] * (ws[2] - 1) - 1) // S[0] + 1
+    OW = (W + 2 * P[1] - D[1] * (ws[3] - 1) - 1) // S[1] + 1
+    δ = rng.standard_normal((N, ws[0], OH, OW))
+    grads = {}
+    for path in ("blas", "blas-batch", "direct"):
+        with kernel_path(path):
+            if path != "direct":
+                nb, rows = C._blas_blocks(N, Cin * ws[2] * ws[3], OH, OW, 8, mg.get_num_threads())
+                assert C._blas_shift_rows(xs, ws[3], OH, OW, C._Geom(S, P, D, 1), rows) > 0
+            ts = [mg.tensor(a, requires_grad=True) for a in (x, w, b)]
+            y = F.conv2d(*ts, stride=S, padding=P, dilation=D)
+            ref = conv2d_reference(x, w, b, S, (P[0], P[0], P[1], P[1]), D, 1)
+            np.testing.assert_allclose(y.data, ref, rtol=1e-10, atol=1e-10)
+            y.backward(δ)
+            grads[path] = [t.grad for t in ts]
+    for path in ("blas", "blas-batch"):
+        for a, r in zip(grads[path], grads["direct"]):
+            np.testing.assert_allclose(a, r, rtol=1e-10, atol=1e-10)
 
 
 @pytest.mark.skipif(not _blas.available(), reason="no OpenBLAS next to NumPy")
