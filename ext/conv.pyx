@@ -368,27 +368,38 @@ cdef inline void _gemm(size_t fn, bint ilp64, int ta, int tb,
                             b, <int>ldb, beta, c, <int>ldc)
 
 
-cdef void _im2col_sample_s1(const floating[:, :, :, ::1] x, Py_ssize_t n,
-                            floating[:, ::1] scratch, Py_ssize_t t, Py_ssize_t ld,
-                            Py_ssize_t col0, Py_ssize_t xo, Py_ssize_t OH, Py_ssize_t OW,
-                            Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sw,
-                            Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t dh, Py_ssize_t dw) noexcept nogil:
-    """The whole of sample n's im2col block, for row stride 1 and short output rows.
+cdef void _im2col_shifted(const floating[:, :, :, ::1] x, Py_ssize_t n,
+                          floating[:, ::1] scratch, Py_ssize_t t, Py_ssize_t ld,
+                          Py_ssize_t col0, Py_ssize_t xo, Py_ssize_t xq,
+                          Py_ssize_t oi0, Py_ssize_t oi1, Py_ssize_t OW,
+                          Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh, Py_ssize_t sw,
+                          Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t dh, Py_ssize_t dw) noexcept nogil:
+    """_im2col_block's result in two steps, with one copy per tap instead of one per row.
 
-    Two steps: first the kw column shifts of every input row,
-        xq[(c·kw + q)·H·OW + ih·OW + j'] = x_pad[n, c, ih, j'·sw + q·dw]    (at scratch[t, xo])
-    then, as the row stride is 1, the rows i' = 0 … OH−1 of tap (c, p, q) read the
-    consecutive rows ih = i' + p·dh − ph of plane (c, q): one copy per tap,
-        scratch[t, r·ld + col0 + i'·OW + j'] = xq[(c·kw + q)·H·OW + (i' + p·dh − ph)·OW + j'].
-    The same numbers as the row-by-row gather, with kh·OH/H times fewer short copies
-    (LeNet's second layer: 420 rows of 10 instead of 1500)."""
+    The block reads the input rows lo ≤ ih < hi. Step 1 stores each of them kw times,
+    shifted for tap column q, in the plane of its row phase (ih − lo) mod sh:
+        xq[c, q, φ, u, j'] = x_pad[n, c, lo + u·sh + φ, j'·sw + q·dw]      (at scratch[t, xo:])
+    Step 2: tap (c, p, q) of output row i' reads input row ih = i'·sh + o (o = p·dh − ph),
+    that is phase φ = (o − lo) mod sh and u = i' + ⌊(o − lo) / sh⌋, so its consecutive
+    rows i' are consecutive rows u of one plane: a single copy,
+        scratch[t, r·ld + col0 + (i'−oi0)·OW + j'] = xq[c, q, φ, i' + ⌊(o − lo)/sh⌋, j'].
+    Step 1 gathers C·kw·(hi − lo) rows instead of C·kh·kw·(oi1 − oi0): about kh/sh times
+    fewer (LeNet's second layer: 420 rows of 10 instead of 1500). Each plane holds
+    xq // (C·kw·sh·OW) rows, which the caller sized for the largest block."""
     cdef Py_ssize_t C = x.shape[1], H = x.shape[2], W = x.shape[3]
-    cdef Py_ssize_t HO = H * OW
-    cdef Py_ssize_t c, p, q, r, ih, oj, j0, j1, off_w, i0, i1, base
+    cdef Py_ssize_t U = xq // (C * kw * sh * OW)          # rows per plane
+    cdef Py_ssize_t c, p, q, r, ih, oj, j0, j1, off_w, off, i0, i1, base, lo, hi, phase, u0
+    cdef Py_ssize_t plane, a
     cdef floating* dst
     cdef floating* end
     cdef const floating* src
     cdef const floating* end_src
+    lo = oi0 * sh - ph
+    if lo < 0:
+        lo = 0
+    hi = (oi1 - 1) * sh + (kh - 1) * dh - ph + 1
+    if hi > H:
+        hi = H
     for c in range(C):
         for q in range(kw):
             off_w = q * dw - pw
@@ -396,41 +407,58 @@ cdef void _im2col_sample_s1(const floating[:, :, :, ::1] x, Py_ssize_t n,
             j1 = _end(off_w, sw, W, OW)
             if j0 > OW:
                 j0 = j1 = OW
-            for ih in range(H):
-                dst = &scratch[t, xo + (c * kw + q) * HO + ih * OW]
-                end = &scratch[t, xo + (c * kw + q) * HO + ih * OW + OW - 1]
-                for oj in range(j0):
-                    dst[oj] = 0
-                if j1 > j0:
-                    src = &x[n, c, ih, j0 * sw + off_w]
-                    end_src = &x[n, c, ih, (j1 - 1) * sw + off_w]
-                    if sw == 1:
-                        for oj in range(j1 - j0):
-                            dst[j0 + oj] = src[oj]
-                    else:
-                        for oj in range(j1 - j0):
-                            dst[j0 + oj] = src[oj * sw]
-                for oj in range(j1, OW):
-                    dst[oj] = 0
-    for r in range(C * kh * kw):
-        c = r // (kh * kw)
-        p = (r // kw) % kh
-        q = r % kw
-        i0 = _first(p * dh - ph, 1)
-        i1 = _end(p * dh - ph, 1, H, OH)
-        if i0 > OH:
-            i0 = i1 = OH
-        base = r * ld + col0
-        if i0 > 0:
-            memset(&scratch[t, base], 0, i0 * OW * sizeof(floating))
-        if i1 > i0:
-            memcpy(&scratch[t, base + i0 * OW],
-                   &scratch[t, xo + (c * kw + q) * HO + (i0 + p * dh - ph) * OW],
-                   (i1 - i0) * OW * sizeof(floating))
-            end = &scratch[t, base + i1 * OW - 1]
-            end = &scratch[t, xo + (c * kw + q) * HO + (i1 - 1 + p * dh - ph) * OW + OW - 1]
-        if i1 < OH:
-            memset(&scratch[t, base + i1 * OW], 0, (OH - i1) * OW * sizeof(floating))
+            for phase in range(sh):
+                plane = ((c * kw + q) * sh + phase) * U
+                for a in range((hi - lo - phase + sh - 1) // sh):
+                    ih = lo + phase + a * sh
+                    u0 = plane + a
+                    dst = &scratch[t, xo + u0 * OW]
+                    end = &scratch[t, xo + u0 * OW + OW - 1]
+                    for oj in range(j0):
+                        dst[oj] = 0
+                    if j1 > j0:
+                        src = &x[n, c, ih, j0 * sw + off_w]
+                        end_src = &x[n, c, ih, (j1 - 1) * sw + off_w]
+                        if sw == 1:
+                            for oj in range(j1 - j0):
+                                dst[j0 + oj] = src[oj]
+                        elif sw == 2:
+                            for oj in range(j1 - j0):
+                                dst[j0 + oj] = src[2 * oj]
+                        else:
+                            for oj in range(j1 - j0):
+                                dst[j0 + oj] = src[oj * sw]
+                    for oj in range(j1, OW):
+                        dst[oj] = 0
+    for p in range(kh):                 # the rows of tap (c, p, q) depend on p only
+        off = p * dh - ph
+        i0 = _first(off, sh)
+        if i0 < oi0:
+            i0 = oi0
+        i1 = _end(off, sh, H, oi1)
+        if i0 > oi1:
+            i0 = oi1
+        if i1 > oi1:                    # _end is at least _first, which may pass oi1
+            i1 = oi1
+        if i1 < i0:
+            i1 = i0
+        phase = (off - lo) % sh if off >= lo else (sh - (lo - off) % sh) % sh
+        u0 = i0 + (off - lo - phase) // sh              # exact division
+        for c in range(C):
+            for q in range(kw):
+                base = ((c * kh + p) * kw + q) * ld + col0
+                plane = ((c * kw + q) * sh + phase) * U
+                if i0 > oi0:
+                    memset(&scratch[t, base], 0, (i0 - oi0) * OW * sizeof(floating))
+                if i1 > i0:
+                    memcpy(&scratch[t, base + (i0 - oi0) * OW],
+                           &scratch[t, xo + (plane + u0) * OW],
+                           (i1 - i0) * OW * sizeof(floating))
+                    end = &scratch[t, base + (i1 - oi0) * OW - 1]
+                    end = &scratch[t, xo + (plane + u0 + i1 - i0) * OW - 1]
+                if i1 < oi1:
+                    memset(&scratch[t, base + (i1 - oi0) * OW], 0,
+                           (oi1 - i1) * OW * sizeof(floating))
 
 
 cdef void _im2col_block(const floating[:, :, :, ::1] x, Py_ssize_t n,
@@ -438,21 +466,22 @@ cdef void _im2col_block(const floating[:, :, :, ::1] x, Py_ssize_t n,
                         Py_ssize_t oi0, Py_ssize_t oi1, Py_ssize_t OW,
                         Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh, Py_ssize_t sw,
                         Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t dh, Py_ssize_t dw,
-                        Py_ssize_t xo) noexcept nogil:
+                        Py_ssize_t xo, Py_ssize_t xq) noexcept nogil:
     """scratch[t, r·ld + col0 + (i'−oi0)·OW + j'] = x_pad[n, c, i'·sh + p·dh, j'·sw + q·dw]
 
     for r = (c·kh + p)·kw + q and the output rows oi0 ≤ i' < oi1: sample n's part of an
     im2col block (C·kh·kw, ld) whose columns start at col0; zeros where a tap reads the
-    padding. xo ≥ 0: the block is the whole sample, sh = 1, and scratch[t, xo:] has room
-    for _im2col_sample_s1's C·kw·H·OW shifted rows, which it then uses."""
+    padding. xq > 0: scratch[t, xo:xo + xq] has room for _im2col_shifted's shifted
+    rows, which then does the work."""
     cdef Py_ssize_t C = x.shape[1], H = x.shape[2], W = x.shape[3]
     cdef Py_ssize_t r, c, p, q, oi, oj, i0, i1, j0, j1, ih, off_w, base, a, e
     cdef floating* dst
     cdef floating* end
     cdef const floating* src
     cdef const floating* end_src
-    if xo >= 0:
-        _im2col_sample_s1(x, n, scratch, t, ld, col0, xo, oi1, OW, kh, kw, sw, ph, pw, dh, dw)
+    if xq > 0:
+        _im2col_shifted(x, n, scratch, t, ld, col0, xo, xq, oi0, oi1, OW,
+                        kh, kw, sh, sw, ph, pw, dh, dw)
         return
     for r in range(C * kh * kw):
         c = r // (kh * kw)
@@ -592,7 +621,7 @@ def conv2d_forward_blas(const floating[:, :, :, ::1] x,   # IN  (N, C, H, W)
     cdef bint has_bias = b.shape[0] > 0
     cdef floating beta = 1 if has_bias else 0
     cdef floating bk
-    cdef Py_ssize_t xo = scratch.shape[1] - xq if xq > 0 else -1
+    cdef Py_ssize_t xo = scratch.shape[1] - xq
     with nogil:
         for item in prange(nitems, schedule='static', num_threads=num_threads):
             t = threadid()
@@ -607,7 +636,7 @@ def conv2d_forward_blas(const floating[:, :, :, ::1] x,   # IN  (N, C, H, W)
             Lc = (n1 - n0) * (oi1 - oi0) * OW
             for j in range(n1 - n0):
                 _im2col_block(x, n0 + j, scratch, t, Lc, j * L, oi0, oi1, OW,
-                              kh, kw, sh, sw, ph, pw, dh, dw, xo)
+                              kh, kw, sh, sw, ph, pw, dh, dw, xo, xq)
             if n1 - n0 == 1:
                 if has_bias:
                     for k in range(K):
@@ -673,7 +702,7 @@ def conv2d_backward_blas(const floating[:, :, :, ::1] x,    # IN  (N, C, H, W) (
     cdef Py_ssize_t sb, n0, n1, j, blk, oi0, oi1, Lc, g, k, oi, oj, t, c, ih, iw, ldd
     cdef const floating* d
     cdef double s
-    cdef Py_ssize_t xo = scratch.shape[1] - xq if xq > 0 else -1
+    cdef Py_ssize_t xo = scratch.shape[1] - xq
     with nogil:
         for sb in prange(nsb, schedule='static', num_threads=num_threads):
             t = threadid()
@@ -716,7 +745,7 @@ def conv2d_backward_blas(const floating[:, :, :, ::1] x,    # IN  (N, C, H, W) (
                 if need_dw:
                     for j in range(n1 - n0):
                         _im2col_block(x, n0 + j, scratch, t, Lc, j * L, oi0, oi1, OW,
-                                      kh, kw, sh, sw, ph, pw, dh, dw, xo)
+                                      kh, kw, sh, sw, ph, pw, dh, dw, xo, xq)
                     for g in range(groups):
                         # (Cg·kh·kw, Lc) @ (Lc, Kg) -> (Cg·kh·kw, Kg), accumulated
                         _gemm(gemm, ilp64, NO_TRANS, TRANS, CgKK, Kg, Lc,

@@ -17,8 +17,10 @@ from minigrad.ops import conv as C
 # Every numeric test runs on each kernel family; 'gemm-chunked' shrinks the workspace
 # bound so the batch goes through im2col/col2im one sample at a time; 'blas-rows' shrinks
 # the per-thread im2col block of the 'blas' path to one output row, 'blas-batch' grows it
-# to ⌈N / threads⌉ whole samples (the last block shorter when that does not divide N).
-PATHS = ["direct", "gemm", "gemm-chunked", "blas", "blas-rows", "blas-batch"]
+# to ⌈N / threads⌉ whole samples (the last block shorter when that does not divide N);
+# 'winograd' runs the Winograd forward wherever it applies (3×3, stride 1, dilation 1, one
+# group), the usual choice elsewhere.
+PATHS = ["direct", "gemm", "gemm-chunked", "blas", "blas-rows", "blas-batch", "winograd"]
 
 
 @contextlib.contextmanager
@@ -34,6 +36,7 @@ def kernel_path(path):
         C._BLAS_BLOCK_BYTES = C._BLAS_MIN_COLUMNS = C._BLAS_BATCH_COLUMNS = 1
     if path == "blas-batch":
         C._BLAS_BATCH_COLUMNS = C._BLAS_BATCH_BELOW = 1 << 40
+    poison_workspaces()
     try:
         yield
     finally:
@@ -508,9 +511,16 @@ def test_tap_entirely_in_the_padding(path):
         assert mg.gradcheck(lambda a, b: F.conv2d(a, b, padding=(0, 2), dilation=(1, 2)), ts)
 
 
-# (x shape, w shape, stride, padding, dilation): small images with short output rows of
-# another width than the input rows, where the 'blas' path's im2col first shifts the
-# input rows (ext/conv.pyx _im2col_sample_s1).
+def poison_workspaces():
+    """Fill the reused scratch memory with NaN bytes, so that a kernel reading scratch
+    it did not write this call shows up in its results instead of passing by luck."""
+    for buf in getattr(C._tls, "bufs", {}).values():
+        buf[...] = 0xFF
+
+
+# (x shape, w shape, stride, padding, dilation): short output rows (of another width than
+# the input rows, or strided), where the 'blas' path's im2col first shifts the input
+# rows (ext/conv.pyx _im2col_shifted), for blocks of whole samples and of single rows.
 SHIFT_CASES = [
     ((3, 2, 7, 9), (4, 2, 3, 3), (1, 1), (0, 0), (1, 1)),    # 'valid'
     ((2, 3, 6, 5), (2, 3, 3, 2), (1, 2), (1, 0), (1, 1)),    # column stride 2, rows padded
@@ -518,14 +528,18 @@ SHIFT_CASES = [
     ((2, 1, 1, 6), (2, 1, 3, 3), (1, 1), (2, 0), (1, 1)),    # taps whose rows are all padding
     ((2, 2, 4, 1), (3, 2, 3, 3), (1, 2), (1, 2), (1, 2)),    # taps whose columns are all padding
     ((5, 6, 14, 14), (16, 6, 5, 5), (1, 1), (0, 0), (1, 1)),  # LeNet's second layer
+    ((2, 3, 9, 9), (4, 3, 3, 3), (2, 2), (1, 1), (1, 1)),    # stride 2: two row phases
+    ((2, 2, 11, 7), (3, 2, 3, 2), (3, 1), (2, 1), (2, 1)),   # stride 3, dilated, padded
+    ((1, 2, 6, 6), (2, 2, 2, 2), (2, 2), (4, 0), (1, 1)),    # row phases starting in padding
 ]
 
 
 @pytest.mark.skipif(not _blas.available(), reason="no OpenBLAS next to NumPy")
 @pytest.mark.parametrize("xs,ws,S,P,D", SHIFT_CASES)
 def test_blas_shifted_rows_im2col(xs, ws, S, P, D):
-    """The two-step im2col (shifted rows, then one copy per tap) gives the reference's
-    forward, and the same gradients as the direct loops, which use no im2col at all."""
+    """The two-step im2col (shifted rows in row-phase planes, then one copy per tap)
+    gives the reference's forward, and the same gradients as the direct loops, which
+    use no im2col at all."""
     rng = np.random.default_rng(7)
     x, w, b = rng.standard_normal(xs), rng.standard_normal(ws), rng.standard_normal(ws[0])
     N, Cin, H, W = xs
@@ -533,18 +547,20 @@ def test_blas_shifted_rows_im2col(xs, ws, S, P, D):
     OW = (W + 2 * P[1] - D[1] * (ws[3] - 1) - 1) // S[1] + 1
     δ = rng.standard_normal((N, ws[0], OH, OW))
     grads = {}
-    for path in ("blas", "blas-batch", "direct"):
+    for path in ("blas", "blas-batch", "blas-rows", "direct"):
         with kernel_path(path):
             if path != "direct":
                 nb, rows = C._blas_blocks(N, Cin * ws[2] * ws[3], OH, OW, 8, mg.get_num_threads())
-                assert C._blas_shift_rows(xs, ws[3], OH, OW, C._Geom(S, P, D, 1), rows) > 0
+                assert C._blas_shift_rows(xs, ws[2], ws[3], OH, OW, C._Geom(S, P, D, 1), rows) > 0
             ts = [mg.tensor(a, requires_grad=True) for a in (x, w, b)]
+            poison_workspaces()
             y = F.conv2d(*ts, stride=S, padding=P, dilation=D)
             ref = conv2d_reference(x, w, b, S, (P[0], P[0], P[1], P[1]), D, 1)
             np.testing.assert_allclose(y.data, ref, rtol=1e-10, atol=1e-10)
+            poison_workspaces()
             y.backward(δ)
             grads[path] = [t.grad for t in ts]
-    for path in ("blas", "blas-batch"):
+    for path in ("blas", "blas-batch", "blas-rows"):
         for a, r in zip(grads[path], grads["direct"]):
             np.testing.assert_allclose(a, r, rtol=1e-10, atol=1e-10)
 
