@@ -7,7 +7,9 @@
 
 Protocol (issue 6): float32, warm up, then run minigrad, PyTorch and NumPy in turn, pair
 by pair; report the median time of each and the median of the pairwise ratios (the
-machine is shared; drift cancels within a pair). Three rows per shape:
+machine is shared; drift cancels within a pair). Each timed call follows an untimed call
+of the same function (hot, as in a training loop; see benchmarks/conv.py for why).
+Three rows per shape:
 
   fwd      the forward as training runs it (the input requires grad, so minigrad records
            its mask and PyTorch its indices);
@@ -90,13 +92,15 @@ def _time(fn):
 
 
 def paired(fns, reps, warmup=2):
-    """Run fns (name -> callable) in turn `reps` times; return {name: [seconds, ...]}."""
+    """Run fns (name -> callable) in turn `reps` times, each timed call right after an
+    untimed one of the same function (hot); return {name: [seconds, ...]}."""
     for _ in range(warmup):
         for f in fns.values():
             f()
     times = {name: [] for name in fns}
     for _ in range(reps):
         for name, f in fns.items():
+            f()
             times[name].append(_time(f))
     return times
 

@@ -33,21 +33,24 @@ ctypedef fused floating:
 
 cdef extern from *:
     """
-    /* Σ a[0..n): `omp simd reduction` lets the compiler keep several partial sums in
-       SIMD registers (reassociating the adds, as numpy's pairwise sum also does);
-       without OpenMP the pragma is ignored and the loop stays a plain serial sum. */
-    static inline float minigrad_sum_f(const float *a, Py_ssize_t n) {
-        float s = 0;
-        #pragma omp simd reduction(+:s)
-        for (Py_ssize_t i = 0; i < n; i++) s += a[i];
-        return s;
+    /* Σ a[0..n) with eight independent partial sums (the compiler keeps them in SIMD
+       registers whatever the instruction set, and the adds of one element no longer
+       wait for the previous one), added up pairwise at the end. Reassociating the
+       sum like this is what numpy's pairwise sum also does; the order is fixed, so
+       the result does not depend on threads or timing. */
+    #define MINIGRAD_SUM(T, name)                                                   \
+    static inline T name(const T *a, Py_ssize_t n) {                                \
+        T s0 = 0, s1 = 0, s2 = 0, s3 = 0, s4 = 0, s5 = 0, s6 = 0, s7 = 0;          \
+        Py_ssize_t i = 0;                                                           \
+        for (; i + 8 <= n; i += 8) {                                                \
+            s0 += a[i];     s1 += a[i + 1]; s2 += a[i + 2]; s3 += a[i + 3];         \
+            s4 += a[i + 4]; s5 += a[i + 5]; s6 += a[i + 6]; s7 += a[i + 7];         \
+        }                                                                           \
+        for (; i < n; i++) s0 += a[i];                                              \
+        return ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7));                   \
     }
-    static inline double minigrad_sum_d(const double *a, Py_ssize_t n) {
-        double s = 0;
-        #pragma omp simd reduction(+:s)
-        for (Py_ssize_t i = 0; i < n; i++) s += a[i];
-        return s;
-    }
+    MINIGRAD_SUM(float, minigrad_sum_f)
+    MINIGRAD_SUM(double, minigrad_sum_d)
     """
     float _sum_f "minigrad_sum_f"(const float *a, Py_ssize_t n) noexcept nogil
     double _sum_d "minigrad_sum_d"(const double *a, Py_ssize_t n) noexcept nogil

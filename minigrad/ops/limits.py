@@ -6,18 +6,24 @@ names it, not an overflow in index arithmetic, a hang, or the OOM killer.
 - An output must fit in the memory this process may use: the smaller of the machine's
   physical memory and the address-space limit (ulimit -v), if any.
 """
+import functools
 import os
 
 MAX_INDEX = 2 ** 31 - 1
 
 
+@functools.lru_cache(maxsize=1)
+def _physical_memory():
+    """The machine's physical memory in bytes (fixed for the process), or None."""
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
 def memory_budget():
     """Bytes this process could ever hold: min(physical memory, RLIMIT_AS)."""
-    budget = None
-    try:
-        budget = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):
-        pass
+    budget = _physical_memory()
     try:
         import resource
         soft, _ = resource.getrlimit(resource.RLIMIT_AS)

@@ -51,6 +51,8 @@ _INT32_MAX = 2**31 - 1
 # ---- argument normalisation -------------------------------------------------------------
 
 def _is_int(v):
+    if type(v) is int:                           # the common case, without the ABC check
+        return True
     return isinstance(v, numbers.Integral) and not isinstance(v, (bool, np.bool_))
 
 
