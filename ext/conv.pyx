@@ -28,7 +28,6 @@
 # arrays of one dtype, and allocates the outputs; bounds checks are off by default
 # (see setup.py). No global state: all scratch memory is passed in.
 from cython.parallel cimport prange, threadid
-from libc.stdint cimport int64_t
 from libc.string cimport memcpy, memset
 cimport cython
 
@@ -329,43 +328,9 @@ def nkl_to_knl(const floating[:, :, ::1] src,   # IN  (nb, K, L)   NCHW (a chunk
 
 # ---- im2col + GEMM fused per thread (the 'blas' path) -----------------------------------
 #
-# The GEMM is CBLAS's, row-major: C (m×n) = α·op(A) (m×k) · op(B) (k×n) + β·C. The caller
-# passes its address as an integer (ILP64: 64-bit integer arguments, as in NumPy's wheels;
-# else 32-bit) and makes sure it runs single-threaded while these loops call it (one layer
-# of parallelism: the OpenMP threads; see minigrad/_blas.py).
-
-cdef enum:
-    ROW_MAJOR = 101
-    NO_TRANS = 111
-    TRANS = 112
-
-ctypedef void (*sgemm64_t)(int, int, int, int64_t, int64_t, int64_t, float, const float*,
-                           int64_t, const float*, int64_t, float, float*, int64_t) noexcept nogil
-ctypedef void (*dgemm64_t)(int, int, int, int64_t, int64_t, int64_t, double, const double*,
-                           int64_t, const double*, int64_t, double, double*, int64_t) noexcept nogil
-ctypedef void (*sgemm32_t)(int, int, int, int, int, int, float, const float*,
-                           int, const float*, int, float, float*, int) noexcept nogil
-ctypedef void (*dgemm32_t)(int, int, int, int, int, int, double, const double*,
-                           int, const double*, int, double, double*, int) noexcept nogil
-
-
-cdef inline void _gemm(size_t fn, bint ilp64, int ta, int tb,
-                       Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
-                       const floating* a, Py_ssize_t lda, const floating* b, Py_ssize_t ldb,
-                       floating beta, floating* c, Py_ssize_t ldc) noexcept nogil:
-    """C = op(A)·op(B) + β·C, row-major, through the GEMM at address fn."""
-    if floating is float:
-        if ilp64:
-            (<sgemm64_t>fn)(ROW_MAJOR, ta, tb, m, n, k, 1, a, lda, b, ldb, beta, c, ldc)
-        else:
-            (<sgemm32_t>fn)(ROW_MAJOR, ta, tb, <int>m, <int>n, <int>k, 1, a, <int>lda,
-                            b, <int>ldb, beta, c, <int>ldc)
-    else:
-        if ilp64:
-            (<dgemm64_t>fn)(ROW_MAJOR, ta, tb, m, n, k, 1, a, lda, b, ldb, beta, c, ldc)
-        else:
-            (<dgemm32_t>fn)(ROW_MAJOR, ta, tb, <int>m, <int>n, <int>k, 1, a, <int>lda,
-                            b, <int>ldb, beta, c, <int>ldc)
+# The GEMM (CBLAS, row-major, called by address and single-threaded from inside the
+# OpenMP loops) comes from _gemm.pxi, shared with ext/winograd.pyx.
+include "_gemm.pxi"
 
 
 cdef void _im2col_shifted(const floating[:, :, :, ::1] x, Py_ssize_t n,

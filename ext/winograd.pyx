@@ -1,0 +1,242 @@
+# Winograd F(2×2, 3×3) convolution: the conv2d forward of 3×3 kernels with stride 1,
+# dilation 1 and one group, with 2.25× fewer multiplications than im2col + GEMM.
+#
+# Notation (DESIGN.md): x (N, C, H, W) input, w (K, C, 3, 3) weight, y (N, K, OH, OW),
+# padding (ph, pw) on the top/left; the bottom/right padding is implicit in OH×OW (an
+# input row or column outside [0, H)×[0, W) reads a zero), as in ext/conv.pyx.
+#
+#   y[n,k,i',j'] = b[k] + Σ_c Σ_p Σ_q x_pad[n, c, i' + p, j' + q] · w[k,c,p,q]
+#
+# Cut y into 2×2 tiles; tile (ti, tj) of sample n needs the 4×4 input patch
+# d = x_pad[n, c, 2ti .. 2ti+3, 2tj .. 2tj+3]. For one channel pair (k, c), with g = w[k,c]
+# (Lavin & Gray, "Fast Algorithms for Convolutional Neural Networks", 2016):
+#
+#        ⎡1  0 −1  0⎤        ⎡ 1    0    0 ⎤        ⎡1  1  1  0⎤
+#   Bᵀ = ⎢0  1  1  0⎥    G = ⎢1/2  1/2  1/2⎥   Aᵀ = ⎣0  1 −1 −1⎦
+#        ⎢0 −1  1  0⎥        ⎢1/2 −1/2  1/2⎥
+#        ⎣0  1  0 −1⎦        ⎣ 0    0    1 ⎦
+#
+#   tile = Aᵀ · [(G·g·Gᵀ) ⊙ (Bᵀ·d·B)] · A        (2×2; ⊙ the elementwise product)
+#
+# Why this is the same correlation: in one dimension, with u = G·g and v = Bᵀ·d,
+#   Aᵀ·(u ⊙ v) = (u0v0 + u1v1 + u2v2,  u1v1 − u2v2 − u3v3)
+#              = (d0g0 + d1g1 + d2g2,  d1g0 + d2g1 + d3g2)
+# (expand: u1v1 = (g0+g1+g2)(d1+d2)/2, u2v2 = (g0−g1+g2)(d2−d1)/2; the cross terms
+# cancel), i.e. the two outputs of a 3-tap correlation of the 4 inputs d, for 4
+# multiplications instead of 6. The 2-d formula applies it along the rows and then
+# along the columns (the tensor product), 16 multiplications instead of 36 per tile and
+# channel pair. Output (0, 0) of a tile reads only d's rows 0..2 and columns 0..2, so a
+# tile that hangs over the bottom/right edge (OH or OW odd) is computed on zeros there
+# and only its outputs that exist are written.
+#
+# Summed over c, the products become 16 matrix products: with
+#   U[ξ] = (G·w[k,c]·Gᵀ)[ξ] as a (K, C) matrix,  V[ξ] = (Bᵀ·d·B)[ξ] as a (C, tiles) matrix,
+#   M[ξ] = U[ξ] @ V[ξ]                    (K, C) @ (C, tiles) -> (K, tiles), ξ = 0..15
+# and tile = Aᵀ·M[·, k, tile]·A + b[k]. U is computed once per call (winograd_weights);
+# the forward (conv2d_forward_winograd) runs one OpenMP loop over blocks of tiles: each
+# thread transforms its block's inputs into V in its scratch row, runs the 16 GEMMs with
+# the single-threaded OpenBLAS GEMM (minigrad/_blas.py), and writes the output tiles.
+#
+# Contract: the Python side (minigrad/ops/conv.py) validates every shape and integer,
+# passes C-contiguous arrays of one dtype, and allocates the outputs and the scratch
+# memory; bounds checks are off by default (see setup.py).
+from cython.parallel cimport prange, threadid
+from libc.string cimport memcpy
+
+ctypedef fused floating:
+    float
+    double
+
+include "_gemm.pxi"
+
+
+def winograd_weights(const floating[:, :, :, ::1] w,   # IN  (K, C, 3, 3)
+                     floating[:, :, ::1] u,             # OUT (16, K, C)
+                     int num_threads):
+    """u[4a + a', k, c] = (G · w[k,c] · Gᵀ)[a, a']: the transformed kernels, one (K, C)
+    matrix per position ξ = 4a + a' of the 4×4 transformed tile. One thread per k."""
+    cdef Py_ssize_t K = w.shape[0], C = w.shape[1]
+    cdef Py_ssize_t k
+    with nogil:
+        for k in prange(K, schedule='static', num_threads=num_threads):
+            _weight_tiles(w, k, u)
+
+
+# The tile transforms work on chunks of up to CH kernels or tiles through small arrays on
+# the thread's stack: the compiler then knows that the loads and the stores of the loops
+# over a chunk do not overlap, and vectorises them.
+cdef enum:
+    CH = 32
+
+
+cdef inline void _weight_tiles(const floating[:, :, :, ::1] w, Py_ssize_t k,
+                               floating[:, :, ::1] u) noexcept nogil:
+    """u[·, k, c] = G · g · Gᵀ for g = w[k, c], c = 0..C−1, a chunk of CH channels at a
+    time: g is copied to `gc` (tap-major), then h = G·g (4×3, column by column)
+        h[0] = g[0],  h[1] = (g[0] + g[1] + g[2])/2,  h[2] = (g[0] − g[1] + g[2])/2,  h[3] = g[2]
+    (g[p] the kernel's row p) and, the same way along the rows, h·Gᵀ."""
+    cdef Py_ssize_t C = w.shape[1]
+    cdef Py_ssize_t chunk, c0, nc, i, p, q, a
+    cdef floating gc[9][CH]
+    cdef floating h[12][CH]
+    cdef floating h0, h1, h2
+    for chunk in range((C + CH - 1) // CH):
+        c0 = chunk * CH
+        nc = min(C - c0, <Py_ssize_t>CH)
+        for i in range(nc):
+            for p in range(3):
+                for q in range(3):
+                    gc[3 * p + q][i] = w[k, c0 + i, p, q]
+        for q in range(3):                  # h[3a + q] = (G·g)[a, q]
+            for i in range(nc):
+                h[q][i] = gc[q][i]
+                h[3 + q][i] = (gc[q][i] + gc[3 + q][i] + gc[6 + q][i]) * <floating>0.5
+                h[6 + q][i] = (gc[q][i] - gc[3 + q][i] + gc[6 + q][i]) * <floating>0.5
+                h[9 + q][i] = gc[6 + q][i]
+        for a in range(4):                  # row a of h·Gᵀ
+            for i in range(nc):
+                h0 = h[3 * a][i]
+                h1 = h[3 * a + 1][i]
+                h2 = h[3 * a + 2][i]
+                u[4 * a, k, c0 + i] = h0
+                u[4 * a + 1, k, c0 + i] = (h0 + h1 + h2) * <floating>0.5
+                u[4 * a + 2, k, c0 + i] = (h0 - h1 + h2) * <floating>0.5
+                u[4 * a + 3, k, c0 + i] = h2
+
+
+cdef inline void _input_tiles(const floating[:, :, :, ::1] x, Py_ssize_t n, Py_ssize_t ih0,
+                              Py_ssize_t pw, floating[:, ::1] s, Py_ssize_t t, Py_ssize_t v,
+                              Py_ssize_t ldc, Py_ssize_t ld, Py_ssize_t TW) noexcept nogil:
+    """s[t, v + ξ·ld + c·ldc + tj] = (Bᵀ·d·B)[ξ] for the tiles tj = 0..TW−1 of one tile row,
+    every channel c: d = x_pad[n, c, ih0 + (0..3), 2tj − pw + (0..3)] (ih0 = 2ti − ph).
+
+    Per chunk of tiles tj0 ≤ tj < tj0 + nc and channel, the four input rows it reads,
+    columns iw = 2tj0 − pw + j for j < 2·nc + 2, are copied into `row`; the zeros (the
+    columns or rows outside the input) are the same for every channel and are written
+    once per chunk. Then, tile by tile (i = tj − tj0; columns 2i .. 2i+3 of `row`),
+        e = d·B, row by row:      (d0 − d2, d1 + d2, d2 − d1, d1 − d3)
+        V = Bᵀ·e, column by col:  (e0 − e2, e1 + e2, e2 − e1, e1 − e3)
+    (each pass reads back its input as the previous one stored it: whole vectors, no
+    store-to-load forwarding stalls)."""
+    cdef Py_ssize_t C = x.shape[1], H = x.shape[2], W = x.shape[3]
+    cdef Py_ssize_t r, ih, chunk, tj0, nc, c, i, j, o, vo, a, e, lim
+    cdef floating row[4][2 * CH + 2]
+    cdef floating ev[16][CH]
+    cdef floating e0, e1, e2, e3
+    for chunk in range((TW + CH - 1) // CH):
+        tj0 = chunk * CH
+        nc = min(TW - tj0, <Py_ssize_t>CH)
+        o = 2 * tj0 - pw                # the input column of row[·][0]
+        lim = 2 * nc + 2
+        a = min(max(-o, 0), lim)        # row[·][a:e] lies inside the input
+        e = max(min(W - o, lim), a)
+        for r in range(4):
+            for j in range(lim):
+                row[r][j] = 0
+        for c in range(C):
+            for r in range(4):
+                ih = ih0 + r
+                if ih >= 0 and ih < H and e > a:
+                    memcpy(&row[r][a], &x[n, c, ih, o + a], (e - a) * sizeof(floating))
+            for r in range(4):          # e = d·B: ev[4r + j][i]
+                for i in range(nc):
+                    ev[4 * r + 0][i] = row[r][2 * i] - row[r][2 * i + 2]
+                    ev[4 * r + 1][i] = row[r][2 * i + 1] + row[r][2 * i + 2]
+                    ev[4 * r + 2][i] = row[r][2 * i + 2] - row[r][2 * i + 1]
+                    ev[4 * r + 3][i] = row[r][2 * i + 1] - row[r][2 * i + 3]
+            for j in range(4):          # V = Bᵀ·e, column j of e: V[j], V[4 + j], ...
+                vo = v + c * ldc + tj0 + j * ld
+                for i in range(nc):
+                    e0 = ev[j][i]
+                    e1 = ev[4 + j][i]
+                    e2 = ev[8 + j][i]
+                    e3 = ev[12 + j][i]
+                    s[t, vo + i] = e0 - e2
+                    s[t, vo + 4 * ld + i] = e1 + e2
+                    s[t, vo + 8 * ld + i] = e2 - e1
+                    s[t, vo + 12 * ld + i] = e1 - e3
+
+
+cdef inline void _output_tiles(const floating[:, ::1] s, Py_ssize_t t, Py_ssize_t m,
+                               Py_ssize_t ld, floating[:, :, :, ::1] y, Py_ssize_t n,
+                               Py_ssize_t k, Py_ssize_t oi, floating bk) noexcept nogil:
+    """y[n, k, oi + (0..1), 2tj + (0..1)] = Aᵀ · M[·, tj] · A + b[k] for the tiles of one
+    tile row and one output channel, M[ξ, tj] = s[t, m + ξ·ld + tj]:
+        f = Aᵀ·M, column by column: (m0 + m1 + m2, m1 − m2 − m3)
+        tile = f·A, row by row:     (f0 + f1 + f2, f1 − f2 − f3)
+    Only the outputs inside OH×OW are written (the last tile row/column may be half a
+    tile)."""
+    cdef Py_ssize_t OH = y.shape[2], OW = y.shape[3], TW = (OW + 1) // 2
+    cdef Py_ssize_t chunk, tj0, nc, nf, i, j, o
+    cdef floating f[8][CH]
+    cdef floating m0, m1, m2, m3
+    for chunk in range((TW + CH - 1) // CH):
+        tj0 = chunk * CH
+        nc = min(TW - tj0, <Py_ssize_t>CH)
+        o = m + tj0
+        for j in range(4):              # f[j] = (Aᵀ·M)[0, j], f[4 + j] = (Aᵀ·M)[1, j]
+            for i in range(nc):
+                m0 = s[t, o + j * ld + i]
+                m1 = s[t, o + (4 + j) * ld + i]
+                m2 = s[t, o + (8 + j) * ld + i]
+                m3 = s[t, o + (12 + j) * ld + i]
+                f[j][i] = m0 + m1 + m2
+                f[4 + j][i] = m1 - m2 - m3
+        # tile = f·A into y; the tiles i < nf have both columns inside OW, the last one
+        # of the row may have only its first
+        nf = min(OW // 2 - tj0, nc)
+        for j in range(2 if oi + 1 < OH else 1):
+            for i in range(nf):
+                y[n, k, oi + j, 2 * (tj0 + i)] = f[4 * j][i] + f[4 * j + 1][i] + f[4 * j + 2][i] + bk
+                y[n, k, oi + j, 2 * (tj0 + i) + 1] = (f[4 * j + 1][i] - f[4 * j + 2][i]
+                                                      - f[4 * j + 3][i] + bk)
+            if nf < nc:
+                y[n, k, oi + j, 2 * (tj0 + nf)] = f[4 * j][nf] + f[4 * j + 1][nf] + f[4 * j + 2][nf] + bk
+
+
+def conv2d_forward_winograd(const floating[:, :, :, ::1] x,   # IN  (N, C, H, W)
+                            const floating[:, :, ::1] u,      # IN  (16, K, C) winograd_weights(w)
+                            const floating[::1] b,            # IN  (K,) bias, or (0,) for none
+                            floating[:, :, :, ::1] y,         # OUT (N, K, OH, OW)
+                            floating[:, ::1] scratch,         # TMP (threads, 16·(C + K)·rows·TW)
+                            Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t rows,
+                            size_t gemm, bint ilp64, int num_threads):
+    """y = b + x ⋆ w for 3×3 w, stride 1, by Winograd F(2×2, 3×3) (see the top of the file).
+
+    The tiles, TH = ⌈OH/2⌉ rows of TW = ⌈OW/2⌉ per sample, are taken tile row by tile
+    row across the whole batch (tile row r is row r mod TH of sample r div TH) in blocks
+    of `rows` tile rows, so that a block of a small image spans several samples and its
+    GEMMs stay wide. For a block of Tb = (its tile rows)·TW tiles, in thread t's scratch row:
+
+        V[ξ] (C, Tb) at ξ·C·Tb          the transformed input tiles Bᵀ·d·B
+        M[ξ] (K, Tb) at 16·C·Tb + ξ·K·Tb = U[ξ] (K, C) @ V[ξ] (C, Tb), ξ = 0..15
+    then each output tile is Aᵀ·M·A plus the bias.
+    """
+    cdef Py_ssize_t N = x.shape[0], C = x.shape[1]
+    cdef Py_ssize_t K = y.shape[1], OH = y.shape[2], OW = y.shape[3]
+    cdef Py_ssize_t TH = (OH + 1) // 2, TW = (OW + 1) // 2, R = N * TH
+    cdef Py_ssize_t nitems = (R + rows - 1) // rows
+    cdef Py_ssize_t item, t, r, r0, r1, n, ti, k, xi, Tb, mo
+    cdef bint has_bias = b.shape[0] > 0
+    cdef floating bk
+    with nogil:
+        for item in prange(nitems, schedule='static', num_threads=num_threads):
+            t = threadid()
+            r0 = item * rows
+            r1 = min(r0 + rows, R)
+            Tb = (r1 - r0) * TW
+            mo = 16 * C * Tb
+            for r in range(r0, r1):
+                _input_tiles(x, r // TH, 2 * (r % TH) - ph, pw, scratch, t, (r - r0) * TW,
+                             Tb, C * Tb, TW)
+            for xi in range(16):
+                # (K, C) @ (C, Tb) -> (K, Tb)
+                _gemm(gemm, ilp64, NO_TRANS, NO_TRANS, K, Tb, C, &u[xi, 0, 0], C,
+                      &scratch[t, xi * C * Tb], Tb, 0, &scratch[t, mo + xi * K * Tb], Tb)
+            for r in range(r0, r1):
+                n = r // TH
+                ti = r % TH
+                for k in range(K):
+                    bk = b[k] if has_bias else 0
+                    _output_tiles(scratch, t, mo + k * Tb + (r - r0) * TW, K * Tb, y, n, k,
+                                  2 * ti, bk)

@@ -1,0 +1,187 @@
+"""The Winograd F(2×2, 3×3) forward (ext/winograd.pyx): values against the naive reference
+over random shapes, paddings, dtypes and block sizes; that the default dispatch takes it
+for ResNet-like layers and only where it applies; gradients through the whole op."""
+import contextlib
+import os
+import sys
+
+import numpy as np
+import pytest
+from hypothesis import given, strategies as st
+
+import minigrad as mg
+import minigrad.nn.functional as F
+from minigrad import _blas
+from minigrad.ops import conv as C
+
+sys.path.insert(0, os.path.dirname(__file__))
+import reference as ref  # noqa: E402
+
+pytestmark = pytest.mark.skipif(not _blas.available(),
+                                reason="no OpenBLAS next to NumPy: no 'winograd' path here")
+
+
+@contextlib.contextmanager
+def winograd(force=True, tiles=None):
+    """Force (or not) the Winograd path, optionally with another block size; yields the
+    list of the (x.shape, weights.shape) of every call that reached its kernel. The reused
+    scratch memory is filled with NaN bytes first: a kernel that reads scratch it did not
+    write this call fails instead of passing by luck."""
+    for buf in getattr(C._tls, "bufs", {}).values():
+        buf[...] = 0xFF
+    calls = []
+    kernel = C._wk.conv2d_forward_winograd
+
+    def spy(x, u, *args):
+        calls.append((tuple(x.shape), tuple(u.shape)))
+        return kernel(x, u, *args)
+
+    saved = C._FORCE_PATH, C._WINOGRAD_BLOCK_TILES
+    C._FORCE_PATH = "winograd" if force else None
+    if tiles is not None:
+        C._WINOGRAD_BLOCK_TILES = tiles
+    C._wk.conv2d_forward_winograd = spy
+    try:
+        yield calls
+    finally:
+        C._wk.conv2d_forward_winograd = kernel
+        C._FORCE_PATH, C._WINOGRAD_BLOCK_TILES = saved
+
+
+@st.composite
+def cases(draw):
+    padding = draw(st.one_of(st.integers(0, 2), st.tuples(st.integers(0, 2), st.integers(0, 2)),
+                             st.sampled_from(["same", "valid"])))
+    if isinstance(padding, str):                  # 'same' pads a 3×3 kernel by 1 all round
+        ph = pw = int(padding == "same")
+    else:
+        ph, pw = (padding, padding) if isinstance(padding, int) else padding
+    # input size: from the smallest the 3×3 kernel fits (1 with padding ≥ 1) to a few more,
+    # odd and even (half tiles at the bottom/right), not square
+    H = max(1, 3 - 2 * ph) + draw(st.integers(0, 7))
+    W = max(1, 3 - 2 * pw) + draw(st.integers(0, 7))
+    return dict(N=draw(st.integers(1, 3)), C=draw(st.integers(1, 12)), K=draw(st.integers(1, 12)),
+                H=H, W=W, padding=padding, bias=draw(st.booleans()),
+                dtype=draw(st.sampled_from([np.float32, np.float64])),
+                tiles=draw(st.sampled_from([None, 1, 5, 1 << 20])), seed=draw(st.integers(0, 2**31)))
+
+
+def check_forward(case):
+    rng = np.random.default_rng(case["seed"])
+    dt = case["dtype"]
+    x = rng.standard_normal((case["N"], case["C"], case["H"], case["W"])).astype(dt)
+    w = rng.standard_normal((case["K"], case["C"], 3, 3)).astype(dt)
+    b = rng.standard_normal(case["K"]).astype(dt) if case["bias"] else None
+    with winograd(tiles=case["tiles"]) as calls:
+        y = F.conv2d(mg.tensor(x), mg.tensor(w), None if b is None else mg.tensor(b),
+                     padding=case["padding"])
+    assert calls, "the winograd kernel did not run"
+    P4 = ref.conv_padding4(case["padding"], case["H"], case["W"], 3, 3, (1, 1), (1, 1))
+    want = ref.conv2d(x, w, b, (1, 1), P4, (1, 1), 1)
+    assert y.shape == want.shape and y.dtype == dt
+    if dt == np.float64:                          # the tolerances of tests/test_conv.py
+        np.testing.assert_allclose(y.data, want, rtol=1e-12, atol=1e-12)
+    else:
+        scale = max(1.0, float(np.abs(want).max()))
+        np.testing.assert_allclose(y.data, want, rtol=1e-4, atol=1e-5 * scale)
+
+
+@given(case=cases())
+def test_forward_matches_reference(case):
+    check_forward(case)
+
+
+@pytest.mark.parametrize("N, C, K, H, W, padding", [
+    (2, 40, 3, 5, 6, 1),          # more channels than one chunk of the kernel transform (32)
+    (1, 2, 3, 4, 70, 1),          # more tiles per row than one chunk of the tile transforms
+    (2, 3, 2, 3, 131, "same"),    # ... and an odd width: the last chunk ends on a half tile
+    (3, 5, 4, 1, 1, 1),           # one output pixel: one tile, three quarters of it unused
+    (1, 2, 2, 2, 9, (2, 0)),      # every tile row reads padding rows
+])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_forward_edges(N, C, K, H, W, padding, dtype):
+    for tiles in (None, 1):
+        check_forward(dict(N=N, C=C, K=K, H=H, W=W, padding=padding, bias=True, dtype=dtype,
+                           tiles=tiles, seed=N * 1000 + W))
+
+
+def test_default_takes_winograd_where_it_pays_and_applies():
+    """The dispatch rule (_winograd_ok), so that it cannot rot silently: ResNet's stride-1
+    3×3 layers take the Winograd kernels; thin channels, short rows, too few tiles,
+    strides, dilations, groups and other kernel sizes do not."""
+    rng = np.random.default_rng(3)
+
+    def runs(xs, ws, **kw):
+        x = rng.standard_normal(xs).astype(np.float32)
+        w = rng.standard_normal(ws).astype(np.float32)
+        with winograd(force=False) as calls:
+            F.conv2d(x, w, **kw)
+        return bool(calls)
+
+    assert runs((1, 64, 56, 56), (64, 64, 3, 3), padding=1)            # res-56-s1, one sample
+    assert runs((8, 256, 14, 14), (256, 256, 3, 3), padding=1)         # res-14-s1
+    assert runs((4, 32, 20, 17), (32, 32, 3, 3), padding="same")
+    assert runs((64, 32, 8, 8), (32, 32, 3, 3), padding=1)             # short rows, C·K/(C+K) 16
+    assert runs((4, 64, 16, 16), (64, 64, 3, 3), padding=1)            # 256 tiles
+    assert not runs((2, 3, 32, 32), (16, 3, 3, 3), padding=1)          # cifar-3x3: C = 3
+    assert not runs((4, 8, 32, 32), (8, 8, 3, 3), padding=1)           # C·K/(C+K) = 4
+    assert not runs((64, 16, 8, 8), (16, 16, 3, 3), padding=1)         # short rows, 8 < 12
+    assert not runs((32, 64, 7, 7), (64, 64, 3, 3), padding=1)         # OH, OW < 8
+    assert not runs((3, 64, 16, 16), (64, 64, 3, 3), padding=1)        # 192 tiles
+    assert not runs((4, 64, 16, 16), (64, 64, 3, 3), padding=1, stride=2)
+    assert not runs((4, 64, 16, 16), (64, 64, 3, 3), padding=2, dilation=2)
+    assert not runs((4, 64, 16, 16), (64, 32, 3, 3), padding=1, groups=2)
+    assert not runs((4, 64, 16, 16), (64, 64, 5, 5), padding=2)
+    assert not runs((4, 64, 16, 16), (64, 64, 3, 1), padding=1)
+    with winograd(force=True) as calls:                                # forced where it does
+        F.conv2d(rng.standard_normal((2, 8, 9, 9)), rng.standard_normal((8, 8, 3, 3)), stride=2)
+    assert not calls                                                   # not apply: falls back
+
+
+@pytest.mark.parametrize("padding", [0, 1, (2, 1), "same"])
+def test_gradcheck_through_the_winograd_forward(padding):
+    rng = np.random.default_rng(5)
+    ts = [mg.tensor(rng.standard_normal(s), requires_grad=True)
+          for s in ((2, 3, 5, 4), (4, 3, 3, 3), (4,))]
+    with winograd() as calls:
+        assert mg.gradcheck(lambda x, w, b: F.conv2d(x, w, b, padding=padding), ts)
+    assert calls
+
+
+def test_conv_transpose_input_gradient_through_winograd():
+    """conv_transpose2d's ∂L/∂x is conv2d's forward correlation of δ with w (stride 1:
+    the Winograd kernels): against the reference vector-Jacobian product."""
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((2, 4, 5, 6))
+    w = rng.standard_normal((4, 3, 3, 3))                  # (C_in, C_out, kh, kw)
+    xt, wt = mg.tensor(x, requires_grad=True), mg.tensor(w, requires_grad=True)
+    with winograd() as calls:
+        y = F.conv_transpose2d(xt, wt, padding=1)
+        gy = rng.standard_normal(y.shape)
+        y.backward(gy)
+        assert mg.gradcheck(lambda a, c: F.conv_transpose2d(a, c, padding=1), [xt, wt])
+    assert calls
+    dx, dw, _ = ref.conv_transpose2d_vjp(x, w, gy, (1, 1), (1, 1), (0, 0), 1, (1, 1))
+    np.testing.assert_allclose(xt.grad.data, dx, rtol=1e-11, atol=1e-11)
+    np.testing.assert_allclose(wt.grad.data, dw, rtol=1e-11, atol=1e-11)
+
+
+def test_float32_agrees_with_im2col_on_a_resnet_layer():
+    """Float32 Winograd vs the float32 im2col path and the float64 reference on a
+    64-channel layer, at the tolerances of tests/test_conv.py."""
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((8, 64, 16, 16)).astype(np.float32)
+    w = (rng.standard_normal((64, 64, 3, 3)) / np.sqrt(64 * 9)).astype(np.float32)
+    b = rng.standard_normal(64).astype(np.float32)
+    with winograd(force=False) as calls:
+        y = F.conv2d(x, w, b, padding=1).data
+    assert calls
+    saved, C._FORCE_PATH = C._FORCE_PATH, "blas"
+    try:
+        y_im2col = F.conv2d(x, w, b, padding=1).data
+    finally:
+        C._FORCE_PATH = saved
+    want = ref.conv2d(x, w, b, (1, 1), (1, 1, 1, 1), (1, 1), 1)
+    scale = max(1.0, float(np.abs(want).max()))
+    for got in (y, y_im2col):
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5 * scale)
