@@ -185,3 +185,31 @@ def test_float32_agrees_with_im2col_on_a_resnet_layer():
     scale = max(1.0, float(np.abs(want).max()))
     for got in (y, y_im2col):
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5 * scale)
+
+
+@pytest.mark.parametrize("padding", [1, 0, 2, (0, 1), "same"])
+def test_input_gradient_at_stride_1_through_winograd(padding):
+    """At stride 1 the backward takes ∂L/∂x as a Winograd forward correlation of δ with the
+    flipped, channel-swapped kernel (padded by 2 − P) where that pays, by default: the
+    same gradients as the fused im2col backward ('blas') and the reference."""
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((6, 32, 16, 18))
+    w = rng.standard_normal((24, 32, 3, 3)) / 24
+    b = rng.standard_normal(24)
+    δ = None
+    grads = {}
+    for force in ("default", "blas"):
+        ts = [mg.tensor(a, requires_grad=True) for a in (x, w, b)]
+        with winograd(force=False) as calls:
+            C._FORCE_PATH = None if force == "default" else force   # restored on exit
+            y = F.conv2d(*ts, padding=padding)
+            δ = rng.standard_normal(y.shape) if δ is None else δ
+            y.backward(δ)
+        # default: forward and ∂L/∂x both through Winograd (∂L/∂x's "input" is δ: K channels)
+        assert [c[0][1] for c in calls] == ([32, 24] if force == "default" else [])
+        grads[force] = [t.grad.data for t in ts]
+    for a, r in zip(grads["default"], grads["blas"]):
+        np.testing.assert_allclose(a, r, rtol=1e-10, atol=1e-10)
+    P4 = ref.conv_padding4(padding, 16, 18, 3, 3, (1, 1), (1, 1))
+    dx = ref.conv2d_vjp(x, w, δ, (1, 1), P4, (1, 1), 1)[0]
+    np.testing.assert_allclose(grads["default"][0], dx, rtol=1e-10, atol=1e-10)

