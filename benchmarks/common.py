@@ -4,8 +4,11 @@ Protocol (issue 6): warm up, then time minigrad and the comparison in turn, pair
 and report the median of the pairwise ratios (the machine is shared; drift cancels in a
 pair) next to the median absolute times.
 """
+import json
 import os
 import statistics
+import subprocess
+import sys
 import time
 
 
@@ -90,3 +93,16 @@ def print_table(headers, rows):
     print("-" * len(line))
     for r in rows:
         print("  ".join(str(c).rjust(w) for c, w in zip(r, widths)))
+
+
+def child_json(script, args):
+    """Run `python script *args` in a fresh process and return the JSON it prints last.
+
+    For comparisons in separate processes: OpenMP runtimes read their settings from the
+    environment when they load, and minigrad sets GOMP_SPINCOUNT at import (see
+    minigrad/__init__.py), so in one process whichever library is imported first also
+    decides the other's OpenMP behaviour. A child that imports only one library runs it
+    exactly as its users get it."""
+    out = subprocess.run([sys.executable, script, *map(str, args)], capture_output=True,
+                         text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])

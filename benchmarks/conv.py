@@ -13,20 +13,28 @@ library ("hot", as in a training loop): on this machine a call after ≥ 20 ms o
 ran ~2× slower, for both libraries (res-14-s1 forward: minigrad 4.6 → 8.7 ms, PyTorch
 4.1 → 7.6 ms). The NumPy baseline runs in a loop of its own after the pairs: its
 multithreaded GEMMs leave OpenBLAS's threads spinning for ~0.1 s afterwards, which
-slowed whichever library ran next (res-14-s1 forward: 9.3 and 8.0 ms). "bwd" is backward only (∂L/∂x, ∂L/∂w, ∂L/∂b for a
-given δ, graph already built, as `y.backward(δ)`), "f+b" is forward then backward.
-The NumPy baseline caches its im2col matrix in forward (as the usual NumPy
-implementations do) and computes ∂L/∂x by col2im with one strided add per tap.
+slowed whichever library ran next (res-14-s1 forward: 9.3 and 8.0 ms). "bwd" is
+backward only (∂L/∂x, ∂L/∂w, ∂L/∂b for a given δ, graph already built, as
+`y.backward(δ)`), "f+b" is forward then backward. The NumPy baseline caches its im2col
+matrix in forward (as the usual NumPy implementations do) and computes ∂L/∂x by col2im
+with one strided add per tap.
 
-minigrad is imported before torch so that both copies of libgomp see the
-OMP_WAIT_POLICY minigrad sets. The header names the OpenBLAS kernel NumPy runs and the
-GEMM minigrad's kernels call; "%sgemm" compares a layer's GFLOP/s (forward, and
-forward+backward counting 3× the forward's FLOPs) with NumPy's multithreaded sgemm
-measured in the same run. The load average is printed: the machine may be shared.
+Two tables. In the first, both libraries share this process, minigrad imported first;
+what minigrad sets up at import then also applies to PyTorch: its GOMP_SPINCOUNT (how
+long idle OpenMP threads spin) and its glibc malloc thresholds, under which PyTorch's
+large outputs no longer page-fault (measured: PyTorch's stem-7x7 forward 10.5 ms here,
+37 ms in a process of its own). The second table runs each library in a fresh process
+of its own (nothing of the other loaded), alternating `--rounds` times, as their users
+get them. The header names the OpenBLAS kernel NumPy runs and the GEMM minigrad's
+kernels call; "%sgemm" compares a layer's GFLOP/s (forward, and forward+backward
+counting 3× the forward's FLOPs) with NumPy's multithreaded sgemm measured in the same
+run. The load average is printed: the machine may be shared.
 """
 import argparse
+import json
 import math
 import os
+import statistics
 import sys
 import time
 
@@ -34,15 +42,26 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import minigrad as mg                               # noqa: E402  (before torch: OMP_WAIT_POLICY)
-import minigrad.nn.functional as F                  # noqa: E402
-from minigrad import _blas                          # noqa: E402
-from common import blas_info                        # noqa: E402
+from common import blas_info, child_json           # noqa: E402
 
-try:
-    import torch
-except ImportError:                                 # PyTorch is optional
-    torch = None
+mg = F = _blas = torch = None                       # imported by main() or child()
+
+
+def _import_minigrad():
+    global mg, F, _blas
+    import minigrad
+    import minigrad.nn.functional
+    from minigrad import _blas as blas
+    mg, F, _blas = minigrad, minigrad.nn.functional, blas
+
+
+def _import_torch():
+    global torch
+    try:
+        import torch as t
+    except ImportError:                             # PyTorch is optional
+        t = None
+    torch = t
 
 # (name, N, C, H=W, K, kernel, stride, pad)
 SHAPES = [
@@ -161,6 +180,74 @@ def bench_shape(shape, reps, warmup, numpy_baseline=True):
     return {k: np.array(v) for k, v in rows.items() if v}
 
 
+def child(lib, shapes, reps, warmup):
+    """Time one library alone in this process (hot forward, then backward, as in the
+    pairs) and print {shape: [forward medians, backward, forward+backward]} in seconds."""
+    (_import_minigrad if lib == "minigrad" else _import_torch)()
+    out = {}
+    for shape in shapes:
+        name, N, C, H, K, k, s, p = shape
+        rng = np.random.default_rng(0)
+        x = rng.standard_normal((N, C, H, H), dtype=np.float32)
+        w = (rng.standard_normal((K, C, k, k), dtype=np.float32) / math.sqrt(C * k * k)).astype(np.float32)
+        b = rng.standard_normal(K, dtype=np.float32)
+        if lib == "minigrad":
+            ts = [mg.tensor(a, requires_grad=True) for a in (x, w, b)]
+            fwd = lambda: F.conv2d(*ts, stride=s, padding=p)                    # noqa: E731
+        else:
+            ts = [torch.from_numpy(a.copy()).requires_grad_() for a in (x, w, b)]
+            fwd = lambda: torch.nn.functional.conv2d(*ts, stride=s, padding=p)  # noqa: E731
+        y = fwd()
+        δ = rng.standard_normal(tuple(y.shape), dtype=np.float32)
+        δ = δ if lib == "minigrad" else torch.from_numpy(δ)
+
+        def bwd(y):
+            for t in ts:
+                t.grad = None
+            y.backward(δ, retain_graph=True)
+        tf, tb = [], []
+        for it in range(warmup + reps):
+            bwd(fwd())
+            f, y = _t(fwd)
+            b_, _ = _t(bwd, y)
+            if it >= warmup:
+                tf.append(f)
+                tb.append(b_)
+        out[name] = [statistics.median(tf), statistics.median(tb),
+                     statistics.median(a + c for a, c in zip(tf, tb))]
+    print(json.dumps(out))
+
+
+def own_processes(shapes, reps, warmup, rounds):
+    """minigrad and PyTorch each in a fresh process of its own, alternating, `rounds`
+    times; per shape the median over rounds of the ratio of the two processes' medians."""
+    script = os.path.abspath(__file__)
+    only = ",".join(s[0] for s in shapes)
+    runs = {"minigrad": [], "torch": []}
+    for _ in range(rounds):
+        for lib in runs:
+            runs[lib].append(child_json(script, ["--child", lib, "--only", only,
+                                                 "--reps", reps, "--warmup", warmup]))
+    hdr = (f"{'shape':<10} | {'mg fwd':>7} {'th fwd':>7} {'mg/th':>6} | {'mg bwd':>7} {'th bwd':>7} "
+           f"{'mg/th':>6} | {'mg f+b':>7} {'th f+b':>7} {'mg/th':>6}")
+    print(hdr)
+    print("-" * len(hdr))
+    geo = [[], [], []]
+    for shape in shapes:
+        name = shape[0]
+        cells = []
+        for i in range(3):
+            m = [r[name][i] for r in runs["minigrad"]]
+            t = [r[name][i] for r in runs["torch"]]
+            ratio = statistics.median(a / b for a, b in zip(m, t))
+            geo[i].append(ratio)
+            cells.append(f"{statistics.median(m) * 1e3:7.2f} {statistics.median(t) * 1e3:7.2f} {ratio:6.2f}")
+        print(f"{name:<10} | " + " | ".join(cells), flush=True)
+    g = [math.exp(np.mean(np.log(v))) for v in geo]
+    print(f"\ngeomean minigrad/PyTorch (own processes): forward {g[0]:.2f}, backward {g[1]:.2f}, "
+          f"forward+backward {g[2]:.2f}; worst f+b {max(geo[2]):.2f}")
+
+
 def sgemm_gflops():
     a = np.random.default_rng(0).standard_normal((2048, 2048), dtype=np.float32)
     a @ a
@@ -173,9 +260,18 @@ def main():
     ap.add_argument("--quick", action="store_true", help="3 repetitions instead of 11")
     ap.add_argument("--only", default="", help="comma-separated shape names")
     ap.add_argument("--no-numpy", action="store_true", help="skip the plain-NumPy baseline")
+    ap.add_argument("--rounds", type=int, default=3,
+                    help="own-process rounds per library (0: skip that table)")
+    ap.add_argument("--child", choices=["minigrad", "torch"], help=argparse.SUPPRESS)
+    ap.add_argument("--reps", type=int, help=argparse.SUPPRESS)
+    ap.add_argument("--warmup", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args()
     reps, warmup = (3, 1) if args.quick else (11, 2)
     shapes = [s for s in SHAPES if not args.only or s[0] in args.only.split(",")]
+    if args.child:
+        return child(args.child, shapes, args.reps, args.warmup)
+    _import_minigrad()                              # before torch (see common.child_json)
+    _import_torch()
 
     env = {k: os.environ.get(k, "unset") for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")}
     print(f"minigrad threads {mg.get_num_threads()}, "
@@ -226,6 +322,9 @@ def main():
     for name, pf, pfb in big:
         print(f"large stride-1 layer {name}: {pf:.0f}% (forward), {pfb:.0f}% (forward+backward) "
               f"of NumPy's sgemm GFLOP/s")
+    if torch is not None and args.rounds > 0:
+        print(f"\n== each library in a process of its own, {args.rounds} rounds ==")
+        own_processes(shapes, reps, warmup, args.rounds)
     print("load average at end: " + " ".join(f"{v:.2f}" for v in os.getloadavg()))
 
 

@@ -1,75 +1,145 @@
 """LeNet-5 training step (SGD with momentum, cross-entropy): minigrad vs PyTorch.
 
-    python benchmarks/lenet_step.py [--batch 64 256] [--repeat 30]
+    python benchmarks/lenet_step.py [--batch 64 256] [--repeat 30] [--rounds 3]
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/lenet_step.py
 
-Same architecture, same initial weights (copied), same batch; one step = forward,
-loss, zero_grad, backward, optimizer step. Paired medians (see common.py).
+Same architecture, same batch; one step = forward, loss, zero_grad, backward, optimizer
+step. Two tables:
+
+  one process    both libraries in this process (minigrad imported first, the model's
+                 initial weights copied to PyTorch), steps alternated, paired medians
+                 (see common.py). minigrad's GOMP_SPINCOUNT then applies to PyTorch's
+                 OpenMP threads too;
+  own process    each library in a fresh process of its own, with nothing of the other
+                 loaded (PyTorch with all its defaults), `--rounds` rounds alternating
+                 minigrad and PyTorch; per round the ratio of the two medians, and the
+                 median of those ratios.
 """
 import argparse
+import json
 import os
+import statistics
 import sys
+import time
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "examples"))
-from common import blas_info, fmt_ms, fmt_ratio, paired, print_table, try_torch  # noqa: E402
-
-import minigrad as mg  # noqa: E402
-import minigrad.nn.functional as F  # noqa: E402
-from lenet import lenet5  # noqa: E402
+here = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, here)
+sys.path.insert(0, os.path.join(here, "..", "examples"))
+from common import blas_info, child_json, fmt_ms, fmt_ratio, paired, print_table, try_torch  # noqa: E402
 
 
-def torch_lenet(torch, model):
+def batch(n):
+    rng = np.random.default_rng(0)
+    return rng.standard_normal((n, 1, 28, 28)).astype(np.float32), rng.integers(0, 10, n)
+
+
+def minigrad_step(n, model=None):
+    """(step function, model) of a minigrad LeNet-5 on a fixed batch of n images."""
+    import minigrad as mg
+    import minigrad.nn.functional as F
+    from lenet import lenet5
+    x, y = batch(n)
+    if model is None:
+        mg.manual_seed(0)
+        model = lenet5()
+    opt = mg.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    xt, yt = mg.tensor(x), mg.tensor(y)
+
+    def step():
+        loss = F.cross_entropy(model(xt), yt)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return step, model
+
+
+def torch_step(torch, n, weights=None):
     nn = torch.nn
+    x, y = batch(n)
+    torch.manual_seed(0)
     t = nn.Sequential(nn.Conv2d(1, 6, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
                       nn.Conv2d(6, 16, 5), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
                       nn.Linear(400, 120), nn.ReLU(), nn.Linear(120, 84), nn.ReLU(), nn.Linear(84, 10))
-    t.load_state_dict({k: torch.tensor(v) for k, v in model.state_dict().items()})
-    return t
+    if weights is not None:
+        t.load_state_dict({k: torch.tensor(v) for k, v in weights.items()})
+    opt = torch.optim.SGD(t.parameters(), lr=0.01, momentum=0.9)
+    tx, ty = torch.tensor(x), torch.tensor(y)
+
+    def step():
+        loss = torch.nn.functional.cross_entropy(t(tx), ty)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return step
+
+
+def child(lib, batches, repeat):
+    """Print {batch: [seconds per step]} as JSON, importing only `lib`."""
+    out = {}
+    for n in batches:
+        if lib == "minigrad":
+            step, _ = minigrad_step(n)
+        else:
+            import torch
+            step = torch_step(torch, n)
+        for _ in range(5):
+            step()
+        ts = []
+        for _ in range(repeat):
+            t0 = time.perf_counter()
+            step()
+            ts.append(time.perf_counter() - t0)
+        out[n] = ts
+    print(json.dumps(out))
+
+
+def one_process(batches, repeat):
+    import minigrad as mg                       # before torch (see common.child_json)
+    torch = try_torch()
+    print(f"minigrad threads: {mg.get_num_threads()}"
+          + (f"; torch {torch.__version__} threads: {torch.get_num_threads()}" if torch else "; torch not installed"))
+    rows = []
+    for n in batches:
+        step_mg, model = minigrad_step(n)
+        step_t = None if torch is None else torch_step(torch, n, model.state_dict())
+        a, b, r = paired(step_mg, step_t, repeat=repeat, warmup=5)
+        rows.append((n, fmt_ms(a), fmt_ms(b), fmt_ratio(r), f"{n / a:,.0f}", "—" if b is None else f"{n / b:,.0f}"))
+    print_table(["batch", "minigrad ms", "torch ms", "ratio", "minigrad img/s", "torch img/s"], rows)
+
+
+def own_processes(batches, repeat, rounds):
+    script = os.path.abspath(__file__)
+    med = {"minigrad": {n: [] for n in batches}, "torch": {n: [] for n in batches}}
+    for _ in range(rounds):
+        for lib in med:
+            r = child_json(script, ["--child", lib, "--repeat", repeat, "--batch", *batches])
+            for n in batches:
+                med[lib][n].append(statistics.median(r[str(n)]))
+    rows = []
+    for n in batches:
+        a, b = statistics.median(med["minigrad"][n]), statistics.median(med["torch"][n])
+        ratio = statistics.median(x / y for x, y in zip(med["minigrad"][n], med["torch"][n]))
+        rows.append((n, fmt_ms(a), fmt_ms(b), fmt_ratio(ratio), f"{n / a:,.0f}", f"{n / b:,.0f}"))
+    print_table(["batch", "minigrad ms", "torch ms", "ratio", "minigrad img/s", "torch img/s"], rows)
 
 
 def main(argv=None):
     p = argparse.ArgumentParser()
     p.add_argument("--batch", type=int, nargs="+", default=[64, 256])
     p.add_argument("--repeat", type=int, default=30)
+    p.add_argument("--rounds", type=int, default=3, help="own-process rounds per library")
+    p.add_argument("--child", choices=["minigrad", "torch"], help=argparse.SUPPRESS)
     args = p.parse_args(argv)
-    torch = try_torch()
+    if args.child:
+        return child(args.child, args.batch, args.repeat)
     print(blas_info())
-    print(f"minigrad threads: {mg.get_num_threads()}"
-          + (f"; torch {torch.__version__} threads: {torch.get_num_threads()}" if torch else "; torch not installed"))
-    rows = []
-    for n in args.batch:
-        rng = np.random.default_rng(0)
-        x = rng.standard_normal((n, 1, 28, 28)).astype(np.float32)
-        y = rng.integers(0, 10, n)
-        mg.manual_seed(0)
-        model = lenet5()
-        opt = mg.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-        xt, yt = mg.tensor(x), mg.tensor(y)
-
-        def step_mg():
-            loss = F.cross_entropy(model(xt), yt)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-
-        step_t = None
-        if torch is not None:
-            tm = torch_lenet(torch, model)
-            topt = torch.optim.SGD(tm.parameters(), lr=0.01, momentum=0.9)
-            tx, ty = torch.tensor(x), torch.tensor(y)
-
-            def step_t():
-                loss = torch.nn.functional.cross_entropy(tm(tx), ty)
-                topt.zero_grad()
-                loss.backward()
-                topt.step()
-
-        a, b, r = paired(step_mg, step_t, repeat=args.repeat, warmup=5)
-        rows.append((n, fmt_ms(a), fmt_ms(b), fmt_ratio(r), f"{n / a:,.0f}", "—" if b is None else f"{n / b:,.0f}"))
-    print_table(["batch", "minigrad ms", "torch ms", "ratio", "minigrad img/s", "torch img/s"], rows)
+    print("\n== one process ==")
+    one_process(args.batch, args.repeat)
+    if try_torch() is not None:
+        print(f"\n== own process each, {args.rounds} rounds ==")
+        own_processes(args.batch, args.repeat, args.rounds)
 
 
 if __name__ == "__main__":
