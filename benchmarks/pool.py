@@ -9,7 +9,8 @@ Protocol (issue 6): float32, warm up, then run minigrad, PyTorch and NumPy in tu
 by pair; report the median time of each and the median of the pairwise ratios (the
 machine is shared; drift cancels within a pair). Each timed call follows an untimed call
 of the same function (hot, as in a training loop; see benchmarks/conv.py for why).
-Three rows per shape:
+A second table runs each library in a fresh process of its own, alternating (see
+benchmarks/conv.py and common.child_json for why both). Three rows per shape:
 
   fwd      the forward as training runs it (the input requires grad, so minigrad records
            its mask and PyTorch its indices);
@@ -21,6 +22,7 @@ The NumPy baseline is written here: windows from stride tricks, max/argmax or me
 them; backward adds δ (masked by the argmax) into each of the K·K strided slices of dx.
 """
 import argparse
+import json
 import os
 import statistics
 import sys
@@ -29,14 +31,23 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-import minigrad as mg                      # noqa: E402
-import minigrad.nn.functional as F        # noqa: E402
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import child_json              # noqa: E402
 
-try:
-    import torch
-    import torch.nn.functional as TF
-except ImportError:                        # pragma: no cover
+if "--child" in sys.argv and sys.argv[sys.argv.index("--child") + 1] == "torch":
+    mg = F = None                          # a PyTorch-only process (see common.child_json)
+else:
+    import minigrad as mg                  # noqa: E402  (before torch: see common.child_json)
+    import minigrad.nn.functional as F     # noqa: E402
+
+if "--child" in sys.argv and sys.argv[sys.argv.index("--child") + 1] == "minigrad":
     torch = None
+else:
+    try:
+        import torch
+        import torch.nn.functional as TF
+    except ImportError:                    # pragma: no cover
+        torch = None
 
 
 # ---- the NumPy baseline ------------------------------------------------------------------
@@ -118,32 +129,76 @@ CASES = [
 ]
 
 
+def ref_out_shape(shape, op, k, s, p):
+    N, C, H, W = shape
+    if op == "gap":
+        return (N, C, 1, 1)
+    return (N, C, (H + 2 * p - k) // s + 1, (W + 2 * p - k) // s + 1)
+
+
+def child(lib, reps, only):
+    """This process holds only `lib`: print [[case, what, median seconds], ...]."""
+    out = []
+    for name, op, shape, k, s, p in CASES:
+        if not only or only in name:
+            out += [[r["case"], r["what"], r["t"]] for r in bench_case(name, op, shape, k, s, p, reps, False)]
+    print(json.dumps(out))
+
+
+def own_processes(reps, only, rounds):
+    """Each library in a fresh process of its own, alternating `rounds` times; per row the
+    median over rounds of the ratio of the two processes' medians."""
+    script = os.path.abspath(__file__)
+    runs = {"minigrad": [], "torch": []}
+    for _ in range(rounds):
+        for lib in runs:
+            runs[lib].append(child_json(script, ["--child", lib, "--reps", reps, "--only", only]))
+    print(f"{'case':<24} {'':8} {'minigrad ms':>11} {'torch ms':>9} {'mg/torch':>9}")
+    ratios = {"fwd": [], "bwd": [], "fwd+bwd": []}
+    for i, (name, what, _) in enumerate(runs["minigrad"][0]):
+        m = [r[i][2] for r in runs["minigrad"]]
+        t = [r[i][2] for r in runs["torch"]]
+        ratio = statistics.median(a / b for a, b in zip(m, t))
+        ratios[what].append(ratio)
+        print(f"{name if what == 'fwd' else '':<24} {what:8} {statistics.median(m) * 1e3:11.3f} "
+              f"{statistics.median(t) * 1e3:9.3f} {ratio:9.2f}")
+    gm = {w: float(np.exp(np.mean(np.log(r)))) for w, r in ratios.items()}
+    print(f"geometric mean minigrad/torch (own processes): fwd {gm['fwd']:.2f}, bwd {gm['bwd']:.2f}, "
+          f"fwd+bwd {gm['fwd+bwd']:.2f}; worst fwd {max(ratios['fwd']):.2f}, "
+          f"worst bwd {max(ratios['bwd']):.2f}")
+
+
 def bench_case(name, op, shape, k, s, p, reps, with_numpy):
     rng = np.random.default_rng(0)
     x_np = rng.standard_normal(shape, dtype=np.float32)
     kk, ss, pp = (k, k), (s, s), (p, p)
     rows = []
 
+    fwd, bwd, both = {}, {}, {}
+    dy = rng.standard_normal(ref_out_shape(shape, op, k, s, p), dtype=np.float32)
+
     # -- minigrad
-    x_mg = mg.tensor(x_np, requires_grad=True)
-    if op == "max":
+    if mg is not None:
+        x_mg = mg.tensor(x_np, requires_grad=True)
+    if mg is None:
+        pass
+    elif op == "max":
         mg_fwd = lambda: F.max_pool2d(x_mg, k, s, p)                       # noqa: E731
     elif op == "avg":
         mg_fwd = lambda: F.avg_pool2d(x_mg, k, s, p)                       # noqa: E731
     else:
         mg_fwd = lambda: F.adaptive_avg_pool2d(x_mg, 1)                    # noqa: E731
-    y_mg = mg_fwd()
-    dy = rng.standard_normal(y_mg.shape, dtype=np.float32)
-    ctx = y_mg._ctx
-    mg_bwd = lambda: ctx.backward(ctx, dy)                                # noqa: E731
+    if mg is not None:
+        y_mg = mg_fwd()
+        assert y_mg.shape == dy.shape, name
+        ctx = y_mg._ctx
+        mg_bwd = lambda: ctx.backward(ctx, dy)                            # noqa: E731
 
-    def mg_both():
-        x_mg.grad = None
-        mg_fwd().backward(dy)
+        def mg_both():
+            x_mg.grad = None
+            mg_fwd().backward(dy)
 
-    fwd = {"minigrad": mg_fwd}
-    bwd = {"minigrad": mg_bwd}
-    both = {"minigrad": mg_both}
+        fwd["minigrad"], bwd["minigrad"], both["minigrad"] = mg_fwd, mg_bwd, mg_both
 
     # -- PyTorch
     if torch is not None:
@@ -168,12 +223,12 @@ def bench_case(name, op, shape, k, s, p, reps, with_numpy):
             t_fwd().backward(dy_t)
 
         fwd["torch"], bwd["torch"], both["torch"] = t_fwd, t_bwd, t_both
-        # the numbers must agree before their times mean anything
-        assert np.allclose(mg_fwd().data, t_fwd().detach().numpy(), rtol=1e-5, atol=1e-6), name
-        assert np.allclose(mg_bwd()[0], t_bwd().numpy(), rtol=1e-5, atol=1e-6), name
+        if mg is not None:  # the numbers must agree before their times mean anything
+            assert np.allclose(mg_fwd().data, t_fwd().detach().numpy(), rtol=1e-5, atol=1e-6), name
+            assert np.allclose(mg_bwd()[0], t_bwd().numpy(), rtol=1e-5, atol=1e-6), name
 
     # -- NumPy baseline
-    if with_numpy and op != "gap":
+    if with_numpy and op != "gap" and mg is not None:
         if op == "max":
             y_np, arg = np_max_forward(x_np, kk, ss, pp)
             fwd["numpy"] = lambda: np_max_forward(x_np, kk, ss, pp)
@@ -188,6 +243,10 @@ def bench_case(name, op, shape, k, s, p, reps, with_numpy):
 
     for what, fns in (("fwd", fwd), ("bwd", bwd), ("fwd+bwd", both)):
         t = paired(fns, reps)
+        if mg is None or torch is None:                 # a child: raw medians only
+            rows.append({"case": name, "what": what,
+                         "t": statistics.median(next(iter(t.values())))})
+            continue
         row = {"case": name, "what": what, "mg": statistics.median(t["minigrad"])}
         if "torch" in t:
             row["torch"] = statistics.median(t["torch"])
@@ -205,8 +264,14 @@ def main():
     ap.add_argument("--only", default="", help="run only cases whose name contains this")
     ap.add_argument("--threads", type=int, default=0,
                     help="threads for both minigrad and PyTorch (default: each library's default)")
+    ap.add_argument("--rounds", type=int, default=3,
+                    help="own-process rounds per library (0: skip that table)")
+    ap.add_argument("--child", choices=["minigrad", "torch"], help=argparse.SUPPRESS)
+    ap.add_argument("--reps", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args()
     reps = 7 if args.quick else 25
+    if args.child:
+        return child(args.child, args.reps, args.only)
     if args.threads:
         mg.set_num_threads(args.threads)
         if torch is not None:
@@ -237,6 +302,9 @@ def main():
         print(f"geometric mean minigrad/torch: fwd {gm['fwd']:.2f}, bwd {gm['bwd']:.2f}, "
               f"fwd+bwd {gm['fwd+bwd']:.2f}; worst fwd {max(ratios['fwd']):.2f}, "
               f"worst bwd {max(ratios['bwd']):.2f}")
+    if torch is not None and args.rounds > 0 and not args.threads:
+        print(f"\n== each library in a process of its own, {args.rounds} rounds ==")
+        own_processes(reps, args.only, args.rounds)
 
 
 if __name__ == "__main__":

