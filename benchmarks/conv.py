@@ -11,7 +11,7 @@ is shared; drift cancels within a pair); report medians of the absolute times an
 the pairwise ratios. Every timed forward+backward follows an untimed one of the same
 library ("hot", as in a training loop): on this machine a call after ≥ 20 ms of idling
 ran ~2× slower, for both libraries (res-14-s1 forward: minigrad 4.6 → 8.7 ms, PyTorch
-4.1 → 7.6 ms). The NumPy baseline runs in a loop of its own after the pairs: its
+4.1 → 7.6 ms). The NumPy baseline (and the sgemm peak) run after all the pairs: NumPy's
 multithreaded GEMMs leave OpenBLAS's threads spinning for ~0.1 s afterwards, which
 slowed whichever library ran next (res-14-s1 forward: 9.3 and 8.0 ms). "bwd" is
 backward only (∂L/∂x, ∂L/∂w, ∂L/∂b for a given δ, graph already built, as
@@ -121,7 +121,8 @@ def _t(fn, *args):
     return time.perf_counter() - t0, out
 
 
-def bench_shape(shape, reps, warmup, numpy_baseline=True):
+def bench_shape(shape, reps, warmup, part):
+    """part 'pairs': minigrad and PyTorch in turn; part 'numpy': the NumPy baseline."""
     name, N, C, H, K, k, s, p = shape
     rng = np.random.default_rng(0)
     x = rng.standard_normal((N, C, H, H), dtype=np.float32)
@@ -162,7 +163,7 @@ def bench_shape(shape, reps, warmup, numpy_baseline=True):
         r[fk], y = _t(fwd)
         r[bk], _ = _t(bwd, y)
 
-    for it in range(warmup + reps):                 # the pairs: minigrad, then PyTorch
+    for it in range(warmup + reps if part == "pairs" else 0):    # minigrad, then PyTorch
         r = {}
         step(mg_fwd, mg_bwd, "mg_f", "mg_b", r)
         if torch is not None:
@@ -170,7 +171,7 @@ def bench_shape(shape, reps, warmup, numpy_baseline=True):
         if it >= warmup:
             for key, v in r.items():
                 rows[key].append(v)
-    if numpy_baseline:                              # apart: OpenBLAS's threads spin after it
+    if part == "numpy":
         for it in range(warmup + reps):
             r = {}
             step(np_fwd, lambda c: c.backward(δ), "np_f", "np_b", r)
@@ -281,6 +282,12 @@ def main():
           f"numpy {np.__version__}, {env}")
     print(f"NumPy: {blas_info()}; minigrad's kernels call: {_blas.info()}")
     print("load average at start: " + " ".join(f"{v:.2f}" for v in os.getloadavg()))
+    # First every pair, then everything that runs NumPy's multithreaded GEMM (the baseline,
+    # the sgemm peak): OpenBLAS's threads spin ~0.1 s after each, slowing whatever follows.
+    results = {shape: bench_shape(shape, reps, warmup, "pairs") for shape in shapes}
+    if not args.no_numpy:
+        for shape in shapes:
+            results[shape].update(bench_shape(shape, reps, warmup, "numpy"))
     peak = sgemm_gflops()
     print(f"NumPy sgemm 2048³: {peak:.0f} GFLOP/s; {reps} paired repetitions, medians; times in ms\n")
 
@@ -294,7 +301,7 @@ def main():
     nan = float("nan")
     for shape in shapes:
         name, N, C, H, K, k, s, p = shape
-        r = bench_shape(shape, reps, warmup, numpy_baseline=not args.no_numpy)
+        r = results[shape]
         med = {key: float(np.median(v)) * 1e3 for key, v in r.items()}
         ratio = lambda a, b: float(np.median(r[a] / r[b])) if a in r and b in r else nan
         OH = (H + 2 * p - k) // s + 1
