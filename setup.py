@@ -56,6 +56,7 @@ for path in sorted(glob.glob(os.path.join("ext", "*.pyx"))):
         f"minigrad._ext.{name}",
         [path],
         include_dirs=[np.get_include()],
+        depends=sorted(glob.glob(os.path.join("ext", "*.h")) + glob.glob(os.path.join("ext", "*.pxi"))),
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
         extra_compile_args=["-O3"] + (["-fopenmp"] if openmp else []),
         extra_link_args=["-fopenmp"] if openmp else [],

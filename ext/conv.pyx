@@ -725,3 +725,58 @@ def conv2d_backward_blas(const floating[:, :, :, ::1] x,    # IN  (N, C, H, W) (
                     for j in range(n1 - n0):
                         _col2im_block(scratch, t, Lc, j * L, dx, n0 + j, oi0, oi1, OW,
                                       kh, kw, sh, sw, ph, pw, dh, dw)
+
+
+# ---- direct loops vectorised over 16 output channels (small layers) ----------------------
+
+cdef extern from "direct16.h" nogil:
+    int mg_simd_level()
+    int MG_K16_RUN
+    void mg_conv_k16(const float* xp, Py_ssize_t C, Py_ssize_t Hp, Py_ssize_t Wp,
+                     const float* wt, Py_ssize_t K, Py_ssize_t kh, Py_ssize_t kw,
+                     const float* bias, float* y, Py_ssize_t OH, Py_ssize_t OW,
+                     Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t dh, Py_ssize_t dw)
+
+
+def simd_level():
+    """2: AVX-512, 1: AVX2 + FMA, 0: neither (or a build without the dispatch), for
+    conv2d_forward_k16's vector code."""
+    return mg_simd_level()
+
+
+def k16_run():
+    """Output pixels per run of conv2d_forward_k16 (the caller pads rows to a multiple)."""
+    return MG_K16_RUN
+
+
+def conv2d_forward_k16(const float[:, :, :, ::1] x,     # IN  (N, C, H, W)
+                       const float[:, ::1] wt,           # IN  (C·kh·kw, K) w as (c, p, q, k)
+                       const float[::1] b,               # IN  (K,) bias, or (0,) for none
+                       float[:, :, :, ::1] y,            # OUT (N, K, OH, OW), K % 16 == 0
+                       float[:, ::1] scratch,            # TMP (threads, C·Hp·Wp)
+                       Py_ssize_t kh, Py_ssize_t kw,
+                       Py_ssize_t sh, Py_ssize_t sw,
+                       Py_ssize_t ph, Py_ssize_t pw,
+                       Py_ssize_t dh, Py_ssize_t dw,
+                       Py_ssize_t Hp, Py_ssize_t Wp, int num_threads):
+    """y[n] = b + x_pad[n] ⋆ w by direct16.h's loops, one sample per thread at a time: the
+    sample is first copied into the thread's zero-padded (C, Hp, Wp) scratch, with Hp, Wp
+    covering the padding and the last run's overhang (so the loops need no bounds)."""
+    cdef Py_ssize_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
+    cdef Py_ssize_t K = y.shape[1], OH = y.shape[2], OW = y.shape[3]
+    cdef Py_ssize_t n, t, c, i
+    cdef const float* bias = &b[0] if b.shape[0] > 0 else NULL
+    cdef float* dst
+    cdef float* end
+    with nogil:
+        for n in prange(N, schedule='static', num_threads=num_threads):
+            t = threadid()
+            memset(&scratch[t, 0], 0, C * Hp * Wp * sizeof(float))
+            end = &scratch[t, C * Hp * Wp - 1]
+            for c in range(C):
+                for i in range(H):
+                    dst = &scratch[t, (c * Hp + ph + i) * Wp + pw]
+                    end = &scratch[t, (c * Hp + ph + i) * Wp + pw + W - 1]
+                    memcpy(dst, &x[n, c, i, 0], W * sizeof(float))
+            mg_conv_k16(&scratch[t, 0], C, Hp, Wp, &wt[0, 0], K, kh, kw, bias,
+                        &y[n, 0, 0, 0], OH, OW, sh, sw, dh, dw)
