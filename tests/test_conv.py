@@ -2,6 +2,8 @@
 gradients against finite differences and against the literal seed-004 construction,
 every kernel path, argument validation, layouts, dtypes, and the nn layers."""
 import contextlib
+import os
+import sys
 import threading
 
 import numpy as np
@@ -13,6 +15,9 @@ import minigrad.nn as nn
 import minigrad.nn.functional as F
 from minigrad import _blas
 from minigrad.ops import conv as C
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from kernel_spy import poison_workspaces  # noqa: E402
 
 # Every numeric test runs on each kernel family; 'gemm-chunked' shrinks the workspace
 # bound so the batch goes through im2col/col2im one sample at a time; 'blas-rows' shrinks
@@ -509,13 +514,6 @@ def test_tap_entirely_in_the_padding(path):
         ref = conv2d_reference(x, w, None, (1, 1), (0, 0, 2, 2), (1, 2), 1)
         np.testing.assert_allclose(y.data, ref, rtol=1e-12, atol=1e-12)
         assert mg.gradcheck(lambda a, b: F.conv2d(a, b, padding=(0, 2), dilation=(1, 2)), ts)
-
-
-def poison_workspaces():
-    """Fill the reused scratch memory with NaN bytes, so that a kernel reading scratch
-    it did not write this call shows up in its results instead of passing by luck."""
-    for buf in getattr(C._tls, "bufs", {}).values():
-        buf[...] = 0xFF
 
 
 # (x shape, w shape, stride, padding, dilation): short output rows (of another width than

@@ -1,7 +1,6 @@
 """conv2d's direct loops vectorised over 16 output channels (ext/direct16.h, the 'k16'
 path for small float32 layers): forward against the reference over random shapes,
 strides, dilations and paddings; the dispatch rule; gradients through it."""
-import contextlib
 import os
 import sys
 
@@ -15,30 +14,13 @@ from minigrad.ops import conv as C
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import reference as ref  # noqa: E402
+from kernel_spy import forced  # noqa: E402
 
 
-@contextlib.contextmanager
 def k16(force=True):
     """Force (or not) the 'k16' path; yields the list of the (x.shape, wt.shape) of every
-    call that reached its kernel. Scratch memory is filled with NaN bytes first, so that
-    a kernel reading scratch it did not write this call fails instead of passing by luck."""
-    for buf in getattr(C._tls, "bufs", {}).values():
-        buf[...] = 0xFF
-    calls = []
-    kernel = C._k.conv2d_forward_k16
-
-    def spy(x, wt, *args):
-        calls.append((tuple(x.shape), tuple(wt.shape)))
-        return kernel(x, wt, *args)
-
-    saved = C._FORCE_PATH
-    C._FORCE_PATH = "k16" if force else None
-    C._k.conv2d_forward_k16 = spy
-    try:
-        yield calls
-    finally:
-        C._k.conv2d_forward_k16 = kernel
-        C._FORCE_PATH = saved
+    call that reached its kernel (the scratch memory poisoned first: see kernel_spy)."""
+    return forced("k16", C._k, "conv2d_forward_k16", force)
 
 
 @st.composite

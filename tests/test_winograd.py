@@ -16,6 +16,7 @@ from minigrad.ops import conv as C
 
 sys.path.insert(0, os.path.dirname(__file__))
 import reference as ref  # noqa: E402
+from kernel_spy import forced  # noqa: E402
 
 pytestmark = pytest.mark.skipif(not _blas.available(),
                                 reason="no OpenBLAS next to NumPy: no 'winograd' path here")
@@ -24,28 +25,16 @@ pytestmark = pytest.mark.skipif(not _blas.available(),
 @contextlib.contextmanager
 def winograd(force=True, tiles=None):
     """Force (or not) the Winograd path, optionally with another block size; yields the
-    list of the (x.shape, weights.shape) of every call that reached its kernel. The reused
-    scratch memory is filled with NaN bytes first: a kernel that reads scratch it did not
-    write this call fails instead of passing by luck."""
-    for buf in getattr(C._tls, "bufs", {}).values():
-        buf[...] = 0xFF
-    calls = []
-    kernel = C._wk.conv2d_forward_winograd
-
-    def spy(x, u, *args):
-        calls.append((tuple(x.shape), tuple(u.shape)))
-        return kernel(x, u, *args)
-
-    saved = C._FORCE_PATH, C._WINOGRAD_BLOCK_TILES
-    C._FORCE_PATH = "winograd" if force else None
+    list of the (x.shape, weights.shape) of every call that reached its kernel (the
+    scratch memory poisoned first: see kernel_spy)."""
+    saved = C._WINOGRAD_BLOCK_TILES
     if tiles is not None:
         C._WINOGRAD_BLOCK_TILES = tiles
-    C._wk.conv2d_forward_winograd = spy
     try:
-        yield calls
+        with forced("winograd", C._wk, "conv2d_forward_winograd", force) as calls:
+            yield calls
     finally:
-        C._wk.conv2d_forward_winograd = kernel
-        C._FORCE_PATH, C._WINOGRAD_BLOCK_TILES = saved
+        C._WINOGRAD_BLOCK_TILES = saved
 
 
 @st.composite
