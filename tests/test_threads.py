@@ -83,3 +83,19 @@ def test_environment_variable_sets_the_default():
     env["MINIGRAD_NUM_THREADS"] = "zero"
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     assert out.returncode != 0 and "MINIGRAD_NUM_THREADS" in out.stderr
+
+
+@pytest.mark.parametrize("user, expected", [
+    ({}, "3000"),                                       # minigrad's short spin
+    ({"OMP_WAIT_POLICY": "PASSIVE"}, None),             # the user's policy wins
+    ({"GOMP_SPINCOUNT": "50"}, "50"),                   # the user's spin count wins
+])
+def test_openmp_wait_setting_leaves_the_users_alone(user, expected):
+    """minigrad sets GOMP_SPINCOUNT=3000 at import (before libgomp reads it) only when the
+    user has set neither OMP_WAIT_POLICY nor GOMP_SPINCOUNT."""
+    code = "import os, minigrad; print(os.environ.get('GOMP_SPINCOUNT'))"
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
+    env.update(user)
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == str(expected)
