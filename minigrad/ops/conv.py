@@ -231,7 +231,8 @@ def _k16_ok(x, w, out_hw, g):
         return False
     if _FORCE_PATH == "k16":                    # (tests: on any CPU, the baseline build)
         return True
-    return _SIMD_LEVEL > 0 and K <= _K16_MAX_K and out_hw[1] <= _K16_MAX_OW and Cg * kh * kw >= _K16_MIN_TAPS
+    return (_SIMD_LEVEL > 0 and K <= _K16_MAX_K and out_hw[1] <= _K16_MAX_OW
+            and Cg * kh * kw >= _K16_MIN_TAPS)
 
 
 def _blas_blocks(N, R, OH, OW, itemsize, nt):
