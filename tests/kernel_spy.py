@@ -13,16 +13,18 @@ def poison_workspaces():
 
 
 @contextlib.contextmanager
-def forced(path, module, kernel_name, force=True):
+def forced(path, module, kernel_name, force=True, which=None):
     """With C._FORCE_PATH = path (None if not force) and the workspaces poisoned, yield
     the list of the (first argument's shape, second argument's shape) of every call that
-    reached module.kernel_name; everything is restored on exit."""
+    reached module.kernel_name (only those for which which(*args) is true, if given);
+    everything is restored on exit."""
     poison_workspaces()
     calls = []
     kernel = getattr(module, kernel_name)
 
     def spy(a, b, *args):
-        calls.append((tuple(a.shape), tuple(b.shape)))
+        if which is None or which(a, b, *args):
+            calls.append((tuple(a.shape), tuple(b.shape)))
         return kernel(a, b, *args)
 
     saved = C._FORCE_PATH

@@ -1,12 +1,13 @@
-"""conv2d's direct loops vectorised over 16 output channels (ext/direct16.h, the 'k16'
-path for small float32 layers): forward against the reference over random shapes,
-strides, dilations and paddings; the dispatch rule; gradients through it."""
+"""conv2d's direct loops of ext/direct16.h for small float32 layers, vectorised over 16
+output channels ('k16') or over runs of 16 output pixels ('w16'): forward against the
+reference over random shapes, strides, dilations and paddings; the dispatch rules;
+gradients through them."""
 import os
 import sys
 
 import numpy as np
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given, settings, strategies as st
 
 import minigrad as mg
 import minigrad.nn.functional as F
@@ -20,7 +21,12 @@ from kernel_spy import forced  # noqa: E402
 def k16(force=True):
     """Force (or not) the 'k16' path; yields the list of the (x.shape, wt.shape) of every
     call that reached its kernel (the scratch memory poisoned first: see kernel_spy)."""
-    return forced("k16", C._k, "conv2d_forward_k16", force)
+    return forced("k16", C._k, "conv2d_forward_direct16", force, which=lambda *a: a[-2] == 0)
+
+
+def w16(force=True):
+    """The same for the 'w16' path (the same entry point, kb = 8 or 16)."""
+    return forced("w16", C._k, "conv2d_forward_direct16", force, which=lambda *a: a[-2] != 0)
 
 
 @st.composite
@@ -32,20 +38,26 @@ def cases(draw):
     # rows shorter than, equal to and longer than one run)
     H = max(1, (kh - 1) * dh + 1 - 2 * ph) + draw(st.integers(0, 12))
     W = max(1, (kw - 1) * dw + 1 - 2 * pw) + draw(st.integers(0, 25))
-    return dict(N=draw(st.integers(1, 3)), C=draw(st.integers(1, 5)), K=draw(st.sampled_from([16, 32, 48])),
-                H=H, W=W, k=(kh, kw), S=(draw(st.integers(1, 3)), draw(st.integers(1, 3))),
-                D=(dh, dw), P=(ph, pw), bias=draw(st.booleans()), seed=draw(st.integers(0, 2**31)))
+    kernel = draw(st.sampled_from(["k16", "w16"]))
+    # k16: K a multiple of 16; w16: any K (its blocks of 8 or 16 channels padded), column
+    # stride 1, rows shorter and longer than one run of 16
+    K = draw(st.sampled_from([16, 32, 48]) if kernel == "k16" else st.integers(1, 40))
+    S = (draw(st.integers(1, 3)), draw(st.integers(1, 3)) if kernel == "k16" else 1)
+    return dict(kernel=kernel, N=draw(st.integers(1, 3)), C=draw(st.integers(1, 5)), K=K,
+                H=H, W=W, k=(kh, kw), S=S, D=(dh, dw), P=(ph, pw), bias=draw(st.booleans()),
+                seed=draw(st.integers(0, 2**31)))
 
 
+@settings(max_examples=150)                     # cheap: small shapes, two kernels
 @given(case=cases())
 def test_forward_matches_reference(case):
     rng = np.random.default_rng(case["seed"])
     x = rng.standard_normal((case["N"], case["C"], case["H"], case["W"])).astype(np.float32)
     w = rng.standard_normal((case["K"], case["C"]) + case["k"]).astype(np.float32)
     b = rng.standard_normal(case["K"]).astype(np.float32) if case["bias"] else None
-    with k16() as calls:
+    with (k16 if case["kernel"] == "k16" else w16)() as calls:
         y = F.conv2d(x, w, b, stride=case["S"], padding=case["P"], dilation=case["D"])
-    assert calls, "the k16 kernel did not run"
+    assert calls, f"the {case['kernel']} kernel did not run"
     P4 = (case["P"][0], case["P"][0], case["P"][1], case["P"][1])
     want = ref.conv2d(x, w, b, case["S"], P4, case["D"], 1)
     assert y.shape == want.shape and y.dtype == np.float32
@@ -53,39 +65,46 @@ def test_forward_matches_reference(case):
     np.testing.assert_allclose(y.data, want, rtol=1e-4, atol=1e-5 * scale)
 
 
-def test_default_takes_k16_only_where_it_applies_and_pays():
-    """LeNet's second layer takes it by default on a CPU with AVX2/AVX-512; float64, K not
-    a multiple of 16, groups, few taps, wide rows and many output channels do not."""
+def test_default_takes_k16_and_w16_only_where_they_apply_and_pay():
+    """On a CPU with AVX2/AVX-512, LeNet's second layer takes k16 and its first layer and
+    cifar-3x3 take w16 by default; float64, groups, many output channels, strided
+    columns and the shapes Winograd takes do not."""
     rng = np.random.default_rng(1)
+    simd = C._SIMD_LEVEL > 0
 
-    def runs(xs, ws, dtype=np.float32, groups=1, padding=0):
+    def runs(xs, ws, dtype=np.float32, groups=1, padding=0, stride=1):
         x = rng.standard_normal(xs).astype(dtype)
         w = rng.standard_normal(ws).astype(dtype)
-        with k16(force=False) as calls:
-            F.conv2d(x, w, padding=padding, groups=groups)
-        return bool(calls)
-    assert runs((4, 6, 14, 14), (16, 6, 5, 5)) == (C._SIMD_LEVEL > 0)      # LeNet c2
-    assert not runs((4, 6, 14, 14), (16, 6, 5, 5), dtype=np.float64)
-    assert not runs((4, 6, 14, 14), (12, 6, 5, 5))                         # K % 16
-    assert not runs((4, 6, 14, 14), (16, 3, 5, 5), groups=2)
-    assert not runs((4, 1, 28, 28), (16, 1, 5, 5), padding=2)              # 25 taps
-    assert not runs((4, 6, 40, 40), (16, 6, 5, 5))                         # rows of 36
-    assert not runs((4, 6, 14, 14), (64, 6, 5, 5))                         # K = 64
+        with k16(force=False) as a, w16(force=False) as b:
+            F.conv2d(x, w, padding=padding, groups=groups, stride=stride)
+        return ("k16" if a else "") + ("w16" if b else "")
+    assert runs((4, 6, 14, 14), (16, 6, 5, 5)) == ("k16" if simd else "")          # LeNet c2
+    assert runs((4, 1, 28, 28), (6, 1, 5, 5), padding=2) == ("w16" if simd else "")  # LeNet c1
+    assert runs((4, 3, 32, 32), (16, 3, 3, 3), padding=1) == ("w16" if simd else "")  # cifar
+    assert runs((4, 6, 14, 14), (16, 6, 5, 5), dtype=np.float64) == ""
+    assert runs((4, 6, 14, 14), (12, 6, 5, 5)) == ""                         # K % 16, rows of 10
+    assert runs((4, 6, 14, 14), (16, 3, 5, 5), groups=2) == ""
+    assert runs((4, 6, 14, 14), (64, 6, 5, 5)) == ""                         # K = 64
+    assert runs((4, 6, 40, 40), (64, 6, 5, 5)) == ""
+    assert runs((4, 3, 64, 64), (16, 3, 3, 3), stride=2) == ""               # column stride 2
+    assert runs((8, 32, 16, 16), (32, 32, 3, 3), padding=1) == ""            # Winograd's
 
 
-def test_gradients_through_the_k16_forward():
-    """The backward is the usual one; the forward it follows is the k16 kernel's."""
+@pytest.mark.parametrize("spy", [k16, w16])
+def test_gradients_through_the_direct16_forward(spy):
+    """The backward is the usual one; the forward it follows is the direct kernel's."""
     rng = np.random.default_rng(2)
     x = rng.standard_normal((2, 3, 9, 11)).astype(np.float32)
     w = rng.standard_normal((16, 3, 3, 3)).astype(np.float32)
     b = rng.standard_normal(16).astype(np.float32)
-    δ = rng.standard_normal((2, 16, 5, 7)).astype(np.float32)
+    δ = None
     grads = []
     for force in (True, False):
         ts = [mg.tensor(a, requires_grad=True) for a in (x, w, b)]
-        with k16(force=force) as calls:
-            C._FORCE_PATH = "k16" if force else "blas"
-            y = F.conv2d(*ts, stride=2, padding=(1, 2))
+        with spy(force=force) as calls:
+            C._FORCE_PATH = spy.__name__ if force else "blas"
+            y = F.conv2d(*ts, stride=(2, 1 if spy is w16 else 2), padding=(1, 2))
+            δ = rng.standard_normal(y.shape).astype(np.float32) if δ is None else δ
             y.backward(δ)
         assert bool(calls) == force
         grads.append([y.data] + [t.grad.data for t in ts])

@@ -15,10 +15,10 @@ minigrad/_blas.py) and `gemm` (im2col/col2im around np.matmul, batch in bounded
 chunks; used when no OpenBLAS is found next to NumPy). A fourth family, `winograd`
 (ext/winograd.pyx: Winograd F(2×2, 3×3), 2.25× fewer multiplications, the same OpenMP
 loop + single-threaded GEMM), computes _correlate for 3×3 kernels at stride 1,
-dilation 1, one group, where the channel counts make its GEMMs fat (_winograd_ok); a
-fifth, `k16` (ext/direct16.h: the direct loops vectorised over 16 output channels),
-computes it for small float32 layers such as LeNet's second, where im2col would cost as
-much as the multiplications (_k16_ok).
+dilation 1, one group, where the channel counts make its GEMMs fat (_winograd_ok); and
+`k16` / `w16` (ext/direct16.h: the direct loops vectorised over 16 output channels or
+over runs of 16 output pixels) compute it for small float32 layers such as LeNet's,
+where im2col would cost as much as the multiplications (_k16_ok, _w16_ok).
 
     _correlate      y = b + x ⋆ w                         conv2d forward; conv_transpose2d's ∂L/∂x
     _backward       ∂L/∂x = dilate_pad(δ) ⋆ flip(w)ᵀ      conv2d's ∂L/∂x; conv_transpose2d forward
@@ -29,8 +29,9 @@ of x and δ exchanged (no duplicate kernels).
 
 The Python side validates every argument before a kernel runs (bounds checks are off
 in the kernels), makes the arrays C-contiguous in one float dtype, and allocates the
-outputs. Set `_FORCE_PATH = 'direct'`, `'blas'`, `'gemm'` or `'winograd'` to force a kernel
-family (tests do; 'winograd' where it applies, the usual choice elsewhere).
+outputs. Set `_FORCE_PATH = 'direct'`, `'blas'`, `'gemm'`, `'winograd'`, `'k16'` or `'w16'` to
+force a kernel family (tests do; the last three where they apply, the usual choice
+elsewhere).
 """
 import numbers
 import threading
@@ -45,7 +46,7 @@ from ..tensor import Tensor
 from ..threads import get_num_threads
 from .limits import check_index, check_output
 
-_FORCE_PATH = None                 # None (choose by shape), 'direct', 'blas', 'gemm', 'winograd' or 'k16'
+_FORCE_PATH = None                 # None (choose by shape), 'direct', 'blas', 'gemm', 'winograd', 'k16', 'w16'
 _WORKSPACE_BYTES = 64 << 20        # im2col buffer bound per call: the batch is processed in chunks
 _BLAS_BLOCK_BYTES = 4 << 20        # 'blas': im2col block per thread, about this size ...
 _BLAS_MIN_COLUMNS = 1024           # ... but at least this many output pixels per GEMM;
@@ -54,8 +55,10 @@ _BLAS_BATCH_COLUMNS = 256          # ... just enough of them for this many outpu
 _SHIFT_MAX_OW = 32                 # 'blas': two-step im2col for output rows up to this wide
 _DIRECT_MAX_TAPS = 32              # direct loops when C/G · kh · kw is at most this (and G > 1)
 _GEMM_HELPER_THREADS = 1           # threads for im2col/col2im between BLAS calls (see _correlate)
+_W16_MAX_K = 32                    # 'w16' direct loops by default when K ≤ this ...
+_W16_MIN_OW = 16                   # ... on output rows at least this wide
 _K16_MAX_K = 32                    # 'k16' direct loops by default when K ≤ this, ...
-_K16_MAX_OW = 16                   # ... output rows at most this wide ...
+_K16_MAX_OW = 15                   # ... output rows at most this wide ...
 _K16_MIN_TAPS = 64                 # ... and at least this many taps (C·kh·kw) per output
 _WINOGRAD_MIN_CK = 6               # 'winograd' by default when C·K/(C+K) is at least this
 _WINOGRAD_MIN_TILES = 256          # ... and the call has at least this many 2×2 output tiles
@@ -172,7 +175,7 @@ def _path(w, groups):
     Measured: even LeNet's first layer (C = 1, 5×5) is faster through im2col + GEMM
     than through the direct loops. _FORCE_PATH overrides ('winograd': the usual choice
     for what _winograd_ok declines, and for every backward)."""
-    if _FORCE_PATH not in (None, "winograd", "k16"):
+    if _FORCE_PATH not in (None, "winograd", "k16", "w16"):
         return _FORCE_PATH
     _, Cg, kh, kw = w.shape
     if groups > 1 and Cg * kh * kw <= _DIRECT_MAX_TAPS:
@@ -195,7 +198,7 @@ def _winograd_ok(x, w, out_hw, g):
     0.41 vs 0.51. Declined: 64×8×32², 8: 0.62 vs 0.60; cifar-3x3 64×3×32², 16: 0.58 vs
     0.42; 64×16×8², 16: 0.27 vs 0.22; 8×512×7², 512: 5.5 vs 4.8; 32×128×4², 128: 0.73
     vs 0.73."""
-    if _FORCE_PATH not in (None, "winograd", "k16") or not _blas.available():
+    if _FORCE_PATH not in (None, "winograd") or not _blas.available():
         return False
     K, C, kh, kw = w.shape
     if (kh, kw, g.sh, g.sw, g.dh, g.dw, g.groups) != (3, 3, 1, 1, 1, 1, 1):
@@ -233,6 +236,28 @@ def _k16_ok(x, w, out_hw, g):
         return True
     return (_SIMD_LEVEL > 0 and K <= _K16_MAX_K and out_hw[1] <= _K16_MAX_OW
             and Cg * kh * kw >= _K16_MIN_TAPS)
+
+
+def _w16_ok(x, w, out_hw, g):
+    """True when _correlate takes ext/direct16.h's direct loops vectorised over runs of 16
+    output pixels (mg_conv_w16_*): float32, one group, column stride 1, and (unless
+    _FORCE_PATH = 'w16') a CPU with AVX2 or AVX-512 and few output channels (K ≤
+    _W16_MAX_K) on rows at least _W16_MIN_OW wide.
+    Its GEMM would have only K rows, which OpenBLAS runs far below its peak; and these
+    loops need no im2col. _correlate asks Winograd and k16 first.
+    Measured (2 cores, hot, forward, ms, w16 vs the im2col 'blas' path vs Winograd;
+    N×C×H², K, kernel, padding 'same'): LeNet c1 64×1×28², 6, 5×5: 0.107 vs 0.174;
+    cifar-3x3 64×3×32², 16, 3×3: 0.27 vs 0.40; 64×3×32², 32, 5×5: 0.95 vs 1.99;
+    64×16×32², 16, 3×3: 0.90 vs 2.42 vs 1.02; 64×32×32², 16: 1.86 vs 4.08 vs 1.84;
+    32×64×32², 32: 3.41 vs 7.36 vs 2.81; 64×16×16², 16: 0.26 vs 0.43 vs 0.34."""
+    if _FORCE_PATH not in (None, "w16"):
+        return False
+    K, Cg, kh, kw = w.shape
+    if x.dtype != np.float32 or g.groups != 1 or g.sw != 1:
+        return False
+    if _FORCE_PATH == "w16":
+        return True
+    return _SIMD_LEVEL > 0 and K <= _W16_MAX_K and out_hw[1] >= _W16_MIN_OW
 
 
 def _blas_blocks(N, R, OH, OW, itemsize, nt):
@@ -323,7 +348,21 @@ def _correlate(x, w, b, out_hw, g):
         y = np.empty((N, K, OH, OW), dtype)
         scratch = _workspace("k16", (nt, x.shape[1] * Hp * Wp), dtype)
         bias = np.empty(0, dtype) if b is None else b
-        _k.conv2d_forward_k16(x, wt, bias, y, scratch, kh, kw, *g.args(), Hp, Wp, nt)
+        _k.conv2d_forward_direct16(x, wt, bias, y, scratch, kh, kw, *g.args(), Hp, Wp, 0, nt)
+        return y
+    if _w16_ok(x, w, out_hw, g):
+        # As for k16, with runs of 16 output pixels and kb output channels at a time
+        # (the weights padded with zero channels to a multiple of kb).
+        kb = 8 if K <= 8 else 16
+        Kp = -(-K // kb) * kb
+        Hp = max(x.shape[2] + g.ph, (OH - 1) * g.sh + (kh - 1) * g.dh + 1)
+        Wp = max(x.shape[3] + g.pw, -(-OW // 16) * 16 + (kw - 1) * g.dw)
+        wt = np.zeros((Cg * kh * kw, Kp), dtype)
+        wt[:, :K] = w.transpose(1, 2, 3, 0).reshape(Cg * kh * kw, K)
+        y = np.empty((N, K, OH, OW), dtype)
+        scratch = _workspace("k16", (nt, x.shape[1] * Hp * Wp), dtype)
+        bias = np.empty(0, dtype) if b is None else b
+        _k.conv2d_forward_direct16(x, wt, bias, y, scratch, kh, kw, *g.args(), Hp, Wp, kb, nt)
         return y
     path = _path(w, g.groups)
     if path == "direct":
