@@ -106,3 +106,12 @@ def child_json(script, args):
     out = subprocess.run([sys.executable, script, *map(str, args)], capture_output=True,
                          text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def torch_lenet5(torch):
+    """examples/lenet.py's LeNet-5 (ReLU, max pooling) in PyTorch, for the comparisons."""
+    nn = torch.nn
+    return nn.Sequential(nn.Conv2d(1, 6, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
+                         nn.Conv2d(6, 16, 5), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+                         nn.Linear(400, 120), nn.ReLU(), nn.Linear(120, 84), nn.ReLU(),
+                         nn.Linear(84, 10))

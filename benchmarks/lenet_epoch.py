@@ -21,7 +21,7 @@ import numpy as np
 here = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, here)
 sys.path.insert(0, os.path.join(here, "..", "examples"))
-from common import blas_info, child_json, print_table, try_torch  # noqa: E402
+from common import blas_info, child_json, print_table, torch_lenet5, try_torch  # noqa: E402
 
 
 def run_minigrad(x, y, xt, yt, epochs, bs, seed):
@@ -52,11 +52,8 @@ def run_minigrad(x, y, xt, yt, epochs, bs, seed):
 
 
 def run_torch(torch, x, y, xt, yt, epochs, bs, seed):
-    nn = torch.nn
     torch.manual_seed(seed)
-    model = nn.Sequential(nn.Conv2d(1, 6, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
-                          nn.Conv2d(6, 16, 5), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
-                          nn.Linear(400, 120), nn.ReLU(), nn.Linear(120, 84), nn.ReLU(), nn.Linear(84, 10))
+    model = torch_lenet5(torch)
     opt = torch.optim.Adam(model.parameters(), lr=2e-3)
     steps = epochs * (len(x) // bs)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps)

@@ -27,7 +27,8 @@ import numpy as np
 here = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, here)
 sys.path.insert(0, os.path.join(here, "..", "examples"))
-from common import blas_info, child_json, fmt_ms, fmt_ratio, paired, print_table, try_torch  # noqa: E402
+from common import (blas_info, child_json, fmt_ms, fmt_ratio, paired, print_table,  # noqa: E402
+                    torch_lenet5, try_torch)
 
 
 def batch(n):
@@ -56,12 +57,9 @@ def minigrad_step(n, model=None):
 
 
 def torch_step(torch, n, weights=None):
-    nn = torch.nn
     x, y = batch(n)
     torch.manual_seed(0)
-    t = nn.Sequential(nn.Conv2d(1, 6, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
-                      nn.Conv2d(6, 16, 5), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
-                      nn.Linear(400, 120), nn.ReLU(), nn.Linear(120, 84), nn.ReLU(), nn.Linear(84, 10))
+    t = torch_lenet5(torch)
     if weights is not None:
         t.load_state_dict({k: torch.tensor(v) for k, v in weights.items()})
     opt = torch.optim.SGD(t.parameters(), lr=0.01, momentum=0.9)
