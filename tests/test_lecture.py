@@ -4,6 +4,7 @@ import importlib.util
 import itertools
 import os
 import pathlib
+import shutil
 import subprocess
 import sys
 
@@ -148,3 +149,17 @@ def test_module_backward_matches_autograd():
     for name, g in r["by_hand"].items():
         np.testing.assert_allclose(g, r["autograd"][name], rtol=1e-5, atol=1e-7, err_msg=name)
     np.testing.assert_allclose(r["dx_by_hand"], r["dx_autograd"], rtol=1e-5, atol=1e-7)
+
+
+def test_graph_script_draws_lenets_ops_with_their_shapes(tmp_path):
+    m = load("graph")
+    assert "seed" not in m.__doc__.lower()
+    out, dot = m.main(["--out", str(tmp_path / "g.dot")])
+    assert open(out).read() == dot
+    for label in ("Conv2d\\n(1, 6, 28, 28)", "MaxPool2d\\n(1, 6, 14, 14)", "Conv2d\\n(1, 16, 10, 10)",
+                  "MaxPool2d\\n(1, 16, 5, 5)", "Reshape\\n(1, 400)", "Linear\\n(1, 10)",
+                  "0.weight\\n(6, 1, 5, 5)", "input\\n(1, 1, 28, 28)"):
+        assert label in dot, label
+    if shutil.which("dot"):
+        png, _ = m.main(["--out", str(tmp_path / "g.png")])
+        assert open(png, "rb").read(4) == b"\x89PNG"
