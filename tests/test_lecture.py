@@ -163,3 +163,38 @@ def test_graph_script_draws_lenets_ops_with_their_shapes(tmp_path):
     if shutil.which("dot"):
         png, _ = m.main(["--out", str(tmp_path / "g.png")])
         assert open(png, "rb").read(4) == b"\x89PNG"
+
+
+def test_animation_frames_show_minigrads_numbers(tmp_path):
+    pytest.importorskip("matplotlib")
+    PIL = pytest.importorskip("PIL.Image")
+    m = load("animate_conv")
+    assert "seed" not in m.__doc__.lower()
+    r = m.main(["--out", str(tmp_path), "--png-frames", "1", "--ms", "50"])
+    n_fwd, n_bwd = r["n_frames"]
+    assert (n_fwd, n_bwd) == (9, 25)                 # 5×5 padded by 1, stride 2 -> 3×3; ∂L/∂x 5×5
+    for i, j, numpy_sum, ours in r["forward"] + r["backward"]:
+        assert numpy_sum == pytest.approx(ours, abs=1e-12), (i, j)
+    xp = np.pad(load("x_kernel").IMAGE, 1)
+    np.testing.assert_array_equal(r["y"], correlate_valid(xp, load("x_kernel").X_KERNEL, stride=2))
+    with PIL.open(tmp_path / "conv_forward.gif") as g:
+        assert g.n_frames == 9
+    with PIL.open(tmp_path / "conv_backward.gif") as g:
+        assert g.n_frames == 25
+    assert (tmp_path / "conv_backward_frame12.png").exists()
+
+
+def test_animation_frame_checks_for_stride_and_dilation():
+    pytest.importorskip("matplotlib")
+    m = load("animate_conv")
+    plt = m._pyplot()
+    x = np.arange(16.0).reshape(4, 4)
+    w = np.array([[1.0, -2.0], [0.5, 3.0]])
+    for S, P, D in ((2, 1, 1), (1, 0, 2), (3, 2, 2)):
+        frames, y, checks = m.forward_frames(plt, x, w, S, P, D)
+        assert len(frames) == y.size
+        δ = np.arange(1.0, y.size + 1).reshape(y.shape)
+        frames, dx, bchecks = m.backward_frames(plt, x, w, δ, S, P, D)
+        assert len(frames) == 16 and dx.shape == (4, 4)
+        for *_, numpy_sum, ours in checks + bchecks:
+            assert numpy_sum == pytest.approx(ours, abs=1e-12)
