@@ -18,19 +18,12 @@ import shutil
 import sys
 
 import minigrad as mg
-import minigrad.nn as nn
 import minigrad.nn.functional as F
 import minigrad.viz as viz
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-
-def lenet5():
-    return nn.Sequential(
-        nn.Conv2d(1, 6, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(6, 16, 5), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Flatten(), nn.Linear(16 * 5 * 5, 120), nn.ReLU(),
-        nn.Linear(120, 84), nn.ReLU(), nn.Linear(84, 10))
+sys.path.insert(0, os.path.join(ROOT, "examples"))
+from lenet import lenet5  # noqa: E402  (the main job's LeNet-5)
 
 
 def main(argv=None):
