@@ -86,8 +86,8 @@ def _param_names(params):
 def to_dot(root, params=None, rankdir="TB"):
     """The graph that produced `root` as DOT text (a `Dot`, i.e. a str with `.render`).
 
-    Arguments
-    ---------
+    Parameters
+    ----------
     root : Tensor
         The result to draw from (a loss, a layer's output).
     params : Module or dict name -> Tensor, optional
