@@ -31,7 +31,8 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, seed=0):
     leaves = []
     for x in inputs:
         if isinstance(x, Tensor) and x.requires_grad:
-            leaves.append(Tensor(x.data.astype(np.float64), requires_grad=True))
+            # C order, so that reshape(-1) below is a view (a transposed input would give a copy)
+            leaves.append(Tensor(np.ascontiguousarray(x.data, dtype=np.float64), requires_grad=True))
         else:
             leaves.append(x)
     checked = [i for i, x in enumerate(leaves) if isinstance(x, Tensor) and x.requires_grad]

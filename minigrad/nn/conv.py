@@ -6,6 +6,7 @@ import numpy as np
 
 from .. import random as _random
 from ..ops.conv import _int, _pair, conv2d, conv_transpose2d
+from ..ops.layout import is_channels_last
 from .module import Module, Parameter
 
 
@@ -66,6 +67,8 @@ class _ConvNd(Module):
             s += f", groups={self.groups}"
         if self.bias is None:
             s += ", bias=False"
+        if getattr(self, "data_format", "channels_first") != "channels_first":
+            s += f", data_format={self.data_format!r}"
         return s
 
 
@@ -73,10 +76,12 @@ class Conv2d(_ConvNd):
     """y = conv2d(x, weight, bias): weight (out, in/groups, kh, kw), bias (out,).
 
     padding: an int, a pair, 'valid' or 'same' (TensorFlow's, for every stride).
+    data_format='channels_last': x (N, H, W, C) -> (N, OH, OW, K) and weight
+    (kh, kw, in/groups, out), as Keras's layers.Conv2D holds its kernel.
     """
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
-                 dilation=1, groups=1, bias=True):
+                 dilation=1, groups=1, bias=True, data_format="channels_first"):
         cls = "Conv2d"
         if isinstance(padding, str):
             if padding not in ("valid", "same"):
@@ -87,10 +92,13 @@ class Conv2d(_ConvNd):
         super().__init__(cls, in_channels, out_channels, kernel_size, stride, padding,
                          dilation, groups, bias,
                          lambda i, o, g, k: (o, i // g) + k)
+        self.data_format = "channels_last" if is_channels_last(cls, data_format) else "channels_first"
+        if self.data_format == "channels_last":     # the same init, stored (kh, kw, in/groups, out)
+            self.weight = Parameter(np.ascontiguousarray(self.weight.data.transpose(2, 3, 1, 0)))
 
     def forward(self, x):
         return conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation,
-                      self.groups)
+                      self.groups, self.data_format)
 
 
 class ConvTranspose2d(_ConvNd):

@@ -239,6 +239,46 @@ class Module:
     def __call__(self, *args, **kwargs):
         return self.forward(*args, **kwargs)
 
+    def backward(self, input, grad_output):
+        """Torch7's module-wise backward (seed 001: `model:backward(X, dloss_doutput)`).
+
+        Given the input x that went into this module and δ = ∂L/∂y for its output y,
+        returns ∂L/∂x (a Tensor shaped like x) and *accumulates* ∂L/∂θ into `.grad` of
+        every parameter θ of the module, as Torch7's updateGradInput + accGradParameters:
+
+            ∂L/∂x = (∂y/∂x)ᵀ δ,      θ.grad += (∂y/∂θ)ᵀ δ
+
+        So a learner can push δ through a network by hand, last layer first:
+
+            δ = lin.backward(h, δ); δ = act.backward(z, δ); δ = conv.backward(x, δ)
+
+        Arguments: input, the Tensor (or array) given to forward; grad_output, δ in the
+        shape of forward(input). The module's forward is run again on a detached copy of
+        input (the layer's own recorded graph is its backward), so the current mode
+        counts: a random layer (Dropout in training mode) draws a new mask; BatchNorm's
+        running statistics are left as they were.
+        """
+        from ..autograd import enable_grad
+        name = f"{type(self).__name__}.backward()"
+        x = input.data if isinstance(input, Tensor) else np.asarray(input)
+        if x.dtype.kind != "f":
+            raise TypeError(f"{name}: input must be a floating-point tensor, got {x.dtype}")
+        x = Tensor._wrap(x, True)                            # a fresh leaf: ∂L/∂x lands in x.grad
+        saved = [(m, n, np.copy(b)) for m in self.modules() for n, b in m._buffers.items()
+                 if b is not None]
+        with enable_grad():
+            y = self.forward(x)
+        for m, n, b in saved:                                # undo the running-statistics update
+            if m._buffers.get(n) is not None and m._buffers[n].shape == b.shape:
+                m._buffers[n][...] = b
+        δ = grad_output.data if isinstance(grad_output, Tensor) else np.asarray(grad_output)
+        if not isinstance(y, Tensor) or δ.shape != y.shape:
+            raise ValueError(f"{name}: grad_output has shape {δ.shape} but the output of "
+                             f"forward(input of shape {x.shape}) has shape {getattr(y, 'shape', None)}")
+        if y.requires_grad:
+            y.backward(δ.astype(y.dtype, copy=False))
+        return x.grad if x.grad is not None else Tensor._wrap(np.zeros_like(x.data), False)
+
     def extra_repr(self):
         return ""
 

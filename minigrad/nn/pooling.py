@@ -7,6 +7,7 @@ at the first batch.
 """
 from ..ops.pool import (adaptive_avg_pool2d, adaptive_output_size, avg_pool2d,
                         bool_arg, divisor_arg, max_pool2d, pool_args)
+from ..ops.layout import is_channels_last
 from .module import Module
 
 
@@ -14,13 +15,14 @@ class MaxPool2d(Module):
     """y = max over each kernel_size window (see F.max_pool2d).
 
     MaxPool2d(2) halves H and W, as in LeNet-5; MaxPool2d(3, stride=2) overlaps its
-    windows, as in AlexNet.
+    windows, as in AlexNet. data_format='channels_last' pools (N, H, W, C) inputs.
     """
 
     def __init__(self, kernel_size, stride=None, padding=0, dilation=1, return_indices=False,
-                 ceil_mode=False):
+                 ceil_mode=False, data_format="channels_first"):
         super().__init__()
         pool_args("MaxPool2d", kernel_size, stride, padding, dilation)
+        self.data_format = "channels_last" if is_channels_last("MaxPool2d", data_format) else "channels_first"
         self.kernel_size = kernel_size
         self.stride = kernel_size if stride is None else stride
         self.padding = padding
@@ -30,20 +32,24 @@ class MaxPool2d(Module):
 
     def forward(self, x):
         return max_pool2d(x, self.kernel_size, self.stride, self.padding, self.dilation,
-                          self.ceil_mode, self.return_indices)
+                          self.ceil_mode, self.return_indices, self.data_format)
 
     def extra_repr(self):
         return (f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding!r}, "
-                f"dilation={self.dilation}, ceil_mode={self.ceil_mode}")
+                f"dilation={self.dilation}, ceil_mode={self.ceil_mode}"
+                + (f", data_format={self.data_format!r}" if self.data_format != "channels_first" else ""))
 
 
 class AvgPool2d(Module):
-    """y = the mean over each kernel_size window (see F.avg_pool2d for the divisor rules)."""
+    """y = the mean over each kernel_size window (see F.avg_pool2d for the divisor rules).
+
+    data_format='channels_last' pools (N, H, W, C) inputs."""
 
     def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
-                 divisor_override=None):
+                 divisor_override=None, data_format="channels_first"):
         super().__init__()
         pool_args("AvgPool2d", kernel_size, stride, padding)
+        self.data_format = "channels_last" if is_channels_last("AvgPool2d", data_format) else "channels_first"
         self.kernel_size = kernel_size
         self.stride = kernel_size if stride is None else stride
         self.padding = padding
@@ -53,7 +59,7 @@ class AvgPool2d(Module):
 
     def forward(self, x):
         return avg_pool2d(x, self.kernel_size, self.stride, self.padding, self.ceil_mode,
-                          self.count_include_pad, self.divisor_override)
+                          self.count_include_pad, self.divisor_override, self.data_format)
 
     def extra_repr(self):
         return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding!r}"

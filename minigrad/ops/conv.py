@@ -44,6 +44,7 @@ from .._ext import winograd as _wk
 from ..autograd import Function
 from ..tensor import Tensor
 from ..threads import get_num_threads
+from . import layout
 from .limits import check_index, check_output
 
 _FORCE_PATH = None                 # None (choose by shape), 'direct', 'blas', 'gemm', 'winograd', 'k16', 'w16'
@@ -554,13 +555,18 @@ class Conv2d(Function):
         return dx, dw, db, None, None, None, None
 
 
-def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1,
+           data_format="channels_first"):
     """2-d cross-correlation of x (N, C, H, W) or (C, H, W) with weight (K, C/groups, kh, kw).
 
     padding: an int, a pair (ph, pw), 'valid' (none) or 'same' (TensorFlow's, for every
     stride and dilation: out = ceil(in / stride), the odd pixel bottom/right).
     Output: (N, K, OH, OW) with OH = floor((H + P_top + P_bottom − D·(kh−1) − 1) / S) + 1.
+    data_format: 'channels_first' (the default, as above) or 'channels_last' (TensorFlow's:
+    x (N, H, W, C), weight (kh, kw, C/groups, K), output (N, OH, OW, K); ops/layout.py).
     """
+    if layout.is_channels_last("conv2d", data_format):
+        return layout.conv2d_channels_last(conv2d, x, weight, bias, stride, padding, dilation, groups)
     fn = "conv2d"
     xa, wa, ba, groups = _operands(fn, x, weight, bias, groups)
     stride = _pair(stride, fn, "stride", 1, bounded=False)     # any stride is valid: see below

@@ -40,6 +40,7 @@ from .._ext import pool as _k
 from ..autograd import Function
 from ..tensor import Tensor
 from ..threads import get_num_threads
+from . import layout
 from .limits import check_output
 
 __all__ = ["max_pool2d", "avg_pool2d", "adaptive_avg_pool2d", "global_avg_pool2d",
@@ -372,7 +373,7 @@ def divisor_arg(fn, divisor_override):
 
 
 def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
-               return_indices=False):
+               return_indices=False, data_format="channels_first"):
     """Max pooling over (N, C, H, W) or (C, H, W), as torch.nn.functional.max_pool2d.
 
     stride defaults to kernel_size; padding is an int, a pair, 'valid' or 'same' (Keras:
@@ -381,7 +382,11 @@ def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=Fal
     With return_indices=True also returns the int64 flat index (h·W + w, within each
     H·W plane) of every output's winner, as PyTorch does; −1 marks a window that holds
     no real input (only possible with dilation; its output is −inf).
+    data_format='channels_last': x (N, H, W, C) -> (N, OH, OW, C), as TensorFlow (ops/layout.py).
     """
+    if layout.is_channels_last("max_pool2d", data_format):
+        return layout.pool2d_channels_last("max_pool2d", max_pool2d, x, kernel_size, stride,
+                                           padding, dilation, ceil_mode, return_indices)
     fn = "max_pool2d"
     a = _input(fn, x)
     k, s, p, d = pool_args(fn, kernel_size, stride, padding, dilation)
@@ -395,14 +400,18 @@ def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=Fal
 
 
 def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
-               divisor_override=None):
+               divisor_override=None, data_format="channels_first"):
     """Average pooling over (N, C, H, W) or (C, H, W), as torch.nn.functional.avg_pool2d.
 
     The divisor of window (i, j) is divisor_override if given, else its size within the
     padded input (count_include_pad=True) or the number of real inputs in it
     (count_include_pad=False). padding='same'/'valid' follow Keras/TensorFlow: with 'same'
     only real elements count, whatever count_include_pad says.
+    data_format='channels_last': x (N, H, W, C) -> (N, OH, OW, C), as TensorFlow (ops/layout.py).
     """
+    if layout.is_channels_last("avg_pool2d", data_format):
+        return layout.pool2d_channels_last("avg_pool2d", avg_pool2d, x, kernel_size, stride,
+                                           padding, ceil_mode, count_include_pad, divisor_override)
     fn = "avg_pool2d"
     a = _input(fn, x)
     k, s, p, _ = pool_args(fn, kernel_size, stride, padding)
