@@ -7,6 +7,7 @@ mpiexec is missing (`pip install "minigrad[distributed]"`; CI installs them).
 import math
 import os
 import pathlib
+import re
 import shutil
 import subprocess
 import sys
@@ -195,3 +196,49 @@ def test_sampler_and_dataloader_arguments_are_checked():
         DataLoader((np.zeros(4),), 2, shuffle=True, sampler=s)
     with pytest.raises(ValueError, match="sampler"):
         DataLoader((np.zeros(4),), 2, sampler=5)
+
+
+# ---- examples/lenet.py --distributed ----------------------------------------------------------
+DATA = "/usr/share/datasets/fashion-mnist"
+needs_data = pytest.mark.skipif(
+    not os.path.isdir(DATA) and not os.environ.get("CI"),
+    reason="Fashion-MNIST not installed (apt-get install -y dataset-fashion-mnist); CI installs it")
+
+
+def epoch_lines(out):
+    return [line for line in out.splitlines() if line.startswith("epoch ") and ": train loss" in line]
+
+
+def lenet_numbers(line):
+    """(train loss, train acc, test loss, test acc) of an "epoch k: ..." line."""
+    m = re.search(r"train loss ([\d.]+) acc ([\d.]+) \| test loss ([\d.]+) acc ([\d.]+)", line)
+    return tuple(float(v) for v in m.groups())
+
+
+@needs_mpi
+@needs_data
+def test_lenet_distributed_trains_like_one_process_and_resumes_with_any_n(tmp_path):
+    """2 ranks × 32 images per step give the epoch that 1 process gives with batches of 64
+    (same batches, float32 rounding apart); rank 0 alone prints and saves; a checkpoint
+    from 2 ranks resumes in 1 process and vice versa."""
+    common = ["--limit", "1024", "--quiet", "--data", DATA, "--batch-size", "64"]
+    lenet = str(ROOT / "examples" / "lenet.py")
+    rc, out2, err, _ = mpiexec(2, lenet, "--distributed", "--epochs", "1", "--save", tmp_path / "two.npz", *common)
+    assert rc == 0, out2 + err
+    assert len(epoch_lines(out2)) == 1 and out2.count("best test accuracy") == 1, out2
+    assert "× 2 ranks" in out2
+    one = subprocess.run([sys.executable, lenet, "--epochs", "1", "--threads", "1", *common],
+                         capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=str(ROOT)), timeout=300)
+    assert one.returncode == 0, one.stderr
+    a, b = lenet_numbers(epoch_lines(out2)[0]), lenet_numbers(epoch_lines(one.stdout)[0])
+    np.testing.assert_allclose(a, b, atol=2e-3, err_msg=f"2 ranks: {a}, 1 process: {b}")
+
+    resumed = subprocess.run([sys.executable, lenet, "--epochs", "2", "--resume", str(tmp_path / "two.npz"),
+                              "--save", str(tmp_path / "one.npz"), "--threads", "1", *common],
+                             capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=str(ROOT)), timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "after epoch 1" in resumed.stdout and [l.split(":")[0] for l in epoch_lines(resumed.stdout)] == ["epoch 2"]
+    rc, out3, err, _ = mpiexec(2, lenet, "--distributed", "--epochs", "3", "--resume", tmp_path / "one.npz", *common)
+    assert rc == 0, out3 + err
+    assert [l.split(":")[0] for l in epoch_lines(out3)] == ["epoch 3"], out3
+    assert int(mg.load(str(tmp_path / "one.npz"))["epoch"]) == 2
