@@ -11,6 +11,7 @@ from ... import distributed as dist
 from ...autograd import Function
 from ..layers import _BatchNorm
 from ...ops import nn as N
+from ...ops.norm import BatchNorm
 
 
 class SyncBatchNormFunction(Function):
@@ -22,9 +23,12 @@ class SyncBatchNormFunction(Function):
         μ  = Σ_r n_r μ_r / n
         M2 = Σ_r [M2_r + n_r (μ_r − μ)²],   σ² = M2 / n
     (no cancellation, unlike n·E[x²] − n·μ²). running_var gets the unbiased M2 / (n − 1).
+    With μ and σ² known, y is BatchNorm's with those statistics held fixed.
 
-    Backward: BatchNorm's formula with the channel means ⟨·⟩ taken over all n values,
-      g = δ · γ,   ∂L/∂x = (g − ⟨g⟩ − x̂ · ⟨g · x̂⟩) / σ̂,
+    Backward, with g = δ · γ and ⟨·⟩ the mean over all n values of a channel (all ranks):
+      ∂L/∂x = (g − ⟨g⟩ − x̂ · ⟨g · x̂⟩) / σ̂
+            = g / σ̂                         (BatchNorm with fixed statistics)
+              − (⟨g⟩ + x̂ · ⟨g · x̂⟩) / σ̂     (through μ and σ², which depend on every rank's x)
     so the two sums Σ g and Σ g · x̂ are summed over ranks (one MPI_Allreduce). Here L is
     the sum of the ranks' losses: DistributedDataParallel's mean over ranks then gives
     the gradient of the global-batch loss. ∂L/∂γ = Σ δ · x̂ and ∂L/∂β = Σ δ stay local
@@ -50,28 +54,22 @@ class SyncBatchNormFunction(Function):
         n = n_rs.sum()
         mean = (n_rs * mu_rs).sum(axis=0) / n                      # (C,)
         m2 = (m2_rs + n_rs * (mu_rs - mean) ** 2).sum(axis=0)      # (C,)
-        var = m2 / n                                               # (C,) biased
         if running_mean is not None:
             running_mean *= 1 - momentum
             running_mean += momentum * mean
         if running_var is not None:
             running_var *= 1 - momentum
             running_var += momentum * m2 / (n - 1)
-        inv_std = (1.0 / np.sqrt(var + eps)).astype(x.dtype)       # (C,) 1/σ̂
-        xhat = (x - mean.reshape(bshape).astype(x.dtype)) * inv_std.reshape(bshape)  # (N, C, ...)
-        y = xhat if weight is None else xhat * weight.reshape(bshape)
-        if bias is not None:
-            y = y + bias.reshape(bshape)
-        ctx.save_for_backward(xhat, inv_std, weight)
-        ctx.axes, ctx.bshape, ctx.n = axes, bshape, n
-        return np.ascontiguousarray(y, dtype=x.dtype)
+        ctx.n = n
+        return BatchNorm.forward(ctx, x, weight, bias, False, 0.0, eps,
+                                 running_mean=mean, running_var=m2 / n)
 
     @staticmethod
     def backward(ctx, δ):
-        xhat, inv_std, weight = ctx.saved
-        axes, bshape = ctx.axes, ctx.bshape
-        dx = dw = db = None
+        dx, dw, db = BatchNorm.backward(ctx, δ)[:3]                # fixed statistics
         if ctx.needs_input_grad[0]:
+            xhat, inv_std, weight = ctx.saved
+            axes, bshape = ctx.axes, ctx.bshape
             MPI, comm = dist._mpi()
             g = δ if weight is None else δ * weight.reshape(bshape)          # (N, C, ...)
             sums = np.stack([g.sum(axis=axes, dtype=np.float64),
@@ -79,11 +77,7 @@ class SyncBatchNormFunction(Function):
             comm.Allreduce(MPI.IN_PLACE, sums, op=MPI.SUM)
             g_mean = (sums[0] / ctx.n).astype(g.dtype).reshape(bshape)       # ⟨g⟩      (1, C, 1..)
             gx_mean = (sums[1] / ctx.n).astype(g.dtype).reshape(bshape)      # ⟨g · x̂⟩  (1, C, 1..)
-            dx = (g - g_mean - xhat * gx_mean) * inv_std.reshape(bshape)
-        if ctx.needs_input_grad[1]:
-            dw = (δ * xhat).sum(axis=axes)                                   # (C,)
-        if ctx.needs_input_grad[2]:
-            db = δ.sum(axis=axes)                                            # (C,)
+            dx = dx - (g_mean + xhat * gx_mean) * inv_std.reshape(bshape)
         return dx, dw, db, None, None
 
 
