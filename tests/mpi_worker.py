@@ -254,6 +254,35 @@ def check_sync_batchnorm():
     assert type(converted[1]) is nn.SyncBatchNorm
 
 
+def check_training_helpers():
+    """minigrad.distributed.training: what examples/lenet.py --distributed is built on."""
+    from minigrad.distributed import training as dt
+    R, r = dist.get_world_size(), dist.get_rank()
+    assert dt.rank_and_world_size() == (r, R) and dt.is_main_process() == (r == 0)
+    assert dt.reduce_sum(r, 1.5) == (R * (R - 1) / 2, 1.5 * R)
+    assert dt.broadcast_value({"from": r}) == {"from": 0}
+    x = np.arange(40.0)
+    loader = dt.data_loader((x,), 4 * R, shuffle=True, seed=2)
+    steps = [np.sort(np.concatenate([b[0].numpy() for b in dist_all(batch)])) for batch in loader]
+    one = mg.data.DataLoader((x,), 4 * R, shuffle=True, drop_last=True, seed=2)
+    assert len(steps) == len(one) and all(np.array_equal(s, np.sort(b.numpy())) for s, (b,) in zip(steps, one))
+    try:
+        dt.data_loader((x,), 4 * R + 1)
+    except ValueError as e:
+        assert "divisible" in str(e)
+    else:
+        raise AssertionError("an indivisible global batch did not raise")
+    assert isinstance(dt.wrap_model(nn.Linear(2, 2)), DDP)
+
+
+def dist_all(batch):
+    """Every rank's batch (a tuple of Tensors), gathered on every rank."""
+    (t,) = batch
+    out = [np.empty_like(t.numpy()) for _ in range(dist.get_world_size())]
+    dist.all_gather(out, t)
+    return [(mg.tensor(o),) for o in out]
+
+
 def check_raise():
     """Rank 1 raises while rank 0 waits in a collective it will never complete."""
     if dist.get_rank() == 1:

@@ -46,13 +46,15 @@ def test_two_ranks_match_one_process_on_the_global_batch():
     tensor, no_sync accumulation, SyncBatchNorm inside, a head one rank does not use)
     against one process on the global batch after every step (float64, relative 1e-10),
     with different initial weights per rank and weights bitwise equal across ranks;
-    buffer broadcasting; SyncBatchNorm against BatchNorm2d on the global batch."""
+    buffer broadcasting; SyncBatchNorm against BatchNorm2d on the global batch; the
+    helpers of minigrad.distributed.training."""
     rc, out, err, _ = mpiexec(2, WORKER)
     assert rc == 0, out + err
     for check in ("collectives", "ddp_equivalence", "ddp_buckets", "ddp_no_sync",
-                  "ddp_sync_batchnorm", "ddp_unused_parameters", "ddp_buffers", "sync_batchnorm"):
+                  "ddp_sync_batchnorm", "ddp_unused_parameters", "ddp_buffers", "sync_batchnorm",
+                  "training_helpers"):
         assert f"ok {check}\n" in out, out + err
-    assert out.count("ok ") == 8, out                   # rank 0 alone prints
+    assert out.count("ok ") == 9, out                   # rank 0 alone prints
 
 
 @needs_mpi

@@ -22,7 +22,7 @@ from . import (_group, all_reduce, broadcast_object_list, get_rank, get_world_si
                init_process_group, is_initialized)
 
 __all__ = ["setup", "rank_and_world_size", "is_main_process", "print0", "wrap_model",
-           "data_loader", "reduce_sum", "load_checkpoint", "save_checkpoint"]
+           "data_loader", "reduce_sum", "broadcast_value", "load_checkpoint", "save_checkpoint"]
 
 
 def setup(distributed, threads=None):
@@ -99,14 +99,23 @@ def reduce_sum(*values):
     return tuple(arr.tolist())
 
 
+def broadcast_value(value):
+    """Rank 0's `value` (any picklable object) on every rank; e.g. a decision that must
+    agree everywhere, such as a wall-clock budget being spent (ranks that disagree on
+    when to stop would wait forever in each other's collectives)."""
+    if not is_initialized():
+        return value
+    box = [value]
+    broadcast_object_list(box, src=0)
+    return box[0]
+
+
 def load_checkpoint(path):
     """mg.load(path) on rank 0, sent to every rank (only rank 0 needs the file)."""
     from ..serialization import load
     if not is_initialized():
         return load(path)
-    box = [load(path) if get_rank() == 0 else None]
-    broadcast_object_list(box, src=0)
-    return box[0]
+    return broadcast_value(load(path) if get_rank() == 0 else None)
 
 
 def save_checkpoint(obj, path):
