@@ -273,6 +273,12 @@ def check_training_helpers():
     else:
         raise AssertionError("an indivisible global batch did not raise")
     assert isinstance(dt.wrap_model(nn.Linear(2, 2)), DDP)
+    try:
+        DDP(nn.Linear(2, 2 + (r == 1)))                     # rank 1 built another model
+    except ValueError as e:
+        assert "differs between ranks" in str(e) and "(3, 2)" in str(e), e
+    else:
+        raise AssertionError("DDP accepted models that differ between ranks")
 
 
 def dist_all(batch):

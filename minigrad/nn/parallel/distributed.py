@@ -155,7 +155,8 @@ class DistributedDataParallel(Module):
     def _check_same_model_on_every_rank(self):
         """Every rank must hold the same parameter and buffer names, shapes and dtypes;
         otherwise the coalesced collectives would mix up (or hang on) their bytes."""
-        mine = [(n, tuple(np.shape(v)), np.asarray(v).dtype.str) for n, v in self.module.state_dict().items()]
+        named = list(self.module.named_parameters()) + list(self.module.named_buffers())
+        mine = [(n, tuple(np.shape(v)), np.asarray(v).dtype.str) for n, v in named]
         everyone = self._comm.allgather(mine)
         for r, theirs in enumerate(everyone):
             if theirs != everyone[0]:
