@@ -172,6 +172,15 @@ def check_ddp_buckets():
     names = {id(p): n for n, p in ddp.module.named_parameters()}
     order = [[names[id(p)] for p in b.params] for b in ddp._buckets]
     assert order == [[n] for n in reversed(list(names.values()))], order   # reverse registration
+    # overlap: when backward reaches the first layer, the later layers' buckets are in flight
+    started = []
+    ddp.module.conv.weight.register_hook(lambda g: started.append(ddp._next_bucket))
+    x, y = global_batches(1, 8)[0]
+    ddp.module.use_extra = True                  # (an unused head would hold back its bucket)
+    F.cross_entropy(ddp(mg.tensor(x)), mg.tensor(y)).backward()
+    ddp.module.use_extra = False
+    assert len(started) == 1 and started[0] >= 4, started   # extra.*, fc.* (conv.bias) started
+    assert ddp._next_bucket == 0 and all(b.request is None for b in ddp._buckets)
 
 
 def check_ddp_no_sync():

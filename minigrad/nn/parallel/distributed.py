@@ -113,7 +113,8 @@ class DistributedDataParallel(Module):
     find_unused_parameters : bool
         Accepted for PyTorch compatibility; a parameter that gets no gradient on a rank
         always counts as a zero gradient there (so every bucket is reduced every step),
-        and one that gets none on any rank keeps .grad None.
+        and one that gets none on any rank keeps .grad None. Such a parameter holds its
+        bucket, and the buckets after it, back until the end of backward (no overlap).
     device_ids, output_device, dim, process_group
         Accepted for compatibility: CPU only, the default group.
 
