@@ -82,7 +82,7 @@ def _abort_on_uncaught_exception(exc_type, exc, tb):
         _group.MPI.COMM_WORLD.Abort(1)
 
 
-def init_process_group(backend="mpi", init_method=None, world_size=-1, rank=-1, **kwargs):
+def init_process_group(backend="mpi", init_method=None, timeout=None, world_size=-1, rank=-1, **kwargs):
     """Join the job's process group (PyTorch's torch.distributed.init_process_group).
 
     Parameters
@@ -90,9 +90,9 @@ def init_process_group(backend="mpi", init_method=None, world_size=-1, rank=-1, 
     backend : str
         "mpi", the only backend. Rank and world size come from MPI_COMM_WORLD, that
         is from `mpiexec -n N` (a script run without mpiexec is a group of one).
-    init_method, world_size, rank
-        Accepted for PyTorch compatibility; world_size and rank, when given (≥ 0), must
-        agree with MPI's.
+    init_method, timeout, world_size, rank
+        Accepted for PyTorch compatibility (MPI needs no address and has no timeout);
+        world_size and rank, when given (≥ 0), must agree with MPI's.
 
     Also installs an excepthook that aborts the whole job when this rank raises.
     Raises ImportError (saying what to install) when mpi4py is missing, RuntimeError
