@@ -3,6 +3,7 @@
     python examples/lenet.py                       # 10 epochs, Adam 2e-3 with a cosine schedule
     python examples/lenet.py --epochs 1 --plots plots --save lenet.npz
     python examples/lenet.py --resume lenet.npz --epochs 12
+    mpiexec -n 2 python examples/lenet.py --distributed     # data-parallel on 2 ranks (MPI)
 
 The data comes from Debian's dataset-fashion-mnist package (/usr/share/datasets/fashion-mnist):
     apt-get install -y dataset-fashion-mnist
@@ -17,7 +18,8 @@ import numpy as np
 import minigrad as mg
 import minigrad.nn as nn
 import minigrad.nn.functional as F
-from minigrad.data import DataLoader, load_fashion_mnist
+from minigrad.data import load_fashion_mnist
+from minigrad.distributed import training as dt
 
 CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
            "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
@@ -56,6 +58,9 @@ def parse_args(argv=None):
     p.add_argument("--plots", default=None, help="directory for PNG plots (needs matplotlib)")
     p.add_argument("--limit", type=int, default=None, help=argparse.SUPPRESS)  # train on the first N images (tests)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--distributed", action="store_true",
+                   help="data-parallel training under `mpiexec -n N` (--batch-size is the global "
+                        "batch; rank 0 prints and writes files; needs minigrad[distributed])")
     args = p.parse_args(argv)
     if args.lr is None:
         args.lr = 0.05 if args.optimizer == "sgd" else 2e-3
@@ -82,7 +87,10 @@ def make_schedule(name, opt, total_steps):
 
 
 def evaluate(model, images, labels, batch_size=1000):
-    """Accuracy and mean loss on (images, labels), in eval mode, without a graph."""
+    """Accuracy and mean loss on (images, labels), in eval mode, without a graph
+    (under --distributed each rank evaluates every N-th image and the sums are combined)."""
+    rank, world = dt.rank_and_world_size()
+    images, labels = images[rank::world], labels[rank::world]
     model.eval()
     correct, total_loss = 0, 0.0
     with mg.no_grad():
@@ -92,7 +100,8 @@ def evaluate(model, images, labels, batch_size=1000):
             total_loss += F.cross_entropy(logits, y, reduction="sum").item()
             correct += int((logits.numpy().argmax(1) == y.numpy()).sum())
     model.train()
-    return correct / len(images), total_loss / len(images)
+    correct, total_loss, count = dt.reduce_sum(correct, total_loss, len(images))
+    return correct / count, total_loss / count
 
 
 class Progress:
@@ -124,8 +133,7 @@ class Progress:
 
 
 def train(args):
-    if args.threads:
-        mg.set_num_threads(args.threads)
+    rank, world = dt.setup(args.distributed, threads=args.threads)
     mg.manual_seed(args.seed)
 
     x_train, y_train = load_fashion_mnist(args.data, train=True)
@@ -139,33 +147,35 @@ def train(args):
 
     model = lenet5(args.activation)
     opt = make_optimizer(args.optimizer, model.parameters(), args.lr)
-    loader = DataLoader((x_train, y_train), batch_size=args.batch_size, shuffle=True,
-                        drop_last=True, seed=args.seed)
+    loader = dt.data_loader((x_train, y_train), args.batch_size, shuffle=True, drop_last=True,
+                            seed=args.seed)
     sched = make_schedule(args.schedule, opt, args.epochs * len(loader))
     history = {"epoch": [], "train_loss": [], "train_acc": [], "test_loss": [], "test_acc": []}
     start_epoch = 0
     if args.resume:
-        ckpt = mg.load(args.resume)
+        ckpt = dt.load_checkpoint(args.resume)
         model.load_state_dict(ckpt["model"])
         opt.load_state_dict(ckpt["optimizer"])
         if sched is not None and "scheduler" in ckpt:
             sched.load_state_dict(ckpt["scheduler"])
         history = {k: list(v) for k, v in ckpt["history"].items()}
         start_epoch = int(ckpt["epoch"])
-        print(f"resumed from {args.resume} after epoch {start_epoch}")
+        dt.print0(f"resumed from {args.resume} after epoch {start_epoch}")
+    net = dt.wrap_model(model)          # DistributedDataParallel under --distributed
 
-    print(model)
-    print(f"{sum(p.size for p in model.parameters()):,} parameters; {len(x_train):,} training "
+    dt.print0(model)
+    dt.print0(f"{sum(p.size for p in model.parameters()):,} parameters; {len(x_train):,} training "
           f"images, {len(x_test):,} test images; {args.optimizer} lr={args.lr} "
-          f"schedule={args.schedule} batch={args.batch_size}; {mg.get_num_threads()} threads")
+          f"schedule={args.schedule} batch={args.batch_size}; {mg.get_num_threads()} threads"
+          + (f" × {world} ranks" if args.distributed else ""))
 
     t_start, images_seen, train_time = time.perf_counter(), 0, 0.0
     for epoch in range(start_epoch, args.epochs):
         loader.set_epoch(epoch)
-        bar = Progress(len(loader), f"epoch {epoch + 1}/{args.epochs}", args.quiet)
+        bar = Progress(len(loader), f"epoch {epoch + 1}/{args.epochs}", args.quiet or rank != 0)
         t0, seen, correct, loss_sum = time.perf_counter(), 0, 0, 0.0
         for x, y in loader:
-            logits = model(x)
+            logits = net(x)
             loss = F.cross_entropy(logits, y)
             opt.zero_grad()
             loss.backward()
@@ -180,28 +190,29 @@ def train(args):
                        img_s=f"{seen / (time.perf_counter() - t0):.0f}")
         bar.close()
         epoch_time = time.perf_counter() - t0
+        loss_sum, correct, seen = dt.reduce_sum(loss_sum, correct, seen)   # over the ranks
         train_time += epoch_time
         images_seen += seen
         test_acc, test_loss = evaluate(model, x_test, y_test)
         for k, v in (("epoch", epoch + 1), ("train_loss", loss_sum / seen), ("train_acc", correct / seen),
                      ("test_loss", test_loss), ("test_acc", test_acc)):
             history[k].append(v)
-        print(f"epoch {epoch + 1}: train loss {loss_sum / seen:.4f} acc {correct / seen:.4f} | "
+        dt.print0(f"epoch {epoch + 1}: train loss {loss_sum / seen:.4f} acc {correct / seen:.4f} | "
               f"test loss {test_loss:.4f} acc {test_acc:.4f} | {epoch_time:.1f} s, "
-              f"{seen / epoch_time:.0f} images/s", flush=True)
+              f"{seen / epoch_time:.0f} images/s")
         if args.save:
             ckpt = {"model": model.state_dict(), "optimizer": opt.state_dict(),
                     "history": {k: np.asarray(v) for k, v in history.items()}, "epoch": epoch + 1}
             if sched is not None:
                 ckpt["scheduler"] = sched.state_dict()
-            mg.save(ckpt, args.save)
+            dt.save_checkpoint(ckpt, args.save)
 
     wall = time.perf_counter() - t_start
     if history["test_acc"]:
         best = int(np.argmax(history["test_acc"]))
-        print(f"best test accuracy {history['test_acc'][best]:.4f} (epoch {history['epoch'][best]}); "
+        dt.print0(f"best test accuracy {history['test_acc'][best]:.4f} (epoch {history['epoch'][best]}); "
               f"wall time {wall:.1f} s; training {images_seen / max(train_time, 1e-9):.0f} images/s")
-    if args.plots:
+    if args.plots and rank == 0:
         from plots import write_plots
         write_plots(args.plots, model, history, x_test, y_test, mean, std, CLASSES)
         print(f"plots written to {args.plots}/")

@@ -27,6 +27,9 @@ import threading
 
 import numpy as np
 
+from .hooks import (RemovableHandle, register_hook, register_post_accumulate_grad_hook,  # noqa: F401
+                    queue_callback, _CallbackQueue)
+
 _state = threading.local()
 
 
@@ -228,11 +231,14 @@ def backward(root, grad=None, retain_graph=False):
     order = _toposort(root)
     grads = {id(root): grad}
     anomaly = is_anomaly_enabled()
-    with no_grad():
+    with no_grad(), _CallbackQueue():             # queue_callback: run after the loop
         for t in order:
             g = grads.pop(id(t), None)
             if g is None:
                 continue
+            hooks = t._hooks                      # ---- hooks (register_hook)
+            if hooks is not None and hooks.grad:
+                g = hooks.run_grad_hooks(t, g)
             ctx = t._ctx
             if ctx is None:                       # a leaf: accumulate into .grad
                 if t.grad is None:
@@ -241,6 +247,8 @@ def backward(root, grad=None, retain_graph=False):
                     t.grad = Tensor._wrap(g, False)
                 else:
                     t.grad.data = t.grad.data + g
+                if hooks is not None and hooks.post_accumulate:   # ---- hooks
+                    hooks.run_post_accumulate_hooks(t)
                 continue
             local = ctx.backward(ctx, g)
             if not isinstance(local, tuple):

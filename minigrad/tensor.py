@@ -57,13 +57,14 @@ class Tensor:
     t.grad_fn the op that produced t (None for a leaf).
     """
 
-    __slots__ = ("data", "grad", "_requires_grad", "_ctx", "__weakref__")
+    __slots__ = ("data", "grad", "_requires_grad", "_ctx", "_hooks", "__weakref__")
     __array_priority__ = 1000        # ndarray ⊕ Tensor defers to Tensor's operators
 
     def __init__(self, data, requires_grad=False, dtype=None):
         self.data = _as_array(data, dtype)
         self.grad = None
         self._ctx = None
+        self._hooks = None              # autograd._Hooks once a hook is registered
         self._requires_grad = False
         self.requires_grad = requires_grad
 
@@ -74,6 +75,7 @@ class Tensor:
         t.data = array if isinstance(array, np.ndarray) else np.asarray(array)
         t.grad = None
         t._ctx = None
+        t._hooks = None
         t._requires_grad = requires_grad
         return t
 
@@ -105,6 +107,18 @@ class Tensor:
 
     def backward(self, grad=None, retain_graph=False):
         autograd.backward(self, grad, retain_graph)
+
+    def register_hook(self, hook):
+        """Call hook(grad) each time backward() computes the gradient with respect to this
+        tensor; a returned Tensor replaces the gradient (what a leaf accumulates into .grad,
+        what flows on to a non-leaf's inputs). Returns a handle; handle.remove() unhooks.
+        See minigrad.autograd.register_hook."""
+        return autograd.register_hook(self, hook)
+
+    def register_post_accumulate_grad_hook(self, hook):
+        """Call hook(tensor) on this leaf after backward() has accumulated its .grad.
+        Returns a handle; handle.remove() unhooks."""
+        return autograd.register_post_accumulate_grad_hook(self, hook)
 
     def detach(self):
         """A new leaf sharing this tensor's data, cut from the graph."""

@@ -40,9 +40,11 @@ class DataLoader:
     e, so a run resumed from a checkpoint sees the same batches as one that never
     stopped. When seed is None it is drawn from minigrad's global generator at
     construction (so mg.manual_seed makes it reproducible too).
+    sampler: an iterable of dataset indices with __len__ (e.g. DistributedSampler) that
+    decides the order instead of shuffle; set_epoch(e) also calls sampler.set_epoch(e).
     """
 
-    def __init__(self, dataset, batch_size=1, shuffle=False, drop_last=False, seed=None):
+    def __init__(self, dataset, batch_size=1, shuffle=False, drop_last=False, seed=None, sampler=None):
         from ..random import generator
         if isinstance(dataset, (tuple, list)):
             dataset = TensorDataset(*dataset)
@@ -61,6 +63,11 @@ class DataLoader:
             if not isinstance(flag, (bool, np.bool_)):
                 raise TypeError(f"DataLoader(): {name} must be a bool, got {flag!r}")
         self.shuffle, self.drop_last = bool(shuffle), bool(drop_last)
+        if sampler is not None and (self.shuffle or not hasattr(sampler, "__len__")
+                                    or not hasattr(sampler, "__iter__")):
+            raise ValueError("DataLoader(): sampler must be an iterable of indices with __len__, "
+                             "and is mutually exclusive with shuffle=True")
+        self.sampler = sampler
         if seed is None:
             seed = int(generator().integers(2**63))
         self.seed = int(seed)
@@ -71,9 +78,11 @@ class DataLoader:
         if not isinstance(epoch, numbers.Integral) or isinstance(epoch, bool) or epoch < 0:
             raise ValueError(f"DataLoader.set_epoch(): epoch must be an int ≥ 0, got {epoch!r}")
         self.epoch = int(epoch)
+        if hasattr(self.sampler, "set_epoch"):
+            self.sampler.set_epoch(epoch)
 
     def __len__(self):
-        n = len(self.dataset)
+        n = len(self.dataset) if self.sampler is None else len(self.sampler)
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
 
     def _batch(self, idx):
@@ -90,7 +99,10 @@ class DataLoader:
     def __iter__(self):
         n = len(self.dataset)
         epoch, self.epoch = self.epoch, self.epoch + 1
-        if self.shuffle:
+        if self.sampler is not None:
+            order = np.fromiter(self.sampler, dtype=np.int64)
+            n = len(order)
+        elif self.shuffle:
             order = np.random.default_rng([self.seed, epoch]).permutation(n)
         else:
             order = np.arange(n)

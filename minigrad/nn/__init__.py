@@ -6,3 +6,5 @@ from . import init
 from .pooling import MaxPool2d, AvgPool2d, AdaptiveAvgPool2d
 from .conv import Conv2d, ConvTranspose2d
 from . import functional
+from . import parallel
+from .parallel.sync_batchnorm import SyncBatchNorm
