@@ -410,3 +410,50 @@ def test_adaptive_max_pool_layer_and_arguments(rng):
         nn.AdaptiveMaxPool2d("7")
     with pytest.raises(ValueError, match="adaptive_max_pool2d.*3-d"):
         F.adaptive_max_pool2d(mg.randn(3, 4), 2)
+
+
+# ---- local response normalisation -------------------------------------------------------------
+def ref_lrn(a, n, alpha, beta, k):
+    """Straight from the formula: d_c = k + α/n Σ_{c' = c − ⌊n/2⌋}^{c + ⌊(n−1)/2⌋} a_{c'}²."""
+    C = a.shape[1]
+    b = np.empty_like(a)
+    for c in range(C):
+        lo, hi = max(c - n // 2, 0), min(c + (n - 1) // 2, C - 1)
+        d = k + alpha / n * np.sum(a[:, lo:hi + 1] ** 2, axis=1)
+        b[:, c] = a[:, c] / d ** beta
+    return b
+
+
+lrn_cfg = st.tuples(st.integers(1, 2), st.integers(1, 7), st.lists(st.integers(1, 3), min_size=1, max_size=2),
+                    st.integers(1, 8), st.sampled_from([1e-4, 0.5, 2.0]), st.sampled_from([0.75, 0.3, 1.5]),
+                    st.sampled_from([1.0, 2.0, 0.5]))
+
+
+@given(cfg=lrn_cfg, seed=seeds)
+def test_lrn_gradcheck_and_forward(cfg, seed):
+    N, C, spatial, n, alpha, beta, k = cfg
+    x = np.random.default_rng(seed).standard_normal((N, C) + tuple(spatial)) * 2
+    np.testing.assert_allclose(F.local_response_norm(t64(x, grad=False), n, alpha, beta, k).numpy(),
+                               ref_lrn(x, n, alpha, beta, k), rtol=1e-13, atol=1e-15)
+    assert mg.gradcheck(lambda a: F.local_response_norm(a, n, alpha, beta, k), [t64(x)], atol=1e-6, rtol=1e-5)
+    assert mg.gradcheck(nn.LocalResponseNorm(n, alpha, beta, k), [t64(x)], atol=1e-6, rtol=1e-5)
+
+
+def test_lrn_alexnet_setting_and_layer(rng):
+    x = rng.standard_normal((2, 96, 5, 5)).astype(np.float32) * 10
+    layer = nn.LocalResponseNorm(5, alpha=1e-4, beta=0.75, k=2)
+    y = layer(mg.tensor(x))
+    assert y.dtype == np.float32 and y.shape == x.shape
+    np.testing.assert_allclose(y.numpy(), ref_lrn(x.astype(np.float64), 5, 1e-4, 0.75, 2), rtol=1e-5)
+    assert repr(layer) == "LocalResponseNorm(5, alpha=0.0001, beta=0.75, k=2)"
+    # one channel with size 1: b = a / (k + α a²)^β
+    a = np.array([[[3.0]]])
+    assert F.local_response_norm(t64(a, grad=False), 1, 0.5, 1.0, 1.0).item() == 3.0 / (1 + 0.5 * 9)
+    with pytest.raises(ValueError, match="local_response_norm.*3 dims"):
+        F.local_response_norm(mg.randn(3, 4), 2)
+    with pytest.raises(ValueError, match="LocalResponseNorm.*size"):
+        nn.LocalResponseNorm(0)
+    with pytest.raises(ValueError, match="local_response_norm.*k"):
+        F.local_response_norm(mg.randn(1, 3, 4), 2, k=0.0)
+    with pytest.raises(TypeError, match="local_response_norm.*size"):
+        F.local_response_norm(mg.randn(1, 3, 4), 2.5)

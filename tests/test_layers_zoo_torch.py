@@ -58,3 +58,11 @@ def test_reprs_match_torch():
                          (nn.GELU(), torch.nn.GELU()),
                          (nn.AdaptiveMaxPool2d((3, None)), torch.nn.AdaptiveMaxPool2d((3, None)))):
         assert repr(ours) == repr(theirs)
+
+
+@pytest.mark.parametrize("shape,n,alpha,beta,k", [((2, 7, 3, 4), 5, 1e-4, 0.75, 2.0), ((2, 6, 5), 4, 0.5, 0.3, 1.0),
+                                                  ((1, 3, 2, 2, 2), 2, 2.0, 1.5, 0.5), ((2, 4, 3, 3), 9, 1.0, 0.75, 1.0)])
+def test_lrn_matches_torch(shape, n, alpha, beta, k, rng):
+    x = rng.standard_normal(shape) * 2
+    both(lambda a: F.local_response_norm(a, n, alpha, beta, k),
+         lambda a: TF.local_response_norm(a, n, alpha, beta, k), x)

@@ -237,6 +237,8 @@ BAD += [
     ("dropout2d-rank", lambda: F.dropout2d(mg.ones(2, 3), 0.5), ValueError, r"dropout2d\(\).*\(2, 3\)"),
     ("adaptive_max_pool2d-size", lambda: F.adaptive_max_pool2d(mg.ones(1, 2, 4, 4), (2, 0)), ValueError,
      r"adaptive_max_pool2d\(\).*output_size.*\(2, 0\)"),
+    ("local_response_norm-rank", lambda: F.local_response_norm(mg.ones(2, 3), 2), ValueError,
+     r"local_response_norm\(\).*3 dims.*\(2, 3\)"),
 ]
 
 
@@ -299,6 +301,7 @@ EMPTY = [
     ("silu", F.silu, (0, 3), (0, 3)),
     ("dropout2d", lambda x: F.dropout2d(x, 0.5), (0, 3, 2, 2), (0, 3, 2, 2)),
     ("adaptive_max_pool2d", lambda x: F.adaptive_max_pool2d(x, (2, 5)), (0, 3, 6, 6), (0, 3, 2, 5)),
+    ("local_response_norm", lambda x: F.local_response_norm(x, 3), (0, 4, 2, 2), (0, 4, 2, 2)),
 ]
 
 

@@ -5,6 +5,7 @@ from .layers import (Linear, ReLU, Sigmoid, Tanh, Softmax, LogSoftmax, Flatten, 
                      BatchNorm1d, BatchNorm2d, CrossEntropyLoss, MSELoss)
 from .activation import (Identity, ReLU6, LeakyReLU, Hardtanh, SiLU, GELU, Dropout2d,
                          Softmax2d)
+from .normalization import LocalResponseNorm
 from . import init
 from .pooling import MaxPool2d, AvgPool2d, AdaptiveAvgPool2d, AdaptiveMaxPool2d
 from .conv import Conv2d, ConvTranspose2d
