@@ -457,3 +457,214 @@ def test_lrn_alexnet_setting_and_layer(rng):
         F.local_response_norm(mg.randn(1, 3, 4), 2, k=0.0)
     with pytest.raises(TypeError, match="local_response_norm.*size"):
         F.local_response_norm(mg.randn(1, 3, 4), 2.5)
+
+
+# ---- cat along channels --------------------------------------------------------------------------
+def test_cat_backward_hands_out_views_of_delta(rng):
+    from minigrad.ops.shape import Cat
+    xs = [mg.tensor(rng.standard_normal((2, c, 3, 3)), requires_grad=True) for c in (1, 4, 2)]
+    y = mg.cat(xs, 1)
+    np.testing.assert_array_equal(y.numpy(), np.concatenate([x.numpy() for x in xs], axis=1))
+    δ = rng.standard_normal(y.shape)
+    grads = Cat.backward(y.grad_fn, δ)[1:]
+    for g, x, lo in zip(grads, xs, (0, 1, 5)):
+        assert np.shares_memory(g, δ)                               # a view: no copy
+        np.testing.assert_array_equal(g, δ[:, lo:lo + x.shape[1]])
+    y.backward(δ)
+    for x, lo in zip(xs, (0, 1, 5)):                                 # a leaf's .grad is its own copy
+        assert not np.shares_memory(x.grad.numpy(), δ)
+        np.testing.assert_array_equal(x.grad.numpy(), δ[:, lo:lo + x.shape[1]])
+
+
+def test_dense_block_style_concatenation_accumulates(rng):
+    """DenseNet reuses every feature map in every later concatenation: gradients add up."""
+    x = mg.tensor(rng.standard_normal((2, 3, 4, 4)), requires_grad=True)
+    a = x * 2.0
+    b = mg.cat([x, a], 1)
+    c = mg.cat([b, a * 3.0], 1)
+    c.sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), np.full(x.shape, 1 + 2 + 6.0))
+
+
+# ---- interpolate -----------------------------------------------------------------------------------
+def ref_interpolate(x, out, mode, align_corners=False, scale=(None, None)):
+    """Loops from PyTorch's coordinate rules (the docstring of minigrad/ops/resize.py)."""
+    N, C, H, W = x.shape
+    y = np.zeros((N, C) + out)
+
+    def nearest(n, m, s):
+        if m == n:
+            return lambda i: [(i, 1.0)]
+        if m == 2 * n:
+            return lambda i: [(i // 2, 1.0)]
+        S = np.float32(1.0 / s) if s is not None else np.float32(n) / np.float32(m)
+        return lambda i: [(min(int(np.floor(np.float32(i) * S)), n - 1), 1.0)]
+
+    def linear(n, m, s):
+        def taps(i):
+            if align_corners:
+                src = i * ((n - 1) / (m - 1) if m > 1 else 0.0)
+            else:
+                S = 1.0 / s if s is not None else n / m
+                src = max(S * (i + 0.5) - 0.5, 0.0)
+            r0 = min(int(math.floor(src)), n - 1)
+            r1 = min(r0 + 1, n - 1)
+            lam = src - r0
+            return [(r0, 1 - lam), (r1, lam)]
+        return taps
+
+    rule = nearest if mode == "nearest" else linear
+    rows, cols = rule(H, out[0], scale[0]), rule(W, out[1], scale[1])
+    for i in range(out[0]):
+        for j in range(out[1]):
+            for h, a in rows(i):
+                for w, b in cols(j):
+                    y[:, :, i, j] += a * b * x[:, :, h, w]
+    return y
+
+
+interp_cfg = st.tuples(st.integers(1, 2), st.integers(1, 2), st.integers(1, 7), st.integers(1, 7),
+                       st.integers(1, 9), st.integers(1, 9))
+
+
+@pytest.mark.parametrize("mode,align_corners", [("nearest", None), ("bilinear", False), ("bilinear", True)])
+@given(cfg=interp_cfg, seed=seeds)
+def test_interpolate_to_a_size_gradcheck_and_forward(mode, align_corners, cfg, seed):
+    N, C, H, W, OH, OW = cfg
+    x = np.random.default_rng(seed).standard_normal((N, C, H, W))
+
+    def fn(a):
+        return F.interpolate(a, size=(OH, OW), mode=mode, align_corners=align_corners)
+    np.testing.assert_allclose(fn(t64(x, grad=False)).numpy(),
+                               ref_interpolate(x, (OH, OW), mode, bool(align_corners)), rtol=1e-13, atol=1e-14)
+    assert mg.gradcheck(fn, [t64(x)])
+
+
+@pytest.mark.parametrize("mode", ["nearest", "bilinear"])
+@given(cfg=st.tuples(st.integers(1, 6), st.integers(1, 6)),
+       scale=st.tuples(st.sampled_from([0.35, 0.5, 0.8, 1.0, 1.5, 2.0, 2.5, 3.0]),
+                       st.sampled_from([0.6, 1.0, 1.25, 2.0, 3.0])), seed=seeds)
+def test_interpolate_by_a_scale_factor(mode, cfg, scale, seed):
+    H, W = cfg
+    out = (math.floor(H * scale[0]), math.floor(W * scale[1]))
+    if min(out) < 1:
+        with pytest.raises(ValueError, match="interpolate.*empty"):
+            F.interpolate(mg.randn(1, 1, H, W), scale_factor=scale, mode=mode)
+        return
+    x = np.random.default_rng(seed).standard_normal((1, 2, H, W))
+
+    def fn(a):
+        return F.interpolate(a, scale_factor=scale, mode=mode)
+    y = fn(t64(x, grad=False))
+    assert y.shape == (1, 2) + out
+    np.testing.assert_allclose(y.numpy(), ref_interpolate(x, out, mode, False, scale), rtol=1e-13, atol=1e-14)
+    recomputed = F.interpolate(t64(x, grad=False), scale_factor=scale, mode=mode, recompute_scale_factor=True)
+    np.testing.assert_allclose(recomputed.numpy(), ref_interpolate(x, out, mode, False), rtol=1e-13, atol=1e-14)
+    assert mg.gradcheck(fn, [t64(x)])
+
+
+def test_interpolate_known_values_and_layer():
+    x = mg.tensor(np.arange(10.0).reshape(1, 1, 1, 10))
+    # scale_factor 0.35: S = 1/0.35, so the nearest rows are ⌊i·2.857⌋ = 0, 2, 5 (PyTorch),
+    # while recompute_scale_factor=True uses S = 10/3: 0, 3, 6
+    np.testing.assert_array_equal(F.interpolate(x, scale_factor=(1, 0.35)).numpy().ravel(), [0, 2, 5])
+    np.testing.assert_array_equal(
+        F.interpolate(x, scale_factor=(1, 0.35), recompute_scale_factor=True).numpy().ravel(), [0, 3, 6])
+    np.testing.assert_allclose(F.interpolate(x, size=(1, 3), mode="bilinear").numpy().ravel(),
+                               [7 / 6, 4.5, 47 / 6], rtol=1e-6)
+    np.testing.assert_allclose(F.interpolate(x, size=(1, 3), mode="bilinear", align_corners=True).numpy().ravel(),
+                               [0, 4.5, 9])
+    # ×2 nearest repeats each pixel into a 2×2 block; its gradient sums the block
+    a = mg.tensor(np.arange(6.0).reshape(1, 1, 2, 3), requires_grad=True)
+    up = nn.Upsample(scale_factor=2)(a)
+    np.testing.assert_array_equal(up.numpy()[0, 0], np.arange(6.0).reshape(2, 3).repeat(2, 0).repeat(2, 1))
+    up.sum().backward()
+    np.testing.assert_array_equal(a.grad.numpy(), np.full((1, 1, 2, 3), 4.0))
+    assert up.dtype == np.float64 and nn.Upsample(size=5)(mg.randn(1, 2, 3, 3)).dtype == np.float32
+    assert repr(nn.Upsample(scale_factor=2)) == "Upsample(scale_factor=2.0, mode='nearest')"
+    for call, exc, msg in [
+        (lambda: F.interpolate(x, size=2, scale_factor=2), ValueError, "exactly one"),
+        (lambda: F.interpolate(x), ValueError, "exactly one"),
+        (lambda: F.interpolate(x, size=2, mode="bicubic"), ValueError, "bicubic"),
+        (lambda: F.interpolate(x, size=2, align_corners=True), ValueError, "align_corners"),
+        (lambda: F.interpolate(mg.randn(1, 2, 3), size=2), ValueError, "4-d"),
+        (lambda: F.interpolate(x, size=(0, 2)), ValueError, "positive"),
+        (lambda: F.interpolate(x, size=2.5), TypeError, "size"),
+        (lambda: F.interpolate(x, scale_factor=-1.0), ValueError, "scale_factor"),
+    ]:
+        with pytest.raises(exc, match="interpolate.*" + msg):
+            call()
+
+
+# ---- nll_loss and one_hot ------------------------------------------------------------------------
+def ref_nll(x, y, w, ignore_index, reduction):
+    """Loops over the formula ℓ_n = −w[y_n] x[n, y_n] (ignored: 0 and not counted)."""
+    xm = np.moveaxis(x, 1, -1).reshape(-1, x.shape[1])
+    yf = y.reshape(-1)
+    losses, denom = np.zeros(len(yf)), 0.0
+    for n, c in enumerate(yf):
+        if c == ignore_index:
+            continue
+        losses[n] = -w[c] * xm[n, c]
+        denom += w[c]
+    if reduction == "none":
+        return losses.reshape(y.shape)
+    return losses.sum() if reduction == "sum" else losses.sum() / denom
+
+
+@given(seed=seeds, N=st.integers(1, 4), C=st.integers(1, 5), extra=st.lists(st.integers(1, 3), max_size=2),
+       reduction=st.sampled_from(["mean", "sum", "none"]), weighted=st.booleans(), ignore=st.booleans())
+def test_nll_loss_gradcheck_and_forward(seed, N, C, extra, reduction, weighted, ignore):
+    r = np.random.default_rng(seed)
+    shape = (N, C) + tuple(extra)
+    x = r.standard_normal(shape)
+    y = r.integers(0, C, (N,) + tuple(extra))
+    ignore_index = -100
+    if ignore and y.size > 1:
+        ignore_index = int(y.reshape(-1)[0])                  # a real class, ignored wherever it appears
+        y.reshape(-1)[-1] = (ignore_index + 1) % C if C > 1 else ignore_index
+    w = r.uniform(0.5, 2, C) if weighted else np.ones(C)
+    kwargs = dict(weight=w if weighted else None, ignore_index=ignore_index, reduction=reduction)
+    expect = ref_nll(x, y, w, ignore_index, reduction)
+    got = F.nll_loss(t64(x, grad=False), y, **kwargs).numpy()
+    if reduction == "mean" and np.all(y == ignore_index):
+        assert np.isnan(got)
+        return
+    np.testing.assert_allclose(got, expect, rtol=1e-13, atol=1e-15)
+    assert mg.gradcheck(lambda a: F.nll_loss(a, y, **kwargs), [t64(x)])
+
+
+def test_nll_of_log_softmax_is_cross_entropy_and_layer(rng):
+    z = rng.standard_normal((6, 4)).astype(np.float32)
+    y = rng.integers(0, 4, 6)
+    a = F.nll_loss(F.log_softmax(mg.tensor(z), 1), y).item()
+    b = F.cross_entropy(mg.tensor(z), y).item()
+    assert abs(a - b) < 1e-6
+    assert abs(nn.NLLLoss()(F.log_softmax(mg.tensor(z), 1), y).item() - b) < 1e-6
+    # unbatched: (C,) input, 0-d target
+    assert F.nll_loss(mg.tensor(z[0]), np.int64(y[0])).item() == -z[0, y[0]]
+    with pytest.raises(ValueError, match=r"nll_loss.*target\[1\] = 7"):
+        F.nll_loss(mg.tensor(z), np.array([0, 7, 0, 0, 0, 0]))
+    with pytest.raises(TypeError, match="nll_loss.*integer"):
+        F.nll_loss(mg.tensor(z), y.astype(np.float32))
+    with pytest.raises(ValueError, match=r"nll_loss.*target must have shape \(6,\)"):
+        F.nll_loss(mg.tensor(z), y[:3])
+    with pytest.raises(ValueError, match="nll_loss.*weight"):
+        F.nll_loss(mg.tensor(z), y, weight=np.ones(3))
+
+
+def test_one_hot(rng):
+    y = rng.integers(0, 5, (3, 4))
+    h = F.one_hot(mg.tensor(y), 7)
+    assert h.shape == (3, 4, 7) and h.dtype == np.int64 and not h.requires_grad
+    np.testing.assert_array_equal(h.numpy().argmax(-1), y)
+    np.testing.assert_array_equal(h.numpy().sum(-1), np.ones((3, 4)))
+    assert F.one_hot(mg.tensor([0, 3])).shape == (2, 4)                  # num_classes=-1: max + 1
+    np.testing.assert_array_equal(F.one_hot(mg.tensor([2, 0])).numpy(), [[0, 0, 1], [1, 0, 0]])
+    assert F.one_hot(mg.tensor(np.zeros(0, np.int64)), 3).shape == (0, 3)
+    for call, exc, msg in [(lambda: F.one_hot(mg.tensor([1, 5]), 3), ValueError, "too large"),
+                           (lambda: F.one_hot(mg.tensor([-1, 0])), ValueError, "non-negative"),
+                           (lambda: F.one_hot(mg.tensor([0.5])), TypeError, "integers"),
+                           (lambda: F.one_hot(mg.tensor(np.zeros(0, np.int64))), ValueError, "empty")]:
+        with pytest.raises(exc, match="one_hot.*" + msg):
+            call()

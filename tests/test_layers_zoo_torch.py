@@ -66,3 +66,38 @@ def test_lrn_matches_torch(shape, n, alpha, beta, k, rng):
     x = rng.standard_normal(shape) * 2
     both(lambda a: F.local_response_norm(a, n, alpha, beta, k),
          lambda a: TF.local_response_norm(a, n, alpha, beta, k), x)
+
+
+@pytest.mark.parametrize("hw,kwargs", [
+    ((5, 7), dict(size=(9, 4), mode="nearest")),
+    ((5, 7), dict(scale_factor=2, mode="nearest")),
+    ((6, 10), dict(scale_factor=(0.35, 1.7), mode="nearest")),
+    ((5, 7), dict(size=(9, 4), mode="bilinear")),
+    ((5, 7), dict(size=(9, 4), mode="bilinear", align_corners=True)),
+    ((6, 10), dict(scale_factor=(0.35, 1.7), mode="bilinear")),
+    ((6, 10), dict(scale_factor=(0.35, 1.7), mode="bilinear", recompute_scale_factor=True)),
+    ((4, 4), dict(scale_factor=3, mode="bilinear", align_corners=True)),
+    ((1, 3), dict(size=(3, 1), mode="bilinear", align_corners=True)),
+])
+def test_interpolate_matches_torch(hw, kwargs, rng):
+    x = rng.standard_normal((2, 3) + hw)
+    both(lambda a: F.interpolate(a, **kwargs), lambda a: TF.interpolate(a, **kwargs), x)
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_nll_loss_matches_torch(reduction, rng):
+    x = rng.standard_normal((4, 5, 3))
+    y = rng.integers(0, 5, (4, 3))
+    y[0, 0] = y[2, 1] = -100
+    w = rng.uniform(0.5, 2, 5)
+    kwargs = dict(weight=w, reduction=reduction)
+    xm, xt = mg.tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
+    lm = F.nll_loss(xm, y, **kwargs)
+    lt = TF.nll_loss(xt, torch.tensor(y), weight=torch.tensor(w), reduction=reduction)
+    np.testing.assert_allclose(lm.numpy(), lt.detach().numpy(), rtol=1e-13)
+    δ = np.ones(lm.shape)
+    lm.backward(δ)
+    lt.backward(torch.tensor(δ))
+    np.testing.assert_allclose(xm.grad.numpy(), xt.grad.numpy(), rtol=1e-13)
+    y1 = rng.integers(0, 5, (4, 3))
+    np.testing.assert_array_equal(F.one_hot(mg.tensor(y1)).numpy(), TF.one_hot(torch.tensor(y1)).numpy())

@@ -239,6 +239,11 @@ BAD += [
      r"adaptive_max_pool2d\(\).*output_size.*\(2, 0\)"),
     ("local_response_norm-rank", lambda: F.local_response_norm(mg.ones(2, 3), 2), ValueError,
      r"local_response_norm\(\).*3 dims.*\(2, 3\)"),
+    ("interpolate-both", lambda: F.interpolate(mg.ones(1, 1, 2, 2), size=3, scale_factor=2), ValueError,
+     r"interpolate\(\).*size.*scale_factor"),
+    ("nll_loss-label", lambda: F.nll_loss(mg.ones(2, 3), np.array([0, 3])), ValueError,
+     r"nll_loss\(\).*target\[1\] = 3"),
+    ("one_hot-float", lambda: F.one_hot(mg.ones(2)), TypeError, r"one_hot\(\).*integers.*float32"),
 ]
 
 
@@ -302,6 +307,9 @@ EMPTY = [
     ("dropout2d", lambda x: F.dropout2d(x, 0.5), (0, 3, 2, 2), (0, 3, 2, 2)),
     ("adaptive_max_pool2d", lambda x: F.adaptive_max_pool2d(x, (2, 5)), (0, 3, 6, 6), (0, 3, 2, 5)),
     ("local_response_norm", lambda x: F.local_response_norm(x, 3), (0, 4, 2, 2), (0, 4, 2, 2)),
+    ("interpolate-bilinear", lambda x: F.interpolate(x, scale_factor=2, mode="bilinear"), (0, 2, 3, 3),
+     (0, 2, 6, 6)),
+    ("nll_loss-sum", lambda x: F.nll_loss(x, np.zeros(0, np.int64), reduction="sum"), (0, 3), ()),
 ]
 
 
