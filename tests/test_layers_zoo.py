@@ -702,13 +702,15 @@ def test_lazy_modules_infer_sizes_and_become_their_layers():
      lambda: nn.Linear(5, 3, bias=False, dtype=np.float64), (2, 6, 5)),
     (lambda: nn.LazyBatchNorm2d(eps=1e-3, momentum=0.2), lambda: nn.BatchNorm2d(3, eps=1e-3, momentum=0.2),
      (4, 3, 2, 2)),
+    (lambda: nn.LazyBatchNorm1d(affine=False), lambda: nn.BatchNorm1d(5, affine=False), (4, 5)),
+    (lambda: nn.LazyBatchNorm1d(momentum=None), lambda: nn.BatchNorm1d(2, momentum=None), (4, 2, 3)),
 ])
 def test_lazy_modules_initialise_as_the_eager_ones(lazy, eager, x_shape):
     """Seeded, a lazy module's first call draws the same initial values as building the
     eager module at that moment, and the outputs, buffers and gradients agree."""
     mg.manual_seed(11)
     m_eager = eager()
-    dtype = next(m_eager.parameters()).dtype
+    dtype = next(iter(list(m_eager.parameters()) + [mg.zeros(1)])).dtype
     x = np.random.default_rng(0).standard_normal(x_shape).astype(dtype)
     xe, xl = mg.tensor(x, requires_grad=True), mg.tensor(x, requires_grad=True)
     ye = m_eager(xe)
@@ -769,6 +771,8 @@ def test_lazy_module_errors_name_the_layer():
         nn.LazyConv2d(4, 3)(mg.zeros(3, 5))
     with pytest.raises(ValueError, match="LazyBatchNorm2d.*4-d"):
         nn.LazyBatchNorm2d()(mg.zeros(3, 5))
+    with pytest.raises(ValueError, match="LazyBatchNorm1d.*2 or 3-d"):
+        nn.LazyBatchNorm1d()(mg.zeros(3, 5, 2, 2))
     with pytest.raises(TypeError, match="LazyLinear.*Tensor"):
         nn.LazyLinear(3)([1.0, 2.0])
     with pytest.raises(ValueError, match="momentum"):

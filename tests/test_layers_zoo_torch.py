@@ -118,21 +118,31 @@ def test_deterministic_inits_match_torch():
 
 def test_lazy_model_matches_torch_after_loading_its_weights(rng):
     """The textbook LeNet written with lazy layers: same output and gradients as PyTorch's."""
-    def build(lib):
-        return lib.Sequential(lib.LazyConv2d(6, 5, padding=2), lib.Sigmoid(), lib.AvgPool2d(2, 2),
-                              lib.LazyConv2d(16, 5), lib.Sigmoid(), lib.AvgPool2d(2, 2), lib.Flatten(),
-                              lib.LazyLinear(120), lib.Sigmoid(), lib.LazyLinear(84), lib.Sigmoid(),
-                              lib.LazyLinear(10))
-    x = rng.standard_normal((4, 1, 28, 28)).astype(np.float32)
+    def build(lib):                               # d2l's BatchNorm-LeNet
+        return lib.Sequential(lib.LazyConv2d(6, 5, padding=2), lib.LazyBatchNorm2d(), lib.Sigmoid(),
+                              lib.AvgPool2d(2, 2), lib.LazyConv2d(16, 5), lib.LazyBatchNorm2d(), lib.Sigmoid(),
+                              lib.AvgPool2d(2, 2), lib.Flatten(),
+                              lib.LazyLinear(120), lib.LazyBatchNorm1d(), lib.Sigmoid(),
+                              lib.LazyLinear(84), lib.LazyBatchNorm1d(), lib.Sigmoid(), lib.LazyLinear(10))
+    x = rng.standard_normal((4, 1, 28, 28))
     ours, theirs = build(nn), build(torch.nn)
-    ours(mg.tensor(x))
-    theirs(torch.tensor(x))
+    ours(mg.tensor(x.astype(np.float32)))                       # the dry runs create the parameters
+    theirs(torch.tensor(x.astype(np.float32)))
+    theirs.double()
+    for p in ours.parameters():                                 # compare in float64 (BN's backward
+        p.data = p.data.astype(np.float64)                      # cancels: float32 noise would dominate)
+    for m in ours.modules():
+        for k, b in m._buffers.items():
+            if b is not None and b.dtype == np.float32:
+                m._buffers[k] = b.astype(np.float64)
     ours.load_state_dict({k: v.detach().numpy() for k, v in theirs.state_dict().items()})
     assert type(ours[0]) is nn.Conv2d and type(theirs[0]) is torch.nn.Conv2d
-    xm, xt = mg.tensor(x), torch.tensor(x)
-    ym, yt = ours(xm), theirs(xt)
-    np.testing.assert_allclose(ym.numpy(), yt.detach().numpy(), rtol=1e-5, atol=1e-6)
+    assert type(ours[10]) is nn.BatchNorm1d
+    ym, yt = ours(mg.tensor(x)), theirs(torch.tensor(x))
+    np.testing.assert_allclose(ym.numpy(), yt.detach().numpy(), rtol=1e-10, atol=1e-12)
     ym.sum().backward()
     yt.sum().backward()
     for (name, p), q in zip(ours.named_parameters(), theirs.parameters()):
-        np.testing.assert_allclose(p.grad.numpy(), q.grad.numpy(), rtol=1e-4, atol=1e-6, err_msg=name)
+        np.testing.assert_allclose(p.grad.numpy(), q.grad.numpy(), rtol=1e-7, atol=1e-12, err_msg=name)
+    for (name, a), b in zip(ours.state_dict().items(), theirs.state_dict().values()):
+        np.testing.assert_allclose(a, b.numpy(), rtol=1e-10, atol=1e-12, err_msg=name)

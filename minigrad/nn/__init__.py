@@ -11,5 +11,6 @@ from . import init
 from . import utils
 from .pooling import MaxPool2d, AvgPool2d, AdaptiveAvgPool2d, AdaptiveMaxPool2d
 from .conv import Conv2d, ConvTranspose2d
-from .lazy import LazyConv2d, LazyLinear, LazyBatchNorm2d, UninitializedParameter
+from .lazy import (LazyConv2d, LazyLinear, LazyBatchNorm1d, LazyBatchNorm2d,
+                   UninitializedParameter)
 from . import functional
