@@ -73,6 +73,10 @@ ACTIVATIONS = [
      lambda x: ref_hardtanh(x, -0.5, 2.0), (-0.5, 2.0)),
     ("silu", lambda x, **k: F.silu(x, **k), lambda **k: nn.SiLU(**k), ref_silu, ()),
     ("relu", lambda x, **k: F.relu(x, **k), lambda **k: nn.ReLU(**k), lambda x: np.maximum(x, 0), (0,)),
+    ("hardsigmoid", lambda x, **k: F.hardsigmoid(x, **k), lambda **k: nn.Hardsigmoid(**k),
+     lambda x: np.minimum(np.maximum(x + 3, 0), 6) / 6, (-3, 3)),
+    ("hardswish", lambda x, **k: F.hardswish(x, **k), lambda **k: nn.Hardswish(**k),
+     lambda x: x * np.minimum(np.maximum(x + 3, 0), 6) / 6, (-3, 3)),
 ]
 
 
@@ -107,7 +111,8 @@ def test_activation_inplace_gives_the_same_numbers(name, fn, layer, ref, kinks, 
 
 
 def test_subgradients_at_the_kinks_follow_pytorch():
-    """ReLU6/Hardtanh pass δ only strictly inside (lo, hi); LeakyReLU uses the slope at 0."""
+    """ReLU6/Hardtanh/Hardsigmoid pass δ only strictly inside (lo, hi); LeakyReLU uses the
+    slope at 0; Hardswish takes the outer slopes at ±3."""
     x = t64([-1.0, 0.0, 3.0, 6.0, 7.0])
     F.relu6(x).sum().backward()
     np.testing.assert_array_equal(x.grad.numpy(), [0, 0, 1, 0, 0])
@@ -117,6 +122,12 @@ def test_subgradients_at_the_kinks_follow_pytorch():
     x = t64([-1.0, 0.0, 1.0])
     F.leaky_relu(x, 0.1).sum().backward()
     np.testing.assert_array_equal(x.grad.numpy(), [0.1, 0.1, 1.0])
+    x = t64([-3.0, 0.0, 3.0])                       # Hardswish: 0 at −3, 1 at 3 (PyTorch's)
+    F.hardswish(x).sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), [0.0, 0.5, 1.0])
+    x = t64([-3.0, 0.0, 3.0])
+    F.hardsigmoid(x).sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), [0.0, 1 / 6, 0.0])
 
 
 @pytest.mark.parametrize("approximate", ["none", "tanh"])
@@ -916,3 +927,51 @@ def test_parameters_to_vector_and_back():
     np.testing.assert_array_equal(lin.bias.numpy(), [6, 7])
     with pytest.raises(ValueError, match="vector_to_parameters.*7 values"):
         nn.utils.vector_to_parameters(mg.zeros(7), lin.parameters())
+
+
+# ---- group norm ------------------------------------------------------------------------------------
+def ref_group_norm(x, G, w, b, eps):
+    N, C = x.shape[:2]
+    y = np.empty_like(x)
+    for n in range(N):
+        for g in range(G):
+            sl = slice(g * C // G, (g + 1) * C // G)
+            v = x[n, sl]
+            y[n, sl] = (v - v.mean()) / np.sqrt(v.var() + eps)
+    shape = (1, C) + (1,) * (x.ndim - 2)
+    return y * w.reshape(shape) + b.reshape(shape)
+
+
+@given(seed=seeds, N=st.integers(1, 3), G=st.integers(1, 3), per=st.integers(1, 3),
+       spatial=st.lists(st.integers(1, 3), max_size=2), affine=st.booleans())
+def test_group_norm_gradcheck_and_forward(seed, N, G, per, spatial, affine):
+    r = np.random.default_rng(seed)
+    C = G * per
+    if per * int(np.prod(spatial)) < 2:
+        spatial = [2]                                   # a group of one value has no spread
+    x = r.standard_normal((N, C) + tuple(spatial))
+    w, b = r.standard_normal(C), r.standard_normal(C)
+    got = F.group_norm(t64(x, grad=False), G, t64(w, grad=False), t64(b, grad=False), 1e-5).numpy()
+    np.testing.assert_allclose(got, ref_group_norm(x, G, w, b, 1e-5), rtol=1e-11, atol=1e-12)
+    if affine:
+        assert mg.gradcheck(lambda a, ww, bb: F.group_norm(a, G, ww, bb), [t64(x), t64(w), t64(b)],
+                            atol=1e-5, rtol=1e-4)
+    else:
+        assert mg.gradcheck(lambda a: F.group_norm(a, G), [t64(x)], atol=1e-5, rtol=1e-4)
+
+
+def test_group_norm_layer(rng):
+    layer = nn.GroupNorm(2, 6)
+    assert [n for n, _ in layer.named_parameters()] == ["weight", "bias"]
+    x = rng.standard_normal((3, 6, 4, 4)).astype(np.float32)
+    y = layer(mg.tensor(x)).numpy()
+    assert y.dtype == np.float32
+    np.testing.assert_allclose(y, ref_group_norm(x.astype(np.float64), 2, np.ones(6), np.zeros(6), 1e-5),
+                               rtol=1e-4, atol=1e-5)
+    assert repr(layer) == "GroupNorm(2, 6, eps=1e-05, affine=True, bias=True)"
+    assert list(nn.GroupNorm(3, 6, affine=False).parameters()) == []
+    assert [n for n, _ in nn.GroupNorm(3, 6, bias=False).named_parameters()] == ["weight"]
+    with pytest.raises(ValueError, match="GroupNorm.*divisible"):
+        nn.GroupNorm(4, 6)
+    with pytest.raises(ValueError, match=r"GroupNorm.*\(N, 6"):
+        layer(mg.zeros(2, 4, 3, 3))

@@ -3,9 +3,9 @@ from .module import Module, Parameter, Sequential
 from .container import ModuleList, ModuleDict
 from .layers import (Linear, ReLU, Sigmoid, Tanh, Softmax, LogSoftmax, Flatten, Dropout,
                      BatchNorm1d, BatchNorm2d, CrossEntropyLoss, MSELoss, NLLLoss)
-from .activation import (Identity, ReLU6, LeakyReLU, Hardtanh, SiLU, GELU, Dropout2d,
-                         Softmax2d)
-from .normalization import LocalResponseNorm
+from .activation import (Identity, ReLU6, LeakyReLU, Hardtanh, SiLU, GELU, Hardsigmoid,
+                         Hardswish, Dropout2d, Softmax2d)
+from .normalization import LocalResponseNorm, GroupNorm
 from .upsampling import Upsample
 from . import init
 from . import utils

@@ -1,5 +1,5 @@
 """Activation functions beyond ReLU/sigmoid/tanh: ReLU6, LeakyReLU, Hardtanh, SiLU, GELU,
-and the `inplace=` forms of ReLU that PyTorch model code passes.
+Hardsigmoid, Hardswish, and the `inplace=` forms of ReLU that PyTorch model code passes.
 
 Each op is one Function with its forward and backward side by side; the derivative
 is stated in the backward's docstring. Subgradients at the kinks follow PyTorch, so
@@ -152,6 +152,45 @@ class GELU(Function):
         return δ * (s + x * pdf), None
 
 
+# ---- Hardsigmoid and Hardswish (MobileNetV3) ---------------------------------------------
+class Hardsigmoid(Function):
+    """y = relu6(x + 3) / 6: 0 for x ≤ −3, 1 for x ≥ 3, x/6 + ½ between.
+
+    Backward: ∂L/∂x = δ/6 where −3 < x < 3, else 0.
+    """
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return np.clip(x / 6 + 0.5, 0, 1).astype(x.dtype, copy=False)
+
+    @staticmethod
+    def backward(ctx, δ):
+        """∂L/∂x = δ/6 · [−3 < x < 3]."""
+        x, = ctx.saved
+        return np.where((x > -3) & (x < 3), δ / 6, np.zeros((), δ.dtype))
+
+
+class Hardswish(Function):
+    """y = x · relu6(x + 3) / 6: 0 for x ≤ −3, x for x ≥ 3, x(x + 3)/6 between.
+
+    Backward (PyTorch's choice at the corners): ∂L/∂x = 0 for x ≤ −3,
+    δ · (x/3 + ½) for −3 < x < 3, δ for x ≥ 3.
+    """
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return (x * np.clip(x + 3, 0, 6) / 6).astype(x.dtype, copy=False)
+
+    @staticmethod
+    def backward(ctx, δ):
+        """∂L/∂x = δ · (0 | x/3 + ½ | 1) on x ≤ −3 | −3 < x < 3 | x ≥ 3."""
+        x, = ctx.saved
+        slope = np.where(x <= -3, 0, np.where(x < 3, x / 3 + 0.5, 1)).astype(δ.dtype, copy=False)
+        return δ * slope
+
+
 # ---- public functions --------------------------------------------------------------------
 def relu(input, inplace=False):
     """y = max(x, 0) (torch.nn.functional.relu); ∂L/∂x = δ where x > 0."""
@@ -199,3 +238,15 @@ def gelu(input, approximate="none"):
     approximation (approximate='tanh'), as torch.nn.functional.gelu."""
     approximate = gelu_approximate_arg("gelu", approximate)
     return GELU.apply(as_float_tensor(input, "gelu", "input"), approximate)
+
+
+def hardsigmoid(input, inplace=False):
+    """y = relu6(x + 3) / 6 (torch.nn.functional.hardsigmoid)."""
+    _inplace_arg("hardsigmoid", inplace)
+    return Hardsigmoid.apply(as_float_tensor(input, "hardsigmoid", "input"))
+
+
+def hardswish(input, inplace=False):
+    """y = x · relu6(x + 3) / 6 (torch.nn.functional.hardswish, MobileNetV3's activation)."""
+    _inplace_arg("hardswish", inplace)
+    return Hardswish.apply(as_float_tensor(input, "hardswish", "input"))
