@@ -593,6 +593,11 @@ def test_interpolate_known_values_and_layer():
     np.testing.assert_array_equal(a.grad.numpy(), np.full((1, 1, 2, 3), 4.0))
     assert up.dtype == np.float64 and nn.Upsample(size=5)(mg.randn(1, 2, 3, 3)).dtype == np.float32
     assert repr(nn.Upsample(scale_factor=2)) == "Upsample(scale_factor=2.0, mode='nearest')"
+    b = mg.randn(1, 2, 3, 4)
+    np.testing.assert_array_equal(nn.UpsamplingBilinear2d(size=(5, 7))(b).numpy(),
+                                  F.interpolate(b, (5, 7), mode="bilinear", align_corners=True).numpy())
+    np.testing.assert_array_equal(nn.UpsamplingNearest2d(scale_factor=3)(b).numpy(),
+                                  b.numpy().repeat(3, 2).repeat(3, 3))
     for call, exc, msg in [
         (lambda: F.interpolate(x, size=2, scale_factor=2), ValueError, "exactly one"),
         (lambda: F.interpolate(x), ValueError, "exactly one"),

@@ -159,3 +159,13 @@ def test_group_norm_matches_torch(rng):
     both(lambda a: F.group_norm(a, 3, mg.tensor(w), mg.tensor(b)),
          lambda a: TF.group_norm(a, 3, torch.tensor(w), torch.tensor(b)), x)
     assert repr(nn.GroupNorm(2, 6)) == repr(torch.nn.GroupNorm(2, 6))
+
+
+def test_upsampling_layers_match_torch(rng):
+    x = rng.standard_normal((2, 3, 4, 5))
+    for ours, theirs in ((nn.UpsamplingNearest2d(scale_factor=2), torch.nn.UpsamplingNearest2d(scale_factor=2)),
+                         (nn.UpsamplingBilinear2d(size=(7, 3)), torch.nn.UpsamplingBilinear2d(size=(7, 3))),
+                         (nn.Upsample(scale_factor=1.5, mode="bilinear"),
+                          torch.nn.Upsample(scale_factor=1.5, mode="bilinear"))):
+        both(ours, theirs, x)
+        assert repr(ours) == repr(theirs)

@@ -6,7 +6,7 @@ from .layers import (Linear, ReLU, Sigmoid, Tanh, Softmax, LogSoftmax, Flatten, 
 from .activation import (Identity, ReLU6, LeakyReLU, Hardtanh, SiLU, GELU, Hardsigmoid,
                          Hardswish, Dropout2d, Softmax2d)
 from .normalization import LocalResponseNorm, GroupNorm
-from .upsampling import Upsample
+from .upsampling import Upsample, UpsamplingNearest2d, UpsamplingBilinear2d
 from . import init
 from . import utils
 from .pooling import MaxPool2d, AvgPool2d, AdaptiveAvgPool2d, AdaptiveMaxPool2d
