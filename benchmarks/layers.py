@@ -46,6 +46,7 @@ ROWS = [
 
 
 def timed(fn, reps):
+    """Median ms of `reps` hot calls (each timed call follows an untimed one)."""
     times = []
     for _ in range(reps):
         fn()

@@ -53,11 +53,11 @@ def ref_silu(x):
 def ref_gelu(x, approximate="none"):
     if approximate == "tanh":
         return 0.5 * x * (1 + np.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x ** 3)))
-    return x * 0.5 * (1 + _erf(x / math.sqrt(2)))
+    return x * 0.5 * (1 + _erf(x * math.sqrt(0.5)))        # x·(1/√2), as PyTorch rounds it
 
 
 def ref_gelu_grad(x):
-    cdf = 0.5 * (1 + _erf(x / math.sqrt(2)))
+    cdf = 0.5 * (1 + _erf(x * math.sqrt(0.5)))
     return cdf + x * np.exp(-x * x / 2) / math.sqrt(2 * math.pi)
 
 
@@ -980,3 +980,16 @@ def test_group_norm_layer(rng):
         nn.GroupNorm(4, 6)
     with pytest.raises(ValueError, match=r"GroupNorm.*\(N, 6"):
         layer(mg.zeros(2, 4, 3, 3))
+
+
+def test_activations_keep_float16(rng):
+    """float16 runs through the float32 kernels and comes back as float16, gradients too."""
+    x = rng.standard_normal((3, 5)).astype(np.float16) * 4
+    for fn, ref in ((F.relu6, lambda v: ref_hardtanh(v, 0, 6)), (F.silu, ref_silu), (F.gelu, ref_gelu),
+                    (lambda v: F.leaky_relu(v, 0.2), lambda v: ref_leaky_relu(v, 0.2))):
+        xt = mg.tensor(x, requires_grad=True)
+        y = fn(xt)
+        assert y.dtype == np.float16
+        np.testing.assert_allclose(y.numpy().astype(np.float64), ref(x.astype(np.float64)), rtol=2e-3, atol=2e-3)
+        y.sum().backward()
+        assert xt.grad.dtype == np.float16
