@@ -778,6 +778,15 @@ def test_lazy_modules_gradcheck():
     assert type(bn) is nn.BatchNorm2d and bn.num_features == 2
 
 
+def test_lazy_parameters_keep_a_dtype_given_before_the_first_call():
+    bn = nn.LazyBatchNorm2d()
+    for p in bn.parameters():                    # what Module.double() does to each parameter
+        p.data = p.data.astype(np.float64)
+    bn(mg.zeros(2, 3, 2, 2, dtype=np.float64))
+    assert bn.weight.dtype == np.float64 and bn.running_mean.dtype == np.float64
+    assert bn.num_batches_tracked.dtype == np.int64
+
+
 def test_lazy_module_errors_name_the_layer():
     with pytest.raises(ValueError, match="groups"):
         nn.LazyConv2d(5, 3, groups=2)                     # out_channels not divisible, found at once
