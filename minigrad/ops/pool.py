@@ -43,8 +43,8 @@ from ..threads import get_num_threads
 from . import layout
 from .limits import check_output
 
-__all__ = ["max_pool2d", "avg_pool2d", "adaptive_avg_pool2d", "global_avg_pool2d",
-           "MaxPool2d", "AvgPool2d"]
+__all__ = ["max_pool2d", "avg_pool2d", "adaptive_avg_pool2d", "adaptive_max_pool2d",
+           "global_avg_pool2d", "MaxPool2d", "AvgPool2d"]
 
 _INT32_MAX = 2**31 - 1
 
@@ -391,7 +391,12 @@ def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=Fal
     a = _input(fn, x)
     k, s, p, d = pool_args(fn, kernel_size, stride, padding, dilation)
     g = _max_geometry(fn, a.shape[-2], a.shape[-1], k, s, p, d, bool_arg(fn, "ceil_mode", ceil_mode))
-    x = x if isinstance(x, Tensor) else a
+    return _max_pool(fn, x if isinstance(x, Tensor) else a, g, return_indices)
+
+
+def _max_pool(fn, x, g, return_indices):
+    """MaxPool2d over the windows of g; with return_indices also the winners' int64 flat
+    indices h·W + w (shaped like the output), as PyTorch returns them."""
     if not bool_arg(fn, "return_indices", return_indices):
         return MaxPool2d.apply(x, g)
     box = []
@@ -435,6 +440,28 @@ def adaptive_avg_pool2d(x, output_size):
     check_output(fn, "output_size", a.shape[:-2] + out, a.itemsize, extra_bytes=64 * (out[0] + out[1]))
     g = _adaptive_geometry(a.shape[-2], a.shape[-1], out)
     return AvgPool2d.apply(x if isinstance(x, Tensor) else a, g)
+
+
+def adaptive_max_pool2d(x, output_size, return_indices=False):
+    """Max pooling to a fixed output size (OH, OW), as torch.nn.functional.adaptive_max_pool2d.
+
+    Output (i, j) is the max over the window of adaptive_avg_pool2d: rows
+    ⌊i·H/OH⌋ … ⌈(i+1)·H/OH⌉ − 1, columns ⌊j·W/OW⌋ … ⌈(j+1)·W/OW⌉ − 1. The winner of
+    each window is recorded in a mask in forward and the backward routes δ to it
+    (MaxPool2d's backward; windows that overlap when OH does not divide H accumulate).
+    output_size: an int, or a pair whose None entries keep the input's size. With
+    return_indices=True also returns the int64 flat index h·W + w of each winner.
+    """
+    fn = "adaptive_max_pool2d"
+    a = _input(fn, x)
+    out = adaptive_output_size(fn, output_size, a.shape[-2:])
+    if a.shape[-2] * a.shape[-1] > _INT32_MAX:
+        raise ValueError(f"{fn}(): an input plane of {a.shape[-2]}×{a.shape[-1]} is too large "
+                         f"for the int32 mask")
+    check_output(fn, "output_size", a.shape[:-2] + out, a.itemsize + 4,
+                 extra_bytes=64 * (out[0] + out[1]))
+    g = _adaptive_geometry(a.shape[-2], a.shape[-1], out)     # step (1, 1): MaxPool2d's tables
+    return _max_pool(fn, x if isinstance(x, Tensor) else a, g, return_indices)
 
 
 def global_avg_pool2d(x, keepdim=True):
