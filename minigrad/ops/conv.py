@@ -574,8 +574,11 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
         raise ValueError(f"{fn}(): groups={groups} must divide the input channels "
                          f"(input shape {xa.shape})")
     if Cg * groups != C:
+        nhwc = ""
+        if W == Cg * groups:            # an (N, H, W, C) image read as NCHW: its C lands last
+            nhwc = "; it looks channels-last (N, H, W, C): pass x.permute(0, 3, 1, 2)"
         raise ValueError(f"{fn}(): input has {C} channels (shape {xa.shape}) but weight "
-                         f"{wa.shape} with groups={groups} expects {Cg * groups}")
+                         f"{wa.shape} with groups={groups} expects {Cg * groups}{nhwc}")
     if ba is not None and ba.shape != (K,):
         raise ValueError(f"{fn}(): bias must have shape ({K},) for weight {wa.shape}, "
                          f"got {ba.shape}")
