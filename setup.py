@@ -106,6 +106,9 @@ if from_c:
                   "(the Cython directives they were generated with apply).")
 
 setup(
+    # compile the extensions side by side (one per CPU): a fresh install waits on the
+    # compiler more than on anything else
+    options={"build_ext": {"parallel": os.cpu_count() or 1}},
     ext_modules=(extensions if from_c or packaging_only
                  else cythonize(extensions, compiler_directives=directives, force=force)),
 )
