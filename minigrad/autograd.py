@@ -1,7 +1,7 @@
 """The autograd engine: `Function` (an op with its forward and backward side by side),
 the iterative backward traversal, and the grad-mode switches (`no_grad`, `enable_grad`).
 
-An op subclasses `Function` and writes two static methods over plain ndarrays:
+An op subclasses `Function` and writes two static methods over plain ndarrays::
 
     class Exp(Function):
         @staticmethod
@@ -31,10 +31,12 @@ _state = threading.local()
 
 
 def is_grad_enabled():
+    """Whether ops record the graph in this thread (False inside ``no_grad()``)."""
     return getattr(_state, "grad_enabled", True)
 
 
 def set_grad_enabled(mode):
+    """Switch graph recording on or off for this thread (prefer the ``no_grad()`` block)."""
     _state.grad_enabled = bool(mode)
 
 
@@ -60,11 +62,22 @@ class _GradMode:
 
 
 class no_grad(_GradMode):
-    """Within this block (or decorated function) no graph is recorded."""
+    """Within this block (or decorated function) no graph is recorded: for evaluation and
+    for updating weights by hand.
+
+    Examples
+    --------
+    >>> w = mg.tensor([1.0, 2.0], requires_grad=True)
+    >>> with mg.no_grad():
+    ...     y = w * 2
+    >>> y.requires_grad
+    False
+    """
     mode = False
 
 
 class enable_grad(_GradMode):
+    """Within this block (or decorated function) the graph is recorded, even inside no_grad()."""
     mode = True
 
 
@@ -72,6 +85,7 @@ _anomaly = threading.local()
 
 
 def is_anomaly_enabled():
+    """Whether backward checks every gradient for NaN/inf (inside ``detect_anomaly()``)."""
     return getattr(_anomaly, "enabled", False)
 
 
@@ -103,8 +117,8 @@ def unbroadcast(g, shape):
 class Function:
     """Base class of every differentiable op; also the node (`grad_fn`) of the graph.
 
-    forward(ctx, *args, **kwargs) receives ndarrays where the caller passed Tensors
-    and returns one ndarray. backward(ctx, δ) receives ∂L/∂output and returns one
+    ``forward(ctx, *args, **kwargs)`` receives ndarrays where the caller passed Tensors
+    and returns one ndarray. ``backward(ctx, δ)`` receives ∂L/∂output and returns one
     gradient (or None) per positional argument of forward.
     """
 
@@ -115,6 +129,7 @@ class Function:
         self.freed = False
 
     def save_for_backward(self, *arrays):
+        """Keep arrays that backward() needs; it reads them back as ``ctx.saved``."""
         self.saved = arrays
 
     @property
