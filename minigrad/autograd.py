@@ -243,7 +243,10 @@ def backward(root, grad=None, retain_graph=False):
     order = _toposort(root)
     grads = {id(root): grad}
     anomaly = is_anomaly_enabled()
-    with no_grad():
+    # A gradient may be ±inf or NaN at the edge of a function's domain (the slope of √x at
+    # 0, of ln x at 0): the IEEE answer, returned quietly as PyTorch does (no NumPy
+    # RuntimeWarning); detect_anomaly() is the way to stop at one.
+    with no_grad(), np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         for t in order:
             g = grads.pop(id(t), None)
             if g is None:
