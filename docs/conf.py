@@ -57,4 +57,6 @@ html_title = f"minigrad {release}"
 html_theme_options = {
     "description": "a small, readable autodiff tensor framework for CNNs",
     "fixed_sidebar": True,
+    "page_width": "1180px",         # room for the formulas' code lines
+    "body_max_width": "none",
 }

@@ -274,24 +274,29 @@ def _float_dtype(dtype):
 
 
 def zeros(*shape, dtype=None, requires_grad=False):
+    """A tensor of zeros, e.g. ``mg.zeros(2, 3)`` or ``mg.zeros((2, 3))`` (float32 by default)."""
     return Tensor._wrap(np.zeros(_shape_arg(shape), _float_dtype(dtype)), False).requires_grad_(requires_grad)
 
 
 def ones(*shape, dtype=None, requires_grad=False):
+    """A tensor of ones (float32 by default)."""
     return Tensor._wrap(np.ones(_shape_arg(shape), _float_dtype(dtype)), False).requires_grad_(requires_grad)
 
 
 def full(shape, fill_value, dtype=None, requires_grad=False):
+    """A tensor of `shape` filled with `fill_value`."""
     shape = _shape_arg((shape,) if isinstance(shape, (tuple, list)) else (shape,))
     return Tensor._wrap(np.full(shape, fill_value, _float_dtype(dtype)), False).requires_grad_(requires_grad)
 
 
 def zeros_like(t, dtype=None, requires_grad=False):
+    """Zeros of t's shape (and dtype, unless given)."""
     arr = np.asarray(t)
     return Tensor._wrap(np.zeros(arr.shape, dtype or arr.dtype), False).requires_grad_(requires_grad)
 
 
 def ones_like(t, dtype=None, requires_grad=False):
+    """Ones of t's shape (and dtype, unless given)."""
     arr = np.asarray(t)
     return Tensor._wrap(np.ones(arr.shape, dtype or arr.dtype), False).requires_grad_(requires_grad)
 
