@@ -561,7 +561,8 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     g = k // (K/G), and each output pixel is a window of the zero-padded input x_pad
     weighted by the kernel::
 
-        y[n, k, i, j] = b[k] + Σ_c Σ_p Σ_q x_pad[n, g·C/G + c, i·S_h + p·D_h, j·S_w + q·D_w] · w[k, c, p, q]
+        y[n, k, i, j] = b[k] + Σ_c Σ_p Σ_q x_pad[n, g·C/G + c, i·S_h + p·D_h, j·S_w + q·D_w]
+                                         · w[k, c, p, q]
 
     (c < C/G, p < F_h, q < F_w). The backward gives ∂L/∂b (δ summed over n, i, j),
     ∂L/∂w (x correlated with δ) and ∂L/∂x (the zero-dilated, padded δ correlated with

@@ -338,7 +338,7 @@ def sqrt(x):
 
 
 def abs(x):
-    """|x| elementwise; ∂/∂x = sign(x) (0 at x = 0, as in PyTorch)."""
+    """The absolute value ``|x|`` elementwise; ∂/∂x = sign(x) (0 at x = 0, as in PyTorch)."""
     return Abs.apply(operand(x) if isinstance(x, Tensor) else Tensor(x))
 
 

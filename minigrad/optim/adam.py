@@ -8,7 +8,7 @@ from .optimizer import Optimizer
 
 
 class Adam(Optimizer):
-    """For each parameter p with gradient g, at step t = 1, 2, ... (PyTorch's rule):
+    """For each parameter p with gradient g, at step t = 1, 2, ... (PyTorch's rule)::
 
         g ← g + weight_decay · p                      (L2 penalty; Adam only, if ≠ 0)
         m ← β₁ · m + (1 − β₁) · g

@@ -12,7 +12,7 @@ def _nonneg(cls, name, v):
 
 
 class SGD(Optimizer):
-    """For each parameter p with gradient g (PyTorch's rule, torch.optim.SGD):
+    """For each parameter p with gradient g (PyTorch's rule, torch.optim.SGD)::
 
         g ← g + weight_decay · p                          (if weight_decay ≠ 0)
         b ← g                          on the first step   (if momentum ≠ 0)
