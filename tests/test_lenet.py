@@ -102,31 +102,43 @@ def _fake_fashion_mnist(root, n_train=256, n_test=32):
     return str(root)
 
 
-def _lrs_of_run(monkeypatch, argv):
-    """The learning rate of every optimizer step of `lenet.py argv` (read as Adam.step runs)."""
+class _Interrupted(Exception):
+    pass
+
+
+def _lrs_of_run(monkeypatch, argv, stop_after=None):
+    """The learning rate of every optimizer step of `lenet.py argv` (read as Adam.step
+    runs); with stop_after=n the run is interrupted when step n + 1 begins."""
     lrs = []
     step = mg.optim.Adam.step
 
     def recording_step(self):
+        if len(lrs) == stop_after:
+            raise _Interrupted
         lrs.append(self.param_groups[0]["lr"])
         return step(self)
 
     monkeypatch.setattr(mg.optim.Adam, "step", recording_step)
-    lenet.train(lenet.parse_args(argv + ["--quiet"]))
+    try:
+        lenet.train(lenet.parse_args(argv + ["--quiet"]))
+    except _Interrupted:
+        pass
     monkeypatch.setattr(mg.optim.Adam, "step", step)
     return lrs
 
 
 @pytest.mark.parametrize("schedule", ["cosine", "step"])
-@pytest.mark.parametrize("more_epochs", [4, 3])
-def test_resume_with_more_epochs_follows_the_new_runs_schedule(tmp_path, monkeypatch, schedule, more_epochs):
+@pytest.mark.parametrize("first_epochs, more_epochs", [(2, 4), (2, 3), (6, 3)])
+def test_resume_with_more_epochs_follows_the_new_runs_schedule(tmp_path, monkeypatch, schedule,
+                                                              first_epochs, more_epochs):
     # issue 16: `--epochs 2 --save`, then `--resume --epochs 4` must not restart or reuse the
     # 2-epoch cosine (whose end it would pass, the lr climbing back up) but continue the
-    # 4-epoch one from the step reached: 256 images / batch 64 = 4 steps an epoch.
+    # 4-epoch one from the step reached: 256 images / batch 64 = 4 steps an epoch. Also a
+    # 6-epoch run stopped after epoch 2 and resumed with fewer epochs (3) in all.
     common = ["--data", _fake_fashion_mnist(tmp_path / "data"), "--limit", "256",
               "--batch-size", "64", "--schedule", schedule]
     ck = str(tmp_path / "ck.npz")
-    first = _lrs_of_run(monkeypatch, common + ["--epochs", "2", "--save", ck])
+    first = _lrs_of_run(monkeypatch, common + ["--epochs", str(first_epochs), "--save", ck], stop_after=8)
     resumed = _lrs_of_run(monkeypatch, common + ["--epochs", str(more_epochs), "--resume", ck])
     whole = _lrs_of_run(monkeypatch, common + ["--epochs", str(more_epochs)])
     assert len(first) == 8 and len(resumed) == 4 * (more_epochs - 2) and len(whole) == 4 * more_epochs
