@@ -439,9 +439,9 @@ def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_in
     Parameters
     ----------
     x : Tensor, (N, C, H, W) or (C, H, W)
-        float32 or float64.
+        float32 or float64; each channel is averaged on its own.
     kernel_size : int or (F_h, F_w)
-        The window.
+        The window: F_h × F_w inputs per average.
     stride : int or (S_h, S_w), optional
         The step between windows. Default: kernel_size.
     padding : int, (P_h, P_w), 'valid' or 'same'
