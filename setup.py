@@ -47,8 +47,20 @@ if not openmp:
 boundscheck = os.environ.get("MINIGRAD_BOUNDSCHECK") == "1"
 only = {s.strip() for s in os.environ.get("MINIGRAD_ONLY", "").split(",") if s.strip()}
 
+# Build from the Cython sources; an unpacked tree that has only the generated C files
+# (ext/*.c, written by an earlier cythonize) builds from those. With neither there is no
+# kernel to build: stop here rather than produce a wheel whose `import minigrad` fails.
+sources = sorted(glob.glob(os.path.join("ext", "*.pyx")))
+from_c = not sources
+if from_c:
+    sources = sorted(glob.glob(os.path.join("ext", "*.c")))
+if not sources:
+    sys.exit(f"minigrad setup.py: no kernel sources in {os.path.abspath('ext')} "
+             f"(expected ext/*.pyx, or the generated ext/*.c). minigrad cannot work without "
+             f"its compiled kernels; build from a complete source tree or sdist.")
+
 extensions = []
-for path in sorted(glob.glob(os.path.join("ext", "*.pyx"))):
+for path in sources:
     name = os.path.splitext(os.path.basename(path))[0]
     if only and name not in only:
         continue
@@ -83,6 +95,20 @@ if force and extensions:
 for ext in extensions:
     ext.define_macros.append(("MINIGRAD_BOUNDSCHECK", "1" if boundscheck else "0"))
 
+# Packing an sdist (or writing metadata) compiles nothing: skip cythonize, which takes
+# a while and would write ext/*.c that the sdist leaves out anyway.
+packaging_only = (any(a in ("sdist", "egg_info", "dist_info") for a in sys.argv[1:])
+                  and not any(a in ("build", "build_ext", "bdist_wheel", "install", "develop",
+                                    "editable_wheel") for a in sys.argv[1:]))
+
+if from_c:
+    warnings.warn("minigrad: no ext/*.pyx found; compiling the generated ext/*.c as they are "
+                  "(the Cython directives they were generated with apply).")
+
 setup(
-    ext_modules=cythonize(extensions, compiler_directives=directives, force=force),
+    # compile the extensions side by side (one per CPU): a fresh install waits on the
+    # compiler more than on anything else
+    options={"build_ext": {"parallel": os.cpu_count() or 1}},
+    ext_modules=(extensions if from_c or packaging_only
+                 else cythonize(extensions, compiler_directives=directives, force=force)),
 )

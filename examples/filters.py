@@ -1,5 +1,9 @@
-"""Hand-made convolution kernels (seeds 001 and 004) applied with F.conv2d to real
-Fashion-MNIST images, written as one PNG grid.
+"""Hand-made convolution kernels applied with F.conv2d to real Fashion-MNIST images,
+written as one PNG grid. The kernels are those of the course's lecture notes: the
+identity, shift, box-blur and edge-detection filters that Lei Huang's CNN seminar
+convolves a photo with (notes 001), and the Sobel and Prewitt operators that the notes
+"卷积神经网络 (3)" give as kernels designed by hand, before back-propagation learned
+them (notes 004).
 
     python examples/filters.py --out filters.png
 

@@ -2,7 +2,7 @@
 
     python examples/lenet.py                       # 10 epochs, Adam 2e-3 with a cosine schedule
     python examples/lenet.py --epochs 1 --plots plots --save lenet.npz
-    python examples/lenet.py --resume lenet.npz --epochs 12
+    python examples/lenet.py --resume lenet.npz --epochs 12   # 11 more epochs on a 12-epoch schedule
     mpiexec -n 2 python examples/lenet.py --distributed     # data-parallel on 2 ranks (MPI)
 
 The data comes from Debian's dataset-fashion-mnist package (/usr/share/datasets/fashion-mnist):
@@ -156,10 +156,16 @@ def train(args):
         ckpt = dt.load_checkpoint(args.resume)
         model.load_state_dict(ckpt["model"])
         opt.load_state_dict(ckpt["optimizer"])
-        if sched is not None and "scheduler" in ckpt:
-            sched.load_state_dict(ckpt["scheduler"])
         history = {k: list(v) for k, v in ckpt["history"].items()}
         start_epoch = int(ckpt["epoch"])
+        # The learning rate follows THIS run's schedule (its --epochs, --lr, --schedule) from
+        # the step reached, not the checkpoint's: a cosine over a shorter run would pass its
+        # end and climb back up. Restart the schedule and replay the steps already taken.
+        for g in opt.param_groups:
+            g["lr"] = g["initial_lr"] = args.lr
+        sched = make_schedule(args.schedule, opt, args.epochs * len(loader))
+        for _ in range(start_epoch * len(loader) if sched is not None else 0):
+            sched.step()
         dt.print0(f"resumed from {args.resume} after epoch {start_epoch}")
     net = dt.wrap_model(model)          # DistributedDataParallel under --distributed
 

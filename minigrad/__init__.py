@@ -1,5 +1,7 @@
 """minigrad: a small, readable autodiff tensor framework for CNNs with Cython kernels.
 
+A first look::
+
     import minigrad as mg
     x = mg.tensor([[1.0, 2.0]], requires_grad=True)
     (x * x).sum().backward()      # x.grad == 2x

@@ -1,7 +1,7 @@
 """The autograd engine: `Function` (an op with its forward and backward side by side),
 the iterative backward traversal, and the grad-mode switches (`no_grad`, `enable_grad`).
 
-An op subclasses `Function` and writes two static methods over plain ndarrays:
+An op subclasses `Function` and writes two static methods over plain ndarrays::
 
     class Exp(Function):
         @staticmethod
@@ -34,10 +34,12 @@ _state = threading.local()
 
 
 def is_grad_enabled():
+    """Whether ops record the graph in this thread (False inside ``no_grad()``)."""
     return getattr(_state, "grad_enabled", True)
 
 
 def set_grad_enabled(mode):
+    """Switch graph recording on or off for this thread (prefer the ``no_grad()`` block)."""
     _state.grad_enabled = bool(mode)
 
 
@@ -63,11 +65,22 @@ class _GradMode:
 
 
 class no_grad(_GradMode):
-    """Within this block (or decorated function) no graph is recorded."""
+    """Within this block (or decorated function) no graph is recorded: for evaluation and
+    for updating weights by hand.
+
+    Examples
+    --------
+    >>> w = mg.tensor([1.0, 2.0], requires_grad=True)
+    >>> with mg.no_grad():
+    ...     y = w * 2
+    >>> y.requires_grad
+    False
+    """
     mode = False
 
 
 class enable_grad(_GradMode):
+    """Within this block (or decorated function) the graph is recorded, even inside no_grad()."""
     mode = True
 
 
@@ -75,6 +88,7 @@ _anomaly = threading.local()
 
 
 def is_anomaly_enabled():
+    """Whether backward checks every gradient for NaN/inf (inside ``detect_anomaly()``)."""
     return getattr(_anomaly, "enabled", False)
 
 
@@ -106,8 +120,8 @@ def unbroadcast(g, shape):
 class Function:
     """Base class of every differentiable op; also the node (`grad_fn`) of the graph.
 
-    forward(ctx, *args, **kwargs) receives ndarrays where the caller passed Tensors
-    and returns one ndarray. backward(ctx, δ) receives ∂L/∂output and returns one
+    ``forward(ctx, *args, **kwargs)`` receives ndarrays where the caller passed Tensors
+    and returns one ndarray. ``backward(ctx, δ)`` receives ∂L/∂output and returns one
     gradient (or None) per positional argument of forward.
     """
 
@@ -118,6 +132,7 @@ class Function:
         self.freed = False
 
     def save_for_backward(self, *arrays):
+        """Keep arrays that backward() needs; it reads them back as ``ctx.saved``."""
         self.saved = arrays
 
     @property
@@ -231,7 +246,11 @@ def backward(root, grad=None, retain_graph=False):
     order = _toposort(root)
     grads = {id(root): grad}
     anomaly = is_anomaly_enabled()
-    with no_grad(), _CallbackQueue():             # queue_callback: run after the loop
+    # A gradient may be ±inf or NaN at the edge of a function's domain (the slope of √x at
+    # 0, of ln x at 0): the IEEE answer, returned quietly as PyTorch does (no NumPy
+    # RuntimeWarning); detect_anomaly() is the way to stop at one.
+    with no_grad(), np.errstate(divide="ignore", invalid="ignore", over="ignore"), \
+            _CallbackQueue():             # queue_callback: run after the loop
         for t in order:
             g = grads.pop(id(t), None)
             if g is None:

@@ -20,7 +20,7 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, seed=0):
     on those copies. For each output o a fixed random vector r_o projects the Jacobian:
     the scalar L = Σ_o Σ r_o · o has the analytic gradient ∂L/∂x (one backward) and the
     numeric one (L(x + eps·e_i) − L(x − eps·e_i)) / 2eps for every element i of every
-    input x. Each element must satisfy |numeric − analytic| ≤ atol + rtol·|numeric|.
+    input x. Each element must satisfy ``|numeric − analytic| ≤ atol + rtol·|numeric|``.
 
     Returns True, or raises GradcheckError naming the output, input, element index,
     numeric and analytic values, eps, atol and rtol.

@@ -14,4 +14,5 @@ def manual_seed(seed):
 
 
 def generator():
+    """minigrad's global NumPy Generator (what randn, init and Dropout draw from)."""
     return _rng

@@ -53,8 +53,32 @@ class _Size(int):
 class Tensor:
     """An n-dimensional array that can record the operations applied to it.
 
-    t.data is the ndarray; t.grad, after backward(), a Tensor of the same shape;
-    t.grad_fn the op that produced t (None for a leaf).
+    ``t.data`` is the ndarray (``t.numpy()`` and ``np.asarray(t)`` give it too);
+    ``t.grad``, after ``backward()``, a Tensor of the same shape holding ∂L/∂t;
+    ``t.grad_fn`` the op that produced t (None for a leaf: a tensor made by you, not by
+    an op). Every op applied to a tensor that requires grad records a node, so the graph
+    is built as the code runs (define-by-run) and ``backward()`` walks it in reverse.
+
+    Parameters
+    ----------
+    data : array_like or Tensor
+        Copied. Python floats become float32 (PyTorch's default); ndarrays keep their dtype.
+    requires_grad : bool
+        Record the ops applied to this tensor, and fill ``.grad`` on ``backward()``.
+        Only floating-point tensors can require grad.
+    dtype : optional
+        A NumPy dtype to convert `data` to (bool, integer or float).
+
+    Examples
+    --------
+    >>> import minigrad as mg
+    >>> x = mg.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    >>> y = (x * x).sum()          # y = Σ x², a scalar
+    >>> y.backward()               # ∂y/∂x = 2x
+    >>> x.grad
+    tensor([2., 4., 6.])
+    >>> x.shape, x.dtype, x.is_leaf, y.is_leaf
+    ((3,), dtype('float32'), True, False)
     """
 
     __slots__ = ("data", "grad", "_requires_grad", "_ctx", "_hooks", "__weakref__")
@@ -82,6 +106,7 @@ class Tensor:
     # ---- autograd attributes -------------------------------------------------
     @property
     def requires_grad(self):
+        """Whether ops on this tensor are recorded and backward() fills its .grad."""
         return self._requires_grad
 
     @requires_grad.setter
@@ -94,18 +119,42 @@ class Tensor:
         self._requires_grad = flag
 
     def requires_grad_(self, requires_grad=True):
+        """Set requires_grad in place (only floating-point tensors can); returns self."""
         self.requires_grad = requires_grad
         return self
 
     @property
     def is_leaf(self):
+        """True for a tensor no recorded op produced (yours, or a Parameter)."""
         return self._ctx is None
 
     @property
     def grad_fn(self):
+        """The node of the op that produced this tensor (None for a leaf)."""
         return self._ctx
 
     def backward(self, grad=None, retain_graph=False):
+        """Compute ∂self/∂t for every leaf t that requires grad, and add it to ``t.grad``.
+
+        The chain rule, applied node by node from this tensor back to the leaves in
+        reverse topological order: each op's backward turns δ = ∂L/∂(its output) into
+        ∂L/∂(its inputs); a tensor used several times sums its contributions.
+        Gradients accumulate across calls (call ``zero_grad()`` between steps).
+
+        Parameters
+        ----------
+        grad : array_like or Tensor, optional
+            ∂L/∂self, of self's shape. May be left out only when self has one element
+            (a loss): it is then 1.
+        retain_graph : bool
+            Keep the graph's saved arrays so backward() can run through it again.
+
+        Raises
+        ------
+        RuntimeError
+            If self does not require grad, or `grad` is missing for a non-scalar, or
+            has the wrong shape.
+        """
         autograd.backward(self, grad, retain_graph)
 
     def register_hook(self, hook):
@@ -125,10 +174,13 @@ class Tensor:
         return Tensor._wrap(self.data, False)
 
     def zero_grad(self):
+        """Forget the gradient (``.grad = None``)."""
         self.grad = None
 
     # ---- array protocol --------------------------------------------------------
+
     def numpy(self):
+        """The ndarray itself (not a copy: writing to it changes the tensor)."""
         return self.data
 
     def __array__(self, dtype=None, copy=None):
@@ -137,12 +189,14 @@ class Tensor:
         return self.data.copy() if copy else self.data
 
     def item(self):
+        """The value of a one-element tensor as a Python number."""
         if self.data.size != 1:
             raise ValueError(f"item(): only a one-element tensor can be a Python scalar, "
                              f"this one has shape {self.shape}")
         return self.data.item()
 
     def tolist(self):
+        """The values as nested Python lists."""
         return self.data.tolist()
 
     @property
@@ -164,9 +218,11 @@ class Tensor:
         return _Size(self.data.size, self.data.shape)
 
     def numel(self):
+        """The number of elements."""
         return self.data.size
 
     def dim(self):
+        """The number of dimensions (``ndim``)."""
         return self.data.ndim
 
     def __len__(self):
@@ -232,24 +288,29 @@ def _float_dtype(dtype):
 
 
 def zeros(*shape, dtype=None, requires_grad=False):
+    """A tensor of zeros, e.g. ``mg.zeros(2, 3)`` or ``mg.zeros((2, 3))`` (float32 by default)."""
     return Tensor._wrap(np.zeros(_shape_arg(shape), _float_dtype(dtype)), False).requires_grad_(requires_grad)
 
 
 def ones(*shape, dtype=None, requires_grad=False):
+    """A tensor of ones (float32 by default)."""
     return Tensor._wrap(np.ones(_shape_arg(shape), _float_dtype(dtype)), False).requires_grad_(requires_grad)
 
 
 def full(shape, fill_value, dtype=None, requires_grad=False):
+    """A tensor of `shape` filled with `fill_value`."""
     shape = _shape_arg((shape,) if isinstance(shape, (tuple, list)) else (shape,))
     return Tensor._wrap(np.full(shape, fill_value, _float_dtype(dtype)), False).requires_grad_(requires_grad)
 
 
 def zeros_like(t, dtype=None, requires_grad=False):
+    """Zeros of t's shape (and dtype, unless given)."""
     arr = np.asarray(t)
     return Tensor._wrap(np.zeros(arr.shape, dtype or arr.dtype), False).requires_grad_(requires_grad)
 
 
 def ones_like(t, dtype=None, requires_grad=False):
+    """Ones of t's shape (and dtype, unless given)."""
     arr = np.asarray(t)
     return Tensor._wrap(np.ones(arr.shape, dtype or arr.dtype), False).requires_grad_(requires_grad)
 
@@ -281,7 +342,10 @@ def arange(start, end=None, step=1, dtype=None, requires_grad=False):
 
 
 # ---- operators and methods: thin wrappers over minigrad.ops -------------------------
+
 def _install_methods():
+    """Give Tensor its operators and methods (x + y, x.sum(), x.reshape(...)), each the
+    function of minigrad.ops that does the work, so the two share one docstring."""
     from .ops import elementwise as E, linalg as L, reduce as R, shape as S
 
     def rev(fn):

@@ -33,6 +33,7 @@ def set_num_threads(n):
 
 
 def get_num_threads():
+    """The number of OpenMP threads the kernels use (see set_num_threads)."""
     return _num_threads
 
 

@@ -89,3 +89,59 @@ def test_handmade_filters_do_what_their_names_say():
     sobel_x = out[names.index("Sobel x")][1:-1]          # interior rows: no zero padding above/below
     assert np.all(sobel_x[:, 2:4] == 4) and np.all(sobel_x[:, :2] == 0) and np.all(sobel_x[:, 4:5] == 0)
     np.testing.assert_array_equal(out[names.index("Sobel y")][1:-1, 1:-1], 0)
+
+
+def _fake_fashion_mnist(root, n_train=256, n_test=32):
+    """A tiny random dataset in Fashion-MNIST's file layout (no download, no Debian package)."""
+    from minigrad.data.idx import write_idx
+    r = np.random.default_rng(0)
+    root.mkdir()
+    for split, n in (("train", n_train), ("t10k", n_test)):
+        write_idx(str(root / f"{split}-images-idx3-ubyte.gz"), r.integers(0, 256, (n, 28, 28)).astype(np.uint8))
+        write_idx(str(root / f"{split}-labels-idx1-ubyte.gz"), r.integers(0, 10, n).astype(np.uint8))
+    return str(root)
+
+
+class _Interrupted(Exception):
+    pass
+
+
+def _lrs_of_run(monkeypatch, argv, stop_after=None):
+    """The learning rate of every optimizer step of `lenet.py argv` (read as Adam.step
+    runs); with stop_after=n the run is interrupted when step n + 1 begins."""
+    lrs = []
+    step = mg.optim.Adam.step
+
+    def recording_step(self):
+        if len(lrs) == stop_after:
+            raise _Interrupted
+        lrs.append(self.param_groups[0]["lr"])
+        return step(self)
+
+    monkeypatch.setattr(mg.optim.Adam, "step", recording_step)
+    try:
+        lenet.train(lenet.parse_args(argv + ["--quiet"]))
+    except _Interrupted:
+        pass
+    monkeypatch.setattr(mg.optim.Adam, "step", step)
+    return lrs
+
+
+@pytest.mark.parametrize("schedule", ["cosine", "step"])
+@pytest.mark.parametrize("first_epochs, more_epochs", [(2, 4), (2, 3), (6, 3)])
+def test_resume_with_more_epochs_follows_the_new_runs_schedule(tmp_path, monkeypatch, schedule,
+                                                              first_epochs, more_epochs):
+    # issue 16: `--epochs 2 --save`, then `--resume --epochs 4` must not restart or reuse the
+    # 2-epoch cosine (whose end it would pass, the lr climbing back up) but continue the
+    # 4-epoch one from the step reached: 256 images / batch 64 = 4 steps an epoch. Also a
+    # 6-epoch run stopped after epoch 2 and resumed with fewer epochs (3) in all.
+    common = ["--data", _fake_fashion_mnist(tmp_path / "data"), "--limit", "256",
+              "--batch-size", "64", "--schedule", schedule]
+    ck = str(tmp_path / "ck.npz")
+    first = _lrs_of_run(monkeypatch, common + ["--epochs", str(first_epochs), "--save", ck], stop_after=8)
+    resumed = _lrs_of_run(monkeypatch, common + ["--epochs", str(more_epochs), "--resume", ck])
+    whole = _lrs_of_run(monkeypatch, common + ["--epochs", str(more_epochs)])
+    assert len(first) == 8 and len(resumed) == 4 * (more_epochs - 2) and len(whole) == 4 * more_epochs
+    np.testing.assert_allclose(resumed, whole[8:], rtol=1e-12)
+    assert all(a >= b for a, b in zip(resumed, resumed[1:])), resumed   # never climbs back up
+    assert resumed[0] < 2e-3                                            # not restarted either

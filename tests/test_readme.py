@@ -25,3 +25,20 @@ def test_readme_cnn_example_runs(tmp_path, monkeypatch):
     exec(compile(code, "README.md", "exec"), scope)
     assert np.isfinite(scope["loss"].item()) and (tmp_path / "ckpt.npz").exists()
     assert all(p.grad is not None for p in scope["model"].parameters())
+
+
+def test_readme_test_command_is_the_one_ci_runs():
+    text = README.read_text()
+    block = re.search(r"\*\*Install and run the whole test suite\*\*:\n\n```bash\n(.*?)\n```", text, re.S)
+    ci = (README.parent / ".ci" / "run").read_text()
+    assert block and block.group(1) in ci.splitlines()
+
+
+def test_readme_lists_every_flag_of_the_training_script():
+    source = (README.parent / "examples" / "lenet.py").read_text()
+    flags = set(re.findall(r'add_argument\("(--[a-z-]+)"', source))
+    hidden = set(re.findall(r'add_argument\("(--[a-z-]+)"[^\n]*help=argparse\.SUPPRESS', source))
+    assert flags, "no flags found in examples/lenet.py"
+    text = README.read_text()
+    missing = sorted(f for f in flags - hidden if f"`{f}" not in text)
+    assert not missing, f"README.md does not describe {missing}"

@@ -6,6 +6,17 @@ import numpy as np
 from ..tensor import Tensor
 
 
+def _short(value):
+    """A bad argument as an error message shows it: an array by its type and shape, never
+    its contents; anything else by a repr cut to 60 characters."""
+    if isinstance(value, (np.ndarray, Tensor)):
+        return f"{type(value).__name__} of shape {tuple(value.shape)}"
+    if isinstance(value, (list, tuple)) and len(value) > 4:
+        return f"{type(value).__name__} of length {len(value)}"
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
 class TensorDataset:
     """Arrays (or Tensors) of equal length N, indexed together: ds[i] = (a[i], b[i], ...)."""
 
@@ -53,15 +64,19 @@ class DataLoader:
         elif not (hasattr(dataset, "__len__") and hasattr(dataset, "__getitem__")):
             raise TypeError(f"DataLoader(): dataset must be arrays or have __len__ and __getitem__, "
                             f"got {type(dataset).__name__}")
+        if isinstance(batch_size, (np.ndarray, Tensor, list, tuple)):
+            raise TypeError(f"DataLoader(): batch_size must be a positive int, got {_short(batch_size)}; "
+                            f"to batch several arrays pass them as one tuple: "
+                            f"DataLoader((X, Y), batch_size=64)")
         if not isinstance(batch_size, numbers.Integral) or isinstance(batch_size, bool) or batch_size < 1:
-            raise ValueError(f"DataLoader(): batch_size must be a positive int, got {batch_size!r}")
+            raise ValueError(f"DataLoader(): batch_size must be a positive int, got {_short(batch_size)}")
         if seed is not None and (not isinstance(seed, numbers.Integral) or isinstance(seed, bool)):
-            raise TypeError(f"DataLoader(): seed must be an int or None, got {seed!r}")
+            raise TypeError(f"DataLoader(): seed must be an int or None, got {_short(seed)}")
         self.dataset = dataset
         self.batch_size = int(batch_size)
         for name, flag in (("shuffle", shuffle), ("drop_last", drop_last)):
             if not isinstance(flag, (bool, np.bool_)):
-                raise TypeError(f"DataLoader(): {name} must be a bool, got {flag!r}")
+                raise TypeError(f"DataLoader(): {name} must be a bool, got {_short(flag)}")
         self.shuffle, self.drop_last = bool(shuffle), bool(drop_last)
         if sampler is not None and (self.shuffle or not hasattr(sampler, "__len__")
                                     or not hasattr(sampler, "__iter__")):

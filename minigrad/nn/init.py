@@ -90,18 +90,18 @@ def normal_(tensor, mean=0.0, std=1.0):
 
 
 def constant_(tensor, val):
-    """Fill every element with val."""
+    """Fill `tensor` (a Parameter or Tensor) with `val` in place; returns it."""
     _target(tensor, "constant_")
     return _fill(tensor, val)
 
 
 def zeros_(tensor):
-    """Fill with 0."""
+    """Fill `tensor` with 0 in place; returns it."""
     return constant_(tensor, 0.0)
 
 
 def ones_(tensor):
-    """Fill with 1."""
+    """Fill `tensor` with 1 in place; returns it."""
     return constant_(tensor, 1.0)
 
 

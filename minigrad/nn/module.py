@@ -25,8 +25,32 @@ class Parameter(Tensor):
 
 
 class Module:
-    """Base class of every layer. Assigning a Parameter or a Module to an attribute
-    registers it; parameters(), state_dict() and friends walk the registrations in order."""
+    """Base class of every layer and model (PyTorch's ``nn.Module``).
+
+    Subclass it: create the layers and Parameters in ``__init__`` (after
+    ``super().__init__()``) and write ``forward``; ``module(x)`` calls ``forward(x)``.
+    Assigning a Parameter or a Module to an attribute registers it, and
+    ``parameters()``, ``state_dict()``, ``train()``/``eval()`` and ``zero_grad()`` walk
+    the registrations in order (sub-modules depth first).
+
+    Examples
+    --------
+    >>> import minigrad as mg, minigrad.nn as nn
+    >>> class TinyNet(nn.Module):
+    ...     def __init__(self):
+    ...         super().__init__()
+    ...         self.conv = nn.Conv2d(1, 4, 3, padding=1)   # (N, 1, 8, 8) -> (N, 4, 8, 8)
+    ...         self.fc = nn.Linear(4 * 8 * 8, 10)           # (N, 256) -> (N, 10)
+    ...     def forward(self, x):
+    ...         return self.fc(self.conv(x).relu().reshape(len(x), -1))
+    >>> net = TinyNet()
+    >>> [name for name, p in net.named_parameters()]
+    ['conv.weight', 'conv.bias', 'fc.weight', 'fc.bias']
+    >>> net(mg.zeros(2, 1, 8, 8)).shape
+    (2, 10)
+    >>> sorted(net.state_dict()) == sorted(name for name, p in net.named_parameters())
+    True
+    """
 
     def __init__(self):
         object.__setattr__(self, "_parameters", OrderedDict())
@@ -36,6 +60,7 @@ class Module:
 
     # ---- registration ----------------------------------------------------------
     def __setattr__(self, name, value):
+        """Register a Parameter or Module assigned to an attribute; set anything else plainly."""
         if "_parameters" not in self.__dict__:
             raise AttributeError(f"cannot assign {name!r} before Module.__init__() is called")
         if value is None and name in self._parameters:     # e.g. bias=False keeps the slot
@@ -74,6 +99,7 @@ class Module:
         object.__delattr__(self, name)
 
     def register_parameter(self, name, param):
+        """Register `param` (a Parameter, or None for an empty slot such as bias=False) as `name`."""
         if param is not None and not isinstance(param, Parameter):
             raise TypeError(f"register_parameter(): {name!r} must be a Parameter or None, "
                             f"got {type(param).__name__}")
@@ -96,12 +122,15 @@ class Module:
             array.data if isinstance(array, Tensor) else array)
 
     def add_module(self, name, module):
+        """Register `module` as the child `name` (what assigning self.name = module does)."""
         if module is not None and not isinstance(module, Module):
             raise TypeError(f"add_module(): {name!r} must be a Module, got {type(module).__name__}")
         self._modules[name] = module
 
     # ---- traversal -------------------------------------------------------------
     def named_modules(self, prefix=""):
+        """(name, module) for self (named `prefix`) and every sub-module, depth first, each once;
+        names are dotted paths such as "0" or "features.3"."""
         seen = set()
         stack = [(prefix, self)]
         while stack:
@@ -114,19 +143,24 @@ class Module:
             stack.extend(reversed(children))
 
     def modules(self):
+        """Self and every sub-module, depth first, each once (see named_modules)."""
         for _, m in self.named_modules():
             yield m
 
     def named_children(self):
+        """(name, module) for the direct children, in registration order."""
         for n, m in self._modules.items():
             if m is not None:
                 yield n, m
 
     def children(self):
+        """The direct children, in registration order."""
         for _, m in self.named_children():
             yield m
 
     def named_parameters(self, prefix="", recurse=True):
+        """(dotted name, Parameter) for every parameter (of sub-modules too unless
+        recurse=False), each shared parameter once; the names are state_dict's keys."""
         seen = set()
         mods = self.named_modules(prefix) if recurse else [(prefix, self)]
         for mname, m in mods:
@@ -137,16 +171,20 @@ class Module:
                 yield (f"{mname}.{pname}" if mname else pname), p
 
     def parameters(self, recurse=True):
+        """Every Parameter, each once: what an optimizer takes, e.g.
+        ``mg.optim.SGD(model.parameters(), lr=0.1)``."""
         for _, p in self.named_parameters(recurse=recurse):
             yield p
 
     def named_buffers(self, prefix=""):
+        """(dotted name, ndarray) for every buffer of self and its sub-modules."""
         for mname, m in self.named_modules(prefix):
             for bname, b in m._buffers.items():
                 if b is not None:
                     yield (f"{mname}.{bname}" if mname else bname), b
 
     def buffers(self):
+        """Every buffer (ndarray) of self and its sub-modules."""
         for _, b in self.named_buffers():
             yield b
 
@@ -158,18 +196,23 @@ class Module:
 
     # ---- modes and gradients --------------------------------------------------
     def train(self, mode=True):
+        """Set training mode (mode=True) or evaluation mode on self and every sub-module;
+        Dropout and BatchNorm behave differently in the two. Returns self."""
         for m in self.modules():
             object.__setattr__(m, "training", bool(mode))
         return self
 
     def eval(self):
+        """Evaluation mode: same as train(False). Returns self."""
         return self.train(False)
 
     def zero_grad(self, set_to_none=True):
+        """Forget every parameter's gradient (p.grad = None) before the next backward()."""
         for p in self.parameters():
             p.grad = None
 
     def requires_grad_(self, requires_grad=True):
+        """Set requires_grad on every parameter (False freezes them). Returns self."""
         for p in self.parameters():
             p.requires_grad_(requires_grad)
         return self
@@ -234,6 +277,7 @@ class Module:
 
     # ---- calling -----------------------------------------------------------------
     def forward(self, *args, **kwargs):
+        """The computation of the layer; subclasses define it, and module(x) calls it."""
         raise NotImplementedError(f"{type(self).__name__} has no forward()")
 
     def __call__(self, *args, **kwargs):
@@ -280,6 +324,7 @@ class Module:
         return x.grad if x.grad is not None else Tensor._wrap(np.zeros_like(x.data), False)
 
     def extra_repr(self):
+        """The layer's own settings as shown inside its repr, e.g. "in_features=400, ..."."""
         return ""
 
     def __repr__(self):
@@ -319,10 +364,12 @@ class Sequential(Module):
         return iter(self._modules.values())
 
     def append(self, module):
+        """Add `module` at the end (named by its index). Returns self."""
         self.add_module(str(len(self)), module)
         return self
 
     def forward(self, x):
+        """Apply the modules in order: x -> m0(x) -> m1(m0(x)) -> ..."""
         for m in self._modules.values():
             x = m(x)
         return x

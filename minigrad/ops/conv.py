@@ -557,13 +557,70 @@ class Conv2d(Function):
 
 def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1,
            data_format="channels_first"):
-    """2-d cross-correlation of x (N, C, H, W) or (C, H, W) with weight (K, C/groups, kh, kw).
+    """2-d convolution of a batch of images (a cross-correlation, as in every framework).
 
-    padding: an int, a pair (ph, pw), 'valid' (none) or 'same' (TensorFlow's, for every
-    stride and dilation: out = ceil(in / stride), the odd pixel bottom/right).
-    Output: (N, K, OH, OW) with OH = floor((H + P_top + P_bottom − D·(kh−1) − 1) / S) + 1.
-    data_format: 'channels_first' (the default, as above) or 'channels_last' (TensorFlow's:
-    x (N, H, W, C), weight (kh, kw, C/groups, K), output (N, OH, OW, K); ops/layout.py).
+    With G groups, output channel k reads the C/G input channels of its group
+    g = k // (K/G), and each output pixel is a window of the zero-padded input x_pad
+    weighted by the kernel::
+
+        y[n, k, i, j] = b[k] + Σ_c Σ_p Σ_q x_pad[n, g·C/G + c, i·S_h + p·D_h, j·S_w + q·D_w]
+                                         · w[k, c, p, q]
+
+    (c < C/G, p < F_h, q < F_w). The backward gives ∂L/∂b (δ summed over n, i, j),
+    ∂L/∂w (x correlated with δ) and ∂L/∂x (the zero-dilated, padded δ correlated with
+    the 180°-flipped kernel: the lecture's derivation, in DESIGN.md).
+
+    Parameters
+    ----------
+    x : Tensor, (N, C, H, W) or (C, H, W)
+        The input, channels first (NCHW). A channels-last (N, H, W, C) image needs
+        ``x.permute(0, 3, 1, 2)`` first, or data_format='channels_last'. float32 or float64 (float16 is computed in
+        float32 and returned in float16).
+    weight : Tensor, (K, C/G, F_h, F_w)
+        K kernels, each spanning the C/G input channels of its group.
+    bias : Tensor, (K,), optional
+        b[k] is added to every pixel of output channel k. Default None: no bias.
+    stride : int or (S_h, S_w)
+        The step between neighbouring windows; the output is about S times smaller.
+        Default 1.
+    padding : int, (P_h, P_w), 'valid' or 'same'
+        Zeros added around the input: P rows above and below, P columns left and right.
+        'valid' is 0. 'same' follows TensorFlow/Keras for every stride and dilation:
+        OH = ⌈H / S_h⌉, total padding max((OH − 1)·S_h + (F_h − 1)·D_h + 1 − H, 0), the
+        odd row or column at the bottom/right. Default 0.
+    dilation : int or (D_h, D_w)
+        The spacing between kernel taps (à trous): a 3×3 kernel with D = 2 covers 5×5
+        pixels. Default 1.
+    groups : int
+        G: the C input and K output channels are split into G groups convolved
+        separately (G = C is a depthwise convolution); G must divide C and K. Default 1.
+    data_format : 'channels_first' or 'channels_last'
+        'channels_last' takes TensorFlow's layout (tf.nn.conv2d, Keras' Conv2D): x
+        (N, H, W, C), weight (F_h, F_w, C/G, K), and returns (N, OH, OW, K)
+        (minigrad/ops/layout.py). Default 'channels_first', as above.
+
+    Returns
+    -------
+    Tensor, (N, K, OH, OW), or (K, OH, OW) for a (C, H, W) input
+        OH = ⌊(H + P_top + P_bottom − D_h·(F_h − 1) − 1) / S_h⌋ + 1, and OW alike.
+
+    Raises
+    ------
+    ValueError, TypeError
+        Naming the argument and the shapes: channels that do not match the weight, a
+        kernel larger than the padded input, a stride or dilation below 1, a bias of the
+        wrong length, an integer input.
+
+    Examples
+    --------
+    >>> x = mg.arange(16.).reshape(1, 1, 4, 4)
+    >>> F.conv2d(x, mg.ones(1, 1, 2, 2), stride=2)      # sums of the four 2×2 blocks
+    tensor([[[[10., 18.],
+              [42., 50.]]]])
+    >>> F.conv2d(mg.zeros(8, 3, 32, 32), mg.zeros(16, 3, 5, 5), stride=2, padding='same').shape
+    (8, 16, 16, 16)
+    >>> F.conv2d(mg.zeros(8, 4, 32, 32), mg.zeros(8, 2, 3, 3), groups=2, dilation=2).shape
+    (8, 8, 28, 28)
     """
     if layout.is_channels_last("conv2d", data_format):
         return layout.conv2d_channels_last(conv2d, x, weight, bias, stride, padding, dilation, groups)
@@ -580,8 +637,11 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1,
         raise ValueError(f"{fn}(): groups={groups} must divide the input channels "
                          f"(input shape {xa.shape})")
     if Cg * groups != C:
+        nhwc = ""
+        if W == Cg * groups:            # an (N, H, W, C) image read as NCHW: its C lands last
+            nhwc = "; it looks channels-last (N, H, W, C): pass x.permute(0, 3, 1, 2)"
         raise ValueError(f"{fn}(): input has {C} channels (shape {xa.shape}) but weight "
-                         f"{wa.shape} with groups={groups} expects {Cg * groups}")
+                         f"{wa.shape} with groups={groups} expects {Cg * groups}{nhwc}")
     if ba is not None and ba.shape != (K,):
         raise ValueError(f"{fn}(): bias must have shape ({K},) for weight {wa.shape}, "
                          f"got {ba.shape}")

@@ -67,11 +67,18 @@ class Mul(Function):
         return da, db
 
 
+def _ieee():
+    """x/0, ln 0, ln(−1), √−1: ±inf or NaN is the IEEE answer, returned quietly as PyTorch
+    does (no NumPy RuntimeWarning); mg.detect_anomaly() stops at the gradients they make."""
+    return np.errstate(divide="ignore", invalid="ignore")
+
+
 class Div(Function):
     @staticmethod
     def forward(ctx, a, b):
         ctx.save_for_backward(a, b)
-        return np.true_divide(a, b)
+        with _ieee():
+            return np.true_divide(a, b)
 
     @staticmethod
     def backward(ctx, δ):
@@ -131,7 +138,8 @@ class Log(Function):
     @staticmethod
     def forward(ctx, x):
         ctx.save_for_backward(x)
-        return np.log(x)
+        with _ieee():
+            return np.log(x)
 
     @staticmethod
     def backward(ctx, δ):
@@ -143,7 +151,8 @@ class Log(Function):
 class Sqrt(Function):
     @staticmethod
     def forward(ctx, x):
-        y = np.sqrt(x)
+        with _ieee():
+            y = np.sqrt(x)
         ctx.save_for_backward(y)
         return y
 
@@ -275,26 +284,32 @@ def _binary(fn, a, b):
 
 
 def add(a, b):
+    """a + b, broadcast as NumPy does; each gradient is δ summed back to its input's shape."""
     return _binary(Add, a, b)
 
 
 def sub(a, b):
+    """a − b, broadcast; ∂/∂a = 1, ∂/∂b = −1."""
     return _binary(Sub, a, b)
 
 
 def mul(a, b):
+    """a · b elementwise, broadcast; ∂/∂a = b, ∂/∂b = a."""
     return _binary(Mul, a, b)
 
 
 def div(a, b):
+    """a / b elementwise, broadcast; ∂/∂a = 1/b, ∂/∂b = −a/b²."""
     return _binary(Div, a, b)
 
 
 def pow(a, b):
+    """a ** b elementwise, broadcast; ∂/∂a = b·a^(b−1), ∂/∂b = a^b · ln a."""
     return _binary(Pow, a, b)
 
 
 def neg(x):
+    """−x."""
     return Neg.apply(x)
 
 
@@ -308,18 +323,22 @@ def _float_input(x, name):
 
 
 def exp(x):
+    """eˣ elementwise; ∂/∂x = eˣ."""
     return Exp.apply(_float_input(x, "exp"))
 
 
 def log(x):
+    """The natural logarithm ln x elementwise; ∂/∂x = 1/x."""
     return Log.apply(_float_input(x, "log"))
 
 
 def sqrt(x):
+    """√x elementwise; ∂/∂x = 1/(2√x)."""
     return Sqrt.apply(_float_input(x, "sqrt"))
 
 
 def abs(x):
+    """The absolute value ``|x|`` elementwise; ∂/∂x = sign(x) (0 at x = 0, as in PyTorch)."""
     return Abs.apply(operand(x) if isinstance(x, Tensor) else Tensor(x))
 
 
@@ -334,18 +353,22 @@ def clip(x, min=None, max=None):
 
 
 def relu(x):
+    """ReLU, max(x, 0) elementwise; ∂/∂x = 1 where x > 0, else 0."""
     return ReLU.apply(_float_input(x, "relu"))
 
 
 def sigmoid(x):
+    """The logistic function σ(x) = 1 / (1 + e⁻ˣ) elementwise; ∂/∂x = σ(x)·(1 − σ(x))."""
     return Sigmoid.apply(_float_input(x, "sigmoid"))
 
 
 def tanh(x):
+    """tanh x elementwise; ∂/∂x = 1 − tanh²x."""
     return Tanh.apply(_float_input(x, "tanh"))
 
 
 def cast(x, dtype):
+    """x converted to `dtype` (NumPy's rules); the gradient is cast back to x's dtype."""
     dtype = np.dtype(dtype)
     if x.dtype == dtype:
         return x

@@ -45,6 +45,8 @@ def _sum_to(g, shape):
 
 
 def matmul(a, b):
+    """Matrix product a @ b (NumPy's matmul rules for the shapes).
+    Backward: ∂L/∂a = δ @ bᵀ, ∂L/∂b = aᵀ @ δ."""
     from .elementwise import operand
     from ..tensor import Tensor
     def as_operand(v, name):

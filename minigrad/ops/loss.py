@@ -65,15 +65,53 @@ class CrossEntropy(Function):
         elif ctx.reduction == "sum":
             g *= δ
         else:
-            g *= δ / ctx.denom
+            with np.errstate(invalid="ignore", divide="ignore"):               # D = 0: NaN, as the forward
+                g *= δ / ctx.denom
         return g, None, None, None, None
 
 
 def cross_entropy(input, target, weight=None, reduction="mean", label_smoothing=0.0):
-    """Cross-entropy between logits `input` (N, C) and integer class labels `target` (N,).
+    """Cross-entropy between logits (N, C) and integer class labels (N,) (torch's
+    F.cross_entropy): softmax and negative log-likelihood in one stable step.
 
-    Numerically stable (through log-softmax). weight: optional per-class weights (C,);
-    label_smoothing ε in [0, 1] mixes the one-hot target with the uniform distribution."""
+    With p = log_softmax(z) over the classes, per-class weights w (all 1 by default) and
+    label smoothing ε, row n's target distribution and loss are::
+
+        q[n, c] = (1 − ε) · w[y_n] · [c = y_n] + (ε / C) · w[c]
+        ℓ_n     = −Σ_c q[n, c] · p[n, c]          (= −log softmax(z_n)[y_n] when w = 1, ε = 0)
+
+    and the gradient is ∂ℓ_n/∂z[n, k] = softmax(z)[n, k] · Σ_c q[n, c] − q[n, k]
+    (softmax(z_n) − onehot(y_n) in the plain case).
+
+    Parameters
+    ----------
+    input : Tensor, (N, C)
+        Logits: raw scores, not probabilities (log-softmax is applied inside, shifted by
+        each row's maximum so that large logits do not overflow). float32 or float64.
+    target : Tensor or array, (N,)
+        Integer class labels y_n in [0, C).
+    weight : Tensor or array, (C,), optional
+        w[c], the weight of class c (e.g. against class imbalance).
+    reduction : {'mean', 'sum', 'none'}
+        'mean' (default): Σ_n ℓ_n / Σ_n w[y_n], the batch mean when unweighted (NaN for
+        an empty batch, as in PyTorch); 'sum': Σ_n ℓ_n; 'none': ℓ, one loss per row.
+    label_smoothing : float in [0, 1]
+        ε: mixes the one-hot target with the uniform distribution. Default 0.
+
+    Returns
+    -------
+    Tensor
+        A scalar, or (N,) with reduction='none'.
+
+    Examples
+    --------
+    >>> logits = mg.tensor([[2.0, 0.0, 0.0], [0.0, 0.0, 0.0]])
+    >>> F.cross_entropy(logits, mg.tensor([0, 2]), reduction='none')   # log(1 + 2e⁻²), log 3
+    tensor([0.2395, 1.0986])
+    >>> loss = F.cross_entropy(logits, mg.tensor([0, 2]))             # their mean
+    >>> round(loss.item(), 4)
+    0.6691
+    """
     z = as_float_tensor(input, "cross_entropy", "input")
     if z.ndim != 2:
         raise ValueError(f"cross_entropy(): input must be logits of shape (N, C), got shape {z.shape}")

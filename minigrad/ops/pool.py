@@ -374,15 +374,51 @@ def divisor_arg(fn, divisor_override):
 
 def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
                return_indices=False, data_format="channels_first"):
-    """Max pooling over (N, C, H, W) or (C, H, W), as torch.nn.functional.max_pool2d.
+    """Max pooling over each channel's windows (torch.nn.functional.max_pool2d)::
 
-    stride defaults to kernel_size; padding is an int, a pair, 'valid' or 'same' (Keras:
-    out = ⌈in/S⌉ whatever ceil_mode says, the padding ignored); padding ≤ kernel_size // 2
-    for the numeric form.
-    With return_indices=True also returns the int64 flat index (h·W + w, within each
-    H·W plane) of every output's winner, as PyTorch does; −1 marks a window that holds
-    no real input (only possible with dilation; its output is −inf).
-    data_format='channels_last': x (N, H, W, C) -> (N, OH, OW, C), as TensorFlow (ops/layout.py).
+        y[n, c, i, j] = max over p < F_h, q < F_w of x_pad[n, c, i·S_h + p·D_h, j·S_w + q·D_w]
+
+    where x_pad is x padded with −inf (padding never wins). The forward records which
+    input won each window (the mask); the backward routes δ to that input only, adding
+    where windows overlap (the lecture's upsample(δ)). Each channel is pooled alone.
+
+    Parameters
+    ----------
+    x : Tensor, (N, C, H, W) or (C, H, W)
+        float32 or float64.
+    kernel_size : int or (F_h, F_w)
+        The window.
+    stride : int or (S_h, S_w), optional
+        The step between windows. Default: kernel_size (windows that tile the input).
+    padding : int, (P_h, P_w), 'valid' or 'same'
+        −inf rows/columns on each side, at most kernel_size // 2. 'same' follows Keras:
+        OH = ⌈H / S_h⌉ whatever ceil_mode says; 'valid' is 0. Default 0.
+    dilation : int or (D_h, D_w)
+        The spacing between window taps. Default 1.
+    ceil_mode : bool
+        Round the output size up instead of down (a last, partial window that starts
+        inside the input or its left padding is kept). Default False.
+    return_indices : bool
+        Also return, for every output, the int64 flat index h·W + w (within its H×W
+        plane) of the winner, as PyTorch does; −1 marks a window that holds no real
+        input (possible only with dilation; its output is −inf).
+    data_format : 'channels_first' or 'channels_last'
+        'channels_last' takes and returns TensorFlow's (N, H, W, C) layout
+        (minigrad/ops/layout.py). Default 'channels_first'.
+
+    Returns
+    -------
+    Tensor, (N, C, OH, OW) (or (C, OH, OW)), and the indices when return_indices=True
+        OH = ⌊(H + 2·P_h − D_h·(F_h − 1) − 1) / S_h⌋ + 1 (⌈…⌉ with ceil_mode), OW alike.
+
+    Examples
+    --------
+    >>> x = mg.arange(16.).reshape(1, 1, 4, 4)
+    >>> F.max_pool2d(x, 2)                      # the largest of each 2×2 block
+    tensor([[[[ 5.,  7.],
+              [13., 15.]]]])
+    >>> F.max_pool2d(mg.zeros(1, 96, 55, 55), 3, stride=2).shape      # AlexNet's overlapping pool
+    (1, 96, 27, 27)
     """
     if layout.is_channels_last("max_pool2d", data_format):
         return layout.pool2d_channels_last("max_pool2d", max_pool2d, x, kernel_size, stride,
@@ -406,13 +442,48 @@ def _max_pool(fn, x, g, return_indices):
 
 def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
                divisor_override=None, data_format="channels_first"):
-    """Average pooling over (N, C, H, W) or (C, H, W), as torch.nn.functional.avg_pool2d.
+    """Average pooling over each channel's windows (torch.nn.functional.avg_pool2d)::
 
-    The divisor of window (i, j) is divisor_override if given, else its size within the
-    padded input (count_include_pad=True) or the number of real inputs in it
-    (count_include_pad=False). padding='same'/'valid' follow Keras/TensorFlow: with 'same'
-    only real elements count, whatever count_include_pad says.
-    data_format='channels_last': x (N, H, W, C) -> (N, OH, OW, C), as TensorFlow (ops/layout.py).
+        y[n, c, i, j] = (1 / d_ij) · Σ_{p < F_h, q < F_w} x_pad[n, c, i·S_h + p, j·S_w + q]
+
+    with zero padding. The backward spreads δ[n, c, i, j] / d_ij evenly over window (i, j).
+
+    Parameters
+    ----------
+    x : Tensor, (N, C, H, W) or (C, H, W)
+        float32 or float64; each channel is averaged on its own.
+    kernel_size : int or (F_h, F_w)
+        The window: F_h × F_w inputs per average.
+    stride : int or (S_h, S_w), optional
+        The step between windows. Default: kernel_size.
+    padding : int, (P_h, P_w), 'valid' or 'same'
+        Zero rows/columns on each side, at most kernel_size // 2. 'same'/'valid' follow
+        Keras/TensorFlow (with 'same' only real elements count, whatever
+        count_include_pad says). Default 0.
+    ceil_mode : bool
+        Round the output size up instead of down. Default False.
+    count_include_pad : bool
+        The divisor d_ij: the window's size within the padded input (True, the default),
+        or the number of real input elements in it (False).
+    divisor_override : int, optional
+        Use this divisor for every window instead.
+    data_format : 'channels_first' or 'channels_last'
+        'channels_last' takes and returns TensorFlow's (N, H, W, C) layout
+        (minigrad/ops/layout.py). Default 'channels_first'.
+
+    Returns
+    -------
+    Tensor, (N, C, OH, OW) (or (C, OH, OW))
+        OH = ⌊(H + 2·P_h − F_h) / S_h⌋ + 1 (⌈…⌉ with ceil_mode), OW alike.
+
+    Examples
+    --------
+    >>> x = mg.arange(16.).reshape(1, 1, 4, 4)
+    >>> F.avg_pool2d(x, 2)
+    tensor([[[[ 2.5,  4.5],
+              [10.5, 12.5]]]])
+    >>> F.avg_pool2d(x, 3, stride=1, padding=1, count_include_pad=False)[0, 0, 0]
+    tensor([2.5, 3. , 4. , 4.5])
     """
     if layout.is_channels_last("avg_pool2d", data_format):
         return layout.pool2d_channels_last("avg_pool2d", avg_pool2d, x, kernel_size, stride,

@@ -66,11 +66,15 @@ class Mean(Function):
     def forward(ctx, x, dims, keepdim):
         ctx.shape, ctx.dims, ctx.keepdim = x.shape, dims, keepdim
         ctx.count = int(np.prod([x.shape[d] for d in dims])) if dims else 1
+        if ctx.count == 0:           # the mean of nothing is NaN, as in PyTorch (without NumPy's warning)
+            return np.full(np.sum(x, axis=dims, keepdims=keepdim).shape, np.nan, x.dtype)
         return np.asarray(np.mean(x, axis=dims, keepdims=keepdim))
 
     @staticmethod
     def backward(ctx, δ):
-        """∂(Σ x / n)/∂x = 1/n."""
+        """∂(Σ x / n)/∂x = 1/n (an empty x has an empty gradient)."""
+        if ctx.count == 0:
+            return np.zeros(ctx.shape, δ.dtype), None, None
         return _expand(δ / ctx.count, ctx.shape, ctx.dims, ctx.keepdim).copy(), None, None
 
 
@@ -120,12 +124,16 @@ def _reducible(x, name):
 
 
 def sum(x, dim=None, keepdim=False, *, axis=None, keepdims=None):
+    """Σ of the elements, over all of them or over `dim` (an int or a tuple; keepdim keeps
+    those dims with size 1). The gradient copies δ to every summed element."""
     dim, keepdim = _dim_args(dim, keepdim, axis, keepdims)
     x = _reducible(x, "sum")
     return Sum.apply(x, normalize_dims(dim, x.ndim), keepdim)
 
 
 def mean(x, dim=None, keepdim=False, *, axis=None, keepdims=None):
+    """The mean over all elements or over `dim` (as sum); ∂/∂x = 1/n for each of the n
+    averaged elements. The mean of no elements is NaN, as in PyTorch."""
     dim, keepdim = _dim_args(dim, keepdim, axis, keepdims)
     if x.dtype.kind != "f":
         raise TypeError(f"mean(): input dtype should be floating point, got {x.dtype}")
@@ -156,14 +164,17 @@ def max(x, dim=None, keepdim=False, *, axis=None, keepdims=None):
 
 
 def min(x, dim=None, keepdim=False, *, axis=None, keepdims=None):
+    """min over all elements, or over `dim`; with an int dim returns (values, indices) as PyTorch."""
     return _maxmin(x, dim, keepdim, axis, keepdims, False)
 
 
 def amax(x, dim=None, keepdim=False):
+    """The maximum over `dim` (values only); ties share the gradient evenly."""
     return MaxMin.apply(x, normalize_dims(dim, x.ndim), bool(keepdim), True)
 
 
 def amin(x, dim=None, keepdim=False):
+    """The minimum over `dim` (values only); ties share the gradient evenly."""
     return MaxMin.apply(x, normalize_dims(dim, x.ndim), bool(keepdim), False)
 
 

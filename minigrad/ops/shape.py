@@ -112,7 +112,10 @@ class Pad(Function):
 
 
 # ---- public functions ----------------------------------------------------------------
+
 def reshape(x, *shape):
+    """The same elements in a new shape (C order); one dim may be -1 (inferred), e.g.
+    ``x.reshape(len(x), -1)`` flattens all but the batch dim. Backward reshapes δ back."""
     if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
         shape = tuple(shape[0])
     for s in shape:
@@ -145,6 +148,8 @@ def flatten(x, start_dim=0, end_dim=-1):
 
 
 def permute(x, *dims):
+    """Reorder the dims: output dim i is input dim dims[i], e.g. ``x.permute(0, 3, 1, 2)``
+    turns an (N, H, W, C) batch into (N, C, H, W). Backward applies the inverse order."""
     if len(dims) == 1 and isinstance(dims[0], (tuple, list)):
         dims = tuple(dims[0])
     if len(dims) != x.ndim:
@@ -156,6 +161,7 @@ def permute(x, *dims):
 
 
 def transpose(x, dim0, dim1):
+    """Swap two dims (``x.transpose(0, 1)`` of a matrix is its transpose)."""
     if x.ndim < 2 and dim0 in (0, -1) and dim1 in (0, -1):
         return x
     axes = list(range(x.ndim))
@@ -165,6 +171,7 @@ def transpose(x, dim0, dim1):
 
 
 def squeeze(x, dim=None):
+    """Drop dims of size 1 (all of them, or those among `dim`, an int or a tuple)."""
     if dim is None:
         shape = tuple(n for n in x.shape if n != 1)
     else:
@@ -175,6 +182,7 @@ def squeeze(x, dim=None):
 
 
 def unsqueeze(x, dim):
+    """Insert a dim of size 1 at position `dim`, e.g. (C,) -> (1, C) with dim=0."""
     d = _axis(dim, x.ndim + 1)
     return Reshape.apply(x, x.shape[:d] + (1,) + x.shape[d:])
 
@@ -193,6 +201,8 @@ def _index(idx):
 
 
 def getitem(x, idx):
+    """``x[idx]`` with NumPy's indexing (ints, slices, None, ..., integer or bool arrays).
+    Backward scatters δ into zeros of x's shape, adding where an index repeats."""
     idx = _index(idx)
     try:
         x.data[idx]

@@ -8,7 +8,7 @@ from .optimizer import Optimizer
 
 
 class Adam(Optimizer):
-    """For each parameter p with gradient g, at step t = 1, 2, ... (PyTorch's rule):
+    """For each parameter p with gradient g, at step t = 1, 2, ... (PyTorch's rule)::
 
         g ← g + weight_decay · p                      (L2 penalty; Adam only, if ≠ 0)
         m ← β₁ · m + (1 − β₁) · g
@@ -42,6 +42,7 @@ class Adam(Optimizer):
                 raise ValueError(f"{cls}(): invalid {name}={v!r} (must be a number ≥ 0)")
 
     def step(self):
+        """One update of every parameter that has a gradient, by the rule above."""
         for group in self.param_groups:
             lr, (β1, β2), eps = group["lr"], group["betas"], group["eps"]
             wd, amsgrad = group["weight_decay"], group["amsgrad"]

@@ -10,6 +10,9 @@ from .optimizer import Optimizer
 
 
 class LRScheduler:
+    """Base class of the schedules: sets every param group's 'lr' to get_lr() at
+    construction and on each step(). last_epoch=-1 starts a new schedule."""
+
     def __init__(self, optimizer, last_epoch=-1):
         if not isinstance(optimizer, Optimizer):
             raise TypeError(f"{type(self).__name__}(): expected an Optimizer, got {type(optimizer).__name__}")
@@ -27,6 +30,7 @@ class LRScheduler:
         self.step()
 
     def get_lr(self):
+        """The learning rates of step last_epoch, one per param group (subclasses define it)."""
         raise NotImplementedError
 
     def get_last_lr(self):
@@ -34,6 +38,7 @@ class LRScheduler:
         return list(self._last_lr)
 
     def step(self):
+        """Advance the schedule by one and set the param groups' 'lr'."""
         self.last_epoch += 1
         lrs = self.get_lr()
         for g, lr in zip(self.optimizer.param_groups, lrs):
@@ -46,6 +51,7 @@ class LRScheduler:
                 for k, v in self.__dict__.items() if k != "optimizer"}
 
     def load_state_dict(self, state_dict):
+        """Restore the schedule's position and settings saved by state_dict()."""
         unknown = set(state_dict) - set(self.__dict__)
         if unknown:
             raise ValueError(f"{type(self).__name__}.load_state_dict(): unknown keys {sorted(unknown)}")

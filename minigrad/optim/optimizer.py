@@ -13,6 +13,15 @@ from ..tensor import Tensor
 
 
 class Optimizer:
+    """Base class of the optimizers: holds ``param_groups`` (dicts of 'params' and
+    hyperparameters such as 'lr', which schedulers change) and per-parameter state.
+
+    ``params`` is an iterable of Parameters, e.g. ``model.parameters()``, or of dicts
+    ``{'params': [...], 'lr': ...}`` for groups with their own hyperparameters; the
+    keyword arguments of the subclass are the defaults of every group. A training step
+    is ``opt.zero_grad(); loss.backward(); opt.step()``.
+    """
+
     def __init__(self, params, defaults):
         name = type(self).__name__
         if isinstance(params, Tensor):
@@ -35,6 +44,8 @@ class Optimizer:
             self.add_param_group(g)
 
     def add_param_group(self, group):
+        """Add a dict {'params': [...], hyperparameter: value, ...}; missing
+        hyperparameters take the optimizer's defaults. A parameter may be in one group only."""
         name = type(self).__name__
         if not isinstance(group, dict) or "params" not in group:
             raise TypeError(f"{name}(): a param group must be a dict with a 'params' entry, got {group!r}")
@@ -82,6 +93,7 @@ class Optimizer:
                     p.grad.data = np.zeros_like(p.grad.data)
 
     def step(self):
+        """Update every parameter that has a gradient, by the subclass's rule."""
         raise NotImplementedError
 
     @staticmethod

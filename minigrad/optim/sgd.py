@@ -12,7 +12,7 @@ def _nonneg(cls, name, v):
 
 
 class SGD(Optimizer):
-    """For each parameter p with gradient g (PyTorch's rule, torch.optim.SGD):
+    """For each parameter p with gradient g (PyTorch's rule, torch.optim.SGD)::
 
         g ← g + weight_decay · p                          (if weight_decay ≠ 0)
         b ← g                          on the first step   (if momentum ≠ 0)
@@ -35,6 +35,7 @@ class SGD(Optimizer):
             raise ValueError("SGD(): nesterov momentum requires momentum > 0 and dampening = 0")
 
     def step(self):
+        """One update of every parameter that has a gradient, by the rule above."""
         for group in self.param_groups:
             lr, mu, damp = group["lr"], group["momentum"], group["dampening"]
             wd, nesterov = group["weight_decay"], group["nesterov"]
