@@ -1,8 +1,14 @@
-"""Shared helpers for the benchmark scripts: paired timing and table printing.
+"""Shared helpers for the benchmark scripts: the one timing protocol, table printing,
+child processes, and benchmarks/RESULTS.md.
 
-Protocol (issue 6): warm up, then time minigrad and the comparison in turn, pair by pair,
-and report the median of the pairwise ratios (the machine is shared; drift cancels in a
-pair) next to the median absolute times.
+Protocol (issue 6), used by conv.py, pool.py, lenet_step.py and lenet_epoch.py:
+  - `timed(fn, *args)` times one call with time.perf_counter;
+  - warm up, then time minigrad and the comparison in turn, pair by pair (`paired`,
+    `paired_hot`), and report the median of the pairwise ratios (the machine is shared;
+    drift cancels in a pair) next to the median absolute times;
+  - "hot": a timed call follows an untimed one of the same work (`paired_hot`, and the
+    scripts' forward+backward steps), as in a training loop — on this machine a call after
+    ≥ 20 ms of idling ran ~2× slower, for every library.
 """
 import json
 import os
@@ -36,13 +42,16 @@ def blas_info():
     return f"OpenBLAS core: {core}; env overrides: {env or 'none'}"
 
 
+def timed(fn, *args):
+    """(seconds, result) of one call fn(*args)."""
+    t0 = time.perf_counter()
+    out = fn(*args)
+    return time.perf_counter() - t0, out
+
+
 def timeit(fn, repeat):
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return times
+    """[seconds] of `repeat` back-to-back calls (warm up first)."""
+    return [timed(fn)[0] for _ in range(repeat)]
 
 
 def paired(fn_a, fn_b, repeat=7, warmup=2):
@@ -55,17 +64,27 @@ def paired(fn_a, fn_b, repeat=7, warmup=2):
             fn_b()
     ta, tb = [], []
     for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn_a()
-        ta.append(time.perf_counter() - t0)
+        ta.append(timed(fn_a)[0])
         if fn_b is not None:
-            t0 = time.perf_counter()
-            fn_b()
-            tb.append(time.perf_counter() - t0)
+            tb.append(timed(fn_b)[0])
     if fn_b is None:
         return statistics.median(ta), None, None
     ratios = [a / b for a, b in zip(ta, tb)]
     return statistics.median(ta), statistics.median(tb), statistics.median(ratios)
+
+
+def paired_hot(fns, reps, warmup=2):
+    """Run fns (name -> callable) in turn `reps` times, each timed call right after an
+    untimed one of the same function (hot); return {name: [seconds, ...]}."""
+    for _ in range(warmup):
+        for f in fns.values():
+            f()
+    times = {name: [] for name in fns}
+    for _ in range(reps):
+        for name, f in fns.items():
+            f()
+            times[name].append(timed(f)[0])
+    return times
 
 
 def geomean(values):

@@ -20,14 +20,13 @@ import json
 import os
 import statistics
 import sys
-import time
 
 import numpy as np
 
 here = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, here)
 sys.path.insert(0, os.path.join(here, "..", "examples"))
-from common import (blas_info, child_json, fmt_ms, fmt_ratio, paired, print_table,  # noqa: E402
+from common import (blas_info, child_json, fmt_ms, fmt_ratio, paired, print_table, timeit,  # noqa: E402
                     torch_lenet5, try_torch)
 
 
@@ -84,12 +83,7 @@ def child(lib, batches, repeat):
             step = torch_step(torch, n)
         for _ in range(5):
             step()
-        ts = []
-        for _ in range(repeat):
-            t0 = time.perf_counter()
-            step()
-            ts.append(time.perf_counter() - t0)
-        out[n] = ts
+        out[n] = timeit(step, repeat)
     print(json.dumps(out))
 
 
