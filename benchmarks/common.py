@@ -10,12 +10,16 @@ Protocol (issue 6), used by conv.py, pool.py, lenet_step.py and lenet_epoch.py:
     scripts' forward+backward steps), as in a training loop — on this machine a call after
     ≥ 20 ms of idling ran ~2× slower, for every library.
 """
+import atexit
+import io
 import json
 import os
 import statistics
 import subprocess
 import sys
 import time
+
+RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "RESULTS.md")
 
 
 def try_torch():
@@ -134,3 +138,37 @@ def torch_lenet5(torch):
                          nn.Conv2d(6, 16, 5), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
                          nn.Linear(400, 120), nn.ReLU(), nn.Linear(120, 84), nn.ReLU(),
                          nn.Linear(84, 10))
+
+
+RESULTS_HELP = "also append this run's output to benchmarks/RESULTS.md (Part 2: Runs)"
+
+
+class _Tee(io.TextIOBase):
+    def __init__(self, out, copy):
+        self.out, self.copy = out, copy
+
+    def write(self, s):
+        self.copy.write(s)
+        return self.out.write(s)
+
+    def flush(self):
+        self.out.flush()
+
+
+def record_results(script):
+    """From now on, copy everything printed; at exit, append it to benchmarks/RESULTS.md
+    under a heading with the script, the UTC date, the command line, the OPENBLAS_*
+    overrides and the load average (the machine may be shared)."""
+    copy = io.StringIO()
+    sys.stdout = _Tee(sys.stdout, copy)
+    env = {k: os.environ[k] for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE") if k in os.environ}
+    load = os.getloadavg() if hasattr(os, "getloadavg") else None
+
+    def append():
+        end = os.getloadavg() if hasattr(os, "getloadavg") else None
+        with open(RESULTS, "a") as f:
+            f.write(f"\n### {script}, {time.strftime('%Y-%m-%d %H:%M', time.gmtime())} UTC\n\n"
+                    f"`python benchmarks/{script} {' '.join(sys.argv[1:])}`; OPENBLAS_* overrides: "
+                    f"{env or 'none'}; load average at start {load and round(load[0], 1)}, "
+                    f"at end {end and round(end[0], 1)}\n\n```\n{copy.getvalue().rstrip()}\n```\n")
+    atexit.register(append)

@@ -41,7 +41,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import blas_info, child_json, timed    # noqa: E402
+from common import RESULTS_HELP, blas_info, child_json, record_results, timed  # noqa: E402
 
 mg = F = _blas = torch = None                       # imported by main() or child()
 
@@ -260,7 +260,10 @@ def main():
     ap.add_argument("--child", choices=["minigrad", "torch"], help=argparse.SUPPRESS)
     ap.add_argument("--reps", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--warmup", type=int, help=argparse.SUPPRESS)
+    ap.add_argument("--results", action="store_true", help=RESULTS_HELP)
     args = ap.parse_args()
+    if args.results and not args.child:
+        record_results("conv.py")
     reps, warmup = (3, 1) if args.quick else (11, 2)
     shapes = [s for s in SHAPES if not args.only or s[0] in args.only.split(",")]
     if args.child:

@@ -20,7 +20,8 @@ import numpy as np
 here = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, here)
 sys.path.insert(0, os.path.join(here, "..", "examples"))
-from common import blas_info, child_json, print_table, timed, torch_lenet5, try_torch  # noqa: E402
+from common import (RESULTS_HELP, blas_info, child_json, print_table, record_results,  # noqa: E402
+                    timed, torch_lenet5, try_torch)
 
 
 def run_minigrad(x, y, xt, yt, epochs, bs, seed):
@@ -100,7 +101,10 @@ def main(argv=None):
     p.add_argument("--data", default="/usr/share/datasets/fashion-mnist")
     p.add_argument("--child", choices=["minigrad", "torch"], help=argparse.SUPPRESS)
     p.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
+    p.add_argument("--results", action="store_true", help=RESULTS_HELP)
     args = p.parse_args(argv)
+    if args.results and not args.child:
+        record_results("lenet_epoch.py")
     if args.child:
         return child(args.child, args)
     has_torch = try_torch() is not None

@@ -26,8 +26,8 @@ import numpy as np
 here = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, here)
 sys.path.insert(0, os.path.join(here, "..", "examples"))
-from common import (blas_info, child_json, fmt_ms, fmt_ratio, paired, print_table, timeit,  # noqa: E402
-                    torch_lenet5, try_torch)
+from common import (RESULTS_HELP, blas_info, child_json, fmt_ms, fmt_ratio, paired,  # noqa: E402
+                    print_table, record_results, timeit, torch_lenet5, try_torch)
 
 
 def batch(n):
@@ -123,7 +123,10 @@ def main(argv=None):
     p.add_argument("--repeat", type=int, default=30)
     p.add_argument("--rounds", type=int, default=3, help="own-process rounds per library")
     p.add_argument("--child", choices=["minigrad", "torch"], help=argparse.SUPPRESS)
+    p.add_argument("--results", action="store_true", help=RESULTS_HELP)
     args = p.parse_args(argv)
+    if args.results and not args.child:
+        record_results("lenet_step.py")
     if args.child:
         return child(args.child, args.batch, args.repeat)
     print(blas_info())

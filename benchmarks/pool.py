@@ -31,7 +31,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import child_json, paired_hot  # noqa: E402
+from common import RESULTS_HELP, child_json, paired_hot, record_results  # noqa: E402
 
 if "--child" in sys.argv and sys.argv[sys.argv.index("--child") + 1] == "torch":
     mg = F = None                          # a PyTorch-only process (see common.child_json)
@@ -247,7 +247,10 @@ def main():
                     help="own-process rounds per library (0: skip that table)")
     ap.add_argument("--child", choices=["minigrad", "torch"], help=argparse.SUPPRESS)
     ap.add_argument("--reps", type=int, help=argparse.SUPPRESS)
+    ap.add_argument("--results", action="store_true", help=RESULTS_HELP)
     args = ap.parse_args()
+    if args.results and not args.child:
+        record_results("pool.py")
     reps = 7 if args.quick else 25
     if args.child:
         return child(args.child, args.reps, args.only)

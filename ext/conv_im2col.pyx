@@ -464,8 +464,8 @@ def conv2d_backward_blas(const floating[:, :, :, ::1] x,    # IN  (N, C, H, W) (
     The sample blocks are split statically over the threads; each thread accumulates its
     ∂L/∂w and ∂L/∂b in its own row of acc (the caller adds the rows in a fixed order, so
     the result does not depend on timing) and owns the ∂L/∂x planes of its samples.
-    ∂L/∂w is accumulated transposed: OpenBLAS runs cols·δᵀ ~1.35× faster than δ·colsᵀ
-    here (205 vs 148 GFLOP/s single-threaded, 64×576×3136); the caller transposes it back.
+    ∂L/∂w is accumulated transposed: OpenBLAS runs cols·δᵀ faster than δ·colsᵀ here
+    (benchmarks/RESULTS.md); the caller transposes it back.
     wᵀ·δ holds each real δ entry times each tap; col2im adds it where the dilated δ would
     meet that tap, so the dilation's zeros are never formed or multiplied. A one-sample
     block reads δ in place (ld = OH·OW); a several-sample block first copies its δ to

@@ -2,22 +2,22 @@
 adaptive average pooling and global average pooling.
 
 Names as in DESIGN.md: x is (N, C, H, W), or unbatched (C, H, W); the kernel is
-K = (kH, kW), the stride S, the padding P, the dilation D (max pooling only). Along
+F_h×F_w, the stride S, the padding P, the dilation D (max pooling only). Along
 each axis (rows shown; columns alike) output row i reads the input rows
 
-    i·S − P + p·D,   p = 0 … K−1            (rows outside 0 … H−1 are padding)
+    i·S − P + p·D,   p = 0 … F_h−1          (rows outside 0 … H−1 are padding)
 
 and there are
 
-    OH = ⌊(H + 2P − D·(K−1) − 1) / S⌋ + 1   output rows (PyTorch's formula), or with
+    OH = ⌊(H + 2P − D·(F_h−1) − 1) / S⌋ + 1   output rows (PyTorch's formula), or with
          ceil_mode ⌈·⌉ instead of ⌊·⌋, minus one if the last window would then start
          in the bottom padding ((OH−1)·S ≥ H + P);
     OH = ⌈H / S⌉ with padding='same' (Keras/TensorFlow): total padding
-         max((OH−1)·S + D·(K−1) + 1 − H, 0), the odd pixel at the bottom/right;
+         max((OH−1)·S + D·(F_h−1) + 1 − H, 0), the odd pixel at the bottom/right;
     padding='valid' is P = 0.
 
 Max pooling pads with −inf (padding never wins); average pooling divides by
-  - the window clipped to the *padded* input, min(i·S − P + K, H + P) − (i·S − P) per
+  - the window clipped to the *padded* input, min(i·S − P + F_h, H + P) − (i·S − P) per
     axis, with count_include_pad=True (PyTorch; with ceil_mode a window hanging past
     the padded input counts only what lies inside it);
   - the number of real elements with count_include_pad=False and always with
@@ -29,6 +29,8 @@ describes each axis's windows by small tables — first real row, end row, divis
 factor — cached per geometry, which the kernels in ext/pool.pyx read. Every divisor
 rule above is a product of a row factor and a column factor, so one average kernel
 serves them all, adaptive pooling included.
+minigrad/kernels.py chooses the kernel of each call: the table loops ('direct'), or the
+specialised ones for 2×2 windows at stride 2 ('2x2') and whole-plane averages ('plane').
 """
 import functools
 import math
@@ -54,7 +56,7 @@ def pool_args(fn, kernel_size, stride=None, padding=0, dilation=1):
 
     Returns (kernel, stride, padding, dilation): pairs of ints, except padding, which
     is a pair or the string 'same'/'valid'. Checks what needs no input: kernel, stride,
-    dilation ≥ 1; padding ≥ 0 and at most half the kernel, P ≤ ⌊K/2⌋ (PyTorch's rule;
+    dilation ≥ 1; padding ≥ 0 and at most half the kernel, P ≤ ⌊F/2⌋ (PyTorch's rule;
     the string forms compute their own padding).
     """
     k = pair(kernel_size, fn, "kernel_size", 1)
@@ -169,7 +171,7 @@ def _max_geometry(fn, H, W, kernel, stride, padding, dilation, ceil_mode):
     for a, (axis, n, tables) in enumerate((("height", H, rows), ("width", W, cols))):
         k, s, p, d = kernel[a], stride[a], _axis_pad(padding, a), dilation[a]
         start, _ = _axis_windows(fn, axis, n, k, s, p, d, ceil_mode)
-        # the first real tap start + t·D ≥ 0, t = ⌈−start/D⌉, and the end min(start + D·(K−1) + 1, n)
+        # the first real tap start + t·D ≥ 0, t = ⌈−start/D⌉, and the end min(start + D·(F−1) + 1, n)
         lo = np.where(start >= 0, start, start + (-start + d - 1) // d * d)
         hi = np.minimum(start + d * (k - 1) + 1, n)
         tables += [lo, hi, np.ones_like(lo)]
@@ -232,7 +234,7 @@ def _planes(x):
 
 
 class MaxPool2dFunction(Function):
-    """y[n,c,i,j] = max over p < kH, q < kW of x_pad[n, c, i·S_h − P_h + p·D_h, j·S_w − P_w + q·D_w],
+    """y[n,c,i,j] = max over p < F_h, q < F_w of x_pad[n, c, i·S_h − P_h + p·D_h, j·S_w − P_w + q·D_w],
     x_pad padded with −inf. The forward records the winner of each window in a mask
     (its flat index h·W + w in the H·W plane; a tie goes to the first in row-major
     order, a NaN wins its window, as in PyTorch).
