@@ -191,6 +191,8 @@ def _plan(op, x_shape, w_shape, dtype, g, out_hw, why=None):
     force, t = st.force, st.tuning
     if op in ("max_pool2d", "avg_pool2d"):
         return _pool_plan(op, g, force, why)
+    if force not in CONV_PATHS:           # a pooling path forced: convolutions choose by shape
+        force = None
     K, Cg, kh, kw = w_shape
     N, C, H, W = x_shape
     OH, OW = out_hw
@@ -229,9 +231,14 @@ def _plan(op, x_shape, w_shape, dtype, g, out_hw, why=None):
     return Paths(fwd, dx, base)
 
 
+def _no_note(which, text):
+    pass
+
+
 def _notes(why):
+    """note(which, text): records a reason for pass `which` when explain() asks for them."""
     if why is None:
-        return lambda which, text: None
+        return _no_note
     return lambda which, text: why.setdefault(which, []).append(text)
 
 

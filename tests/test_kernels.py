@@ -83,6 +83,10 @@ def test_default_paths_of_known_layers():
     assert kernels.choose((64, 6, 7, 7), op="avg_pool2d", kernel_size=7) == ("plane", "plane", None)
     with kernels.use("direct"):
         assert kernels.choose((64, 6, 28, 28), op="avg_pool2d", kernel_size=2) == ("direct", "direct", None)
+    with kernels.use("2x2"):                   # a pooling path: convolutions choose by shape
+        assert kernels.choose((32, 64, 56, 56), (64, 64, 3, 3), padding=1).forward == "winograd"
+    with kernels.use("winograd"):              # a convolution path: poolings choose by shape
+        assert kernels.choose((64, 6, 28, 28), op="max_pool2d", kernel_size=2).forward == "2x2"
 
 
 def test_explain_gives_the_reasons():
