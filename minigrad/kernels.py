@@ -23,7 +23,8 @@ The paths (their kernels in ext/; the Python glue in minigrad/ops/conv_dispatch.
     plane     ext/pool.pyx           one window = the whole plane (global average pooling)
 
 `_plan` is the one function that chooses (and the only code that reads the thresholds in
-`Tuning`); `choose` and `explain` call it for given shapes, the ops call it on every call.
+`Tuning`; the block sizes are read by the helpers at the end of this file); `choose` and
+`explain` call it for given shapes, the ops call it on every call.
 Every path computes the same numbers up to rounding; tests check each against a reference
 written from the formulas. The measurements behind each threshold are in
 benchmarks/RESULTS.md (written by the benchmark scripts).
@@ -177,8 +178,9 @@ def simd_level():
 # ---- the chooser ---------------------------------------------------------------------------
 
 def _plan(op, x_shape, w_shape, dtype, g, out_hw, why=None):
-    """The paths of one call's passes: the only place that decides, and the only reader of
-    the thresholds. why: None, or a dict that receives the reasons per pass.
+    """The paths of one call's passes: the only place that decides a path, and the only
+    reader of the path thresholds of `Tuning` (the block sizes are read by the helpers at
+    the end of this file). why: None, or a dict that receives the reasons per pass.
 
     conv2d: x_shape (N, C, H, W), w_shape (K, C/G, F_h, F_w), dtype the compute dtype, g
     the geometry (sh, sw, ph, pw, dh, dw, groups: stride, top/left padding, dilation,
