@@ -9,7 +9,7 @@ import numbers
 import numpy as np
 
 from ..tensor import Tensor
-from .limits import MAX_INDEX
+from .limits import MAX_INDEX, check_index
 
 __all__ = ["MAX_INDEX", "is_int", "int_arg", "pair", "same_padding", "float_array", "nonempty_planes",
            "bool_arg"]
@@ -29,8 +29,9 @@ def int_arg(v, fn, name):
     return int(v)
 
 
-def pair(value, fn, name, minimum=None, maximum=MAX_INDEX):
-    """An int or a pair of ints -> (rows, cols), each ≥ minimum and ≤ maximum (None: no bound).
+def pair(value, fn, name, minimum=None, bounded=True):
+    """An int or a pair of ints -> (rows, cols), each ≥ minimum (None: any) and, when
+    bounded, ≤ MAX_INDEX (the kernels index in int32).
 
     TypeError for anything but ints; ValueError for a sequence of another length or a
     value out of range."""
@@ -50,9 +51,8 @@ def pair(value, fn, name, minimum=None, maximum=MAX_INDEX):
     if minimum is not None and min(p) < minimum:
         what = "positive" if minimum == 1 else "non-negative" if minimum == 0 else f"≥ {minimum}"
         raise ValueError(f"{fn}(): {name} must be {what}, got {p}")
-    if maximum is not None and max(p) > maximum:
-        raise ValueError(f"{fn}(): {name} must be at most {'2**31 - 1' if maximum == MAX_INDEX else maximum}, "
-                         f"got {p}")
+    if bounded:
+        check_index(fn, name, max(p))
     return p
 
 

@@ -61,7 +61,7 @@ def conv2d_args(fn, x, weight, bias, stride, padding, dilation, groups):
     """Everything conv2d checks: (xa, wa, ba, stride, padding, dilation, groups, out_shape)
     with padding as (top, bottom, left, right) and out_shape conv2d's output shape."""
     xa, wa, ba, groups = operands(fn, x, weight, bias, groups)
-    stride = pair(stride, fn, "stride", 1, maximum=None)     # any stride is valid: see below
+    stride = pair(stride, fn, "stride", 1, bounded=False)    # any stride is valid: see below
     dilation = pair(dilation, fn, "dilation", 1)
     C, H, W = xa.shape[-3:]
     K, Cg, kh, kw = wa.shape
