@@ -1,15 +1,25 @@
-"""Shared helpers for the benchmark scripts: paired timing and table printing.
+"""Shared helpers for the benchmark scripts: the one timing protocol, table printing,
+child processes, and benchmarks/RESULTS.md.
 
-Protocol (issue 6): warm up, then time minigrad and the comparison in turn, pair by pair,
-and report the median of the pairwise ratios (the machine is shared; drift cancels in a
-pair) next to the median absolute times.
+Protocol (issue 6), used by conv.py, pool.py, lenet_step.py and lenet_epoch.py:
+  - `timed(fn, *args)` times one call with time.perf_counter;
+  - warm up, then time minigrad and the comparison in turn, pair by pair (`paired`,
+    `paired_hot`), and report the median of the pairwise ratios (the machine is shared;
+    drift cancels in a pair) next to the median absolute times;
+  - "hot": a timed call follows an untimed one of the same work (`paired_hot`, and the
+    scripts' forward+backward steps), as in a training loop — on this machine a call after
+    ≥ 20 ms of idling ran ~2× slower, for every library.
 """
+import atexit
+import io
 import json
 import os
 import statistics
 import subprocess
 import sys
 import time
+
+RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "RESULTS.md")
 
 
 def try_torch():
@@ -36,13 +46,16 @@ def blas_info():
     return f"OpenBLAS core: {core}; env overrides: {env or 'none'}"
 
 
+def timed(fn, *args):
+    """(seconds, result) of one call fn(*args)."""
+    t0 = time.perf_counter()
+    out = fn(*args)
+    return time.perf_counter() - t0, out
+
+
 def timeit(fn, repeat):
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return times
+    """[seconds] of `repeat` back-to-back calls (warm up first)."""
+    return [timed(fn)[0] for _ in range(repeat)]
 
 
 def paired(fn_a, fn_b, repeat=7, warmup=2):
@@ -55,17 +68,27 @@ def paired(fn_a, fn_b, repeat=7, warmup=2):
             fn_b()
     ta, tb = [], []
     for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn_a()
-        ta.append(time.perf_counter() - t0)
+        ta.append(timed(fn_a)[0])
         if fn_b is not None:
-            t0 = time.perf_counter()
-            fn_b()
-            tb.append(time.perf_counter() - t0)
+            tb.append(timed(fn_b)[0])
     if fn_b is None:
         return statistics.median(ta), None, None
     ratios = [a / b for a, b in zip(ta, tb)]
     return statistics.median(ta), statistics.median(tb), statistics.median(ratios)
+
+
+def paired_hot(fns, reps, warmup=2):
+    """Run fns (name -> callable) in turn `reps` times, each timed call right after an
+    untimed one of the same function (hot); return {name: [seconds, ...]}."""
+    for _ in range(warmup):
+        for f in fns.values():
+            f()
+    times = {name: [] for name in fns}
+    for _ in range(reps):
+        for name, f in fns.items():
+            f()
+            times[name].append(timed(f)[0])
+    return times
 
 
 def geomean(values):
@@ -115,3 +138,37 @@ def torch_lenet5(torch):
                          nn.Conv2d(6, 16, 5), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
                          nn.Linear(400, 120), nn.ReLU(), nn.Linear(120, 84), nn.ReLU(),
                          nn.Linear(84, 10))
+
+
+RESULTS_HELP = "also append this run's output to benchmarks/RESULTS.md (Part 2: Runs)"
+
+
+class _Tee(io.TextIOBase):
+    def __init__(self, out, copy):
+        self.out, self.copy = out, copy
+
+    def write(self, s):
+        self.copy.write(s)
+        return self.out.write(s)
+
+    def flush(self):
+        self.out.flush()
+
+
+def record_results(script):
+    """From now on, copy everything printed; at exit, append it to benchmarks/RESULTS.md
+    under a heading with the script, the UTC date, the command line, the OPENBLAS_*
+    overrides and the load average (the machine may be shared)."""
+    copy = io.StringIO()
+    sys.stdout = _Tee(sys.stdout, copy)
+    env = {k: os.environ[k] for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE") if k in os.environ}
+    load = os.getloadavg() if hasattr(os, "getloadavg") else None
+
+    def append():
+        end = os.getloadavg() if hasattr(os, "getloadavg") else None
+        with open(RESULTS, "a") as f:
+            f.write(f"\n### {script}, {time.strftime('%Y-%m-%d %H:%M', time.gmtime())} UTC\n\n"
+                    f"`python benchmarks/{script} {' '.join(sys.argv[1:])}`; OPENBLAS_* overrides: "
+                    f"{env or 'none'}; load average at start {load and round(load[0], 1)}, "
+                    f"at end {end and round(end[0], 1)}\n\n```\n{copy.getvalue().rstrip()}\n```\n")
+    atexit.register(append)

@@ -36,13 +36,12 @@ import math
 import os
 import statistics
 import sys
-import time
 
 import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import blas_info, child_json           # noqa: E402
+from common import RESULTS_HELP, blas_info, child_json, record_results, timed  # noqa: E402
 
 mg = F = _blas = torch = None                       # imported by main() or child()
 
@@ -112,14 +111,7 @@ class NumpyConv:
         return dxp[:, :, p:p + H, p:p + W], dw, db
 
 
-# ---- timing ----------------------------------------------------------------------------
-
-def _t(fn, *args):
-    """(seconds, result) of one call."""
-    t0 = time.perf_counter()
-    out = fn(*args)
-    return time.perf_counter() - t0, out
-
+# ---- timing (common.timed; the hot step as in common's protocol) ----------------------
 
 def bench_shape(shape, reps, warmup, part):
     """part 'pairs': minigrad and PyTorch in turn; part 'numpy': the NumPy baseline."""
@@ -160,8 +152,8 @@ def bench_shape(shape, reps, warmup, part):
     def step(fwd, bwd, fk, bk, r):
         """One untimed forward+backward, then the timed one (hot, as in a training loop)."""
         bwd(fwd())
-        r[fk], y = _t(fwd)
-        r[bk], _ = _t(bwd, y)
+        r[fk], y = timed(fwd)
+        r[bk], _ = timed(bwd, y)
 
     for it in range(warmup + reps if part == "pairs" else 0):    # minigrad, then PyTorch
         r = {}
@@ -210,8 +202,8 @@ def child(lib, shapes, reps, warmup):
         tf, tb = [], []
         for it in range(2 if warm else warmup + reps):
             bwd(fwd())
-            f, y = _t(fwd)
-            b_, _ = _t(bwd, y)
+            f, y = timed(fwd)
+            b_, _ = timed(bwd, y)
             if it >= warmup:
                 tf.append(f)
                 tb.append(b_)
@@ -254,7 +246,7 @@ def own_processes(shapes, reps, warmup, rounds):
 def sgemm_gflops():
     a = np.random.default_rng(0).standard_normal((2048, 2048), dtype=np.float32)
     a @ a
-    ts = [_t(np.matmul, a, a)[0] for _ in range(5)]
+    ts = [timed(np.matmul, a, a)[0] for _ in range(5)]
     return 2 * 2048 ** 3 / min(ts) / 1e9
 
 
@@ -268,7 +260,10 @@ def main():
     ap.add_argument("--child", choices=["minigrad", "torch"], help=argparse.SUPPRESS)
     ap.add_argument("--reps", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--warmup", type=int, help=argparse.SUPPRESS)
+    ap.add_argument("--results", action="store_true", help=RESULTS_HELP)
     args = ap.parse_args()
+    if args.results and not args.child:
+        record_results("conv.py")
     reps, warmup = (3, 1) if args.quick else (11, 2)
     shapes = [s for s in SHAPES if not args.only or s[0] in args.only.split(",")]
     if args.child:

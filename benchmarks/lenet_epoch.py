@@ -14,14 +14,14 @@ import argparse
 import json
 import os
 import sys
-import time
 
 import numpy as np
 
 here = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, here)
 sys.path.insert(0, os.path.join(here, "..", "examples"))
-from common import blas_info, child_json, print_table, torch_lenet5, try_torch  # noqa: E402
+from common import (RESULTS_HELP, blas_info, child_json, print_table, record_results,  # noqa: E402
+                    timed, torch_lenet5, try_torch)
 
 
 def run_minigrad(x, y, xt, yt, epochs, bs, seed):
@@ -33,17 +33,18 @@ def run_minigrad(x, y, xt, yt, epochs, bs, seed):
     opt = mg.optim.Adam(model.parameters(), lr=2e-3)
     steps = epochs * (len(x) // bs)
     sched = mg.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps)
-    t0 = time.perf_counter()
-    for ep in range(epochs):
-        perm = np.random.default_rng(seed + ep).permutation(len(x))
-        for i in range(len(x) // bs):
-            idx = perm[i * bs:(i + 1) * bs]
-            loss = F.cross_entropy(model(mg.tensor(x[idx])), mg.tensor(y[idx]))
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            sched.step()
-    train = time.perf_counter() - t0
+
+    def epochs_of_training():
+        for ep in range(epochs):
+            perm = np.random.default_rng(seed + ep).permutation(len(x))
+            for i in range(len(x) // bs):
+                idx = perm[i * bs:(i + 1) * bs]
+                loss = F.cross_entropy(model(mg.tensor(x[idx])), mg.tensor(y[idx]))
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                sched.step()
+    train, _ = timed(epochs_of_training)
     model.eval()
     with mg.no_grad():
         acc = float(np.mean(np.concatenate([model(mg.tensor(xt[i:i + 1000])).numpy().argmax(1)
@@ -57,17 +58,18 @@ def run_torch(torch, x, y, xt, yt, epochs, bs, seed):
     opt = torch.optim.Adam(model.parameters(), lr=2e-3)
     steps = epochs * (len(x) // bs)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps)
-    t0 = time.perf_counter()
-    for ep in range(epochs):
-        perm = np.random.default_rng(seed + ep).permutation(len(x))
-        for i in range(len(x) // bs):
-            idx = perm[i * bs:(i + 1) * bs]
-            loss = torch.nn.functional.cross_entropy(model(torch.from_numpy(x[idx])), torch.from_numpy(y[idx]))
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            sched.step()
-    train = time.perf_counter() - t0
+
+    def epochs_of_training():
+        for ep in range(epochs):
+            perm = np.random.default_rng(seed + ep).permutation(len(x))
+            for i in range(len(x) // bs):
+                idx = perm[i * bs:(i + 1) * bs]
+                loss = torch.nn.functional.cross_entropy(model(torch.from_numpy(x[idx])), torch.from_numpy(y[idx]))
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                sched.step()
+    train, _ = timed(epochs_of_training)
     model.eval()
     with torch.no_grad():
         acc = float((model(torch.from_numpy(xt)).argmax(1).numpy() == yt).mean())
@@ -99,7 +101,10 @@ def main(argv=None):
     p.add_argument("--data", default="/usr/share/datasets/fashion-mnist")
     p.add_argument("--child", choices=["minigrad", "torch"], help=argparse.SUPPRESS)
     p.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
+    p.add_argument("--results", action="store_true", help=RESULTS_HELP)
     args = p.parse_args(argv)
+    if args.results and not args.child:
+        record_results("lenet_epoch.py")
     if args.child:
         return child(args.child, args)
     has_torch = try_torch() is not None

@@ -20,15 +20,14 @@ import json
 import os
 import statistics
 import sys
-import time
 
 import numpy as np
 
 here = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, here)
 sys.path.insert(0, os.path.join(here, "..", "examples"))
-from common import (blas_info, child_json, fmt_ms, fmt_ratio, paired, print_table,  # noqa: E402
-                    torch_lenet5, try_torch)
+from common import (RESULTS_HELP, blas_info, child_json, fmt_ms, fmt_ratio, paired,  # noqa: E402
+                    print_table, record_results, timeit, torch_lenet5, try_torch)
 
 
 def batch(n):
@@ -84,12 +83,7 @@ def child(lib, batches, repeat):
             step = torch_step(torch, n)
         for _ in range(5):
             step()
-        ts = []
-        for _ in range(repeat):
-            t0 = time.perf_counter()
-            step()
-            ts.append(time.perf_counter() - t0)
-        out[n] = ts
+        out[n] = timeit(step, repeat)
     print(json.dumps(out))
 
 
@@ -129,7 +123,10 @@ def main(argv=None):
     p.add_argument("--repeat", type=int, default=30)
     p.add_argument("--rounds", type=int, default=3, help="own-process rounds per library")
     p.add_argument("--child", choices=["minigrad", "torch"], help=argparse.SUPPRESS)
+    p.add_argument("--results", action="store_true", help=RESULTS_HELP)
     args = p.parse_args(argv)
+    if args.results and not args.child:
+        record_results("lenet_step.py")
     if args.child:
         return child(args.child, args.batch, args.repeat)
     print(blas_info())

@@ -46,9 +46,9 @@ g = rng.standard_normal((N, C, S, S), dtype=np.float32)
 if impl.startswith("minigrad"):
     import minigrad as mg
     import minigrad.nn.functional as F
-    if impl != "minigrad":
-        import minigrad.ops.conv as conv
-        conv._FORCE_PATH = impl.split(":")[1]
+    if impl != "minigrad":                           # e.g. minigrad:gemm, for the rest of the run
+        from minigrad import kernels
+        kernels.use(impl.split(":")[1]).__enter__()
     xt, wt = mg.Tensor._wrap(x, True), mg.Tensor._wrap(w, True)
     small = mg.Tensor._wrap(x[:1].copy(), True)             # load the kernels, warm BLAS
     F.conv2d(small, wt, padding=1).sum().backward()

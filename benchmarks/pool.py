@@ -26,13 +26,12 @@ import json
 import os
 import statistics
 import sys
-import time
 
 import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import child_json              # noqa: E402
+from common import RESULTS_HELP, child_json, paired_hot, record_results  # noqa: E402
 
 if "--child" in sys.argv and sys.argv[sys.argv.index("--child") + 1] == "torch":
     mg = F = None                          # a PyTorch-only process (see common.child_json)
@@ -92,28 +91,6 @@ def np_avg_backward(dy, x_shape, k, s, p):
         for b in range(k[1]):
             dxp[:, :, a:a + s[0] * (OH - 1) + 1:s[0], b:b + s[1] * (OW - 1) + 1:s[1]] += g
     return dxp[:, :, p[0]:p[0] + H, p[1]:p[1] + W]
-
-
-# ---- timing ------------------------------------------------------------------------------
-
-def _time(fn):
-    t = time.perf_counter()
-    fn()
-    return time.perf_counter() - t
-
-
-def paired(fns, reps, warmup=2):
-    """Run fns (name -> callable) in turn `reps` times, each timed call right after an
-    untimed one of the same function (hot); return {name: [seconds, ...]}."""
-    for _ in range(warmup):
-        for f in fns.values():
-            f()
-    times = {name: [] for name in fns}
-    for _ in range(reps):
-        for name, f in fns.items():
-            f()
-            times[name].append(_time(f))
-    return times
 
 
 CASES = [
@@ -244,7 +221,7 @@ def bench_case(name, op, shape, k, s, p, reps, with_numpy):
             assert np.allclose(np_avg_forward(x_np, kk, ss, pp), y_mg.data, rtol=1e-5, atol=1e-6), name
 
     for what, fns in (("fwd", fwd), ("bwd", bwd), ("fwd+bwd", both)):
-        t = paired(fns, reps)
+        t = paired_hot(fns, reps)
         if mg is None or torch is None:                 # a child: raw medians only
             rows.append({"case": name, "what": what,
                          "t": statistics.median(next(iter(t.values())))})
@@ -270,7 +247,10 @@ def main():
                     help="own-process rounds per library (0: skip that table)")
     ap.add_argument("--child", choices=["minigrad", "torch"], help=argparse.SUPPRESS)
     ap.add_argument("--reps", type=int, help=argparse.SUPPRESS)
+    ap.add_argument("--results", action="store_true", help=RESULTS_HELP)
     args = ap.parse_args()
+    if args.results and not args.child:
+        record_results("pool.py")
     reps = 7 if args.quick else 25
     if args.child:
         return child(args.child, args.reps, args.only)

@@ -3,7 +3,7 @@
 #
 # Notation (DESIGN.md): x (N, C, H, W) input, w (K, C, 3, 3) weight, y (N, K, OH, OW),
 # padding (ph, pw) on the top/left; the bottom/right padding is implicit in OH×OW (an
-# input row or column outside [0, H)×[0, W) reads a zero), as in ext/conv.pyx.
+# input row or column outside [0, H)×[0, W) reads a zero), as in ext/_index.pxi.
 #
 #   y[n,k,i',j'] = b[k] + Σ_c Σ_p Σ_q x_pad[n, c, i' + p, j' + q] · w[k,c,p,q]
 #
@@ -37,7 +37,7 @@
 # thread transforms its block's inputs into V in its scratch row, runs the 16 GEMMs with
 # the single-threaded OpenBLAS GEMM (minigrad/_blas.py), and writes the output tiles.
 #
-# Contract: the Python side (minigrad/ops/conv.py) validates every shape and integer,
+# Contract: the Python side (minigrad/ops/conv_dispatch.py) validates every shape and integer,
 # passes C-contiguous arrays of one dtype, and allocates the outputs and the scratch
 # memory; bounds checks are off by default (see setup.py).
 from cython.parallel cimport prange, threadid

@@ -10,13 +10,10 @@ import os as _os
 
 # How long an OpenMP thread busy-waits for more work after a parallel region before it
 # sleeps. GNU OpenMP's default (300,000 spins, milliseconds) steals the cores NumPy's
-# BLAS threads need for the next matmul (measured: a LeNet step went from 7 ms to 400+
-# ms); sleeping at once (OMP_WAIT_POLICY=PASSIVE) costs a futex wake-up per region,
-# and a training step runs dozens of short regions back to back. A short spin does
-# both: measured (2 cores, LeNet-5 SGD step, ms, batch 64 / 256): PASSIVE 2.98 / 8.91,
-# 3,000 spins 2.30 / 8.36, 10,000 2.27 / 8.31; a conv2d alternating with a 384² NumPy
-# matmul: PASSIVE 0.93 ms, 3,000 spins 0.78, 100,000 spins 32 ms. Set before libgomp
-# loads with our kernels; a policy or spin count the user exported wins.
+# BLAS threads need for the next matmul; sleeping at once (OMP_WAIT_POLICY=PASSIVE) costs
+# a futex wake-up per region, and a training step runs dozens of short regions back to
+# back. A short spin does both (benchmarks/RESULTS.md: GOMP_SPINCOUNT). Set before
+# libgomp loads with our kernels; a policy or spin count the user exported wins.
 if "OMP_WAIT_POLICY" not in _os.environ:
     _os.environ.setdefault("GOMP_SPINCOUNT", "3000")
 

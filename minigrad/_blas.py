@@ -10,9 +10,8 @@ would bring SciPy's own OpenBLAS copy with a second thread pool to control.
 
 Threads. The kernels parallelise over samples with OpenMP, and each OpenMP thread calls
 GEMM on its own small block: that GEMM must run on one thread (one layer of parallelism;
-OpenBLAS threads synchronise by spinning and collapse under load — measured on this
-2-core machine with other jobs running: a 64×576×3136 sgemm loop took 1.0–3.5 s with 2
-OpenBLAS threads and 0.13–0.3 s with 1). In OpenBLAS's pthreads builds the thread count
+OpenBLAS threads synchronise by spinning and collapse under load: benchmarks/RESULTS.md,
+"One OpenBLAS thread inside the kernels"). In OpenBLAS's pthreads builds the thread count
 is process-wide — `openblas_set_num_threads_local` there sets the global count too — so
 `single_threaded()` sets it to 1 while any kernel of this kind runs (reference-counted
 across Python threads) and restores it afterwards, as scikit-learn does around its

@@ -3,8 +3,7 @@
 A training step allocates and frees the same large arrays (activations, gradients) every
 iteration. With glibc's defaults, arrays above a dynamic threshold are mmap'ed and
 munmap'ed each time, and the heap top is trimmed, so every step pays a page fault per
-4 KiB page it writes: measured here, np.maximum on a LeNet activation (1.2 MB) took 0.82 ms
-instead of 0.10 ms. Raising glibc's mmap and trim thresholds makes freed chunks reusable,
+4 KiB page it writes (benchmarks/RESULTS.md: malloc thresholds). Raising glibc's mmap and trim thresholds makes freed chunks reusable,
 as a caching allocator would. Resident memory then stays at the peak of a step rather than
 shrinking between steps.
 

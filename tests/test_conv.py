@@ -13,11 +13,11 @@ from hypothesis import given, strategies as st
 import minigrad as mg
 import minigrad.nn as nn
 import minigrad.nn.functional as F
-from minigrad import _blas
-from minigrad.ops import conv as C
+from minigrad import _blas, kernels
+from minigrad.ops import conv_dispatch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from kernel_spy import poison_workspaces  # noqa: E402
+from kernel_spy import poison_workspaces, ran  # noqa: E402
 
 # Every numeric test runs on each kernel family; 'gemm-chunked' shrinks the workspace
 # bound so the batch goes through im2col/col2im one sample at a time; 'blas-rows' shrinks
@@ -28,25 +28,20 @@ from kernel_spy import poison_workspaces  # noqa: E402
 PATHS = ["direct", "gemm", "gemm-chunked", "blas", "blas-rows", "blas-batch", "winograd"]
 
 
+# the kernels.Tuning each test path sets besides forcing its family
+TUNING = {"gemm-chunked": dict(workspace_bytes=1),
+          "blas-rows": dict(blas_block_bytes=1, blas_min_columns=1, blas_batch_columns=1),
+          "blas-batch": dict(blas_batch_columns=1 << 40, blas_batch_below=1 << 40)}
+
+
 @contextlib.contextmanager
 def kernel_path(path):
+    """kernels.use() of the path's family with its TUNING, the workspaces poisoned."""
     if path.startswith("blas") and not _blas.available():
         pytest.skip("no OpenBLAS next to NumPy: the 'blas' path is not available here")
-    saved = (C._FORCE_PATH, C._WORKSPACE_BYTES, C._BLAS_BLOCK_BYTES, C._BLAS_MIN_COLUMNS,
-             C._BLAS_BATCH_BELOW, C._BLAS_BATCH_COLUMNS)
-    C._FORCE_PATH = path.split("-")[0]
-    if path == "gemm-chunked":
-        C._WORKSPACE_BYTES = 1
-    if path == "blas-rows":
-        C._BLAS_BLOCK_BYTES = C._BLAS_MIN_COLUMNS = C._BLAS_BATCH_COLUMNS = 1
-    if path == "blas-batch":
-        C._BLAS_BATCH_COLUMNS = C._BLAS_BATCH_BELOW = 1 << 40
     poison_workspaces()
-    try:
+    with kernels.use(path.split("-")[0], **TUNING.get(path, {})):
         yield
-    finally:
-        (C._FORCE_PATH, C._WORKSPACE_BYTES, C._BLAS_BLOCK_BYTES, C._BLAS_MIN_COLUMNS,
-         C._BLAS_BATCH_BELOW, C._BLAS_BATCH_COLUMNS) = saved
 
 
 @pytest.mark.parametrize("N,R,OH,OW", [(5, 27, 8, 8), (3, 150, 10, 10), (4, 576, 56, 56),
@@ -56,10 +51,10 @@ def test_kernel_path_settings_give_the_blocks_they_name(N, R, OH, OW):
     parametrized tests rely on, whatever the default block sizes are tuned to."""
     nt = 2
     with kernel_path("blas-rows"):
-        assert C._blas_blocks(N, R, OH, OW, 4, nt) == (1, 1)
+        assert kernels._blas_blocks(N, R, OH, OW, 4, nt) == (1, 1)
     with kernel_path("blas-batch"):
-        assert C._blas_blocks(N, R, OH, OW, 4, nt) == (-(-N // nt), OH)
-    nb, rows = C._blas_blocks(N, R, OH, OW, 4, nt)     # defaults: a block of whole rows,
+        assert kernels._blas_blocks(N, R, OH, OW, 4, nt) == (-(-N // nt), OH)
+    nb, rows = kernels._blas_blocks(N, R, OH, OW, 4, nt)     # defaults: a block of whole rows,
     assert 1 <= nb <= N and 1 <= rows <= OH               # or of whole samples
     assert nb == 1 or rows == OH
 
@@ -471,33 +466,25 @@ def test_dtypes():
 
 
 @pytest.mark.parametrize("path", PATHS)
-def test_needed_gradients_only(path, monkeypatch):
-    """LeNet's first layer: the input does not require grad, so ∂L/∂x is not computed."""
-    calls = []
-
-    class Spy:
-        def __getattr__(self, name):
-            fn = getattr(C._k_real, name)
-            return lambda *a: (calls.append(name), fn(*a))[1]
-
-    monkeypatch.setattr(C, "_k_real", C._k, raising=False)
-    monkeypatch.setattr(C, "_k", Spy())
+def test_needed_gradients_only(path):
+    """LeNet's first layer: the input does not require grad, so ∂L/∂x is not computed;
+    a frozen weight gets no ∂L/∂w work."""
     rng = np.random.default_rng(0)
     x = mg.tensor(rng.standard_normal((2, 1, 8, 8)))
     w = mg.tensor(rng.standard_normal((3, 1, 3, 3)), requires_grad=True)
     with kernel_path(path):
         y = F.conv2d(x, w, padding=1)
-        calls.clear()
-        y.sum().backward()
-    assert not any(n in ("conv2d_input_grad_direct", "col2im") for n in calls), calls
+        with kernels.trace() as calls:
+            y.sum().backward()
+    assert [c.which for c in calls] == ["weight_grad"], calls
     assert x.grad is None and w.grad is not None
     w2 = mg.tensor(w.data)
     x2 = mg.tensor(x.data, requires_grad=True)
     with kernel_path(path):
         y = F.conv2d(x2, w2, padding=1)
-        calls.clear()
-        y.sum().backward()
-    assert not any(n in ("conv2d_weight_grad_direct", "im2col") for n in calls), calls
+        with kernels.trace() as calls:
+            y.sum().backward()
+    assert [c.which for c in calls] == ["input_grad"], calls
     assert w2.grad is None and x2.grad is not None
 
 
@@ -518,7 +505,7 @@ def test_tap_entirely_in_the_padding(path):
 
 # (x shape, w shape, stride, padding, dilation): short output rows (of another width than
 # the input rows, or strided), where the 'blas' path's im2col first shifts the input
-# rows (ext/conv.pyx _im2col_shifted), for blocks of whole samples and of single rows.
+# rows (ext/conv_im2col.pyx _im2col_shifted), for blocks of whole samples and of single rows.
 SHIFT_CASES = [
     ((3, 2, 7, 9), (4, 2, 3, 3), (1, 1), (0, 0), (1, 1)),    # 'valid'
     ((2, 3, 6, 5), (2, 3, 3, 2), (1, 2), (1, 0), (1, 1)),    # column stride 2, rows padded
@@ -548,8 +535,8 @@ def test_blas_shifted_rows_im2col(xs, ws, S, P, D):
     for path in ("blas", "blas-batch", "blas-rows", "direct"):
         with kernel_path(path):
             if path != "direct":
-                nb, rows = C._blas_blocks(N, Cin * ws[2] * ws[3], OH, OW, 8, mg.get_num_threads())
-                assert C._blas_shift_rows(xs, ws[2], ws[3], OH, OW, C._Geom(S, P, D, 1), rows) > 0
+                nb, rows = kernels._blas_blocks(N, Cin * ws[2] * ws[3], OH, OW, 8, mg.get_num_threads())
+                assert kernels._blas_shift_rows(xs, ws[2], ws[3], OH, OW, conv_dispatch.Geom(S, P, D, 1), rows) > 0
             ts = [mg.tensor(a, requires_grad=True) for a in (x, w, b)]
             poison_workspaces()
             y = F.conv2d(*ts, stride=S, padding=P, dilation=D)
@@ -564,17 +551,9 @@ def test_blas_shifted_rows_im2col(xs, ws, S, P, D):
 
 
 @pytest.mark.skipif(not _blas.available(), reason="no OpenBLAS next to NumPy")
-def test_blas_path_skips_unneeded_gradients(monkeypatch):
+def test_blas_path_skips_unneeded_gradients():
     """The fused kernel is told which gradients to form: LeNet's first layer (input without
     grad) gets no ∂L/∂x work, a frozen weight no ∂L/∂w work."""
-    calls = []
-    real = C._k.conv2d_backward_blas
-
-    def spy(*a):
-        calls.append(a[-6:-3])                     # need_dx, need_dw, need_db
-        return real(*a)
-
-    monkeypatch.setattr(C._k, "conv2d_backward_blas", spy, raising=False)
     rng = np.random.default_rng(0)
     x, w = rng.standard_normal((3, 2, 6, 6)), rng.standard_normal((4, 2, 3, 3))
     with kernel_path("blas"):
@@ -582,9 +561,11 @@ def test_blas_path_skips_unneeded_gradients(monkeypatch):
             xt = mg.tensor(x, requires_grad=need[0])
             wt = mg.tensor(w, requires_grad=need[1])
             bt = mg.tensor(np.zeros(4), requires_grad=need[2])
-            calls.clear()
-            F.conv2d(xt, wt, bt, padding=1).sum().backward()
-            assert calls == [need]
+            y = F.conv2d(xt, wt, bt, padding=1).sum()
+            with kernels.trace() as calls:
+                y.backward()
+            passes = ("input_grad", "weight_grad", "bias_grad")
+            assert [(c.which, c.path) for c in calls] == [(p, "blas") for p, n in zip(passes, need) if n]
             assert [t.grad is not None for t in (xt, wt, bt)] == list(need)
 
 
@@ -595,7 +576,8 @@ def test_fallback_without_openblas(monkeypatch):
     x, w, b = rng.standard_normal((3, 4, 9, 8)), rng.standard_normal((5, 4, 3, 2)), rng.standard_normal(5)
     ts = [mg.tensor(a, requires_grad=True) for a in (x, w, b)]
     monkeypatch.setattr(_blas, "_lib", None)
-    assert not _blas.available() and C._path(w, 1) == "gemm"
+    assert not _blas.available()
+    assert kernels.choose(x.shape, w.shape, stride=(2, 1), padding=1, dtype=x.dtype) == ("gemm",) * 3
     y = F.conv2d(*ts, stride=(2, 1), padding=1)
     y.backward(np.ones(y.shape))
     ref = conv2d_reference(x, w, b, (2, 1), (1, 1, 1, 1), (1, 1), 1)
@@ -612,9 +594,10 @@ def test_openblas_thread_count_restored():
     x, w = rng.standard_normal((4, 3, 10, 10)).astype(np.float32), rng.standard_normal((6, 3, 3, 3)).astype(np.float32)
 
     def run():
-        for _ in range(20):
-            xt, wt = mg.tensor(x, requires_grad=True), mg.tensor(w, requires_grad=True)
-            F.conv2d(xt, wt, padding=1).sum().backward()
+        with kernels.use("blas"):                  # (each thread chooses for itself)
+            for _ in range(20):
+                xt, wt = mg.tensor(x, requires_grad=True), mg.tensor(w, requires_grad=True)
+                F.conv2d(xt, wt, padding=1).sum().backward()
 
     with kernel_path("blas"):
         threads = [threading.Thread(target=run) for _ in range(4)]
@@ -769,20 +752,15 @@ BAD_CONV = [
 ]
 
 
-class _NoKernels:
-    def __getattr__(self, name):
-        raise AssertionError(f"kernel {name} ran before validation finished")
-
-
 @pytest.mark.parametrize("kwargs, exc, words", BAD_CONV)
-def test_conv2d_rejects_bad_arguments(kwargs, exc, words, monkeypatch):
-    monkeypatch.setattr(C, "_k", _NoKernels())
+def test_conv2d_rejects_bad_arguments(kwargs, exc, words):
     args = dict(x=X, w=Wt, b=None, stride=1, padding=0, dilation=1, groups=2)
     args.update(kwargs)
-    with pytest.raises(exc, match=words) as info:
+    with kernels.trace() as calls, pytest.raises(exc, match=words) as info:
         F.conv2d(args["x"], args["w"], args["b"], stride=args["stride"], padding=args["padding"],
                  dilation=args["dilation"], groups=args["groups"])
     assert "conv2d()" in str(info.value)
+    assert not calls, "a kernel ran before validation finished"
 
 
 XT = np.zeros((2, 4, 5, 5))
@@ -808,15 +786,15 @@ BAD_TRANSPOSE = [
 
 
 @pytest.mark.parametrize("kwargs, exc, words", BAD_TRANSPOSE)
-def test_conv_transpose2d_rejects_bad_arguments(kwargs, exc, words, monkeypatch):
-    monkeypatch.setattr(C, "_k", _NoKernels())
+def test_conv_transpose2d_rejects_bad_arguments(kwargs, exc, words):
     args = dict(x=XT, w=WT, b=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1)
     args.update(kwargs)
-    with pytest.raises(exc, match=words) as info:
+    with kernels.trace() as calls, pytest.raises(exc, match=words) as info:
         F.conv_transpose2d(args["x"], args["w"], args["b"], stride=args["stride"],
                            padding=args["padding"], output_padding=args["output_padding"],
                            groups=args["groups"], dilation=args["dilation"])
     assert "conv_transpose2d()" in str(info.value)
+    assert not calls, "a kernel ran before validation finished"
 
 
 def test_error_message_names_the_shapes():
@@ -829,7 +807,8 @@ def test_error_message_names_the_shapes():
 
 @pytest.mark.parametrize("path", PATHS)
 def test_threads_get_the_serial_results(path):
-    """Kernels keep no global state; the im2col workspace is per Python thread."""
+    """Kernels keep no global state; the im2col workspace is per Python thread, and so is
+    the kernels.use() in effect: each worker enters it."""
     rng = np.random.default_rng(9)
     shapes = [((3, 4, 9, 7), (6, 2, 3, 3), 2), ((2, 3, 12, 10), (5, 3, 5, 4), 1),
               ((4, 2, 6, 6), (2, 1, 2, 2), 2), ((1, 6, 10, 11), (6, 1, 3, 3), 6)]
@@ -847,8 +826,9 @@ def test_threads_get_the_serial_results(path):
         results = [None] * 8
 
         def worker(i):
-            for _ in range(5):
-                results[i] = run(i)
+            with kernels.use(path.split("-")[0], **TUNING.get(path, {})):   # per thread
+                for _ in range(5):
+                    results[i] = run(i)
 
         threads = [threading.Thread(target=worker, args=(i,)) for i in range(8)]
         for t in threads:

@@ -11,22 +11,22 @@ from hypothesis import given, settings, strategies as st
 
 import minigrad as mg
 import minigrad.nn.functional as F
-from minigrad.ops import conv as C
+from minigrad import kernels
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import reference as ref  # noqa: E402
-from kernel_spy import forced  # noqa: E402
+from kernel_spy import forced, ran  # noqa: E402
 
 
 def k16(force=True):
-    """Force (or not) the 'k16' path; yields the list of the (x.shape, wt.shape) of every
-    call that reached its kernel (the scratch memory poisoned first: see kernel_spy)."""
-    return forced("k16", C._k, "conv2d_forward_direct16", force, which=lambda *a: a[-2] == 0)
+    """Force (or not) the 'k16' path (the scratch memory poisoned first: see kernel_spy);
+    yields the kernels.trace() log."""
+    return forced("k16", force)
 
 
 def w16(force=True):
-    """The same for the 'w16' path (the same entry point, kb = 8 or 16)."""
-    return forced("w16", C._k, "conv2d_forward_direct16", force, which=lambda *a: a[-2] != 0)
+    """The same for the 'w16' path."""
+    return forced("w16", force)
 
 
 @st.composite
@@ -55,9 +55,9 @@ def test_forward_matches_reference(case):
     x = rng.standard_normal((case["N"], case["C"], case["H"], case["W"])).astype(np.float32)
     w = rng.standard_normal((case["K"], case["C"]) + case["k"]).astype(np.float32)
     b = rng.standard_normal(case["K"]).astype(np.float32) if case["bias"] else None
-    with (k16 if case["kernel"] == "k16" else w16)() as calls:
+    with (k16 if case["kernel"] == "k16" else w16)() as log:
         y = F.conv2d(x, w, b, stride=case["S"], padding=case["P"], dilation=case["D"])
-    assert calls, f"the {case['kernel']} kernel did not run"
+    assert ran(log, case["kernel"]), f"the {case['kernel']} kernel did not run"
     P4 = (case["P"][0], case["P"][0], case["P"][1], case["P"][1])
     want = ref.conv2d(x, w, b, case["S"], P4, case["D"], 1)
     assert y.shape == want.shape and y.dtype == np.float32
@@ -70,14 +70,14 @@ def test_default_takes_k16_and_w16_only_where_they_apply_and_pay():
     cifar-3x3 take w16 by default; float64, groups, many output channels, strided
     columns and the shapes Winograd takes do not."""
     rng = np.random.default_rng(1)
-    simd = C._SIMD_LEVEL > 0
+    simd = kernels.simd_level() > 0
 
     def runs(xs, ws, dtype=np.float32, groups=1, padding=0, stride=1):
         x = rng.standard_normal(xs).astype(dtype)
         w = rng.standard_normal(ws).astype(dtype)
-        with k16(force=False) as a, w16(force=False) as b:
+        with forced(None, force=False) as log:
             F.conv2d(x, w, padding=padding, groups=groups, stride=stride)
-        return ("k16" if a else "") + ("w16" if b else "")
+        return ("k16" if ran(log, "k16") else "") + ("w16" if ran(log, "w16") else "")
     assert runs((4, 6, 14, 14), (16, 6, 5, 5)) == ("k16" if simd else "")          # LeNet c2
     assert runs((4, 1, 28, 28), (6, 1, 5, 5), padding=2) == ("w16" if simd else "")  # LeNet c1
     assert runs((4, 3, 32, 32), (16, 3, 3, 3), padding=1) == ("w16" if simd else "")  # cifar
@@ -101,12 +101,11 @@ def test_gradients_through_the_direct16_forward(spy):
     grads = []
     for force in (True, False):
         ts = [mg.tensor(a, requires_grad=True) for a in (x, w, b)]
-        with spy(force=force) as calls:
-            C._FORCE_PATH = spy.__name__ if force else "blas"
+        with forced(spy.__name__ if force else "blas") as log:
             y = F.conv2d(*ts, stride=(2, 1 if spy is w16 else 2), padding=(1, 2))
             δ = rng.standard_normal(y.shape).astype(np.float32) if δ is None else δ
             y.backward(δ)
-        assert bool(calls) == force
+        assert bool(ran(log, spy.__name__)) == force
         grads.append([y.data] + [t.grad.data for t in ts])
     for a, r in zip(*grads):
         np.testing.assert_allclose(a, r, rtol=1e-4, atol=1e-4)

@@ -15,7 +15,7 @@ from hypothesis import assume, given, strategies as st
 import minigrad as mg
 import minigrad.nn as nn
 import minigrad.nn.functional as F
-from minigrad.ops import pool as pool_ops
+from minigrad import kernels
 
 
 # ---- naive references ----------------------------------------------------------------------
@@ -574,20 +574,17 @@ def test_2x2_fast_path_matches_general(shape, stride, rng):
                 continue
             args = ((shape[2] // 2, shape[3] // 2),)
         xt = mg.tensor(x, requires_grad=True)
-        y = op(xt, *args)
-        fast = y._ctx.g
-        assert fast.path == "2x2" or (fast.path == "plane" and op is not F.max_pool2d)
-        dy = rng.standard_normal(y.shape)
-        y.backward(dy)
-        # rerun with a copy of the geometry forced onto the general path
-        g = pool_ops._Geometry.__new__(pool_ops._Geometry)
-        for name in pool_ops._Geometry.__slots__:
-            setattr(g, name, getattr(fast, name))
-        g.path = "general"
+        with kernels.trace() as calls:
+            y = op(xt, *args)
+            dy = rng.standard_normal(y.shape)
+            y.backward(dy)
+        assert calls[0].path == "2x2" or (calls[0].path == "plane" and op is not F.max_pool2d)
+        # rerun on the general loops: kernels.use("direct")
         xg = mg.tensor(x, requires_grad=True)
-        fn = pool_ops.MaxPool2d if op is F.max_pool2d else pool_ops.AvgPool2d
-        yg = fn.apply(xg, g)
-        yg.backward(dy)
+        with kernels.use("direct"), kernels.trace() as calls:
+            yg = op(xg, *args)
+            yg.backward(dy)
+        assert [c.path for c in calls] == ["direct", "direct"]
         if op is F.max_pool2d:
             np.testing.assert_array_equal(y.data, yg.data)
         else:                                          # the plane path sums in another order

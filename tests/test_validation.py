@@ -364,12 +364,17 @@ def nan_image(seed=0):
     return x
 
 
-@pytest.mark.parametrize("path", ["direct", "gemm"])
+@pytest.fixture(params=["direct", "gemm"])
+def conv_path(request):
+    """The test body runs with this kernel path forced (minigrad.kernels.use)."""
+    from minigrad import kernels
+    with kernels.use(request.param):
+        yield request.param
+
+
 @pytest.mark.parametrize("stride, padding, dilation", [(1, 0, 1), (2, 1, 1), (1, 2, 2)])
-def test_nan_propagates_through_conv2d_exactly_to_the_windows_that_read_it(monkeypatch, path, stride,
+def test_nan_propagates_through_conv2d_exactly_to_the_windows_that_read_it(conv_path, stride,
                                                                            padding, dilation):
-    import minigrad.ops.conv as conv
-    monkeypatch.setattr(conv, "_FORCE_PATH", path)
     x = nan_image()
     w = np.random.default_rng(1).standard_normal((4, 3, 3, 3)).astype(np.float32)
     w[0] = 0.0                                   # 0 · NaN is NaN too (IEEE)

@@ -11,12 +11,11 @@ from hypothesis import given, strategies as st
 
 import minigrad as mg
 import minigrad.nn.functional as F
-from minigrad import _blas
-from minigrad.ops import conv as C
+from minigrad import _blas, kernels
 
 sys.path.insert(0, os.path.dirname(__file__))
 import reference as ref  # noqa: E402
-from kernel_spy import forced  # noqa: E402
+from kernel_spy import forced, ran  # noqa: E402
 
 pytestmark = pytest.mark.skipif(not _blas.available(),
                                 reason="no OpenBLAS next to NumPy: no 'winograd' path here")
@@ -24,17 +23,12 @@ pytestmark = pytest.mark.skipif(not _blas.available(),
 
 @contextlib.contextmanager
 def winograd(force=True, tiles=None):
-    """Force (or not) the Winograd path, optionally with another block size; yields the
-    list of the (x.shape, weights.shape) of every call that reached its kernel (the
-    scratch memory poisoned first: see kernel_spy)."""
-    saved = C._WINOGRAD_BLOCK_TILES
-    if tiles is not None:
-        C._WINOGRAD_BLOCK_TILES = tiles
-    try:
-        with forced("winograd", C._wk, "conv2d_forward_winograd", force) as calls:
-            yield calls
-    finally:
-        C._WINOGRAD_BLOCK_TILES = saved
+    """Force (or not) the Winograd path, optionally with another block size; yields a
+    function giving the list of the (x.shape, weights.shape) of every call that ran the
+    Winograd kernel so far (the scratch memory poisoned first: see kernel_spy)."""
+    tuning = {} if tiles is None else dict(winograd_block_tiles=tiles)
+    with forced("winograd", force, **tuning) as log:
+        yield lambda: ran(log, "winograd")
 
 
 @st.composite
@@ -64,7 +58,7 @@ def check_forward(case):
     with winograd(tiles=case["tiles"]) as calls:
         y = F.conv2d(mg.tensor(x), mg.tensor(w), None if b is None else mg.tensor(b),
                      padding=case["padding"])
-    assert calls, "the winograd kernel did not run"
+    assert calls(), "the winograd kernel did not run"
     P4 = ref.conv_padding4(case["padding"], case["H"], case["W"], 3, 3, (1, 1), (1, 1))
     want = ref.conv2d(x, w, b, (1, 1), P4, (1, 1), 1)
     assert y.shape == want.shape and y.dtype == dt
@@ -105,7 +99,7 @@ def test_default_takes_winograd_where_it_pays_and_applies():
         w = rng.standard_normal(ws).astype(np.float32)
         with winograd(force=False) as calls:
             F.conv2d(x, w, **kw)
-        return bool(calls)
+            return bool(calls())
 
     assert runs((1, 64, 56, 56), (64, 64, 3, 3), padding=1)            # res-56-s1, one sample
     assert runs((8, 256, 14, 14), (256, 256, 3, 3), padding=1)         # res-14-s1
@@ -124,7 +118,7 @@ def test_default_takes_winograd_where_it_pays_and_applies():
     assert not runs((4, 64, 16, 16), (64, 64, 3, 1), padding=1)
     with winograd(force=True) as calls:                                # forced where it does
         F.conv2d(rng.standard_normal((2, 8, 9, 9)), rng.standard_normal((8, 8, 3, 3)), stride=2)
-    assert not calls                                                   # not apply: falls back
+        assert not calls()                                                  # not apply: falls back
 
 
 @pytest.mark.parametrize("padding", [0, 1, (2, 1), "same"])
@@ -134,7 +128,7 @@ def test_gradcheck_through_the_winograd_forward(padding):
           for s in ((2, 3, 5, 4), (4, 3, 3, 3), (4,))]
     with winograd() as calls:
         assert mg.gradcheck(lambda x, w, b: F.conv2d(x, w, b, padding=padding), ts)
-    assert calls
+        assert calls()
 
 
 def test_conv_transpose_input_gradient_through_winograd():
@@ -149,7 +143,7 @@ def test_conv_transpose_input_gradient_through_winograd():
         gy = rng.standard_normal(y.shape)
         y.backward(gy)
         assert mg.gradcheck(lambda a, c: F.conv_transpose2d(a, c, padding=1), [xt, wt])
-    assert calls
+        assert calls()
     dx, dw, _ = ref.conv_transpose2d_vjp(x, w, gy, (1, 1), (1, 1), (0, 0), 1, (1, 1))
     np.testing.assert_allclose(xt.grad.data, dx, rtol=1e-11, atol=1e-11)
     np.testing.assert_allclose(wt.grad.data, dw, rtol=1e-11, atol=1e-11)
@@ -164,12 +158,9 @@ def test_float32_agrees_with_im2col_on_a_resnet_layer():
     b = rng.standard_normal(64).astype(np.float32)
     with winograd(force=False) as calls:
         y = F.conv2d(x, w, b, padding=1).data
-    assert calls
-    saved, C._FORCE_PATH = C._FORCE_PATH, "blas"
-    try:
+        assert calls()
+    with kernels.use("blas"):
         y_im2col = F.conv2d(x, w, b, padding=1).data
-    finally:
-        C._FORCE_PATH = saved
     want = ref.conv2d(x, w, b, (1, 1), (1, 1, 1, 1), (1, 1), 1)
     scale = max(1.0, float(np.abs(want).max()))
     for got in (y, y_im2col):
@@ -189,13 +180,12 @@ def test_input_gradient_at_stride_1_through_winograd(padding):
     grads = {}
     for force in ("default", "blas"):
         ts = [mg.tensor(a, requires_grad=True) for a in (x, w, b)]
-        with winograd(force=False) as calls:
-            C._FORCE_PATH = None if force == "default" else force   # restored on exit
+        with winograd(force=False) as calls, kernels.use(None if force == "default" else force):
             y = F.conv2d(*ts, padding=padding)
             δ = rng.standard_normal(y.shape) if δ is None else δ
             y.backward(δ)
-        # default: forward and ∂L/∂x both through Winograd (∂L/∂x's "input" is δ: K channels)
-        assert [c[0][1] for c in calls] == ([32, 24] if force == "default" else [])
+            # default: forward and ∂L/∂x both through Winograd (∂L/∂x's "input" is δ: K channels)
+            assert [c[0][1] for c in calls()] == ([32, 24] if force == "default" else [])
         grads[force] = [t.grad.data for t in ts]
     for a, r in zip(grads["default"], grads["blas"]):
         np.testing.assert_allclose(a, r, rtol=1e-10, atol=1e-10)

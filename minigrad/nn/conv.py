@@ -5,13 +5,14 @@ import numbers
 import numpy as np
 
 from .. import random as _random
-from ..ops.conv import _int, _pair, conv2d, conv_transpose2d
+from ..ops._args import int_arg, pair
+from ..ops.conv import conv2d, conv_transpose2d
 from ..ops.layout import is_channels_last
 from .module import Module, Parameter
 
 
 def _positive(v, cls, name):
-    v = _int(v, cls, name)
+    v = int_arg(v, cls, name)
     if v < 1:
         raise ValueError(f"{cls}(): {name} must be positive, got {v}")
     return v
@@ -37,9 +38,9 @@ class _ConvNd(Module):
         if self.out_channels % self.groups:
             raise ValueError(f"{cls}(): out_channels={out_channels} must be divisible by "
                              f"groups={groups}")
-        self.kernel_size = _pair(kernel_size, cls, "kernel_size", 1)
-        self.stride = _pair(stride, cls, "stride", 1)
-        self.dilation = _pair(dilation, cls, "dilation", 1)
+        self.kernel_size = pair(kernel_size, cls, "kernel_size", 1)
+        self.stride = pair(stride, cls, "stride", 1)
+        self.dilation = pair(dilation, cls, "dilation", 1)
         self.padding = padding
         self.output_padding = output_padding
         shape = weight_shape_fn(self.in_channels, self.out_channels, self.groups, self.kernel_size)
@@ -88,7 +89,7 @@ class Conv2d(_ConvNd):
                 raise ValueError(f"{cls}(): padding must be an int, a pair, 'valid' or 'same', "
                                  f"got {padding!r}")
         else:
-            padding = _pair(padding, cls, "padding", 0)
+            padding = pair(padding, cls, "padding", 0)
         super().__init__(cls, in_channels, out_channels, kernel_size, stride, padding,
                          dilation, groups, bias,
                          lambda i, o, g, k: (o, i // g) + k)
@@ -113,8 +114,8 @@ class ConvTranspose2d(_ConvNd):
         cls = "ConvTranspose2d"
         if isinstance(padding, str):
             raise ValueError(f"{cls}(): padding must be an int or a pair, got {padding!r}")
-        padding = _pair(padding, cls, "padding", 0)
-        output_padding = _pair(output_padding, cls, "output_padding", 0)
+        padding = pair(padding, cls, "padding", 0)
+        output_padding = pair(output_padding, cls, "output_padding", 0)
         super().__init__(cls, in_channels, out_channels, kernel_size, stride, padding,
                          dilation, groups, bias,
                          lambda i, o, g, k: (i, o // g) + k, output_padding)

@@ -6,8 +6,9 @@ minigrad.nn.functional (minigrad/ops/pool.py has the math). The arguments are va
 when the layer is built, so a wrong kernel or padding fails at model definition, not
 at the first batch.
 """
+from ..ops._args import bool_arg
 from ..ops.pool import (adaptive_avg_pool2d, adaptive_max_pool2d, adaptive_output_size, avg_pool2d,
-                        bool_arg, divisor_arg, max_pool2d, pool_args)
+                        divisor_arg, max_pool2d, pool_args)
 from ..ops.layout import is_channels_last
 from .module import Module
 

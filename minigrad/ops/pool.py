@@ -2,22 +2,22 @@
 adaptive average pooling and global average pooling.
 
 Names as in DESIGN.md: x is (N, C, H, W), or unbatched (C, H, W); the kernel is
-K = (kH, kW), the stride S, the padding P, the dilation D (max pooling only). Along
+F_h×F_w, the stride S, the padding P, the dilation D (max pooling only). Along
 each axis (rows shown; columns alike) output row i reads the input rows
 
-    i·S − P + p·D,   p = 0 … K−1            (rows outside 0 … H−1 are padding)
+    i·S − P + p·D,   p = 0 … F_h−1          (rows outside 0 … H−1 are padding)
 
 and there are
 
-    OH = ⌊(H + 2P − D·(K−1) − 1) / S⌋ + 1   output rows (PyTorch's formula), or with
+    OH = ⌊(H + 2P − D·(F_h−1) − 1) / S⌋ + 1   output rows (PyTorch's formula), or with
          ceil_mode ⌈·⌉ instead of ⌊·⌋, minus one if the last window would then start
          in the bottom padding ((OH−1)·S ≥ H + P);
     OH = ⌈H / S⌉ with padding='same' (Keras/TensorFlow): total padding
-         max((OH−1)·S + D·(K−1) + 1 − H, 0), the odd pixel at the bottom/right;
+         max((OH−1)·S + D·(F_h−1) + 1 − H, 0), the odd pixel at the bottom/right;
     padding='valid' is P = 0.
 
 Max pooling pads with −inf (padding never wins); average pooling divides by
-  - the window clipped to the *padded* input, min(i·S − P + K, H + P) − (i·S − P) per
+  - the window clipped to the *padded* input, min(i·S − P + F_h, H + P) − (i·S − P) per
     axis, with count_include_pad=True (PyTorch; with ceil_mode a window hanging past
     the padded input counts only what lies inside it);
   - the number of real elements with count_include_pad=False and always with
@@ -29,78 +29,47 @@ describes each axis's windows by small tables — first real row, end row, divis
 factor — cached per geometry, which the kernels in ext/pool.pyx read. Every divisor
 rule above is a product of a row factor and a column factor, so one average kernel
 serves them all, adaptive pooling included.
+minigrad/kernels.py chooses the kernel of each call: the table loops ('direct'), or the
+specialised ones for 2×2 windows at stride 2 ('2x2') and whole-plane averages ('plane').
 """
 import functools
 import math
-import numbers
 
 import numpy as np
 
+from .. import kernels
 from .._ext import pool as _k
 from ..autograd import Function
 from ..tensor import Tensor
 from ..threads import get_num_threads
 from . import layout
+from ._args import MAX_INDEX, bool_arg, float_array, is_int, nonempty_planes, pair, same_padding
 from .limits import check_output
 
 __all__ = ["max_pool2d", "avg_pool2d", "adaptive_avg_pool2d", "adaptive_max_pool2d",
-           "global_avg_pool2d", "MaxPool2d", "AvgPool2d"]
-
-_INT32_MAX = 2**31 - 1
+           "global_avg_pool2d", "MaxPool2dFunction", "AvgPool2dFunction"]
 
 
-# ---- argument normalisation -------------------------------------------------------------
-
-def _is_int(v):
-    if type(v) is int:                           # the common case, without the ABC check
-        return True
-    return isinstance(v, numbers.Integral) and not isinstance(v, (bool, np.bool_))
-
-
-def _pair(fn, name, value):
-    """An int or a pair of ints -> (rows, cols); anything else is a TypeError/ValueError."""
-    if type(value) is int:                       # the common case, without the ABC check
-        return value, value
-    if _is_int(value):
-        return int(value), int(value)
-    if isinstance(value, (tuple, list)):
-        if len(value) != 2:
-            raise ValueError(f"{fn}(): {name} must be an int or a pair of ints, "
-                             f"got {len(value)} values {tuple(value)!r}")
-        if all(_is_int(v) for v in value):
-            return int(value[0]), int(value[1])
-    raise TypeError(f"{fn}(): {name} must be an int or a pair of ints, got {value!r}")
-
-
-def bool_arg(fn, name, value):
-    if isinstance(value, (bool, np.bool_)):
-        return bool(value)
-    raise TypeError(f"{fn}(): {name} must be a bool, got {value!r}")
-
+# ---- argument normalisation (built on ops/_args.py) -------------------------------------
 
 def pool_args(fn, kernel_size, stride=None, padding=0, dilation=1):
     """Validate and normalise the hyper-parameters shared by the fixed-window poolings.
 
     Returns (kernel, stride, padding, dilation): pairs of ints, except padding, which
     is a pair or the string 'same'/'valid'. Checks what needs no input: kernel, stride,
-    dilation ≥ 1; padding ≥ 0 and at most half the kernel, P ≤ ⌊K/2⌋ (PyTorch's rule;
+    dilation ≥ 1; padding ≥ 0 and at most half the kernel, P ≤ ⌊F/2⌋ (PyTorch's rule;
     the string forms compute their own padding).
     """
-    k = _pair(fn, "kernel_size", kernel_size)
-    s = k if stride is None else _pair(fn, "stride", stride)
-    d = _pair(fn, "dilation", dilation)
-    for name, v in (("kernel_size", k), ("stride", s), ("dilation", d)):
-        if not (1 <= v[0] <= _INT32_MAX and 1 <= v[1] <= _INT32_MAX):
-            raise ValueError(f"{fn}(): {name} must be positive and at most {_INT32_MAX}, got {v}")
+    k = pair(kernel_size, fn, "kernel_size", 1)
+    s = k if stride is None else pair(stride, fn, "stride", 1)
+    d = pair(dilation, fn, "dilation", 1)
     if isinstance(padding, str):
         p = padding.lower()
         if p not in ("same", "valid"):
             raise ValueError(f"{fn}(): padding must be an int, a pair of ints, 'same' or "
                              f"'valid', got {padding!r}")
         return k, s, p, d
-    p = _pair(fn, "padding", padding)
-    if min(p) < 0:
-        raise ValueError(f"{fn}(): padding must be non-negative, got {p}")
+    p = pair(padding, fn, "padding", 0)
     if p[0] > k[0] // 2 or p[1] > k[1] // 2:
         raise ValueError(f"{fn}(): padding {p} must be at most half the kernel size {k} "
                          f"(padding ≤ kernel_size // 2)")
@@ -109,7 +78,7 @@ def pool_args(fn, kernel_size, stride=None, padding=0, dilation=1):
 
 def adaptive_output_size(fn, output_size, hw=None):
     """output_size -> (OH, OW): an int, or a pair whose None entries keep the input's size."""
-    if _is_int(output_size) or output_size is None:
+    if is_int(output_size) or output_size is None:
         output_size = (output_size, output_size)
     if not isinstance(output_size, (tuple, list)) or len(output_size) != 2:
         raise TypeError(f"{fn}(): output_size must be an int or a pair of ints/None, "
@@ -118,8 +87,8 @@ def adaptive_output_size(fn, output_size, hw=None):
     for a, o in enumerate(output_size):
         if o is None:
             out.append(None if hw is None else hw[a])
-        elif _is_int(o):
-            if o < 1 or o > _INT32_MAX:
+        elif is_int(o):
+            if o < 1 or o > MAX_INDEX:
                 raise ValueError(f"{fn}(): output_size entries must be positive ints, "
                                  f"got {tuple(output_size)}")
             out.append(int(o))
@@ -131,16 +100,10 @@ def adaptive_output_size(fn, output_size, hw=None):
 
 def _input(fn, x):
     """The ndarray behind x, checked: float32/float64, (C, H, W) or (N, C, H, W), only N may be 0."""
-    a = x.data if isinstance(x, Tensor) else np.asarray(x)
-    if a.dtype not in (np.float32, np.float64):
-        raise TypeError(f"{fn}(): input must be float32 or float64, got {a.dtype}")
-    if a.ndim not in (3, 4):
-        raise ValueError(f"{fn}(): input must be 3-d (C, H, W) or 4-d (N, C, H, W), "
-                         f"got shape {a.shape}")
-    if min(a.shape[-3:]) == 0:
-        raise ValueError(f"{fn}(): input has shape {a.shape}; only the batch may be empty "
-                         f"(channels, height and width must be non-zero)")
-    return a
+    return nonempty_planes(fn, float_array(x, fn, "input", (3, 4), _POOL_DTYPES))
+
+
+_POOL_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
 # ---- window tables (cached per geometry) -------------------------------------------------
@@ -191,17 +154,10 @@ def _axis_length(fn, axis, n, k, s, p, d, ceil_mode):
     return out
 
 
-def _same(n, k, s, d):
-    """'same' along one axis: (out, padding before) with out = ⌈n/S⌉ (Keras/TensorFlow)."""
-    out = -(-n // s)
-    total = max((out - 1) * s + d * (k - 1) + 1 - n, 0)
-    return out, total // 2
-
-
 def _axis_windows(fn, axis, n, k, s, p, d, ceil_mode):
     """(start, P_before): window i starts at row start[i] = i·S − P_before (maybe in the padding)."""
     if p == "same":
-        out, before = _same(n, k, s, d)
+        out, before, _ = same_padding(n, k, s, d)    # Keras/TensorFlow: out = ⌈n/S⌉
     else:
         before = 0 if p == "valid" else p
         out = _axis_length(fn, axis, n, k, s, before, d, ceil_mode)
@@ -210,13 +166,13 @@ def _axis_windows(fn, axis, n, k, s, p, d, ceil_mode):
 
 @functools.lru_cache(maxsize=256)
 def _max_geometry(fn, H, W, kernel, stride, padding, dilation, ceil_mode):
-    if H * W > _INT32_MAX:
+    if H * W > MAX_INDEX:
         raise ValueError(f"{fn}(): an input plane of {H}×{W} is too large for the int32 mask")
     rows, cols = [], []
     for a, (axis, n, tables) in enumerate((("height", H, rows), ("width", W, cols))):
         k, s, p, d = kernel[a], stride[a], _axis_pad(padding, a), dilation[a]
         start, _ = _axis_windows(fn, axis, n, k, s, p, d, ceil_mode)
-        # the first real tap start + t·D ≥ 0, t = ⌈−start/D⌉, and the end min(start + D·(K−1) + 1, n)
+        # the first real tap start + t·D ≥ 0, t = ⌈−start/D⌉, and the end min(start + D·(F−1) + 1, n)
         lo = np.where(start >= 0, start, start + (-start + d - 1) // d * d)
         hi = np.minimum(start + d * (k - 1) + 1, n)
         tables += [lo, hi, np.ones_like(lo)]
@@ -278,8 +234,8 @@ def _planes(x):
     return np.ascontiguousarray(x).reshape(-1, x.shape[-2], x.shape[-1])
 
 
-class MaxPool2d(Function):
-    """y[n,c,i,j] = max over p < kH, q < kW of x_pad[n, c, i·S_h − P_h + p·D_h, j·S_w − P_w + q·D_w],
+class MaxPool2dFunction(Function):
+    """y[n,c,i,j] = max over p < F_h, q < F_w of x_pad[n, c, i·S_h − P_h + p·D_h, j·S_w − P_w + q·D_w],
     x_pad padded with −inf. The forward records the winner of each window in a mask
     (its flat index h·W + w in the H·W plane; a tie goes to the first in row-major
     order, a NaN wins its window, as in PyTorch).
@@ -296,7 +252,9 @@ class MaxPool2d(Function):
         y = np.empty((x3.shape[0],) + g.out, x.dtype)         # (P, OH, OW)
         mask = np.empty((x3.shape[0],) + g.out, np.int32)     # (P, OH, OW)
         nt = get_num_threads()
-        if g.path == "2x2":
+        path = kernels._plan("max_pool2d", None, None, None, g, None).forward
+        kernels._ran("max_pool2d", "forward", path, x3.shape)
+        if path == "2x2":
             _k.max_pool2d_2x2_forward(x3, y, mask, nt)
         else:
             (h_lo, h_hi, _), (w_lo, w_hi, _) = g.rows, g.cols
@@ -314,11 +272,12 @@ class MaxPool2d(Function):
         g = ctx.g
         δ3 = np.ascontiguousarray(δ, dtype=ctx.dtype).reshape(mask.shape)  # (P, OH, OW), read only
         dx = np.empty((mask.shape[0], g.H, g.W), ctx.dtype)                # (P, H, W), every element written
+        kernels._ran("max_pool2d", "input_grad", "direct", δ3.shape)
         _k.max_pool2d_backward(δ3, mask, dx, get_num_threads())
         return dx.reshape(ctx.x_shape), None
 
 
-class AvgPool2d(Function):
+class AvgPool2dFunction(Function):
     """y[n,c,i,j] = Σ over the window of x / divisor[i,j], where the window and the divisor
     come from the geometry: fixed windows (count_include_pad, real elements only, or
     divisor_override), 'same' windows, or adaptive windows. divisor[i,j] = row[i]·col[j].
@@ -333,9 +292,11 @@ class AvgPool2d(Function):
         x3 = _planes(x)                                       # (P, H, W)
         y = np.empty((x3.shape[0],) + g.out, x.dtype)         # (P, OH, OW)
         nt = get_num_threads()
-        if g.path == "2x2":
+        path = kernels._plan("avg_pool2d", None, None, None, g, None).forward
+        kernels._ran("avg_pool2d", "forward", path, x3.shape)
+        if path == "2x2":
             _k.avg_pool2d_2x2_forward(x3, y, g.divisor, nt)
-        elif g.path == "plane":                                # (P, H·W) -> (P,)
+        elif path == "plane":                                # (P, H·W) -> (P,)
             _k.avg_pool2d_plane_forward(x3.reshape(len(x3), g.H * g.W), y.reshape(-1), g.divisor, nt)
         else:
             _k.avg_pool2d_forward(x3, *g.rows, *g.cols, y, nt)
@@ -349,9 +310,11 @@ class AvgPool2d(Function):
         P = math.prod(ctx.x_shape[:-2])
         δ3 = np.ascontiguousarray(δ, dtype=ctx.dtype).reshape((P,) + g.out)  # (P, OH, OW), read only
         dx = np.empty((P, g.H, g.W), ctx.dtype)                               # (P, H, W)
-        if g.path == "2x2":
+        path = kernels._plan("avg_pool2d", None, None, None, g, None).input_grad
+        kernels._ran("avg_pool2d", "input_grad", path, δ3.shape)
+        if path == "2x2":
             _k.avg_pool2d_2x2_backward(δ3, dx, g.divisor, get_num_threads())
-        elif g.path == "plane":                                # (P,) -> (P, H·W)
+        elif path == "plane":                                # (P,) -> (P, H·W)
             _k.avg_pool2d_plane_backward(δ3.reshape(-1), dx.reshape(P, g.H * g.W), g.divisor,
                                          get_num_threads())
         else:
@@ -365,11 +328,25 @@ def divisor_arg(fn, divisor_override):
     """None, or a non-zero int32 that replaces every window's divisor."""
     if divisor_override is None:
         return None
-    if not _is_int(divisor_override):
+    if not is_int(divisor_override):
         raise TypeError(f"{fn}(): divisor_override must be an int or None, got {divisor_override!r}")
-    if divisor_override == 0 or abs(divisor_override) > _INT32_MAX:
+    if divisor_override == 0 or abs(divisor_override) > MAX_INDEX:
         raise ValueError(f"{fn}(): divisor_override must be a non-zero int32, got {divisor_override}")
     return int(divisor_override)
+
+
+def pool_geometry(fn, a, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
+                  count_include_pad=True, divisor_override=None):
+    """The windows of max_pool2d (fn = 'max_pool2d') or avg_pool2d over the validated input
+    array a (its last two axes), every argument checked; cached per geometry."""
+    if fn == "max_pool2d":
+        k, s, p, d = pool_args(fn, kernel_size, stride, padding, dilation)
+        return _max_geometry(fn, a.shape[-2], a.shape[-1], k, s, p, d,
+                             bool_arg(fn, "ceil_mode", ceil_mode))
+    k, s, p, _ = pool_args(fn, kernel_size, stride, padding)
+    return _avg_geometry(fn, a.shape[-2], a.shape[-1], k, s, p, bool_arg(fn, "ceil_mode", ceil_mode),
+                         bool_arg(fn, "count_include_pad", count_include_pad),
+                         divisor_arg(fn, divisor_override))
 
 
 def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
@@ -425,18 +402,17 @@ def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=Fal
                                            padding, dilation, ceil_mode, return_indices)
     fn = "max_pool2d"
     a = _input(fn, x)
-    k, s, p, d = pool_args(fn, kernel_size, stride, padding, dilation)
-    g = _max_geometry(fn, a.shape[-2], a.shape[-1], k, s, p, d, bool_arg(fn, "ceil_mode", ceil_mode))
+    g = pool_geometry(fn, a, kernel_size, stride, padding, dilation, ceil_mode)
     return _max_pool(fn, x if isinstance(x, Tensor) else a, g, return_indices)
 
 
 def _max_pool(fn, x, g, return_indices):
-    """MaxPool2d over the windows of g; with return_indices also the winners' int64 flat
-    indices h·W + w (shaped like the output), as PyTorch returns them."""
+    """MaxPool2dFunction over the windows of g; with return_indices also the winners' int64
+    flat indices h·W + w (shaped like the output), as PyTorch returns them."""
     if not bool_arg(fn, "return_indices", return_indices):
-        return MaxPool2d.apply(x, g)
+        return MaxPool2dFunction.apply(x, g)
     box = []
-    y = MaxPool2d.apply(x, g, indices_out=box)
+    y = MaxPool2dFunction.apply(x, g, indices_out=box)
     return y, Tensor._wrap(box[0].astype(np.int64).reshape(y.shape), False)
 
 
@@ -490,11 +466,9 @@ def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_in
                                            padding, ceil_mode, count_include_pad, divisor_override)
     fn = "avg_pool2d"
     a = _input(fn, x)
-    k, s, p, _ = pool_args(fn, kernel_size, stride, padding)
-    divisor_override = divisor_arg(fn, divisor_override)
-    g = _avg_geometry(fn, a.shape[-2], a.shape[-1], k, s, p, bool_arg(fn, "ceil_mode", ceil_mode),
-                      bool_arg(fn, "count_include_pad", count_include_pad), divisor_override)
-    return AvgPool2d.apply(x if isinstance(x, Tensor) else a, g)
+    g = pool_geometry(fn, a, kernel_size, stride, padding, 1, ceil_mode, count_include_pad,
+                      divisor_override)
+    return AvgPool2dFunction.apply(x if isinstance(x, Tensor) else a, g)
 
 
 def adaptive_avg_pool2d(x, output_size):
@@ -510,7 +484,7 @@ def adaptive_avg_pool2d(x, output_size):
     # the window tables hold a few int64 per output row and column
     check_output(fn, "output_size", a.shape[:-2] + out, a.itemsize, extra_bytes=64 * (out[0] + out[1]))
     g = _adaptive_geometry(a.shape[-2], a.shape[-1], out)
-    return AvgPool2d.apply(x if isinstance(x, Tensor) else a, g)
+    return AvgPool2dFunction.apply(x if isinstance(x, Tensor) else a, g)
 
 
 def adaptive_max_pool2d(x, output_size, return_indices=False):
@@ -526,7 +500,7 @@ def adaptive_max_pool2d(x, output_size, return_indices=False):
     fn = "adaptive_max_pool2d"
     a = _input(fn, x)
     out = adaptive_output_size(fn, output_size, a.shape[-2:])
-    if a.shape[-2] * a.shape[-1] > _INT32_MAX:
+    if a.shape[-2] * a.shape[-1] > MAX_INDEX:
         raise ValueError(f"{fn}(): an input plane of {a.shape[-2]}×{a.shape[-1]} is too large "
                          f"for the int32 mask")
     check_output(fn, "output_size", a.shape[:-2] + out, a.itemsize + 4,

@@ -1,32 +1,20 @@
-# Convolution kernels: forward, weight gradient and input gradient of conv2d, in two
-# families that compute the same numbers:
+# im2col / col2im convolution kernels: conv2d's forward and gradients as matrix products.
 #
-#   direct  loops straight from the formulas (for tiny channel counts, e.g. LeNet's
-#           first layer with one input channel, and depthwise convolutions);
-#   gemm    im2col / col2im, the data movement around NumPy's BLAS GEMM, which the
-#           Python side (minigrad/ops/conv.py) calls between these kernels.
+#   gemm  im2col, col2im and the layout changes around NumPy's np.matmul, which the Python
+#         side (minigrad/ops/conv_dispatch.py) calls between these kernels;
+#   blas  the same im2col / col2im fused with the GEMM inside one OpenMP loop: each thread
+#         gathers a small im2col block into its own scratch and multiplies it with a
+#         single-threaded GEMM of NumPy's OpenBLAS (_gemm.pxi, minigrad/_blas.py). One layer
+#         of parallelism, one barrier per call.
 #
-# Notation (DESIGN.md): x (N, C, H, W) input, w (K, C/G, kh, kw) weight, δ = ∂L/∂y
-# (N, K, OH, OW), stride S = (sh, sw), padding P = (ph, pw) on the top/left, dilation
-# D = (dh, dw), groups G. The bottom/right padding is implicit: the caller passes the
-# output size OH×OW, and any tap that lands outside the input reads a zero. So
-# asymmetric ('same') padding and rows the forward drops need no special case.
+# Notation (DESIGN.md): x (N, C, H, W) input, w (K, C/G, F_h, F_w) weight (kh, kw in the
+# code), δ = ∂L/∂y (N, K, OH, OW), stride (sh, sw), top/left padding (ph, pw), dilation
+# (dh, dw), groups G; K is only ever the number of output channels. The im2col matrix has
+# one row r = (c·kh + p)·kw + q per tap and one column per output pixel.
 #
-#   forward     y[n,k,i',j'] = b[k] + Σ_c Σ_p Σ_q x_pad[n, c, i'·sh + p·dh, j'·sw + q·dw] · w[k,c,p,q]
-#
-# A tap (p, q) of output (i', j') reads input row ih = i'·sh + p·dh − ph. Every loop
-# below runs only over the (i', p) pairs whose ih lies in [0, H): the zero padding is
-# never stored and never multiplied.
-#
-#   blas    the same im2col / col2im, fused with the GEMM inside one OpenMP loop: each
-#           thread takes whole samples (or row blocks of one sample), gathers a small
-#           im2col block into its own scratch and multiplies it with a single-threaded
-#           GEMM of NumPy's OpenBLAS, called through a function pointer the Python side
-#           found (minigrad/_blas.py). One layer of parallelism, one barrier per call.
-#
-# Contract: the Python side validates every shape and integer, passes C-contiguous
-# arrays of one dtype, and allocates the outputs; bounds checks are off by default
-# (see setup.py). No global state: all scratch memory is passed in.
+# Contract: the Python side validates every shape and integer, passes C-contiguous arrays
+# of one dtype, and allocates the outputs and all scratch memory; bounds checks are off by
+# default (see setup.py). No global state.
 from cython.parallel cimport prange, threadid
 from libc.string cimport memcpy, memset
 cimport cython
@@ -35,179 +23,9 @@ ctypedef fused floating:
     float
     double
 
-# ---- index helpers ---------------------------------------------------------------
-# For a tap at offset `off` (= p·d − pad) and stride s, output position o reads input
-# position o·s + off. The outputs whose read lands inside [0, size) are
-# [_first(off, s), _end(off, s, size, O)).
+include "_index.pxi"
+include "_gemm.pxi"
 
-cdef inline Py_ssize_t _first(Py_ssize_t off, Py_ssize_t s) noexcept nogil:
-    """Smallest o ≥ 0 with o·s + off ≥ 0."""
-    if off >= 0:
-        return 0
-    return (-off + s - 1) // s
-
-
-cdef inline Py_ssize_t _end(Py_ssize_t off, Py_ssize_t s, Py_ssize_t size,
-                            Py_ssize_t O) noexcept nogil:
-    """One past the largest o < O with o·s + off < size (at least _first(off, s))."""
-    cdef Py_ssize_t e, lo = _first(off, s)
-    if size - off <= 0:
-        return lo
-    e = (size - off + s - 1) // s
-    if e > O:
-        e = O
-    if e < lo:
-        e = lo
-    return e
-
-
-# ---- direct loops ----------------------------------------------------------------
-
-def conv2d_forward_direct(const floating[:, :, :, ::1] x,   # IN  (N, C, H, W)
-                          const floating[:, :, :, ::1] w,   # IN  (K, C/G, kh, kw)
-                          const floating[::1] b,            # IN  (K,) (zeros when no bias)
-                          floating[:, :, :, ::1] y,         # OUT (N, K, OH, OW)
-                          Py_ssize_t sh, Py_ssize_t sw,
-                          Py_ssize_t ph, Py_ssize_t pw,
-                          Py_ssize_t dh, Py_ssize_t dw,
-                          Py_ssize_t groups, int num_threads):
-    """y[n,k,i',j'] = b[k] + Σ_c Σ_p Σ_q x[n, g·Cg+c, i'·sh + p·dh − ph, j'·sw + q·dw − pw] · w[k,c,p,q]
-
-    (g = k // Kg the group of output channel k). One thread per (n, k) output plane;
-    each tap adds w[k,c,p,q] times a shifted, strided window of x to the plane.
-    """
-    cdef Py_ssize_t N = y.shape[0], K = y.shape[1], OH = y.shape[2], OW = y.shape[3]
-    cdef Py_ssize_t H = x.shape[2], W = x.shape[3]
-    cdef Py_ssize_t Cg = w.shape[1], kh = w.shape[2], kw = w.shape[3]
-    cdef Py_ssize_t Kg = K // groups
-    cdef Py_ssize_t nk, n, k, ci, c, p, q, oi, oj, i0, i1, j0, j1, ih, off_w
-    cdef floating wv, bk
-    with nogil:
-        for nk in prange(N * K, schedule='static', num_threads=num_threads):
-            n = nk // K
-            k = nk % K
-            bk = b[k]
-            for oi in range(OH):
-                for oj in range(OW):
-                    y[n, k, oi, oj] = bk
-            for c in range(Cg):
-                ci = (k // Kg) * Cg + c
-                for p in range(kh):
-                    i0 = _first(p * dh - ph, sh)
-                    i1 = _end(p * dh - ph, sh, H, OH)
-                    for q in range(kw):
-                        off_w = q * dw - pw
-                        j0 = _first(off_w, sw)
-                        j1 = _end(off_w, sw, W, OW)
-                        wv = w[k, c, p, q]
-                        for oi in range(i0, i1):
-                            ih = oi * sh + p * dh - ph
-                            for oj in range(j0, j1):
-                                y[n, k, oi, oj] += wv * x[n, ci, ih, oj * sw + off_w]
-
-
-def conv2d_weight_grad_direct(const floating[:, :, :, ::1] x,    # IN  (N, C, H, W)
-                              const floating[:, :, :, ::1] dy,   # IN  (N, K, OH, OW) δ
-                              floating[:, :, :, ::1] gw,         # OUT (K, C/G, kh, kw) ∂L/∂w
-                              Py_ssize_t sh, Py_ssize_t sw,
-                              Py_ssize_t ph, Py_ssize_t pw,
-                              Py_ssize_t dh, Py_ssize_t dw,
-                              Py_ssize_t groups, int num_threads):
-    """∂L/∂w[k,c,p,q] = Σ_n Σ_i' Σ_j' δ[n,k,i',j'] · x_pad[n, g·Cg+c, i'·sh + p·dh, j'·sw + q·dw]
-
-    (the input correlated with δ). One thread per (k, c) kernel slice: no two threads
-    write the same element, and each sum runs in one thread in a fixed order.
-    """
-    cdef Py_ssize_t N = x.shape[0], H = x.shape[2], W = x.shape[3]
-    cdef Py_ssize_t K = dy.shape[1], OH = dy.shape[2], OW = dy.shape[3]
-    cdef Py_ssize_t Cg = gw.shape[1], kh = gw.shape[2], kw = gw.shape[3]
-    cdef Py_ssize_t Kg = K // groups
-    cdef Py_ssize_t kc, k, c, ci, n, p, q, oi, oj, i0, i1, j0, j1, ih, off_w
-    cdef floating acc
-    with nogil:
-        for kc in prange(K * Cg, schedule='static', num_threads=num_threads):
-            k = kc // Cg
-            c = kc % Cg
-            ci = (k // Kg) * Cg + c
-            for p in range(kh):
-                i0 = _first(p * dh - ph, sh)
-                i1 = _end(p * dh - ph, sh, H, OH)
-                for q in range(kw):
-                    off_w = q * dw - pw
-                    j0 = _first(off_w, sw)
-                    j1 = _end(off_w, sw, W, OW)
-                    acc = 0
-                    for n in range(N):
-                        for oi in range(i0, i1):
-                            ih = oi * sh + p * dh - ph
-                            for oj in range(j0, j1):
-                                acc = acc + dy[n, k, oi, oj] * x[n, ci, ih, oj * sw + off_w]
-                    gw[k, c, p, q] = acc
-
-
-def conv2d_input_grad_direct(const floating[:, :, :, ::1] dy,   # IN  (N, K, OH, OW) δ
-                             const floating[:, :, :, ::1] w,    # IN  (K, C/G, kh, kw)
-                             floating[:, :, :, ::1] dx,         # OUT (N, C, H, W) ∂L/∂x
-                             Py_ssize_t sh, Py_ssize_t sw,
-                             Py_ssize_t ph, Py_ssize_t pw,
-                             Py_ssize_t dh, Py_ssize_t dw,
-                             Py_ssize_t groups, int num_threads):
-    """∂L/∂x = (δ dilated by S, padded by D·(K−1)−P) ⋆ (w flipped 180°, channels swapped),
-    computed phase by phase so that the zeros of the dilation are never multiplied.
-
-    Seed 004 ("当步长不为1时"): put S−1 zeros between the entries of δ, pad it, and
-    correlate it with the flipped kernel. Look at which taps of the flipped kernel
-    land on a real δ entry: input row ih (ih + ph in padded coordinates) meets tap p
-    only when ih + ph ≡ p·dh (mod sh). So the padded rows fall into sh phases
-    rh = (ih + ph) mod sh; phase rh sees exactly the taps p with p·dh ≡ rh (mod sh),
-    and on the rows ih + ph = rh + sh·m of that phase the dilated correlation is a
-    stride-1 correlation of the undilated δ with that sub-sampled flipped kernel:
-
-        ∂L/∂x[n, c, rh − ph + sh·m, rw − pw + sw·l]
-            = Σ_k Σ_{p: p·dh ≡ rh} Σ_{q: q·dw ≡ rw} δ[n, k, m − e_p, l − e_q] · w[k, c, p, q],
-        e_p = (p·dh − rh) / sh,  e_q = (q·dw − rw) / sw    (δ outside its bounds is 0)
-
-    i.e. the tap (p, q) adds w[k,c,p,q]·δ[n,k] to the input positions
-    i'·sh + p·dh − ph, j'·sw + q·dw − pw. Rows the forward dropped (bottom/right)
-    are reached by no tap and keep 0; the output has x's shape by construction.
-    One thread per (n, c) input plane; no two threads write the same element.
-    """
-    cdef Py_ssize_t N = dx.shape[0], C = dx.shape[1], H = dx.shape[2], W = dx.shape[3]
-    cdef Py_ssize_t K = dy.shape[1], OH = dy.shape[2], OW = dy.shape[3]
-    cdef Py_ssize_t Cg = w.shape[1], kh = w.shape[2], kw = w.shape[3]
-    cdef Py_ssize_t Kg = K // groups
-    cdef Py_ssize_t nc, n, ci, c, g, k, p, q, oi, oj, i0, i1, j0, j1, ih, off_w
-    cdef floating wv
-    with nogil:
-        for nc in prange(N * C, schedule='static', num_threads=num_threads):
-            n = nc // C
-            ci = nc % C
-            g = ci // Cg
-            c = ci % Cg
-            for ih in range(H):
-                for oj in range(W):
-                    dx[n, ci, ih, oj] = 0
-            # Each tap (p, q) belongs to exactly one phase (rh, rw) = (p·dh mod sh, q·dw mod sw)
-            # and writes only that phase's rows/columns of dx, so looping over the taps
-            # visits every phase (and only the ones that hold taps: a stride larger than
-            # the kernel costs nothing extra) with the same sums, in the same order.
-            for k in range(g * Kg, (g + 1) * Kg):
-                for p in range(kh):
-                    i0 = _first(p * dh - ph, sh)
-                    i1 = _end(p * dh - ph, sh, H, OH)
-                    for q in range(kw):
-                        off_w = q * dw - pw
-                        j0 = _first(off_w, sw)
-                        j1 = _end(off_w, sw, W, OW)
-                        wv = w[k, c, p, q]
-                        # stride-1 in (i', j') over δ; the phase's rows/columns of dx
-                        for oi in range(i0, i1):
-                            ih = oi * sh + p * dh - ph
-                            for oj in range(j0, j1):
-                                dx[n, ci, ih, oj * sw + off_w] += wv * dy[n, k, oi, oj]
-
-
-# ---- im2col / col2im around the GEMM -------------------------------------------------
 
 def im2col(const floating[:, :, :, ::1] x,    # IN  (N, C, H, W)
            floating[:, ::1] cols,             # OUT (C·kh·kw, nb·OH·OW)
@@ -325,12 +143,7 @@ def nkl_to_knl(const floating[:, :, ::1] src,   # IN  (nb, K, L)   NCHW (a chunk
                 dst[k, n, l] = src[n, k, l]
 
 
-
 # ---- im2col + GEMM fused per thread (the 'blas' path) -----------------------------------
-#
-# The GEMM (CBLAS, row-major, called by address and single-threaded from inside the
-# OpenMP loops) comes from _gemm.pxi, shared with ext/winograd.pyx.
-include "_gemm.pxi"
 
 
 cdef void _im2col_shifted(const floating[:, :, :, ::1] x, Py_ssize_t n,
@@ -651,8 +464,8 @@ def conv2d_backward_blas(const floating[:, :, :, ::1] x,    # IN  (N, C, H, W) (
     The sample blocks are split statically over the threads; each thread accumulates its
     ∂L/∂w and ∂L/∂b in its own row of acc (the caller adds the rows in a fixed order, so
     the result does not depend on timing) and owns the ∂L/∂x planes of its samples.
-    ∂L/∂w is accumulated transposed: OpenBLAS runs cols·δᵀ ~1.35× faster than δ·colsᵀ
-    here (205 vs 148 GFLOP/s single-threaded, 64×576×3136); the caller transposes it back.
+    ∂L/∂w is accumulated transposed: OpenBLAS runs cols·δᵀ faster than δ·colsᵀ here
+    (benchmarks/RESULTS.md); the caller transposes it back.
     wᵀ·δ holds each real δ entry times each tap; col2im adds it where the dilated δ would
     meet that tap, so the dilation's zeros are never formed or multiplied. A one-sample
     block reads δ in place (ld = OH·OW); a several-sample block first copies its δ to
@@ -725,82 +538,3 @@ def conv2d_backward_blas(const floating[:, :, :, ::1] x,    # IN  (N, C, H, W) (
                     for j in range(n1 - n0):
                         _col2im_block(scratch, t, Lc, j * L, dx, n0 + j, oi0, oi1, OW,
                                       kh, kw, sh, sw, ph, pw, dh, dw)
-
-
-# ---- direct loops vectorised over 16 output channels or pixels (small layers) ------------
-
-cdef extern from "direct16.h" nogil:
-    int mg_simd_level()
-    int MG_K16_RUN
-    void mg_conv_k16(const float* xp, Py_ssize_t C, Py_ssize_t Hp, Py_ssize_t Wp,
-                     const float* wt, Py_ssize_t K, Py_ssize_t kh, Py_ssize_t kw,
-                     const float* bias, float* y, Py_ssize_t OH, Py_ssize_t OW,
-                     Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t dh, Py_ssize_t dw)
-    void mg_conv_w16_8(const float* xp, Py_ssize_t C, Py_ssize_t Hp, Py_ssize_t Wp,
-                       const float* wt, Py_ssize_t K, Py_ssize_t Kp, Py_ssize_t kh, Py_ssize_t kw,
-                       const float* bias, float* y, Py_ssize_t OH, Py_ssize_t OW,
-                       Py_ssize_t sh, Py_ssize_t dh, Py_ssize_t dw)
-    void mg_conv_w16_16(const float* xp, Py_ssize_t C, Py_ssize_t Hp, Py_ssize_t Wp,
-                        const float* wt, Py_ssize_t K, Py_ssize_t Kp, Py_ssize_t kh, Py_ssize_t kw,
-                        const float* bias, float* y, Py_ssize_t OH, Py_ssize_t OW,
-                        Py_ssize_t sh, Py_ssize_t dh, Py_ssize_t dw)
-
-
-def simd_level():
-    """2: AVX-512, 1: AVX2 + FMA, 0: neither (or a build without the dispatch), for
-    conv2d_forward_direct16's vector code."""
-    return mg_simd_level()
-
-
-def k16_run():
-    """Output pixels per run of mg_conv_k16 (the caller pads rows to a multiple)."""
-    return MG_K16_RUN
-
-
-cdef void _pad_sample(const float[:, :, :, ::1] x, Py_ssize_t n, float[:, ::1] scratch,
-                      Py_ssize_t t, Py_ssize_t Hp, Py_ssize_t Wp,
-                      Py_ssize_t ph, Py_ssize_t pw) noexcept nogil:
-    """scratch[t] as (C, Hp, Wp) = sample n zero-padded: ph rows above, pw columns left,
-    zeros below and right up to Hp×Wp (the direct loops then need no bounds)."""
-    cdef Py_ssize_t C = x.shape[1], H = x.shape[2], W = x.shape[3], c, i
-    cdef float* end = &scratch[t, C * Hp * Wp - 1]
-    memset(&scratch[t, 0], 0, C * Hp * Wp * sizeof(float))
-    for c in range(C):
-        for i in range(H):
-            end = &scratch[t, (c * Hp + ph + i) * Wp + pw + W - 1]
-            memcpy(&scratch[t, (c * Hp + ph + i) * Wp + pw], &x[n, c, i, 0], W * sizeof(float))
-
-
-def conv2d_forward_direct16(const float[:, :, :, ::1] x,   # IN  (N, C, H, W)
-                            const float[:, ::1] wt,         # IN  (C·kh·kw, Kp) w as (c, p, q, k)
-                            const float[::1] b,             # IN  (K,) bias, or (0,) for none
-                            float[:, :, :, ::1] y,          # OUT (N, K, OH, OW)
-                            float[:, ::1] scratch,          # TMP (threads, C·Hp·Wp)
-                            Py_ssize_t kh, Py_ssize_t kw,
-                            Py_ssize_t sh, Py_ssize_t sw,
-                            Py_ssize_t ph, Py_ssize_t pw,
-                            Py_ssize_t dh, Py_ssize_t dw,
-                            Py_ssize_t Hp, Py_ssize_t Wp, int kb, int num_threads):
-    """y[n] = b + x_pad[n] ⋆ w by direct16.h's loops, one sample per thread at a time: the
-    sample is first copied into the thread's zero-padded (C, Hp, Wp) scratch, with Hp, Wp
-    covering the padding and the last run's overhang (so the loops need no bounds).
-    kb = 0: mg_conv_k16, vectorised over 16 output channels (K % 16 == 0, Kp = K);
-    kb = 8 or 16: mg_conv_w16_<kb>, over runs of 16 output pixels (sw = 1), kb output
-    channels at a time (Kp: K rounded up to a multiple of kb, wt zero there)."""
-    cdef Py_ssize_t N = x.shape[0], C = x.shape[1]
-    cdef Py_ssize_t K = y.shape[1], OH = y.shape[2], OW = y.shape[3], Kp = wt.shape[1]
-    cdef Py_ssize_t n, t
-    cdef const float* bias = &b[0] if b.shape[0] > 0 else NULL
-    with nogil:
-        for n in prange(N, schedule='static', num_threads=num_threads):
-            t = threadid()
-            _pad_sample(x, n, scratch, t, Hp, Wp, ph, pw)
-            if kb == 0:
-                mg_conv_k16(&scratch[t, 0], C, Hp, Wp, &wt[0, 0], K, kh, kw, bias,
-                            &y[n, 0, 0, 0], OH, OW, sh, sw, dh, dw)
-            elif kb == 8:
-                mg_conv_w16_8(&scratch[t, 0], C, Hp, Wp, &wt[0, 0], K, Kp, kh, kw, bias,
-                              &y[n, 0, 0, 0], OH, OW, sh, dh, dw)
-            else:
-                mg_conv_w16_16(&scratch[t, 0], C, Hp, Wp, &wt[0, 0], K, Kp, kh, kw, bias,
-                               &y[n, 0, 0, 0], OH, OW, sh, dh, dw)

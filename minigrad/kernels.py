@@ -1,0 +1,472 @@
+"""Which kernel a convolution or pooling call takes, and why; a switch to force one.
+
+    import minigrad.kernels as kernels
+    print(kernels.explain((64, 6, 14, 14), (16, 6, 5, 5)))    # LeNet's second layer
+    with kernels.use("direct"):               # every conv and pooling on the plain loops
+        model(x).sum().backward()
+    with kernels.trace() as calls:            # which kernels ran
+        model(x)
+
+The paths (their kernels in ext/; the Python glue in minigrad/ops/conv_dispatch.py):
+
+  conv2d, conv_transpose2d
+    direct    ext/conv_direct.pyx    the formulas of DESIGN.md as loops: forward, ∂L/∂w, and
+                                     seed 004's ∂L/∂x phase by phase; every configuration
+    gemm      ext/conv_im2col.pyx    im2col / col2im around np.matmul (no OpenBLAS found)
+    blas      ext/conv_im2col.pyx    per-thread im2col blocks × single-threaded OpenBLAS GEMM
+    winograd  ext/winograd.pyx       F(2×2, 3×3): forward, and ∂L/∂x at stride 1
+    k16, w16  ext/conv_direct16.pyx  the direct forward vectorised over 16 output channels
+              + ext/direct16.h       (k16) or 16 output pixels (w16): small float32 layers
+  max_pool2d, avg_pool2d, adaptive_avg_pool2d
+    direct    ext/pool.pyx           windows from per-axis tables: any geometry
+    2x2       ext/pool.pyx           2×2 windows at stride 2 tiling the plane
+    plane     ext/pool.pyx           one window = the whole plane (global average pooling)
+
+`_plan` is the one function that chooses (and the only code that reads the thresholds in
+`Tuning`; the block sizes are read by the helpers at the end of this file); `choose` and
+`explain` call it for given shapes, the ops call it on every call.
+Every path computes the same numbers up to rounding; tests check each against a reference
+written from the formulas. The measurements behind each threshold are in
+benchmarks/RESULTS.md (written by the benchmark scripts).
+
+Notation (DESIGN.md): x (N, C, H, W), w (K, C/G, F_h, F_w) — K is only ever the number
+of output channels —, output (N, K, OH, OW), stride S, padding P, dilation D, groups G.
+"""
+import collections
+import contextlib
+import contextvars
+import dataclasses
+
+import numpy as np
+
+from . import _blas
+from ._ext import conv_direct16 as _d16
+
+__all__ = ["use", "trace", "choose", "explain", "Paths", "Tuning", "KernelCall",
+           "CONV_PATHS", "POOL_PATHS", "simd_level"]
+
+CONV_PATHS = ("direct", "gemm", "blas", "winograd", "k16", "w16")
+POOL_PATHS = ("direct", "2x2", "plane")
+
+
+@dataclasses.dataclass(frozen=True)
+class Tuning:
+    """The thresholds and block sizes of the convolution kernels (defaults measured on a
+    2-core AVX-512 machine; the tables are in benchmarks/RESULTS.md, section named after
+    the field). Override any of them for a block: `kernels.use(None, k16_max_k=64)`."""
+    # ---- which path ----
+    # direct loops for grouped layers with ≤ this many taps per output (depthwise): their
+    # per-group GEMMs would be matrix-vector products over a copied im2col matrix
+    direct_max_taps: int = 32
+    # Winograd when C·K/(C+K) ≥ this: per tile the GEMMs save ∝ C·K, the transforms cost ∝ C+K
+    winograd_min_ck: float = 6
+    # ... and the call has ≥ this many 2×2 tiles: the 16·K·C transformed weights are paid per call
+    winograd_min_tiles: int = 256
+    # k16 when K ≤ this, output rows ≤ k16_max_ow and ≥ k16_min_taps taps per output: small
+    # layers whose im2col copy costs as much as the GEMM
+    k16_max_k: int = 32
+    k16_max_ow: int = 15
+    k16_min_taps: int = 64
+    # w16 when K ≤ this on rows ≥ w16_min_ow wide: a GEMM of only K rows runs far below peak
+    w16_max_k: int = 32
+    w16_min_ow: int = 16
+    # ---- block sizes ----
+    # 'gemm': im2col workspace bound per call; the batch is processed in chunks
+    workspace_bytes: int = 64 << 20
+    # 'gemm': threads for im2col/col2im between the (multithreaded) matmuls: one, so the two
+    # thread pools never spin against each other on the same cores
+    gemm_helper_threads: int = 1
+    # 'blas': im2col block per thread of about this size, but ≥ blas_min_columns pixels
+    blas_block_bytes: int = 4 << 20
+    blas_min_columns: int = 1024
+    # 'blas': several samples per block only when OH·OW is below this, for about
+    # blas_batch_columns output pixels
+    blas_batch_below: int = 256
+    blas_batch_columns: int = 256
+    # 'blas': two-step (shifted rows) im2col for output rows up to this wide
+    shift_max_ow: int = 32
+    # 'winograd': about this many 2×2 output tiles per block
+    winograd_block_tiles: int = 96
+
+
+Paths = collections.namedtuple("Paths", "forward input_grad weight_grad")
+Paths.__doc__ = """The path each pass of one call takes (None: the pass does not exist,
+e.g. ∂L/∂w of a pooling)."""
+
+KernelCall = collections.namedtuple("KernelCall", "op which path shapes")
+KernelCall.__doc__ = """One kernel run recorded by `trace()`: op ('conv2d', 'max_pool2d',
+…), which pass ('forward', 'input_grad', 'weight_grad', 'bias_grad'), the path, and the
+shapes of the kernel's first operands (input, weight)."""
+
+
+class _State:
+    __slots__ = ("force", "tuning", "log")
+
+    def __init__(self, force, tuning, log):
+        self.force, self.tuning, self.log = force, tuning, log
+
+
+# Per thread / task: a context variable (a thread you start runs with the defaults unless
+# it enters use() itself).
+_state = contextvars.ContextVar("minigrad.kernels", default=_State(None, Tuning(), None))
+
+
+@contextlib.contextmanager
+def use(path=None, **tuning):
+    """Run the block with `path` forced wherever it applies, and/or some `Tuning` overridden.
+
+    path: one of CONV_PATHS or POOL_PATHS, or None (choose by shape, the default). A path
+    that does not apply to a call (k16 on float64, winograd on a 5×5 kernel, 2x2 on a 3×3
+    pooling) leaves that call to the usual choice; 'direct' applies to every convolution
+    and pooling: the lecture's loops for every pass. tuning: fields of `Tuning`.
+
+    Restored on exit, also on an exception; nests (the inner block wins). Per thread: a
+    thread started inside the block runs with the defaults unless it enters use() itself.
+    """
+    if path is not None and path not in CONV_PATHS + POOL_PATHS:
+        raise ValueError(f"kernels.use(): path must be None or one of "
+                         f"{sorted(set(CONV_PATHS + POOL_PATHS))}, got {path!r}")
+    st = _state.get()
+    t = st.tuning
+    if tuning:
+        bad = sorted(set(tuning) - {f.name for f in dataclasses.fields(Tuning)})
+        if bad:
+            raise TypeError(f"kernels.use(): unknown setting(s) {bad}; the settings are the "
+                            f"fields of kernels.Tuning")
+        t = dataclasses.replace(t, **tuning)
+    token = _state.set(_State(path, t, st.log))
+    try:
+        yield
+    finally:
+        _state.reset(token)
+
+
+@contextlib.contextmanager
+def trace():
+    """Record the kernels that run in the block: yields a list that fills with a
+    `KernelCall(op, which, path, shapes)` per kernel run (nested traces record into the
+    innermost)."""
+    st = _state.get()
+    log = []
+    token = _state.set(_State(st.force, st.tuning, log))
+    try:
+        yield log
+    finally:
+        _state.reset(token)
+
+
+def tuning():
+    """The `Tuning` in effect here."""
+    return _state.get().tuning
+
+
+def _ran(op, which, path, *shapes):
+    """Called by the ops at each kernel run: recorded when a trace() is active."""
+    log = _state.get().log
+    if log is not None:
+        log.append(KernelCall(op, which, path, tuple(tuple(s) for s in shapes)))
+
+
+_SIMD_LEVEL = _d16.simd_level()
+
+
+def simd_level():
+    """2: AVX-512, 1: AVX2 + FMA, 0: neither (the k16/w16 loops then do not pay)."""
+    return _SIMD_LEVEL
+
+
+# ---- the chooser ---------------------------------------------------------------------------
+
+def _plan(op, x_shape, w_shape, dtype, g, out_hw, why=None):
+    """The paths of one call's passes: the only place that decides a path, and the only
+    reader of the path thresholds of `Tuning` (the block sizes are read by the helpers at
+    the end of this file). why: None, or a dict that receives the reasons per pass.
+
+    conv2d: x_shape (N, C, H, W), w_shape (K, C/G, F_h, F_w), dtype the compute dtype, g
+    the geometry (sh, sw, ph, pw, dh, dw, groups: stride, top/left padding, dilation,
+    groups), out_hw (OH, OW). ∂L/∂w always takes the base path (direct, blas or gemm);
+    ∂L/∂x takes Winograd or the base path, so one fused call serves both where they meet.
+    max_pool2d / avg_pool2d: g the pooling geometry (ops/pool.py's _Geometry); the other
+    arguments are unused.
+    """
+    st = _state.get()
+    force, t = st.force, st.tuning
+    if op in ("max_pool2d", "avg_pool2d"):
+        return _pool_plan(op, g, force, why)
+    if force not in CONV_PATHS:           # a pooling path forced: convolutions choose by shape
+        force = None
+    K, Cg, kh, kw = w_shape
+    N, C, H, W = x_shape
+    OH, OW = out_hw
+    note = _notes(why)
+    # base: what every pass takes unless a specialised kernel applies
+    if force in ("direct", "gemm", "blas"):
+        base = force
+        if force == "blas" and not _blas.available():
+            base = "gemm"
+        note("base", f"forced {force!r}" + ("; no OpenBLAS next to NumPy: 'gemm'" if base != force else ""))
+    elif g.groups > 1 and Cg * kh * kw <= t.direct_max_taps:
+        base = "direct"
+        note("base", f"{g.groups} groups of {Cg}·{kh}·{kw} = {Cg * kh * kw} ≤ direct_max_taps "
+                     f"= {t.direct_max_taps} taps: per-group GEMMs would be matrix-vector products")
+    else:
+        base = "blas" if _blas.available() else "gemm"
+        note("base", "im2col + OpenBLAS GEMM per thread" if base == "blas"
+             else "im2col + np.matmul (no OpenBLAS next to NumPy)")
+    # forward
+    if _winograd_fits(N, C, K, (kh, kw), g, (OH, OW), force, t, note, "forward"):
+        fwd = "winograd"
+    elif _k16_fits(K, Cg * kh * kw, dtype, g, OW, force, t, note):
+        fwd = "k16"
+    elif _w16_fits(K, dtype, g, OW, force, t, note):
+        fwd = "w16"
+    else:
+        fwd = base
+    # ∂L/∂x: at stride 1 and dilation 1 there is nothing to dilate, so it is the forward
+    # correlation of δ (padded by F−1−P) with the flipped, channel-swapped kernel
+    dx = base
+    if (g.sh, g.sw, g.dh, g.dw) == (1, 1, 1, 1) and kh - 1 - g.ph >= 0 and kw - 1 - g.pw >= 0:
+        if _winograd_fits(N, K, C, (kh, kw), g, (H, W), force, t, note, "input_grad"):
+            dx = "winograd"
+    else:
+        note("input_grad", "winograd needs stride 1, dilation 1 and padding ≤ F−1")
+    return Paths(fwd, dx, base)
+
+
+def _no_note(which, text):
+    pass
+
+
+def _notes(why):
+    """note(which, text): records a reason for pass `which` when explain() asks for them."""
+    if why is None:
+        return _no_note
+    return lambda which, text: why.setdefault(which, []).append(text)
+
+
+def _winograd_fits(N, C, K, khw, g, out_hw, force, t, note, which):
+    """Winograd F(2×2, 3×3) for a correlation of an (N, C, ·, ·) input into K channels of
+    out_hw: 3×3, stride 1, dilation 1, one group, OpenBLAS, and where it pays."""
+    if force not in (None, "winograd"):
+        return False
+    if not _blas.available():
+        note(which, "winograd: no OpenBLAS next to NumPy")
+        return False
+    if khw != (3, 3) or (g.sh, g.sw, g.dh, g.dw, g.groups) != (1, 1, 1, 1, 1):
+        note(which, "winograd: needs a 3×3 kernel, stride 1, dilation 1, one group")
+        return False
+    if force == "winograd":
+        note(which, "winograd: forced")
+        return True
+    OH, OW = out_hw
+    tiles = N * -(-OH // 2) * -(-OW // 2)
+    ck = C * K / (C + K)
+    # short tile rows make the transforms dearer: below 16 it needs twice the channels
+    need = t.winograd_min_ck * (1 if min(OH, OW) >= 16 else 2)
+    ok = ck >= need and min(OH, OW) >= 8 and tiles >= t.winograd_min_tiles
+    note(which, f"winograd {'takes it' if ok else 'declines'}: C·K/(C+K) = {ck:.1f} (≥ {need:g}?), "
+                f"output {OH}×{OW} (≥ 8?), {tiles} tiles (≥ winograd_min_tiles = {t.winograd_min_tiles}?)")
+    return ok
+
+
+def _k16_fits(K, taps, dtype, g, OW, force, t, note):
+    """ext/direct16.h vectorised over 16 output channels: float32, one group, K % 16 == 0,
+    AVX2/AVX-512, small layers."""
+    if force not in (None, "k16"):
+        return False
+    if dtype != np.float32 or g.groups != 1 or K % 16:
+        note("forward", "k16: needs float32, one group and K a multiple of 16")
+        return False
+    if force == "k16":                    # (tests: on any CPU, the baseline build)
+        note("forward", "k16: forced")
+        return True
+    ok = _SIMD_LEVEL > 0 and K <= t.k16_max_k and OW <= t.k16_max_ow and taps >= t.k16_min_taps
+    note("forward", f"k16 {'takes it' if ok else 'declines'}: SIMD level {_SIMD_LEVEL} (> 0?), "
+                    f"K = {K} (≤ {t.k16_max_k}?), OW = {OW} (≤ {t.k16_max_ow}?), "
+                    f"{taps} taps (≥ {t.k16_min_taps}?)")
+    return ok
+
+
+def _w16_fits(K, dtype, g, OW, force, t, note):
+    """ext/direct16.h vectorised over runs of 16 output pixels: float32, one group, column
+    stride 1, AVX2/AVX-512, few output channels on wide rows."""
+    if force not in (None, "w16"):
+        return False
+    if dtype != np.float32 or g.groups != 1 or g.sw != 1:
+        note("forward", "w16: needs float32, one group and column stride 1")
+        return False
+    if force == "w16":
+        note("forward", "w16: forced")
+        return True
+    ok = _SIMD_LEVEL > 0 and K <= t.w16_max_k and OW >= t.w16_min_ow
+    note("forward", f"w16 {'takes it' if ok else 'declines'}: SIMD level {_SIMD_LEVEL} (> 0?), "
+                    f"K = {K} (≤ {t.w16_max_k}?), OW = {OW} (≥ {t.w16_min_ow}?)")
+    return ok
+
+
+def _pool_plan(op, g, force, why):
+    """Pooling: the specialised kernels where the geometry is theirs, unless 'direct' is forced."""
+    note = _notes(why)
+    if force == "direct" or g.path == "general":
+        path = "direct"
+        note("forward", "forced 'direct'" if g.path != "general" else "windows from the per-axis tables")
+    elif op == "max_pool2d" and g.path == "plane":
+        path = "direct"                   # (max pooling has no whole-plane kernel)
+    else:
+        path = g.path
+        note("forward", "2×2 windows at stride 2 tiling the plane" if path == "2x2"
+             else "one window covering the whole plane")
+    if op == "max_pool2d":               # the backward reads the mask: one kernel for every geometry
+        note("input_grad", "the mask recorded in forward routes δ: one kernel for every geometry")
+        return Paths(path, "direct", None)
+    return Paths(path, path, None)
+
+
+# ---- for people: which path, and why -------------------------------------------------------
+
+def choose(x_shape, w_shape=None, *, op="conv2d", stride=None, padding=0, dilation=1, groups=1,
+           dtype=np.float32, output_padding=0, kernel_size=None, ceil_mode=False,
+           count_include_pad=True, divisor_override=None):
+    """The `Paths` (forward, input_grad, weight_grad) a call with these shapes and arguments
+    takes here and now (under the `use()` in effect).
+
+    op: 'conv2d' (w_shape (K, C/G, F_h, F_w)), 'conv_transpose2d' (w_shape (C_in, C_out/G,
+    F_h, F_w)), 'max_pool2d' or 'avg_pool2d' (kernel_size instead of w_shape). The other
+    arguments as in the functions of the same name (stride None: 1 for the convolutions,
+    kernel_size for the poolings); they are validated the same way.
+    """
+    return _choose(x_shape, w_shape, op, stride, padding, dilation, groups, dtype,
+                   output_padding, kernel_size, ceil_mode, count_include_pad, divisor_override)
+
+
+def explain(x_shape, w_shape=None, *, op="conv2d", stride=None, padding=0, dilation=1, groups=1,
+            dtype=np.float32, output_padding=0, kernel_size=None, ceil_mode=False,
+            count_include_pad=True, divisor_override=None):
+    """`choose()`'s answer with the reasons: an `Explanation` (the `Paths` and `.why`, a
+    dict of reasons per pass), printed as a few lines. Arguments as for `choose`.
+
+        >>> print(kernels.explain((64, 1, 28, 28), (6, 1, 5, 5), padding=2))
+    """
+    why = {}
+    paths = _choose(x_shape, w_shape, op, stride, padding, dilation, groups, dtype,
+                    output_padding, kernel_size, ceil_mode, count_include_pad, divisor_override,
+                    why)
+    return Explanation(op, tuple(x_shape), w_shape if w_shape is None else tuple(w_shape),
+                       paths, why)
+
+
+_FILES = {"direct": "ext/conv_direct.pyx", "gemm": "ext/conv_im2col.pyx + np.matmul",
+          "blas": "ext/conv_im2col.pyx + OpenBLAS", "winograd": "ext/winograd.pyx",
+          "k16": "ext/conv_direct16.pyx, direct16.h", "w16": "ext/conv_direct16.pyx, direct16.h"}
+_PASS_NAMES = {"forward": "forward", "input_grad": "∂L/∂x", "weight_grad": "∂L/∂w"}
+
+
+class Explanation:
+    """`choose()`'s `Paths` (also as .forward, .input_grad, .weight_grad) with the reasons
+    (.why: pass -> list of sentences); str() and repr() give a short report."""
+
+    def __init__(self, op, x_shape, w_shape, paths, why):
+        self.op, self.x_shape, self.w_shape, self.paths, self.why = op, x_shape, w_shape, paths, why
+        self.forward, self.input_grad, self.weight_grad = paths
+
+    def __str__(self):
+        pool = self.op.endswith("pool2d")
+        lines = [f"{self.op}: input {self.x_shape}"
+                 + ("" if self.w_shape is None else f", weight {self.w_shape}")]
+        for which in ("forward", "input_grad", "weight_grad"):
+            path = getattr(self.paths, which)
+            if path is None:
+                continue
+            where = "ext/pool.pyx" if pool else _FILES[path]
+            lines.append(f"  {_PASS_NAMES[which]:8s} {path:9s} ({where})")
+            reasons = list(self.why.get(which, []))
+            if not pool and path in ("direct", "gemm", "blas"):
+                reasons += self.why.get("base", [])
+            lines += [f"             - {r}" for r in reasons]
+        return "\n".join(lines)
+
+    __repr__ = __str__
+
+
+def _choose(x_shape, w_shape, op, stride, padding, dilation, groups, dtype, output_padding,
+            kernel_size, ceil_mode, count_include_pad, divisor_override, why=None):
+    """Validate as the op does (the same code), then ask _plan."""
+    from .ops import conv_args as _ca, conv_dispatch as _cd, pool as _pool
+    x_shape = tuple(int(n) for n in x_shape)
+    dtype = np.dtype(dtype)
+    x = np.broadcast_to(np.zeros((), dtype), x_shape)            # shapes only, no memory
+    if op in ("max_pool2d", "avg_pool2d"):
+        g = _pool.pool_geometry(op, _pool._input(op, x), kernel_size, stride, padding, dilation,
+                                ceil_mode, count_include_pad, divisor_override)
+        return _plan(op, None, None, dtype, g, None, why)
+    if op not in ("conv2d", "conv_transpose2d"):
+        raise ValueError(f"kernels.choose(): op must be 'conv2d', 'conv_transpose2d', "
+                         f"'max_pool2d' or 'avg_pool2d', got {op!r}")
+    if w_shape is None:
+        raise ValueError(f"kernels.choose(): {op} needs w_shape")
+    stride = 1 if stride is None else stride
+    w = np.broadcast_to(np.zeros((), dtype), tuple(int(n) for n in w_shape))
+    cdt = _ca.compute_dtype(x, w)
+    x4 = x_shape if len(x_shape) == 4 else (1,) + x_shape
+    if op == "conv2d":
+        _, _, _, S, P, D, G, out_shape = _ca.conv2d_args("conv2d", x, w, None, stride, padding,
+                                                         dilation, groups)
+        geom = _cd.Geom(S, (P[0], P[2]), D, G)
+        return _plan(op, x4, w.shape, cdt, geom, out_shape[-2:], why)
+    # conv_transpose2d is the adjoint of the conv2d from its output to its input: its
+    # forward is that conv's ∂L/∂x, its ∂L/∂x that conv's forward
+    _, _, _, S, P, _, D, G, out_shape = _ca.conv_transpose2d_args(
+        "conv_transpose2d", x, w, None, stride, padding, output_padding, groups, dilation)
+    y4 = out_shape if len(out_shape) == 4 else (1,) + out_shape
+    adj_why = None if why is None else {}
+    p = _plan("conv2d", y4, w.shape, cdt, _cd.Geom(S, P, D, G), x4[-2:], adj_why)
+    if why is not None:
+        for a, b in (("forward", "input_grad"), ("input_grad", "forward"), ("base", "base")):
+            if a in adj_why:
+                why[b] = adj_why[a]
+    return Paths(p.input_grad, p.forward, p.weight_grad)
+
+
+# ---- block sizes (read by ops/conv_dispatch.py) ---------------------------------------------
+
+def _blas_blocks(N, R, OH, OW, itemsize, nt):
+    """(samples, output rows) per block of the 'blas' path, R = C·F_h·F_w im2col rows.
+
+    Tiny images (OH·OW < blas_batch_below): just enough whole samples per block for
+    blas_batch_columns output pixels, leaving every thread a block (the GEMM result then
+    needs a copy to NCHW). Otherwise one sample's output rows, the GEMM writing into y in
+    place: an im2col block (R, Lc) of Lc ≈ blas_block_bytes / (R·itemsize) columns, at
+    least blas_min_columns (a fat GEMM). RESULTS.md: blas_blocks."""
+    t = _state.get().tuning
+    L = OH * OW
+    if L < t.blas_batch_below and t.blas_batch_columns >= 2 * L:
+        return max(1, min(t.blas_batch_columns // L, -(-N // nt))), OH
+    cols = max(t.blas_block_bytes // max(R * itemsize, 1), t.blas_min_columns)
+    return 1, max(1, min(OH, cols // OW))
+
+
+def _blas_shift_rows(x_shape, kh, kw, OH, OW, g, rows):
+    """Room for the shifted input rows of ext/conv_im2col.pyx's _im2col_shifted
+    (C·F_w·S_h·U·OW, U rows per plane for blocks of `rows` output rows), or 0 for the
+    row-by-row gather. The two-step im2col pays for short output rows (OW ≤ shift_max_ow),
+    unless they are as wide as the input rows at stride 1 (one copy per tap then needs no
+    shifting). RESULTS.md: shift_max_ow."""
+    _, C, H, W = x_shape
+    if OW > _state.get().tuning.shift_max_ow or (g.sh == 1 and g.sw == 1 and W == OW and OW <= 32):
+        return 0
+    U = -(-min(H, (rows - 1) * g.sh + (kh - 1) * g.dh + 1) // g.sh)
+    return C * kw * g.sh * U * OW
+
+
+def _gemm_chunk(N, per_sample_bytes):
+    """'gemm': samples per chunk so that the workspace stays within workspace_bytes; and
+    the threads for the copies around the matmuls."""
+    t = _state.get().tuning
+    return max(1, min(N, t.workspace_bytes // max(per_sample_bytes, 1))), t.gemm_helper_threads
+
+
+def _winograd_rows(N, TH, TW, nt):
+    """'winograd': tile rows per block, for about winograd_block_tiles 2×2 tiles per block
+    split evenly over the threads (tile rows across samples: small images share a block)."""
+    per = max(1, round(N * TH * TW / (nt * _state.get().tuning.winograd_block_tiles)))
+    return -(-N * TH // (nt * per))

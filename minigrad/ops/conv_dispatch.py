@@ -1,0 +1,309 @@
+"""Kernel glue of the convolutions: runs the path minigrad/kernels.py chose on C-contiguous
+arrays of one dtype — one function per path, scratch memory, the calls into ext/.
+
+Two computations, as the Functions in ops/conv.py use them:
+
+    correlate   y = b + x ⋆ w                       conv2d forward; conv_transpose2d's ∂L/∂x
+    backward    ∂L/∂x = dilate_pad(δ) ⋆ flip(w)ᵀ    conv2d's ∂L/∂x; conv_transpose2d forward
+                ∂L/∂w = x ⋆ δ                       conv2d's ∂L/∂w; conv_transpose2d's ∂L/∂w
+
+Notation (DESIGN.md): x (N, C, H, W), w (K, C/G, F_h, F_w) (kh, kw in the code; K is only
+the number of output channels), δ (N, K, OH, OW), geometry g: stride (sh, sw), top/left
+padding (ph, pw) — the bottom/right is implied by the explicit output size —, dilation
+(dh, dw), groups G.
+"""
+import threading
+
+import numpy as np
+
+from .. import _blas
+from .. import kernels
+from .._ext import conv_direct as _direct
+from .._ext import conv_direct16 as _d16
+from .._ext import conv_im2col as _im2col
+from .._ext import winograd as _wino
+from ..threads import get_num_threads
+
+
+class Geom:
+    """Stride, top/left padding, dilation and groups of one convolution. The bottom/right
+    padding never needs storing: the explicit output size implies it."""
+    __slots__ = ("sh", "sw", "ph", "pw", "dh", "dw", "groups")
+
+    def __init__(self, stride, pad_tl, dilation, groups):
+        (self.sh, self.sw), (self.ph, self.pw) = stride, pad_tl
+        (self.dh, self.dw), self.groups = dilation, groups
+
+    def args(self):
+        return (self.sh, self.sw, self.ph, self.pw, self.dh, self.dw)
+
+
+_tls = threading.local()
+
+
+def _workspace(name, shape, dtype):
+    """A scratch array reused across calls (per Python thread, so concurrent calls never
+    share one). Grows when needed; never returned to the caller."""
+    nbytes = int(np.prod(shape)) * np.dtype(dtype).itemsize
+    bufs = _tls.__dict__.setdefault("bufs", {})
+    buf = bufs.get(name)
+    if buf is None or buf.size < nbytes:
+        buf = bufs[name] = np.empty(max(nbytes, 64), np.uint8)
+    return buf[:nbytes].view(dtype).reshape(shape)
+
+
+def _bias(b, dtype):
+    return np.empty(0, dtype) if b is None else b
+
+
+# ---- y = b + x ⋆ w, one function per path ----------------------------------------------
+
+def correlate(x, w, b, out_hw, g, path, op="conv2d", which="forward"):
+    """y = b + x ⋆ w: (N, C, H, W) ⋆ (K, C/G, kh, kw) -> (N, K, OH, OW), OH×OW = out_hw,
+    by `path` (one of kernels.CONV_PATHS, as kernels._plan chose it)."""
+    K = w.shape[0]
+    if x.shape[0] == 0:
+        return np.empty((0, K) + tuple(out_hw), x.dtype)
+    kernels._ran(op, which, path, x.shape, w.shape)
+    return _FORWARD[path](x, w, b, out_hw, g)
+
+
+def _forward_direct(x, w, b, out_hw, g):
+    """ext/conv_direct.pyx: one thread per (n, k) output plane, the formula as loops."""
+    y = np.empty((x.shape[0], w.shape[0]) + tuple(out_hw), x.dtype)
+    bias = np.zeros(w.shape[0], x.dtype) if b is None else b
+    _direct.conv2d_forward_direct(x, w, bias, y, *g.args(), g.groups, get_num_threads())
+    return y
+
+
+def _forward_winograd(x, w, b, out_hw, g):
+    """ext/winograd.pyx: one parallel loop over blocks of 2×2 output tiles; each thread
+    transforms its tiles, runs 16 GEMMs (K, C) @ (C, tiles), writes y."""
+    N, K, Cg = x.shape[0], w.shape[0], w.shape[1]
+    OH, OW = out_hw
+    dtype, nt = x.dtype, get_num_threads()
+    TH, TW = -(-OH // 2), -(-OW // 2)
+    rows = kernels._winograd_rows(N, TH, TW, nt)                     # tile rows per block
+    u = _workspace("winograd_u", (16, K, Cg), dtype)
+    _wino.winograd_weights(w, u, nt)                                 # (16, K, C) = G·w·Gᵀ
+    y = np.empty((N, K, OH, OW), dtype)
+    scratch = _workspace("winograd", (nt, 16 * (Cg + K) * rows * TW), dtype)
+    fn, ilp64 = _blas.gemm(dtype)
+    with _blas.single_threaded():
+        _wino.conv2d_forward_winograd(x, u, _bias(b, dtype), y, scratch, g.ph, g.pw, rows,
+                                      fn, ilp64, nt)
+    return y
+
+
+def _forward_k16(x, w, b, out_hw, g):
+    """ext/direct16.h over 16 output channels: one parallel loop over samples; each thread
+    zero-pads its sample into its scratch (rows and columns for the padding and the last
+    run's overhang), then the direct loops write y[n]."""
+    K, Cg, kh, kw = w.shape
+    OH, OW = out_hw
+    run = _d16.k16_run()
+    Hp = max(x.shape[2] + g.ph, (OH - 1) * g.sh + (kh - 1) * g.dh + 1)
+    Wp = max(x.shape[3] + g.pw, (-(-OW // run) * run - 1) * g.sw + (kw - 1) * g.dw + 1)
+    wt = np.ascontiguousarray(w.transpose(1, 2, 3, 0)).reshape(Cg * kh * kw, K)  # (c, p, q, k)
+    return _direct16(x, wt, b, w.shape, out_hw, g, Hp, Wp, 0)
+
+
+def _forward_w16(x, w, b, out_hw, g):
+    """As k16, with runs of 16 output pixels and kb output channels at a time (the weights
+    padded with zero channels to a multiple of kb)."""
+    K, Cg, kh, kw = w.shape
+    OH, OW = out_hw
+    kb = 8 if K <= 8 else 16
+    Kp = -(-K // kb) * kb
+    Hp = max(x.shape[2] + g.ph, (OH - 1) * g.sh + (kh - 1) * g.dh + 1)
+    Wp = max(x.shape[3] + g.pw, -(-OW // 16) * 16 + (kw - 1) * g.dw)
+    wt = np.zeros((Cg * kh * kw, Kp), x.dtype)
+    wt[:, :K] = w.transpose(1, 2, 3, 0).reshape(Cg * kh * kw, K)              # (c, p, q, k)
+    return _direct16(x, wt, b, w.shape, out_hw, g, Hp, Wp, kb)
+
+
+def _direct16(x, wt, b, w_shape, out_hw, g, Hp, Wp, kb):
+    """conv2d_forward_direct16 on (c, p, q, k)-ordered weights wt; kb = 0: k16, else w16."""
+    K, _, kh, kw = w_shape
+    nt = get_num_threads()
+    y = np.empty((x.shape[0], K) + tuple(out_hw), x.dtype)
+    scratch = _workspace("k16", (nt, x.shape[1] * Hp * Wp), x.dtype)
+    _d16.conv2d_forward_direct16(x, wt, _bias(b, x.dtype), y, scratch, kh, kw, *g.args(),
+                                 Hp, Wp, kb, nt)
+    return y
+
+
+def _forward_blas(x, w, b, out_hw, g):
+    """ext/conv_im2col.pyx's fused path: one parallel loop over blocks (several samples, or
+    one sample's rows); each thread: im2col of its block into its scratch row, then
+    (Kg, Cg·kh·kw) @ the block with a single-threaded OpenBLAS GEMM."""
+    N, K = x.shape[0], w.shape[0]
+    kh, kw = w.shape[2:]
+    OH, OW = out_hw
+    dtype, nt = x.dtype, get_num_threads()
+    R = x.shape[1] * kh * kw
+    nb, rows = kernels._blas_blocks(N, R, OH, OW, dtype.itemsize, nt)
+    xq = kernels._blas_shift_rows(x.shape, kh, kw, OH, OW, g, rows)
+    y = np.empty((N, K, OH, OW), dtype)
+    scratch = _workspace("blas", (nt, (R + K) * nb * rows * OW + xq), dtype)
+    fn, ilp64 = _blas.gemm(dtype)
+    with _blas.single_threaded():
+        _im2col.conv2d_forward_blas(x, w, _bias(b, dtype), y, scratch, *g.args(), g.groups,
+                                    nb, rows, xq, fn, ilp64, nt)
+    return y
+
+
+def _forward_gemm(x, w, b, out_hw, g):
+    """im2col (ext/conv_im2col.pyx) and np.matmul, the batch in bounded chunks.
+
+    One layer of parallelism at a time: the matmul runs on OpenBLAS's threads, so the
+    copies around it run on kernels.Tuning.gemm_helper_threads (one)."""
+    N = x.shape[0]
+    K, Cg, kh, kw = w.shape
+    OH, OW = out_hw
+    dtype = x.dtype
+    G, Kg, L, R = g.groups, K // g.groups, OH * OW, x.shape[1] * kh * kw
+    nb, nt = kernels._gemm_chunk(N, (R + K) * L * dtype.itemsize)
+    nt = min(nt, get_num_threads())
+    y = np.empty((N, K, OH, OW), dtype)
+    wg = w.reshape(G, Kg, Cg * kh * kw)
+    bias = _bias(b, dtype)
+    for n0 in range(0, N, nb):
+        m = min(nb, N - n0)
+        cols = _workspace("cols", (R, m * L), dtype)
+        _im2col.im2col(x, cols, n0, m, kh, kw, OH, OW, *g.args(), nt)
+        yt = _workspace("knl", (G, Kg, m * L), dtype)
+        np.matmul(wg, cols.reshape(G, Cg * kh * kw, m * L), out=yt)
+        #        (G, Kg, Cg·kh·kw) @ (G, Cg·kh·kw, m·OH·OW) -> (G, Kg, m·OH·OW)
+        _im2col.knl_to_nkl(yt.reshape(K, m, L), bias, y[n0:n0 + m].reshape(m, K, L), nt)
+        #        (K, m, OH·OW) + b -> (m, K, OH·OW)
+    return y
+
+
+_FORWARD = {"direct": _forward_direct, "gemm": _forward_gemm, "blas": _forward_blas,
+            "winograd": _forward_winograd, "k16": _forward_k16, "w16": _forward_w16}
+
+
+# ---- ∂L/∂x, ∂L/∂w, ∂L/∂b ------------------------------------------------------------------
+
+_SAME_NAMES = {"forward": "forward", "input_grad": "input_grad", "weight_grad": "weight_grad",
+               "bias_grad": "bias_grad"}
+
+
+def backward(x, x_shape, δ, w, g, need_dx, need_dw, need_db, paths, op="conv2d", names=_SAME_NAMES):
+    """(∂L/∂x, ∂L/∂w, ∂L/∂b) of y = b + x ⋆ w, each None unless asked for, by the paths
+    kernels._plan chose (`paths.input_grad` is 'winograd' or the same as `paths.weight_grad`).
+
+    ∂L/∂x = δ dilated by S, padded by D·(F−1) − P (plus, bottom/right, the rows the forward
+        dropped), correlated with the kernel flipped 180° with its channel axes swapped
+        (seed 004). No path forms the dilation's zeros:
+        direct   — phase by phase (ext/conv_direct.pyx conv2d_input_grad_direct);
+        gemm, blas — col2im(wᵀ · δ): each column of wᵀ·δ holds, for one real δ entry, its
+            products with every tap; col2im adds each where the dilated correlation puts it;
+        winograd — at stride 1 and dilation 1 only (nothing to dilate): the forward
+            correlation of δ, padded by F−1−P, with the flipped, channel-swapped kernel.
+    ∂L/∂w = x ⋆ δ: direct loops, or δ (Kg, N·OH·OW) @ im2col(x)ᵀ per group.
+    ∂L/∂b = Σ_n Σ_i' Σ_j' δ[n,k,i',j'].
+
+    x may be None when only ∂L/∂x is needed; x_shape is the shape of ∂L/∂x. op and names
+    label the passes in kernels.trace() (conv_transpose2d's forward is this ∂L/∂x).
+    """
+    N, C, H, W = x_shape
+    K, Cg, kh, kw = w.shape
+    dtype = δ.dtype
+    if N == 0:
+        return (np.zeros(x_shape, dtype) if need_dx else None,
+                np.zeros(w.shape, dtype) if need_dw else None,
+                np.zeros(K, dtype) if need_db else None)
+    dx = None
+    if need_dx and paths.input_grad == "winograd":
+        gt = Geom((1, 1), (kh - 1 - g.ph, kw - 1 - g.pw), (1, 1), g.groups)
+        wt = np.ascontiguousarray(w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))  # (C, K, kh, kw)
+        dx = correlate(δ, wt, None, (H, W), gt, "winograd", op, names["input_grad"])
+        need_dx = False
+    if not (need_dx or need_dw or need_db):
+        return dx, None, None
+    path = paths.weight_grad
+    for which, need in (("input_grad", need_dx), ("weight_grad", need_dw), ("bias_grad", need_db)):
+        if need:
+            kernels._ran(op, names[which], path, δ.shape, w.shape)
+    dx2, dw, db = _BACKWARD[path](x, x_shape, δ, w, g, need_dx, need_dw, need_db)
+    return (dx2 if need_dx else dx), dw, db
+
+
+def _backward_direct(x, x_shape, δ, w, g, need_dx, need_dw, need_db):
+    """ext/conv_direct.pyx: ∂L/∂x by stride phases, ∂L/∂w one thread per (k, c) slice."""
+    nt = get_num_threads()
+    dx = dw = None
+    if need_dx:
+        dx = np.empty(x_shape, δ.dtype)
+        _direct.conv2d_input_grad_direct(δ, w, dx, *g.args(), g.groups, nt)
+    if need_dw:
+        dw = np.empty(w.shape, δ.dtype)
+        _direct.conv2d_weight_grad_direct(x, δ, dw, *g.args(), g.groups, nt)
+    return dx, dw, (δ.sum(axis=(0, 2, 3)) if need_db else None)
+
+
+def _backward_blas(x, x_shape, δ, w, g, need_dx, need_dw, need_db):
+    """ext/conv_im2col.pyx's fused backward: per block, ∂L/∂wᵀ += im2col(x) @ δᵀ and
+    ∂L/∂x += col2im(wᵀ @ δ), partial ∂L/∂w and ∂L/∂b per thread, summed in a fixed order."""
+    N, C, H, W = x_shape
+    K, Cg, kh, kw = w.shape
+    _, _, OH, OW = δ.shape
+    dtype, nt = δ.dtype, get_num_threads()
+    G, R = g.groups, C * kh * kw
+    dx = np.empty(x_shape, dtype) if need_dx else None
+    nb, rows = kernels._blas_blocks(N, R, OH, OW, dtype.itemsize, nt)
+    xq = kernels._blas_shift_rows(x_shape, kh, kw, OH, OW, g, rows) if need_dw else 0
+    scratch = _workspace("blas", (nt, (R + K) * nb * rows * OW + xq), dtype)
+    acc = _workspace("blas_acc", (nt, K * Cg * kh * kw + K), dtype)
+    acc[...] = 0
+    dummy = np.zeros((1, 1, 1, 1), dtype)
+    fn, ilp64 = _blas.gemm(dtype)
+    with _blas.single_threaded():
+        _im2col.conv2d_backward_blas(x if need_dw else dummy, δ, w, dx if need_dx else dummy,
+                                     acc, scratch, *g.args(), g.groups, nb, rows, xq,
+                                     need_dx, need_dw, need_db, fn, ilp64, nt)
+    part = acc.sum(axis=0) if nt > 1 else acc[0]              # thread partials, fixed order
+    dw = None
+    if need_dw:                      # (G, Cg·kh·kw, Kg) -> (G, Kg, Cg·kh·kw) = (K, Cg, kh, kw)
+        dw = np.ascontiguousarray(part[:K * Cg * kh * kw].reshape(G, Cg * kh * kw, K // G)
+                                  .transpose(0, 2, 1)).reshape(w.shape)
+    db = part[K * Cg * kh * kw:].copy() if need_db else None
+    return dx, dw, db
+
+
+def _backward_gemm(x, x_shape, δ, w, g, need_dx, need_dw, need_db):
+    """im2col/col2im (ext/conv_im2col.pyx) around np.matmul, the batch in bounded chunks:
+    ∂L/∂w += δ (G, Kg, m·OH·OW) @ im2col(x)ᵀ, ∂L/∂x = col2im(wᵀ @ δ)."""
+    N, C, H, W = x_shape
+    K, Cg, kh, kw = w.shape
+    _, _, OH, OW = δ.shape
+    dtype = δ.dtype
+    dx = np.empty(x_shape, dtype) if need_dx else None
+    dw = np.zeros(w.shape, dtype) if need_dw else None
+    G, Kg, L, R = g.groups, K // g.groups, OH * OW, C * kh * kw
+    nb, nt = kernels._gemm_chunk(N, (R + K) * L * dtype.itemsize)
+    nt = min(nt, get_num_threads())
+    CgKK = Cg * kh * kw
+    wT = w.reshape(G, Kg, CgKK).transpose(0, 2, 1)               # (G, Cg·kh·kw, Kg)
+    dwg = dw.reshape(G, Kg, CgKK) if need_dw else None
+    for n0 in range(0, N, nb):
+        m = min(nb, N - n0)
+        δt = _workspace("knl", (K, m, L), dtype)
+        _im2col.nkl_to_knl(δ[n0:n0 + m].reshape(m, K, L), δt, nt)  # (m, K, OH·OW) -> (K, m, OH·OW)
+        δt = δt.reshape(G, Kg, m * L)
+        cols = _workspace("cols", (G, CgKK, m * L), dtype)
+        if need_dw:
+            _im2col.im2col(x, cols.reshape(R, m * L), n0, m, kh, kw, OH, OW, *g.args(), nt)
+            part = np.matmul(δt, cols.transpose(0, 2, 1))
+            #      (G, Kg, m·OH·OW) @ (G, m·OH·OW, Cg·kh·kw) -> (G, Kg, Cg·kh·kw)
+            dwg += part
+        if need_dx:
+            np.matmul(wT, δt, out=cols)
+            #      (G, Cg·kh·kw, Kg) @ (G, Kg, m·OH·OW) -> (G, Cg·kh·kw, m·OH·OW)
+            _im2col.col2im(cols.reshape(R, m * L), dx, n0, m, kh, kw, OH, OW, *g.args(), nt)
+    return dx, dw, (δ.sum(axis=(0, 2, 3)) if need_db else None)
+
+
+_BACKWARD = {"direct": _backward_direct, "gemm": _backward_gemm, "blas": _backward_blas}

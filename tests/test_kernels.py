@@ -1,0 +1,215 @@
+"""minigrad.kernels: the one chooser (choose / explain agree with what runs), the switch
+(use: forces, restores, nests, per thread), the trace; the lecture path ('direct') on
+every configuration against the references, gradchecked; the by-hand example."""
+import os
+import subprocess
+import sys
+import threading
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+import minigrad as mg
+import minigrad.nn.functional as F
+from minigrad import _blas, kernels
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import reference as ref  # noqa: E402
+from kernel_spy import poison_workspaces  # noqa: E402
+
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
+
+
+def run_conv(x, w, **kw):
+    """conv2d forward and backward; the kernels.trace() log as {pass: path}."""
+    xt, wt = mg.tensor(x, requires_grad=True), mg.tensor(w, requires_grad=True)
+    with kernels.trace() as calls:
+        y = F.conv2d(xt, wt, **kw)
+        y.backward(np.ones(y.shape, y.dtype))
+    return {c.which: c.path for c in calls}
+
+
+# ---- the chooser tells what runs ----------------------------------------------------------
+
+LAYERS = [  # (x shape, w shape, kwargs): LeNet, CIFAR, ResNet, depthwise, strided, float64
+    ((8, 1, 28, 28), (6, 1, 5, 5), dict(padding=2)),
+    ((8, 6, 14, 14), (16, 6, 5, 5), {}),
+    ((4, 3, 32, 32), (16, 3, 3, 3), dict(padding=1)),
+    ((2, 64, 32, 32), (64, 64, 3, 3), dict(padding=1)),
+    ((4, 32, 16, 16), (32, 1, 3, 3), dict(padding=1, groups=32)),
+    ((4, 16, 17, 15), (24, 16, 3, 3), dict(stride=2, padding=1)),
+    ((2, 8, 12, 12), (8, 4, 3, 3), dict(groups=2, dilation=2)),
+]
+
+
+@pytest.mark.parametrize("xs, ws, kw", LAYERS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("force", [None, "direct", "gemm", "blas", "winograd", "k16", "w16"])
+def test_choose_is_what_runs(xs, ws, kw, dtype, force):
+    """For every pass, the path choose() and explain() name is the one the trace records."""
+    if force == "blas" and not _blas.available():
+        pytest.skip("no OpenBLAS next to NumPy")
+    rng = np.random.default_rng(0)
+    x, w = rng.standard_normal(xs).astype(dtype), rng.standard_normal(ws).astype(dtype)
+    with kernels.use(force):
+        want = kernels.choose(xs, ws, dtype=dtype, **kw)
+        told = kernels.explain(xs, ws, dtype=dtype, **kw)
+        got = run_conv(x, w, **kw)
+    assert (told.forward, told.input_grad, told.weight_grad) == tuple(want)
+    assert got == {"forward": want.forward, "input_grad": want.input_grad,
+                   "weight_grad": want.weight_grad}
+    if force in ("direct", "gemm"):
+        assert set(got.values()) == {force}
+    assert want.forward in str(told) and "∂L/∂x" in str(told)
+
+
+def test_default_paths_of_known_layers():
+    """The choice on a few named layers, as README and DESIGN describe it."""
+    if not _blas.available():
+        pytest.skip("no OpenBLAS next to NumPy")
+    simd = kernels.simd_level() > 0
+    lenet_c1 = kernels.choose((64, 1, 28, 28), (6, 1, 5, 5), padding=2)
+    assert lenet_c1 == ("w16" if simd else "blas", "blas", "blas")
+    assert kernels.choose((64, 6, 14, 14), (16, 6, 5, 5)).forward == ("k16" if simd else "blas")
+    assert kernels.choose((32, 64, 56, 56), (64, 64, 3, 3), padding=1) == ("winograd", "winograd", "blas")
+    assert kernels.choose((8, 32, 28, 28), (32, 1, 3, 3), padding=1, groups=32) == ("direct",) * 3
+    assert kernels.choose((8, 32, 28, 28), (64, 32, 3, 3), stride=2) == ("blas",) * 3
+    # conv_transpose2d is conv2d's ∂L/∂x: its forward is the adjoint conv's input gradient
+    assert kernels.choose((8, 64, 28, 28), (64, 64, 3, 3), op="conv_transpose2d", padding=1) \
+        == ("winograd", "winograd", "blas")
+    assert kernels.choose((64, 6, 28, 28), op="max_pool2d", kernel_size=2) == ("2x2", "direct", None)
+    assert kernels.choose((64, 6, 28, 28), op="max_pool2d", kernel_size=3, stride=2) == ("direct", "direct", None)
+    assert kernels.choose((64, 6, 7, 7), op="avg_pool2d", kernel_size=7) == ("plane", "plane", None)
+    with kernels.use("direct"):
+        assert kernels.choose((64, 6, 28, 28), op="avg_pool2d", kernel_size=2) == ("direct", "direct", None)
+    with kernels.use("2x2"):                   # a pooling path: convolutions choose by shape
+        assert kernels.choose((32, 64, 56, 56), (64, 64, 3, 3), padding=1).forward == "winograd"
+    with kernels.use("winograd"):              # a convolution path: poolings choose by shape
+        assert kernels.choose((64, 6, 28, 28), op="max_pool2d", kernel_size=2).forward == "2x2"
+
+
+def test_explain_gives_the_reasons():
+    text = str(kernels.explain((64, 6, 14, 14), (16, 6, 5, 5)))
+    assert text.startswith("conv2d: input (64, 6, 14, 14), weight (16, 6, 5, 5)")
+    assert "winograd: needs a 3×3 kernel" in text and "∂L/∂w" in text
+    e = kernels.explain((32, 64, 56, 56), (64, 64, 3, 3), padding=1)
+    assert any("winograd takes it" in r for r in e.why["forward"])
+    with kernels.use(None, winograd_min_tiles=10**9):
+        e = kernels.explain((32, 64, 56, 56), (64, 64, 3, 3), padding=1)
+    assert e.forward != "winograd" and any("winograd declines" in r for r in e.why["forward"])
+
+
+@pytest.mark.parametrize("call, exc, words", [
+    (lambda: kernels.choose((1, 3, 5, 5), (4, 2, 3, 3)), ValueError, r"conv2d\(\).*channels"),
+    (lambda: kernels.choose((1, 3, 5, 5), (4, 3, 3, 3), stride=0), ValueError, "stride"),
+    (lambda: kernels.choose((1, 3, 5, 5)), ValueError, "w_shape"),
+    (lambda: kernels.choose((1, 3, 5, 5), (4, 3, 3, 3), op="conv3d"), ValueError, "op"),
+    (lambda: kernels.choose((1, 3, 5, 5), op="max_pool2d", kernel_size=0), ValueError, "kernel_size"),
+    (lambda: kernels.use("fast").__enter__(), ValueError, "path"),
+    (lambda: kernels.use(None, k16_max=3).__enter__(), TypeError, "k16_max"),
+])
+def test_bad_arguments(call, exc, words):
+    with pytest.raises(exc, match=words):
+        call()
+
+
+# ---- the switch ---------------------------------------------------------------------------
+
+def test_use_restores_nests_and_is_per_thread():
+    xs, ws = (2, 3, 20, 20), (4, 3, 3, 3)
+    default = kernels.choose(xs, ws)
+    with kernels.use("direct"):
+        assert kernels.choose(xs, ws) == ("direct",) * 3
+        with kernels.use("gemm", workspace_bytes=1):
+            assert kernels.choose(xs, ws) == ("gemm",) * 3
+            assert kernels.tuning().workspace_bytes == 1
+        assert kernels.choose(xs, ws) == ("direct",) * 3
+        assert kernels.tuning().workspace_bytes == kernels.Tuning().workspace_bytes
+        seen = []
+        t = threading.Thread(target=lambda: seen.append(kernels.choose(xs, ws)))
+        t.start()
+        t.join()
+        assert seen == [default]                   # a new thread starts with the defaults
+    assert kernels.choose(xs, ws) == default
+    with pytest.raises(RuntimeError):
+        with kernels.use("direct"):
+            raise RuntimeError("leaves the block")
+    assert kernels.choose(xs, ws) == default
+
+
+def test_trace_records_pooling_too():
+    x = mg.tensor(np.random.default_rng(1).standard_normal((2, 3, 8, 8)), requires_grad=True)
+    with kernels.trace() as calls:
+        F.avg_pool2d(F.max_pool2d(x, 2), 4).sum().backward()
+    assert [(c.op, c.which, c.path) for c in calls] == [
+        ("max_pool2d", "forward", "2x2"), ("avg_pool2d", "forward", "plane"),
+        ("avg_pool2d", "input_grad", "plane"), ("max_pool2d", "input_grad", "direct")]
+
+
+# ---- the lecture path on every configuration -------------------------------------------------
+
+@st.composite
+def configurations(draw):
+    G = draw(st.sampled_from([1, 1, 2, 3]))
+    Cg, Kg = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    kh, kw = draw(st.integers(1, 4)), draw(st.integers(1, 4))
+    S = (draw(st.integers(1, 5)), draw(st.integers(1, 5)))       # also strides > the kernel
+    D = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    padding = draw(st.one_of(st.tuples(st.integers(0, 3), st.integers(0, 3)),
+                             st.sampled_from(["same", "valid"])))   # 'same': asymmetric
+    pads = (0, 0) if isinstance(padding, str) else padding
+    H = max(1, D[0] * (kh - 1) + 1 - 2 * pads[0]) + draw(st.integers(0, 7))
+    W = max(1, D[1] * (kw - 1) + 1 - 2 * pads[1]) + draw(st.integers(0, 7))
+    return dict(N=draw(st.integers(1, 2)), G=G, Cg=Cg, Kg=Kg, k=(kh, kw), S=S, D=D,
+                padding=padding, H=H, W=W, seed=draw(st.integers(0, 2**31)))
+
+
+@settings(max_examples=60)
+@given(case=configurations())
+def test_direct_path_on_every_configuration(case):
+    """kernels.use('direct'): forward, ∂L/∂x (stride phases) and ∂L/∂w all run on
+    ext/conv_direct.pyx and match the references written from the formulas (∂L/∂x also
+    the literal four steps of seed 004), and gradcheck passes."""
+    rng = np.random.default_rng(case["seed"])
+    G = case["G"]
+    x = rng.standard_normal((case["N"], G * case["Cg"], case["H"], case["W"]))
+    w = rng.standard_normal((G * case["Kg"], case["Cg"]) + case["k"])
+    kw = dict(stride=case["S"], padding=case["padding"], dilation=case["D"], groups=G)
+    P4 = ref.conv_padding4(case["padding"], case["H"], case["W"], *case["k"], case["S"], case["D"])
+    want = ref.conv2d(x, w, None, case["S"], P4, case["D"], G)
+    δ = rng.standard_normal(want.shape)
+    xt, wt = mg.tensor(x, requires_grad=True), mg.tensor(w, requires_grad=True)
+    poison_workspaces()
+    with kernels.use("direct"), kernels.trace() as calls:
+        y = F.conv2d(xt, wt, **kw)
+        y.backward(δ)
+        assert mg.gradcheck(lambda a, b: F.conv2d(a, b, **kw), [mg.tensor(x, requires_grad=True),
+                                                               mg.tensor(w, requires_grad=True)])
+    assert {c.path for c in calls} == {"direct"}
+    np.testing.assert_allclose(y.data, want, rtol=1e-12, atol=1e-12)
+    dx, dw, _ = ref.conv2d_vjp(x, w, δ, case["S"], P4, case["D"], G)
+    np.testing.assert_allclose(xt.grad.data, dx, rtol=1e-11, atol=1e-11)
+    np.testing.assert_allclose(wt.grad.data, dw, rtol=1e-11, atol=1e-11)
+
+
+def test_conv_backward_by_hand_example():
+    """examples/conv_backward_by_hand.py: the four steps, the phases in NumPy and the
+    kernels agree on every layer it shows (float64: to rounding)."""
+    sys.path.insert(0, os.path.join(ROOT, "examples"))
+    try:
+        import conv_backward_by_hand as example
+    finally:
+        sys.path.pop(0)
+    diffs = example.main(verbose=False)
+    assert len(diffs) >= 7
+    for name, d in diffs.items():
+        assert d < 1e-12, (name, d)
+
+
+def test_conv_backward_by_hand_runs_as_a_script():
+    out = subprocess.run([sys.executable, os.path.join(ROOT, "examples", "conv_backward_by_hand.py")],
+                         capture_output=True, text=True, timeout=600,
+                         env=dict(os.environ, PYTHONPATH=ROOT))
+    assert out.returncode == 0, out.stderr
+    assert "four steps" in out.stdout and "kernel 'direct' (forced)" in out.stdout
