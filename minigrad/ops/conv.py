@@ -132,6 +132,8 @@ def _operands(fn, x, weight, bias, groups):
     xa = _float_array(x, fn, "input", (3, 4))
     wa = _float_array(weight, fn, "weight", (4,))
     ba = None if bias is None else _float_array(bias, fn, "bias", (1,))
+    from .nn import check_same_dtype
+    check_same_dtype(fn, xa, weight=wa, bias=ba)            # PyTorch's rule: no mixed dtypes
     groups = _int(groups, fn, "groups")
     if groups < 1:
         raise ValueError(f"{fn}(): groups must be positive, got {groups}")

@@ -59,6 +59,64 @@ class GetItem(Function):
         return g, None
 
 
+class SetItem(Function):
+    """y = x with y[idx] = v (v broadcast to x[idx]'s shape): Tensor.__setitem__.
+
+    Backward: ∂L/∂x = δ with δ[idx] set to 0 (those entries were overwritten);
+    ∂L/∂v = δ[idx] (Function.apply sums it back over v's broadcast dims)."""
+
+    @staticmethod
+    def forward(ctx, x, v, idx):
+        ctx.idx = idx
+        y = np.array(x, copy=True)
+        y[idx] = v
+        return y
+
+    @staticmethod
+    def backward(ctx, δ):
+        dx = dv = None
+        if ctx.needs_input_grad[0]:
+            dx = np.array(δ, copy=True)
+            dx[ctx.idx] = 0
+        if ctx.needs_input_grad[1]:
+            dv = np.array(δ[ctx.idx], copy=True)
+        return dx, dv, None
+
+
+class Expand(Function):
+    """y = x broadcast to `shape` (Tensor.expand), as a copy.
+
+    Backward: δ summed over the broadcast dims (done by Function.apply's unbroadcast)."""
+
+    @staticmethod
+    def forward(ctx, x, shape):
+        return np.array(np.broadcast_to(x, shape), copy=True)
+
+    @staticmethod
+    def backward(ctx, δ):
+        return δ, None
+
+
+class Repeat(Function):
+    """y = x tiled `reps[i]` times along dim i (Tensor.repeat); extra leading reps add dims.
+
+    Backward: y viewed as (r₀, n₀, r₁, n₁, ...) holds r₀·r₁·… copies of x, so
+    ∂L/∂x = δ reshaped that way and summed over the r axes."""
+
+    @staticmethod
+    def forward(ctx, x, reps):
+        ctx.shape = (1,) * (len(reps) - x.ndim) + x.shape     # x's shape with the new leading dims
+        ctx.reps = reps
+        return np.tile(x, reps)
+
+    @staticmethod
+    def backward(ctx, δ):
+        pairs = [n for r, s in zip(ctx.reps, ctx.shape) for n in (r, s)]
+        g = δ.reshape(pairs)                                  # (r₀, n₀, r₁, n₁, ...)
+        g = g.sum(axis=tuple(range(0, len(pairs), 2)))         # -> (n₀, n₁, ...)
+        return g, None
+
+
 def _is_basic(idx):
     items = idx if isinstance(idx, tuple) else (idx,)
     return all(i is None or i is Ellipsis or isinstance(i, (slice, numbers.Integral)) for i in items)
@@ -189,6 +247,20 @@ def getitem(x, idx):
     except IndexError as e:
         raise IndexError(f"index {idx!r} is invalid for a tensor of shape {x.shape}: {e}") from None
     return GetItem.apply(x, idx)
+
+
+def setitem(x, idx, value):
+    """x with x[idx] = value, as a new Tensor (differentiable in x and value)."""
+    from .elementwise import operand
+    idx = _index(idx)
+    value = operand(value)
+    try:
+        target = x.data[idx]
+        np.broadcast_to(value.data if isinstance(value, Tensor) else value, np.shape(target))
+    except (IndexError, ValueError) as e:
+        raise IndexError(f"setitem: cannot assign a value of shape {np.shape(getattr(value, 'data', value))} "
+                         f"to index {idx!r} of a tensor of shape {x.shape}: {e}") from None
+    return SetItem.apply(x, value, idx)
 
 
 def _tensors(xs, name):

@@ -1,0 +1,369 @@
+"""Run PyTorch scripts on minigrad: `install_torch_alias()` makes `import torch` give minigrad.
+
+    import minigrad.compat
+    minigrad.compat.install_torch_alias()
+    import torch, torch.nn as nn, torch.nn.functional as F    # all minigrad underneath
+
+or, for a whole script, unchanged:
+
+    python -m minigrad.run train.py --epochs 2
+
+The alias puts these modules into `sys.modules` (each resolves its names lazily, so a
+name minigrad gains later appears without touching this file):
+
+    torch                      minigrad (tensor, zeros, cat, no_grad, float32, ...) plus the
+                               names below; a function missing from minigrad but present
+                               as a Tensor method (torch.argmax, torch.clone) calls the method
+    torch.nn                   minigrad.nn            torch.nn.functional   minigrad.nn.functional
+    torch.nn.init              minigrad.nn.init       torch.nn.utils        minigrad.nn.utils, if any
+    torch.optim                minigrad.optim         torch.optim.lr_scheduler
+    torch.utils.data           minigrad.data (+ Dataset, and a DataLoader that accepts and
+                               ignores num_workers / pin_memory / persistent_workers)
+    torch.utils.checkpoint     checkpoint(fn, *args, use_reentrant=..., **kw): a plain call
+    torch.jit                  script/unused/ignore/export/... as no-op decorators
+    torch.cuda                 is_available() -> False, device_count() -> 0
+
+`torch.checkpoint` choice: minigrad calls fn(*args) and keeps its graph, which gives the
+same forward values and gradients as PyTorch's recomputation (PyTorch recomputes to save
+memory; it does not change the numbers). Creation functions (`torch.zeros(..., device=d)`)
+accept `device=` when it names the CPU. A name minigrad lacks raises an AttributeError
+that says minigrad does not provide it yet; `import torch.something_else` raises a
+ModuleNotFoundError saying the same.
+"""
+import functools
+import importlib
+import importlib.abc
+import importlib.machinery
+import inspect
+import sys
+import types
+
+import numpy as np
+
+from . import _device
+
+__all__ = ["install_torch_alias", "remove_torch_alias", "torch_alias", "is_alias_installed"]
+
+
+# ---- the lazily resolving module type ---------------------------------------------------
+class _AliasModule(types.ModuleType):
+    """A module whose attributes come, on first use, from `extras` (this file's additions)
+    and then from the minigrad modules in `sources`, in order."""
+
+    def __init__(self, name, sources, extras=None, doc=None):
+        super().__init__(name, doc or f"minigrad's stand-in for {name} (see minigrad.compat).")
+        self.__dict__["_sources"] = tuple(sources)
+        self.__dict__["_extras"] = dict(extras or {})
+        self.__dict__["__minigrad_alias__"] = True
+
+    def __getattr__(self, name):
+        if name.startswith("__") and name.endswith("__"):
+            raise AttributeError(name)
+        extras = self.__dict__["_extras"]
+        if name in extras:
+            return extras[name]
+        for src in self.__dict__["_sources"]:
+            if isinstance(src, str):
+                try:
+                    src = importlib.import_module(src)
+                except ImportError:
+                    continue
+            if hasattr(src, name):
+                return getattr(src, name)
+        fallback = self.__dict__.get("_fallback")
+        if fallback is not None:
+            found = fallback(name)
+            if found is not None:
+                return found
+        raise AttributeError(
+            f"{self.__name__}.{name}: minigrad does not provide this PyTorch name yet "
+            f"(the torch alias maps {self.__name__} to "
+            f"{', '.join(s if isinstance(s, str) else s.__name__ for s in self.__dict__['_sources']) or 'minigrad.compat'})")
+
+    def __dir__(self):
+        names = set(self.__dict__) | set(self.__dict__["_extras"])
+        for src in self.__dict__["_sources"]:
+            try:
+                mod = importlib.import_module(src) if isinstance(src, str) else src
+            except ImportError:
+                continue
+            names |= {n for n in dir(mod) if not n.startswith("_")}
+        return sorted(names)
+
+
+# ---- torch.* additions ----------------------------------------------------------------------
+def _no_device(fn, where):
+    """fn accepting (and checking) PyTorch's device=, layout=, pin_memory=, memory_format= keywords."""
+    @functools.wraps(fn)
+    def wrapper(*args, device=None, layout=None, pin_memory=False, memory_format=None, **kwargs):
+        if device is not None:
+            _device.check_device(device, f"torch.{where}()")
+        return fn(*args, **kwargs)
+    return wrapper
+
+
+_CREATION = ("tensor", "zeros", "ones", "full", "zeros_like", "ones_like", "randn", "rand",
+             "arange", "empty", "as_tensor")
+
+
+def _empty(*shape, dtype=None, requires_grad=False):
+    """torch.empty: minigrad gives zeros (defined values, same shape and dtype)."""
+    from .tensor import zeros
+    return zeros(*shape, dtype=dtype, requires_grad=requires_grad)
+
+
+def _as_tensor(data, dtype=None):
+    """torch.as_tensor: the Tensor itself when it already has the dtype, else a new Tensor."""
+    from .tensor import Tensor
+    if isinstance(data, Tensor):
+        return data if dtype is None else data.to(dtype)
+    if isinstance(data, np.ndarray) and (dtype is None or np.dtype(dtype) == data.dtype):
+        from .tensor import from_numpy
+        return from_numpy(data)
+    return Tensor(data, dtype=dtype)
+
+
+def is_tensor(obj):
+    """True if obj is a minigrad Tensor (torch.is_tensor)."""
+    from .tensor import Tensor
+    return isinstance(obj, Tensor)
+
+
+def numel(t):
+    """The number of elements of t (torch.numel)."""
+    return t.numel()
+
+
+def _assert(condition, message):
+    """torch._assert: raise AssertionError(message) unless condition holds."""
+    if not condition:
+        raise AssertionError(message)
+
+
+def _method_fallback(name):
+    """torch.f(x, *args) for a Tensor method f that minigrad has no function for
+    (argmax, softmax, clone, ...): calls x.f(*args)."""
+    from .tensor import Tensor
+    attr = Tensor.__dict__.get(name)
+    if not inspect.isfunction(attr) or name.startswith("_"):
+        return None
+
+    @functools.wraps(attr)
+    def call(input, *args, **kwargs):
+        return getattr(input, name)(*args, **kwargs)
+    return call
+
+
+def _torch_extras():
+    import minigrad as mg
+    extras = {
+        "device": _device.device,
+        "dtype": np.dtype,
+        "Size": tuple,
+        "is_tensor": is_tensor,
+        "numel": numel,
+        "_assert": _assert,
+        "empty": _empty,
+        "as_tensor": _as_tensor,
+        "__version__": f"{mg.__version__}+minigrad",
+    }
+    for name in _CREATION:
+        fn = extras.get(name) or getattr(mg, name)
+        extras[name] = _no_device(fn, name)
+    return extras
+
+
+# ---- torch.jit: decorators as no-ops ---------------------------------------------------------
+def _decorator(fn=None, *args, **kwargs):
+    """A no-op decorator usable bare (@jit.unused) or called (@jit.ignore(drop=True))."""
+    if callable(fn):
+        return fn
+    return lambda f: f
+
+
+def _script(obj, *args, **kwargs):
+    """torch.jit.script: minigrad runs eagerly, so the function or module itself."""
+    return obj
+
+
+def _annotate(the_type, the_value):
+    """torch.jit.annotate(type, value): value."""
+    return the_value
+
+
+def _false(*args, **kwargs):
+    return False
+
+
+def _jit_extras():
+    return {"script": _script, "unused": _decorator, "ignore": _decorator, "export": _decorator,
+            "_overload_method": _decorator, "_overload": _decorator, "annotate": _annotate,
+            "is_scripting": _false, "is_tracing": _false, "Final": type("Final", (), {}),
+            "script_method": _decorator}
+
+
+# ---- torch.cuda: no GPU ----------------------------------------------------------------------
+def _cuda_extras():
+    def refuse(*args, **kwargs):
+        _device.check_device("cuda", "torch.cuda")
+    noop = (lambda *args, **kwargs: None)
+    return {"is_available": _false, "device_count": lambda: 0, "manual_seed": noop,
+            "manual_seed_all": noop, "synchronize": noop, "empty_cache": noop,
+            "current_device": refuse, "set_device": refuse, "get_device_name": refuse}
+
+
+# ---- torch.utils.checkpoint -------------------------------------------------------------------
+def checkpoint(function, *args, use_reentrant=None, context_fn=None, determinism_check=None,
+               debug=None, preserve_rng_state=True, **kwargs):
+    """torch.utils.checkpoint.checkpoint: `function(*args, **kwargs)`, called plainly.
+
+    PyTorch drops the activations inside `function` and recomputes them in backward to
+    save memory; the forward values and gradients are the same either way, and minigrad
+    keeps the graph (more memory, no second forward). The PyTorch-only keywords are
+    accepted and ignored."""
+    return function(*args, **kwargs)
+
+
+def checkpoint_sequential(functions, segments, input, use_reentrant=None, **kwargs):
+    """torch.utils.checkpoint.checkpoint_sequential: the modules applied in order (plain calls)."""
+    if hasattr(functions, "children") and not isinstance(functions, (list, tuple)):
+        functions = list(functions.children())
+    for f in functions:
+        input = f(input)
+    return input
+
+
+# ---- torch.utils.data additions --------------------------------------------------------------
+class Dataset:
+    """torch.utils.data.Dataset: subclass it with __len__ and __getitem__ (returning a
+    sample or a tuple of arrays/Tensors/numbers); minigrad's DataLoader batches it."""
+
+    def __getitem__(self, index):
+        raise NotImplementedError(f"{type(self).__name__} must define __getitem__")
+
+
+def _make_dataloader():
+    from .data import DataLoader as _Base
+
+    class DataLoader(_Base):
+        """minigrad.data.DataLoader under PyTorch's signature: num_workers, pin_memory,
+        persistent_workers, prefetch_factor, timeout and worker_init_fn are accepted and
+        ignored (batches are made in the main process); sampler, batch_sampler and
+        collate_fn are refused with a NotImplementedError."""
+
+        def __init__(self, dataset, batch_size=1, shuffle=False, sampler=None, batch_sampler=None,
+                     num_workers=0, collate_fn=None, pin_memory=False, drop_last=False, timeout=0,
+                     worker_init_fn=None, generator=None, prefetch_factor=None,
+                     persistent_workers=False, **kwargs):
+            for name, v in (("sampler", sampler), ("batch_sampler", batch_sampler),
+                            ("collate_fn", collate_fn)):
+                if v is not None:
+                    raise NotImplementedError(f"torch.utils.data.DataLoader({name}=...): minigrad's "
+                                              f"DataLoader does not support {name} yet")
+            super().__init__(dataset, batch_size=batch_size, shuffle=bool(shuffle),
+                             drop_last=bool(drop_last), **kwargs)
+    return DataLoader
+
+
+# ---- installing -------------------------------------------------------------------------------
+def _build():
+    """Fresh alias modules: name -> module."""
+    torch = _AliasModule("torch", ["minigrad"], _torch_extras())
+    torch.__dict__["_fallback"] = _method_fallback
+    mods = {
+        "torch": torch,
+        "torch.nn": _AliasModule("torch.nn", ["minigrad.nn"]),
+        "torch.nn.functional": _AliasModule("torch.nn.functional", ["minigrad.nn.functional"]),
+        "torch.nn.init": _AliasModule("torch.nn.init", ["minigrad.nn.init"]),
+        "torch.nn.utils": _AliasModule("torch.nn.utils", ["minigrad.nn.utils"]),
+        "torch.nn.parameter": _AliasModule("torch.nn.parameter", ["minigrad.nn"]),
+        "torch.nn.modules": _AliasModule("torch.nn.modules", ["minigrad.nn"]),
+        "torch.optim": _AliasModule("torch.optim", ["minigrad.optim"]),
+        "torch.optim.lr_scheduler": _AliasModule("torch.optim.lr_scheduler",
+                                                 ["minigrad.optim.lr_scheduler"]),
+        "torch.utils": _AliasModule("torch.utils", []),
+        "torch.utils.data": _AliasModule("torch.utils.data", ["minigrad.data"],
+                                         {"Dataset": Dataset, "DataLoader": _make_dataloader()}),
+        "torch.utils.checkpoint": _AliasModule("torch.utils.checkpoint", [], {
+            "checkpoint": checkpoint, "checkpoint_sequential": checkpoint_sequential}),
+        "torch.jit": _AliasModule("torch.jit", [], _jit_extras()),
+        "torch.cuda": _AliasModule("torch.cuda", [], _cuda_extras()),
+        "torch.autograd": _AliasModule("torch.autograd", ["minigrad.autograd"]),
+    }
+    for name, mod in mods.items():              # torch.nn is also an attribute of torch, ...
+        parent, _, child = name.rpartition(".")
+        if parent:
+            mod.__dict__["__package__"] = parent
+            mods[parent].__dict__[child] = mod
+        mod.__dict__["__path__"] = []           # a package: `import torch.x.y` looks inside
+        mod.__dict__["__spec__"] = importlib.machinery.ModuleSpec(name, None, is_package=True)
+    return mods
+
+
+class _RefuseFinder(importlib.abc.MetaPathFinder):
+    """While the alias is installed, `import torch.<anything not aliased>` fails with a
+    ModuleNotFoundError that names minigrad, not a confusing half-import."""
+
+    def find_spec(self, fullname, path=None, target=None):
+        if fullname == "torch" or fullname.startswith("torch."):
+            raise ModuleNotFoundError(
+                f"No module named {fullname!r}: the torch alias is installed (minigrad.compat) and "
+                f"minigrad does not provide {fullname} yet", name=fullname)
+        return None
+
+
+_saved = None            # the sys.modules entries the alias replaced, while installed
+_finder = _RefuseFinder()
+
+
+def is_alias_installed():
+    """True while install_torch_alias() is in effect."""
+    return _saved is not None
+
+
+def install_torch_alias():
+    """Make `import torch` (and torch.nn, torch.nn.functional, torch.nn.init, torch.optim,
+    torch.optim.lr_scheduler, torch.utils.data, torch.utils.checkpoint, torch.jit,
+    torch.cuda) give minigrad-backed modules, so a PyTorch script runs on minigrad
+    unchanged. Returns the alias `torch` module.
+
+    Any real torch modules already imported are set aside and come back with
+    remove_torch_alias(). Installing twice is harmless."""
+    global _saved
+    if _saved is not None:
+        return sys.modules["torch"]
+    mods = _build()
+    _saved = {n: m for n, m in sys.modules.items() if n == "torch" or n.startswith("torch.")}
+    for n in _saved:
+        del sys.modules[n]
+    sys.modules.update(mods)
+    sys.meta_path.insert(0, _finder)
+    return mods["torch"]
+
+
+def remove_torch_alias():
+    """Undo install_torch_alias(): the alias modules leave sys.modules and any real torch
+    modules that were imported before come back."""
+    global _saved
+    if _saved is None:
+        return
+    for n in [n for n in sys.modules if n == "torch" or n.startswith("torch.")]:
+        del sys.modules[n]
+    sys.modules.update(_saved)
+    _saved = None
+    if _finder in sys.meta_path:
+        sys.meta_path.remove(_finder)
+
+
+class torch_alias:
+    """`with torch_alias() as torch:` installs the alias for the block and removes it after
+    (only if this block installed it)."""
+
+    def __enter__(self):
+        self._installed = not is_alias_installed()
+        return install_torch_alias()
+
+    def __exit__(self, *exc):
+        if self._installed:
+            remove_torch_alias()
+        return False
