@@ -58,7 +58,7 @@ class Tensor:
     t.grad_fn the op that produced t (None for a leaf).
     """
 
-    __slots__ = ("data", "grad", "_requires_grad", "_ctx", "_version", "__weakref__")
+    __slots__ = ("data", "grad", "_requires_grad", "_ctx", "_version", "_base", "__weakref__")
     __array_priority__ = 1000        # ndarray ⊕ Tensor defers to Tensor's operators
 
     def __init__(self, data, requires_grad=False, dtype=None):
@@ -66,6 +66,7 @@ class Tensor:
         self.grad = None
         self._ctx = None
         self._version = 0            # bumped by every in-place op (autograd checks it)
+        self._base = None            # (tensor, index) for a slice or view of another tensor
         self._requires_grad = False
         self.requires_grad = requires_grad
 
@@ -77,6 +78,7 @@ class Tensor:
         t.grad = None
         t._ctx = None
         t._version = 0
+        t._base = None
         t._requires_grad = requires_grad
         return t
 
@@ -365,6 +367,11 @@ class Tensor:
         recording = is_grad_enabled() and (
             self._requires_grad or (isinstance(other, Tensor) and other._requires_grad))
         if recording:
+            if self._base is not None:
+                raise RuntimeError(
+                    f"{name}(): this tensor is a slice or view of another, and minigrad cannot change "
+                    f"a view in place while the graph is recorded (PyTorch can); use the out-of-place "
+                    f"form (e.g. y = torch.cat(...) or x = x + v), or do it under `with mg.no_grad():`")
             if self._requires_grad and self._ctx is None:
                 raise RuntimeError(
                     f"{name}(): a leaf tensor that requires grad cannot be changed in place "
@@ -388,6 +395,13 @@ class Tensor:
                 np.copyto(self.data, new.data, casting="unsafe")
             else:
                 self.data = new.data.astype(self.dtype)
+            view = self
+            while view._base is not None:              # a slice (a copy here) writes back, as a
+                base, idx = view._base                  # view would in PyTorch; views of memory
+                if idx is not None and not np.shares_memory(base.data, view.data):
+                    base.data[idx] = view.data          # already share it
+                base._version += 1
+                view = base
         self._version += 1
         return self
 

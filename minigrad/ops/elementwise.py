@@ -259,7 +259,7 @@ class Copy(Function):
 
     @staticmethod
     def forward(ctx, x):
-        return np.array(x, copy=True)
+        return np.array(x, copy=True, order="C")
 
     @staticmethod
     def backward(ctx, δ):

@@ -117,10 +117,7 @@ def mse_loss(input, target, reduction="mean"):
     if x.shape != t.shape:
         raise ValueError(f"mse_loss(): input has shape {x.shape} but target has shape {t.shape}; "
                          f"they must match")
-    if t.dtype != x.dtype:
-        if t.requires_grad:
-            raise TypeError(f"mse_loss(): target has dtype {t.dtype} but input has dtype {x.dtype}")
-        t = Tensor._wrap(t.data.astype(x.dtype), False)         # a constant target follows the input
+    # float32 against float64 promotes to float64, as in PyTorch (ops/nn.check_same_dtype)
     check_reduction("mse_loss", reduction)
     d = x - t
     sq = d * d

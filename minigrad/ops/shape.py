@@ -160,6 +160,13 @@ class Pad(Function):
 
 
 # ---- public functions ----------------------------------------------------------------
+def _view(out, x):
+    """Mark `out` as a view of x (NumPy shares the memory when it can): an in-place op on
+    out then bumps x's version too, and is refused while a graph is recorded."""
+    out._base = (x, None)
+    return out
+
+
 def reshape(x, *shape):
     if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
         shape = tuple(shape[0])
@@ -178,7 +185,7 @@ def reshape(x, *shape):
         raise ValueError(f"reshape(): cannot reshape a tensor of shape {x.shape} "
                          f"({x.size} elements) into shape {tuple(shape)}")
     target = tuple(shape)
-    return Reshape.apply(x, target)
+    return _view(Reshape.apply(x, target), x)
 
 
 def flatten(x, start_dim=0, end_dim=-1):
@@ -200,7 +207,7 @@ def permute(x, *dims):
     axes = tuple(_axis(d, x.ndim) for d in dims)
     if len(set(axes)) != len(axes):
         raise ValueError(f"permute(): dims {dims} repeat an axis")
-    return Permute.apply(x, axes)
+    return _view(Permute.apply(x, axes), x)
 
 
 def transpose(x, dim0, dim1):
@@ -209,7 +216,7 @@ def transpose(x, dim0, dim1):
     axes = list(range(x.ndim))
     a, b = _axis(dim0, x.ndim, "dim0"), _axis(dim1, x.ndim, "dim1")
     axes[a], axes[b] = axes[b], axes[a]
-    return Permute.apply(x, tuple(axes))
+    return _view(Permute.apply(x, tuple(axes)), x)
 
 
 def squeeze(x, dim=None):
@@ -219,12 +226,12 @@ def squeeze(x, dim=None):
         dims = (dim,) if isinstance(dim, numbers.Integral) else tuple(dim)
         dims = {_axis(d, x.ndim) for d in dims} if x.ndim else set()
         shape = tuple(n for i, n in enumerate(x.shape) if not (i in dims and n == 1))
-    return Reshape.apply(x, shape)
+    return _view(Reshape.apply(x, shape), x)
 
 
 def unsqueeze(x, dim):
     d = _axis(dim, x.ndim + 1)
-    return Reshape.apply(x, x.shape[:d] + (1,) + x.shape[d:])
+    return _view(Reshape.apply(x, x.shape[:d] + (1,) + x.shape[d:]), x)
 
 
 def _index(idx):
@@ -246,7 +253,10 @@ def getitem(x, idx):
         x.data[idx]
     except IndexError as e:
         raise IndexError(f"index {idx!r} is invalid for a tensor of shape {x.shape}: {e}") from None
-    return GetItem.apply(x, idx)
+    out = GetItem.apply(x, idx)
+    if _is_basic(idx):             # PyTorch gives a view: in-place ops on it write back (Tensor._inplace)
+        out._base = (x, idx)
+    return out
 
 
 def setitem(x, idx, value):
