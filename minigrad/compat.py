@@ -173,6 +173,40 @@ def _torch_extras():
     return extras
 
 
+# ---- torch.nn: placeholders for layers minigrad lacks ------------------------------------------
+# PyTorch code names these in default arguments and isinstance checks (torchvision's
+# `norm_layer=nn.BatchNorm3d`, `isinstance(m, (nn.BatchNorm2d, nn.GroupNorm))`) even where
+# it never builds one; a placeholder lets such code load, and refuses to be built.
+PLACEHOLDERS = ("GroupNorm", "LayerNorm", "InstanceNorm1d", "InstanceNorm2d", "InstanceNorm3d",
+                "BatchNorm3d", "SyncBatchNorm", "Conv1d", "Conv3d", "ConvTranspose1d",
+                "ConvTranspose3d", "MaxPool1d", "MaxPool3d", "AvgPool1d", "AvgPool3d",
+                "AdaptiveAvgPool1d", "AdaptiveAvgPool3d", "AdaptiveMaxPool1d", "AdaptiveMaxPool3d",
+                "Embedding", "RNN", "LSTM", "GRU", "MultiheadAttention", "Transformer",
+                "TransformerEncoderLayer", "Hardswish", "Hardsigmoid", "PReLU", "ELU", "SELU",
+                "CELU", "Mish", "Softplus")
+
+
+def _placeholder(name):
+    """A Module subclass named `name` that refuses construction (see PLACEHOLDERS)."""
+    from .nn import Module
+
+    def __init__(self, *args, **kwargs):
+        raise NotImplementedError(f"torch.nn.{name}: minigrad does not provide this layer yet "
+                                  f"(the name exists only so that code mentioning it loads)")
+    return type(name, (Module,), {"__init__": __init__, "__doc__": f"Placeholder: {__init__.__doc__}",
+                                  "__module__": "torch.nn"})
+
+
+def _nn_fallback(module):
+    def fallback(name):
+        if name not in PLACEHOLDERS:
+            return None
+        cls = _placeholder(name)
+        module.__dict__[name] = cls          # one class per name, so isinstance is stable
+        return cls
+    return fallback
+
+
 # ---- torch.jit: decorators as no-ops ---------------------------------------------------------
 def _decorator(fn=None, *args, **kwargs):
     """A no-op decorator usable bare (@jit.unused) or called (@jit.ignore(drop=True))."""
@@ -270,9 +304,11 @@ def _build():
     """Fresh alias modules: name -> module."""
     torch = _AliasModule("torch", ["minigrad"], _torch_extras())
     torch.__dict__["_fallback"] = _method_fallback
+    nn = _AliasModule("torch.nn", ["minigrad.nn"])
+    nn.__dict__["_fallback"] = _nn_fallback(nn)
     mods = {
         "torch": torch,
-        "torch.nn": _AliasModule("torch.nn", ["minigrad.nn"]),
+        "torch.nn": nn,
         "torch.nn.functional": _AliasModule("torch.nn.functional", ["minigrad.nn.functional"]),
         "torch.nn.init": _AliasModule("torch.nn.init", ["minigrad.nn.init"]),
         "torch.nn.utils": _AliasModule("torch.nn.utils", ["minigrad.nn.utils"]),

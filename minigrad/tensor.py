@@ -263,6 +263,28 @@ class Tensor:
             return "torch." + _TYPE_NAMES.get(self.dtype.type, str(self.dtype)) + "Tensor"
         return self.to(_device.as_dtype(dtype, "Tensor.type()"))
 
+    def new_zeros(self, *size, dtype=None, device=None, requires_grad=False):
+        """Zeros of shape `size` in this tensor's dtype (or `dtype`), as torch's new_zeros."""
+        return self.new_full(_shape_arg(size), 0, dtype=dtype, device=device, requires_grad=requires_grad)
+
+    def new_ones(self, *size, dtype=None, device=None, requires_grad=False):
+        """Ones of shape `size` in this tensor's dtype (or `dtype`)."""
+        return self.new_full(_shape_arg(size), 1, dtype=dtype, device=device, requires_grad=requires_grad)
+
+    def new_full(self, size, fill_value, dtype=None, device=None, requires_grad=False):
+        """`fill_value` in shape `size`, in this tensor's dtype (or `dtype`)."""
+        if device is not None:
+            _device.check_device(device, "Tensor.new_full()")
+        dt = self.dtype if dtype is None else _device.as_dtype(dtype, "Tensor.new_full()")
+        size = _shape_arg(size if isinstance(size, (tuple, list)) else (size,))
+        return Tensor._wrap(np.full(size, fill_value, dt), False).requires_grad_(requires_grad)
+
+    def new_tensor(self, data, dtype=None, device=None, requires_grad=False):
+        """A new leaf holding a copy of `data`, in this tensor's dtype (or `dtype`)."""
+        if device is not None:
+            _device.check_device(device, "Tensor.new_tensor()")
+        return Tensor(data, requires_grad=requires_grad, dtype=self.dtype if dtype is None else dtype)
+
     # ---- copies and views ---------------------------------------------------------------
     def clone(self):
         """A copy of the data that stays in the graph: ∂clone(x)/∂x = 1."""
@@ -600,11 +622,15 @@ def _install_methods():
         "reshape": S.reshape, "view": S.reshape, "flatten": S.flatten,
         "squeeze": S.squeeze, "unsqueeze": S.unsqueeze, "transpose": S.transpose,
         "permute": S.permute,
+        # PyTorch's method names for the operators
+        "add": E.add, "sub": E.sub, "mul": E.mul, "div": E.div, "pow": E.pow, "neg": E.neg,
+        "eq": E.eq, "ne": E.ne, "lt": E.lt, "le": E.le, "gt": E.gt, "ge": E.ge,
     }
     for name, fn in methods.items():
         setattr(Tensor, name, fn)
     Tensor.__abs__ = E.abs
     Tensor.T = property(lambda self: S.permute(self, tuple(reversed(range(self.ndim)))))
+    Tensor.t = lambda self: S.transpose(self, 0, 1) if self.ndim == 2 else self
     Tensor.mT = property(lambda self: S.transpose(self, -2, -1))
 
 

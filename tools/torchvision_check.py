@@ -1,0 +1,253 @@
+"""Do torchvision's own model definitions, run on minigrad, give PyTorch's numbers?
+
+    python tools/torchvision_check.py                 # every model below
+    python tools/torchvision_check.py resnet18 vgg11  # some of them
+    python tools/torchvision_check.py --list
+
+A development check (needs torch and torchvision; the test suite does not). For each model:
+
+1. read the model's source file from the *installed* torchvision (never copied into this
+   repository) and execute it with the torch alias installed (minigrad.compat), so
+   `import torch`, `torch.nn`, `F`, `torch.utils.checkpoint`, `torch.jit` are minigrad;
+   its imports of torchvision internals (`..transforms._presets`, `..utils`, `._api`,
+   `._meta`, `._utils`, `..ops.misc`) are stand-ins: plain-Python helpers are taken from
+   torchvision, `..ops.misc` is executed the same way as the model file;
+2. build the model with torchvision's constructor on both sides, in float64, and copy
+   torch's weights into minigrad's model with load_state_dict (same keys);
+3. run forward and backward on a small input in training mode (batch statistics; dropout
+   switched off on both sides because the random masks differ) and in evaluation mode,
+   and compare the outputs, every parameter's gradient and the running statistics:
+   max |minigrad − torch| / max |torch| must be ≤ 1e-7 (float64).
+
+Prints one line per model and check, and exits 1 if any check failed.
+"""
+import argparse
+import importlib.util
+import os
+import sys
+import time
+import traceback
+import types
+
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+
+RTOL = 1e-7
+
+# name -> (source file, constructor, keyword arguments, input shape)
+MODELS = {
+    "alexnet": ("alexnet", "alexnet", {"num_classes": 10}, (2, 3, 64, 64)),
+    "vgg11": ("vgg", "vgg11", {"num_classes": 10}, (2, 3, 32, 32)),
+    "vgg11_bn": ("vgg", "vgg11_bn", {"num_classes": 10}, (2, 3, 32, 32)),
+    "vgg16": ("vgg", "vgg16", {"num_classes": 10}, (2, 3, 32, 32)),
+    "vgg16_bn": ("vgg", "vgg16_bn", {"num_classes": 10}, (2, 3, 32, 32)),
+    "googlenet": ("googlenet", "googlenet", {"num_classes": 10, "aux_logits": False,
+                                             "init_weights": True}, (2, 3, 64, 64)),
+    "googlenet_aux": ("googlenet", "googlenet", {"num_classes": 10, "aux_logits": True,
+                                                 "init_weights": True}, (2, 3, 64, 64)),
+    "resnet18": ("resnet", "resnet18", {"num_classes": 10}, (2, 3, 32, 32)),
+    "resnet50": ("resnet", "resnet50", {"num_classes": 10}, (2, 3, 32, 32)),
+    "densenet121": ("densenet", "densenet121", {"num_classes": 10}, (2, 3, 32, 32)),
+    "densenet121_memory_efficient": ("densenet", "densenet121",
+                                     {"num_classes": 10, "memory_efficient": True}, (2, 3, 32, 32)),
+    "squeezenet1_0": ("squeezenet", "squeezenet1_0", {"num_classes": 10}, (2, 3, 64, 64)),
+    "squeezenet1_1": ("squeezenet", "squeezenet1_1", {"num_classes": 10}, (2, 3, 64, 64)),
+    "mobilenet_v2": ("mobilenetv2", "mobilenet_v2", {"num_classes": 10}, (2, 3, 32, 32)),
+}
+
+
+# ---- real torch and torchvision ---------------------------------------------------------------
+def import_torchvision():
+    """torch and torchvision (torchvision 0.28 needs torch.library.register_fake here)."""
+    import torch
+    import torch.library
+    torch.library.register_fake = lambda *a, **k: (lambda f: f)
+    import torchvision
+    return torch, torchvision
+
+
+# ---- executing torchvision's sources on minigrad -------------------------------------------------
+PKG = "_tv_on_minigrad"
+
+
+def _package(name):
+    mod = types.ModuleType(name)
+    mod.__path__ = []
+    mod.__package__ = name
+    sys.modules[name] = mod
+    return mod
+
+
+def _stub(name, **attrs):
+    mod = types.ModuleType(name)
+    mod.__package__ = name.rpartition(".")[0]
+    mod.__dict__.update(attrs)
+    sys.modules[name] = mod
+    return mod
+
+
+def _exec_source(torchvision, relpath, name):
+    """Execute torchvision's file `relpath` as module `name`, reading it from the installed
+    torchvision (with the alias in effect, so its `import torch` gets minigrad)."""
+    path = os.path.join(os.path.dirname(torchvision.__file__), relpath)
+    with open(path) as f:
+        source = f.read()
+    mod = types.ModuleType(name)
+    mod.__file__ = path
+    mod.__package__ = name.rpartition(".")[0]
+    sys.modules[name] = mod
+    exec(compile(source, path, "exec"), mod.__dict__)
+    return mod
+
+
+def load_on_minigrad(torchvision, files):
+    """{file: module} of torchvision's model files executed on minigrad."""
+    from torchvision.models import _api, _meta, _utils
+    from torchvision import utils as tv_utils
+    from minigrad import compat
+
+    class ImageClassification:        # only referenced by the weights' metadata
+        def __init__(self, *args, **kwargs):
+            pass
+
+    def register_model(name=None):
+        return lambda fn: fn
+
+    for pkg in (PKG, f"{PKG}.models", f"{PKG}.ops", f"{PKG}.transforms"):
+        _package(pkg)
+    _stub(f"{PKG}.transforms._presets", ImageClassification=ImageClassification)
+    _stub(f"{PKG}.utils", _log_api_usage_once=lambda obj: None, _make_ntuple=tv_utils._make_ntuple)
+    _stub(f"{PKG}.models._api", register_model=register_model, Weights=_api.Weights,
+          WeightsEnum=_api.WeightsEnum)
+    _stub(f"{PKG}.models._meta", _IMAGENET_CATEGORIES=_meta._IMAGENET_CATEGORIES)
+    _stub(f"{PKG}.models._utils", _ovewrite_named_param=_utils._ovewrite_named_param,
+          handle_legacy_interface=_utils.handle_legacy_interface,
+          _make_divisible=_utils._make_divisible)
+    out = {}
+    with compat.torch_alias():
+        _exec_source(torchvision, os.path.join("ops", "misc.py"), f"{PKG}.ops.misc")
+        for f in files:
+            out[f] = _exec_source(torchvision, os.path.join("models", f + ".py"), f"{PKG}.models.{f}")
+    return out
+
+
+# ---- comparing -------------------------------------------------------------------------------------
+def rel_err(got, want):
+    got, want = np.asarray(got, np.float64), np.asarray(want, np.float64)
+    if got.shape != want.shape:
+        return np.inf
+    scale = np.max(np.abs(want), initial=0.0)
+    diff = np.max(np.abs(got - want), initial=0.0)
+    return diff / scale if scale > 0 else diff
+
+
+def outputs_of(out):
+    """A model's output(s) as a list (GoogLeNet in training returns a namedtuple)."""
+    return list(out) if isinstance(out, tuple) else [out]
+
+
+def no_dropout(model, dropout_types):
+    """Training mode, but dropout (modules, and GoogLeNet's aux heads' functional dropout)
+    in evaluation mode on both sides: their random masks cannot agree."""
+    model.train()
+    for m in model.modules():
+        if isinstance(m, dropout_types) or type(m).__name__ == "InceptionAux":
+            m.eval()
+
+
+def check_model(name, torch, torchvision, mg_mods, log):
+    import minigrad as mg
+    file, ctor, kwargs, shape = MODELS[name]
+    torch.manual_seed(0)
+    t0 = time.perf_counter()
+    tmodel = getattr(torchvision.models, ctor)(**kwargs).double()
+    mmodel = getattr(mg_mods[file], ctor)(**kwargs).double()
+    n_t = sum(p.numel() for p in tmodel.parameters())
+    n_m = sum(p.numel() for p in mmodel.parameters())
+    results = [("parameter count", 0.0 if n_t == n_m else np.inf, f"{n_m} vs torch {n_t}")]
+    exported = {k: v.detach().numpy() for k, v in tmodel.state_dict().items()}
+    mmodel.load_state_dict(exported)              # strict: the keys must be torchvision's
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(shape)
+    for mode in ("train", "eval"):
+        if mode == "train":
+            no_dropout(tmodel, (torch.nn.Dropout,))
+            no_dropout(mmodel, (mg.nn.Dropout,))
+        else:
+            tmodel.eval()
+            mmodel.eval()
+        tmodel.zero_grad()
+        mmodel.zero_grad()
+        tout = outputs_of(tmodel(torch.from_numpy(x)))
+        mout = outputs_of(mmodel(mg.tensor(x)))
+        projections = [rng.standard_normal(tuple(o.shape)) for o in tout]
+        tloss = sum((o * torch.from_numpy(r)).sum() for o, r in zip(tout, projections))
+        mloss = sum((o * mg.tensor(r)).sum() for o, r in zip(mout, projections))
+        tloss.backward()
+        mloss.backward()
+        if len(tout) != len(mout):
+            results.append((f"{mode} outputs", np.inf, f"{len(mout)} outputs vs torch {len(tout)}"))
+            continue
+        for i, (a, b) in enumerate(zip(mout, tout)):
+            results.append((f"{mode} output {i}", rel_err(a.detach().numpy(), b.detach().numpy()),
+                            str(tuple(b.shape))))
+        tparams = dict(tmodel.named_parameters())
+        worst, worst_name = 0.0, ""
+        for pname, p in mmodel.named_parameters():
+            tg = tparams[pname].grad
+            err = np.inf if (p.grad is None) != (tg is None) else (
+                0.0 if tg is None else rel_err(p.grad.numpy(), tg.numpy()))
+            if err >= worst:
+                worst, worst_name = err, pname
+        results.append((f"{mode} gradients ({len(tparams)} parameters)", worst, f"worst: {worst_name}"))
+        if mode == "train":
+            tbuf = {k: v.detach().numpy() for k, v in tmodel.state_dict().items()}
+            worst = max((rel_err(v.numpy(), tbuf[k]) for k, v in mmodel.state_dict().items()
+                         if "running" in k), default=0.0)
+            results.append(("running statistics", worst, ""))
+    ok = all(err <= RTOL for _, err, _ in results)
+    for what, err, note in results:
+        log(f"  {'ok  ' if err <= RTOL else 'FAIL'} {what:<34} rel err {err:.2e}  {note}")
+    log(f"  {name}: {'PASS' if ok else 'FAIL'} ({time.perf_counter() - t0:.1f} s)")
+    return ok
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("models", nargs="*", help="models to check (default: all)")
+    parser.add_argument("--list", action="store_true", help="list the models and exit")
+    args = parser.parse_args(argv)
+    if args.list:
+        print("\n".join(MODELS))
+        return 0
+    names = args.models or list(MODELS)
+    unknown = [n for n in names if n not in MODELS]
+    if unknown:
+        parser.error(f"unknown models {unknown}; choose from {list(MODELS)}")
+    torch, torchvision = import_torchvision()
+    torch.set_num_threads(1)
+    files = sorted({MODELS[n][0] for n in names})
+    try:
+        mg_mods = load_on_minigrad(torchvision, files)
+    except Exception:
+        print("executing torchvision's sources on minigrad failed:")
+        traceback.print_exc()
+        return 1
+    summary = {}
+    for name in names:
+        print(f"{name}:", flush=True)
+        try:
+            summary[name] = check_model(name, torch, torchvision, mg_mods, lambda s: print(s, flush=True))
+        except Exception as e:
+            print(f"  {name}: ERROR {type(e).__name__}: {e}")
+            traceback.print_exc(limit=-3)
+            summary[name] = False
+    print("\nsummary: " + ", ".join(f"{n} {'PASS' if ok else 'FAIL'}" for n, ok in summary.items()))
+    return 0 if all(summary.values()) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
