@@ -201,3 +201,11 @@ def test_real_torch_state_dict_loads_by_key():
     np.testing.assert_allclose(mm(mg.tensor(x)).numpy(), tm(torch.from_numpy(x)).detach().numpy(),
                                rtol=1e-5, atol=1e-6)
     assert int(mm.state_dict()["1.num_batches_tracked"].item()) == 1
+
+
+def test_placeholders_load_but_refuse_to_build(alias):
+    import torch.nn as nn
+    assert nn.GroupNorm is nn.GroupNorm and issubclass(nn.GroupNorm, mg.nn.Module)
+    assert not isinstance(mg.nn.BatchNorm2d(2), (nn.GroupNorm, nn.LayerNorm))
+    with pytest.raises(NotImplementedError, match=r"torch\.nn\.GroupNorm: minigrad does not provide"):
+        nn.GroupNorm(2, 4)

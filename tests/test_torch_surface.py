@@ -306,3 +306,15 @@ def test_load_state_dict_from_exported_numpy_arrays():
     model.eval()
     y = model(mg.ones(1, 2))
     np.testing.assert_allclose(y.numpy(), [(1 - np.arange(3)) / np.sqrt(4 + 1e-5)], rtol=1e-6)
+
+
+def test_new_tensors_and_operator_methods():
+    x = mg.ones(2, 3, dtype=np.float64)
+    assert x.new_zeros(2, 2).dtype == np.float64 and x.new_zeros((2, 2)).tolist() == [[0, 0], [0, 0]]
+    assert x.new_ones(3).tolist() == [1, 1, 1] and x.new_full((2,), 3.5).tolist() == [3.5, 3.5]
+    assert x.new_tensor([1, 2]).dtype == np.float64 and x.new_tensor([1, 2], dtype=mg.long).dtype == np.int64
+    with pytest.raises(RuntimeError, match="CPU only"):
+        x.new_zeros(2, device="cuda")
+    assert x.t().shape == (3, 2) and x.add(1).mul(2).sub(1).div(3).tolist() == [[1] * 3] * 2
+    assert x.eq(1).sum().item() == 6 and x.ne(1).sum().item() == 0
+    assert x.pow(2).neg().sum().item() == -6 and x.gt(0).sum().item() == 6 and x.lt(0).sum().item() == 0
