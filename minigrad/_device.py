@@ -142,3 +142,32 @@ def parse_to(args, kwargs, where, tensor_type):
     if dev is not None:
         check_device(dev, where)
     return (None if dtype is None else as_dtype(dtype, where)), copy
+
+
+class Conversions:
+    """PyTorch's shorthand conversions, shared by Tensor and Module: each calls `self.to`.
+    On a Tensor they return a (differentiable) converted tensor, or self when nothing
+    changes; on a Module they convert every floating parameter and buffer in place and
+    return the module."""
+
+    __slots__ = ()
+
+    def float(self):
+        """`to(mg.float32)`."""
+        return self.to(np.float32)
+
+    def double(self):
+        """`to(mg.float64)`."""
+        return self.to(np.float64)
+
+    def half(self):
+        """`to(mg.float16)`."""
+        return self.to(np.float16)
+
+    def cpu(self):
+        """Self: minigrad computes on the CPU only."""
+        return self
+
+    def cuda(self, *args, **kwargs):
+        """Refused with a RuntimeError: minigrad runs on the CPU only."""
+        check_device("cuda", f"{type(self).__name__}.cuda()")

@@ -51,7 +51,7 @@ class _Size(int):
         return self._shape[dim]
 
 
-class Tensor:
+class Tensor(_device.Conversions):
     """An n-dimensional array that can record the operations applied to it.
 
     t.data is the ndarray; t.grad, after backward(), a Tensor of the same shape;
@@ -216,26 +216,6 @@ class Tensor:
     def astype(self, dtype):
         """NumPy's name for `to(dtype)`."""
         return self.to(dtype)
-
-    def cpu(self):
-        """Self: minigrad's tensors always live on the CPU."""
-        return self
-
-    def cuda(self, *args, **kwargs):
-        """Refused with a RuntimeError: minigrad runs on the CPU only."""
-        _device.check_device("cuda", "Tensor.cuda()")
-
-    def float(self):
-        """This tensor as float32 (differentiable; self if it already is)."""
-        return self.to(np.float32)
-
-    def double(self):
-        """This tensor as float64 (differentiable; self if it already is)."""
-        return self.to(np.float64)
-
-    def half(self):
-        """This tensor as float16 (differentiable; self if it already is)."""
-        return self.to(np.float16)
 
     def long(self):
         """This tensor as int64 (not differentiable, as in PyTorch)."""

@@ -780,12 +780,13 @@ def mse_cases(draw):
     elif mutation == "reduction_value":
         reduction, names = draw(st.sampled_from(["avg", None])), ("reduction",)
     x, xb = tensor_arg(draw, rng, shape, dt, tensor=True)
-    # float32 with float64 promotes to float64 (PyTorch's rule for the losses)
+    # float32 with a float64 Tensor promotes to float64 (PyTorch's rule for the losses);
+    # a constant ndarray target follows the input's dtype
     t, tb = tensor_arg(draw, rng, t_shape, tdt)
     grad, expect = None, ("error", names)
     if not names:
         out_shape = shape if reduction == "none" else ()
-        out_dtype = np.result_type(xb, tb)
+        out_dtype = np.result_type(xb, tb) if t[3] else xb.dtype
         grad = upstream(draw, rng, out_shape, str(out_dtype))
         expect = ("ok", Reference(
             lambda: ref.mse_loss(xb, tb, reduction),

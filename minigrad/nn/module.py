@@ -4,6 +4,7 @@ from collections import OrderedDict
 
 import numpy as np
 
+from .._device import Conversions
 from ..tensor import Tensor
 
 
@@ -24,7 +25,7 @@ class Parameter(Tensor):
         return "Parameter containing:\n" + super().__repr__()
 
 
-class Module:
+class Module(Conversions):
     """Base class of every layer. Assigning a Parameter or a Module to an attribute
     registers it; parameters(), state_dict() and friends walk the registrations in order."""
 
@@ -222,27 +223,6 @@ class Module:
                 if b is not None and b.dtype.kind == "f" and b.dtype != dtype:
                     m._buffers[name] = b.astype(dtype)
         return self
-
-    def float(self):
-        """`to(mg.float32)`: every floating parameter and buffer as float32; returns self."""
-        return self.to(np.float32)
-
-    def double(self):
-        """`to(mg.float64)`: every floating parameter and buffer as float64; returns self."""
-        return self.to(np.float64)
-
-    def half(self):
-        """`to(mg.float16)`: every floating parameter and buffer as float16; returns self."""
-        return self.to(np.float16)
-
-    def cpu(self):
-        """Self: minigrad's modules always live on the CPU."""
-        return self
-
-    def cuda(self, device=None):
-        """Refused with a RuntimeError: minigrad runs on the CPU only."""
-        from .._device import check_device
-        check_device("cuda", f"{type(self).__name__}.cuda()")
 
     # ---- hooks -------------------------------------------------------------------------
     def register_forward_pre_hook(self, hook):
