@@ -10,4 +10,5 @@ from .upsampling import Upsample
 from . import init
 from .pooling import MaxPool2d, AvgPool2d, AdaptiveAvgPool2d, AdaptiveMaxPool2d
 from .conv import Conv2d, ConvTranspose2d
+from .lazy import LazyConv2d, LazyLinear, LazyBatchNorm2d, UninitializedParameter
 from . import functional
