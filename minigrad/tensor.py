@@ -51,7 +51,8 @@ class _Size(int):
         return self._shape[dim]
 
 
-class Tensor(_device.Conversions):
+@_device.conversions
+class Tensor:
     """An n-dimensional array that can record the operations applied to it.
 
     t.data is the ndarray; t.grad, after backward(), a Tensor of the same shape;

@@ -4,7 +4,7 @@ from collections import OrderedDict
 
 import numpy as np
 
-from .._device import Conversions
+from .._device import conversions
 from ..tensor import Tensor
 
 
@@ -25,7 +25,8 @@ class Parameter(Tensor):
         return "Parameter containing:\n" + super().__repr__()
 
 
-class Module(Conversions):
+@conversions
+class Module:
     """Base class of every layer. Assigning a Parameter or a Module to an attribute
     registers it; parameters(), state_dict() and friends walk the registrations in order."""
 
