@@ -19,13 +19,13 @@ name minigrad gains later appears without touching this file):
     torch.optim                minigrad.optim         torch.optim.lr_scheduler
     torch.utils.data           minigrad.data (+ Dataset, and a DataLoader that accepts and
                                ignores num_workers / pin_memory / persistent_workers)
-    torch.utils.checkpoint     checkpoint(fn, *args, use_reentrant=..., **kw): a plain call
+    torch.utils.checkpoint     checkpoint(fn, *args, use_reentrant=..., **kw), recomputing in backward
     torch.jit                  script/unused/ignore/export/... as no-op decorators
     torch.cuda                 is_available() -> False, device_count() -> 0
 
-`torch.checkpoint` choice: minigrad calls fn(*args) and keeps its graph, which gives the
-same forward values and gradients as PyTorch's recomputation (PyTorch recomputes to save
-memory; it does not change the numbers). Creation functions (`torch.zeros(..., device=d)`)
+`torch.utils.checkpoint.checkpoint` recomputes in backward, as PyTorch does (so side
+effects such as BatchNorm's running statistics happen twice there too, and the numbers
+agree with PyTorch's to the last step). Creation functions (`torch.zeros(..., device=d)`)
 accept `device=` when it names the CPU. A name minigrad lacks raises an AttributeError
 that says minigrad does not provide it yet; `import torch.something_else` raises a
 ModuleNotFoundError saying the same.
@@ -247,15 +247,96 @@ def _cuda_extras():
 
 
 # ---- torch.utils.checkpoint -------------------------------------------------------------------
+class _Checkpoint:
+    """The recomputation behind `checkpoint`: forward runs `function` without recording
+    a graph (its activations are dropped); backward runs it again, from the same inputs
+    and the same random-generator state, with recording on, and backpropagates δ through
+    that fresh graph. The parameters inside `function` receive their gradients during
+    that inner backward, the inputs through this op's return value."""
+
+    @staticmethod
+    def make():
+        from .autograd import Function
+
+        class Checkpoint(Function):
+            @staticmethod
+            def forward(ctx, *raw, function, rng_state, n_tensors, kwargs, tensor_mask):
+                from .autograd import no_grad
+                from .tensor import Tensor
+                ctx.function, ctx.rng_state, ctx.kwargs = function, rng_state, kwargs
+                ctx.tensor_mask = tensor_mask
+                ctx.raw = raw
+                args = [Tensor._wrap(a, False) if is_t else a for a, is_t in zip(raw, tensor_mask)]
+                with no_grad():
+                    out = function(*args, **kwargs)
+                if not isinstance(out, Tensor):
+                    raise TypeError(f"checkpoint(): minigrad recomputes functions that return one "
+                                    f"Tensor; this one returned {type(out).__name__}")
+                return out.data
+
+            @staticmethod
+            def backward(ctx, δ):
+                """Rerun function(*inputs) with the graph recorded, then ∂L/∂input = the
+                gradients that δ sends back through it."""
+                from .autograd import enable_grad, backward as run_backward
+                from .tensor import Tensor
+                inputs = []
+                for a, is_t, need in zip(ctx.raw, ctx.tensor_mask, ctx.needs_input_grad):
+                    inputs.append(Tensor._wrap(a, bool(need)) if is_t else a)
+                saved = _rng_state()
+                _set_rng_state(ctx.rng_state)
+                try:
+                    with enable_grad():
+                        out = ctx.function(*inputs, **ctx.kwargs)
+                finally:
+                    _set_rng_state(saved)
+                if out.requires_grad:
+                    run_backward(out, δ)
+                return tuple(t.grad.data if isinstance(t, Tensor) and t.grad is not None else None
+                             for t in inputs)
+
+        return Checkpoint
+
+
+_CHECKPOINT = None
+
+
+def _rng_state():
+    from .random import generator
+    return generator().bit_generator.state
+
+
+def _set_rng_state(state):
+    from .random import generator
+    generator().bit_generator.state = state
+
+
 def checkpoint(function, *args, use_reentrant=None, context_fn=None, determinism_check=None,
                debug=None, preserve_rng_state=True, **kwargs):
-    """torch.utils.checkpoint.checkpoint: `function(*args, **kwargs)`, called plainly.
+    """torch.utils.checkpoint.checkpoint: `function(*args, **kwargs)`, recomputed in backward.
 
-    PyTorch drops the activations inside `function` and recomputes them in backward to
-    save memory; the forward values and gradients are the same either way, and minigrad
-    keeps the graph (more memory, no second forward). The PyTorch-only keywords are
-    accepted and ignored."""
-    return function(*args, **kwargs)
+    As in PyTorch, the forward keeps no activations inside `function`; backward runs it
+    again (with the random generator reset to its state at the forward, so dropout draws
+    the same mask) and backpropagates through that second run. The numbers are those of
+    a plain call, and side effects of `function` happen twice, as in PyTorch (e.g. a
+    BatchNorm in training mode updates its running statistics at both runs).
+
+    The recomputing path is taken when `function` returns one Tensor and some Tensor
+    argument requires grad (what torchvision's DenseNet does); otherwise minigrad calls
+    `function` plainly. PyTorch-only keywords are accepted and ignored."""
+    global _CHECKPOINT
+    from .autograd import is_grad_enabled
+    from .tensor import Tensor
+    mask = tuple(isinstance(a, Tensor) for a in args)
+    if not is_grad_enabled() or not any(isinstance(a, Tensor) and a.requires_grad for a in args):
+        return function(*args, **kwargs)
+    if _CHECKPOINT is None:
+        _CHECKPOINT = _Checkpoint.make()
+    state = _rng_state()
+    probe_kwargs = dict(function=function, rng_state=state, n_tensors=sum(mask), kwargs=kwargs,
+                        tensor_mask=mask)
+    out = _CHECKPOINT.apply(*args, **probe_kwargs)
+    return out
 
 
 def checkpoint_sequential(functions, segments, input, use_reentrant=None, **kwargs):

@@ -209,3 +209,40 @@ def test_placeholders_load_but_refuse_to_build(alias):
     assert not isinstance(mg.nn.BatchNorm2d(2), (nn.GroupNorm, nn.LayerNorm))
     with pytest.raises(NotImplementedError, match=r"torch\.nn\.GroupNorm: minigrad does not provide"):
         nn.GroupNorm(2, 4)
+
+
+def test_checkpoint_recomputes_like_pytorch(alias):
+    import torch
+    import torch.nn as nn
+    import torch.nn.functional as F
+    from torch.utils.checkpoint import checkpoint
+    bn = nn.BatchNorm1d(3).double()
+    x = torch.tensor(rng_values((4, 3)), requires_grad=True)
+    out = checkpoint(lambda a: F.dropout(bn(a), 0.5, training=True), x, use_reentrant=False)
+    assert int(bn.num_batches_tracked) == 1
+    out.sum().backward()                               # the recomputation runs bn again,
+    assert int(bn.num_batches_tracked) == 2            # as PyTorch's checkpoint does
+    gx, gw = x.grad.numpy().copy(), bn.weight.grad.numpy().copy()
+    mask = out.numpy() != 0
+    # the same numbers as a plain call with the generator where the checkpoint found it
+    x.grad = bn.weight.grad = None
+    mg.manual_seed(3)
+    out = checkpoint(lambda a: F.dropout(bn(a), 0.5, training=True), x, use_reentrant=False)
+    mg.manual_seed(3)
+    plain = F.dropout(bn(x), 0.5, training=True)
+    np.testing.assert_array_equal(out.numpy(), plain.numpy())
+    plain.sum().backward()
+    pgx, pgw = x.grad.numpy().copy(), bn.weight.grad.numpy().copy()
+    x.grad = bn.weight.grad = None
+    out.sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), pgx, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(bn.weight.grad.numpy(), pgw, rtol=1e-12, atol=1e-15)
+    assert mask.any() and gx.shape == (4, 3) and gw.shape == (3,)
+    with pytest.raises(TypeError, match="one Tensor"):
+        checkpoint(lambda a: (a, a), x)
+    const = torch.ones(2, 3)                          # nothing requires grad: a plain call
+    assert checkpoint(lambda a: a * 2, const).tolist() == [[2, 2, 2]] * 2
+
+
+def rng_values(shape):
+    return np.random.default_rng(11).standard_normal(shape)
