@@ -702,13 +702,15 @@ def test_lazy_modules_infer_sizes_and_become_their_layers():
      lambda: nn.Linear(5, 3, bias=False, dtype=np.float64), (2, 6, 5)),
     (lambda: nn.LazyBatchNorm2d(eps=1e-3, momentum=0.2), lambda: nn.BatchNorm2d(3, eps=1e-3, momentum=0.2),
      (4, 3, 2, 2)),
+    (lambda: nn.LazyBatchNorm1d(affine=False), lambda: nn.BatchNorm1d(5, affine=False), (4, 5)),
+    (lambda: nn.LazyBatchNorm1d(momentum=None), lambda: nn.BatchNorm1d(2, momentum=None), (4, 2, 3)),
 ])
 def test_lazy_modules_initialise_as_the_eager_ones(lazy, eager, x_shape):
     """Seeded, a lazy module's first call draws the same initial values as building the
     eager module at that moment, and the outputs, buffers and gradients agree."""
     mg.manual_seed(11)
     m_eager = eager()
-    dtype = next(m_eager.parameters()).dtype
+    dtype = next(iter(list(m_eager.parameters()) + [mg.zeros(1)])).dtype
     x = np.random.default_rng(0).standard_normal(x_shape).astype(dtype)
     xe, xl = mg.tensor(x, requires_grad=True), mg.tensor(x, requires_grad=True)
     ye = m_eager(xe)
@@ -769,6 +771,8 @@ def test_lazy_module_errors_name_the_layer():
         nn.LazyConv2d(4, 3)(mg.zeros(3, 5))
     with pytest.raises(ValueError, match="LazyBatchNorm2d.*4-d"):
         nn.LazyBatchNorm2d()(mg.zeros(3, 5))
+    with pytest.raises(ValueError, match="LazyBatchNorm1d.*2 or 3-d"):
+        nn.LazyBatchNorm1d()(mg.zeros(3, 5, 2, 2))
     with pytest.raises(TypeError, match="LazyLinear.*Tensor"):
         nn.LazyLinear(3)([1.0, 2.0])
     with pytest.raises(ValueError, match="momentum"):
@@ -780,3 +784,135 @@ def test_lazy_module_errors_name_the_layer():
     m = nn.LazyLinear(2)
     m.reset_parameters()                                             # a no-op before the first call
     assert m.has_uninitialized_params()
+
+
+# ---- nn.init -------------------------------------------------------------------------------------
+def test_init_eye_and_dirac():
+    w = mg.zeros(3, 5)
+    assert nn.init.eye_(w) is w
+    np.testing.assert_array_equal(w.numpy(), np.eye(3, 5))
+    # dirac_: the convolution with the filled kernel is the identity on the shared channels
+    k = mg.zeros(4, 3, 3, 3, dtype=np.float64)
+    nn.init.dirac_(k)
+    x = mg.tensor(np.random.default_rng(0).standard_normal((2, 3, 5, 5)))
+    y = F.conv2d(x, k, padding=1).numpy()
+    np.testing.assert_allclose(y[:, :3], x.numpy(), atol=1e-15)
+    assert not np.any(y[:, 3])
+    g = mg.zeros(4, 2, 3, 3, dtype=np.float64)                  # groups=2: each group's identity
+    nn.init.dirac_(g, groups=2)
+    np.testing.assert_allclose(F.conv2d(mg.tensor(x.numpy()[:, :2].repeat(2, 1)), g, padding=1, groups=2).numpy(),
+                               x.numpy()[:, :2].repeat(2, 1), atol=1e-15)
+    with pytest.raises(ValueError, match="eye_.*2-d"):
+        nn.init.eye_(mg.zeros(2, 2, 2))
+    with pytest.raises(ValueError, match="dirac_.*divisible"):
+        nn.init.dirac_(mg.zeros(3, 2, 3, 3), groups=2)
+
+
+def test_init_trunc_normal():
+    mg.manual_seed(0)
+    w = mg.zeros(200, 500)
+    nn.init.trunc_normal_(w, mean=0.5, std=2.0, a=-1.0, b=3.0)
+    a = w.numpy().astype(np.float64)
+    assert a.min() >= -1.0 and a.max() <= 3.0
+    # moments of N(0.5, 4) truncated to [−1, 3]: α = −0.75, β = 1.25 in standard units
+    phi = lambda z: math.exp(-z * z / 2) / math.sqrt(2 * math.pi)       # noqa: E731
+    Phi = lambda z: 0.5 * (1 + math.erf(z / math.sqrt(2)))            # noqa: E731
+    al, be = -0.75, 1.25
+    Z = Phi(be) - Phi(al)
+    mean = 0.5 + 2.0 * (phi(al) - phi(be)) / Z
+    var = 4.0 * (1 + (al * phi(al) - be * phi(be)) / Z - ((phi(al) - phi(be)) / Z) ** 2)
+    assert abs(a.mean() - mean) < 5 * math.sqrt(var / a.size)
+    assert abs(a.var() - var) < 0.01 * var
+    with pytest.raises(ValueError, match="trunc_normal_.*mass|holds only"):
+        nn.init.trunc_normal_(w, 0.0, 1.0, 8.0, 9.0)
+
+
+@pytest.mark.parametrize("shape", [(4, 9), (9, 4), (6, 2, 3, 3), (5, 5)])
+def test_init_orthogonal(shape):
+    mg.manual_seed(3)
+    w = mg.zeros(*shape, dtype=np.float64)
+    nn.init.orthogonal_(w, gain=2.0)
+    m = w.numpy().reshape(shape[0], -1) / 2.0
+    if m.shape[0] <= m.shape[1]:
+        np.testing.assert_allclose(m @ m.T, np.eye(m.shape[0]), atol=1e-12)
+    else:
+        np.testing.assert_allclose(m.T @ m, np.eye(m.shape[1]), atol=1e-12)
+
+
+def test_init_sparse():
+    mg.manual_seed(4)
+    w = mg.zeros(10, 300, dtype=np.float64)
+    nn.init.sparse_(w, 0.25, std=0.5)
+    zeros_per_column = (w.numpy() == 0).sum(axis=0)
+    np.testing.assert_array_equal(zeros_per_column, np.full(300, 3))     # ⌈0.25 · 10⌉
+    kept = w.numpy()[w.numpy() != 0]
+    assert abs(kept.std() - 0.5) < 0.03
+    with pytest.raises(ValueError, match="sparse_.*2-d"):
+        nn.init.sparse_(mg.zeros(2, 2, 2), 0.1)
+
+
+def test_init_has_pytorchs_names():
+    for name in ("uniform_", "normal_", "constant_", "ones_", "zeros_", "eye_", "dirac_", "xavier_uniform_",
+                 "xavier_normal_", "kaiming_uniform_", "kaiming_normal_", "trunc_normal_", "orthogonal_",
+                 "sparse_", "calculate_gain"):
+        assert callable(getattr(nn.init, name)), name
+        assert getattr(nn.init, name).__doc__, name
+
+
+# ---- nn.utils ------------------------------------------------------------------------------------
+def _with_grads(arrays):
+    ps = []
+    for a in arrays:
+        p = nn.Parameter(np.zeros_like(a))
+        p.grad = mg.tensor(a.copy())
+        ps.append(p)
+    return ps
+
+
+@pytest.mark.parametrize("norm_type", [2.0, 1.0, 3.0, math.inf])
+def test_clip_grad_norm(norm_type, rng):
+    arrays = [rng.standard_normal((3, 4)), rng.standard_normal(5)]
+    flat = np.concatenate([a.ravel() for a in arrays])
+    total = np.abs(flat).max() if norm_type == math.inf else (np.abs(flat) ** norm_type).sum() ** (1 / norm_type)
+    ps = _with_grads(arrays) + [nn.Parameter(np.zeros(2))]             # a parameter without .grad is skipped
+    got = nn.utils.clip_grad_norm_(ps, 0.5, norm_type)
+    assert abs(got.item() - total) < 1e-12 * total
+    coef = 0.5 / (total + 1e-6)
+    for p, a in zip(ps, arrays):
+        np.testing.assert_allclose(p.grad.numpy(), a * coef, rtol=1e-14)
+    # under the limit: untouched
+    ps = _with_grads(arrays)
+    nn.utils.clip_grad_norm_(ps, total * 2, norm_type)
+    for p, a in zip(ps, arrays):
+        np.testing.assert_array_equal(p.grad.numpy(), a)
+
+
+def test_clip_grad_value_and_errors(rng):
+    a = rng.standard_normal((4, 4)) * 3
+    ps = _with_grads([a])
+    assert nn.utils.clip_grad_value_(ps, 1.0) is None
+    np.testing.assert_array_equal(ps[0].grad.numpy(), np.clip(a, -1, 1))
+    bad = _with_grads([np.array([1.0, np.inf])])
+    with pytest.raises(RuntimeError, match="clip_grad_norm_.*inf"):
+        nn.utils.clip_grad_norm_(bad, 1.0, error_if_nonfinite=True)
+    with pytest.raises(TypeError, match="clip_grad_norm_.*max_norm"):
+        nn.utils.clip_grad_norm_(ps, "1")
+    assert nn.utils.clip_grad_norm_([nn.Parameter(np.zeros(2))], 1.0).item() == 0.0
+    # a model: the norm of every gradient together
+    lin = nn.Linear(3, 2)
+    lin(mg.randn(4, 3)).sum().backward()
+    g = np.concatenate([p.grad.numpy().ravel() for p in lin.parameters()])
+    n = nn.utils.clip_grad_norm_(lin.parameters(), 0.1)
+    assert abs(n.item() - np.linalg.norm(g)) < 1e-5 * np.linalg.norm(g)
+    assert abs(np.linalg.norm(np.concatenate([p.grad.numpy().ravel() for p in lin.parameters()])) - 0.1) < 1e-5
+
+
+def test_parameters_to_vector_and_back():
+    lin = nn.Linear(3, 2)
+    v = nn.utils.parameters_to_vector(lin.parameters())
+    assert v.shape == (8,)
+    np.testing.assert_array_equal(v.numpy()[:6], lin.weight.numpy().ravel())
+    nn.utils.vector_to_parameters(mg.tensor(np.arange(8.0)), lin.parameters())
+    np.testing.assert_array_equal(lin.bias.numpy(), [6, 7])
+    with pytest.raises(ValueError, match="vector_to_parameters.*7 values"):
+        nn.utils.vector_to_parameters(mg.zeros(7), lin.parameters())

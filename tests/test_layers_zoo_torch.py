@@ -101,3 +101,48 @@ def test_nll_loss_matches_torch(reduction, rng):
     np.testing.assert_allclose(xm.grad.numpy(), xt.grad.numpy(), rtol=1e-13)
     y1 = rng.integers(0, 5, (4, 3))
     np.testing.assert_array_equal(F.one_hot(mg.tensor(y1)).numpy(), TF.one_hot(torch.tensor(y1)).numpy())
+
+
+def test_deterministic_inits_match_torch():
+    for shape, groups in (((6, 4, 3, 3), 1), ((6, 2, 3, 5), 3), ((4, 4, 3), 2), ((3, 5, 1, 3, 3), 1)):
+        ours = mg.zeros(*shape)
+        nn.init.dirac_(ours, groups)
+        theirs = torch.zeros(*shape)
+        torch.nn.init.dirac_(theirs, groups)
+        np.testing.assert_array_equal(ours.numpy(), theirs.numpy())
+    ours, theirs = mg.zeros(3, 5), torch.zeros(3, 5)
+    np.testing.assert_array_equal(nn.init.eye_(ours).numpy(), torch.nn.init.eye_(theirs).numpy())
+    for nl, param in (("relu", None), ("leaky_relu", 0.2), ("tanh", None), ("selu", None), ("conv2d", None)):
+        assert nn.init.calculate_gain(nl, param) == pytest.approx(torch.nn.init.calculate_gain(nl, param), rel=1e-15)
+
+
+def test_lazy_model_matches_torch_after_loading_its_weights(rng):
+    """The textbook LeNet written with lazy layers: same output and gradients as PyTorch's."""
+    def build(lib):                               # d2l's BatchNorm-LeNet
+        return lib.Sequential(lib.LazyConv2d(6, 5, padding=2), lib.LazyBatchNorm2d(), lib.Sigmoid(),
+                              lib.AvgPool2d(2, 2), lib.LazyConv2d(16, 5), lib.LazyBatchNorm2d(), lib.Sigmoid(),
+                              lib.AvgPool2d(2, 2), lib.Flatten(),
+                              lib.LazyLinear(120), lib.LazyBatchNorm1d(), lib.Sigmoid(),
+                              lib.LazyLinear(84), lib.LazyBatchNorm1d(), lib.Sigmoid(), lib.LazyLinear(10))
+    x = rng.standard_normal((4, 1, 28, 28))
+    ours, theirs = build(nn), build(torch.nn)
+    ours(mg.tensor(x.astype(np.float32)))                       # the dry runs create the parameters
+    theirs(torch.tensor(x.astype(np.float32)))
+    theirs.double()
+    for p in ours.parameters():                                 # compare in float64 (BN's backward
+        p.data = p.data.astype(np.float64)                      # cancels: float32 noise would dominate)
+    for m in ours.modules():
+        for k, b in m._buffers.items():
+            if b is not None and b.dtype == np.float32:
+                m._buffers[k] = b.astype(np.float64)
+    ours.load_state_dict({k: v.detach().numpy() for k, v in theirs.state_dict().items()})
+    assert type(ours[0]) is nn.Conv2d and type(theirs[0]) is torch.nn.Conv2d
+    assert type(ours[10]) is nn.BatchNorm1d
+    ym, yt = ours(mg.tensor(x)), theirs(torch.tensor(x))
+    np.testing.assert_allclose(ym.numpy(), yt.detach().numpy(), rtol=1e-10, atol=1e-12)
+    ym.sum().backward()
+    yt.sum().backward()
+    for (name, p), q in zip(ours.named_parameters(), theirs.parameters()):
+        np.testing.assert_allclose(p.grad.numpy(), q.grad.numpy(), rtol=1e-7, atol=1e-12, err_msg=name)
+    for (name, a), b in zip(ours.state_dict().items(), theirs.state_dict().values()):
+        np.testing.assert_allclose(a, b.numpy(), rtol=1e-10, atol=1e-12, err_msg=name)

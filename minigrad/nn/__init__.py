@@ -8,7 +8,9 @@ from .activation import (Identity, ReLU6, LeakyReLU, Hardtanh, SiLU, GELU, Dropo
 from .normalization import LocalResponseNorm
 from .upsampling import Upsample
 from . import init
+from . import utils
 from .pooling import MaxPool2d, AvgPool2d, AdaptiveAvgPool2d, AdaptiveMaxPool2d
 from .conv import Conv2d, ConvTranspose2d
-from .lazy import LazyConv2d, LazyLinear, LazyBatchNorm2d, UninitializedParameter
+from .lazy import (LazyConv2d, LazyLinear, LazyBatchNorm1d, LazyBatchNorm2d,
+                   UninitializedParameter)
 from . import functional

@@ -1,4 +1,4 @@
-"""Lazy layers: LazyConv2d, LazyLinear, LazyBatchNorm2d infer their input size at the first
+"""Lazy layers: LazyConv2d, LazyLinear, LazyBatchNorm1d/2d infer their input size at the first
 call (PyTorch's names and behaviour), so a model can be written without working out
 in_channels/in_features by hand, as the d2l textbook does:
 
@@ -23,7 +23,7 @@ import numpy as np
 from .. import random as _random
 from ..tensor import Tensor
 from .conv import Conv2d
-from .layers import BatchNorm2d, Linear
+from .layers import BatchNorm1d, BatchNorm2d, Linear
 from .module import Module, Parameter
 
 
@@ -174,19 +174,15 @@ class LazyLinear(_LazyMixin, Linear):
         return Linear(in_features, out_features, bias, dtype)
 
 
-class LazyBatchNorm2d(_LazyMixin, BatchNorm2d):
-    """BatchNorm2d whose num_features is inferred from the first input (x.shape[1] of
-    (N, C, H, W)). Arguments as BatchNorm2d without num_features; num_features reads 0
-    and the running statistics do not exist until the first call. γ = 1, β = 0,
-    running_mean = 0, running_var = 1, as BatchNorm2d."""
+class _LazyBatchNorm(_LazyMixin):
+    """Shared by LazyBatchNorm1d/2d: num_features = x.shape[1] at the first call."""
 
-    cls_to_become = BatchNorm2d
     _size_attr = "num_features"
 
     def __init__(self, eps=1e-5, momentum=0.1, affine=True, track_running_stats=True, dtype=None):
         Module.__init__(self)
         self._args = (eps, momentum, affine, track_running_stats, dtype)
-        probe = _keep_generator(lambda: BatchNorm2d(1, *self._args))
+        probe = _keep_generator(lambda: self.cls_to_become(1, *self._args))
         for attr in ("eps", "momentum", "affine", "track_running_stats"):
             object.__setattr__(self, attr, getattr(probe, attr))
         self.num_features = 0
@@ -198,7 +194,23 @@ class LazyBatchNorm2d(_LazyMixin, BatchNorm2d):
             self.register_parameter("bias", None)
 
     def _infer(self, x):
-        return int(_input_of("LazyBatchNorm2d", x, (4,)).shape[1])
+        return int(_input_of(type(self).__name__, x, self.cls_to_become._ndims).shape[1])
 
     def _build(self, num_features):
-        return BatchNorm2d(num_features, *self._args)
+        return self.cls_to_become(num_features, *self._args)
+
+
+class LazyBatchNorm1d(_LazyBatchNorm, BatchNorm1d):
+    """BatchNorm1d whose num_features is inferred from the first input (x.shape[1] of
+    (N, C) or (N, C, L)), as in the d2l BatchNorm-LeNet. Otherwise as LazyBatchNorm2d."""
+
+    cls_to_become = BatchNorm1d
+
+
+class LazyBatchNorm2d(_LazyBatchNorm, BatchNorm2d):
+    """BatchNorm2d whose num_features is inferred from the first input (x.shape[1] of
+    (N, C, H, W)). Arguments as BatchNorm2d without num_features; num_features reads 0
+    and the running statistics do not exist until the first call. γ = 1, β = 0,
+    running_mean = 0, running_var = 1, as BatchNorm2d."""
+
+    cls_to_become = BatchNorm2d
