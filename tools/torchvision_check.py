@@ -20,7 +20,9 @@ A development check (needs torch and torchvision; the test suite does not). For 
    max |minigrad − torch| / max |torch| must be ≤ 1e-7 (float64), per tensor (a
    gradient that is exactly 0 in theory is measured against 1e-8 × the largest gradient).
 
-Prints one line per model and check, and exits 1 if any check failed.
+With --float32 the models are also run in float32 (training mode), and each output and
+gradient of minigrad must lie within 4 × PyTorch's own float32-vs-float64 error of
+PyTorch's float64 result. Prints one line per model and check; exits 1 if any failed.
 """
 import argparse
 import importlib.util
@@ -160,7 +162,33 @@ def no_dropout(model, dropout_types):
             m.eval()
 
 
-def check_model(name, torch, torchvision, mg_mods, log):
+def forward_backward(torch, tmodel, mmodel, x, projections, mode):
+    """Both models in `mode` on input x: their outputs and parameter gradients (NumPy),
+    the loss being Σ_outputs Σ output · projection (random directions, fixed by the caller)."""
+    import minigrad as mg
+    if mode == "train":
+        no_dropout(tmodel, (torch.nn.Dropout,))
+        no_dropout(mmodel, (mg.nn.Dropout,))
+    else:
+        tmodel.eval()
+        mmodel.eval()
+    tmodel.zero_grad()
+    mmodel.zero_grad()
+    tout = outputs_of(tmodel(torch.from_numpy(x)))
+    mout = outputs_of(mmodel(mg.tensor(x)))
+    if projections is None:
+        rng = np.random.default_rng(1)
+        projections = [rng.standard_normal(tuple(o.shape)) for o in tout]
+    dtype = x.dtype
+    sum((o * torch.from_numpy(r.astype(dtype))).sum() for o, r in zip(tout, projections)).backward()
+    sum((o * mg.tensor(r.astype(dtype))).sum() for o, r in zip(mout, projections)).backward()
+    tgrads = {n: None if p.grad is None else p.grad.numpy().copy() for n, p in tmodel.named_parameters()}
+    mgrads = {n: None if p.grad is None else p.grad.numpy().copy() for n, p in mmodel.named_parameters()}
+    return ([o.detach().numpy() for o in tout], [o.detach().numpy() for o in mout], tgrads, mgrads,
+            projections)
+
+
+def check_model(name, torch, torchvision, mg_mods, log, float32=False):
     import minigrad as mg
     file, ctor, kwargs, shape = MODELS[name]
     torch.manual_seed(0)
@@ -170,45 +198,30 @@ def check_model(name, torch, torchvision, mg_mods, log):
     n_t = sum(p.numel() for p in tmodel.parameters())
     n_m = sum(p.numel() for p in mmodel.parameters())
     results = [("parameter count", 0.0 if n_t == n_m else np.inf, f"{n_m} vs torch {n_t}")]
-    exported = {k: v.detach().numpy() for k, v in tmodel.state_dict().items()}
-    mmodel.load_state_dict(exported)              # strict: the keys must be torchvision's
-    rng = np.random.default_rng(0)
-    x = rng.standard_normal(shape)
+    initial = {k: v.detach().numpy().copy() for k, v in tmodel.state_dict().items()}
+    mmodel.load_state_dict(initial)               # strict: the keys must be torchvision's
+    x = np.random.default_rng(0).standard_normal(shape)
+    reference = None
     for mode in ("train", "eval"):
+        tout, mout, tgrads, mgrads, proj = forward_backward(torch, tmodel, mmodel, x, None, mode)
         if mode == "train":
-            no_dropout(tmodel, (torch.nn.Dropout,))
-            no_dropout(mmodel, (mg.nn.Dropout,))
-        else:
-            tmodel.eval()
-            mmodel.eval()
-        tmodel.zero_grad()
-        mmodel.zero_grad()
-        tout = outputs_of(tmodel(torch.from_numpy(x)))
-        mout = outputs_of(mmodel(mg.tensor(x)))
-        projections = [rng.standard_normal(tuple(o.shape)) for o in tout]
-        tloss = sum((o * torch.from_numpy(r)).sum() for o, r in zip(tout, projections))
-        mloss = sum((o * mg.tensor(r)).sum() for o, r in zip(mout, projections))
-        tloss.backward()
-        mloss.backward()
+            reference = (tout, tgrads, proj)
         if len(tout) != len(mout):
             results.append((f"{mode} outputs", np.inf, f"{len(mout)} outputs vs torch {len(tout)}"))
             continue
         for i, (a, b) in enumerate(zip(mout, tout)):
-            results.append((f"{mode} output {i}", rel_err(a.detach().numpy(), b.detach().numpy()),
-                            str(tuple(b.shape))))
-        tparams = dict(tmodel.named_parameters())
+            results.append((f"{mode} output {i}", rel_err(a, b), str(b.shape)))
         # A gradient that is 0 in exact arithmetic (the bias of a convolution followed by
         # batch norm) is rounding noise on both sides: it is measured on the scale of
         # 1e-8 × the model's largest gradient instead of its own.
-        floor = 1e-8 * max(float(p.grad.abs().max()) for p in tparams.values() if p.grad is not None)
+        floor = 1e-8 * max(np.max(np.abs(g)) for g in tgrads.values() if g is not None)
         worst, worst_name = 0.0, ""
-        for pname, p in mmodel.named_parameters():
-            tg = tparams[pname].grad
-            err = np.inf if (p.grad is None) != (tg is None) else (
-                0.0 if tg is None else rel_err(p.grad.numpy(), tg.numpy(), floor))
+        for pname, g in mgrads.items():
+            tg = tgrads[pname]
+            err = np.inf if (g is None) != (tg is None) else (0.0 if tg is None else rel_err(g, tg, floor))
             if err >= worst:
                 worst, worst_name = err, pname
-        results.append((f"{mode} gradients ({len(tparams)} parameters)", worst, f"worst: {worst_name}"))
+        results.append((f"{mode} gradients ({len(tgrads)} parameters)", worst, f"worst: {worst_name}"))
         if mode == "train":
             tbuf = {k: v.detach().numpy() for k, v in tmodel.state_dict().items() if "running" in k}
             # a batch mean that is 0 in exact arithmetic (a bias-free 1×1 convolution of a
@@ -220,7 +233,38 @@ def check_model(name, torch, torchvision, mg_mods, log):
     ok = all(err <= RTOL for _, err, _ in results)
     for what, err, note in results:
         log(f"  {'ok  ' if err <= RTOL else 'FAIL'} {what:<34} rel err {err:.2e}  {note}")
+    if float32:
+        ok = check_float32(torch, tmodel, mmodel, initial, x, reference, log) and ok
     log(f"  {name}: {'PASS' if ok else 'FAIL'} ({time.perf_counter() - t0:.1f} s)")
+    return ok
+
+
+def check_float32(torch, tmodel, mmodel, initial, x, reference, log):
+    """float32, training mode: every output and gradient of minigrad must be as close to
+    PyTorch's float64 result as 4 × PyTorch's own float32 error (plus 1e-6 of the scale)."""
+    t64_out, t64_grads, proj = reference
+    tmodel.load_state_dict({k: torch.from_numpy(v) for k, v in initial.items()})
+    mmodel.load_state_dict(initial)
+    tmodel.float()
+    mmodel.float()
+    tout, mout, tgrads, mgrads, _ = forward_backward(torch, tmodel, mmodel, x.astype(np.float32),
+                                                     proj, "train")
+    pairs = [(f"output {i}", m, t, r) for i, (m, t, r) in enumerate(zip(mout, tout, t64_out))]
+    pairs += [(n, mgrads[n], tgrads[n], t64_grads[n]) for n in t64_grads if t64_grads[n] is not None]
+    floor = 1e-8 * max(np.max(np.abs(r)) for _, _, _, r in pairs)
+    worst, worst_name, ok = 0.0, "", True
+    for what, m, t, r in pairs:
+        scale = max(np.max(np.abs(r)), floor)
+        spread = np.max(np.abs(t.astype(np.float64) - r))
+        err = np.max(np.abs(m.astype(np.float64) - r))
+        if err > 4 * spread + 1e-6 * scale:
+            ok = False
+            log(f"  FAIL float32 {what}: |minigrad − torch64| = {err:.2e}, torch's own spread {spread:.2e}")
+        ratio = err / max(spread, 1e-6 * scale)
+        if ratio >= worst:
+            worst, worst_name = ratio, what
+    log(f"  {'ok  ' if ok else 'FAIL'} float32 vs float64 ({len(pairs)} arrays)   worst error / torch's "
+        f"float32 error = {worst:.2f} ({worst_name})")
     return ok
 
 
@@ -228,6 +272,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("models", nargs="*", help="models to check (default: all)")
     parser.add_argument("--list", action="store_true", help="list the models and exit")
+    parser.add_argument("--float32", action="store_true",
+                        help="also compare float32 runs against PyTorch's float64 result")
     args = parser.parse_args(argv)
     if args.list:
         print("\n".join(MODELS))
@@ -249,7 +295,8 @@ def main(argv=None):
     for name in names:
         print(f"{name}:", flush=True)
         try:
-            summary[name] = check_model(name, torch, torchvision, mg_mods, lambda s: print(s, flush=True))
+            summary[name] = check_model(name, torch, torchvision, mg_mods,
+                                        lambda s: print(s, flush=True), args.float32)
         except Exception as e:
             print(f"  {name}: ERROR {type(e).__name__}: {e}")
             traceback.print_exc(limit=-3)
