@@ -1,4 +1,4 @@
-"""A PyTorch training loop (DataLoader, SGD with momentum, StepLR, Adam, a hand-written
+"""A PyTorch training loop (DataLoader, SGD with momentum, gradient clipping, StepLR, Adam, a hand-written
 d2l-style SGD step, evaluation under no_grad, state_dict round trip), written as PyTorch
 code. tests/test_compat.py runs it on minigrad through `python -m minigrad.run`;
 tests/data/make_torch_golden.py runs it with real PyTorch. Usage: python train_loop.py OUT.npz"""
@@ -54,7 +54,7 @@ def evaluate(model, loader):
     return correct / total, loss_sum / total
 
 
-def train(make_optimizer, epochs=3, scheduler=False):
+def train(make_optimizer, epochs=3, scheduler=False, clip=None):
     X, Y = data()
     loader = DataLoader(TensorDataset(X, Y), batch_size=8, shuffle=False, num_workers=0)
     model = Net().double()
@@ -69,6 +69,8 @@ def train(make_optimizer, epochs=3, scheduler=False):
             optimizer.zero_grad()
             loss = criterion(model(xb), yb)
             loss.backward()
+            if clip is not None:
+                nn.utils.clip_grad_norm_(model.parameters(), max_norm=clip)
             optimizer.step()
             losses.append(loss.item())
         if sched is not None:
@@ -100,11 +102,11 @@ def manual_sgd(lr=0.5, epochs=2):
 if __name__ == "__main__":
     out = {}
     runs = {
-        "sgd": (lambda ps: optim.SGD(ps, lr=0.2, momentum=0.9, weight_decay=1e-3), True),
-        "adam": (lambda ps: optim.Adam(ps, lr=0.01), False),
+        "sgd": (lambda ps: optim.SGD(ps, lr=0.2, momentum=0.9, weight_decay=1e-3), True, 0.5),
+        "adam": (lambda ps: optim.Adam(ps, lr=0.01), False, None),
     }
-    for name, (make, sched) in runs.items():
-        losses, metrics, state = train(make, scheduler=sched)
+    for name, (make, sched, clip) in runs.items():
+        losses, metrics, state = train(make, scheduler=sched, clip=clip)
         out[f"{name}/losses"], out[f"{name}/metrics"] = losses, metrics
         for k, v in state.items():
             out[f"{name}/state/{k}"] = v
