@@ -16,10 +16,11 @@ SCRIPTS = os.path.join(ROOT, "tests", "torch_scripts")
 GOLDEN = os.path.join(ROOT, "tests", "data", "torch_golden.npz")
 
 
-def run_script(args, tmp_path, check=True):
+def run_script(args, tmp_path):
+    """`python -m minigrad.run *args` in tmp_path with this checkout on the path."""
     env = dict(os.environ, PYTHONPATH=ROOT)
     return subprocess.run([sys.executable, "-m", "minigrad.run", *args], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, check=False if not check else False)
+                          capture_output=True, text=True)
 
 
 @pytest.fixture
@@ -64,6 +65,11 @@ def test_run_passes_arguments_and_reports_errors(tmp_path):
     proc = run_script([str(script), "--epochs", "2"], tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "['--epochs', '2'] __main__ 0.0 False"
+    (tmp_path / "as_module.py").write_text("import sys, minigrad, torch.nn as nn\n"
+                                           "print(sys.argv[1:], nn.ReLU is minigrad.nn.ReLU)\n")
+    proc = run_script(["-m", "as_module", "x"], tmp_path)
+    assert proc.returncode == 0 and proc.stdout.strip() == "['x'] True", proc.stderr
+    assert run_script([], tmp_path).returncode == 2
     missing = run_script([str(tmp_path / "nope.py")], tmp_path)
     assert missing.returncode == 2 and "nope.py" in missing.stderr
     failing = tmp_path / "f.py"
