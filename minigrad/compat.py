@@ -41,6 +41,9 @@ import types
 import numpy as np
 
 from . import _device
+from .autograd import Function, backward as run_backward, enable_grad, is_grad_enabled, no_grad
+from .random import generator
+from .tensor import Tensor, from_numpy, zeros
 
 __all__ = ["install_torch_alias", "remove_torch_alias", "torch_alias", "is_alias_installed"]
 
@@ -108,24 +111,20 @@ _CREATION = ("tensor", "zeros", "ones", "full", "zeros_like", "ones_like", "rand
 
 def _empty(*shape, dtype=None, requires_grad=False):
     """torch.empty: minigrad gives zeros (defined values, same shape and dtype)."""
-    from .tensor import zeros
     return zeros(*shape, dtype=dtype, requires_grad=requires_grad)
 
 
 def _as_tensor(data, dtype=None):
     """torch.as_tensor: the Tensor itself when it already has the dtype, else a new Tensor."""
-    from .tensor import Tensor
     if isinstance(data, Tensor):
         return data if dtype is None else data.to(dtype)
     if isinstance(data, np.ndarray) and (dtype is None or np.dtype(dtype) == data.dtype):
-        from .tensor import from_numpy
         return from_numpy(data)
     return Tensor(data, dtype=dtype)
 
 
 def is_tensor(obj):
     """True if obj is a minigrad Tensor (torch.is_tensor)."""
-    from .tensor import Tensor
     return isinstance(obj, Tensor)
 
 
@@ -143,7 +142,6 @@ def _assert(condition, message):
 def _method_fallback(name):
     """torch.f(x, *args) for a Tensor method f that minigrad has no function for
     (argmax, softmax, clone, ...): calls x.f(*args)."""
-    from .tensor import Tensor
     attr = Tensor.__dict__.get(name)
     if not inspect.isfunction(attr) or name.startswith("_"):
         return None
@@ -247,67 +245,49 @@ def _cuda_extras():
 
 
 # ---- torch.utils.checkpoint -------------------------------------------------------------------
-class _Checkpoint:
-    """The recomputation behind `checkpoint`: forward runs `function` without recording
-    a graph (its activations are dropped); backward runs it again, from the same inputs
-    and the same random-generator state, with recording on, and backpropagates δ through
-    that fresh graph. The parameters inside `function` receive their gradients during
-    that inner backward, the inputs through this op's return value."""
+class Checkpoint(Function):
+    """The recomputation behind `checkpoint`: forward runs `function` without recording a
+    graph (its activations are dropped); backward runs it again, from the same inputs and
+    the same random-generator state, with recording on, and backpropagates δ through that
+    fresh graph. The parameters inside `function` receive their gradients during that
+    inner backward; the Tensor arguments receive theirs as this op's gradients."""
 
     @staticmethod
-    def make():
-        from .autograd import Function
+    def forward(ctx, *raw, function, kwargs, is_tensor, rng_state):
+        ctx.function, ctx.kwargs, ctx.is_tensor, ctx.rng_state = function, kwargs, is_tensor, rng_state
+        ctx.raw = raw
+        args = [Tensor._wrap(a, False) if t else a for a, t in zip(raw, is_tensor)]
+        with no_grad():
+            out = function(*args, **kwargs)
+        if not isinstance(out, Tensor):
+            raise TypeError(f"checkpoint(): minigrad recomputes functions that return one Tensor; "
+                            f"this one returned {type(out).__name__}")
+        return out.data
 
-        class Checkpoint(Function):
-            @staticmethod
-            def forward(ctx, *raw, function, rng_state, n_tensors, kwargs, tensor_mask):
-                from .autograd import no_grad
-                from .tensor import Tensor
-                ctx.function, ctx.rng_state, ctx.kwargs = function, rng_state, kwargs
-                ctx.tensor_mask = tensor_mask
-                ctx.raw = raw
-                args = [Tensor._wrap(a, False) if is_t else a for a, is_t in zip(raw, tensor_mask)]
-                with no_grad():
-                    out = function(*args, **kwargs)
-                if not isinstance(out, Tensor):
-                    raise TypeError(f"checkpoint(): minigrad recomputes functions that return one "
-                                    f"Tensor; this one returned {type(out).__name__}")
-                return out.data
-
-            @staticmethod
-            def backward(ctx, δ):
-                """Rerun function(*inputs) with the graph recorded, then ∂L/∂input = the
-                gradients that δ sends back through it."""
-                from .autograd import enable_grad, backward as run_backward
-                from .tensor import Tensor
-                inputs = []
-                for a, is_t, need in zip(ctx.raw, ctx.tensor_mask, ctx.needs_input_grad):
-                    inputs.append(Tensor._wrap(a, bool(need)) if is_t else a)
-                saved = _rng_state()
-                _set_rng_state(ctx.rng_state)
-                try:
-                    with enable_grad():
-                        out = ctx.function(*inputs, **ctx.kwargs)
-                finally:
-                    _set_rng_state(saved)
-                if out.requires_grad:
-                    run_backward(out, δ)
-                return tuple(t.grad.data if isinstance(t, Tensor) and t.grad is not None else None
-                             for t in inputs)
-
-        return Checkpoint
-
-
-_CHECKPOINT = None
+    @staticmethod
+    def backward(ctx, δ):
+        """Rerun function(*inputs) with the graph recorded; ∂L/∂input is what δ sends back
+        through that graph to each input."""
+        inputs = [Tensor._wrap(a, bool(need)) if t else a
+                  for a, t, need in zip(ctx.raw, ctx.is_tensor, ctx.needs_input_grad)]
+        saved = _rng_state()
+        _set_rng_state(ctx.rng_state)
+        try:
+            with enable_grad():
+                out = ctx.function(*inputs, **ctx.kwargs)
+        finally:
+            _set_rng_state(saved)
+        if out.requires_grad:
+            run_backward(out, δ)
+        return tuple(t.grad.data if isinstance(t, Tensor) and t.grad is not None else None
+                     for t in inputs)
 
 
 def _rng_state():
-    from .random import generator
     return generator().bit_generator.state
 
 
 def _set_rng_state(state):
-    from .random import generator
     generator().bit_generator.state = state
 
 
@@ -321,22 +301,14 @@ def checkpoint(function, *args, use_reentrant=None, context_fn=None, determinism
     a plain call, and side effects of `function` happen twice, as in PyTorch (e.g. a
     BatchNorm in training mode updates its running statistics at both runs).
 
-    The recomputing path is taken when `function` returns one Tensor and some Tensor
-    argument requires grad (what torchvision's DenseNet does); otherwise minigrad calls
-    `function` plainly. PyTorch-only keywords are accepted and ignored."""
-    global _CHECKPOINT
-    from .autograd import is_grad_enabled
-    from .tensor import Tensor
-    mask = tuple(isinstance(a, Tensor) for a in args)
+    `function` must return one Tensor when some Tensor argument requires grad (what
+    torchvision's DenseNet does); when none does, or under no_grad, it is called plainly.
+    PyTorch-only keywords are accepted and ignored."""
     if not is_grad_enabled() or not any(isinstance(a, Tensor) and a.requires_grad for a in args):
         return function(*args, **kwargs)
-    if _CHECKPOINT is None:
-        _CHECKPOINT = _Checkpoint.make()
-    state = _rng_state()
-    probe_kwargs = dict(function=function, rng_state=state, n_tensors=sum(mask), kwargs=kwargs,
-                        tensor_mask=mask)
-    out = _CHECKPOINT.apply(*args, **probe_kwargs)
-    return out
+    return Checkpoint.apply(*args, function=function, kwargs=kwargs,
+                            is_tensor=tuple(isinstance(a, Tensor) for a in args),
+                            rng_state=_rng_state())
 
 
 def checkpoint_sequential(functions, segments, input, use_reentrant=None, **kwargs):
