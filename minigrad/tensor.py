@@ -301,6 +301,13 @@ class Tensor:
                                  f"(dim {i}: {old} -> {n}; only size-1 dims grow)")
         return Expand.apply(self, tuple(int(n) for n in shape))
 
+    def t(self):
+        """The transpose of a matrix (a 0-d or 1-d tensor is returned as it is), as torch's t()."""
+        from .ops.shape import transpose
+        if self.ndim > 2:
+            raise ValueError(f"t(): expects a tensor with at most 2 dims, got shape {self.shape}")
+        return transpose(self, 0, 1) if self.ndim == 2 else self
+
     def expand_as(self, other):
         """`expand(other.shape)`."""
         return self.expand(other.shape)
@@ -611,7 +618,6 @@ def _install_methods():
         setattr(Tensor, name, fn)
     Tensor.__abs__ = E.abs
     Tensor.T = property(lambda self: S.permute(self, tuple(reversed(range(self.ndim)))))
-    Tensor.t = lambda self: S.transpose(self, 0, 1) if self.ndim == 2 else self
     Tensor.mT = property(lambda self: S.transpose(self, -2, -1))
 
 
