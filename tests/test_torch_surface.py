@@ -300,7 +300,8 @@ def test_load_state_dict_from_exported_numpy_arrays():
                 "1.bias": np.zeros(3), "1.running_mean": np.arange(3.0), "1.running_var": np.ones(3) * 4,
                 "1.num_batches_tracked": np.array(12)}
     model = nn.Sequential(nn.Linear(2, 3), nn.BatchNorm1d(3))
-    assert model.load_state_dict(exported) == ([], [])
+    result = model.load_state_dict(exported)
+    assert result == ([], []) and result.missing_keys == [] and result.unexpected_keys == []
     assert model[0].weight.dtype == np.float32 and model[0].weight.tolist() == [[0.5, 0.5]] * 3
     assert int(model[1].num_batches_tracked) == 12
     model.eval()

@@ -1,6 +1,6 @@
 """Module and Parameter: the PyTorch-style container for layers and their weights."""
 import numbers
-from collections import OrderedDict
+from collections import OrderedDict, namedtuple
 
 import numpy as np
 
@@ -273,7 +273,7 @@ class Module:
         Everything is checked before anything is copied, so a failed load leaves the
         model as it was: missing/unexpected keys (when strict) raise a KeyError naming
         them, a wrong shape a ValueError, a non-numeric value a TypeError, each naming
-        the key. Returns (missing_keys, unexpected_keys)."""
+        the key. Returns (missing_keys, unexpected_keys), a named tuple as PyTorch's."""
         if not hasattr(state_dict, "keys") or not hasattr(state_dict, "__getitem__"):
             raise TypeError(f"load_state_dict(): expected a dict of name -> array, "
                             f"got {type(state_dict).__name__}")
@@ -313,7 +313,7 @@ class Module:
                 current.data = new
             else:
                 store[n] = new
-        return missing, unexpected
+        return IncompatibleKeys(missing, unexpected)
 
     # ---- calling -----------------------------------------------------------------
     def forward(self, *args, **kwargs):
@@ -347,6 +347,11 @@ class Module:
             return f"{type(self).__name__}({extra})"
         body = "\n  ".join(([extra] if extra else []) + lines)
         return f"{type(self).__name__}(\n  {body}\n)"
+
+
+IncompatibleKeys = namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])
+IncompatibleKeys.__doc__ = """What load_state_dict returns: the keys the model has and the dict lacked
+(missing_keys), and the keys the dict has and the model lacks (unexpected_keys)."""
 
 
 class _HookHandle:
