@@ -139,6 +139,32 @@ def _assert(condition, message):
         raise AssertionError(message)
 
 
+def _save(obj, f, *args, **kwargs):
+    """torch.save: mg.save (a .npz file, no pickle); PyTorch's extra arguments are ignored."""
+    from .serialization import save
+    save(obj, f)
+
+
+def _load(f, map_location=None, weights_only=None, **kwargs):
+    """torch.load: mg.load; map_location may name the CPU (anything else is refused)."""
+    from .serialization import load
+    if map_location is not None and not callable(map_location) and not isinstance(map_location, dict):
+        _device.check_device(map_location, "torch.load()")
+    return load(f)
+
+
+def allclose(input, other, rtol=1e-05, atol=1e-08, equal_nan=False):
+    """torch.allclose: |input − other| ≤ atol + rtol·|other| everywhere (a bool)."""
+    return bool(np.allclose(np.asarray(input), np.asarray(other), rtol=rtol, atol=atol,
+                            equal_nan=equal_nan))
+
+
+def equal(input, other):
+    """torch.equal: same shape and the same values (a bool)."""
+    a, b = np.asarray(input), np.asarray(other)
+    return a.shape == b.shape and bool(np.array_equal(a, b))
+
+
 def _method_fallback(name):
     """torch.f(x, *args) for a Tensor method f that minigrad has no function for
     (argmax, softmax, clone, ...): calls x.f(*args)."""
@@ -162,6 +188,10 @@ def _torch_extras():
         "numel": numel,
         "_assert": _assert,
         "empty": _empty,
+        "save": _save,
+        "load": _load,
+        "allclose": allclose,
+        "equal": equal,
         "as_tensor": _as_tensor,
         "__version__": f"{mg.__version__}+minigrad",
     }

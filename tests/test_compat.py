@@ -252,3 +252,20 @@ def test_checkpoint_recomputes_like_pytorch(alias):
 
 def rng_values(shape):
     return np.random.default_rng(11).standard_normal(shape)
+
+
+def test_save_load_allclose_as_the_pytorch_tutorial_writes_them(alias, tmp_path):
+    import torch
+    import torch.nn as nn
+    net = nn.Linear(3, 2)
+    path = str(tmp_path / "net.pth")
+    torch.save(net.state_dict(), path)
+    other = nn.Linear(3, 2)
+    other.load_state_dict(torch.load(path, weights_only=True, map_location="cpu"))
+    x = torch.randn(4, 3)
+    assert torch.allclose(other(x), net(x)) and torch.equal(other(x), net(x))
+    assert not torch.equal(x, x[:2]) and not torch.allclose(x, x + 1)
+    _, predicted = torch.max(net(x).data, 1)                    # the tutorial's .data idiom
+    assert predicted.shape == (4,)
+    with pytest.raises(RuntimeError, match="CPU only"):
+        torch.load(path, map_location="cuda:0")
