@@ -13,14 +13,14 @@ turn, medians. Rows:
 """
 import argparse
 import os
-import statistics
 import sys
-import time
 
 import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import minigrad as mg                      # noqa: E402
+from layers import timed                   # noqa: E402
 
 try:
     import torch
@@ -35,16 +35,6 @@ SHAPES = {
     # small CIFAR-sized: 16 tensors of 12 channels at 16×16, batch 64
     "dense-16x12": [(64, 12, 16, 16)] * 16,
 }
-
-
-def timed(fn, reps):
-    times = []
-    for _ in range(reps):
-        fn()                                    # untimed: hot caches, as in training
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times) * 1e3
 
 
 def main():

@@ -53,11 +53,11 @@ def ref_silu(x):
 def ref_gelu(x, approximate="none"):
     if approximate == "tanh":
         return 0.5 * x * (1 + np.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x ** 3)))
-    return x * 0.5 * (1 + _erf(x / math.sqrt(2)))
+    return x * 0.5 * (1 + _erf(x * math.sqrt(0.5)))        # x·(1/√2), as PyTorch rounds it
 
 
 def ref_gelu_grad(x):
-    cdf = 0.5 * (1 + _erf(x / math.sqrt(2)))
+    cdf = 0.5 * (1 + _erf(x * math.sqrt(0.5)))
     return cdf + x * np.exp(-x * x / 2) / math.sqrt(2 * math.pi)
 
 
@@ -73,6 +73,10 @@ ACTIVATIONS = [
      lambda x: ref_hardtanh(x, -0.5, 2.0), (-0.5, 2.0)),
     ("silu", lambda x, **k: F.silu(x, **k), lambda **k: nn.SiLU(**k), ref_silu, ()),
     ("relu", lambda x, **k: F.relu(x, **k), lambda **k: nn.ReLU(**k), lambda x: np.maximum(x, 0), (0,)),
+    ("hardsigmoid", lambda x, **k: F.hardsigmoid(x, **k), lambda **k: nn.Hardsigmoid(**k),
+     lambda x: np.minimum(np.maximum(x + 3, 0), 6) / 6, (-3, 3)),
+    ("hardswish", lambda x, **k: F.hardswish(x, **k), lambda **k: nn.Hardswish(**k),
+     lambda x: x * np.minimum(np.maximum(x + 3, 0), 6) / 6, (-3, 3)),
 ]
 
 
@@ -107,7 +111,8 @@ def test_activation_inplace_gives_the_same_numbers(name, fn, layer, ref, kinks, 
 
 
 def test_subgradients_at_the_kinks_follow_pytorch():
-    """ReLU6/Hardtanh pass δ only strictly inside (lo, hi); LeakyReLU uses the slope at 0."""
+    """ReLU6/Hardtanh/Hardsigmoid pass δ only strictly inside (lo, hi); LeakyReLU uses the
+    slope at 0; Hardswish takes the outer slopes at ±3."""
     x = t64([-1.0, 0.0, 3.0, 6.0, 7.0])
     F.relu6(x).sum().backward()
     np.testing.assert_array_equal(x.grad.numpy(), [0, 0, 1, 0, 0])
@@ -117,6 +122,12 @@ def test_subgradients_at_the_kinks_follow_pytorch():
     x = t64([-1.0, 0.0, 1.0])
     F.leaky_relu(x, 0.1).sum().backward()
     np.testing.assert_array_equal(x.grad.numpy(), [0.1, 0.1, 1.0])
+    x = t64([-3.0, 0.0, 3.0])                       # Hardswish: 0 at −3, 1 at 3 (PyTorch's)
+    F.hardswish(x).sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), [0.0, 0.5, 1.0])
+    x = t64([-3.0, 0.0, 3.0])
+    F.hardsigmoid(x).sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), [0.0, 1 / 6, 0.0])
 
 
 @pytest.mark.parametrize("approximate", ["none", "tanh"])
@@ -582,6 +593,11 @@ def test_interpolate_known_values_and_layer():
     np.testing.assert_array_equal(a.grad.numpy(), np.full((1, 1, 2, 3), 4.0))
     assert up.dtype == np.float64 and nn.Upsample(size=5)(mg.randn(1, 2, 3, 3)).dtype == np.float32
     assert repr(nn.Upsample(scale_factor=2)) == "Upsample(scale_factor=2.0, mode='nearest')"
+    b = mg.randn(1, 2, 3, 4)
+    np.testing.assert_array_equal(nn.UpsamplingBilinear2d(size=(5, 7))(b).numpy(),
+                                  F.interpolate(b, (5, 7), mode="bilinear", align_corners=True).numpy())
+    np.testing.assert_array_equal(nn.UpsamplingNearest2d(scale_factor=3)(b).numpy(),
+                                  b.numpy().repeat(3, 2).repeat(3, 3))
     for call, exc, msg in [
         (lambda: F.interpolate(x, size=2, scale_factor=2), ValueError, "exactly one"),
         (lambda: F.interpolate(x), ValueError, "exactly one"),
@@ -762,6 +778,15 @@ def test_lazy_modules_gradcheck():
     assert type(bn) is nn.BatchNorm2d and bn.num_features == 2
 
 
+def test_lazy_parameters_keep_a_dtype_given_before_the_first_call():
+    bn = nn.LazyBatchNorm2d()
+    for p in bn.parameters():                    # what Module.double() does to each parameter
+        p.data = p.data.astype(np.float64)
+    bn(mg.zeros(2, 3, 2, 2, dtype=np.float64))
+    assert bn.weight.dtype == np.float64 and bn.running_mean.dtype == np.float64
+    assert bn.num_batches_tracked.dtype == np.int64
+
+
 def test_lazy_module_errors_name_the_layer():
     with pytest.raises(ValueError, match="groups"):
         nn.LazyConv2d(5, 3, groups=2)                     # out_channels not divisible, found at once
@@ -916,3 +941,64 @@ def test_parameters_to_vector_and_back():
     np.testing.assert_array_equal(lin.bias.numpy(), [6, 7])
     with pytest.raises(ValueError, match="vector_to_parameters.*7 values"):
         nn.utils.vector_to_parameters(mg.zeros(7), lin.parameters())
+
+
+# ---- group norm ------------------------------------------------------------------------------------
+def ref_group_norm(x, G, w, b, eps):
+    N, C = x.shape[:2]
+    y = np.empty_like(x)
+    for n in range(N):
+        for g in range(G):
+            sl = slice(g * C // G, (g + 1) * C // G)
+            v = x[n, sl]
+            y[n, sl] = (v - v.mean()) / np.sqrt(v.var() + eps)
+    shape = (1, C) + (1,) * (x.ndim - 2)
+    return y * w.reshape(shape) + b.reshape(shape)
+
+
+@given(seed=seeds, N=st.integers(1, 3), G=st.integers(1, 3), per=st.integers(1, 3),
+       spatial=st.lists(st.integers(1, 3), max_size=2), affine=st.booleans())
+def test_group_norm_gradcheck_and_forward(seed, N, G, per, spatial, affine):
+    r = np.random.default_rng(seed)
+    C = G * per
+    if per * int(np.prod(spatial)) < 2:
+        spatial = [2]                                   # a group of one value has no spread
+    x = r.standard_normal((N, C) + tuple(spatial))
+    w, b = r.standard_normal(C), r.standard_normal(C)
+    got = F.group_norm(t64(x, grad=False), G, t64(w, grad=False), t64(b, grad=False), 1e-5).numpy()
+    np.testing.assert_allclose(got, ref_group_norm(x, G, w, b, 1e-5), rtol=1e-11, atol=1e-12)
+    if affine:
+        assert mg.gradcheck(lambda a, ww, bb: F.group_norm(a, G, ww, bb), [t64(x), t64(w), t64(b)],
+                            atol=1e-5, rtol=1e-4)
+    else:
+        assert mg.gradcheck(lambda a: F.group_norm(a, G), [t64(x)], atol=1e-5, rtol=1e-4)
+
+
+def test_group_norm_layer(rng):
+    layer = nn.GroupNorm(2, 6)
+    assert [n for n, _ in layer.named_parameters()] == ["weight", "bias"]
+    x = rng.standard_normal((3, 6, 4, 4)).astype(np.float32)
+    y = layer(mg.tensor(x)).numpy()
+    assert y.dtype == np.float32
+    np.testing.assert_allclose(y, ref_group_norm(x.astype(np.float64), 2, np.ones(6), np.zeros(6), 1e-5),
+                               rtol=1e-4, atol=1e-5)
+    assert repr(layer) == "GroupNorm(2, 6, eps=1e-05, affine=True, bias=True)"
+    assert list(nn.GroupNorm(3, 6, affine=False).parameters()) == []
+    assert [n for n, _ in nn.GroupNorm(3, 6, bias=False).named_parameters()] == ["weight"]
+    with pytest.raises(ValueError, match="GroupNorm.*divisible"):
+        nn.GroupNorm(4, 6)
+    with pytest.raises(ValueError, match=r"GroupNorm.*\(N, 6"):
+        layer(mg.zeros(2, 4, 3, 3))
+
+
+def test_activations_keep_float16(rng):
+    """float16 runs through the float32 kernels and comes back as float16, gradients too."""
+    x = rng.standard_normal((3, 5)).astype(np.float16) * 4
+    for fn, ref in ((F.relu6, lambda v: ref_hardtanh(v, 0, 6)), (F.silu, ref_silu), (F.gelu, ref_gelu),
+                    (lambda v: F.leaky_relu(v, 0.2), lambda v: ref_leaky_relu(v, 0.2))):
+        xt = mg.tensor(x, requires_grad=True)
+        y = fn(xt)
+        assert y.dtype == np.float16
+        np.testing.assert_allclose(y.numpy().astype(np.float64), ref(x.astype(np.float64)), rtol=2e-3, atol=2e-3)
+        y.sum().backward()
+        assert xt.grad.dtype == np.float16

@@ -32,13 +32,18 @@ def both(fn_mg, fn_torch, x, δ=None, rtol=1e-12, atol=1e-14):
     ("leaky_relu", lambda x: F.leaky_relu(x, 0.2), lambda x: TF.leaky_relu(x, 0.2)),
     ("hardtanh", lambda x: F.hardtanh(x, -2, 3), lambda x: TF.hardtanh(x, -2, 3)),
     ("silu", F.silu, TF.silu),
+    ("hardsigmoid", F.hardsigmoid, TF.hardsigmoid),
+    ("hardswish", F.hardswish, TF.hardswish),
     ("gelu", F.gelu, TF.gelu),
     ("gelu_tanh", lambda x: F.gelu(x, approximate="tanh"), lambda x: TF.gelu(x, approximate="tanh")),
 ])
 def test_activations_match_torch(name, fm, ft, rng):
     x = rng.standard_normal((3, 4, 5, 6)) * 4
     x[0, 0, 0, :6] = [0.0, 6.0, -2.0, 3.0, -1.0, 1.0]            # the kinks, exactly
-    both(fm, ft, x)
+    x[0, 0, 1, :2] = [-3.0, 3.0]
+    # PyTorch's hardsigmoid backward multiplies by 1/6 rounded to float32 (1.0f / 6.0f) even
+    # in float64: 3e-8 relative, inside the float64 bound of 1e-7
+    both(fm, ft, x, rtol=1e-7 if name == "hardsigmoid" else 1e-12)
 
 
 @pytest.mark.parametrize("hw,out", [((7, 5), (3, 2)), ((13, 11), (5, 4)), ((6, 6), (4, 4)),
@@ -146,3 +151,21 @@ def test_lazy_model_matches_torch_after_loading_its_weights(rng):
         np.testing.assert_allclose(p.grad.numpy(), q.grad.numpy(), rtol=1e-7, atol=1e-12, err_msg=name)
     for (name, a), b in zip(ours.state_dict().items(), theirs.state_dict().values()):
         np.testing.assert_allclose(a, b.numpy(), rtol=1e-10, atol=1e-12, err_msg=name)
+
+
+def test_group_norm_matches_torch(rng):
+    x = rng.standard_normal((3, 6, 4, 5))
+    w, b = rng.standard_normal(6), rng.standard_normal(6)
+    both(lambda a: F.group_norm(a, 3, mg.tensor(w), mg.tensor(b)),
+         lambda a: TF.group_norm(a, 3, torch.tensor(w), torch.tensor(b)), x)
+    assert repr(nn.GroupNorm(2, 6)) == repr(torch.nn.GroupNorm(2, 6))
+
+
+def test_upsampling_layers_match_torch(rng):
+    x = rng.standard_normal((2, 3, 4, 5))
+    for ours, theirs in ((nn.UpsamplingNearest2d(scale_factor=2), torch.nn.UpsamplingNearest2d(scale_factor=2)),
+                         (nn.UpsamplingBilinear2d(size=(7, 3)), torch.nn.UpsamplingBilinear2d(size=(7, 3))),
+                         (nn.Upsample(scale_factor=1.5, mode="bilinear"),
+                          torch.nn.Upsample(scale_factor=1.5, mode="bilinear"))):
+        both(ours, theirs, x)
+        assert repr(ours) == repr(theirs)

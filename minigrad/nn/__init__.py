@@ -3,10 +3,10 @@ from .module import Module, Parameter, Sequential
 from .container import ModuleList, ModuleDict
 from .layers import (Linear, ReLU, Sigmoid, Tanh, Softmax, LogSoftmax, Flatten, Dropout,
                      BatchNorm1d, BatchNorm2d, CrossEntropyLoss, MSELoss, NLLLoss)
-from .activation import (Identity, ReLU6, LeakyReLU, Hardtanh, SiLU, GELU, Dropout2d,
-                         Softmax2d)
-from .normalization import LocalResponseNorm
-from .upsampling import Upsample
+from .activation import (Identity, ReLU6, LeakyReLU, Hardtanh, SiLU, GELU, Hardsigmoid,
+                         Hardswish, Dropout2d, Softmax2d)
+from .normalization import LocalResponseNorm, GroupNorm
+from .upsampling import Upsample, UpsamplingNearest2d, UpsamplingBilinear2d
 from . import init
 from . import utils
 from .pooling import MaxPool2d, AvgPool2d, AdaptiveAvgPool2d, AdaptiveMaxPool2d

@@ -89,12 +89,19 @@ class _LazyMixin:
         except (TypeError, ValueError) as e:
             raise type(e)(f"{name}: the input of shape {tuple(x.shape)} gives "
                           f"{self._size_attr}={size}, which {self.cls_to_become.__name__} refuses: {e}") from None
+        # the uninitialised parameters carry the dtype (the constructor's, or one a
+        # .double()/.to(dtype) gave them before the first call): the values follow it
+        dtype = next((p.data.dtype for p in self._parameters.values()
+                      if isinstance(p, UninitializedParameter)), None)
         for pname, p in ref._parameters.items():
             mine = self._parameters.get(pname)
             if p is not None and isinstance(mine, UninitializedParameter):
-                mine.materialize(p.data)
+                mine.materialize(p.data.astype(mine.data.dtype, copy=False))
         self._buffers.clear()
-        self._buffers.update(ref._buffers)
+        for bname, b in ref._buffers.items():
+            if dtype is not None and b is not None and b.dtype.kind == "f":
+                b = b.astype(dtype, copy=False)
+            self._buffers[bname] = b
         for attr in (self._size_attr,) + self._copied:
             object.__setattr__(self, attr, getattr(ref, attr))
         self.__class__ = self.cls_to_become
