@@ -204,13 +204,14 @@ def _torch_extras():
 # ---- torch.nn: placeholders for layers minigrad lacks ------------------------------------------
 # PyTorch code names these in default arguments and isinstance checks (torchvision's
 # `norm_layer=nn.BatchNorm3d`, `isinstance(m, (nn.BatchNorm2d, nn.GroupNorm))`) even where
-# it never builds one; a placeholder lets such code load, and refuses to be built.
+# it never builds one; a placeholder lets such code load, and refuses to be built. A name
+# minigrad.nn defines (GroupNorm, say) is minigrad's own layer: placeholders come last.
 PLACEHOLDERS = ("GroupNorm", "LayerNorm", "InstanceNorm1d", "InstanceNorm2d", "InstanceNorm3d",
                 "BatchNorm3d", "SyncBatchNorm", "Conv1d", "Conv3d", "ConvTranspose1d",
                 "ConvTranspose3d", "MaxPool1d", "MaxPool3d", "AvgPool1d", "AvgPool3d",
                 "AdaptiveAvgPool1d", "AdaptiveAvgPool3d", "AdaptiveMaxPool1d", "AdaptiveMaxPool3d",
                 "Embedding", "RNN", "LSTM", "GRU", "MultiheadAttention", "Transformer",
-                "TransformerEncoderLayer", "Hardswish", "Hardsigmoid", "PReLU", "ELU", "SELU",
+                "TransformerEncoderLayer", "PReLU", "ELU", "SELU",
                 "CELU", "Mish", "Softplus")
 
 

@@ -211,10 +211,11 @@ def test_real_torch_state_dict_loads_by_key():
 
 def test_placeholders_load_but_refuse_to_build(alias):
     import torch.nn as nn
-    assert nn.GroupNorm is nn.GroupNorm and issubclass(nn.GroupNorm, mg.nn.Module)
-    assert not isinstance(mg.nn.BatchNorm2d(2), (nn.GroupNorm, nn.LayerNorm))
-    with pytest.raises(NotImplementedError, match=r"torch\.nn\.GroupNorm: minigrad does not provide"):
-        nn.GroupNorm(2, 4)
+    assert nn.BatchNorm3d is nn.BatchNorm3d and issubclass(nn.BatchNorm3d, mg.nn.Module)
+    assert not isinstance(mg.nn.BatchNorm2d(2), (nn.BatchNorm3d, nn.Conv3d))
+    with pytest.raises(NotImplementedError, match=r"torch\.nn\.BatchNorm3d: minigrad does not provide"):
+        nn.BatchNorm3d(4)
+    assert nn.BatchNorm2d is mg.nn.BatchNorm2d        # minigrad's own layers come first
 
 
 def test_checkpoint_recomputes_like_pytorch(alias):
