@@ -97,6 +97,7 @@ class ModuleList(Module):
         self._renumber(mods)
 
     def forward(self, *args, **kwargs):
+        """A ModuleList is not callable: its owner calls the modules."""
         raise NotImplementedError("ModuleList has no forward(): iterate over it and call "
                                   "its modules, e.g. `for layer in self.layers: x = layer(x)`")
 
@@ -141,15 +142,19 @@ class ModuleDict(Module):
         return key in self._modules
 
     def keys(self):
+        """The keys, in insertion order."""
         return self._modules.keys()
 
     def values(self):
+        """The modules, in insertion order."""
         return self._modules.values()
 
     def items(self):
+        """(key, module) pairs, in insertion order."""
         return self._modules.items()
 
     def clear(self):
+        """Remove every module."""
         self._modules.clear()
 
     def pop(self, key):
@@ -171,5 +176,6 @@ class ModuleDict(Module):
             self[k] = m
 
     def forward(self, *args, **kwargs):
+        """A ModuleDict is not callable: its owner calls the modules."""
         raise NotImplementedError("ModuleDict has no forward(): look modules up by key and "
                                   "call them, e.g. `self.heads['cls'](x)`")

@@ -80,11 +80,22 @@ def _gather(x, table, axis, dtype):
 def _scatter(δ, table, n, axis):
     """The transpose of _gather: out[…, k, …] = Σ_p Σ_{i: r_p[i] = k} w_p[i] · δ[…, i, …].
 
-    δ is first laid out with the axis in front (one transposing copy), then each output
+    Nearest upsampling by an integer factor k (r[i] = ⌊i/k⌋) sums k strided slices of δ.
+    Otherwise δ is first laid out with the axis in front (one transposing copy), then each output
     position i adds its contiguous row into row r_p[i]: a Python loop over m ≤ a few
     thousand rows of vectorised adds (measured: 16×64×112×112 → 56×56, 1.4 s with
     np.add.reduceat over the runs of equal r, 0.5 s with strided rows, see
     benchmarks/layers.py for the contiguous form)."""
+    m = δ.shape[axis]
+    r0, w0 = table[0]
+    if len(table) == 1 and w0 is None and m % n == 0 and np.array_equal(r0, np.arange(m) // (m // n)):
+        k = m // n                       # nearest ×k: input k' collects outputs k'·k … k'·k + k − 1
+        where = [slice(None)] * δ.ndim
+        out = None
+        for j in range(k):
+            where[axis] = slice(j, None, k)
+            out = δ[tuple(where)].copy() if out is None else np.add(out, δ[tuple(where)], out=out)
+        return out
     rows = np.ascontiguousarray(np.moveaxis(δ, axis, 0))            # (m, …): each row contiguous
     out = np.zeros((n,) + rows.shape[1:], δ.dtype)                   # (n, …)
     for r, w in table:
