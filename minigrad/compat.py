@@ -22,6 +22,7 @@ name minigrad gains later appears without touching this file):
     torch.utils.checkpoint     checkpoint(fn, *args, use_reentrant=..., **kw), recomputing in backward
     torch.jit                  script/unused/ignore/export/... as no-op decorators
     torch.cuda                 is_available() -> False, device_count() -> 0
+    torch.backends             cudnn.benchmark / .deterministic settable (no effect), mps.is_available()
 
 `torch.utils.checkpoint.checkpoint` recomputes in backward, as PyTorch does (so side
 effects such as BatchNorm's running statistics happen twice there too, and the numbers
@@ -165,6 +166,31 @@ def equal(input, other):
     return a.shape == b.shape and bool(np.array_equal(a, b))
 
 
+def _use_deterministic_algorithms(mode, *, warn_only=False):
+    """torch.use_deterministic_algorithms: minigrad's kernels are deterministic; a no-op."""
+
+
+def _get_default_dtype():
+    """torch.get_default_dtype: float32, the dtype of new float tensors."""
+    return np.float32
+
+
+def _set_default_dtype(dtype):
+    """torch.set_default_dtype: only float32 (minigrad's fixed default) is accepted."""
+    if np.dtype(dtype) != np.float32:
+        raise NotImplementedError(
+            f"torch.set_default_dtype({dtype!r}): minigrad's default float dtype is float32 and "
+            f"cannot be changed yet; pass dtype= to the creation functions or use model.double()")
+
+
+def _backends_extras():
+    """torch.backends.cudnn / .mps: attributes scripts set or ask (nothing to switch on the CPU)."""
+    cudnn = types.SimpleNamespace(benchmark=False, deterministic=False, enabled=False,
+                                  allow_tf32=False, is_available=_false)
+    mps = types.SimpleNamespace(is_available=_false, is_built=_false)
+    return {"cudnn": cudnn, "mps": mps}
+
+
 def _method_fallback(name):
     """torch.f(x, *args) for a Tensor method f that minigrad has no function for
     (argmax, softmax, clone, ...): calls x.f(*args)."""
@@ -192,6 +218,9 @@ def _torch_extras():
         "load": _load,
         "allclose": allclose,
         "equal": equal,
+        "use_deterministic_algorithms": _use_deterministic_algorithms,
+        "get_default_dtype": _get_default_dtype,
+        "set_default_dtype": _set_default_dtype,
         "as_tensor": _as_tensor,
         "__version__": f"{mg.__version__}+minigrad",
     }
@@ -408,6 +437,7 @@ def _build():
             "checkpoint": checkpoint, "checkpoint_sequential": checkpoint_sequential}),
         "torch.jit": _AliasModule("torch.jit", [], _jit_extras()),
         "torch.cuda": _AliasModule("torch.cuda", [], _cuda_extras()),
+        "torch.backends": _AliasModule("torch.backends", [], _backends_extras()),
         "torch.autograd": _AliasModule("torch.autograd", ["minigrad.autograd"]),
     }
     for name, mod in mods.items():              # torch.nn is also an attribute of torch, ...

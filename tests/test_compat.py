@@ -270,3 +270,15 @@ def test_save_load_allclose_as_the_pytorch_tutorial_writes_them(alias, tmp_path)
     assert predicted.shape == (4,)
     with pytest.raises(RuntimeError, match="CPU only"):
         torch.load(path, map_location="cuda:0")
+
+
+def test_script_preamble_settings(alias):
+    import torch
+    torch.backends.cudnn.benchmark = True
+    torch.backends.cudnn.deterministic = True
+    torch.use_deterministic_algorithms(True)
+    assert torch.backends.mps.is_available() is False and torch.get_default_dtype() == np.float32
+    torch.set_default_dtype(torch.float32)
+    with pytest.raises(NotImplementedError, match="float32"):
+        torch.set_default_dtype(torch.float64)
+    torch.set_num_threads(torch.get_num_threads())

@@ -20,9 +20,9 @@ A development check (needs torch and torchvision; the test suite does not). For 
    max |minigrad − torch| / max |torch| must be ≤ 1e-7 (float64), per tensor (a
    gradient that is exactly 0 in theory is measured against 1e-8 × the largest gradient).
 
-With --float32 the models are also run in float32 (training mode), and each output and
-gradient of minigrad must lie within 4 × PyTorch's own float32-vs-float64 error of
-PyTorch's float64 result. Prints one line per model and check; exits 1 if any failed.
+With --float32 the models are also run in float32 (training mode): minigrad's largest
+relative error against PyTorch's float64 result, over every output and gradient, must be
+within 4 × PyTorch's own largest float32 error (see check_float32). Prints one line per model and check; exits 1 if any failed.
 """
 import argparse
 import importlib.util
@@ -240,8 +240,14 @@ def check_model(name, torch, torchvision, mg_mods, log, float32=False):
 
 
 def check_float32(torch, tmodel, mmodel, initial, x, reference, log):
-    """float32, training mode: every output and gradient of minigrad must be as close to
-    PyTorch's float64 result as 4 × PyTorch's own float32 error (plus 1e-6 of the scale)."""
+    """float32, training mode, against PyTorch's float64 result: minigrad's largest relative
+    error over all outputs and gradients (each array's max |error| / its max |value|) must
+    be at most 4 × PyTorch's own largest float32 error (plus 1e-6).
+
+    The comparison is model-wide, not per array: through many batch norms over few
+    values, rounding errors are amplified chaotically, and which array a float32 run gets
+    worst differs between any two runs (PyTorch's own included), while the size of the
+    worst error is stable."""
     t64_out, t64_grads, proj = reference
     tmodel.load_state_dict({k: torch.from_numpy(v) for k, v in initial.items()})
     mmodel.load_state_dict(initial)
@@ -251,20 +257,15 @@ def check_float32(torch, tmodel, mmodel, initial, x, reference, log):
                                                      proj, "train")
     pairs = [(f"output {i}", m, t, r) for i, (m, t, r) in enumerate(zip(mout, tout, t64_out))]
     pairs += [(n, mgrads[n], tgrads[n], t64_grads[n]) for n in t64_grads if t64_grads[n] is not None]
-    floor = 1e-8 * max(np.max(np.abs(r)) for _, _, _, r in pairs)
-    worst, worst_name, ok = 0.0, "", True
+    floor = 1e-8 * max(np.max(np.abs(r)) for _, _, _, r in pairs)   # zero-in-theory gradients
+    worst_mg = worst_t = (0.0, "")
     for what, m, t, r in pairs:
         scale = max(np.max(np.abs(r)), floor)
-        spread = np.max(np.abs(t.astype(np.float64) - r))
-        err = np.max(np.abs(m.astype(np.float64) - r))
-        if err > 4 * spread + 1e-6 * scale:
-            ok = False
-            log(f"  FAIL float32 {what}: |minigrad − torch64| = {err:.2e}, torch's own spread {spread:.2e}")
-        ratio = err / max(spread, 1e-6 * scale)
-        if ratio >= worst:
-            worst, worst_name = ratio, what
-    log(f"  {'ok  ' if ok else 'FAIL'} float32 vs float64 ({len(pairs)} arrays)   worst error / torch's "
-        f"float32 error = {worst:.2f} ({worst_name})")
+        worst_mg = max(worst_mg, (np.max(np.abs(m.astype(np.float64) - r)) / scale, what))
+        worst_t = max(worst_t, (np.max(np.abs(t.astype(np.float64) - r)) / scale, what))
+    ok = worst_mg[0] <= 4 * worst_t[0] + 1e-6
+    log(f"  {'ok  ' if ok else 'FAIL'} float32 vs float64 ({len(pairs)} arrays)   minigrad's worst "
+        f"rel err {worst_mg[0]:.2e} ({worst_mg[1]}), PyTorch's {worst_t[0]:.2e} ({worst_t[1]})")
     return ok
 
 
