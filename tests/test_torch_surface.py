@@ -319,3 +319,14 @@ def test_new_tensors_and_operator_methods():
     assert x.t().shape == (3, 2) and x.add(1).mul(2).sub(1).div(3).tolist() == [[1] * 3] * 2
     assert x.eq(1).sum().item() == 6 and x.ne(1).sum().item() == 0
     assert x.pow(2).neg().sum().item() == -6 and x.gt(0).sum().item() == 6 and x.lt(0).sum().item() == 0
+
+
+def test_mask_assignment_in_and_out_of_the_graph():
+    x = mg.tensor([-1.0, 2.0, -3.0])
+    x[x < 0] = 0
+    assert x.tolist() == [0, 2, 0]
+    w = mg.tensor([-1.0, 2.0, -3.0], requires_grad=True)
+    y = w * 2
+    y[y < 0] = 0                                      # the masked entries no longer depend on w
+    (y * mg.tensor([1.0, 3.0, 5.0])).sum().backward()
+    assert w.grad.tolist() == [0, 6, 0]
