@@ -32,7 +32,8 @@ except ImportError as e:  # pragma: no cover - exercised by hand
 
 from .autograd import no_grad, enable_grad, set_grad_enabled, is_grad_enabled, detect_anomaly
 from .tensor import (Tensor, tensor, zeros, ones, full, zeros_like, ones_like, randn, rand,
-                     arange)
+                     arange, from_numpy)
+from ._device import device
 from .random import manual_seed
 from .threads import set_num_threads, get_num_threads
 from .gradcheck import gradcheck, GradcheckError
@@ -45,8 +46,9 @@ from . import nn
 from . import optim, data
 from .serialization import save, load
 
-import numpy as _np
-float32 = _np.float32
-float64 = _np.float64
-int64 = _np.int64
+# dtypes under PyTorch's names (NumPy's scalar types): float32/float, float64/double,
+# float16/half, int64/long, int32/int, int16/short, int8, uint8, bool
+from ._device import DTYPES as _DTYPES
+globals().update(_DTYPES)
+del _DTYPES
 __version__ = "0.1.0"

@@ -129,6 +129,7 @@ class Function:
         self.inputs = ()               # the positional arguments of forward (Tensors or not)
         self.needs_input_grad = ()     # per positional argument
         self.saved = ()
+        self.versions = ()             # each Tensor input's _version when the op ran
         self.freed = False
 
     def save_for_backward(self, *arrays):
@@ -162,8 +163,20 @@ class Function:
         result = Tensor._wrap(out, requires_grad)
         if requires_grad:
             ctx.inputs = args
+            ctx.versions = tuple(a._version if isinstance(a, Tensor) else None for a in args)
             result._ctx = ctx
         return result
+
+
+def _check_versions(ctx):
+    """Raise if an input of ctx was changed in place (Tensor.add_, x[i] = v, ...) after the
+    op used it: its backward would read new values, or follow the wrong node."""
+    for i, (inp, v) in enumerate(zip(ctx.inputs, ctx.versions)):
+        if v is not None and inp._version != v:
+            raise RuntimeError(
+                f"backward(): input {i} (shape {inp.shape}) of {ctx!r} was modified by an "
+                f"in-place operation after {ctx.name} used it (version {v}, now {inp._version}). "
+                f"Use the out-of-place form (y = x + 1 instead of x += 1) or clone() it first.")
 
 
 def _parents(t):
@@ -269,6 +282,7 @@ def backward(root, grad=None, retain_graph=False):
                 if hooks is not None and hooks.post_accumulate:   # ---- hooks
                     hooks.run_post_accumulate_hooks(t)
                 continue
+            _check_versions(ctx)
             local = ctx.backward(ctx, g)
             if not isinstance(local, tuple):
                 local = (local,)

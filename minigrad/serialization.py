@@ -8,7 +8,8 @@ are one JSON document in the entry `__minigrad__`:
     {"format": "minigrad.save", "version": 1, "root": node}
     node = {"t": "dict" | "odict", "items": [[key, node], ...]}   keys: str or int, in order
          | {"t": "list" | "tuple", "items": [node, ...]}
-         | {"t": "array", "k": "a3"}                       ndarray (or Tensor, loaded as ndarray)
+         | {"t": "array" | "tensor", "k": "a3"}            ndarray, or Tensor (loaded as a Tensor
+                                                           that needs no grad, like state_dict's)
          | {"t": "int" | "float" | "bool" | "scalar", "k": "a4"}   Python / NumPy scalar
          | {"t": "str", "v": "..."} | {"t": "none"}
 
@@ -59,7 +60,7 @@ def _encode(obj, arrays, where):
     if isinstance(obj, (np.ndarray, Tensor)):
         arr = obj.data if isinstance(obj, Tensor) else obj
         _check_dtype(arr, where)
-        return {"t": "array", "k": put(arr)}
+        return {"t": "tensor" if isinstance(obj, Tensor) else "array", "k": put(arr)}
     if isinstance(obj, dict):
         items = []
         for k, v in obj.items():
@@ -200,6 +201,8 @@ def _decode(node, arrays):
     arr = arrays[node["k"]]
     if t == "array":
         return arr
+    if t == "tensor":
+        return Tensor._wrap(arr, False)
     if arr.ndim != 0:
         raise ValueError(f"scalar entry {node['k']} has shape {arr.shape}")
     if t == "int":

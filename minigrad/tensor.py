@@ -4,6 +4,7 @@ import numbers
 import numpy as np
 
 from . import autograd
+from . import _device
 
 _FLOATS = (np.float16, np.float32, np.float64)
 
@@ -50,6 +51,7 @@ class _Size(int):
         return self._shape[dim]
 
 
+@_device.conversions
 class Tensor:
     """An n-dimensional array that can record the operations applied to it.
 
@@ -81,7 +83,8 @@ class Tensor:
     ((3,), dtype('float32'), True, False)
     """
 
-    __slots__ = ("data", "grad", "_requires_grad", "_ctx", "_hooks", "__weakref__")
+    __slots__ = ("data", "grad", "_requires_grad", "_ctx", "_hooks", "_version", "_base",
+                 "__weakref__")
     __array_priority__ = 1000        # ndarray ⊕ Tensor defers to Tensor's operators
 
     def __init__(self, data, requires_grad=False, dtype=None):
@@ -89,6 +92,8 @@ class Tensor:
         self.grad = None
         self._ctx = None
         self._hooks = None              # autograd._Hooks once a hook is registered
+        self._version = 0            # bumped by every in-place op (autograd checks it)
+        self._base = None            # (tensor, index) for a slice or view of another tensor
         self._requires_grad = False
         self.requires_grad = requires_grad
 
@@ -100,6 +105,8 @@ class Tensor:
         t.grad = None
         t._ctx = None
         t._hooks = None
+        t._version = 0
+        t._base = None
         t._requires_grad = requires_grad
         return t
 
@@ -253,24 +260,335 @@ class Tensor:
     def __hash__(self):
         return id(self)
 
-    def float(self):
-        return self.to(np.float32)
+    # ---- dtypes and devices (PyTorch's conversions) ---------------------------------
+    @property
+    def device(self):
+        """Where the tensor lives: always `mg.device('cpu')` (equal to the string 'cpu')."""
+        return _device.CPU
 
-    def double(self):
-        return self.to(np.float64)
+    @property
+    def is_cuda(self):
+        """False: minigrad computes on the CPU only."""
+        return False
 
-    def to(self, dtype):
+    def to(self, *args, **kwargs):
+        """This tensor converted to another dtype, as PyTorch's `Tensor.to`.
+
+        Accepts `to(dtype)`, `to('cpu')`, `to(mg.device('cpu'))`, `to(other)` (other's
+        dtype), `to(device, dtype)` and the keywords `dtype=`, `device=`, `non_blocking=`
+        (ignored), `copy=`. Returns self when nothing changes (and copy is False); a new
+        dtype gives a differentiable cast (the gradient flows back in this tensor's
+        dtype). Any device but the CPU raises a RuntimeError: minigrad runs on the CPU.
+        """
         from .ops.elementwise import cast
-        return cast(self, dtype)
+        dtype, copy = _device.parse_to(args, kwargs, "Tensor.to()", Tensor)
+        out = self if dtype is None else cast(self, dtype)
+        return out.clone() if copy and out is self else out
 
     def astype(self, dtype):
+        """NumPy's name for `to(dtype)`."""
         return self.to(dtype)
+
+    def long(self):
+        """This tensor as int64 (not differentiable, as in PyTorch)."""
+        return self.to(np.int64)
+
+    def int(self):
+        """This tensor as int32 (not differentiable, as in PyTorch)."""
+        return self.to(np.int32)
+
+    def bool(self):
+        """This tensor as bool (not differentiable)."""
+        return self.to(np.bool_)
+
+    def is_floating_point(self):
+        """True for float16/32/64 tensors."""
+        return self.dtype.kind == "f"
+
+    def type_as(self, other):
+        """This tensor in `other`'s dtype (PyTorch's `type_as`)."""
+        return self.to(other.dtype)
+
+    def type(self, dtype=None):
+        """With a dtype, `to(dtype)`; without, PyTorch's type name such as 'torch.FloatTensor'."""
+        if dtype is None:
+            return "torch." + _TYPE_NAMES.get(self.dtype.type, str(self.dtype)) + "Tensor"
+        return self.to(_device.as_dtype(dtype, "Tensor.type()"))
+
+    def new_zeros(self, *size, dtype=None, device=None, requires_grad=False):
+        """Zeros of shape `size` in this tensor's dtype (or `dtype`), as torch's new_zeros."""
+        return self.new_full(_shape_arg(size), 0, dtype=dtype, device=device, requires_grad=requires_grad)
+
+    def new_ones(self, *size, dtype=None, device=None, requires_grad=False):
+        """Ones of shape `size` in this tensor's dtype (or `dtype`)."""
+        return self.new_full(_shape_arg(size), 1, dtype=dtype, device=device, requires_grad=requires_grad)
+
+    def new_full(self, size, fill_value, dtype=None, device=None, requires_grad=False):
+        """`fill_value` in shape `size`, in this tensor's dtype (or `dtype`)."""
+        if device is not None:
+            _device.check_device(device, "Tensor.new_full()")
+        dt = self.dtype if dtype is None else _device.as_dtype(dtype, "Tensor.new_full()")
+        size = _shape_arg(size if isinstance(size, (tuple, list)) else (size,))
+        return Tensor._wrap(np.full(size, fill_value, dt), False).requires_grad_(requires_grad)
+
+    def new_tensor(self, data, dtype=None, device=None, requires_grad=False):
+        """A new leaf holding a copy of `data`, in this tensor's dtype (or `dtype`)."""
+        if device is not None:
+            _device.check_device(device, "Tensor.new_tensor()")
+        return Tensor(data, requires_grad=requires_grad, dtype=self.dtype if dtype is None else dtype)
+
+    # ---- copies and views ---------------------------------------------------------------
+    def clone(self):
+        """A copy of the data that stays in the graph: ∂clone(x)/∂x = 1."""
+        from .ops.elementwise import Copy
+        return Copy.apply(self)
+
+    def contiguous(self):
+        """Self if the data is C-contiguous, else a contiguous (differentiable) copy."""
+        return self if self.data.flags.c_contiguous else self.clone()
+
+    def detach_(self):
+        """Cut this tensor from the graph in place: it becomes a leaf that needs no grad."""
+        self._ctx = None
+        self._requires_grad = False
+        return self
+
+    def expand(self, *sizes):
+        """This tensor broadcast to `sizes` (−1 keeps a dim), as torch's expand.
+
+        A size-1 dim may grow; new leading dims may be added. Backward sums δ over the
+        expanded dims. (The result is a copy: minigrad's ops never return views.)"""
+        from .ops.shape import Expand
+        if len(sizes) == 1 and isinstance(sizes[0], (tuple, list)):
+            sizes = tuple(sizes[0])
+        lead = len(sizes) - self.ndim
+        if lead < 0:
+            raise ValueError(f"expand(): sizes {sizes} have fewer dims than the tensor's shape {self.shape}")
+        shape = tuple(self.shape[i - lead] if (s == -1 and i >= lead) else s for i, s in enumerate(sizes))
+        for i, n in enumerate(shape):
+            old = self.shape[i - lead] if i >= lead else 1
+            if not isinstance(n, numbers.Integral) or n < 0 or (old != 1 and old != n):
+                raise ValueError(f"expand(): cannot expand shape {self.shape} to {tuple(sizes)} "
+                                 f"(dim {i}: {old} -> {n}; only size-1 dims grow)")
+        return Expand.apply(self, tuple(int(n) for n in shape))
+
+    def t(self):
+        """The transpose of a matrix (a 0-d or 1-d tensor is returned as it is), as torch's t()."""
+        from .ops.shape import transpose
+        if self.ndim > 2:
+            raise ValueError(f"t(): expects a tensor with at most 2 dims, got shape {self.shape}")
+        return transpose(self, 0, 1) if self.ndim == 2 else self
+
+    def expand_as(self, other):
+        """`expand(other.shape)`."""
+        return self.expand(other.shape)
+
+    def repeat(self, *repeats):
+        """Tile the tensor `repeats[i]` times along dim i (torch's repeat, NumPy's tile).
+
+        Backward: δ, viewed as (r₀, n₀, r₁, n₁, ...), summed over the r axes."""
+        from .ops.shape import Repeat
+        if len(repeats) == 1 and isinstance(repeats[0], (tuple, list)):
+            repeats = tuple(repeats[0])
+        if len(repeats) < self.ndim:
+            raise ValueError(f"repeat(): needs at least {self.ndim} repeats for shape {self.shape}, "
+                             f"got {repeats}")
+        for r in repeats:
+            if not isinstance(r, numbers.Integral) or isinstance(r, bool) or r < 0:
+                raise ValueError(f"repeat(): repeats must be non-negative ints, got {repeats}")
+        return Repeat.apply(self, tuple(int(r) for r in repeats))
+
+    # ---- index reductions and softmax as methods ------------------------------------------
+    def argmax(self, dim=None, keepdim=False, *, axis=None):
+        """Indices (int64) of the largest entries along `dim`, or into the flattened tensor
+        when dim is None (the first one on ties, as NumPy and PyTorch)."""
+        return self._arg(np.argmax, "argmax", dim, keepdim, axis)
+
+    def argmin(self, dim=None, keepdim=False, *, axis=None):
+        """Indices (int64) of the smallest entries along `dim` (flattened when dim is None)."""
+        return self._arg(np.argmin, "argmin", dim, keepdim, axis)
+
+    def _arg(self, fn, name, dim, keepdim, axis):
+        from .ops.reduce import normalize_dims
+        dim = axis if dim is None else dim
+        if self.data.size == 0:
+            raise ValueError(f"{name}(): the tensor is empty (shape {self.shape})")
+        if dim is None:
+            idx = np.asarray(fn(self.data))
+            if keepdim:
+                idx = idx.reshape((1,) * self.ndim)
+        else:
+            d, = normalize_dims(dim, self.ndim) if self.ndim else (None,)
+            idx = np.asarray(fn(self.data, axis=d))
+            if keepdim and self.ndim:
+                idx = np.expand_dims(idx, d)
+        return Tensor._wrap(idx.astype(np.int64), False)
+
+    def softmax(self, dim):
+        """`F.softmax(self, dim)`."""
+        from .ops.nn import softmax
+        return softmax(self, dim)
+
+    def log_softmax(self, dim):
+        """`F.log_softmax(self, dim)`."""
+        from .ops.nn import log_softmax
+        return log_softmax(self, dim)
+
+    # ---- in-place operations ------------------------------------------------------------
+    def _inplace(self, name, out_of_place, other=None):
+        """Make `out_of_place(self)` (a Tensor of self's shape) the new value of self.
+
+        Outside a recorded graph (no_grad, or nothing requires grad) the new value is
+        written into self's array, so every view and alias of it (from_numpy's array, a
+        state_dict entry) sees it, as in PyTorch. Inside a graph the old value keeps its
+        node under a new Tensor and self becomes the op's output; a leaf that requires
+        grad is refused, as PyTorch refuses it. Either way self's version goes up, and a
+        backward through an op that used the old version raises (autograd.backward)."""
+        from .autograd import is_grad_enabled, no_grad
+        recording = is_grad_enabled() and (
+            self._requires_grad or (isinstance(other, Tensor) and other._requires_grad))
+        if recording:
+            if self._base is not None:
+                raise RuntimeError(
+                    f"{name}(): this tensor is a slice or view of another, and minigrad cannot change "
+                    f"a view in place while the graph is recorded (PyTorch can); use the out-of-place "
+                    f"form (e.g. y = torch.cat(...) or x = x + v), or do it under `with mg.no_grad():`")
+            if self._requires_grad and self._ctx is None:
+                raise RuntimeError(
+                    f"{name}(): a leaf tensor that requires grad cannot be changed in place "
+                    f"while the graph is recorded (as in PyTorch); do it under `with mg.no_grad():` "
+                    f"(e.g. an update of a parameter) or use the out-of-place form")
+            old = Tensor._wrap(self.data, self._requires_grad)
+            old._ctx = self._ctx
+            new = out_of_place(old)
+            if new.shape != self.shape:
+                raise RuntimeError(f"{name}(): the result has shape {new.shape}, which is not the "
+                                   f"tensor's shape {self.shape} (in-place ops cannot broadcast self)")
+            new = new.to(self.dtype)
+            self.data, self._ctx, self._requires_grad = new.data, new._ctx, new._requires_grad
+        else:
+            with no_grad():
+                new = out_of_place(self)
+            if new.shape != self.shape:
+                raise RuntimeError(f"{name}(): the result has shape {new.shape}, which is not the "
+                                   f"tensor's shape {self.shape} (in-place ops cannot broadcast self)")
+            if self.data.flags.writeable:
+                np.copyto(self.data, new.data, casting="unsafe")
+            else:
+                self.data = new.data.astype(self.dtype)
+            view = self
+            while view._base is not None:              # a slice (a copy here) writes back, as a
+                base, idx = view._base                  # view would in PyTorch; views of memory
+                if idx is not None and not np.shares_memory(base.data, view.data):
+                    base.data[idx] = view.data          # already share it
+                base._version += 1
+                view = base
+        self._version += 1
+        return self
+
+    def copy_(self, src):
+        """Copy `src` (broadcast to this shape, cast to this dtype) into self."""
+        from .ops.elementwise import operand
+        src = operand(src)
+        return self._inplace("copy_", lambda t: _broadcast_value(src, t), src)
+
+    def fill_(self, value):
+        """Set every element to `value`."""
+        return self._inplace("fill_", lambda t: _broadcast_value(value, t), value)
+
+    def zero_(self):
+        """Set every element to 0."""
+        return self.fill_(0)
+
+    def add_(self, other, *, alpha=1):
+        """self ← self + alpha · other."""
+        return self._inplace("add_", lambda t: t + (other if alpha == 1 else other * alpha), other)
+
+    def sub_(self, other, *, alpha=1):
+        """self ← self − alpha · other."""
+        return self._inplace("sub_", lambda t: t - (other if alpha == 1 else other * alpha), other)
+
+    def mul_(self, other):
+        """self ← self · other."""
+        return self._inplace("mul_", lambda t: t * other, other)
+
+    def div_(self, other):
+        """self ← self / other."""
+        return self._inplace("div_", lambda t: t / other, other)
+
+    def clamp_(self, min=None, max=None):
+        """self ← clamp(self, min, max)."""
+        return self._inplace("clamp_", lambda t: t.clamp(min, max))
+
+    def relu_(self):
+        """self ← max(self, 0)."""
+        return self._inplace("relu_", lambda t: t.relu())
+
+    def normal_(self, mean=0.0, std=1.0):
+        """Fill with samples of N(mean, std²) from minigrad's seedable generator."""
+        from .random import generator
+        return self.copy_(generator().normal(mean, std, self.shape))
+
+    def uniform_(self, a=0.0, b=1.0):
+        """Fill with samples of U(a, b) from minigrad's seedable generator."""
+        from .random import generator
+        return self.copy_(generator().uniform(a, b, self.shape))
+
+    def __iadd__(self, other):
+        return self.add_(other)
+
+    def __isub__(self, other):
+        return self.sub_(other)
+
+    def __imul__(self, other):
+        return self.mul_(other)
+
+    def __itruediv__(self, other):
+        return self.div_(other)
+
+    def __setitem__(self, idx, value):
+        """self[idx] = value, in place (differentiable in both when recorded, see _inplace)."""
+        from .ops.elementwise import operand
+        from .ops.shape import setitem
+        value = operand(value)
+        self._inplace("__setitem__", lambda t: setitem(t, idx, value), value)
+
+
+def _broadcast_value(value, like):
+    """`value` (a Tensor or a number) broadcast to `like`'s shape, as a Tensor (differentiable)."""
+    from .ops.elementwise import operand
+    v = operand(value)
+    if not isinstance(v, Tensor):
+        return Tensor._wrap(np.full(like.shape, v, like.dtype), False)
+    if v.shape == like.shape:
+        return v.to(like.dtype).clone()
+    try:
+        np.broadcast_shapes(v.shape, like.shape)
+    except ValueError:
+        raise RuntimeError(f"copy_(): the source of shape {v.shape} does not broadcast to "
+                           f"{like.shape}") from None
+    return v.to(like.dtype).expand(like.shape)
+
+
+_TYPE_NAMES = {np.float32: "Float", np.float64: "Double", np.float16: "Half", np.int64: "Long",
+               np.int32: "Int", np.int16: "Short", np.int8: "Char", np.uint8: "Byte",
+               np.bool_: "Bool"}
 
 
 # ---- creation functions ---------------------------------------------------------------
 def tensor(data, requires_grad=False, dtype=None):
     """A new leaf Tensor holding a copy of `data`."""
     return Tensor(data, requires_grad=requires_grad, dtype=dtype)
+
+
+def from_numpy(array):
+    """A Tensor sharing memory with the ndarray `array` (torch.from_numpy): writes to one
+    show in the other. The dtype is kept (float64 stays float64)."""
+    if not isinstance(array, np.ndarray):
+        raise TypeError(f"from_numpy(): expected an np.ndarray, got {type(array).__name__}")
+    if array.dtype.kind not in "biuf":
+        raise TypeError(f"from_numpy(): the array must be numeric (bool, int or float), got dtype {array.dtype}")
+    return Tensor._wrap(array, False)
 
 
 def _shape_arg(shape):
@@ -371,6 +689,9 @@ def _install_methods():
         "reshape": S.reshape, "view": S.reshape, "flatten": S.flatten,
         "squeeze": S.squeeze, "unsqueeze": S.unsqueeze, "transpose": S.transpose,
         "permute": S.permute,
+        # PyTorch's method names for the operators
+        "add": E.add, "sub": E.sub, "mul": E.mul, "div": E.div, "pow": E.pow, "neg": E.neg,
+        "eq": E.eq, "ne": E.ne, "lt": E.lt, "le": E.le, "gt": E.gt, "ge": E.ge,
     }
     for name, fn in methods.items():
         setattr(Tensor, name, fn)

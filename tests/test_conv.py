@@ -447,15 +447,15 @@ def test_dtypes():
     w32 = np.ones((3, 2, 3, 3), np.float32)
     assert F.conv2d(mg.tensor(x32), mg.tensor(w32)).dtype == np.float32
     assert F.conv2d(mg.tensor(x32.astype(np.float64)), mg.tensor(w32.astype(np.float64))).dtype == np.float64
-    xm = mg.tensor(x32, requires_grad=True)
-    y = F.conv2d(xm, mg.tensor(w32.astype(np.float64)))
-    assert y.dtype == np.float64                                  # NumPy's promotion
-    y.sum().backward()
-    assert xm.grad.dtype == np.float32                            # the grad has the input's dtype
-    assert F.conv2d(mg.tensor(x32), mg.tensor(w32), mg.tensor(np.zeros(3))).dtype == np.float64
+    # PyTorch's rule: conv2d and conv_transpose2d never mix dtypes (ops/nn.check_same_dtype)
+    for args in ((x32, w32.astype(np.float64)), (x32.astype(np.float64), w32),
+                 (x32, w32, np.zeros(3)), (x32.astype(np.float16), w32)):
+        with pytest.raises(TypeError, match=r"conv2d\(\).*\.float\(\).*\.double\(\).*model\.to"):
+            F.conv2d(*[mg.tensor(a) for a in args])
     y16 = F.conv2d(mg.tensor(x32.astype(np.float16)), mg.tensor(w32.astype(np.float16)))
     assert y16.dtype == np.float16 and np.all(y16.data == 18)
-    assert F.conv_transpose2d(mg.tensor(x32), mg.tensor(np.ones((2, 3, 3, 3)))).dtype == np.float64
+    with pytest.raises(TypeError, match=r"conv_transpose2d\(\): weight has dtype float64"):
+        F.conv_transpose2d(mg.tensor(x32), mg.tensor(np.ones((2, 3, 3, 3))))
     for bad in (np.int64, np.int32, np.bool_, np.complex64):
         with pytest.raises(TypeError, match="input"):
             F.conv2d(x32.astype(bad), mg.tensor(w32))

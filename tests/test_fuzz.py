@@ -247,6 +247,12 @@ class Case:
 BAD_DTYPES = ("int64", "int32", "bool", "complex128", "object", "str")
 
 
+def mixed_floats(*dtypes):
+    """Two different float dtypes among `dtypes`: conv and matmul refuse them (PyTorch's rule)."""
+    floats = {d for d in dtypes if d in ("float16", "float32", "float64")}
+    return len(floats) > 1
+
+
 def values(rng, shape, dtype, kind="C"):
     """Random values of `dtype` (a dtype name) for an array of `shape`; constant along axes
     0 and −1 when the layout is a broadcast view."""
@@ -386,6 +392,8 @@ def conv2d_cases(draw):
         w_shape, names = (K, Cg, 0, kw), ("weight",)
     tag = mutation
     either = ("stride",) if mutation == "stride_overflow" else ()
+    if mixed_floats(xdt, wdt):                  # PyTorch's dtype rule: refused, naming the dtypes
+        names += ("dtype",)
 
     x, xb = tensor_arg(draw, rng, x_shape, xdt)
     w, wb = tensor_arg(draw, rng, w_shape, wdt)
@@ -482,6 +490,8 @@ def conv_transpose2d_cases(draw):
     elif mutation == "output_padding_value":
         kwargs["output_padding"] = (max(S[0], D[0]), 0)
         names = ("output_padding",)
+    if mixed_floats(xdt, wdt):                  # PyTorch's dtype rule: refused, naming the dtypes
+        names += ("dtype",)
     x, xb = tensor_arg(draw, rng, x_shape, xdt)
     w, wb = tensor_arg(draw, rng, w_shape, wdt)
     b, bb = tensor_arg(draw, rng, b_shape, wdt) if has_b else (None, None)
@@ -669,6 +679,8 @@ def matmul_cases(draw):
         a = ("arr", av, a[2], False, False)
     if mutation == "b_dtype":
         b = ("arr", bv, b[2], False, False)
+    if adt != bdt and not names:                # PyTorch's dtype rule: matmul never mixes dtypes
+        names = ("dtype",)
     grad, expect = None, ("error", names)
     if not names:
         out_dtype = np.result_type(av, bv)
@@ -768,17 +780,19 @@ def mse_cases(draw):
     elif mutation == "reduction_value":
         reduction, names = draw(st.sampled_from(["avg", None])), ("reduction",)
     x, xb = tensor_arg(draw, rng, shape, dt, tensor=True)
-    # the target requires grad only with the input's dtype (a constant target follows the input)
-    t, tb = tensor_arg(draw, rng, t_shape, tdt, requires_grad=tdt == dt)
+    # float32 with a float64 Tensor promotes to float64 (PyTorch's rule for the losses);
+    # a constant ndarray target follows the input's dtype
+    t, tb = tensor_arg(draw, rng, t_shape, tdt)
     grad, expect = None, ("error", names)
     if not names:
         out_shape = shape if reduction == "none" else ()
-        grad = upstream(draw, rng, out_shape, dt)
+        out_dtype = np.result_type(xb, tb) if t[3] else xb.dtype
+        grad = upstream(draw, rng, out_shape, str(out_dtype))
         expect = ("ok", Reference(
             lambda: ref.mse_loss(xb, tb, reduction),
             lambda g: {"arg0": ref.mse_loss_vjp(xb, tb, g, reduction),
                        "arg1": -ref.mse_loss_vjp(xb, tb, g, reduction)},
-            xb.dtype))
+            out_dtype))
     return Case("mse_loss", [x, t], dict(reduction=reduction), expect, mutation, grad)
 
 

@@ -460,9 +460,11 @@ def test_state_dict_round_trip_and_errors():
     for k, v in b.state_dict().items():
         np.testing.assert_array_equal(v, a.state_dict()[k])
         assert v.dtype == np.float32
-    sd_copy = a.state_dict()
-    sd_copy["head.weight"][...] = 7                          # state_dict() returns copies
-    assert not np.any(a.head.weight.numpy() == 7)
+    snapshot = {k: v.clone() for k, v in a.state_dict().items()}   # PyTorch's idiom for a copy
+    shared = a.state_dict()
+    shared["head.weight"].fill_(7)                           # values share the model's memory
+    assert np.all(a.head.weight.numpy() == 7)
+    assert not np.any(snapshot["head.weight"].numpy() == 7)
 
     before = b.state_dict()
     bad = dict(a.state_dict())

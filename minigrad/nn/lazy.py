@@ -136,7 +136,7 @@ class LazyConv2d(_LazyMixin, Conv2d):
         probe = _keep_generator(lambda: Conv2d(groups if isinstance(groups, int) and groups > 0 else 1,
                                                *self._args))
         for attr in ("out_channels", "kernel_size", "stride", "padding", "dilation", "groups",
-                     "output_padding"):
+                     "output_padding", "data_format"):
             object.__setattr__(self, attr, getattr(probe, attr))
         self.in_channels = 0
         self.weight = UninitializedParameter()

@@ -1,9 +1,10 @@
 """Module and Parameter: the PyTorch-style container for layers and their weights."""
 import numbers
-from collections import OrderedDict
+from collections import OrderedDict, namedtuple
 
 import numpy as np
 
+from .._device import conversions
 from ..tensor import Tensor
 
 
@@ -24,6 +25,7 @@ class Parameter(Tensor):
         return "Parameter containing:\n" + super().__repr__()
 
 
+@conversions
 class Module:
     """Base class of every layer and model (PyTorch's ``nn.Module``).
 
@@ -57,6 +59,8 @@ class Module:
         object.__setattr__(self, "_buffers", OrderedDict())
         object.__setattr__(self, "_modules", OrderedDict())
         object.__setattr__(self, "training", True)
+        object.__setattr__(self, "_forward_hooks", OrderedDict())
+        object.__setattr__(self, "_forward_pre_hooks", OrderedDict())
 
     # ---- registration ----------------------------------------------------------
     def __setattr__(self, name, value):
@@ -128,27 +132,31 @@ class Module:
         self._modules[name] = module
 
     # ---- traversal -------------------------------------------------------------
-    def named_modules(self, prefix=""):
-        """(name, module) for self (named `prefix`) and every sub-module, depth first, each once;
-        names are dotted paths such as "0" or "features.3"."""
-        seen = set()
+    def named_modules(self, memo=None, prefix="", remove_duplicate=True):
+        """(name, module) for self and every sub-module, depth first in registration order
+        (self first, named `prefix`; a child of "a" is "a.child"), as PyTorch's.
+
+        A module reachable twice (shared) is yielded once unless remove_duplicate=False;
+        `memo`, a set of modules already seen, is updated in place (PyTorch's argument)."""
+        seen = set() if memo is None else memo
         stack = [(prefix, self)]
         while stack:
             name, m = stack.pop()
-            if id(m) in seen:
-                continue
-            seen.add(id(m))
+            if remove_duplicate:
+                if m in seen:
+                    continue
+                seen.add(m)
             yield name, m
             children = [(f"{name}.{n}" if name else n, c) for n, c in m._modules.items() if c is not None]
             stack.extend(reversed(children))
 
     def modules(self):
-        """Self and every sub-module, depth first, each once (see named_modules)."""
+        """Self and every sub-module, each once (see named_modules)."""
         for _, m in self.named_modules():
             yield m
 
     def named_children(self):
-        """(name, module) for the direct children, in registration order."""
+        """(name, module) for each direct child, in registration order."""
         for n, m in self._modules.items():
             if m is not None:
                 yield n, m
@@ -158,33 +166,32 @@ class Module:
         for _, m in self.named_children():
             yield m
 
-    def named_parameters(self, prefix="", recurse=True):
-        """(dotted name, Parameter) for every parameter (of sub-modules too unless
-        recurse=False), each shared parameter once; the names are state_dict's keys."""
+    def named_parameters(self, prefix="", recurse=True, remove_duplicate=True):
+        """(dotted name, Parameter) for every parameter of self and (recurse) its sub-modules;
+        a parameter shared by two modules is yielded once unless remove_duplicate=False."""
         seen = set()
-        mods = self.named_modules(prefix) if recurse else [(prefix, self)]
+        mods = self.named_modules(prefix=prefix) if recurse else [(prefix, self)]
         for mname, m in mods:
             for pname, p in m._parameters.items():
-                if p is None or id(p) in seen:
+                if p is None or (remove_duplicate and id(p) in seen):
                     continue
                 seen.add(id(p))
                 yield (f"{mname}.{pname}" if mname else pname), p
 
     def parameters(self, recurse=True):
-        """Every Parameter, each once: what an optimizer takes, e.g.
-        ``mg.optim.SGD(model.parameters(), lr=0.1)``."""
+        """Every Parameter of self and (recurse) its sub-modules, each once."""
         for _, p in self.named_parameters(recurse=recurse):
             yield p
 
     def named_buffers(self, prefix=""):
-        """(dotted name, ndarray) for every buffer of self and its sub-modules."""
-        for mname, m in self.named_modules(prefix):
+        """(dotted name, ndarray) for every buffer (e.g. BatchNorm's running statistics)."""
+        for mname, m in self.named_modules(prefix=prefix):
             for bname, b in m._buffers.items():
                 if b is not None:
                     yield (f"{mname}.{bname}" if mname else bname), b
 
     def buffers(self):
-        """Every buffer (ndarray) of self and its sub-modules."""
+        """Every buffer array of self and its sub-modules."""
         for _, b in self.named_buffers():
             yield b
 
@@ -196,47 +203,104 @@ class Module:
 
     # ---- modes and gradients --------------------------------------------------
     def train(self, mode=True):
-        """Set training mode (mode=True) or evaluation mode on self and every sub-module;
-        Dropout and BatchNorm behave differently in the two. Returns self."""
+        """Set training mode (mode=True) or evaluation mode on self and every sub-module
+        (Dropout and BatchNorm behave differently); returns self."""
         for m in self.modules():
             object.__setattr__(m, "training", bool(mode))
         return self
 
     def eval(self):
-        """Evaluation mode: same as train(False). Returns self."""
+        """`train(False)`: evaluation mode; returns self."""
         return self.train(False)
 
     def zero_grad(self, set_to_none=True):
-        """Forget every parameter's gradient (p.grad = None) before the next backward()."""
+        """Forget every parameter's gradient (.grad becomes None)."""
         for p in self.parameters():
             p.grad = None
 
     def requires_grad_(self, requires_grad=True):
-        """Set requires_grad on every parameter (False freezes them). Returns self."""
+        """Switch gradient recording on or off for every parameter (e.g. to freeze layers); returns self."""
         for p in self.parameters():
             p.requires_grad_(requires_grad)
         return self
 
+    # ---- dtypes and devices ----------------------------------------------------------
+    def to(self, *args, **kwargs):
+        """Convert every floating-point parameter and buffer to a dtype, in place; returns self.
+
+        PyTorch's forms: `to(dtype)`, `to('cpu')`, `to(device)`, `to(tensor)` (its dtype),
+        `to(device, dtype)`, `to(dtype=..., device=..., non_blocking=...)`. Integer buffers
+        (BatchNorm's num_batches_tracked) keep their dtype, as in PyTorch. The Parameter
+        objects stay the same (an optimizer built before still holds them); a gradient
+        is converted with its parameter. Any device but the CPU raises a RuntimeError.
+        """
+        from .._device import parse_to
+        dtype, _ = parse_to(args, kwargs, f"{type(self).__name__}.to()", Tensor)
+        if dtype is None:
+            return self
+        if dtype.kind != "f":
+            raise TypeError(f"{type(self).__name__}.to(): a module's dtype must be floating point, "
+                            f"got {dtype}")
+        for m in self.modules():
+            for p in m._parameters.values():
+                if p is not None and p.dtype.kind == "f" and p.dtype != dtype:
+                    p.data = p.data.astype(dtype)
+                    if p.grad is not None:
+                        p.grad = Tensor._wrap(p.grad.data.astype(dtype), False)
+            for name, b in m._buffers.items():
+                if b is not None and b.dtype.kind == "f" and b.dtype != dtype:
+                    m._buffers[name] = b.astype(dtype)
+        return self
+
+    # ---- hooks -------------------------------------------------------------------------
+    def register_forward_pre_hook(self, hook):
+        """Call `hook(module, args)` before every forward; args is the tuple of positional
+        inputs. If the hook returns something other than None it replaces the inputs (a
+        non-tuple is wrapped in a 1-tuple). Returns a handle whose .remove() unregisters it."""
+        return _HookHandle(self._hooks("_forward_pre_hooks"), hook)
+
+    def register_forward_hook(self, hook):
+        """Call `hook(module, args, output)` after every forward; if it returns something
+        other than None, that becomes the output. Returns a handle with .remove()."""
+        return _HookHandle(self._hooks("_forward_hooks"), hook)
+
+    def _hooks(self, name):
+        hooks = self.__dict__.get(name)
+        if hooks is None:                        # a module made before hooks existed
+            hooks = OrderedDict()
+            object.__setattr__(self, name, hooks)
+        return hooks
+
     # ---- state ------------------------------------------------------------------
-    def state_dict(self):
-        """An ordered name -> ndarray copy of every parameter and buffer (PyTorch's keys)."""
-        sd = OrderedDict()
-        for mname, m in self.named_modules():
+    def state_dict(self, destination=None, prefix="", keep_vars=False):
+        """An ordered name -> Tensor dict of every parameter and buffer, PyTorch's keys.
+
+        As in PyTorch the values share memory with the model (detached Tensors; with
+        keep_vars=True the Parameters themselves): `sd[k].copy_(v)` writes into the
+        model, and a snapshot needs `{k: v.clone() for k, v in sd.items()}`. Each value has
+        .shape, .dtype, .numpy(), .clone(), .copy_(); mg.save writes them as arrays."""
+        sd = OrderedDict() if destination is None else destination
+        for mname, m in self.named_modules(prefix=prefix):
             for pname, p in m._parameters.items():
                 if p is not None:
-                    sd[f"{mname}.{pname}" if mname else pname] = p.data.copy()
+                    sd[f"{mname}.{pname}" if mname else pname] = p if keep_vars else p.detach()
             for bname, b in m._buffers.items():
                 if b is not None:
-                    sd[f"{mname}.{bname}" if mname else bname] = np.array(b, copy=True)
+                    sd[f"{mname}.{bname}" if mname else bname] = Tensor._wrap(b, False)
         return sd
 
     def load_state_dict(self, state_dict, strict=True):
         """Copy arrays into the existing parameters and buffers, keeping their dtypes.
 
+        The values may be Tensors, ndarrays, or anything np.asarray reads (so a dict
+        `{k: v.numpy() for k, v in torch_model.state_dict().items()}` exported from
+        PyTorch loads by the same keys). The copy is made into the existing arrays, so
+        earlier state_dict() values and views see the new numbers, as in PyTorch.
+
         Everything is checked before anything is copied, so a failed load leaves the
         model as it was: missing/unexpected keys (when strict) raise a KeyError naming
         them, a wrong shape a ValueError, a non-numeric value a TypeError, each naming
-        the key. Returns (missing_keys, unexpected_keys)."""
+        the key. Returns (missing_keys, unexpected_keys), a named tuple as PyTorch's."""
         if not hasattr(state_dict, "keys") or not hasattr(state_dict, "__getitem__"):
             raise TypeError(f"load_state_dict(): expected a dict of name -> array, "
                             f"got {type(state_dict).__name__}")
@@ -269,11 +333,14 @@ class Module:
                                  f"state dict but {cur_arr.shape} in the model")
             updates.append((store, n, current, value.astype(cur_arr.dtype, copy=True)))
         for store, n, current, new in updates:
-            if isinstance(current, Tensor):
+            target = current.data if isinstance(current, Tensor) else current
+            if target.flags.writeable:
+                np.copyto(target, new)
+            elif isinstance(current, Tensor):
                 current.data = new
             else:
                 store[n] = new
-        return missing, unexpected
+        return IncompatibleKeys(missing, unexpected)
 
     # ---- calling -----------------------------------------------------------------
     def forward(self, *args, **kwargs):
@@ -281,7 +348,19 @@ class Module:
         raise NotImplementedError(f"{type(self).__name__} has no forward()")
 
     def __call__(self, *args, **kwargs):
-        return self.forward(*args, **kwargs)
+        pre, post = self.__dict__.get("_forward_pre_hooks"), self.__dict__.get("_forward_hooks")
+        if not pre and not post:
+            return self.forward(*args, **kwargs)
+        for hook in list(pre.values()) if pre else ():
+            result = hook(self, args)
+            if result is not None:
+                args = result if isinstance(result, tuple) else (result,)
+        out = self.forward(*args, **kwargs)
+        for hook in list(post.values()) if post else ():
+            result = hook(self, args, out)
+            if result is not None:
+                out = result
+        return out
 
     def backward(self, input, grad_output):
         """Torch7's module-wise backward (seed 001: `model:backward(X, dloss_doutput)`).
@@ -337,6 +416,37 @@ class Module:
             return f"{type(self).__name__}({extra})"
         body = "\n  ".join(([extra] if extra else []) + lines)
         return f"{type(self).__name__}(\n  {body}\n)"
+
+
+IncompatibleKeys = namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])
+IncompatibleKeys.__doc__ = """What load_state_dict returns: the keys the model has and the dict lacked
+(missing_keys), and the keys the dict has and the model lacks (unexpected_keys)."""
+
+
+class _HookHandle:
+    """What register_forward_hook and register_forward_pre_hook return: .remove()
+    unregisters the hook (calling it twice is harmless)."""
+
+    _next_id = 0
+
+    def __init__(self, hooks, hook):
+        if not callable(hook):
+            raise TypeError(f"register hook: expected a callable, got {type(hook).__name__}")
+        _HookHandle._next_id += 1
+        self.id = _HookHandle._next_id
+        self._hooks = hooks
+        hooks[self.id] = hook
+
+    def remove(self):
+        """Unregister the hook."""
+        self._hooks.pop(self.id, None)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.remove()
+        return False
 
 
 class Sequential(Module):

@@ -10,6 +10,7 @@ import numpy as np
 
 from ._args import float_array, int_arg, pair, same_padding
 from .limits import check_output
+from .nn import check_same_dtype
 
 _WEIGHT_RANK = {4: "4-d (K, C/G, F_h, F_w)"}
 _BIAS_RANK = {1: "1-d (K,)"}
@@ -21,6 +22,7 @@ def operands(fn, x, weight, bias, groups):
     xa = float_array(x, fn, "input", (3, 4))
     wa = float_array(weight, fn, "weight", (4,), rank_names=_WEIGHT_RANK)
     ba = None if bias is None else float_array(bias, fn, "bias", (1,), rank_names=_BIAS_RANK)
+    check_same_dtype(fn, xa, weight=wa, bias=ba)            # PyTorch's rule: no mixed dtypes
     groups = int_arg(groups, fn, "groups")
     if groups < 1:
         raise ValueError(f"{fn}(): groups must be positive, got {groups}")

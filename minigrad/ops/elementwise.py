@@ -263,6 +263,19 @@ class Cast(Function):
         return δ.astype(ctx.dtype), None
 
 
+class Copy(Function):
+    """y = x, in new memory (Tensor.clone)."""
+
+    @staticmethod
+    def forward(ctx, x):
+        return np.array(x, copy=True, order="C")
+
+    @staticmethod
+    def backward(ctx, δ):
+        """∂y/∂x = 1: δ passes unchanged."""
+        return δ
+
+
 class Where(Function):
     @staticmethod
     def forward(ctx, cond, a, b):
@@ -279,8 +292,27 @@ class Where(Function):
         return None, da, db
 
 
+def promote(a, b):
+    """PyTorch's promotion for arithmetic between a and b (Tensors or Python numbers): two
+    floating dtypes give the wider one (NumPy's rule too), but an int or bool tensor meeting
+    a float tensor or a Python float gives that float dtype (float32 for a Python float),
+    where NumPy would give float64. The int/bool operand is cast (it needs no gradient)."""
+    ta, tb = isinstance(a, Tensor), isinstance(b, Tensor)
+    if ta and tb:
+        ka, kb = a.dtype.kind, b.dtype.kind
+        if ka == "f" and kb in "biu":
+            b = cast(b, a.dtype)
+        elif kb == "f" and ka in "biu":
+            a = cast(a, b.dtype)
+    elif ta and isinstance(b, float) and a.dtype.kind in "biu":
+        a = cast(a, np.float32)
+    elif tb and isinstance(a, float) and b.dtype.kind in "biu":
+        b = cast(b, np.float32)
+    return a, b
+
+
 def _binary(fn, a, b):
-    return fn.apply(operand(a), operand(b))
+    return fn.apply(*promote(operand(a), operand(b)))
 
 
 def add(a, b):
@@ -299,8 +331,13 @@ def mul(a, b):
 
 
 def div(a, b):
-    """a / b elementwise, broadcast; ∂/∂a = 1/b, ∂/∂b = −a/b²."""
-    return _binary(Div, a, b)
+    """a / b elementwise, broadcast (true division: integer operands give float32, as in
+    PyTorch); ∂/∂a = 1/b, ∂/∂b = −a/b²."""
+    a, b = promote(operand(a), operand(b))
+    if not any(isinstance(v, float) or (isinstance(v, Tensor) and v.dtype.kind == "f") for v in (a, b)):
+        a = cast(a, np.float32) if isinstance(a, Tensor) else a
+        b = cast(b, np.float32) if isinstance(b, Tensor) else b
+    return Div.apply(a, b)
 
 
 def pow(a, b):

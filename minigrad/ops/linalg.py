@@ -63,6 +63,8 @@ def matmul(a, b):
     if not isinstance(a, Tensor) or not isinstance(b, Tensor) or a.ndim == 0 or b.ndim == 0:
         raise ValueError("matmul(): both operands must be tensors with at least 1 dim "
                          "(use * for scalars)")
+    from .nn import check_same_dtype
+    check_same_dtype("matmul", a, other=b)
     ka = a.shape[-1]
     kb = b.shape[0] if b.ndim == 1 else b.shape[-2]
     if ka != kb:

@@ -152,14 +152,13 @@ def mse_loss(input, target, reduction="mean"):
     Written with existing ops: d = input − target; the gradients 2d·δ (and −2d·δ for the
     target, when it requires grad) come from Sub and Mul."""
     x = as_float_tensor(input, "mse_loss", "input")
+    if isinstance(target, np.ndarray) and target.dtype.kind == "f":
+        target = target.astype(x.dtype, copy=False)         # a constant array follows the input
     t = as_float_tensor(target, "mse_loss", "target")
     if x.shape != t.shape:
         raise ValueError(f"mse_loss(): input has shape {x.shape} but target has shape {t.shape}; "
                          f"they must match")
-    if t.dtype != x.dtype:
-        if t.requires_grad:
-            raise TypeError(f"mse_loss(): target has dtype {t.dtype} but input has dtype {x.dtype}")
-        t = Tensor._wrap(t.data.astype(x.dtype), False)         # a constant target follows the input
+    # float32 against a float64 Tensor promotes to float64, as in PyTorch (ops/nn.check_same_dtype)
     check_reduction("mse_loss", reduction)
     d = x - t
     sq = d * d

@@ -30,11 +30,20 @@ def as_float_tensor(x, fn, name):
 
 
 def check_same_dtype(fn, x, **others):
-    """Every non-None tensor in `others` has x's dtype (as PyTorch requires)."""
+    """minigrad's dtype rule, PyTorch's: the ops that multiply an input by weights (conv2d,
+    conv_transpose2d, linear, matmul, batch_norm) need every tensor operand in one dtype
+    and refuse a mix with this TypeError; elementwise arithmetic, cat, where and the
+    losses promote as NumPy and PyTorch do (float32 with float64 gives float64, an int or
+    bool tensor with a float one gives the float dtype).
+
+    `x` is the input; `others` name the other operands (None ones are skipped). Each may
+    be a Tensor or an ndarray."""
     for name, t in others.items():
         if t is not None and t.dtype != x.dtype:
-            raise TypeError(f"{fn}(): {name} has dtype {t.dtype} but input has dtype {x.dtype}; "
-                            f"convert one of them (e.g. .float() or .double())")
+            raise TypeError(
+                f"{fn}(): {name} has dtype {t.dtype} but input has dtype {x.dtype}; {fn} does not "
+                f"mix dtypes (as in PyTorch). Convert the input (x.float(), x.double() or "
+                f"x.to(dtype)) or the model (model.to(dtype), model.float() or model.double())")
 
 
 def check_probability(fn, p, name="p"):

@@ -101,7 +101,7 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
         if t is not None and t.shape != (C,):
             raise ValueError(f"batch_norm(): {name} must have shape ({C},) for input of shape "
                              f"{x.shape}, got {t.shape}")
-    check_same_dtype("batch_norm", x, weight=w, bias=b)
+    check_same_dtype("batch_norm", x, weight=w, bias=b, running_mean=rm, running_var=rv)
     if not isinstance(eps, numbers.Real) or not eps >= 0:
         raise ValueError(f"batch_norm(): eps must be a non-negative number, got {eps!r}")
     if training:

@@ -59,6 +59,64 @@ class GetItem(Function):
         return g, None
 
 
+class SetItem(Function):
+    """y = x with y[idx] = v (v broadcast to x[idx]'s shape): Tensor.__setitem__.
+
+    Backward: ∂L/∂x = δ with δ[idx] set to 0 (those entries were overwritten);
+    ∂L/∂v = δ[idx] (Function.apply sums it back over v's broadcast dims)."""
+
+    @staticmethod
+    def forward(ctx, x, v, idx):
+        ctx.idx = idx
+        y = np.array(x, copy=True)
+        y[idx] = v
+        return y
+
+    @staticmethod
+    def backward(ctx, δ):
+        dx = dv = None
+        if ctx.needs_input_grad[0]:
+            dx = np.array(δ, copy=True)
+            dx[ctx.idx] = 0
+        if ctx.needs_input_grad[1]:
+            dv = np.array(δ[ctx.idx], copy=True)
+        return dx, dv, None
+
+
+class Expand(Function):
+    """y = x broadcast to `shape` (Tensor.expand), as a copy.
+
+    Backward: δ summed over the broadcast dims (done by Function.apply's unbroadcast)."""
+
+    @staticmethod
+    def forward(ctx, x, shape):
+        return np.array(np.broadcast_to(x, shape), copy=True)
+
+    @staticmethod
+    def backward(ctx, δ):
+        return δ, None
+
+
+class Repeat(Function):
+    """y = x tiled `reps[i]` times along dim i (Tensor.repeat); extra leading reps add dims.
+
+    Backward: y viewed as (r₀, n₀, r₁, n₁, ...) holds r₀·r₁·… copies of x, so
+    ∂L/∂x = δ reshaped that way and summed over the r axes."""
+
+    @staticmethod
+    def forward(ctx, x, reps):
+        ctx.shape = (1,) * (len(reps) - x.ndim) + x.shape     # x's shape with the new leading dims
+        ctx.reps = reps
+        return np.tile(x, reps)
+
+    @staticmethod
+    def backward(ctx, δ):
+        pairs = [n for r, s in zip(ctx.reps, ctx.shape) for n in (r, s)]
+        g = δ.reshape(pairs)                                  # (r₀, n₀, r₁, n₁, ...)
+        g = g.sum(axis=tuple(range(0, len(pairs), 2)))         # -> (n₀, n₁, ...)
+        return g, None
+
+
 def _is_basic(idx):
     items = idx if isinstance(idx, tuple) else (idx,)
     return all(i is None or i is Ellipsis or isinstance(i, (slice, numbers.Integral)) for i in items)
@@ -112,6 +170,12 @@ class Pad(Function):
 
 
 # ---- public functions ----------------------------------------------------------------
+def _view(out, x):
+    """Mark `out` as a view of x (NumPy shares the memory when it can): an in-place op on
+    out then bumps x's version too, and is refused while a graph is recorded."""
+    out._base = (x, None)
+    return out
+
 
 def reshape(x, *shape):
     """The same elements in a new shape (C order); one dim may be -1 (inferred), e.g.
@@ -133,7 +197,7 @@ def reshape(x, *shape):
         raise ValueError(f"reshape(): cannot reshape a tensor of shape {x.shape} "
                          f"({x.size} elements) into shape {tuple(shape)}")
     target = tuple(shape)
-    return Reshape.apply(x, target)
+    return _view(Reshape.apply(x, target), x)
 
 
 def flatten(x, start_dim=0, end_dim=-1):
@@ -157,7 +221,7 @@ def permute(x, *dims):
     axes = tuple(_axis(d, x.ndim) for d in dims)
     if len(set(axes)) != len(axes):
         raise ValueError(f"permute(): dims {dims} repeat an axis")
-    return Permute.apply(x, axes)
+    return _view(Permute.apply(x, axes), x)
 
 
 def transpose(x, dim0, dim1):
@@ -167,7 +231,7 @@ def transpose(x, dim0, dim1):
     axes = list(range(x.ndim))
     a, b = _axis(dim0, x.ndim, "dim0"), _axis(dim1, x.ndim, "dim1")
     axes[a], axes[b] = axes[b], axes[a]
-    return Permute.apply(x, tuple(axes))
+    return _view(Permute.apply(x, tuple(axes)), x)
 
 
 def squeeze(x, dim=None):
@@ -178,13 +242,13 @@ def squeeze(x, dim=None):
         dims = (dim,) if isinstance(dim, numbers.Integral) else tuple(dim)
         dims = {_axis(d, x.ndim) for d in dims} if x.ndim else set()
         shape = tuple(n for i, n in enumerate(x.shape) if not (i in dims and n == 1))
-    return Reshape.apply(x, shape)
+    return _view(Reshape.apply(x, shape), x)
 
 
 def unsqueeze(x, dim):
     """Insert a dim of size 1 at position `dim`, e.g. (C,) -> (1, C) with dim=0."""
     d = _axis(dim, x.ndim + 1)
-    return Reshape.apply(x, x.shape[:d] + (1,) + x.shape[d:])
+    return _view(Reshape.apply(x, x.shape[:d] + (1,) + x.shape[d:]), x)
 
 
 def _index(idx):
@@ -208,7 +272,24 @@ def getitem(x, idx):
         x.data[idx]
     except IndexError as e:
         raise IndexError(f"index {idx!r} is invalid for a tensor of shape {x.shape}: {e}") from None
-    return GetItem.apply(x, idx)
+    out = GetItem.apply(x, idx)
+    if _is_basic(idx):             # PyTorch gives a view: in-place ops on it write back (Tensor._inplace)
+        out._base = (x, idx)
+    return out
+
+
+def setitem(x, idx, value):
+    """x with x[idx] = value, as a new Tensor (differentiable in x and value)."""
+    from .elementwise import operand
+    idx = _index(idx)
+    value = operand(value)
+    try:
+        target = x.data[idx]
+        np.broadcast_to(value.data if isinstance(value, Tensor) else value, np.shape(target))
+    except (IndexError, ValueError) as e:
+        raise IndexError(f"setitem: cannot assign a value of shape {np.shape(getattr(value, 'data', value))} "
+                         f"to index {idx!r} of a tensor of shape {x.shape}: {e}") from None
+    return SetItem.apply(x, value, idx)
 
 
 def _tensors(xs, name):
