@@ -138,7 +138,10 @@ class Function:
 
     @property
     def name(self):
-        return type(self).__name__
+        """The op's name as graphs, reprs and errors show it: the class name without a
+        trailing 'Function' (Conv2dFunction -> 'Conv2d', as the layer and the lecture say)."""
+        name = type(self).__name__
+        return name[:-len("Function")] if name.endswith("Function") and name != "Function" else name
 
     def __repr__(self):
         return f"<{self.name}Backward>"
