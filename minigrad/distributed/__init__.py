@@ -20,6 +20,7 @@ call the same collectives in the same order with the same shapes and dtypes.
 """
 import numbers
 import sys
+import time
 import traceback
 
 import numpy as np
@@ -78,6 +79,10 @@ def _abort_on_uncaught_exception(exc_type, exc, tb):
                          f"aborting all ranks of the job:\n")
         traceback.print_exception(exc_type, exc, tb, file=sys.stderr)
         sys.stderr.flush()
+        # Abort kills mpiexec's proxies at once, and with them whatever of this rank's
+        # stderr they have not forwarded yet (seen on a loaded machine: an empty stderr).
+        # Give the forwarding a moment: the traceback is the point of this hook.
+        time.sleep(0.5)
     finally:
         _group.MPI.COMM_WORLD.Abort(1)
 
