@@ -1,15 +1,15 @@
-"""Run PyTorch scripts on minigrad: `install_torch_alias()` makes `import torch` give minigrad.
+"""Run PyTorch scripts on minigrad: `install_torch_alias()` makes `import torch` give minigrad::
 
     import minigrad.compat
     minigrad.compat.install_torch_alias()
     import torch, torch.nn as nn, torch.nn.functional as F    # all minigrad underneath
 
-or, for a whole script, unchanged:
+or, for a whole script, unchanged::
 
     python -m minigrad.run train.py --epochs 2
 
 The alias puts these modules into `sys.modules` (each resolves its names lazily, so a
-name minigrad gains later appears without touching this file):
+name minigrad gains later appears without touching this file)::
 
     torch                      minigrad (tensor, zeros, cat, no_grad, float32, ...) plus the
                                names below; a function missing from minigrad but present

@@ -1,4 +1,4 @@
-"""Which kernel a convolution or pooling call takes, and why; a switch to force one.
+"""Which kernel a convolution or pooling call takes, and why; a switch to force one::
 
     import minigrad.kernels as kernels
     print(kernels.explain((64, 6, 14, 14), (16, 6, 5, 5)))    # LeNet's second layer
@@ -7,7 +7,7 @@
     with kernels.trace() as calls:            # which kernels ran
         model(x)
 
-The paths (their kernels in ext/; the Python glue in minigrad/ops/conv_dispatch.py):
+The paths (their kernels in ext/; the Python glue in minigrad/ops/conv_dispatch.py)::
 
   conv2d, conv_transpose2d
     direct    ext/conv_direct.pyx    the formulas of DESIGN.md as loops: forward, ∂L/∂w, and

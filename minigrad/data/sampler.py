@@ -17,10 +17,12 @@ class DistributedSampler:
 
     Each epoch the indices 0 … n−1 are put in order (a permutation seeded by
     (seed, epoch) when shuffle, else 0, 1, …); then, so that every rank gets the same
-    number of samples,
+    number of samples::
+
       drop_last=False: the order is padded with its own first indices up to
           total = ⌈n / R⌉ · R (repeating it when the padding is longer than n);
       drop_last=True:  it is cut to total = ⌊n / R⌋ · R (the tail is dropped);
+
     and rank r takes positions r, r + R, r + 2R, … of it: ⌈n / R⌉ (or ⌊n / R⌋) indices.
     The shards are disjoint and together cover the data set (up to the padding or the
     dropped tail). Call set_epoch(e) before each epoch for a new shuffle.

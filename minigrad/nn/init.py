@@ -1,6 +1,7 @@
-"""Weight initialisation (torch.nn.init's names, formulas and fan computations): uniform_,
-normal_, constant_, zeros_, ones_, eye_, dirac_, xavier_uniform_/normal_, kaiming_uniform_/normal_,
-trunc_normal_, orthogonal_, sparse_ and calculate_gain.
+"""Weight initialisation (torch.nn.init's names, formulas and fan computations):
+``uniform_``, ``normal_``, ``constant_``, ``zeros_``, ``ones_``, ``eye_``, ``dirac_``,
+``xavier_uniform_``/``xavier_normal_``, ``kaiming_uniform_``/``kaiming_normal_``,
+``trunc_normal_``, ``orthogonal_``, ``sparse_`` and ``calculate_gain``.
 
 Every function fills a Tensor (or Parameter) in place, keeping its dtype, draws from
 minigrad's global generator (seeded by mg.manual_seed) and returns the tensor.
@@ -151,7 +152,7 @@ def eye_(tensor):
 def dirac_(tensor, groups=1):
     """Fill a conv weight (out, in, k…) of 3, 4 or 5 dims so that the convolution is the
     identity on the first min(out/groups, in) channels of each group: w[g·m + d, d, centre] = 1
-    with m = out/groups, every other entry 0 (torch.nn.init.dirac_)."""
+    with m = out/groups, every other entry 0 (``torch.nn.init.dirac_``)."""
     _target(tensor, "dirac_")
     if tensor.ndim not in (3, 4, 5):
         raise ValueError(f"init.dirac_(): only 3, 4 or 5-d tensors are supported, got shape {tensor.shape}")
@@ -170,7 +171,7 @@ def dirac_(tensor, groups=1):
 def trunc_normal_(tensor, mean=0.0, std=1.0, a=-2.0, b=2.0):
     """Fill with N(mean, std²) truncated to [a, b]: values drawn from the normal until they
     fall inside (rejection sampling, so the distribution is exact); a and b are absolute
-    bounds, as in torch.nn.init.trunc_normal_. The interval must hold at least a 10⁻⁴
+    bounds, as in ``torch.nn.init.trunc_normal_``. The interval must hold at least a 10⁻⁴
     share of the normal's mass (else ValueError)."""
     _target(tensor, "trunc_normal_")
     if not std > 0:
@@ -221,7 +222,7 @@ def orthogonal_(tensor, gain=1.0):
 
 def sparse_(tensor, sparsity, std=0.01):
     """Fill a 2-d tensor with N(0, std²) values and then zero ⌈sparsity · rows⌉ randomly
-    chosen entries in every column (Martens 2010; torch.nn.init.sparse_)."""
+    chosen entries in every column (Martens 2010; ``torch.nn.init.sparse_``)."""
     _target(tensor, "sparse_")
     if tensor.ndim != 2:
         raise ValueError(f"init.sparse_(): only 2-d tensors are supported, got shape {tensor.shape}")

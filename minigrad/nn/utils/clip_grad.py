@@ -23,8 +23,10 @@ def _grads(fn, parameters):
 def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=False, foreach=None):
     """Scale all gradients together so that their joint norm is at most max_norm.
 
-    The joint norm treats every gradient as one long vector g:
+    The joint norm treats every gradient as one long vector g::
+
         ‖g‖_q = (Σ_p ‖g_p‖_q^q)^(1/q)      (q = norm_type; q = inf: max |g|)
+
     and every gradient is multiplied by min(1, max_norm / (‖g‖_q + 10⁻⁶)) (PyTorch's
     rule). Returns the norm before clipping as a 0-d Tensor. With
     error_if_nonfinite=True a NaN or infinite norm raises RuntimeError (else the
