@@ -50,6 +50,7 @@ import numpy as np
 import minigrad as mg
 import minigrad.nn as nn
 import minigrad.nn.functional as F
+import minigrad.kernels as kernels
 """
 
 html_theme = "alabaster"

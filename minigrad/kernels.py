@@ -344,8 +344,13 @@ def explain(x_shape, w_shape=None, *, op="conv2d", stride=None, padding=0, dilat
             count_include_pad=True, divisor_override=None):
     """`choose()`'s answer with the reasons: an `Explanation` (the `Paths` and `.why`, a
     dict of reasons per pass), printed as a few lines. Arguments as for `choose`.
+    ``print(kernels.explain((64, 1, 28, 28), (6, 1, 5, 5), padding=2))`` shows LeNet's
+    first layer (which paths depend on the CPU and on whether OpenBLAS was found);
+    under `use` the forced path is the answer:
 
-        >>> print(kernels.explain((64, 1, 28, 28), (6, 1, 5, 5), padding=2))
+        >>> with kernels.use("direct"):
+        ...     kernels.explain((64, 1, 28, 28), (6, 1, 5, 5), padding=2).paths
+        Paths(forward='direct', input_grad='direct', weight_grad='direct')
     """
     why = {}
     paths = _choose(x_shape, w_shape, op, stride, padding, dilation, groups, dtype,
