@@ -1,0 +1,8 @@
+"""The famous CNNs of the lecture, with torchvision's constructor names.
+
+Each constructor takes num_classes and in_channels. Where torchvision has the model,
+the parameter count and the state_dict keys are torchvision's, so its weights load.
+"""
+from .lenet import lenet5
+from .resnet import (BasicBlock, Bottleneck, ResNet, CifarResNet, ZeroPadShortcut,
+                     resnet18, resnet20, resnet34, resnet50)
