@@ -17,6 +17,7 @@ run that never stopped would be. The data comes from Debian's dataset-fashion-mn
 package (/usr/share/datasets/fashion-mnist).
 """
 import argparse
+import math
 import os
 import sys
 import time
@@ -49,6 +50,9 @@ def parse_args(argv=None):
     p.add_argument("--weight-decay", type=float, default=5e-4, help="L2 penalty (default 5e-4)")
     p.add_argument("--schedule", choices=["cosine", "step", "none"], default="cosine",
                    help="learning-rate schedule over all steps (default cosine)")
+    p.add_argument("--time-budget", type=float, default=None, metavar="MINUTES",
+                   help="anneal the cosine over this much wall-clock time instead of over the "
+                        "steps, and stop when it is spent (--epochs is then an upper bound)")
     p.add_argument("--no-augment", dest="augment", action="store_false",
                    help="train without random crops and flips")
     p.add_argument("--seed", type=int, default=0)
@@ -79,6 +83,38 @@ def make_optimizer(args, params):
     return mg.optim.Adam(params, lr=args.lr, weight_decay=args.weight_decay)
 
 
+class CosineOverTime(mg.optim.lr_scheduler.LRScheduler):
+    """lr = base_lr · (1 + cos(π · t / budget)) / 2, with t the wall-clock seconds spent since
+    training started (summed over resumed runs), and `finished` once t ≥ budget.
+
+    The cosine of --schedule cosine, but over a time budget instead of a number of steps
+    (as in Li, Yumer, Ramanan, "Budgeted Training", ICLR 2020): on a machine shared with
+    other jobs the number of steps that fit is not known in advance, and a step-based
+    cosine cut short would stop at a high learning rate. Not reproducible across machines
+    (the schedule depends on speed); the step-based cosine is."""
+
+    def __init__(self, optimizer, budget_seconds):
+        if not budget_seconds > 0:
+            raise ValueError(f"CosineOverTime(): the budget must be positive, got {budget_seconds}")
+        self.budget, self.elapsed, self._t = float(budget_seconds), 0.0, None
+        super().__init__(optimizer)
+
+    @property
+    def finished(self):
+        return self.elapsed >= self.budget
+
+    def get_lr(self):
+        now = time.perf_counter()
+        if self._t is not None:
+            self.elapsed += now - self._t
+        self._t = now
+        f = min(self.elapsed / self.budget, 1.0)
+        return [base * (1 + math.cos(math.pi * f)) / 2 for base in self.base_lrs]
+
+    def state_dict(self):
+        return {k: v for k, v in super().state_dict().items() if k != "_t"}
+
+
 def train(args):
     if args.threads:
         mg.set_num_threads(args.threads)
@@ -100,7 +136,10 @@ def train(args):
     opt = make_optimizer(args, model.parameters())
     loader = DataLoader((x_train, y_train), batch_size=args.batch_size, shuffle=True,
                         drop_last=True, seed=args.seed)
-    sched = make_schedule(args.schedule, opt, args.epochs * len(loader))
+    if args.time_budget:
+        sched = CosineOverTime(opt, args.time_budget * 60)
+    else:
+        sched = make_schedule(args.schedule, opt, args.epochs * len(loader))
     history = {"epoch": [], "train_loss": [], "train_acc": [], "test_loss": [], "test_acc": [],
                "time": []}
     start_epoch = 0
@@ -119,11 +158,13 @@ def train(args):
     print(f"{args.model}: {sum(p.size for p in model.parameters()):,} parameters; "
           f"{len(x_train):,} training images, {len(x_test):,} test images; {args.optimizer} "
           f"lr={args.lr} momentum={args.momentum} weight_decay={args.weight_decay} "
-          f"schedule={args.schedule} batch={args.batch_size} augment={args.augment}; "
+          f"schedule={args.schedule if not args.time_budget else f'cosine over {args.time_budget} min'} batch={args.batch_size} augment={args.augment}; "
           f"train transform {train_tf!r}; {mg.get_num_threads()} threads", flush=True)
 
     t_start, images_seen, train_time = time.perf_counter(), 0, 0.0
     for epoch in range(start_epoch, args.epochs):
+        if getattr(sched, "finished", False):
+            break
         loader.set_epoch(epoch)
         mg.manual_seed(args.seed * 1_000_003 + epoch)    # this epoch's crops and flips
         model.train()
@@ -144,6 +185,9 @@ def train(args):
             correct += int((logits.numpy().argmax(1) == y.numpy()).sum())
             bar.update(loss=f"{loss_sum / seen:.4f}", acc=f"{correct / seen:.4f}",
                        img_s=f"{seen / (time.perf_counter() - t0):.0f}")
+            if getattr(sched, "finished", False):
+                print(f"time budget spent after {seen} images of epoch {epoch + 1}", flush=True)
+                break
         bar.close()
         epoch_time = time.perf_counter() - t0
         train_time += epoch_time
@@ -154,7 +198,7 @@ def train(args):
             history[k].append(v)
         print(f"epoch {epoch + 1}: train loss {loss_sum / seen:.4f} acc {correct / seen:.4f} | "
               f"test loss {test_loss:.4f} acc {test_acc:.4f} | {epoch_time:.1f} s, "
-              f"{seen / epoch_time:.0f} images/s | elapsed {time.perf_counter() - t_start:.0f} s",
+              f"{seen / epoch_time:.0f} images/s | lr {opt.param_groups[0]['lr']:.4g} | elapsed {time.perf_counter() - t_start:.0f} s",
               flush=True)
         if args.save:
             ckpt = {"model": model.state_dict(), "optimizer": opt.state_dict(),

@@ -6,3 +6,5 @@ the parameter count and the state_dict keys are torchvision's, so its weights lo
 from .lenet import lenet5
 from .resnet import (BasicBlock, Bottleneck, ResNet, CifarResNet, ZeroPadShortcut,
                      resnet18, resnet20, resnet34, resnet50)
+from .alexnet import AlexNet, alexnet
+from .vgg import VGG, vgg11, vgg11_bn, vgg16, vgg16_bn
