@@ -227,6 +227,19 @@ BAD += [
 ]
 
 
+# issue 11's layers (branch layers): activations, channel dropout, adaptive max pooling
+BAD += [
+    ("relu6-inplace", lambda: F.relu6(mg.ones(2), inplace="yes"), TypeError, r"relu6\(\).*inplace"),
+    ("hardtanh-range", lambda: F.hardtanh(mg.ones(2), 1.0, -1.0), ValueError, r"hardtanh\(\).*min_val"),
+    ("leaky_relu-slope", lambda: F.leaky_relu(mg.ones(2), None), TypeError, r"leaky_relu\(\).*negative_slope"),
+    ("silu-int", lambda: F.silu(mg.tensor([1, 2])), TypeError, r"silu\(\).*input.*int64"),
+    ("gelu-approximate", lambda: F.gelu(mg.ones(2), approximate="fast"), ValueError, r"gelu\(\).*approximate"),
+    ("dropout2d-rank", lambda: F.dropout2d(mg.ones(2, 3), 0.5), ValueError, r"dropout2d\(\).*\(2, 3\)"),
+    ("adaptive_max_pool2d-size", lambda: F.adaptive_max_pool2d(mg.ones(1, 2, 4, 4), (2, 0)), ValueError,
+     r"adaptive_max_pool2d\(\).*output_size.*\(2, 0\)"),
+]
+
+
 @pytest.mark.parametrize("call, exc, pattern", [
     pytest.param(call, exc, pattern, id=name,
                  marks=[pytest.mark.xfail(strict=True, reason=XFAIL[name])] if name in XFAIL else [])
@@ -281,6 +294,11 @@ EMPTY = [
     ("mse_loss-none", lambda x: F.mse_loss(x, mg.zeros(0, 3), reduction="none"), (0, 3), (0, 3)),
     ("mse_loss-sum", lambda x: F.mse_loss(x, mg.zeros(0, 3), reduction="sum"), (0, 3), ()),
     ("matmul", lambda x: x @ mg.ones(3, 2, requires_grad=True), (0, 3), (0, 2)),
+    ("relu6", F.relu6, (0, 3), (0, 3)),
+    ("gelu", F.gelu, (0, 3), (0, 3)),
+    ("silu", F.silu, (0, 3), (0, 3)),
+    ("dropout2d", lambda x: F.dropout2d(x, 0.5), (0, 3, 2, 2), (0, 3, 2, 2)),
+    ("adaptive_max_pool2d", lambda x: F.adaptive_max_pool2d(x, (2, 5)), (0, 3, 6, 6), (0, 3, 2, 5)),
 ]
 
 

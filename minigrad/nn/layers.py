@@ -4,6 +4,7 @@ import numbers
 
 import numpy as np
 
+from ..ops import activation as A
 from ..ops import elementwise as E
 from ..ops import loss as L
 from ..ops import nn as N
@@ -62,8 +63,18 @@ class Linear(Module):
 
 
 class ReLU(Module):
+    """y = max(x, 0). inplace=True is accepted (PyTorch's memory hint) and gives the same
+    numbers; minigrad computes out of place (see minigrad/ops/activation.py)."""
+
+    def __init__(self, inplace=False):
+        super().__init__()
+        self.inplace = A._inplace_arg("ReLU", inplace)
+
     def forward(self, x):
         return E.relu(x)
+
+    def extra_repr(self):
+        return "inplace=True" if self.inplace else ""
 
 
 class Sigmoid(Module):
@@ -111,15 +122,16 @@ class Flatten(Module):
 class Dropout(Module):
     """Inverted dropout in training mode, the identity in eval mode."""
 
-    def __init__(self, p=0.5):
+    def __init__(self, p=0.5, inplace=False):
         super().__init__()
-        self.p = N.check_probability("Dropout", p)
+        self.p = N.check_probability(type(self).__name__, p)
+        self.inplace = A._inplace_arg(type(self).__name__, inplace)
 
     def forward(self, x):
         return N.dropout(x, self.p, self.training)
 
     def extra_repr(self):
-        return f"p={self.p}"
+        return f"p={self.p}" + (", inplace=True" if self.inplace else "")
 
 
 class _BatchNorm(Module):

@@ -1,11 +1,12 @@
-"""Pooling layers: MaxPool2d, AvgPool2d, AdaptiveAvgPool2d (PyTorch's names and arguments).
+"""Pooling layers: MaxPool2d, AvgPool2d, AdaptiveAvgPool2d, AdaptiveMaxPool2d (PyTorch's
+names and arguments).
 
 They hold no parameters; each forwards to the function of the same name in
 minigrad.nn.functional (minigrad/ops/pool.py has the math). The arguments are validated
 when the layer is built, so a wrong kernel or padding fails at model definition, not
 at the first batch.
 """
-from ..ops.pool import (adaptive_avg_pool2d, adaptive_output_size, avg_pool2d,
+from ..ops.pool import (adaptive_avg_pool2d, adaptive_max_pool2d, adaptive_output_size, avg_pool2d,
                         bool_arg, divisor_arg, max_pool2d, pool_args)
 from .module import Module
 
@@ -70,6 +71,23 @@ class AdaptiveAvgPool2d(Module):
 
     def forward(self, x):
         return adaptive_avg_pool2d(x, self.output_size)
+
+    def extra_repr(self):
+        return f"output_size={self.output_size}"
+
+
+class AdaptiveMaxPool2d(Module):
+    """Max pooling to a fixed output size, PyTorch's windows for any size (see
+    F.adaptive_max_pool2d); with return_indices=True the call returns (y, indices)."""
+
+    def __init__(self, output_size, return_indices=False):
+        super().__init__()
+        adaptive_output_size("AdaptiveMaxPool2d", output_size)
+        self.output_size = output_size
+        self.return_indices = bool_arg("AdaptiveMaxPool2d", "return_indices", return_indices)
+
+    def forward(self, x):
+        return adaptive_max_pool2d(x, self.output_size, self.return_indices)
 
     def extra_repr(self):
         return f"output_size={self.output_size}"

@@ -170,6 +170,7 @@ def log_softmax(input, dim):
 # ---- dropout ------------------------------------------------------------------------------
 class Dropout(Function):
     """Inverted dropout: y = x · m with m_i = 1/(1−p) kept (probability 1−p), else 0.
+    m has x's shape (dropout) or one entry per channel broadcast over H, W (dropout2d).
 
     Backward: ∂L/∂x = δ · m (the same mask).
     """
@@ -185,19 +186,53 @@ class Dropout(Function):
         return δ * mask, None
 
 
-def dropout(input, p=0.5, training=True):
+def _keep_mask(shape, p, dtype):
+    """m with m_i = 1/(1−p) (kept, probability 1−p) or 0, drawn from minigrad's generator."""
+    from ..random import generator
+    if p == 1.0:
+        return np.zeros(shape, dtype=dtype)
+    keep = generator().random(shape) >= p                          # P(keep) = 1 − p
+    return keep.astype(dtype) * dtype.type(1.0 / (1.0 - p))
+
+
+def dropout(input, p=0.5, training=True, inplace=False):
     """Zero each element with probability p and scale the rest by 1/(1−p) (PyTorch semantics).
 
     The mask is drawn from minigrad's global generator (seeded by mg.manual_seed).
-    Not training, or p = 0: the input itself is returned. p = 1: all zeros."""
-    from ..random import generator
+    Not training, or p = 0: the input itself is returned. p = 1: all zeros.
+    inplace=True is accepted and gives the same numbers (computed out of place)."""
     x = as_float_tensor(input, "dropout", "input")
     p = check_probability("dropout", p)
+    _bool_arg("dropout", "inplace", inplace)
     if not training or p == 0.0:
         return x
-    if p == 1.0:
-        mask = np.zeros(x.shape, dtype=x.dtype)
-    else:
-        keep = generator().random(x.shape) >= p                    # P(keep) = 1 − p
-        mask = keep.astype(x.dtype) * x.dtype.type(1.0 / (1.0 - p))
-    return Dropout.apply(x, mask)
+    return Dropout.apply(x, _keep_mask(x.shape, p, x.dtype))
+
+
+def dropout2d(input, p=0.5, training=True, inplace=False):
+    """Channel dropout (torch.nn.functional.dropout2d): each whole channel plane x[n, c]
+    is zeroed with probability p, the kept ones scaled by 1/(1−p):
+
+        y[n, c, h, w] = x[n, c, h, w] · m[n, c],  m[n, c] ∈ {0, 1/(1−p)}
+
+    Backward: ∂L/∂x[n, c, h, w] = δ[n, c, h, w] · m[n, c] (Dropout's, with the mask broadcast).
+
+    input: (N, C, H, W); a 3-d input is read as (N, C, L), one mask entry per (n, c), as
+    PyTorch does today. Not training, or p = 0: the input itself is returned."""
+    fn = "dropout2d"
+    x = as_float_tensor(input, fn, "input")
+    p = check_probability(fn, p)
+    _bool_arg(fn, "inplace", inplace)
+    if x.ndim not in (3, 4):
+        raise ValueError(f"{fn}(): input must be 4-d (N, C, H, W) or 3-d (N, C, L), got shape "
+                         f"{x.shape}; use dropout for element-wise dropout")
+    if not training or p == 0.0:
+        return x
+    mask_shape = x.shape[:2] + (1,) * (x.ndim - 2)                 # (N, C, 1, 1)
+    return Dropout.apply(x, _keep_mask(mask_shape, p, x.dtype))
+
+
+def _bool_arg(fn, name, value):
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{fn}(): {name} must be a bool, got {value!r}")
+    return bool(value)

@@ -42,8 +42,8 @@ from ..tensor import Tensor
 from ..threads import get_num_threads
 from .limits import check_output
 
-__all__ = ["max_pool2d", "avg_pool2d", "adaptive_avg_pool2d", "global_avg_pool2d",
-           "MaxPool2d", "AvgPool2d"]
+__all__ = ["max_pool2d", "avg_pool2d", "adaptive_avg_pool2d", "adaptive_max_pool2d",
+           "global_avg_pool2d", "MaxPool2d", "AvgPool2d"]
 
 _INT32_MAX = 2**31 - 1
 
@@ -426,6 +426,33 @@ def adaptive_avg_pool2d(x, output_size):
     check_output(fn, "output_size", a.shape[:-2] + out, a.itemsize, extra_bytes=64 * (out[0] + out[1]))
     g = _adaptive_geometry(a.shape[-2], a.shape[-1], out)
     return AvgPool2d.apply(x if isinstance(x, Tensor) else a, g)
+
+
+def adaptive_max_pool2d(x, output_size, return_indices=False):
+    """Max pooling to a fixed output size (OH, OW), as torch.nn.functional.adaptive_max_pool2d.
+
+    Output (i, j) is the max over the window of adaptive_avg_pool2d: rows
+    ⌊i·H/OH⌋ … ⌈(i+1)·H/OH⌉ − 1, columns ⌊j·W/OW⌋ … ⌈(j+1)·W/OW⌉ − 1. The winner of
+    each window is recorded in a mask in forward and the backward routes δ to it
+    (MaxPool2d's backward; windows that overlap when OH does not divide H accumulate).
+    output_size: an int, or a pair whose None entries keep the input's size. With
+    return_indices=True also returns the int64 flat index h·W + w of each winner.
+    """
+    fn = "adaptive_max_pool2d"
+    a = _input(fn, x)
+    out = adaptive_output_size(fn, output_size, a.shape[-2:])
+    if a.shape[-2] * a.shape[-1] > _INT32_MAX:
+        raise ValueError(f"{fn}(): an input plane of {a.shape[-2]}×{a.shape[-1]} is too large "
+                         f"for the int32 mask")
+    check_output(fn, "output_size", a.shape[:-2] + out, a.itemsize + 4,
+                 extra_bytes=64 * (out[0] + out[1]))
+    g = _adaptive_geometry(a.shape[-2], a.shape[-1], out)     # step (1, 1): MaxPool2d's tables
+    x = x if isinstance(x, Tensor) else a
+    if not bool_arg(fn, "return_indices", return_indices):
+        return MaxPool2d.apply(x, g)
+    box = []
+    y = MaxPool2d.apply(x, g, indices_out=box)
+    return y, Tensor._wrap(box[0].astype(np.int64).reshape(y.shape), False)
 
 
 def global_avg_pool2d(x, keepdim=True):
