@@ -8,3 +8,7 @@ from .resnet import (BasicBlock, Bottleneck, ResNet, CifarResNet, ZeroPadShortcu
                      resnet18, resnet20, resnet34, resnet50)
 from .alexnet import AlexNet, alexnet
 from .vgg import VGG, vgg11, vgg11_bn, vgg16, vgg16_bn
+from .googlenet import BasicConv2d, GoogLeNet, GoogLeNetOutputs, Inception, InceptionAux, googlenet
+from .densenet import DenseBlock, DenseLayer, DenseNet, Transition, densenet121
+from .mobilenet import ConvBNReLU6, InvertedResidual, MobileNetV2, mobilenet_v2
+from .nin import NiN, NiNBlock, nin
