@@ -169,7 +169,7 @@ def train(args):
         mg.manual_seed(args.seed * 1_000_003 + epoch)    # this epoch's crops and flips
         model.train()
         bar = Progress(len(loader), f"epoch {epoch + 1}/{args.epochs}", args.quiet)
-        t0, seen, correct, loss_sum = time.perf_counter(), 0, 0, 0.0
+        t0, cpu0, seen, correct, loss_sum = time.perf_counter(), time.process_time(), 0, 0, 0.0
         for x, y in loader:
             x = mg.tensor(train_tf(x.numpy()))
             logits = model(x)
@@ -189,7 +189,7 @@ def train(args):
                 print(f"time budget spent after {seen} images of epoch {epoch + 1}", flush=True)
                 break
         bar.close()
-        epoch_time = time.perf_counter() - t0
+        epoch_time, epoch_cpu = time.perf_counter() - t0, time.process_time() - cpu0
         train_time += epoch_time
         images_seen += seen
         test_acc, test_loss = evaluate(model, x_test, y_test)
@@ -197,7 +197,7 @@ def train(args):
                      ("test_loss", test_loss), ("test_acc", test_acc), ("time", epoch_time)):
             history[k].append(v)
         print(f"epoch {epoch + 1}: train loss {loss_sum / seen:.4f} acc {correct / seen:.4f} | "
-              f"test loss {test_loss:.4f} acc {test_acc:.4f} | {epoch_time:.1f} s, "
+              f"test loss {test_loss:.4f} acc {test_acc:.4f} | {epoch_time:.1f} s ({epoch_cpu:.0f} s CPU), "
               f"{seen / epoch_time:.0f} images/s | lr {opt.param_groups[0]['lr']:.4g} | elapsed {time.perf_counter() - t_start:.0f} s",
               flush=True)
         if args.save:
