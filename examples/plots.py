@@ -17,10 +17,11 @@ def _pyplot():
     return plt
 
 
-def plot_curves(out_dir, history, title=None):
-    """Loss and accuracy per epoch, train and test, into out_dir/curves.png."""
+def write_plots(out_dir, model, history, x_test, y_test, mean, std, classes):
     plt = _pyplot()
     os.makedirs(out_dir, exist_ok=True)
+
+    # 1. learning curves
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 4))
     ep = history["epoch"]
     a1.plot(ep, history["train_loss"], "o-", label="train")
@@ -32,18 +33,9 @@ def plot_curves(out_dir, history, title=None):
     for a in (a1, a2):
         a.grid(alpha=0.3)
         a.legend()
-    if title:
-        fig.suptitle(title)
     fig.tight_layout()
     fig.savefig(os.path.join(out_dir, "curves.png"), dpi=100)
     plt.close(fig)
-
-
-def write_plots(out_dir, model, history, x_test, y_test, mean, std, classes):
-    plt = _pyplot()
-    os.makedirs(out_dir, exist_ok=True)
-
-    plot_curves(out_dir, history)                         # 1. learning curves
 
     # 2. the six learned 5×5 filters of the first conv layer
     w = model[0].weight.numpy()[:, 0]                      # (6, 5, 5)

@@ -295,3 +295,11 @@ def test_bad_constructor_arguments(fn):
         fn(num_classes=0)
     with pytest.raises(TypeError, match="in_channels"):
         fn(in_channels=1.5)
+
+
+def test_zero_init_residual_starts_every_block_as_the_identity():
+    for model, last in ((M.resnet18(zero_init_residual=True), "bn2"),
+                        (M.resnet50(zero_init_residual=True), "bn3")):
+        blocks = [m for m in model.modules() if isinstance(m, (M.BasicBlock, M.Bottleneck))]
+        assert blocks and all(np.all(getattr(b, last).weight.numpy() == 0) for b in blocks)
+        assert np.all(model.bn1.weight.numpy() == 1)

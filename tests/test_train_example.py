@@ -41,10 +41,13 @@ def test_resume_equals_an_uninterrupted_run(tmp_path):
     assert ha["test_acc"] == hb["test_acc"]
 
 
-def test_time_budget_stops_and_anneals(capsys):
-    model, history = train.train(_args("--model", "lenet5", "--epochs", "1000", "--time-budget", "0.02"))
+def test_time_budget_stops_and_anneals(capsys, tmp_path):
+    pytest.importorskip("matplotlib")
+    model, history = train.train(_args("--model", "lenet5", "--epochs", "1000", "--time-budget", "0.02",
+                                       "--plots", str(tmp_path)))
     assert len(history["epoch"]) < 1000
     assert "time budget spent" in capsys.readouterr().out
+    assert (tmp_path / "curves.png").stat().st_size > 1000
 
 
 def test_cosine_over_time_schedule():

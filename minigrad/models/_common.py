@@ -13,16 +13,30 @@ def check_model_args(fn, num_classes, in_channels):
             raise ValueError(f"{fn}(): {name} must be at least 1, got {v}")
 
 
-def init_conv_bn(model, zero_init_residual=False):
-    """He initialisation for convolutions (kaiming_normal_, fan_out, ReLU gain), γ = 1 and
-    β = 0 for batch norm, as in the ResNet paper and torchvision. zero_init_residual sets
-    γ = 0 in the last BN of each residual block, so that the block starts as the identity."""
+def init_weights(model, conv_mode="fan_out", linear_std=None, zero_linear_bias=False,
+                 zero_init_residual=False):
+    """The initialisations of the papers (and torchvision), in one place.
+
+    Convolutions: He's kaiming_normal_ for ReLU networks, std = √2/√fan with fan =
+    C·F_h·F_w of the input (conv_mode='fan_in') or of the output ('fan_out'); biases 0.
+    Batch norm: γ = 1, β = 0. Linear: weights from N(0, linear_std²) when linear_std is
+    given (VGG, MobileNetV2), else kept; biases 0 when zero_linear_bias.
+    zero_init_residual sets γ = 0 in the last BN of each residual block (the one before
+    the addition), so that every block starts as the identity.
+    """
     for m in model.modules():
         if isinstance(m, nn.Conv2d):
-            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            nn.init.kaiming_normal_(m.weight, mode=conv_mode, nonlinearity="relu")
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
         elif isinstance(m, nn.BatchNorm2d):
             nn.init.ones_(m.weight)
             nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.Linear):
+            if linear_std is not None:
+                nn.init.normal_(m.weight, 0.0, linear_std)
+            if zero_linear_bias and m.bias is not None:
+                nn.init.zeros_(m.bias)
     if zero_init_residual:
         for m in model.modules():
             last = getattr(m, "bn3", None) if hasattr(m, "conv3") else getattr(m, "bn2", None)

@@ -4,7 +4,7 @@ parameter count, so its weights load)."""
 from .. import nn
 from ..nn import functional as F
 from ..ops.shape import cat
-from ._common import check_model_args
+from ._common import check_model_args, init_weights
 
 
 class DenseLayer(nn.Module):
@@ -108,11 +108,7 @@ class DenseNet(nn.Module):
                 c //= 2
         self.features.add_module("norm5", nn.BatchNorm2d(c))
         self.classifier = nn.Linear(c, num_classes)
-        for m in self.modules():                  # the initialisation torchvision uses
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight)
-            elif isinstance(m, nn.Linear):
-                nn.init.zeros_(m.bias)
+        init_weights(self, conv_mode="fan_in", zero_linear_bias=True)   # torchvision's
 
     def forward(self, x):
         x = F.relu(self.features(x))                         # (N, 1024, H/32, W/32)

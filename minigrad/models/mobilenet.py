@@ -2,7 +2,7 @@
 Linear Bottlenecks", CVPR 2018), in torchvision's layout (its state_dict keys and parameter
 count, so its weights load)."""
 from .. import nn
-from ._common import check_model_args
+from ._common import check_model_args, init_weights
 
 
 def _make_divisible(v, divisor=8):
@@ -96,17 +96,7 @@ class MobileNetV2(nn.Module):
         features.append(ConvBNReLU6(c, self.last_channel, 1))             # (N, 1280, H/32, W/32)
         self.features = nn.Sequential(*features)
         self.classifier = nn.Sequential(nn.Dropout(dropout), nn.Linear(self.last_channel, num_classes))
-        for m in self.modules():                  # the initialisation torchvision uses
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out")
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.Linear):
-                nn.init.normal_(m.weight, 0.0, 0.01)
-                nn.init.zeros_(m.bias)
+        init_weights(self, linear_std=0.01, zero_linear_bias=True)   # torchvision's
 
     def forward(self, x):
         x = self.features(x)                                     # (N, 1280, H/32, W/32)

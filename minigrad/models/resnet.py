@@ -27,7 +27,7 @@ from collections import OrderedDict
 
 from .. import nn
 from ..nn import functional as F
-from ._common import check_model_args, init_conv_bn
+from ._common import check_model_args, init_weights
 
 
 class BasicBlock(nn.Module):
@@ -165,7 +165,7 @@ class ResNet(nn.Module):
         self.layer4 = self._stage(block, 512, layers[3], 2)
         self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
         self.fc = nn.Linear(512 * block.expansion, num_classes)
-        init_conv_bn(self, zero_init_residual)
+        init_weights(self, zero_init_residual=zero_init_residual)
 
     def _stage(self, block, planes, blocks, stride):
         out = planes * block.expansion
@@ -210,7 +210,7 @@ class CifarResNet(nn.Module):
         self.layer3 = self._stage(64, n, 2)
         self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
         self.fc = nn.Linear(64, num_classes)
-        init_conv_bn(self)
+        init_weights(self)
 
     def _stage(self, planes, blocks, stride):
         downsample = None

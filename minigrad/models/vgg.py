@@ -2,7 +2,7 @@
 Recognition", ICLR 2015), configurations A (VGG-11) and D (VGG-16), with and without
 batch norm, in torchvision's layout."""
 from .. import nn
-from ._common import check_model_args
+from ._common import check_model_args, init_weights
 
 # channels of each 3×3 convolution; "M" is a 2×2 max pool that halves H and W
 CONFIGS = {
@@ -56,13 +56,7 @@ class VGG(nn.Module):
             nn.Linear(4096, 4096), nn.ReLU(), nn.Dropout(dropout),
             nn.Linear(4096, num_classes),
         )
-        for m in self.modules():                 # the initialisation torchvision uses
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-                nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.Linear):
-                nn.init.normal_(m.weight, 0.0, 0.01)
-                nn.init.zeros_(m.bias)
+        init_weights(self, linear_std=0.01, zero_linear_bias=True)   # torchvision's
 
     def forward(self, x):
         x = self.features(x)                     # (N, 512, H/32, W/32)
