@@ -129,3 +129,9 @@ def test_bad_arguments_are_named():
         T.RandomCrop(4, generator=3)
     with pytest.raises(TypeError, match="callable"):
         T.Compose([3])
+
+
+def test_tensors_are_accepted():
+    x = _batch(2, 1, 4, 4)
+    np.testing.assert_array_equal(T.Normalize(0.0, 1.0)(mg.tensor(x)), x)
+    assert T.RandomCrop(3)(mg.tensor(x)).shape == (2, 1, 3, 3)

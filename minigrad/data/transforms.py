@@ -21,11 +21,12 @@ import numbers
 import numpy as np
 
 from .. import random as _random
+from ..tensor import Tensor
 
 
 def _images(fn, x):
     """x as a float ndarray (N, C, H, W), and whether it was one (C, H, W) image."""
-    x = np.asarray(getattr(x, "data", x))
+    x = np.asarray(x.data if isinstance(x, Tensor) else x)
     if x.ndim not in (3, 4):
         raise ValueError(f"{fn}: expected an image (C, H, W) or a batch (N, C, H, W), "
                          f"got shape {x.shape}")
@@ -77,7 +78,7 @@ class ToTensor:
     transform is harmless in front of a pipeline whose data is already scaled)."""
 
     def __call__(self, x):
-        x = np.asarray(getattr(x, "data", x))
+        x = np.asarray(x.data if isinstance(x, Tensor) else x)
         if x.dtype.kind == "f":
             return x.copy()
         if x.dtype != np.uint8:
