@@ -233,10 +233,20 @@ BAD += [
     ("hardtanh-range", lambda: F.hardtanh(mg.ones(2), 1.0, -1.0), ValueError, r"hardtanh\(\).*min_val"),
     ("leaky_relu-slope", lambda: F.leaky_relu(mg.ones(2), None), TypeError, r"leaky_relu\(\).*negative_slope"),
     ("silu-int", lambda: F.silu(mg.tensor([1, 2])), TypeError, r"silu\(\).*input.*int64"),
+    ("hardswish-int", lambda: F.hardswish(mg.tensor([1, 2])), TypeError, r"hardswish\(\).*input.*int64"),
+    ("hardsigmoid-inplace", lambda: F.hardsigmoid(mg.ones(2), inplace=None), TypeError, r"hardsigmoid\(\).*inplace"),
     ("gelu-approximate", lambda: F.gelu(mg.ones(2), approximate="fast"), ValueError, r"gelu\(\).*approximate"),
     ("dropout2d-rank", lambda: F.dropout2d(mg.ones(2, 3), 0.5), ValueError, r"dropout2d\(\).*\(2, 3\)"),
     ("adaptive_max_pool2d-size", lambda: F.adaptive_max_pool2d(mg.ones(1, 2, 4, 4), (2, 0)), ValueError,
      r"adaptive_max_pool2d\(\).*output_size.*\(2, 0\)"),
+    ("local_response_norm-rank", lambda: F.local_response_norm(mg.ones(2, 3), 2), ValueError,
+     r"local_response_norm\(\).*3 dims.*\(2, 3\)"),
+    ("group_norm-groups", lambda: F.group_norm(mg.ones(2, 6, 2), 4), ValueError, r"group_norm\(\).*divisible"),
+    ("interpolate-both", lambda: F.interpolate(mg.ones(1, 1, 2, 2), size=3, scale_factor=2), ValueError,
+     r"interpolate\(\).*size.*scale_factor"),
+    ("nll_loss-label", lambda: F.nll_loss(mg.ones(2, 3), np.array([0, 3])), ValueError,
+     r"nll_loss\(\).*target\[1\] = 3"),
+    ("one_hot-float", lambda: F.one_hot(mg.ones(2)), TypeError, r"one_hot\(\).*integers.*float32"),
 ]
 
 
@@ -299,6 +309,10 @@ EMPTY = [
     ("silu", F.silu, (0, 3), (0, 3)),
     ("dropout2d", lambda x: F.dropout2d(x, 0.5), (0, 3, 2, 2), (0, 3, 2, 2)),
     ("adaptive_max_pool2d", lambda x: F.adaptive_max_pool2d(x, (2, 5)), (0, 3, 6, 6), (0, 3, 2, 5)),
+    ("local_response_norm", lambda x: F.local_response_norm(x, 3), (0, 4, 2, 2), (0, 4, 2, 2)),
+    ("interpolate-bilinear", lambda x: F.interpolate(x, scale_factor=2, mode="bilinear"), (0, 2, 3, 3),
+     (0, 2, 6, 6)),
+    ("nll_loss-sum", lambda x: F.nll_loss(x, np.zeros(0, np.int64), reduction="sum"), (0, 3), ()),
 ]
 
 

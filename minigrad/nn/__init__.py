@@ -2,10 +2,15 @@
 from .module import Module, Parameter, Sequential
 from .container import ModuleList, ModuleDict
 from .layers import (Linear, ReLU, Sigmoid, Tanh, Softmax, LogSoftmax, Flatten, Dropout,
-                     BatchNorm1d, BatchNorm2d, CrossEntropyLoss, MSELoss)
-from .activation import (Identity, ReLU6, LeakyReLU, Hardtanh, SiLU, GELU, Dropout2d,
-                         Softmax2d)
+                     BatchNorm1d, BatchNorm2d, CrossEntropyLoss, MSELoss, NLLLoss)
+from .activation import (Identity, ReLU6, LeakyReLU, Hardtanh, SiLU, GELU, Hardsigmoid,
+                         Hardswish, Dropout2d, Softmax2d)
+from .normalization import LocalResponseNorm, GroupNorm
+from .upsampling import Upsample, UpsamplingNearest2d, UpsamplingBilinear2d
 from . import init
+from . import utils
 from .pooling import MaxPool2d, AvgPool2d, AdaptiveAvgPool2d, AdaptiveMaxPool2d
 from .conv import Conv2d, ConvTranspose2d
+from .lazy import (LazyConv2d, LazyLinear, LazyBatchNorm1d, LazyBatchNorm2d,
+                   UninitializedParameter)
 from . import functional

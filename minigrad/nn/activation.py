@@ -81,6 +81,20 @@ class SiLU(_Inplace):
         return A.silu(x)
 
 
+class Hardsigmoid(_Inplace):
+    """y = relu6(x + 3) / 6; ∂L/∂x = δ/6 where −3 < x < 3."""
+
+    def forward(self, x):
+        return A.hardsigmoid(x)
+
+
+class Hardswish(_Inplace):
+    """y = x · relu6(x + 3) / 6 (MobileNetV3); see F.hardswish for the derivative."""
+
+    def forward(self, x):
+        return A.hardswish(x)
+
+
 class GELU(Module):
     """y = x · Φ(x), Φ the standard normal CDF; approximate='tanh' uses
     ½ x (1 + tanh(√(2/π)(x + 0.044715 x³))) (see F.gelu)."""

@@ -235,6 +235,20 @@ class CrossEntropyLoss(Module):
         return "" if self.reduction == "mean" else f"reduction={self.reduction}"
 
 
+class NLLLoss(Module):
+    """ℓ_n = −weight[y_n] · input[n, y_n] over log-probabilities, reduced (see F.nll_loss);
+    NLLLoss()(log_softmax(z, 1), y) equals CrossEntropyLoss()(z, y)."""
+
+    def __init__(self, weight=None, ignore_index=-100, reduction="mean"):
+        super().__init__()
+        L.check_reduction("NLLLoss", reduction)
+        self.weight, self.ignore_index, self.reduction = weight, ignore_index, reduction
+
+    def forward(self, input, target):
+        return L.nll_loss(input, target, self.weight, ignore_index=self.ignore_index,
+                          reduction=self.reduction)
+
+
 class MSELoss(Module):
     def __init__(self, reduction="mean"):
         super().__init__()

@@ -1,5 +1,5 @@
 """Activation functions beyond ReLU/sigmoid/tanh: ReLU6, LeakyReLU, Hardtanh, SiLU, GELU,
-and the `inplace=` forms of ReLU that PyTorch model code passes.
+Hardsigmoid, Hardswish, and the `inplace=` forms of ReLU that PyTorch model code passes.
 
 Each op is one Function with its forward and backward side by side; the derivative
 is stated in the backward's docstring. Subgradients at the kinks follow PyTorch, so
@@ -18,7 +18,7 @@ import numbers
 
 import numpy as np
 
-from .._ext import special as _special
+from .._ext import activation as _k
 from ..autograd import Function
 from ..threads import get_num_threads
 from . import elementwise as E
@@ -40,13 +40,24 @@ def _number(fn, name, v):
     return v
 
 
+def _compute(a):
+    """a as a C-contiguous float32/float64 array for the kernels (float16 is computed in
+    float32; Function.apply casts the gradient back to the input's dtype)."""
+    return np.ascontiguousarray(a, dtype=np.float32 if a.dtype == np.float16 else a.dtype)
+
+
+def _run(kernel, *arrays, outputs=1, args=()):
+    """Call a kernel of ext/activation.pyx on the flat views of `arrays`; returns `outputs`
+    new arrays shaped like arrays[0]."""
+    outs = [np.empty_like(arrays[0]) for _ in range(outputs)]
+    kernel(*[a.reshape(-1) for a in arrays], *[o.reshape(-1) for o in outs], *args, get_num_threads())
+    return outs[0] if outputs == 1 else outs
+
+
 def erf(a):
-    """The error function erf(a) = 2/√π ∫₀ᵃ e^(−t²) dt of a float32/float64 ndarray
-    (the C library's erf, in a Cython loop; NumPy has none)."""
-    a = np.ascontiguousarray(a)
-    out = np.empty_like(a)
-    _special.erf(a.reshape(-1), out.reshape(-1), get_num_threads())
-    return out
+    """The error function erf(a) = 2/√π ∫₀ᵃ e^(−t²) dt of a float ndarray (the C library's
+    erf, in a Cython loop; NumPy has none)."""
+    return _run(_k.erf, _compute(a))
 
 
 # ---- LeakyReLU -------------------------------------------------------------------------
@@ -58,16 +69,16 @@ class LeakyReLU(Function):
 
     @staticmethod
     def forward(ctx, x, a):
-        positive = x > 0
-        ctx.save_for_backward(positive)
+        xc = _compute(x)
+        ctx.save_for_backward(xc)
         ctx.a = a
-        return np.where(positive, x, x * x.dtype.type(a))
+        return _run(_k.leaky_relu_forward, xc, args=(a,)).astype(x.dtype, copy=False)
 
     @staticmethod
     def backward(ctx, δ):
         """∂L/∂x = δ · (1 if x > 0 else a)."""
-        positive, = ctx.saved
-        return np.where(positive, δ, δ * δ.dtype.type(ctx.a)), None
+        x, = ctx.saved
+        return _run(_k.leaky_relu_backward, x, _compute_like(δ, x), args=(ctx.a,)), None
 
 
 # ---- Hardtanh and ReLU6 ----------------------------------------------------------------
@@ -80,16 +91,16 @@ class Hardtanh(Function):
 
     @staticmethod
     def forward(ctx, x, lo, hi):
-        ctx.save_for_backward(x)
+        xc = _compute(x)
+        ctx.save_for_backward(xc)
         ctx.lo, ctx.hi = lo, hi
-        return np.clip(x, x.dtype.type(lo), x.dtype.type(hi))
+        return _run(_k.hardtanh_forward, xc, args=(lo, hi)).astype(x.dtype, copy=False)
 
     @staticmethod
     def backward(ctx, δ):
         """∂L/∂x = δ · [lo < x < hi]."""
         x, = ctx.saved
-        inside = (x > ctx.lo) & (x < ctx.hi)
-        return np.where(inside, δ, np.zeros((), δ.dtype)), None, None
+        return _run(_k.hardtanh_backward, x, _compute_like(δ, x), args=(ctx.lo, ctx.hi)), None, None
 
 
 # ---- SiLU ------------------------------------------------------------------------------
@@ -101,22 +112,20 @@ class SiLU(Function):
 
     @staticmethod
     def forward(ctx, x):
-        e = np.exp(-np.abs(x))                                   # ≤ 1: never overflows
-        s = np.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype, copy=False)  # σ(x)
-        ctx.save_for_backward(x, s)
-        return x * s
+        xc = _compute(x)
+        y, s = _run(_k.silu_forward, xc, outputs=2)              # y, σ(x)
+        ctx.save_for_backward(xc, s)
+        return y.astype(x.dtype, copy=False)
 
     @staticmethod
     def backward(ctx, δ):
         """∂L/∂x = δ · σ(x) · (1 + x · (1 − σ(x)))."""
         x, s = ctx.saved
-        return δ * (s * (1 + x * (1 - s)))
+        return _run(_k.silu_backward, x, s, _compute_like(δ, x))
 
 
 # ---- GELU --------------------------------------------------------------------------------
-_SQRT_2 = math.sqrt(2.0)
 _SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
-_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 _GELU_C = 0.044715
 
 
@@ -132,13 +141,14 @@ class GELU(Function):
     @staticmethod
     def forward(ctx, x, approximate):
         ctx.approximate = approximate
+        xc = _compute(x)
         if approximate == "tanh":
-            t = np.tanh(_SQRT_2_OVER_PI * (x + _GELU_C * x ** 3)).astype(x.dtype, copy=False)
-            ctx.save_for_backward(x, t)
-            return 0.5 * x * (1 + t)
-        cdf = (0.5 * (1 + erf(x / x.dtype.type(_SQRT_2)))).astype(x.dtype, copy=False)  # Φ(x)
-        ctx.save_for_backward(x, cdf)
-        return x * cdf
+            t = np.tanh(_SQRT_2_OVER_PI * (xc + _GELU_C * xc ** 3)).astype(xc.dtype, copy=False)
+            ctx.save_for_backward(xc, t)
+            return (0.5 * xc * (1 + t)).astype(x.dtype, copy=False)
+        y, cdf = _run(_k.gelu_forward, xc, outputs=2)             # y, Φ(x)
+        ctx.save_for_backward(xc, cdf)
+        return y.astype(x.dtype, copy=False)
 
     @staticmethod
     def backward(ctx, δ):
@@ -148,8 +158,51 @@ class GELU(Function):
             t = s
             du = _SQRT_2_OVER_PI * (1 + 3 * _GELU_C * x * x)        # ∂u/∂x
             return δ * (0.5 * (1 + t) + 0.5 * x * (1 - t * t) * du), None
-        pdf = _INV_SQRT_2PI * np.exp(-0.5 * x * x)                  # φ(x)
-        return δ * (s + x * pdf), None
+        return _run(_k.gelu_backward, x, s, _compute_like(δ, x)), None
+
+
+def _compute_like(δ, x):
+    """δ as a C-contiguous array of x's (compute) dtype."""
+    return np.ascontiguousarray(δ, dtype=x.dtype)
+
+
+# ---- Hardsigmoid and Hardswish (MobileNetV3) ---------------------------------------------
+class Hardsigmoid(Function):
+    """y = relu6(x + 3) / 6: 0 for x ≤ −3, 1 for x ≥ 3, x/6 + ½ between.
+
+    Backward: ∂L/∂x = δ/6 where −3 < x < 3, else 0.
+    """
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return np.clip(x / 6 + 0.5, 0, 1).astype(x.dtype, copy=False)
+
+    @staticmethod
+    def backward(ctx, δ):
+        """∂L/∂x = δ/6 · [−3 < x < 3]."""
+        x, = ctx.saved
+        return np.where((x > -3) & (x < 3), δ / 6, np.zeros((), δ.dtype))
+
+
+class Hardswish(Function):
+    """y = x · relu6(x + 3) / 6: 0 for x ≤ −3, x for x ≥ 3, x(x + 3)/6 between.
+
+    Backward (PyTorch's choice at the corners): ∂L/∂x = 0 for x ≤ −3,
+    δ · (x/3 + ½) for −3 < x < 3, δ for x ≥ 3.
+    """
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return (x * np.clip(x + 3, 0, 6) / 6).astype(x.dtype, copy=False)
+
+    @staticmethod
+    def backward(ctx, δ):
+        """∂L/∂x = δ · (0 | x/3 + ½ | 1) on x ≤ −3 | −3 < x < 3 | x ≥ 3."""
+        x, = ctx.saved
+        slope = np.where(x <= -3, 0, np.where(x < 3, x / 3 + 0.5, 1)).astype(δ.dtype, copy=False)
+        return δ * slope
 
 
 # ---- public functions --------------------------------------------------------------------
@@ -199,3 +252,15 @@ def gelu(input, approximate="none"):
     approximation (approximate='tanh'), as torch.nn.functional.gelu."""
     approximate = gelu_approximate_arg("gelu", approximate)
     return GELU.apply(as_float_tensor(input, "gelu", "input"), approximate)
+
+
+def hardsigmoid(input, inplace=False):
+    """y = relu6(x + 3) / 6 (torch.nn.functional.hardsigmoid)."""
+    _inplace_arg("hardsigmoid", inplace)
+    return Hardsigmoid.apply(as_float_tensor(input, "hardsigmoid", "input"))
+
+
+def hardswish(input, inplace=False):
+    """y = x · relu6(x + 3) / 6 (torch.nn.functional.hardswish, MobileNetV3's activation)."""
+    _inplace_arg("hardswish", inplace)
+    return Hardswish.apply(as_float_tensor(input, "hardswish", "input"))

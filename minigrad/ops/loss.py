@@ -1,4 +1,5 @@
-"""Losses: cross-entropy over integer class labels (fused with log-softmax) and mean squared error."""
+"""Losses: cross-entropy over integer class labels (fused with log-softmax), mean squared
+error, negative log-likelihood of log-probabilities; and one_hot (labels -> indicator rows)."""
 import numbers
 
 import numpy as np
@@ -129,3 +130,138 @@ def mse_loss(input, target, reduction="mean"):
     if reduction == "sum":
         return sq.sum()
     return sq.mean()
+
+
+class NLLLoss(Function):
+    """Negative log-likelihood of log-probabilities x (N, C, …) at integer labels y (N, …):
+
+        ℓ_n = −w[y_n] · x[n, y_n]       (0 where y_n = ignore_index)
+
+    (n runs over the batch and any trailing positions). Reductions: 'none' gives ℓ,
+    'sum' Σ_n ℓ_n, 'mean' Σ_n ℓ_n / D with D = Σ_{n not ignored} w[y_n].
+
+    Backward: ∂ℓ_n/∂x[n, c] = −w[c] · [c = y_n] (0 for ignored n), times δ_n for 'none',
+    δ for 'sum' and δ / D for 'mean'.
+    """
+
+    @staticmethod
+    def forward(ctx, x, y, weight, ignore_index, reduction):
+        # move the class axis last: (N, C, …) -> (M, C) rows, y -> (M,)
+        xc = np.moveaxis(x, 1, -1).reshape(-1, x.shape[1])                # (M, C)
+        yf = y.reshape(-1)                                                  # (M,)
+        keep = yf != ignore_index                                           # (M,)
+        safe = np.where(keep, yf, 0)                                        # a valid column everywhere
+        w = np.ones(x.shape[1], x.dtype) if weight is None else weight      # (C,)
+        w_y = np.where(keep, w[safe], 0).astype(x.dtype)                    # (M,) w[y_n], 0 if ignored
+        loss = -w_y * xc[np.arange(len(yf)), safe]                          # (M,)
+        ctx.save_for_backward(safe, w_y)
+        ctx.reduction, ctx.x_shape = reduction, x.shape
+        if reduction == "none":
+            return loss.reshape(y.shape)
+        if reduction == "sum":
+            return np.asarray(loss.sum(), dtype=x.dtype)
+        ctx.denom = w_y.sum()
+        with np.errstate(invalid="ignore", divide="ignore"):               # nothing counted: NaN, as PyTorch
+            return np.asarray(loss.sum() / ctx.denom, dtype=x.dtype)
+
+    @staticmethod
+    def backward(ctx, δ):
+        """∂L/∂x[n, y_n] = −w[y_n] · (δ_n, δ or δ/D); every other entry 0."""
+        safe, w_y = ctx.saved
+        shape = ctx.x_shape
+        C = shape[1]
+        g = np.zeros((len(safe), C), w_y.dtype)                            # (M, C)
+        if ctx.reduction == "none":
+            scale = δ.reshape(-1)
+        elif ctx.reduction == "sum":
+            scale = δ
+        else:
+            scale = δ / ctx.denom
+        g[np.arange(len(safe)), safe] = -w_y * scale
+        moved = (shape[0],) + shape[2:] + (C,)                              # (N, …, C)
+        return np.moveaxis(g.reshape(moved), -1, 1), None, None, None, None
+
+
+def _class_targets(fn, x, target, ignore_index):
+    """target as an int64 ndarray of shape x.shape without axis 1, labels in [0, C) or ignore_index."""
+    y = target.data if isinstance(target, Tensor) else np.asarray(target)
+    if y.dtype.kind not in "iu":
+        raise TypeError(f"{fn}(): target must hold integer class labels (e.g. int64), got dtype {y.dtype}")
+    expect = x.shape[:1] + x.shape[2:]
+    if y.shape != expect:
+        raise ValueError(f"{fn}(): target must have shape {expect} for input of shape {x.shape}, "
+                         f"got {y.shape}")
+    C = x.shape[1]
+    bad = ((y < 0) | (y >= C)) & (y != ignore_index)
+    if np.any(bad):
+        i = tuple(int(v) for v in np.argwhere(bad)[0])
+        raise ValueError(f"{fn}(): target{list(i)} = {int(y[i])} is not a class label in [0, {C}) "
+                         f"(nor ignore_index={ignore_index}) for input of shape {x.shape}")
+    return y.astype(np.int64)
+
+
+def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, reduce=None,
+             reduction="mean"):
+    """Negative log-likelihood loss (torch.nn.functional.nll_loss): input holds
+    log-probabilities (N, C) or (N, C, d₁, …) (e.g. from log_softmax(·, dim=1)), target
+    integer labels (N,) or (N, d₁, …); also an unbatched (C,) input with a 0-d target.
+
+        ℓ_n = −weight[y_n] · input[n, y_n],  ignored (0, not counted) where y_n = ignore_index
+
+    reduction 'mean' divides Σ ℓ by Σ weight[y_n] over the counted n; 'sum'; 'none'.
+    size_average/reduce (PyTorch's deprecated flags) must be left None.
+    cross_entropy(z, y) = nll_loss(log_softmax(z, 1), y)."""
+    fn = "nll_loss"
+    if size_average is not None or reduce is not None:
+        raise ValueError(f"{fn}(): size_average and reduce are deprecated; use reduction=")
+    x = as_float_tensor(input, fn, "input")
+    check_reduction(fn, reduction)
+    if not isinstance(ignore_index, numbers.Integral) or isinstance(ignore_index, bool):
+        raise TypeError(f"{fn}(): ignore_index must be an int, got {ignore_index!r}")
+    unbatched = x.ndim == 1
+    if unbatched:
+        from .shape import reshape
+        x = reshape(x, (1, x.shape[0]))
+        target = np.asarray(target.data if isinstance(target, Tensor) else target).reshape(1)
+    if x.ndim < 2 or x.shape[1] == 0:
+        raise ValueError(f"{fn}(): input must be (N, C) or (N, C, d1, ...) with C ≥ 1, got shape {x.shape}")
+    y = _class_targets(fn, x, target, int(ignore_index))
+    w = None
+    if weight is not None:
+        w = np.asarray(weight.data if isinstance(weight, Tensor) else weight)
+        if w.shape != (x.shape[1],):
+            raise ValueError(f"{fn}(): weight must have shape ({x.shape[1]},) (one per class), got {w.shape}")
+        if w.dtype.kind not in "fiu":
+            raise TypeError(f"{fn}(): weight must be numeric, got dtype {w.dtype}")
+        w = w.astype(x.dtype)
+    out = NLLLoss.apply(x, y, w, int(ignore_index), reduction)
+    if unbatched and reduction == "none":
+        from .shape import reshape
+        out = reshape(out, ())
+    return out
+
+
+def one_hot(tensor, num_classes=-1):
+    """torch.nn.functional.one_hot: an int64 tensor of shape tensor.shape + (num_classes,)
+    with out[…, k] = 1 where tensor[…] = k, else 0. num_classes=-1 takes max(tensor) + 1.
+    tensor must hold non-negative integers below num_classes. Not differentiable."""
+    fn = "one_hot"
+    y = tensor.data if isinstance(tensor, Tensor) else np.asarray(tensor)
+    if y.dtype.kind not in "iu":
+        raise TypeError(f"{fn}(): the input must hold integers (class indices), got dtype {y.dtype}")
+    if not isinstance(num_classes, numbers.Integral) or isinstance(num_classes, bool):
+        raise TypeError(f"{fn}(): num_classes must be an int, got {num_classes!r}")
+    if y.size and y.min() < 0:
+        raise ValueError(f"{fn}(): class values must be non-negative, got {int(y.min())}")
+    if num_classes == -1:
+        if y.size == 0:
+            raise ValueError(f"{fn}(): cannot infer num_classes from an empty tensor; pass num_classes")
+        num_classes = int(y.max()) + 1
+    elif num_classes < 1:
+        raise ValueError(f"{fn}(): num_classes must be positive or -1, got {num_classes}")
+    elif y.size and y.max() >= num_classes:
+        raise ValueError(f"{fn}(): class value {int(y.max())} is too large for num_classes={num_classes}")
+    from .limits import check_output
+    check_output(fn, "num_classes", y.shape + (int(num_classes),), 8)
+    out = (y[..., None] == np.arange(num_classes)).astype(np.int64)     # (…, num_classes)
+    return Tensor._wrap(out, False)

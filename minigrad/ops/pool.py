@@ -386,7 +386,12 @@ def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=Fal
     a = _input(fn, x)
     k, s, p, d = pool_args(fn, kernel_size, stride, padding, dilation)
     g = _max_geometry(fn, a.shape[-2], a.shape[-1], k, s, p, d, bool_arg(fn, "ceil_mode", ceil_mode))
-    x = x if isinstance(x, Tensor) else a
+    return _max_pool(fn, x if isinstance(x, Tensor) else a, g, return_indices)
+
+
+def _max_pool(fn, x, g, return_indices):
+    """MaxPool2d over the windows of g; with return_indices also the winners' int64 flat
+    indices h·W + w (shaped like the output), as PyTorch returns them."""
     if not bool_arg(fn, "return_indices", return_indices):
         return MaxPool2d.apply(x, g)
     box = []
@@ -447,12 +452,7 @@ def adaptive_max_pool2d(x, output_size, return_indices=False):
     check_output(fn, "output_size", a.shape[:-2] + out, a.itemsize + 4,
                  extra_bytes=64 * (out[0] + out[1]))
     g = _adaptive_geometry(a.shape[-2], a.shape[-1], out)     # step (1, 1): MaxPool2d's tables
-    x = x if isinstance(x, Tensor) else a
-    if not bool_arg(fn, "return_indices", return_indices):
-        return MaxPool2d.apply(x, g)
-    box = []
-    y = MaxPool2d.apply(x, g, indices_out=box)
-    return y, Tensor._wrap(box[0].astype(np.int64).reshape(y.shape), False)
+    return _max_pool(fn, x if isinstance(x, Tensor) else a, g, return_indices)
 
 
 def global_avg_pool2d(x, keepdim=True):

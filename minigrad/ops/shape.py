@@ -65,6 +65,16 @@ def _is_basic(idx):
 
 
 class Cat(Function):
+    """y = [x₁ | x₂ | … ] along dim: y[…, o_k + i, …] = x_k[…, i, …], o_k = Σ_{l<k} size_l.
+
+    Inception and DenseNet concatenate along the channels at every block, so both
+    directions move each element once and no more: the forward allocates the one
+    output and copies each input into its slice (np.concatenate); the backward hands
+    each input its slice of δ as a *view* (no copy; the op that consumes it copies
+    only if it needs contiguous memory, as a conv or ReLU kernel does).
+    benchmarks/cat.py times it against a bare memory copy and PyTorch.
+    """
+
     @staticmethod
     def forward(ctx, dim, *xs):
         ctx.dim = dim
@@ -73,7 +83,7 @@ class Cat(Function):
 
     @staticmethod
     def backward(ctx, δ):
-        """Cut δ along dim into the inputs' sizes."""
+        """∂L/∂x_k = δ[…, o_k : o_k + size_k, …]: δ cut along dim into the inputs' sizes (views)."""
         return (None,) + tuple(np.split(δ, ctx.splits, axis=ctx.dim))
 
 
