@@ -303,3 +303,15 @@ def test_zero_init_residual_starts_every_block_as_the_identity():
         blocks = [m for m in model.modules() if isinstance(m, (M.BasicBlock, M.Bottleneck))]
         assert blocks and all(np.all(getattr(b, last).weight.numpy() == 0) for b in blocks)
         assert np.all(model.bn1.weight.numpy() == 1)
+
+
+def test_alexnet_with_the_papers_lrn_keeps_torchvisions_keys():
+    plain, with_lrn = M.alexnet(num_classes=3), M.alexnet(num_classes=3, lrn=True)
+    assert list(plain.state_dict()) == list(with_lrn.state_dict())
+    assert sum(isinstance(m, nn.LocalResponseNorm) for m in with_lrn.modules()) == 2
+    with_lrn.load_state_dict(plain.state_dict())
+    plain.eval()
+    with_lrn.eval()
+    x = mg.randn(1, 3, 63, 63)
+    a, b = plain(x).numpy(), with_lrn(x).numpy()
+    assert a.shape == b.shape == (1, 3) and not np.allclose(a, b)

@@ -14,7 +14,10 @@ class AlexNet(nn.Module):
         b[c] = a[c] / (k + α/n · Σ_{c' near c} a[c']²)^β,  n = 5, k = 2, α = 1e-4, β = 0.75.
     torchvision (whose state_dict keys and parameter count this class has) follows the
     later "one weird trick" variant: one tower, 64/192/384/256/256 channels, and no LRN
-    (LRN has no parameters; it was found to help little once networks had batch norm).
+    (it was found to help little). lrn=True puts the paper's LRN back after the first two
+    ReLUs, as features.1 = Sequential(ReLU, LocalResponseNorm) and features.4 likewise: LRN
+    has no parameters, so the state_dict keys stay torchvision's. PyTorch's LRN divides α
+    by n, so the paper's α = 1e-4 is alpha = n·1e-4 = 5e-4 there.
 
     Shapes for a 224×224 image:
         (N, C, 224, 224) -conv 11×11/4 p2-> (N, 64, 55, 55) -pool 3/2-> (N, 64, 27, 27)
@@ -24,13 +27,19 @@ class AlexNet(nn.Module):
     The smallest input is 63×63 (the last pool needs a 3×3 map).
     """
 
-    def __init__(self, num_classes=1000, in_channels=3, dropout=0.5):
+    def __init__(self, num_classes=1000, in_channels=3, dropout=0.5, lrn=False):
         super().__init__()
         check_model_args("AlexNet", num_classes, in_channels)
+
+        def act():
+            if not lrn:
+                return nn.ReLU()
+            return nn.Sequential(nn.ReLU(), nn.LocalResponseNorm(5, alpha=5e-4, beta=0.75, k=2.0))
+
         self.features = nn.Sequential(
-            nn.Conv2d(in_channels, 64, 11, stride=4, padding=2), nn.ReLU(),   # (N, 64, 55, 55)
+            nn.Conv2d(in_channels, 64, 11, stride=4, padding=2), act(),      # (N, 64, 55, 55)
             nn.MaxPool2d(3, stride=2),                                        # (N, 64, 27, 27) overlapping
-            nn.Conv2d(64, 192, 5, padding=2), nn.ReLU(),                      # (N, 192, 27, 27)
+            nn.Conv2d(64, 192, 5, padding=2), act(),                          # (N, 192, 27, 27)
             nn.MaxPool2d(3, stride=2),                                        # (N, 192, 13, 13)
             nn.Conv2d(192, 384, 3, padding=1), nn.ReLU(),                     # (N, 384, 13, 13)
             nn.Conv2d(384, 256, 3, padding=1), nn.ReLU(),                     # (N, 256, 13, 13)
