@@ -19,3 +19,13 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
 @pytest.fixture
 def rng():
     return np.random.default_rng(1234)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked slow run only with MINIGRAD_SLOW=1 (e.g. the model zoo's large networks)."""
+    if os.environ.get("MINIGRAD_SLOW") == "1":
+        return
+    skip = pytest.mark.skip(reason="slow; run with MINIGRAD_SLOW=1")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)
