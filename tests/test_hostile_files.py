@@ -515,3 +515,68 @@ def test_load_keeps_structured_and_big_endian_arrays(tmp_path):
     assert back["f"].flags.f_contiguous and all(a.flags.writeable for a in back.values())
     mode = os.stat(tmp_path / "ck").st_mode
     assert stat.S_ISREG(mode)
+
+
+# ---- the fuzz targets (fuzz/) run here too, with their fallback driver -----------------------------
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+FUZZ = os.path.join(ROOT, "fuzz")
+
+
+def _fuzz_env():
+    return dict(os.environ, MINIGRAD_FUZZ_FALLBACK="1",
+                PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+
+
+@pytest.mark.parametrize("target", ["load", "idx", "datasets"])
+def test_fuzz_target_holds_on_its_corpus_and_mutations(tmp_path, target):
+    """Each target replays its seed corpus and 400 mutations of it without a crash (the
+    fallback driver, no coverage feedback: a smoke test of the target, not the fuzzing)."""
+    import subprocess
+    import sys
+    corpus = os.path.join(FUZZ, "corpus", target)
+    assert len(os.listdir(corpus)) >= 2
+    out = subprocess.run([sys.executable, os.path.join(FUZZ, f"fuzz_{target}.py"), "-runs=400", "-seed=7",
+                          f"-artifact_prefix={tmp_path}/", corpus], capture_output=True, text=True,
+                         env=_fuzz_env(), timeout=600)
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-3000:]
+    assert "Done 400 runs" in out.stdout
+    assert not os.listdir(tmp_path)
+
+
+def test_fuzz_driver_reports_a_broken_rule(tmp_path):
+    """A parser that lets a KeyError through is a crash: non-zero exit, the input saved."""
+    import subprocess
+    import sys
+    code = (f"import sys; sys.path.insert(0, {FUZZ!r}); import fuzz_load, _harness\n"
+            "def broken(path): raise KeyError('a stray KeyError')\n"
+            "fuzz_load.mg.load = broken\n"
+            f"_harness.main(fuzz_load.test_one_input, ['t', '-runs=3', '-artifact_prefix={tmp_path}/', "
+            f"{os.path.join(FUZZ, 'corpus', 'load')!r}])\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=_fuzz_env(),
+                         timeout=300)
+    assert out.returncode != 0 and "a stray KeyError" in out.stderr, out.stderr[-2000:]
+    assert [n for n in os.listdir(tmp_path) if n.startswith("crash-")]
+
+
+# ---- CI's sanitizer pass really runs sanitized kernels ---------------------------------------------
+
+@pytest.mark.skipif(os.environ.get("MINIGRAD_SANITIZED") != "1",
+                    reason="only in CI's sanitizer pass (.ci/sanitize sets MINIGRAD_SANITIZED=1)")
+def test_kernels_run_under_address_sanitizer():
+    import glob
+    import subprocess
+    import sys
+    import minigrad._ext as ext
+    libs = glob.glob(os.path.join(os.path.dirname(ext.__file__), "*.so"))
+    assert libs
+    for so in libs:
+        with open(so, "rb") as f:
+            body = f.read()
+        assert b"__asan_report" in body and b"__ubsan_handle" in body, f"{so} is not instrumented"
+    with open("/proc/self/maps") as f:
+        assert "libasan" in f.read()
+    # one element past the end of a 3-element array, read by a kernel: ASan must stop it
+    out = subprocess.run([sys.executable, "-c", "import numpy as np; from minigrad._ext import elementwise as k; "
+                          "k._probe(np.arange(3.0), 3)"], capture_output=True, text=True, timeout=120)
+    assert out.returncode != 0 and "AddressSanitizer: heap-buffer-overflow" in out.stderr, out.stderr[-2000:]
