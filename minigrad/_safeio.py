@@ -75,10 +75,3 @@ def open_regular(path, fn):
         os.close(fd)
         raise
 
-
-def read_exactly(f, n, what):
-    """n bytes from f, or ValueError(`what` + how many there were) if the file ends first."""
-    data = f.read(n)
-    if len(data) != n:
-        raise ValueError(f"{what}: needed {n} bytes, the file has only {len(data)} more")
-    return data
