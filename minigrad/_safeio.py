@@ -75,3 +75,19 @@ def open_regular(path, fn):
         os.close(fd)
         raise
 
+
+
+def check_arguments(path, max_bytes, fn):
+    """(path as str, max_bytes as int or None) for a reader `fn`; TypeError or ValueError
+    naming `fn` and the argument otherwise."""
+    try:
+        path = os.fspath(path)
+    except TypeError:
+        raise TypeError(f"{fn}: path must be a str or os.PathLike, got {type(path).__name__}") from None
+    if max_bytes is None:
+        return path, None
+    if not isinstance(max_bytes, (int, np.integer)) or isinstance(max_bytes, bool):
+        raise TypeError(f"{fn}: max_bytes must be an int or None, got {type(max_bytes).__name__}")
+    if max_bytes < 0:
+        raise ValueError(f"{fn}: max_bytes must be >= 0, got {max_bytes}")
+    return path, int(max_bytes)

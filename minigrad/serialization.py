@@ -37,7 +37,7 @@ from collections import OrderedDict
 
 import numpy as np
 
-from ._safeio import MAX_NDIM, open_regular
+from ._safeio import MAX_NDIM, check_arguments, open_regular
 from .tensor import Tensor
 
 _META = "__minigrad__"
@@ -276,13 +276,7 @@ def load(path, *, max_bytes=None):
         The path cannot be read (FileNotFoundError, PermissionError, IsADirectoryError,
         or OSError for a FIFO/device/socket); the message names mg.load(), the path and why.
     """
-    try:
-        path = os.fspath(path)
-    except TypeError:
-        raise TypeError(f"mg.load(): path must be a str or os.PathLike, got {type(path).__name__}") from None
-    if max_bytes is not None and (not isinstance(max_bytes, (int, np.integer)) or isinstance(max_bytes, bool)
-                                  or max_bytes < 0):
-        raise TypeError(f"mg.load(): max_bytes must be an int >= 0 or None, got {max_bytes!r}")
+    path, max_bytes = check_arguments(path, max_bytes, "mg.load()")
 
     def bad(msg):
         return _Corrupt(f"mg.load({path}): {msg}")
@@ -294,7 +288,7 @@ def load(path, *, max_bytes=None):
         if f.read(len(_NPY_MAGIC)) == _NPY_MAGIC:
             raise bad("not a minigrad checkpoint (a .npy array, not an .npz archive)")
         f.seek(0)
-        limit = LOAD_RATIO * size if max_bytes is None else int(max_bytes)
+        limit = LOAD_RATIO * size if max_bytes is None else max_bytes
         try:
             with zipfile.ZipFile(f) as zf:
                 meta, arrays = _read_archive(zf, limit, max_bytes is None, bad)

@@ -382,8 +382,10 @@ def test_read_idx_max_bytes(tmp_path):
     assert a.shape == (4 * MiB,) and a.dtype == np.uint8 and not a.any()
     with pytest.raises(ValueError, match="max_bytes=100"):
         read_idx(p, max_bytes=100)
-    with pytest.raises(TypeError, match="max_bytes"):
+    with pytest.raises(ValueError, match=r"read_idx\(\): max_bytes must be >= 0"):
         read_idx(p, max_bytes=-1)
+    with pytest.raises(TypeError, match=r"read_idx\(\): max_bytes must be an int"):
+        read_idx(p, max_bytes=1.5)
 
 
 @pytest.mark.parametrize("compress", [False, True])

@@ -18,7 +18,7 @@ import zlib
 
 import numpy as np
 
-from .._safeio import MAX_NDIM, open_regular
+from .._safeio import MAX_NDIM, check_arguments, open_regular
 
 IDX_DTYPES = {
     0x08: np.dtype("u1"),
@@ -219,25 +219,19 @@ def read_idx(path, max_bytes=None):
         The path cannot be read (FileNotFoundError, PermissionError, IsADirectoryError, or
         OSError for a FIFO/device/socket); the message names read_idx(), the path and why.
     """
-    try:
-        path = os.fspath(path)
-    except TypeError:
-        raise TypeError(f"read_idx(): path must be a str or os.PathLike, got {type(path).__name__}") from None
-    if max_bytes is not None and (not isinstance(max_bytes, (int, np.integer)) or isinstance(max_bytes, bool)
-                                  or max_bytes < 0):
-        raise TypeError(f"read_idx(): max_bytes must be an int >= 0 or None, got {max_bytes!r}")
+    path, max_bytes = check_arguments(path, max_bytes, "read_idx()")
     f, size = open_regular(path, "read_idx()")
     with f:
         start = f.read(2)
         f.seek(0)
         if start == GZIP_MAGIC:                     # detected by content, not by the suffix
             stream = _Gunzip(f, path)
-            limit = GZIP_RATIO * size + GZIP_SLACK if max_bytes is None else int(max_bytes)
+            limit = GZIP_RATIO * size + GZIP_SLACK if max_bytes is None else max_bytes
             text = (f"the limit of {limit} bytes ({GZIP_RATIO} × the gzip file's {size} bytes + 1 MiB; "
                     f"pass max_bytes= to allow more)" if max_bytes is None else f"max_bytes={limit}")
         else:
             stream = _Raw(f)
-            limit = size if max_bytes is None else int(max_bytes)
+            limit = size if max_bytes is None else max_bytes
             text = (f"the file holds (it has {size} bytes)" if max_bytes is None else f"max_bytes={limit}")
         try:
             return _read_array(stream, path, limit, text)
