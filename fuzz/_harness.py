@@ -140,11 +140,15 @@ def _fallback(argv, test_one_input):
     print(f"Done {n} runs in {took:.0f} second(s) ({n / max(took, 1e-9):.0f} exec/s)", flush=True)
 
 
-def main(test_one_input, argv=None):
-    """Fuzz `test_one_input` with the command line `argv` (libFuzzer's flags)."""
+def main(test_one_input, argv=None, custom_mutator=None):
+    """Fuzz `test_one_input` with the command line `argv` (libFuzzer's flags); with atheris,
+    `custom_mutator(data, max_size, seed)` (if given) proposes the inputs."""
     argv = list(sys.argv if argv is None else argv)
     if atheris is None:
         _fallback(argv, test_one_input)
         return
-    atheris.Setup(argv, test_one_input)
+    if custom_mutator is None:
+        atheris.Setup(argv, test_one_input)
+    else:
+        atheris.Setup(argv, test_one_input, custom_mutator=custom_mutator)
     atheris.Fuzz()
