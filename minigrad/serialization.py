@@ -188,8 +188,10 @@ def _host_tag():
 
 def _alive(pid):
     """Whether process `pid` exists on this host (True when unsure)."""
+    if not 0 < pid < 2**31:         # 0 would mean our process group; no such pid otherwise
+        return True
     try:
-        os.kill(pid, 0)
+        os.kill(pid, 0)             # signal 0: only asks whether the process exists
     except ProcessLookupError:
         return False
     except OSError:                 # e.g. PermissionError: it exists, as another user

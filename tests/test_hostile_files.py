@@ -469,6 +469,8 @@ def test_save_removes_only_its_own_stale_temporaries(tmp_path):
         f".ck.npz.mgsave-{host}-{dead}-young001.tmp": ("writer dead but written just now", None, True),
         f".ck.npz.mgsave-{host}-{me}-ownpid01.tmp": ("this process's own (another thread?)", old, True),
         f".ck.npz.mgsave-{host}-1-initproc.tmp": ("writer pid 1 is alive", old, True),
+        f".ck.npz.mgsave-{host}-0-procgrp0.tmp": ("pid 0 is no process", old, True),
+        f".ck.npz.mgsave-{host}-{10**30}-hugepid1.tmp": ("no such pid: cannot check", old, True),
         f".ck.npz.mgsave-0badc0de-{dead}-elsewher.tmp": ("another host's pid: cannot check", old, True),
         f".ck.npz.mgsave-0badc0de-{dead}-lastyear.tmp": ("another host's, over a day old", old - 86400, False),
         f".other.npz.mgsave-{host}-{dead}-abc123_x.tmp": ("another target's", old, True),
