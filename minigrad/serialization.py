@@ -242,6 +242,7 @@ _ARCHIVE_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError
 _NPY_MAGIC = b"\x93NUMPY"
 _NPY_HEADER_MAX = 65535          # bytes of a .npy header dict (NumPy writes < 200 for our arrays)
 _ENTRY = re.compile(r"a(0|[1-9][0-9]{0,8})\.npy")
+_TYPESTR = re.compile(r"[<>|=]?[a-zA-Z?][0-9]{0,9}(\[[0-9]{0,9}[a-zA-Z]{1,3}\])?")   # '<f4', '<M8[ns]'
 
 
 def load(path, *, max_bytes=None):
@@ -402,14 +403,16 @@ def _parse_npy_header(text, bad):
     if (not isinstance(shape, tuple) or len(shape) > MAX_NDIM
             or not all(type(n) is int and 0 <= n < 2**63 for n in shape)):
         raise bad(f"shape {str(shape)[:80]} is not a tuple of at most {MAX_NDIM} sizes in [0, 2**63)")
-    try:
+    if isinstance(descr, str) and not _TYPESTR.fullmatch(descr):     # e.g. NumPy's ",f4" or "(2,)f8"
+        raise bad(f"descr {descr[:80]!r} is not a plain type string such as '<f4'")
+    try:                              # (NumPy's dtype parser may run ast.literal_eval: SyntaxError)
         if isinstance(descr, str):
             dtype = np.dtype(descr)
         elif isinstance(descr, list):
             dtype = np.lib.format.descr_to_dtype(descr)
         else:
             raise TypeError(type(descr).__name__)
-    except (TypeError, ValueError, OverflowError, KeyError, IndexError, RecursionError) as e:
+    except (TypeError, ValueError, OverflowError, KeyError, IndexError, SyntaxError, RecursionError) as e:
         raise bad(f"descr {str(descr)[:80]} is not a NumPy dtype ({type(e).__name__})") from None
     if dtype.hasobject:
         raise bad(f"dtype {dtype} holds Python objects, which would need pickle")

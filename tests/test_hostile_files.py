@@ -178,6 +178,14 @@ LOAD_CASES = {
                               "not a NumPy dtype"),
     "npy-descr-bad-fields": (lambda: checkpoint(arrays=[npy(
         "{'descr': [('a',)], 'fortran_order': False, 'shape': (3,), }", bytes(24))]), "not a NumPy dtype"),
+    # found by fuzz/fuzz_load.py: NumPy parses ",f4" as a comma-string dtype and its
+    # ast.literal_eval raised SyntaxError out of mg.load
+    "npy-descr-comma-string": (lambda: checkpoint(arrays=[npy(npy_header(",f4", (2,)), bytes(8))]),
+                               "not a plain type string"),
+    "npy-descr-subarray": (lambda: checkpoint(arrays=[npy(npy_header("(2,)f8", (3,)), bytes(48))]),
+                           "not a plain type string"),
+    "npy-field-comma-string": (lambda: checkpoint(arrays=[npy(
+        "{'descr': [('a', ',f4')], 'fortran_order': False, 'shape': (2,), }", bytes(8))]), "not a NumPy dtype"),
     "npy-descr-number": (lambda: checkpoint(arrays=[npy(
         "{'descr': 8, 'fortran_order': False, 'shape': (3,), }", bytes(24))]), "not a NumPy dtype"),
     "npy-shape-beyond-int64": (lambda: checkpoint(arrays=[npy(npy_header("<f8", (2**64,)), bytes(8))]),
