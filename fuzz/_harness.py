@@ -12,9 +12,11 @@ MINIGRAD_FUZZ_FALLBACK=1), takes the same command line as libFuzzer for the flag
 others are ignored) and mutates the corpus
 with bit flips, byte writes, insertions, deletions and splices; it has no coverage feedback.
 """
+import atexit
 import hashlib
 import os
 import random
+import shutil
 import sys
 import tempfile
 import time
@@ -51,9 +53,15 @@ def instrument(modules):
 
 
 def scratch_dir():
-    """A private directory for the inputs, in RAM when /dev/shm exists."""
-    base = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
-    return tempfile.mkdtemp(prefix="minigrad-fuzz-", dir=base)
+    """A private directory for the inputs: under $MINIGRAD_FUZZ_SCRATCH if set, else in RAM
+    when /dev/shm exists. It is removed at exit, except after libFuzzer's own exit (atheris),
+    which skips Python's atexit handlers: .ci/sanitize points it into its scratch copy."""
+    base = os.environ.get("MINIGRAD_FUZZ_SCRATCH")
+    if not base and os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK):
+        base = "/dev/shm"
+    path = tempfile.mkdtemp(prefix="minigrad-fuzz-", dir=base)
+    atexit.register(shutil.rmtree, path, True)
+    return path
 
 
 def write(path, data):
