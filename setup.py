@@ -4,6 +4,11 @@ Cython 3, -O3, OpenMP where the compiler has it (a serial build otherwise, with 
 warning). Environment switches, for developers:
 
   MINIGRAD_BOUNDSCHECK=1   compile the kernels with bounds and wraparound checks on
+  MINIGRAD_SANITIZE=1      compile and link the kernels with AddressSanitizer and
+                           UndefinedBehaviorSanitizer (-fsanitize=address,undefined
+                           -fno-omit-frame-pointer -g); CPython is not built with ASan, so
+                           run Python with LD_PRELOAD=$(cc -print-file-name=libasan.so)
+                           (.ci/sanitize does it all)
   MINIGRAD_NO_OPENMP=1     force a serial build
   MINIGRAD_ONLY=conv,pool  build only these extensions (quicker edit-compile loops)
 """
@@ -45,6 +50,9 @@ if not openmp:
                   "Install a compiler with OpenMP support for multi-threaded kernels.")
 
 boundscheck = os.environ.get("MINIGRAD_BOUNDSCHECK") == "1"
+sanitize = os.environ.get("MINIGRAD_SANITIZE") == "1"
+sanitizer_flags = ["-fsanitize=address,undefined", "-fno-sanitize-recover=undefined",
+                   "-fno-omit-frame-pointer", "-g"] if sanitize else []
 only = {s.strip() for s in os.environ.get("MINIGRAD_ONLY", "").split(",") if s.strip()}
 
 # Build from the Cython sources; an unpacked tree that has only the generated C files
@@ -70,8 +78,8 @@ for path in sources:
         include_dirs=[np.get_include()],
         depends=sorted(glob.glob(os.path.join("ext", "*.h")) + glob.glob(os.path.join("ext", "*.pxi"))),
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
-        extra_compile_args=["-O3"] + (["-fopenmp"] if openmp else []),
-        extra_link_args=["-fopenmp"] if openmp else [],
+        extra_compile_args=["-O3"] + (["-fopenmp"] if openmp else []) + sanitizer_flags,
+        extra_link_args=(["-fopenmp"] if openmp else []) + sanitizer_flags,
     ))
 
 directives = {
@@ -84,7 +92,7 @@ directives = {
 }
 
 # The directives are baked into the generated C: re-cythonize when the mode changes.
-mode = f"boundscheck={boundscheck} openmp={openmp}"
+mode = f"boundscheck={boundscheck} openmp={openmp}" + (" sanitize=True" if sanitize else "")
 marker = os.path.join("ext", ".build_mode")
 previous = open(marker).read() if os.path.exists(marker) else None
 force = previous != mode

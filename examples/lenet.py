@@ -3,12 +3,20 @@
     python examples/lenet.py                       # 10 epochs, Adam 2e-3 with a cosine schedule
     python examples/lenet.py --epochs 1 --plots plots --save lenet.npz
     python examples/lenet.py --resume lenet.npz --epochs 12   # 11 more epochs on a 12-epoch schedule
+    python examples/lenet.py --save lenet.npz --save-every 100   # also every 100 steps
     mpiexec -n 2 python examples/lenet.py --distributed     # data-parallel on 2 ranks (MPI)
+
+A run resumed from any checkpoint (end of an epoch or mid-epoch) with the same --epochs
+continues bitwise like the run that was never interrupted: the checkpoint holds the model,
+optimizer and schedule state, the history, and where in which epoch's (seeded) batch order
+it stopped. With other --epochs, the learning rate follows the new run's schedule from the
+step reached.
 
 The data comes from Debian's dataset-fashion-mnist package (/usr/share/datasets/fashion-mnist):
     apt-get install -y dataset-fashion-mnist
 """
 import argparse
+import itertools
 import os
 import sys
 import time
@@ -54,7 +62,10 @@ def parse_args(argv=None):
                    help="directory with the Fashion-MNIST IDX files")
     p.add_argument("--threads", type=int, default=None, help="kernel threads (default: all CPUs)")
     p.add_argument("--save", default=None, help="write a checkpoint (.npz) after every epoch")
+    p.add_argument("--save-every", type=int, default=None, metavar="N",
+                   help="also write the --save checkpoint every N training steps (mid-epoch)")
     p.add_argument("--resume", default=None, help="continue from a checkpoint written by --save")
+    p.add_argument("--max-steps", type=int, default=None, help=argparse.SUPPRESS)  # stop early (tests)
     p.add_argument("--plots", default=None, help="directory for PNG plots (needs matplotlib)")
     p.add_argument("--limit", type=int, default=None, help=argparse.SUPPRESS)  # train on the first N images (tests)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -64,9 +75,11 @@ def parse_args(argv=None):
     args = p.parse_args(argv)
     if args.lr is None:
         args.lr = 0.05 if args.optimizer == "sgd" else 2e-3
-    for name in ("epochs", "batch_size"):
-        if getattr(args, name) < 1:
+    for name in ("epochs", "batch_size", "save_every"):
+        if getattr(args, name) is not None and getattr(args, name) < 1:
             p.error(f"--{name.replace('_', '-')} must be at least 1")
+    if args.save_every and not args.save:
+        p.error("--save-every needs --save PATH (the checkpoint to write)")
     return args
 
 
@@ -107,16 +120,17 @@ def evaluate(model, images, labels, batch_size=1000):
 class Progress:
     """A tqdm bar when tqdm is installed, else a line every few hundred steps."""
 
-    def __init__(self, total, desc, quiet):
+    def __init__(self, total, desc, quiet, initial=0):
         self.bar = None
         self.quiet = quiet
         if not quiet:
             try:
                 from tqdm import tqdm
-                self.bar = tqdm(total=total, desc=desc, leave=True, file=sys.stdout, dynamic_ncols=True)
+                self.bar = tqdm(total=total, desc=desc, leave=True, file=sys.stdout, dynamic_ncols=True,
+                                initial=initial)
             except ImportError:
                 pass
-        self.desc, self.n, self.total = desc, 0, total
+        self.desc, self.n, self.total = desc, initial, total
 
     def update(self, **stats):
         self.n += 1
@@ -151,23 +165,40 @@ def train(args):
                             seed=args.seed)
     sched = make_schedule(args.schedule, opt, args.epochs * len(loader))
     history = {"epoch": [], "train_loss": [], "train_acc": [], "test_loss": [], "test_acc": []}
-    start_epoch = 0
+    # where training stands: `epoch` epochs done, then `step` batches of the next one
+    # (with their running sums); a checkpoint records exactly this
+    start_epoch, start_step, sums = 0, 0, (0, 0, 0.0)
     if args.resume:
         ckpt = dt.load_checkpoint(args.resume)
         model.load_state_dict(ckpt["model"])
         opt.load_state_dict(ckpt["optimizer"])
         history = {k: list(v) for k, v in ckpt["history"].items()}
-        start_epoch = int(ckpt["epoch"])
+        start_epoch, start_step = int(ckpt["epoch"]), int(ckpt.get("step", 0))
+        if start_step and rank == 0:          # the epoch's running sums (over all ranks)
+            sums = (int(ckpt["seen"]), int(ckpt["correct"]), float(ckpt["loss_sum"]))
         # The learning rate follows THIS run's schedule (its --epochs, --lr, --schedule) from
         # the step reached, not the checkpoint's: a cosine over a shorter run would pass its
         # end and climb back up. Restart the schedule and replay the steps already taken.
         for g in opt.param_groups:
             g["lr"] = g["initial_lr"] = args.lr
         sched = make_schedule(args.schedule, opt, args.epochs * len(loader))
-        for _ in range(start_epoch * len(loader) if sched is not None else 0):
+        for _ in range(start_epoch * len(loader) + start_step if sched is not None else 0):
             sched.step()
-        dt.print0(f"resumed from {args.resume} after epoch {start_epoch}")
+        dt.print0(f"resumed from {args.resume} after epoch {start_epoch}"
+                  + (f" and {start_step} steps of epoch {start_epoch + 1}" if start_step else ""))
     net = dt.wrap_model(model)          # DistributedDataParallel under --distributed
+
+    def checkpoint(epoch, step, seen=0, correct=0, loss_sum=0.0):
+        """Save the state after `epoch` whole epochs and `step` batches of the next."""
+        if step and world > 1:              # mid-epoch under --distributed: sums over the ranks
+            s, c, loss_sum = dt.reduce_sum(seen, correct, loss_sum)
+            seen, correct = int(s), int(c)
+        ckpt = {"model": model.state_dict(), "optimizer": opt.state_dict(),
+                "history": {k: np.asarray(v) for k, v in history.items()}, "epoch": epoch,
+                "step": step, "seen": seen, "correct": correct, "loss_sum": loss_sum}
+        if sched is not None:
+            ckpt["scheduler"] = sched.state_dict()
+        dt.save_checkpoint(ckpt, args.save)
 
     dt.print0(model)
     dt.print0(f"{sum(p.size for p in model.parameters()):,} parameters; {len(x_train):,} training "
@@ -178,9 +209,14 @@ def train(args):
     t_start, images_seen, train_time = time.perf_counter(), 0, 0.0
     for epoch in range(start_epoch, args.epochs):
         loader.set_epoch(epoch)
-        bar = Progress(len(loader), f"epoch {epoch + 1}/{args.epochs}", args.quiet or rank != 0)
-        t0, seen, correct, loss_sum = time.perf_counter(), 0, 0, 0.0
-        for x, y in loader:
+        first = start_step if epoch == start_epoch else 0
+        bar = Progress(len(loader), f"epoch {epoch + 1}/{args.epochs}", args.quiet or rank != 0,
+                       initial=first)
+        seen, correct, loss_sum = sums if first else (0, 0, 0.0)
+        t0, seen0 = time.perf_counter(), seen
+        for step, (x, y) in enumerate(itertools.islice(loader, first, None), start=first + 1):
+            if args.max_steps is not None and epoch * len(loader) + step > args.max_steps:
+                return model, history                    # (tests: an interrupted run)
             logits = net(x)
             loss = F.cross_entropy(logits, y)
             opt.zero_grad()
@@ -193,25 +229,23 @@ def train(args):
             loss_sum += loss.item() * n
             correct += int((logits.numpy().argmax(1) == y.numpy()).sum())
             bar.update(loss=f"{loss_sum / seen:.4f}", acc=f"{correct / seen:.4f}",
-                       img_s=f"{seen / (time.perf_counter() - t0):.0f}")
+                       img_s=f"{(seen - seen0) / (time.perf_counter() - t0):.0f}")
+            if args.save_every and (epoch * len(loader) + step) % args.save_every == 0 and step < len(loader):
+                checkpoint(epoch, step, seen, correct, loss_sum)     # mid-epoch (the last step saves below)
         bar.close()
         epoch_time = time.perf_counter() - t0
         loss_sum, correct, seen = dt.reduce_sum(loss_sum, correct, seen)   # over the ranks
         train_time += epoch_time
-        images_seen += seen
+        images_seen += seen - seen0
         test_acc, test_loss = evaluate(model, x_test, y_test)
         for k, v in (("epoch", epoch + 1), ("train_loss", loss_sum / seen), ("train_acc", correct / seen),
                      ("test_loss", test_loss), ("test_acc", test_acc)):
             history[k].append(v)
         dt.print0(f"epoch {epoch + 1}: train loss {loss_sum / seen:.4f} acc {correct / seen:.4f} | "
               f"test loss {test_loss:.4f} acc {test_acc:.4f} | {epoch_time:.1f} s, "
-              f"{seen / epoch_time:.0f} images/s")
+              f"{(seen - seen0) / epoch_time:.0f} images/s")
         if args.save:
-            ckpt = {"model": model.state_dict(), "optimizer": opt.state_dict(),
-                    "history": {k: np.asarray(v) for k, v in history.items()}, "epoch": epoch + 1}
-            if sched is not None:
-                ckpt["scheduler"] = sched.state_dict()
-            dt.save_checkpoint(ckpt, args.save)
+            checkpoint(epoch + 1, 0)
 
     wall = time.perf_counter() - t_start
     if history["test_acc"]:

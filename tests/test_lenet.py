@@ -145,3 +145,64 @@ def test_resume_with_more_epochs_follows_the_new_runs_schedule(tmp_path, monkeyp
     np.testing.assert_allclose(resumed, whole[8:], rtol=1e-12)
     assert all(a >= b for a, b in zip(resumed, resumed[1:])), resumed   # never climbs back up
     assert resumed[0] < 2e-3                                            # not restarted either
+
+
+# ---- --save-every: mid-epoch checkpoints, and a resumed run equals the uninterrupted one ----------
+
+def _run(data, ckpt, *extra):
+    """examples/lenet.py on the fake data: 3 epochs of 6 steps (batch 16), Adam, cosine schedule."""
+    args = lenet.parse_args(["--epochs", "3", "--batch-size", "16", "--quiet", "--threads", "1",
+                             "--data", data, "--save", ckpt, *extra])
+    model, history = lenet.train(args)
+    return model, {k: np.asarray(v, dtype=np.float64) for k, v in history.items()}
+
+
+def _assert_bitwise_equal(a, b, where=""):
+    if isinstance(a, dict):
+        assert list(a) == list(b), where
+        for k in a:
+            _assert_bitwise_equal(a[k], b[k], f"{where}[{k!r}]")
+    elif isinstance(a, (list, tuple)):
+        assert len(a) == len(b), where
+        for i, (u, v) in enumerate(zip(a, b)):
+            _assert_bitwise_equal(u, v, f"{where}[{i}]")
+    elif isinstance(a, np.ndarray):
+        assert a.dtype == b.dtype and a.shape == b.shape and a.tobytes() == b.tobytes(), where
+    else:
+        assert a == b, where
+
+
+@pytest.mark.parametrize("stop_after", [5, 8, 12])
+def test_mid_epoch_resume_is_bitwise_equal_to_an_uninterrupted_run(tmp_path, capsys, stop_after):
+    """Stop after `stop_after` steps (the last checkpoint: --save-every 4 writes after steps 4
+    and 8, mid-epoch in epochs 1 and 2; step 12 ends epoch 2), resume, and finish: the
+    model, optimizer, schedule and history are bitwise those of a run never stopped."""
+    data = _fake_fashion_mnist(tmp_path / "data", n_train=96, n_test=40)
+    whole = str(tmp_path / "whole.ckpt")
+    model, history = _run(data, whole, "--save-every", "4")
+    ck_whole = mg.load(whole)
+    assert (int(ck_whole["epoch"]), int(ck_whole["step"])) == (3, 0)
+
+    part = str(tmp_path / "part.ckpt")
+    _run(data, part, "--save-every", "4", "--max-steps", str(stop_after))
+    ck = mg.load(part)
+    last = stop_after - stop_after % 4
+    assert (int(ck["epoch"]), int(ck["step"])) == (last // 6, last % 6)
+    assert len(ck["history"]["epoch"]) == last // 6
+    capsys.readouterr()
+    resumed, resumed_history = _run(data, part, "--save-every", "4", "--resume", part)
+    out = capsys.readouterr().out
+    assert f"resumed from {part} after epoch {last // 6}" in out
+    if last % 6:
+        assert f"and {last % 6} steps of epoch {last // 6 + 1}" in out
+    _assert_bitwise_equal(model.state_dict(), resumed.state_dict())
+    _assert_bitwise_equal(history, resumed_history)
+    _assert_bitwise_equal(ck_whole, mg.load(part))          # optimizer and scheduler state too
+
+
+def test_save_every_needs_save(capsys):
+    with pytest.raises(SystemExit):
+        lenet.parse_args(["--save-every", "10"])
+    assert "--save-every needs --save" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        lenet.parse_args(["--save", "x", "--save-every", "0"])

@@ -72,6 +72,9 @@ def train_in_child(leak=False):
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.skipif(os.environ.get("MINIGRAD_SANITIZED") == "1",
+                    reason="under ASan freed memory sits in a quarantine (up to 256 MiB) before reuse, "
+                           "so resident memory grows by design")
 def test_training_lenet_for_300_steps_does_not_grow_resident_memory():
     r = train_in_child()
     growth = r["rss300"] / r["rss20"] - 1

@@ -139,8 +139,9 @@ while True:
 """
 
 
-def test_killed_save_leaves_a_loadable_checkpoint(tmp_path):
-    """kill -9 a process in the middle of saving, repeatedly: the file stays whole."""
+def test_killed_save_leaves_a_loadable_checkpoint(tmp_path, monkeypatch):
+    """kill -9 a process in the middle of saving, repeatedly: the file stays whole, and the
+    next save removes the temporaries the killed ones left (once they count as stale)."""
     path = tmp_path / "ck.npz"
     mg.save({"i": 0, "w": np.zeros(3)}, path)
     for delay in (0.05, 0.2, 0.37):
@@ -154,6 +155,21 @@ def test_killed_save_leaves_a_loadable_checkpoint(tmp_path):
         i = ck["i"]
         if i:
             np.testing.assert_array_equal(ck["w"][:5], np.random.default_rng(0).standard_normal(5) + i)
+    for attempt in range(20):                        # once more, killed while its temporary exists
+        child = subprocess.Popen([sys.executable, "-c", CHILD, str(path)], stdout=subprocess.PIPE)
+        assert child.stdout.readline().strip() == b"ready"
+        deadline = time.monotonic() + 60
+        while not any(f"-{child.pid}-" in n for n in os.listdir(tmp_path)) and time.monotonic() < deadline:
+            time.sleep(0.002)
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+        child.stdout.close()
+        if len(os.listdir(tmp_path)) > 1:
+            break
+    assert len(os.listdir(tmp_path)) > 1, "no kill ever landed during a save"
+    monkeypatch.setattr(ser, "STALE_DEAD_WRITER", -1.0)   # their writers are dead: stale at once
+    mg.save({"i": -1, "w": np.zeros(3)}, path)
+    assert os.listdir(tmp_path) == ["ck.npz"]
 
 
 def test_corrupt_empty_and_foreign_files(tmp_path):
