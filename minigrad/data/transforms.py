@@ -1,6 +1,7 @@
 """Data augmentation and normalisation on NumPy image batches (torchvision's names).
 
 The contract, simpler than torchvision's per-image PIL pipeline and much faster:
+
 - A transform is called on a float array of shape (N, C, H, W) — a whole batch — or
   (C, H, W) — one image — and returns a NEW array of the same layout (the input is
   never modified). The random transforms draw an independent choice for every image
@@ -10,7 +11,7 @@ The contract, simpler than torchvision's per-image PIL pipeline and much faster:
   mg.manual_seed), or from `generator=` (a numpy.random.Generator) if given, so a run
   is reproducible. examples/train.py reseeds each epoch from (seed, epoch).
 
-Typical use (Fashion-MNIST, pixels already in [0, 1], as load_fashion_mnist returns):
+Typical use (Fashion-MNIST, pixels already in [0, 1], as load_fashion_mnist returns)::
 
     train_tf = Compose([RandomCrop(28, padding=2), RandomHorizontalFlip(),
                         Normalize(0.2860, 0.3530)])

@@ -10,8 +10,10 @@ class AlexNet(nn.Module):
     What the paper introduced (or made work at scale): ReLU instead of tanh (six times
     faster training), dropout in the fully connected layers, *overlapping* max pooling
     (3×3 windows with stride 2, so neighbouring windows share a row: z = 3 > s = 2), data
-    augmentation, and Local Response Normalisation after the first two convolutions,
+    augmentation, and Local Response Normalisation after the first two convolutions, ::
+
         b[c] = a[c] / (k + α/n · Σ_{c' near c} a[c']²)^β,  n = 5, k = 2, α = 1e-4, β = 0.75.
+
     torchvision (whose state_dict keys and parameter count this class has) follows the
     later "one weird trick" variant: one tower, 64/192/384/256/256 channels, and no LRN
     (it was found to help little). lrn=True puts the paper's LRN back after the first two
@@ -19,11 +21,13 @@ class AlexNet(nn.Module):
     has no parameters, so the state_dict keys stay torchvision's. PyTorch's LRN divides α
     by n, so the paper's α = 1e-4 is alpha = n·1e-4 = 5e-4 there.
 
-    Shapes for a 224×224 image:
+    Shapes for a 224×224 image::
+
         (N, C, 224, 224) -conv 11×11/4 p2-> (N, 64, 55, 55) -pool 3/2-> (N, 64, 27, 27)
         -conv 5×5 p2-> (N, 192, 27, 27) -pool-> (N, 192, 13, 13)
         -conv 3×3 ×3-> (N, 384 | 256 | 256, 13, 13) -pool-> (N, 256, 6, 6)
         -adaptive avg pool 6×6, flatten-> (N, 9216) -> 4096 -> 4096 -> (N, num_classes)
+
     The smallest input is 63×63 (the last pool needs a 3×3 map).
     """
 

@@ -11,8 +11,10 @@ class DenseLayer(nn.Module):
     """One layer of a dense block: BN → ReLU → 1×1 conv (bottleneck) → BN → ReLU → 3×3 conv.
 
     What the paper introduced: *dense connections*. Layer ℓ of a block sees the
-    concatenation of the block input and of every earlier layer's output,
+    concatenation of the block input and of every earlier layer's output, ::
+
         x_ℓ = H_ℓ([x_0, x_1, …, x_{ℓ−1}]),
+
     and adds only `growth_rate` (k = 32) new channels. Features are reused instead of
     relearned, and every layer has a short path to the loss. Where ResNet *adds* F(x) to x,
     DenseNet *concatenates*. The 1×1 bottleneck (4k channels) keeps the 3×3 conv cheap as the
@@ -76,12 +78,14 @@ class Transition(nn.Sequential):
 class DenseNet(nn.Module):
     """DenseNet-BC: a 7×7 stem, dense blocks joined by transitions, BN, global average pool, fc.
 
-    Shapes of DenseNet-121 (blocks of 6, 12, 24, 16 layers, k = 32) for a 224×224 image:
+    Shapes of DenseNet-121 (blocks of 6, 12, 24, 16 layers, k = 32) for a 224×224 image::
+
         (N, C, 224, 224) -conv0 7×7/2, pool0 3×3/2-> (N, 64, 56, 56)
         -block1-> (N, 256, 56, 56) -transition1-> (N, 128, 28, 28)
         -block2-> (N, 512, 28, 28) -transition2-> (N, 256, 14, 14)
         -block3-> (N, 1024, 14, 14) -transition3-> (N, 512, 7, 7)
         -block4-> (N, 1024, 7, 7) -norm5, relu, global avg pool-> (N, 1024) -> (N, num_classes)
+
     The smallest input is 29×29 (the three transitions need a 2×2 map each).
 
     memory_efficient is accepted for torchvision's signature; minigrad always keeps the

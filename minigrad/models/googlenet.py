@@ -30,7 +30,7 @@ class BasicConv2d(nn.Module):
 
 
 class Inception(nn.Module):
-    """The Inception module: four branches side by side, concatenated along the channels.
+    """The Inception module: four branches side by side, concatenated along the channels::
 
         branch1: 1×1 conv                              -> ch1x1 channels
         branch2: 1×1 conv (reduce) → 3×3 conv          -> ch3x3 channels
@@ -96,11 +96,13 @@ class InceptionAux(nn.Module):
 class GoogLeNet(nn.Module):
     """GoogLeNet: a stem of plain convolutions, nine Inception modules, a global average pool.
 
-    Shapes for a 224×224 image (max pools use ceil_mode, as torchvision):
+    Shapes for a 224×224 image (max pools use ceil_mode, as torchvision)::
+
         (N, C, 224, 224) -conv1 7×7/2-> (N, 64, 112, 112) -pool-> 56 -conv2 1×1, conv3 3×3->
         (N, 192, 56, 56) -pool-> 28 -3a, 3b-> (N, 480, 28, 28) -pool-> 14
         -4a..4e-> (N, 832, 14, 14) -pool 2×2-> 7 -5a, 5b-> (N, 1024, 7, 7)
         -global avg pool, dropout 0.2, fc-> (N, num_classes)
+
     In training mode with aux_logits=True the result is GoogLeNetOutputs(logits, aux_logits2,
     aux_logits1); otherwise the logits alone. The smallest input is 15×15 with
     aux_logits=False, 32×32 is a comfortable small size.

@@ -70,9 +70,11 @@ class MobileNetV2(nn.Module):
     """MobileNetV2: a 3×3/2 stem, 17 inverted residual blocks, a 1×1 conv to 1280 channels,
     global average pool, dropout, fc.
 
-    Blocks (t expansion, c channels, n repeats, s stride of the first):
+    Blocks (t expansion, c channels, n repeats, s stride of the first)::
+
         t=1 c=16 n=1 s=1 | 6, 24, 2, 2 | 6, 32, 3, 2 | 6, 64, 4, 2 | 6, 96, 3, 1
         | 6, 160, 3, 2 | 6, 320, 1, 1
+
     Shapes for a 224×224 image: (N, C, 224, 224) -> (N, 32, 112, 112) -> … -> (N, 320, 7, 7)
     -> (N, 1280, 7, 7) -> (N, 1280) -> (N, num_classes). Any input of at least 1×1 works
     (the strides of 2 round up: 32×32 ends at 1×1).

@@ -8,8 +8,10 @@ class NiNBlock(nn.Sequential):
     """A convolution followed by two 1×1 convolutions, each with ReLU.
 
     What the paper introduced: the 1×1 convolution as a tiny fully connected network
-    ("mlpconv") applied at every pixel. It mixes the channels of one position,
+    ("mlpconv") applied at every pixel. It mixes the channels of one position, ::
+
         y[n, f', i, j] = Σ_f w[f', f] · x[n, f, i, j] + b[f'],
+
     so the block is a per-pixel MLP slid over the image, adding depth and non-linearity
     without touching the spatial layout. (GoogLeNet's and ResNet's 1×1 reductions come from here.)
 
@@ -32,11 +34,13 @@ class NiN(nn.Sequential):
     last block has one channel per class and each channel's mean is that class's score, so the
     classifier has no parameters of its own and cannot overfit.
 
-    Shapes for a 224×224 image:
+    Shapes for a 224×224 image::
+
         (N, C, 224, 224) -block 11×11/4-> (N, 96, 54, 54) -pool 3/2-> (N, 96, 26, 26)
         -block 5×5 p2-> (N, 256, 26, 26) -pool-> (N, 256, 12, 12)
         -block 3×3 p1-> (N, 384, 12, 12) -pool-> (N, 384, 5, 5) -dropout 0.5
         -block 3×3 p1-> (N, num_classes, 5, 5) -global avg pool, flatten-> (N, num_classes)
+
     The smallest input is 67×67.
     """
 

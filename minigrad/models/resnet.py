@@ -75,7 +75,7 @@ class Bottleneck(nn.Module):
     the stride sits on the 3×3 convolution.
 
     Shapes: x (N, C_in, H, W) -> (N, width, H, W) -> (N, width, H/s, W/s)
-            -> (N, 4·width, H/s, W/s) = y.
+    -> (N, 4·width, H/s, W/s) = y.
 
     Parameters
     ----------
