@@ -4,6 +4,7 @@
     python examples/train.py --model resnet20 --epochs 30 --plots plots/resnet20 --save r20.npz
     python examples/train.py --model resnet20 --resume r20.npz --epochs 30
     python examples/train.py --model lenet5 --epochs 2 --no-augment
+    mpiexec -n 2 python examples/train.py --model resnet20 --distributed   # data-parallel, 2 ranks (MPI)
 
 Recipe (He et al. 2016 §4.2, shortened): SGD with momentum 0.9 (Nesterov), weight decay
 5e-4, batch 128, learning rate 0.1 annealed to 0 by a cosine over all steps; each
@@ -13,8 +14,11 @@ mean and standard deviation. The test set is only normalised.
 
 The augmentation of epoch e is drawn from a generator seeded by (seed, e), and the
 batches' order from the DataLoader's (seed, e), so --resume continues exactly where a
-run that never stopped would be. The data comes from Debian's dataset-fashion-mnist
-package (/usr/share/datasets/fashion-mnist).
+run that never stopped would be. Under --distributed (as in examples/lenet.py) each rank
+takes batch_size / N images of every global batch, BatchNorm becomes SyncBatchNorm (so the
+statistics are those of the global batch), rank r draws its crops and flips from its own
+generator, and rank 0 alone prints and writes files. The data comes from Debian's
+dataset-fashion-mnist package (/usr/share/datasets/fashion-mnist).
 """
 import argparse
 import math
@@ -29,8 +33,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import minigrad as mg  # noqa: E402
 import minigrad.models  # noqa: E402
 import minigrad.nn.functional as F  # noqa: E402
-from minigrad.data import DataLoader, load_fashion_mnist  # noqa: E402
+from minigrad.data import load_fashion_mnist  # noqa: E402
 from minigrad.data import transforms as T  # noqa: E402
+from minigrad.distributed import training as dt  # noqa: E402
 from lenet import CLASSES, Progress, evaluate, make_schedule  # noqa: E402
 
 # zoo models whose forward accepts a 28×28 image (the others need larger inputs)
@@ -65,6 +70,9 @@ def parse_args(argv=None):
     p.add_argument("--limit", type=int, default=None, help="train on the first N images only")
     p.add_argument("--test-limit", type=int, default=None, help="test on the first N images only")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--distributed", action="store_true",
+                   help="data-parallel training under `mpiexec -n N` (--batch-size is the global "
+                        "batch; rank 0 prints and writes files; needs minigrad[distributed])")
     args = p.parse_args(argv)
     if args.lr is None:
         args.lr = 0.1 if args.optimizer == "sgd" else 2e-3
@@ -121,7 +129,9 @@ class CosineOverTime(mg.optim.lr_scheduler.LRScheduler):
     (as in Li, Yumer, Ramanan, "Budgeted Training", ICLR 2020): on a machine shared with
     other jobs the number of steps that fit is not known in advance, and a step-based
     cosine cut short would stop at a high learning rate. Not reproducible across machines
-    (the schedule depends on speed); the step-based cosine is."""
+    (the schedule depends on speed); the step-based cosine is. Under minigrad.distributed
+    every rank takes rank 0's clock, so that all agree on the lr and on when to stop (a rank
+    that stopped alone would leave the others waiting in a collective)."""
 
     def __init__(self, optimizer, budget_seconds):
         if not budget_seconds > 0:
@@ -138,6 +148,7 @@ class CosineOverTime(mg.optim.lr_scheduler.LRScheduler):
         if self._t is not None:
             self.elapsed += now - self._t
         self._t = now
+        self.elapsed = dt.broadcast_value(self.elapsed)      # rank 0's clock on every rank
         f = min(self.elapsed / self.budget, 1.0)
         return [base * (1 + math.cos(math.pi * f)) / 2 for base in self.base_lrs]
 
@@ -146,8 +157,7 @@ class CosineOverTime(mg.optim.lr_scheduler.LRScheduler):
 
 
 def train(args):
-    if args.threads:
-        mg.set_num_threads(args.threads)
+    rank, world = dt.setup(args.distributed, threads=args.threads)
     mg.manual_seed(args.seed)
 
     x_train, y_train = load_fashion_mnist(args.data, train=True)
@@ -164,8 +174,8 @@ def train(args):
 
     model = getattr(minigrad.models, args.model)(num_classes=10, in_channels=1)
     opt = make_optimizer(args, model.parameters())
-    loader = DataLoader((x_train, y_train), batch_size=args.batch_size, shuffle=True,
-                        drop_last=True, seed=args.seed)
+    loader = dt.data_loader((x_train, y_train), args.batch_size, shuffle=True, drop_last=True,
+                            seed=args.seed)     # this rank's batch_size / N of each global batch
     if args.time_budget:
         sched = CosineOverTime(opt, args.time_budget * 60)
     else:
@@ -174,35 +184,37 @@ def train(args):
                "time": []}
     start_epoch = 0
     if args.resume:
-        ckpt = mg.load(args.resume)
+        ckpt = dt.load_checkpoint(args.resume)
         model.load_state_dict(ckpt["model"])
         opt.load_state_dict(ckpt["optimizer"])
         if sched is not None and "scheduler" in ckpt:
             sched.load_state_dict(ckpt["scheduler"])
         history = {k: list(v) for k, v in ckpt["history"].items()}
         start_epoch = int(ckpt["epoch"])
-        print(f"resumed from {args.resume} after epoch {start_epoch}")
+        dt.print0(f"resumed from {args.resume} after epoch {start_epoch}")
+    net = dt.wrap_model(model, sync_batchnorm=True)    # DistributedDataParallel under --distributed
 
     if not args.quiet:
-        print(model)
-    print(f"{args.model}: {sum(p.size for p in model.parameters()):,} parameters; "
+        dt.print0(model)
+    dt.print0(f"{args.model}: {sum(p.size for p in model.parameters()):,} parameters; "
           f"{len(x_train):,} training images, {len(x_test):,} test images; {args.optimizer} "
           f"lr={args.lr} momentum={args.momentum} weight_decay={args.weight_decay} "
           f"schedule={args.schedule if not args.time_budget else f'cosine over {args.time_budget} min'} batch={args.batch_size} augment={args.augment}; "
-          f"train transform {train_tf!r}; {mg.get_num_threads()} threads", flush=True)
+          f"train transform {train_tf!r}; {mg.get_num_threads()} threads"
+          + (f" × {world} ranks" if args.distributed else ""))
 
     t_start, images_seen, train_time = time.perf_counter(), 0, 0.0
     for epoch in range(start_epoch, args.epochs):
         if getattr(sched, "finished", False):
             break
         loader.set_epoch(epoch)
-        mg.manual_seed(args.seed * 1_000_003 + epoch)    # this epoch's crops and flips
+        mg.manual_seed(args.seed * 1_000_003 + epoch + rank * 100_003)   # this epoch's (and rank's) crops and flips
         model.train()
-        bar = Progress(len(loader), f"epoch {epoch + 1}/{args.epochs}", args.quiet)
+        bar = Progress(len(loader), f"epoch {epoch + 1}/{args.epochs}", args.quiet or rank != 0)
         t0, cpu0, seen, correct, loss_sum = time.perf_counter(), time.process_time(), 0, 0, 0.0
         for x, y in loader:
             x = mg.tensor(train_tf(x.numpy()))
-            logits = model(x)
+            logits = net(x)
             loss = F.cross_entropy(logits, y)
             opt.zero_grad()
             loss.backward()
@@ -216,34 +228,34 @@ def train(args):
             bar.update(loss=f"{loss_sum / seen:.4f}", acc=f"{correct / seen:.4f}",
                        img_s=f"{seen / (time.perf_counter() - t0):.0f}")
             if getattr(sched, "finished", False):
-                print(f"time budget spent after {seen} images of epoch {epoch + 1}", flush=True)
+                dt.print0(f"time budget spent after {seen * world} images of epoch {epoch + 1}")
                 break
         bar.close()
         epoch_time, epoch_cpu = time.perf_counter() - t0, time.process_time() - cpu0
+        loss_sum, correct, seen = dt.reduce_sum(loss_sum, correct, seen)   # over the ranks
         train_time += epoch_time
         images_seen += seen
         test_acc, test_loss = evaluate(model, x_test, y_test)
         for k, v in (("epoch", epoch + 1), ("train_loss", loss_sum / seen), ("train_acc", correct / seen),
                      ("test_loss", test_loss), ("test_acc", test_acc), ("time", epoch_time)):
             history[k].append(v)
-        print(f"epoch {epoch + 1}: train loss {loss_sum / seen:.4f} acc {correct / seen:.4f} | "
+        dt.print0(f"epoch {epoch + 1}: train loss {loss_sum / seen:.4f} acc {correct / seen:.4f} | "
               f"test loss {test_loss:.4f} acc {test_acc:.4f} | {epoch_time:.1f} s ({epoch_cpu:.0f} s CPU), "
-              f"{seen / epoch_time:.0f} images/s | lr {opt.param_groups[0]['lr']:.4g} | elapsed {time.perf_counter() - t_start:.0f} s",
-              flush=True)
+              f"{seen / epoch_time:.0f} images/s | lr {opt.param_groups[0]['lr']:.4g} | elapsed {time.perf_counter() - t_start:.0f} s")
         if args.save:
             ckpt = {"model": model.state_dict(), "optimizer": opt.state_dict(),
                     "history": {k: np.asarray(v) for k, v in history.items()}, "epoch": epoch + 1}
             if sched is not None:
                 ckpt["scheduler"] = sched.state_dict()
-            mg.save(ckpt, args.save)
+            dt.save_checkpoint(ckpt, args.save)
 
     wall = time.perf_counter() - t_start
     if history["test_acc"]:
         best = int(np.argmax(history["test_acc"]))
-        print(f"final test accuracy {history['test_acc'][-1]:.4f}; best {history['test_acc'][best]:.4f} "
+        dt.print0(f"final test accuracy {history['test_acc'][-1]:.4f}; best {history['test_acc'][best]:.4f} "
               f"(epoch {history['epoch'][best]}); wall time {wall:.1f} s; training "
-              f"{images_seen / max(train_time, 1e-9):.0f} images/s", flush=True)
-    if args.plots:
+              f"{images_seen / max(train_time, 1e-9):.0f} images/s")
+    if args.plots and rank == 0:
         path = plot_history(args.plots, history, f"{args.model} on Fashion-MNIST")
         print(f"learning curves written to {path}")
     return model, history
