@@ -473,7 +473,7 @@ def _decode(node, arrays, depth):
     if t in ("list", "tuple"):
         items = [_decode(v, arrays, depth + 1) for v in items]
         return tuple(items) if t == "tuple" else items
-    if t not in ("array", "int", "float", "bool", "scalar"):
+    if t not in ("array", "tensor", "int", "float", "bool", "scalar"):
         raise ValueError(f"unknown node type {t[:40]!r}")
     k = node.get("k")
     if not isinstance(k, str) or k not in arrays:

@@ -166,7 +166,9 @@ def _assert_bitwise_equal(a, b, where=""):
         assert len(a) == len(b), where
         for i, (u, v) in enumerate(zip(a, b)):
             _assert_bitwise_equal(u, v, f"{where}[{i}]")
-    elif isinstance(a, np.ndarray):
+    elif isinstance(a, (np.ndarray, mg.Tensor)):            # state_dict() values are Tensors
+        assert type(a) is type(b), where
+        a, b = np.asarray(a), np.asarray(b)
         assert a.dtype == b.dtype and a.shape == b.shape and a.tobytes() == b.tobytes(), where
     else:
         assert a == b, where
