@@ -146,6 +146,20 @@ class Progress:
             self.bar.close()
 
 
+def resumed_schedule(opt, schedule, lr, total_steps, steps_done):
+    """The learning-rate schedule of THIS run (its --schedule over its total_steps, peak
+    lr), advanced to the step a checkpoint reached, rather than the checkpoint's own: a
+    cosine over a shorter run would pass its end and climb back up. The schedule is
+    restarted and the steps already taken are replayed, so the lrs equal an uninterrupted
+    run's."""
+    for g in opt.param_groups:
+        g["lr"] = g["initial_lr"] = lr
+    sched = make_schedule(schedule, opt, total_steps)
+    for _ in range(steps_done if sched is not None else 0):
+        sched.step()
+    return sched
+
+
 def train(args):
     rank, world = dt.setup(args.distributed, threads=args.threads)
     mg.manual_seed(args.seed)
@@ -176,14 +190,8 @@ def train(args):
         start_epoch, start_step = int(ckpt["epoch"]), int(ckpt.get("step", 0))
         if start_step and rank == 0:          # the epoch's running sums (over all ranks)
             sums = (int(ckpt["seen"]), int(ckpt["correct"]), float(ckpt["loss_sum"]))
-        # The learning rate follows THIS run's schedule (its --epochs, --lr, --schedule) from
-        # the step reached, not the checkpoint's: a cosine over a shorter run would pass its
-        # end and climb back up. Restart the schedule and replay the steps already taken.
-        for g in opt.param_groups:
-            g["lr"] = g["initial_lr"] = args.lr
-        sched = make_schedule(args.schedule, opt, args.epochs * len(loader))
-        for _ in range(start_epoch * len(loader) + start_step if sched is not None else 0):
-            sched.step()
+        sched = resumed_schedule(opt, args.schedule, args.lr, args.epochs * len(loader),
+                                 start_epoch * len(loader) + start_step)
         dt.print0(f"resumed from {args.resume} after epoch {start_epoch}"
                   + (f" and {start_step} steps of epoch {start_epoch + 1}" if start_step else ""))
     net = dt.wrap_model(model)          # DistributedDataParallel under --distributed

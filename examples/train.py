@@ -36,7 +36,7 @@ import minigrad.nn.functional as F  # noqa: E402
 from minigrad.data import load_fashion_mnist  # noqa: E402
 from minigrad.data import transforms as T  # noqa: E402
 from minigrad.distributed import training as dt  # noqa: E402
-from lenet import CLASSES, Progress, evaluate, make_schedule  # noqa: E402
+from lenet import CLASSES, Progress, evaluate, make_schedule, resumed_schedule  # noqa: E402
 
 # zoo models whose forward accepts a 28×28 image (the others need larger inputs)
 MODELS_28 = ("resnet20", "lenet5", "resnet18", "resnet34", "resnet50")
@@ -187,10 +187,14 @@ def train(args):
         ckpt = dt.load_checkpoint(args.resume)
         model.load_state_dict(ckpt["model"])
         opt.load_state_dict(ckpt["optimizer"])
-        if sched is not None and "scheduler" in ckpt:
-            sched.load_state_dict(ckpt["scheduler"])
         history = {k: list(v) for k, v in ckpt["history"].items()}
         start_epoch = int(ckpt["epoch"])
+        if args.time_budget:                  # the time already spent is in the checkpoint
+            if "scheduler" in ckpt:
+                sched.load_state_dict(ckpt["scheduler"])
+        else:                                 # this run's schedule from the step reached
+            sched = resumed_schedule(opt, args.schedule, args.lr, args.epochs * len(loader),
+                                     start_epoch * len(loader))
         dt.print0(f"resumed from {args.resume} after epoch {start_epoch}")
     net = dt.wrap_model(model, sync_batchnorm=True)    # DistributedDataParallel under --distributed
 

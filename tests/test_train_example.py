@@ -41,6 +41,30 @@ def test_resume_equals_an_uninterrupted_run(tmp_path):
     assert ha["test_acc"] == hb["test_acc"]
 
 
+def test_resume_with_more_epochs_follows_the_new_runs_cosine(tmp_path, monkeypatch):
+    """Trained 1 epoch (a 1-epoch cosine, ending at lr 0) and resumed with --epochs 2: the
+    second epoch takes the lrs of an uninterrupted 2-epoch cosine's second half, not the
+    old cosine continued past its end (where it climbs back up)."""
+    lrs, step = [], mg.optim.SGD.step
+
+    def recording_step(self):
+        lrs.append(self.param_groups[0]["lr"])
+        return step(self)
+
+    monkeypatch.setattr(mg.optim.SGD, "step", recording_step)
+    common = ("--model", "lenet5", "--optimizer", "sgd", "--lr", "0.05", "--schedule", "cosine")
+    ck = str(tmp_path / "ck.npz")
+    train.train(_args(*common, "--epochs", "1", "--save", ck))
+    del lrs[:]
+    train.train(_args(*common, "--epochs", "2", "--resume", ck))
+    resumed = list(lrs)
+    del lrs[:]
+    train.train(_args(*common, "--epochs", "2"))
+    assert len(resumed) == 4 and len(lrs) == 8                  # 256 images / batch 64
+    np.testing.assert_allclose(resumed, lrs[4:], rtol=1e-12)
+    assert all(a >= b for a, b in zip(resumed, resumed[1:])), resumed
+
+
 def test_time_budget_stops_and_anneals(capsys, tmp_path):
     pytest.importorskip("matplotlib")
     model, history = train.train(_args("--model", "lenet5", "--epochs", "1000", "--time-budget", "0.02",
