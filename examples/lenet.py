@@ -146,6 +146,21 @@ class Progress:
             self.bar.close()
 
 
+def train_step(net, opt, sched, x, y):
+    """One training step on the batch (x, y): forward, cross-entropy, backward, then the
+    optimizer's and the schedule's steps. Returns (loss · batch size, how many the logits
+    got right, batch size), the terms of an epoch's running sums."""
+    logits = net(x)
+    loss = F.cross_entropy(logits, y)
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+    if sched is not None:
+        sched.step()
+    n = len(y)
+    return loss.item() * n, int((logits.numpy().argmax(1) == y.numpy()).sum()), n
+
+
 def resumed_schedule(opt, schedule, lr, total_steps, steps_done):
     """The learning-rate schedule of THIS run (its --schedule over its total_steps, peak
     lr), advanced to the step a checkpoint reached, rather than the checkpoint's own: a
@@ -225,17 +240,10 @@ def train(args):
         for step, (x, y) in enumerate(itertools.islice(loader, first, None), start=first + 1):
             if args.max_steps is not None and epoch * len(loader) + step > args.max_steps:
                 return model, history                    # (tests: an interrupted run)
-            logits = net(x)
-            loss = F.cross_entropy(logits, y)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            if sched is not None:
-                sched.step()
-            n = len(y)
+            batch_loss, batch_correct, n = train_step(net, opt, sched, x, y)
             seen += n
-            loss_sum += loss.item() * n
-            correct += int((logits.numpy().argmax(1) == y.numpy()).sum())
+            loss_sum += batch_loss
+            correct += batch_correct
             bar.update(loss=f"{loss_sum / seen:.4f}", acc=f"{correct / seen:.4f}",
                        img_s=f"{(seen - seen0) / (time.perf_counter() - t0):.0f}")
             if args.save_every and (epoch * len(loader) + step) % args.save_every == 0 and step < len(loader):

@@ -36,7 +36,8 @@ import minigrad.nn.functional as F  # noqa: E402
 from minigrad.data import load_fashion_mnist  # noqa: E402
 from minigrad.data import transforms as T  # noqa: E402
 from minigrad.distributed import training as dt  # noqa: E402
-from lenet import CLASSES, Progress, evaluate, make_schedule, resumed_schedule  # noqa: E402
+from lenet import (CLASSES, Progress, evaluate, make_schedule, resumed_schedule,  # noqa: E402
+                   train_step)
 
 # zoo models whose forward accepts a 28×28 image (the others need larger inputs)
 MODELS_28 = ("resnet20", "lenet5", "resnet18", "resnet34", "resnet50")
@@ -218,17 +219,10 @@ def train(args):
         t0, cpu0, seen, correct, loss_sum = time.perf_counter(), time.process_time(), 0, 0, 0.0
         for x, y in loader:
             x = mg.tensor(train_tf(x.numpy()))
-            logits = net(x)
-            loss = F.cross_entropy(logits, y)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            if sched is not None:
-                sched.step()
-            n = len(y)
+            batch_loss, batch_correct, n = train_step(net, opt, sched, x, y)
             seen += n
-            loss_sum += loss.item() * n
-            correct += int((logits.numpy().argmax(1) == y.numpy()).sum())
+            loss_sum += batch_loss
+            correct += batch_correct
             bar.update(loss=f"{loss_sum / seen:.4f}", acc=f"{correct / seen:.4f}",
                        img_s=f"{seen / (time.perf_counter() - t0):.0f}")
             if getattr(sched, "finished", False):
