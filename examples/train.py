@@ -32,7 +32,6 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import minigrad as mg  # noqa: E402
 import minigrad.models  # noqa: E402
-import minigrad.nn.functional as F  # noqa: E402
 from minigrad.data import load_fashion_mnist  # noqa: E402
 from minigrad.data import transforms as T  # noqa: E402
 from minigrad.distributed import training as dt  # noqa: E402
