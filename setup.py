@@ -96,9 +96,6 @@ mode = f"boundscheck={boundscheck} openmp={openmp}" + (" sanitize=True" if sanit
 marker = os.path.join("ext", ".build_mode")
 previous = open(marker).read() if os.path.exists(marker) else None
 force = previous != mode
-if force and extensions:
-    with open(marker, "w") as f:
-        f.write(mode)
 
 for ext in extensions:
     ext.define_macros.append(("MINIGRAD_BOUNDSCHECK", "1" if boundscheck else "0"))
@@ -108,6 +105,12 @@ for ext in extensions:
 packaging_only = (any(a in ("sdist", "egg_info", "dist_info") for a in sys.argv[1:])
                   and not any(a in ("build", "build_ext", "bdist_wheel", "install", "develop",
                                     "editable_wheel") for a in sys.argv[1:]))
+
+# Record the mode only when this run regenerates the C (pip runs setup.py for metadata
+# first; a marker written then would make the real build skip the re-cythonize).
+if force and extensions and not (from_c or packaging_only):
+    with open(marker, "w") as f:
+        f.write(mode)
 
 if from_c:
     warnings.warn("minigrad: no ext/*.pyx found; compiling the generated ext/*.c as they are "
