@@ -104,14 +104,6 @@ def _check_dtype(arr, where):
 def save(obj, path):
     """Write `obj` (e.g. model.state_dict() or a dict of state dicts) to `path` as .npz.
 
-    Parameters
-    ----------
-    obj : dict, OrderedDict, list, tuple, ndarray, Tensor, int, float, bool, str or None
-        Nested up to MAX_DEPTH (200) levels; dict keys are str or int. Tensors are saved
-        as their arrays; nothing is pickled.
-    path : str or os.PathLike
-        The file to write (any suffix). Its directory must exist.
-
     The save is atomic: the data goes to a temporary file beside `path`
     (``.<name>.mgsave-<host>-<pid>-<random>.tmp``), is fsynced and renamed over `path`,
     so a crash mid-save leaves any previous file at `path` unchanged. Before writing,
@@ -120,6 +112,14 @@ def save(obj, path):
     by this user, and either its writer (host and pid in the name) is this host and no
     longer running and the file is over a minute old, or the file is over a day old.
     Nothing else in the directory is touched.
+
+    Parameters
+    ----------
+    obj : dict, OrderedDict, list, tuple, ndarray, Tensor, int, float, bool, str or None
+        Nested up to MAX_DEPTH (200) levels; dict keys are str or int. Tensors are saved
+        as their arrays (and load back as Tensors); nothing is pickled.
+    path : str or os.PathLike
+        The file to write (any suffix). Its directory must exist.
     """
     try:
         path = os.fspath(path)
