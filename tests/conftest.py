@@ -8,6 +8,17 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, settings
 
+# Under CI's sanitizer pass (.ci/sanitize, MINIGRAD_SANITIZED=1) the ASan runtime is
+# preloaded into a CPython that was not built with it. matplotlib's ft2font is C++ that
+# throws an exception at import, and ASan's __cxa_throw interceptor then aborts the
+# process ("CHECK failed: asan_interceptors.cpp:320 real___cxa_throw != 0"): a crash in
+# the sanitizer's set-up, not in minigrad's kernels. The tests that need matplotlib (plots
+# and the lecture's animations; they ask with pytest.importorskip) skip there, and run in
+# CI's other two passes.
+if os.environ.get("MINIGRAD_SANITIZED") == "1":
+    import sys
+    sys.modules["matplotlib"] = None
+
 settings.register_profile("dev", max_examples=25, deadline=None,
                           suppress_health_check=[HealthCheck.too_slow])
 settings.register_profile("ci", max_examples=60, deadline=None, derandomize=True,
