@@ -42,7 +42,7 @@ import types
 import numpy as np
 
 from . import _device
-from .autograd import Function, backward as run_backward, enable_grad, is_grad_enabled, no_grad
+from .autograd import Function, once_differentiable, backward as run_backward, enable_grad, is_grad_enabled, no_grad
 from .random import generator
 from .tensor import Tensor, from_numpy, zeros
 
@@ -325,6 +325,9 @@ class Checkpoint(Function):
         return out.data
 
     @staticmethod
+
+    @once_differentiable
+
     def backward(ctx, δ):
         """Rerun function(*inputs) with the graph recorded; ∂L/∂input is what δ sends back
         through that graph to each input."""

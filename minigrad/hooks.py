@@ -12,6 +12,8 @@ import threading
 
 import numpy as np
 
+from .tensor_base import TensorBase, wrap
+
 _state = threading.local()          # the queue_callback queue of the running backward
 
 class RemovableHandle:
@@ -42,17 +44,14 @@ class _Hooks:
         self.post_accumulate = []          # RemovableHandles of fn(tensor) -> None
 
     def run_grad_hooks(self, t, g):
-        """g (ndarray, ∂L/∂t) after every grad hook of t, in registration order."""
-        from .tensor import Tensor
+        """g (a Tensor, ∂L/∂t) after every grad hook of t, in registration order."""
         for handle in list(self.grad):
-            gt = Tensor._wrap(g, False)
-            out = handle.hook(gt)
+            out = handle.hook(g)
             if out is None:
-                g = gt.data                  # the hook may have replaced .data
-                continue
-            if isinstance(out, Tensor):
-                out = out.data
-            elif not isinstance(out, np.ndarray):
+                continue                     # the hook may have changed g's data in place
+            if isinstance(out, np.ndarray):
+                out = wrap(out)
+            elif not isinstance(out, TensorBase):
                 raise TypeError(f"register_hook(): hook {_hook_name(handle.hook)} must return a "
                                 f"Tensor or None, got {type(out).__name__}")
             if out.shape != t.shape:

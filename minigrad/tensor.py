@@ -1,38 +1,19 @@
-"""Tensor: an ndarray, its gradient, and the op (`grad_fn`) that made it."""
+"""Tensor: an ndarray, its gradient, and the op (`grad_fn`) that made it, with every method
+people call on it. Each method is one call into minigrad.ops, where the op's forward and
+backward live (see tensor_base.py for how the modules layer).
+"""
 import numbers
 
 import numpy as np
 
-from . import autograd
 from . import _device
+from . import autograd
+from . import random as _random
+from .autograd import is_grad_enabled, no_grad
+from .ops import elementwise as _E, linalg as _L, nn as _nn, reduce as _R, shape as _S
+from .tensor_base import TensorBase, set_result_class
 
 _FLOATS = (np.float16, np.float32, np.float64)
-
-
-def _as_array(data, dtype=None):
-    """Python floats default to float32 (as in PyTorch); ndarrays keep their dtype."""
-    if isinstance(data, Tensor):
-        data = data.data
-    if dtype is not None:
-        dtype = np.dtype(dtype)
-        if dtype.kind not in "biuf":
-            raise TypeError(f"tensor(): dtype must be numeric (bool, int or float), got {dtype}")
-        return np.array(data, dtype=dtype)
-    if isinstance(data, np.ndarray):
-        arr = np.array(data)
-    elif isinstance(data, np.generic):
-        arr = np.array(data)
-    else:
-        arr = np.array(data)
-        if arr.dtype == np.float64:
-            arr = arr.astype(np.float32)
-    if arr.dtype.kind == "O":
-        raise TypeError("tensor(): data must be numeric (bool, int or float), got objects")
-    if arr.dtype.kind in "USV":
-        raise TypeError(f"tensor(): data must be numeric, got dtype {arr.dtype}")
-    if arr.dtype.kind == "c":
-        raise TypeError(f"tensor(): complex data ({arr.dtype}) is not supported")
-    return arr
 
 
 class _Size(int):
@@ -52,7 +33,7 @@ class _Size(int):
 
 
 @_device.conversions
-class Tensor:
+class Tensor(TensorBase):
     """An n-dimensional array that can record the operations applied to it.
 
     ``t.data`` is the ndarray (``t.numpy()`` and ``np.asarray(t)`` give it too);
@@ -83,64 +64,16 @@ class Tensor:
     ((3,), dtype('float32'), True, False)
     """
 
-    __slots__ = ("data", "grad", "_requires_grad", "_ctx", "_hooks", "_version", "_base",
-                 "__weakref__")
+    __slots__ = ()
     __array_priority__ = 1000        # ndarray ⊕ Tensor defers to Tensor's operators
 
-    def __init__(self, data, requires_grad=False, dtype=None):
-        self.data = _as_array(data, dtype)
-        self.grad = None
-        self._ctx = None
-        self._hooks = None              # autograd._Hooks once a hook is registered
-        self._version = 0            # bumped by every in-place op (autograd checks it)
-        self._base = None            # (tensor, index) for a slice or view of another tensor
-        self._requires_grad = False
-        self.requires_grad = requires_grad
-
-    @classmethod
-    def _wrap(cls, array, requires_grad):
-        """A Tensor around an ndarray the caller owns (no copy, no checks)."""
-        t = cls.__new__(cls)
-        t.data = array if isinstance(array, np.ndarray) else np.asarray(array)
-        t.grad = None
-        t._ctx = None
-        t._hooks = None
-        t._version = 0
-        t._base = None
-        t._requires_grad = requires_grad
-        return t
-
-    # ---- autograd attributes -------------------------------------------------
-    @property
-    def requires_grad(self):
-        """Whether ops on this tensor are recorded and backward() fills its .grad."""
-        return self._requires_grad
-
-    @requires_grad.setter
-    def requires_grad(self, flag):
-        flag = bool(flag)
-        if flag and self.data.dtype.kind != "f":
-            raise TypeError(f"only floating-point tensors can require grad, not {self.data.dtype}")
-        if not flag and self._ctx is not None:
-            raise RuntimeError("requires_grad can only be switched off on a leaf; use detach()")
-        self._requires_grad = flag
-
+    # ---- autograd ------------------------------------------------------------------------
     def requires_grad_(self, requires_grad=True):
         """Set requires_grad in place (only floating-point tensors can); returns self."""
         self.requires_grad = requires_grad
         return self
 
-    @property
-    def is_leaf(self):
-        """True for a tensor no recorded op produced (yours, or a Parameter)."""
-        return self._ctx is None
-
-    @property
-    def grad_fn(self):
-        """The node of the op that produced this tensor (None for a leaf)."""
-        return self._ctx
-
-    def backward(self, grad=None, retain_graph=False):
+    def backward(self, gradient=None, retain_graph=None, create_graph=False, inputs=None):
         """Compute ∂self/∂t for every leaf t that requires grad, and add it to ``t.grad``.
 
         The chain rule, applied node by node from this tensor back to the leaves in
@@ -150,19 +83,25 @@ class Tensor:
 
         Parameters
         ----------
-        grad : array_like or Tensor, optional
+        gradient : array_like or Tensor, optional
             ∂L/∂self, of self's shape. May be left out only when self has one element
             (a loss): it is then 1.
-        retain_graph : bool
-            Keep the graph's saved arrays so backward() can run through it again.
+        retain_graph : bool, optional
+            Keep the graph's saved arrays so backward() can run through it again
+            (default: the value of `create_graph`).
+        create_graph : bool
+            Record the backward pass as a graph, so that each ``.grad`` can itself be
+            differentiated (Hessian-vector products, gradient penalties).
+        inputs : sequence of Tensors, optional
+            Accumulate only into these tensors' ``.grad``.
 
         Raises
         ------
         RuntimeError
-            If self does not require grad, or `grad` is missing for a non-scalar, or
+            If self does not require grad, or `gradient` is missing for a non-scalar, or
             has the wrong shape.
         """
-        autograd.backward(self, grad, retain_graph)
+        autograd.backward(self, gradient, retain_graph, create_graph, inputs)
 
     def register_hook(self, hook):
         """Call hook(grad) each time backward() computes the gradient with respect to this
@@ -280,9 +219,8 @@ class Tensor:
         dtype gives a differentiable cast (the gradient flows back in this tensor's
         dtype). Any device but the CPU raises a RuntimeError: minigrad runs on the CPU.
         """
-        from .ops.elementwise import cast
         dtype, copy = _device.parse_to(args, kwargs, "Tensor.to()", Tensor)
-        out = self if dtype is None else cast(self, dtype)
+        out = self if dtype is None else _E.cast(self, dtype)
         return out.clone() if copy and out is self else out
 
     def astype(self, dtype):
@@ -340,8 +278,7 @@ class Tensor:
     # ---- copies and views ---------------------------------------------------------------
     def clone(self):
         """A copy of the data that stays in the graph: ∂clone(x)/∂x = 1."""
-        from .ops.elementwise import Copy
-        return Copy.apply(self)
+        return _E.Copy.apply(self)
 
     def contiguous(self):
         """Self if the data is C-contiguous, else a contiguous (differentiable) copy."""
@@ -358,7 +295,6 @@ class Tensor:
 
         A size-1 dim may grow; new leading dims may be added. Backward sums δ over the
         expanded dims. (The result is a copy: minigrad's ops never return views.)"""
-        from .ops.shape import Expand
         if len(sizes) == 1 and isinstance(sizes[0], (tuple, list)):
             sizes = tuple(sizes[0])
         lead = len(sizes) - self.ndim
@@ -370,14 +306,13 @@ class Tensor:
             if not isinstance(n, numbers.Integral) or n < 0 or (old != 1 and old != n):
                 raise ValueError(f"expand(): cannot expand shape {self.shape} to {tuple(sizes)} "
                                  f"(dim {i}: {old} -> {n}; only size-1 dims grow)")
-        return Expand.apply(self, tuple(int(n) for n in shape))
+        return _S.Expand.apply(self, tuple(int(n) for n in shape))
 
     def t(self):
         """The transpose of a matrix (a 0-d or 1-d tensor is returned as it is), as torch's t()."""
-        from .ops.shape import transpose
         if self.ndim > 2:
             raise ValueError(f"t(): expects a tensor with at most 2 dims, got shape {self.shape}")
-        return transpose(self, 0, 1) if self.ndim == 2 else self
+        return _S.transpose(self, 0, 1) if self.ndim == 2 else self
 
     def expand_as(self, other):
         """`expand(other.shape)`."""
@@ -387,7 +322,6 @@ class Tensor:
         """Tile the tensor `repeats[i]` times along dim i (torch's repeat, NumPy's tile).
 
         Backward: δ, viewed as (r₀, n₀, r₁, n₁, ...), summed over the r axes."""
-        from .ops.shape import Repeat
         if len(repeats) == 1 and isinstance(repeats[0], (tuple, list)):
             repeats = tuple(repeats[0])
         if len(repeats) < self.ndim:
@@ -396,7 +330,234 @@ class Tensor:
         for r in repeats:
             if not isinstance(r, numbers.Integral) or isinstance(r, bool) or r < 0:
                 raise ValueError(f"repeat(): repeats must be non-negative ints, got {repeats}")
-        return Repeat.apply(self, tuple(int(r) for r in repeats))
+        return _S.Repeat.apply(self, tuple(int(r) for r in repeats))
+
+    # ---- arithmetic: each operator is an op of minigrad.ops.elementwise ------------------
+    def __add__(self, other):
+        return _E.add(self, other)
+
+    def __radd__(self, other):
+        return _E.add(other, self)
+
+    def __sub__(self, other):
+        return _E.sub(self, other)
+
+    def __rsub__(self, other):
+        return _E.sub(other, self)
+
+    def __mul__(self, other):
+        return _E.mul(self, other)
+
+    def __rmul__(self, other):
+        return _E.mul(other, self)
+
+    def __truediv__(self, other):
+        return _E.div(self, other)
+
+    def __rtruediv__(self, other):
+        return _E.div(other, self)
+
+    def __pow__(self, other):
+        return _E.pow(self, other)
+
+    def __rpow__(self, other):
+        return _E.pow(other, self)
+
+    def __matmul__(self, other):
+        return _L.matmul(self, other)
+
+    def __rmatmul__(self, other):
+        return _L.matmul(other, self)
+
+    def __neg__(self):
+        return _E.neg(self)
+
+    def __pos__(self):
+        return self
+
+    def __abs__(self):
+        return _E.abs(self)
+
+    def add(self, other):
+        """self + other (broadcast); see minigrad.ops.elementwise.add."""
+        return _E.add(self, other)
+
+    def sub(self, other):
+        """self − other (broadcast)."""
+        return _E.sub(self, other)
+
+    def mul(self, other):
+        """self · other (broadcast)."""
+        return _E.mul(self, other)
+
+    def div(self, other):
+        """self / other (broadcast)."""
+        return _E.div(self, other)
+
+    def pow(self, exponent):
+        """self ** exponent (broadcast)."""
+        return _E.pow(self, exponent)
+
+    def neg(self):
+        """−self."""
+        return _E.neg(self)
+
+    def matmul(self, other):
+        """self @ other (NumPy's matmul rules); see minigrad.ops.linalg.matmul."""
+        return _L.matmul(self, other)
+
+    # ---- comparisons: bool tensors, not differentiable ---------------------------------
+    def __eq__(self, other):
+        return _E.eq(self, other)
+
+    def __ne__(self, other):
+        return _E.ne(self, other)
+
+    def __lt__(self, other):
+        return _E.lt(self, other)
+
+    def __le__(self, other):
+        return _E.le(self, other)
+
+    def __gt__(self, other):
+        return _E.gt(self, other)
+
+    def __ge__(self, other):
+        return _E.ge(self, other)
+
+    def eq(self, other):
+        """self == other elementwise (a bool tensor)."""
+        return _E.eq(self, other)
+
+    def ne(self, other):
+        """self != other elementwise."""
+        return _E.ne(self, other)
+
+    def lt(self, other):
+        """self < other elementwise."""
+        return _E.lt(self, other)
+
+    def le(self, other):
+        """self <= other elementwise."""
+        return _E.le(self, other)
+
+    def gt(self, other):
+        """self > other elementwise."""
+        return _E.gt(self, other)
+
+    def ge(self, other):
+        """self >= other elementwise."""
+        return _E.ge(self, other)
+
+    # ---- pointwise functions -------------------------------------------------------------
+    def exp(self):
+        """e^self; ∂/∂x = e^x."""
+        return _E.exp(self)
+
+    def log(self):
+        """ln self; ∂/∂x = 1/x."""
+        return _E.log(self)
+
+    def sqrt(self):
+        """√self; ∂/∂x = 1/(2√x)."""
+        return _E.sqrt(self)
+
+    def abs(self):
+        """|self|; ∂/∂x = sign(x)."""
+        return _E.abs(self)
+
+    def clip(self, min=None, max=None):
+        """self clamped into [min, max] (either may be None); ∂/∂x = 1 inside, 0 outside."""
+        return _E.clip(self, min, max)
+
+    def clamp(self, min=None, max=None):
+        """PyTorch's name for clip."""
+        return _E.clip(self, min, max)
+
+    def relu(self):
+        """max(self, 0); ∂/∂x = 1 where x > 0, else 0."""
+        return _E.relu(self)
+
+    def sigmoid(self):
+        """σ(self) = 1/(1 + e^−x); ∂/∂x = σ(x)(1 − σ(x))."""
+        return _E.sigmoid(self)
+
+    def tanh(self):
+        """tanh(self); ∂/∂x = 1 − tanh²(x)."""
+        return _E.tanh(self)
+
+    # ---- reductions ------------------------------------------------------------------------
+    def sum(self, dim=None, keepdim=False, *, axis=None, keepdims=None):
+        """Σ over `dim` (all dims when None); see minigrad.ops.reduce.sum."""
+        return _R.sum(self, dim, keepdim, axis=axis, keepdims=keepdims)
+
+    def mean(self, dim=None, keepdim=False, *, axis=None, keepdims=None):
+        """The mean over `dim` (all dims when None)."""
+        return _R.mean(self, dim, keepdim, axis=axis, keepdims=keepdims)
+
+    def max(self, dim=None, keepdim=False, *, axis=None, keepdims=None):
+        """The largest entry; with `dim`, (values, indices) along it, as in PyTorch."""
+        return _R.max(self, dim, keepdim, axis=axis, keepdims=keepdims)
+
+    def min(self, dim=None, keepdim=False, *, axis=None, keepdims=None):
+        """The smallest entry; with `dim`, (values, indices) along it."""
+        return _R.min(self, dim, keepdim, axis=axis, keepdims=keepdims)
+
+    def amax(self, dim=None, keepdim=False):
+        """The largest entries along `dim` (values only)."""
+        return _R.amax(self, dim, keepdim)
+
+    def amin(self, dim=None, keepdim=False):
+        """The smallest entries along `dim` (values only)."""
+        return _R.amin(self, dim, keepdim)
+
+    def var(self, dim=None, keepdim=False, *, unbiased=None, correction=None, axis=None,
+            keepdims=None):
+        """The variance over `dim` (unbiased unless told otherwise, as in PyTorch)."""
+        return _R.var(self, dim, keepdim, unbiased=unbiased, correction=correction, axis=axis,
+                      keepdims=keepdims)
+
+    # ---- shapes and indexing -----------------------------------------------------------------
+    def __getitem__(self, idx):
+        return _S.getitem(self, idx)
+
+    def reshape(self, *shape):
+        """The same elements in `shape` (one dim may be −1)."""
+        return _S.reshape(self, *shape)
+
+    def view(self, *shape):
+        """PyTorch's name for reshape (here always a copy-free reshape of the data)."""
+        return _S.reshape(self, *shape)
+
+    def flatten(self, start_dim=0, end_dim=-1):
+        """Dims start_dim..end_dim merged into one."""
+        return _S.flatten(self, start_dim, end_dim)
+
+    def squeeze(self, dim=None):
+        """Size-1 dims removed (only `dim`, if given)."""
+        return _S.squeeze(self, dim)
+
+    def unsqueeze(self, dim):
+        """A size-1 dim inserted at `dim`."""
+        return _S.unsqueeze(self, dim)
+
+    def transpose(self, dim0, dim1):
+        """Dims dim0 and dim1 swapped."""
+        return _S.transpose(self, dim0, dim1)
+
+    def permute(self, *dims):
+        """The dims reordered: output dim i is input dim dims[i]."""
+        return _S.permute(self, *dims)
+
+    @property
+    def T(self):
+        """All dims reversed (the transpose of a matrix)."""
+        return _S.permute(self, tuple(reversed(range(self.ndim))))
+
+    @property
+    def mT(self):
+        """The last two dims swapped (a batch of matrices transposed)."""
+        return _S.transpose(self, -2, -1)
 
     # ---- index reductions and softmax as methods ------------------------------------------
     def argmax(self, dim=None, keepdim=False, *, axis=None):
@@ -409,7 +570,6 @@ class Tensor:
         return self._arg(np.argmin, "argmin", dim, keepdim, axis)
 
     def _arg(self, fn, name, dim, keepdim, axis):
-        from .ops.reduce import normalize_dims
         dim = axis if dim is None else dim
         if self.data.size == 0:
             raise ValueError(f"{name}(): the tensor is empty (shape {self.shape})")
@@ -418,7 +578,7 @@ class Tensor:
             if keepdim:
                 idx = idx.reshape((1,) * self.ndim)
         else:
-            d, = normalize_dims(dim, self.ndim) if self.ndim else (None,)
+            d, = _R.normalize_dims(dim, self.ndim) if self.ndim else (None,)
             idx = np.asarray(fn(self.data, axis=d))
             if keepdim and self.ndim:
                 idx = np.expand_dims(idx, d)
@@ -426,13 +586,11 @@ class Tensor:
 
     def softmax(self, dim):
         """`F.softmax(self, dim)`."""
-        from .ops.nn import softmax
-        return softmax(self, dim)
+        return _nn.softmax(self, dim)
 
     def log_softmax(self, dim):
         """`F.log_softmax(self, dim)`."""
-        from .ops.nn import log_softmax
-        return log_softmax(self, dim)
+        return _nn.log_softmax(self, dim)
 
     # ---- in-place operations ------------------------------------------------------------
     def _inplace(self, name, out_of_place, other=None):
@@ -444,7 +602,6 @@ class Tensor:
         node under a new Tensor and self becomes the op's output; a leaf that requires
         grad is refused, as PyTorch refuses it. Either way self's version goes up, and a
         backward through an op that used the old version raises (autograd.backward)."""
-        from .autograd import is_grad_enabled, no_grad
         recording = is_grad_enabled() and (
             self._requires_grad or (isinstance(other, Tensor) and other._requires_grad))
         if recording:
@@ -488,8 +645,7 @@ class Tensor:
 
     def copy_(self, src):
         """Copy `src` (broadcast to this shape, cast to this dtype) into self."""
-        from .ops.elementwise import operand
-        src = operand(src)
+        src = _E.operand(src)
         return self._inplace("copy_", lambda t: _broadcast_value(src, t), src)
 
     def fill_(self, value):
@@ -526,13 +682,11 @@ class Tensor:
 
     def normal_(self, mean=0.0, std=1.0):
         """Fill with samples of N(mean, std²) from minigrad's seedable generator."""
-        from .random import generator
-        return self.copy_(generator().normal(mean, std, self.shape))
+        return self.copy_(_random.generator().normal(mean, std, self.shape))
 
     def uniform_(self, a=0.0, b=1.0):
         """Fill with samples of U(a, b) from minigrad's seedable generator."""
-        from .random import generator
-        return self.copy_(generator().uniform(a, b, self.shape))
+        return self.copy_(_random.generator().uniform(a, b, self.shape))
 
     def __iadd__(self, other):
         return self.add_(other)
@@ -548,16 +702,13 @@ class Tensor:
 
     def __setitem__(self, idx, value):
         """self[idx] = value, in place (differentiable in both when recorded, see _inplace)."""
-        from .ops.elementwise import operand
-        from .ops.shape import setitem
-        value = operand(value)
-        self._inplace("__setitem__", lambda t: setitem(t, idx, value), value)
+        value = _E.operand(value)
+        self._inplace("__setitem__", lambda t: _S.setitem(t, idx, value), value)
 
 
 def _broadcast_value(value, like):
     """`value` (a Tensor or a number) broadcast to `like`'s shape, as a Tensor (differentiable)."""
-    from .ops.elementwise import operand
-    v = operand(value)
+    v = _E.operand(value)
     if not isinstance(v, Tensor):
         return Tensor._wrap(np.full(like.shape, v, like.dtype), False)
     if v.shape == like.shape:
@@ -635,15 +786,13 @@ def ones_like(t, dtype=None, requires_grad=False):
 
 def randn(*shape, dtype=None, requires_grad=False):
     """Standard normal samples from minigrad's seedable generator (see manual_seed)."""
-    from .random import generator
-    arr = generator().standard_normal(_shape_arg(shape)).astype(_float_dtype(dtype))
+    arr = _random.generator().standard_normal(_shape_arg(shape)).astype(_float_dtype(dtype))
     return Tensor._wrap(arr, False).requires_grad_(requires_grad)
 
 
 def rand(*shape, dtype=None, requires_grad=False):
     """Uniform samples in [0, 1) from minigrad's seedable generator."""
-    from .random import generator
-    arr = generator().random(_shape_arg(shape)).astype(_float_dtype(dtype))
+    arr = _random.generator().random(_shape_arg(shape)).astype(_float_dtype(dtype))
     return Tensor._wrap(arr, False).requires_grad_(requires_grad)
 
 
@@ -659,45 +808,4 @@ def arange(start, end=None, step=1, dtype=None, requires_grad=False):
     return Tensor._wrap(np.arange(start, end, step, dtype=dtype), False).requires_grad_(requires_grad)
 
 
-# ---- operators and methods: thin wrappers over minigrad.ops -------------------------
-
-def _install_methods():
-    """Give Tensor its operators and methods (x + y, x.sum(), x.reshape(...)), each the
-    function of minigrad.ops that does the work, so the two share one docstring."""
-    from .ops import elementwise as E, linalg as L, reduce as R, shape as S
-
-    def rev(fn):
-        return lambda self, other: fn(other, self)
-
-    methods = {
-        "__add__": E.add, "__radd__": rev(E.add),
-        "__sub__": E.sub, "__rsub__": rev(E.sub),
-        "__mul__": E.mul, "__rmul__": rev(E.mul),
-        "__truediv__": E.div, "__rtruediv__": rev(E.div),
-        "__pow__": E.pow, "__rpow__": rev(E.pow),
-        "__matmul__": L.matmul, "__rmatmul__": rev(L.matmul),
-        "__neg__": E.neg,
-        "__pos__": lambda self: self,
-        "__eq__": E.eq, "__ne__": E.ne, "__lt__": E.lt, "__le__": E.le,
-        "__gt__": E.gt, "__ge__": E.ge,
-        "__getitem__": S.getitem,
-        "matmul": L.matmul,
-        "exp": E.exp, "log": E.log, "sqrt": E.sqrt, "abs": E.abs, "clip": E.clip,
-        "clamp": E.clip, "relu": E.relu, "sigmoid": E.sigmoid, "tanh": E.tanh,
-        "sum": R.sum, "mean": R.mean, "max": R.max, "min": R.min, "var": R.var,
-        "amax": R.amax, "amin": R.amin,
-        "reshape": S.reshape, "view": S.reshape, "flatten": S.flatten,
-        "squeeze": S.squeeze, "unsqueeze": S.unsqueeze, "transpose": S.transpose,
-        "permute": S.permute,
-        # PyTorch's method names for the operators
-        "add": E.add, "sub": E.sub, "mul": E.mul, "div": E.div, "pow": E.pow, "neg": E.neg,
-        "eq": E.eq, "ne": E.ne, "lt": E.lt, "le": E.le, "gt": E.gt, "ge": E.ge,
-    }
-    for name, fn in methods.items():
-        setattr(Tensor, name, fn)
-    Tensor.__abs__ = E.abs
-    Tensor.T = property(lambda self: S.permute(self, tuple(reversed(range(self.ndim)))))
-    Tensor.mT = property(lambda self: S.transpose(self, -2, -1))
-
-
-_install_methods()
+set_result_class(Tensor)        # what the ops return (see tensor_base.py)

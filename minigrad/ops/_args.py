@@ -8,7 +8,7 @@ import numbers
 
 import numpy as np
 
-from ..tensor import Tensor
+from ..tensor_base import TensorBase
 from .limits import MAX_INDEX, check_index
 
 __all__ = ["MAX_INDEX", "is_int", "int_arg", "pair", "same_padding", "float_array", "nonempty_planes",
@@ -73,7 +73,7 @@ def float_array(x, fn, name, ranks=None, dtypes=_FLOATS, rank_names=None):
     """The ndarray behind a Tensor (or an ndarray / array-like), checked: a dtype among
     `dtypes` (TypeError) and a rank among `ranks` (ValueError), both errors naming fn,
     the argument and its shape."""
-    a = x.data if isinstance(x, Tensor) else np.asarray(x)
+    a = x.data if isinstance(x, TensorBase) else np.asarray(x)
     if a.dtype not in dtypes:
         want = ", ".join(d.name for d in dtypes[:-1]) + " or " + dtypes[-1].name
         raise TypeError(f"{fn}(): {name} must be {want}, got dtype {a.dtype} (shape {a.shape})")

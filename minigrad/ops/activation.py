@@ -19,7 +19,7 @@ import numbers
 import numpy as np
 
 from .._ext import activation as _k
-from ..autograd import Function
+from ..autograd import Function, once_differentiable
 from ..threads import get_num_threads
 from . import elementwise as E
 from .nn import as_float_tensor
@@ -75,6 +75,9 @@ class LeakyReLU(Function):
         return _run(_k.leaky_relu_forward, xc, args=(a,)).astype(x.dtype, copy=False)
 
     @staticmethod
+
+    @once_differentiable
+
     def backward(ctx, δ):
         """∂L/∂x = δ · (1 if x > 0 else a)."""
         x, = ctx.saved
@@ -97,6 +100,9 @@ class Hardtanh(Function):
         return _run(_k.hardtanh_forward, xc, args=(lo, hi)).astype(x.dtype, copy=False)
 
     @staticmethod
+
+    @once_differentiable
+
     def backward(ctx, δ):
         """∂L/∂x = δ · [lo < x < hi]."""
         x, = ctx.saved
@@ -118,6 +124,9 @@ class SiLU(Function):
         return y.astype(x.dtype, copy=False)
 
     @staticmethod
+
+    @once_differentiable
+
     def backward(ctx, δ):
         """∂L/∂x = δ · σ(x) · (1 + x · (1 − σ(x)))."""
         x, s = ctx.saved
@@ -151,6 +160,9 @@ class GELU(Function):
         return y.astype(x.dtype, copy=False)
 
     @staticmethod
+
+    @once_differentiable
+
     def backward(ctx, δ):
         """∂L/∂x = δ · (Φ(x) + x φ(x)) (exact), or the tanh form's derivative above."""
         x, s = ctx.saved
@@ -179,6 +191,9 @@ class Hardsigmoid(Function):
         return np.clip(x / 6 + 0.5, 0, 1).astype(x.dtype, copy=False)
 
     @staticmethod
+
+    @once_differentiable
+
     def backward(ctx, δ):
         """∂L/∂x = δ/6 · [−3 < x < 3]."""
         x, = ctx.saved
@@ -198,6 +213,9 @@ class Hardswish(Function):
         return (x * np.clip(x + 3, 0, 6) / 6).astype(x.dtype, copy=False)
 
     @staticmethod
+
+    @once_differentiable
+
     def backward(ctx, δ):
         """∂L/∂x = δ · (0 | x/3 + ½ | 1) on x ≤ −3 | −3 < x < 3 | x ≥ 3."""
         x, = ctx.saved

@@ -15,8 +15,8 @@ ops/conv_dispatch.py runs it.
 import numpy as np
 
 from .. import kernels
-from ..autograd import Function
-from ..tensor import Tensor
+from ..autograd import Function, once_differentiable
+from ..tensor_base import TensorBase
 from . import conv_dispatch as _dispatch
 from .conv_args import compute_dtype, conv2d_args, conv_transpose2d_args, out_size
 from . import layout
@@ -55,6 +55,9 @@ class Conv2dFunction(Function):
         return y.astype(ctx.out_dtype, copy=False)
 
     @staticmethod
+
+    @once_differentiable
+
     def backward(ctx, δ):
         """Seed 004, with S, P, D and G:
 
@@ -152,9 +155,9 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1,
         return layout.conv2d_channels_last(conv2d, x, weight, bias, stride, padding, dilation, groups)
     xa, wa, ba, stride, padding, dilation, groups, _ = conv2d_args(
         "conv2d", x, weight, bias, stride, padding, dilation, groups)
-    return Conv2dFunction.apply(x if isinstance(x, Tensor) else xa,
-                                weight if isinstance(weight, Tensor) else wa,
-                                bias if bias is None or isinstance(bias, Tensor) else ba,
+    return Conv2dFunction.apply(x if isinstance(x, TensorBase) else xa,
+                                weight if isinstance(weight, TensorBase) else wa,
+                                bias if bias is None or isinstance(bias, TensorBase) else ba,
                                 stride, padding, dilation, groups)
 
 
@@ -197,6 +200,9 @@ class ConvTranspose2dFunction(Function):
         return y.astype(out_dtype, copy=False)
 
     @staticmethod
+
+    @once_differentiable
+
     def backward(ctx, δ):
         """y is conv2d's ∂L/∂(input) of a convolution z = y_in ⋆ w with x as its δ, so
         by the adjoint:
@@ -233,7 +239,7 @@ def conv_transpose2d(x, weight, bias=None, stride=1, padding=0, output_padding=0
     """
     xa, wa, ba, stride, padding, output_padding, dilation, groups, _ = conv_transpose2d_args(
         "conv_transpose2d", x, weight, bias, stride, padding, output_padding, groups, dilation)
-    return ConvTranspose2dFunction.apply(x if isinstance(x, Tensor) else xa,
-                                         weight if isinstance(weight, Tensor) else wa,
-                                         bias if bias is None or isinstance(bias, Tensor) else ba,
+    return ConvTranspose2dFunction.apply(x if isinstance(x, TensorBase) else xa,
+                                         weight if isinstance(weight, TensorBase) else wa,
+                                         bias if bias is None or isinstance(bias, TensorBase) else ba,
                                          stride, padding, output_padding, groups, dilation)

@@ -8,26 +8,26 @@ import numbers
 import numpy as np
 
 from .._ext import elementwise as _k
-from ..autograd import Function
-from ..tensor import Tensor
+from ..autograd import Function, once_differentiable
+from ..tensor_base import TensorBase, as_tensor, wrap
 from ..threads import get_num_threads
 
 
 def operand(v):
     """A Tensor stays a Tensor; a Python/NumPy scalar stays a Python scalar (so float32
     tensors stay float32, as in PyTorch); an array-like becomes a constant Tensor."""
-    if isinstance(v, Tensor):
+    if isinstance(v, TensorBase):
         return v
     if isinstance(v, (numbers.Number, np.generic)) and not isinstance(v, (str, bytes)):
         v = v.item() if isinstance(v, np.generic) else v
         if isinstance(v, complex):
             raise TypeError("complex scalars are not supported")
         return v
-    return Tensor(v)
+    return as_tensor(v)
 
 
 def _values(v):
-    return v.data if isinstance(v, Tensor) else v
+    return v.data if isinstance(v, TensorBase) else v
 
 
 class Add(Function):
@@ -36,6 +36,9 @@ class Add(Function):
         return np.add(a, b)
 
     @staticmethod
+
+    @once_differentiable
+
     def backward(ctx, δ):
         """∂(a+b)/∂a = ∂(a+b)/∂b = 1."""
         return δ, δ
@@ -47,6 +50,9 @@ class Sub(Function):
         return np.subtract(a, b)
 
     @staticmethod
+
+    @once_differentiable
+
     def backward(ctx, δ):
         """∂(a−b)/∂a = 1, ∂(a−b)/∂b = −1."""
         return δ, -δ if ctx.needs_input_grad[1] else None
@@ -59,6 +65,9 @@ class Mul(Function):
         return np.multiply(a, b)
 
     @staticmethod
+
+    @once_differentiable
+
     def backward(ctx, δ):
         """∂(a·b)/∂a = b, ∂(a·b)/∂b = a."""
         a, b = ctx.saved
@@ -81,6 +90,9 @@ class Div(Function):
             return np.true_divide(a, b)
 
     @staticmethod
+
+    @once_differentiable
+
     def backward(ctx, δ):
         """∂(a/b)/∂a = 1/b, ∂(a/b)/∂b = −a/b²."""
         a, b = ctx.saved
@@ -97,6 +109,9 @@ class Pow(Function):
         return y
 
     @staticmethod
+
+    @once_differentiable
+
     def backward(ctx, δ):
         """∂(aᵇ)/∂a = b·aᵇ⁻¹, ∂(aᵇ)/∂b = aᵇ·ln a (taken as 0 where aᵇ = 0)."""
         a, b, y = ctx.saved
@@ -115,6 +130,9 @@ class Neg(Function):
         return np.negative(a)
 
     @staticmethod
+
+    @once_differentiable
+
     def backward(ctx, δ):
         """∂(−a)/∂a = −1."""
         return -δ
@@ -128,6 +146,9 @@ class Exp(Function):
         return y
 
     @staticmethod
+
+    @once_differentiable
+
     def backward(ctx, δ):
         """∂eˣ/∂x = eˣ."""
         y, = ctx.saved
@@ -142,6 +163,9 @@ class Log(Function):
             return np.log(x)
 
     @staticmethod
+
+    @once_differentiable
+
     def backward(ctx, δ):
         """∂ln x/∂x = 1/x."""
         x, = ctx.saved
@@ -157,6 +181,9 @@ class Sqrt(Function):
         return y
 
     @staticmethod
+
+    @once_differentiable
+
     def backward(ctx, δ):
         """∂√x/∂x = 1/(2√x)."""
         y, = ctx.saved
@@ -170,6 +197,9 @@ class Abs(Function):
         return np.abs(x)
 
     @staticmethod
+
+    @once_differentiable
+
     def backward(ctx, δ):
         """∂|x|/∂x = sign(x) (0 at x = 0, as in PyTorch)."""
         x, = ctx.saved
@@ -184,6 +214,9 @@ class Clip(Function):
         return np.clip(x, lo, hi)
 
     @staticmethod
+
+    @once_differentiable
+
     def backward(ctx, δ):
         """δ passes where lo ≤ x ≤ hi, 0 elsewhere."""
         x, = ctx.saved
@@ -210,6 +243,9 @@ class ReLU(Function):
         return y
 
     @staticmethod
+
+    @once_differentiable
+
     def backward(ctx, δ):
         """∂L/∂x = δ where y > 0 (x > 0), else 0."""
         y, = ctx.saved
@@ -231,6 +267,9 @@ class Sigmoid(Function):
         return y
 
     @staticmethod
+
+    @once_differentiable
+
     def backward(ctx, δ):
         """∂σ/∂x = σ(x)(1 − σ(x))."""
         y, = ctx.saved
@@ -245,6 +284,9 @@ class Tanh(Function):
         return y
 
     @staticmethod
+
+    @once_differentiable
+
     def backward(ctx, δ):
         """∂tanh x/∂x = 1 − tanh²x."""
         y, = ctx.saved
@@ -258,6 +300,9 @@ class Cast(Function):
         return x.astype(dtype)
 
     @staticmethod
+
+    @once_differentiable
+
     def backward(ctx, δ):
         """The gradient goes back in the input's dtype."""
         return δ.astype(ctx.dtype), None
@@ -271,6 +316,9 @@ class Copy(Function):
         return np.array(x, copy=True, order="C")
 
     @staticmethod
+
+    @once_differentiable
+
     def backward(ctx, δ):
         """∂y/∂x = 1: δ passes unchanged."""
         return δ
@@ -283,6 +331,9 @@ class Where(Function):
         return np.where(cond, a, b)
 
     @staticmethod
+
+    @once_differentiable
+
     def backward(ctx, δ):
         """δ goes to a where cond holds, to b elsewhere."""
         cond, = ctx.saved
@@ -297,7 +348,7 @@ def promote(a, b):
     floating dtypes give the wider one (NumPy's rule too), but an int or bool tensor meeting
     a float tensor or a Python float gives that float dtype (float32 for a Python float),
     where NumPy would give float64. The int/bool operand is cast (it needs no gradient)."""
-    ta, tb = isinstance(a, Tensor), isinstance(b, Tensor)
+    ta, tb = isinstance(a, TensorBase), isinstance(b, TensorBase)
     if ta and tb:
         ka, kb = a.dtype.kind, b.dtype.kind
         if ka == "f" and kb in "biu":
@@ -334,9 +385,9 @@ def div(a, b):
     """a / b elementwise, broadcast (true division: integer operands give float32, as in
     PyTorch); ∂/∂a = 1/b, ∂/∂b = −a/b²."""
     a, b = promote(operand(a), operand(b))
-    if not any(isinstance(v, float) or (isinstance(v, Tensor) and v.dtype.kind == "f") for v in (a, b)):
-        a = cast(a, np.float32) if isinstance(a, Tensor) else a
-        b = cast(b, np.float32) if isinstance(b, Tensor) else b
+    if not any(isinstance(v, float) or (isinstance(v, TensorBase) and v.dtype.kind == "f") for v in (a, b)):
+        a = cast(a, np.float32) if isinstance(a, TensorBase) else a
+        b = cast(b, np.float32) if isinstance(b, TensorBase) else b
     return Div.apply(a, b)
 
 
@@ -352,8 +403,8 @@ def neg(x):
 
 def _float_input(x, name):
     x = operand(x)
-    if not isinstance(x, Tensor):
-        x = Tensor(x)
+    if not isinstance(x, TensorBase):
+        x = as_tensor(x)
     if x.dtype.kind not in "f":
         x = cast(x, np.float32)
     return x
@@ -376,7 +427,7 @@ def sqrt(x):
 
 def abs(x):
     """The absolute value ``|x|`` elementwise; ∂/∂x = sign(x) (0 at x = 0, as in PyTorch)."""
-    return Abs.apply(operand(x) if isinstance(x, Tensor) else Tensor(x))
+    return Abs.apply(operand(x) if isinstance(x, TensorBase) else as_tensor(x))
 
 
 def clip(x, min=None, max=None):
@@ -410,7 +461,7 @@ def cast(x, dtype):
     if x.dtype == dtype:
         return x
     if x.requires_grad and dtype.kind != "f":
-        return Tensor._wrap(x.data.astype(dtype), False)
+        return wrap(x.data.astype(dtype), False)
     return Cast.apply(x, dtype)
 
 
@@ -422,7 +473,7 @@ def where(cond, a, b):
 
 def _compare(op):
     def compare(a, b):
-        return Tensor._wrap(op(_values(a), _values(operand(b))), False)
+        return wrap(op(_values(a), _values(operand(b))), False)
     return compare
 
 

@@ -16,7 +16,7 @@ import numbers
 
 import numpy as np
 
-from ..autograd import Function
+from ..autograd import Function, once_differentiable
 from .nn import as_float_tensor, check_same_dtype
 
 
@@ -44,6 +44,9 @@ class GroupNorm(Function):
         return np.ascontiguousarray(y, dtype=x.dtype)
 
     @staticmethod
+
+    @once_differentiable
+
     def backward(ctx, δ):
         xhat, inv_std, weight = ctx.saved
         G, cshape = ctx.G, ctx.cshape

@@ -2,7 +2,7 @@
 import numpy as np
 
 from .. import _blas
-from ..autograd import Function
+from ..autograd import Function, once_differentiable
 
 
 class MatMul(Function):
@@ -19,6 +19,9 @@ class MatMul(Function):
         return _blas.matmul(a, b)
 
     @staticmethod
+
+    @once_differentiable
+
     def backward(ctx, δ):
         a, b = ctx.saved
         a2 = a[None, :] if a.ndim == 1 else a          # (k,) -> (1, k)
@@ -48,7 +51,7 @@ def matmul(a, b):
     """Matrix product a @ b (NumPy's matmul rules for the shapes).
     Backward: ∂L/∂a = δ @ bᵀ, ∂L/∂b = aᵀ @ δ."""
     from .elementwise import operand
-    from ..tensor import Tensor
+    from ..tensor_base import TensorBase
     def as_operand(v, name):
         try:
             return operand(v)
@@ -57,10 +60,10 @@ def matmul(a, b):
 
     a, b = as_operand(a, "a"), as_operand(b, "b")
     for name, t in (("a", a), ("b", b)):
-        if isinstance(t, Tensor) and t.dtype.kind not in "fiu":
+        if isinstance(t, TensorBase) and t.dtype.kind not in "fiu":
             raise TypeError(f"matmul(): operand {name} has dtype {t.dtype} (shape {t.shape}); "
                             f"only integer and floating-point tensors can be multiplied")
-    if not isinstance(a, Tensor) or not isinstance(b, Tensor) or a.ndim == 0 or b.ndim == 0:
+    if not isinstance(a, TensorBase) or not isinstance(b, TensorBase) or a.ndim == 0 or b.ndim == 0:
         raise ValueError("matmul(): both operands must be tensors with at least 1 dim "
                          "(use * for scalars)")
     from .nn import check_same_dtype

@@ -4,8 +4,8 @@ import numbers
 
 import numpy as np
 
-from ..autograd import Function
-from ..tensor import Tensor
+from ..autograd import Function, once_differentiable
+from ..tensor_base import TensorBase, wrap
 from .nn import as_float_tensor
 
 REDUCTIONS = ("mean", "sum", "none")
@@ -56,6 +56,9 @@ class CrossEntropy(Function):
             return np.asarray(loss.sum() / ctx.denom, dtype=z.dtype)
 
     @staticmethod
+
+    @once_differentiable
+
     def backward(ctx, δ):
         logp, q = ctx.saved
         s = q.sum(axis=1, keepdims=True)                                       # (N, 1)
@@ -118,7 +121,7 @@ def cross_entropy(input, target, weight=None, reduction="mean", label_smoothing=
     N, C = z.shape
     if C == 0:
         raise ValueError(f"cross_entropy(): input has 0 classes (shape {z.shape})")
-    y = target.data if isinstance(target, Tensor) else np.asarray(target)
+    y = target.data if isinstance(target, TensorBase) else np.asarray(target)
     if y.dtype.kind not in "iu":
         raise TypeError(f"cross_entropy(): target must hold integer class labels (e.g. int64), "
                         f"got dtype {y.dtype}")
@@ -136,7 +139,7 @@ def cross_entropy(input, target, weight=None, reduction="mean", label_smoothing=
                          f"got {label_smoothing!r}")
     w = None
     if weight is not None:
-        w = np.asarray(weight.data if isinstance(weight, Tensor) else weight)
+        w = np.asarray(weight.data if isinstance(weight, TensorBase) else weight)
         if w.shape != (C,):
             raise ValueError(f"cross_entropy(): weight must have shape ({C},) (one per class), "
                              f"got {w.shape}")
@@ -202,6 +205,9 @@ class NLLLoss(Function):
             return np.asarray(loss.sum() / ctx.denom, dtype=x.dtype)
 
     @staticmethod
+
+    @once_differentiable
+
     def backward(ctx, δ):
         """∂L/∂x[n, y_n] = −w[y_n] · (δ_n, δ or δ/D); every other entry 0."""
         safe, w_y = ctx.saved
@@ -221,7 +227,7 @@ class NLLLoss(Function):
 
 def _class_targets(fn, x, target, ignore_index):
     """target as an int64 ndarray of shape x.shape without axis 1, labels in [0, C) or ignore_index."""
-    y = target.data if isinstance(target, Tensor) else np.asarray(target)
+    y = target.data if isinstance(target, TensorBase) else np.asarray(target)
     if y.dtype.kind not in "iu":
         raise TypeError(f"{fn}(): target must hold integer class labels (e.g. int64), got dtype {y.dtype}")
     expect = x.shape[:1] + x.shape[2:]
@@ -259,13 +265,13 @@ def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, r
     if unbatched:
         from .shape import reshape
         x = reshape(x, (1, x.shape[0]))
-        target = np.asarray(target.data if isinstance(target, Tensor) else target).reshape(1)
+        target = np.asarray(target.data if isinstance(target, TensorBase) else target).reshape(1)
     if x.ndim < 2 or x.shape[1] == 0:
         raise ValueError(f"{fn}(): input must be (N, C) or (N, C, d1, ...) with C ≥ 1, got shape {x.shape}")
     y = _class_targets(fn, x, target, int(ignore_index))
     w = None
     if weight is not None:
-        w = np.asarray(weight.data if isinstance(weight, Tensor) else weight)
+        w = np.asarray(weight.data if isinstance(weight, TensorBase) else weight)
         if w.shape != (x.shape[1],):
             raise ValueError(f"{fn}(): weight must have shape ({x.shape[1]},) (one per class), got {w.shape}")
         if w.dtype.kind not in "fiu":
@@ -283,7 +289,7 @@ def one_hot(tensor, num_classes=-1):
     with out[…, k] = 1 where tensor[…] = k, else 0. num_classes=-1 takes max(tensor) + 1.
     tensor must hold non-negative integers below num_classes. Not differentiable."""
     fn = "one_hot"
-    y = tensor.data if isinstance(tensor, Tensor) else np.asarray(tensor)
+    y = tensor.data if isinstance(tensor, TensorBase) else np.asarray(tensor)
     if y.dtype.kind not in "iu":
         raise TypeError(f"{fn}(): the input must hold integers (class indices), got dtype {y.dtype}")
     if not isinstance(num_classes, numbers.Integral) or isinstance(num_classes, bool):
@@ -301,4 +307,4 @@ def one_hot(tensor, num_classes=-1):
     from .limits import check_output
     check_output(fn, "num_classes", y.shape + (int(num_classes),), 8)
     out = (y[..., None] == np.arange(num_classes)).astype(np.int64)     # (…, num_classes)
-    return Tensor._wrap(out, False)
+    return wrap(out, False)

@@ -22,7 +22,7 @@ import numbers
 
 import numpy as np
 
-from ..autograd import Function
+from ..autograd import Function, once_differentiable
 from .nn import as_float_tensor
 
 
@@ -57,6 +57,9 @@ class LocalResponseNorm(Function):
         return a * d_neg_beta                                                      # b_c
 
     @staticmethod
+
+    @once_differentiable
+
     def backward(ctx, δ):
         """∂L/∂a_j = δ_j d_j^(−β) − (2αβ/n) a_j Σ_{c: j ∈ W(c)} δ_c a_c d_c^(−β−1)."""
         a, d, d_neg_beta = ctx.saved

@@ -8,8 +8,8 @@ import numbers
 import numpy as np
 
 from .. import _blas
-from ..autograd import Function
-from ..tensor import Tensor
+from ..autograd import Function, once_differentiable
+from ..tensor_base import TensorBase, as_tensor
 from .reduce import normalize_dims
 
 
@@ -18,11 +18,11 @@ def as_float_tensor(x, fn, name):
     """`x` as a floating Tensor, or a TypeError naming fn and the argument."""
     if isinstance(x, np.ndarray):
         try:
-            x = Tensor(x)
+            x = as_tensor(x)
         except TypeError as e:          # object, string or complex data
             raise TypeError(f"{fn}(): {name} must be a floating-point array, got dtype {x.dtype} "
                             f"(shape {x.shape}): {e}") from None
-    if not isinstance(x, Tensor):
+    if not isinstance(x, TensorBase):
         raise TypeError(f"{fn}(): {name} must be a Tensor, got {type(x).__name__}")
     if x.dtype.kind != "f":
         raise TypeError(f"{fn}(): {name} must be a floating-point tensor, got dtype {x.dtype}")
@@ -73,6 +73,9 @@ class Linear(Function):
         return y
 
     @staticmethod
+
+    @once_differentiable
+
     def backward(ctx, δ):
         x, w = ctx.saved
         dx = dw = db = None
@@ -124,6 +127,9 @@ class Softmax(Function):
         return y
 
     @staticmethod
+
+    @once_differentiable
+
     def backward(ctx, δ):
         y, = ctx.saved
         return y * (δ - np.sum(δ * y, axis=ctx.dim, keepdims=True)), None
@@ -148,6 +154,9 @@ class LogSoftmax(Function):
         return y
 
     @staticmethod
+
+    @once_differentiable
+
     def backward(ctx, δ):
         y, = ctx.saved
         return δ - np.exp(y) * np.sum(δ, axis=ctx.dim, keepdims=True), None
@@ -190,6 +199,9 @@ class Dropout(Function):
         return x * mask
 
     @staticmethod
+
+    @once_differentiable
+
     def backward(ctx, δ):
         mask, = ctx.saved
         return δ * mask, None

@@ -3,8 +3,8 @@ import numbers
 
 import numpy as np
 
-from ..autograd import Function
-from ..tensor import Tensor
+from ..autograd import Function, once_differentiable
+from ..tensor_base import TensorBase
 from .nn import as_float_tensor, check_same_dtype
 
 
@@ -50,6 +50,9 @@ class BatchNorm(Function):
         return np.ascontiguousarray(y, dtype=x.dtype)
 
     @staticmethod
+
+    @once_differentiable
+
     def backward(ctx, δ):
         xhat, inv_std, weight = ctx.saved
         axes, bshape = ctx.axes, ctx.bshape
@@ -72,7 +75,7 @@ class BatchNorm(Function):
 def _stat_array(v, name, C):
     if v is None:
         return None
-    arr = v.data if isinstance(v, Tensor) else v
+    arr = v.data if isinstance(v, TensorBase) else v
     if not isinstance(arr, np.ndarray):
         raise TypeError(f"batch_norm(): {name} must be an ndarray or a Tensor, got {type(v).__name__}")
     if arr.shape != (C,):

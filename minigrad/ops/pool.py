@@ -39,8 +39,8 @@ import numpy as np
 
 from .. import kernels
 from .._ext import pool as _k
-from ..autograd import Function
-from ..tensor import Tensor
+from ..autograd import Function, once_differentiable
+from ..tensor_base import TensorBase, wrap
 from ..threads import get_num_threads
 from . import layout
 from ._args import MAX_INDEX, bool_arg, float_array, is_int, nonempty_planes, pair, same_padding
@@ -266,6 +266,9 @@ class MaxPool2dFunction(Function):
         return y.reshape(x.shape[:-2] + g.out)
 
     @staticmethod
+
+    @once_differentiable
+
     def backward(ctx, δ):
         """∂L/∂x[h·W + w] = Σ δ[i,j] over the windows (i,j) whose mask names h·W + w."""
         mask, = ctx.saved
@@ -304,6 +307,9 @@ class AvgPool2dFunction(Function):
         return y.reshape(x.shape[:-2] + g.out)
 
     @staticmethod
+
+    @once_differentiable
+
     def backward(ctx, δ):
         """∂L/∂x = Σ over the windows containing the input of δ / divisor."""
         g = ctx.g
@@ -403,7 +409,7 @@ def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=Fal
     fn = "max_pool2d"
     a = _input(fn, x)
     g = pool_geometry(fn, a, kernel_size, stride, padding, dilation, ceil_mode)
-    return _max_pool(fn, x if isinstance(x, Tensor) else a, g, return_indices)
+    return _max_pool(fn, x if isinstance(x, TensorBase) else a, g, return_indices)
 
 
 def _max_pool(fn, x, g, return_indices):
@@ -413,7 +419,7 @@ def _max_pool(fn, x, g, return_indices):
         return MaxPool2dFunction.apply(x, g)
     box = []
     y = MaxPool2dFunction.apply(x, g, indices_out=box)
-    return y, Tensor._wrap(box[0].astype(np.int64).reshape(y.shape), False)
+    return y, wrap(box[0].astype(np.int64).reshape(y.shape), False)
 
 
 def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
@@ -468,7 +474,7 @@ def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_in
     a = _input(fn, x)
     g = pool_geometry(fn, a, kernel_size, stride, padding, 1, ceil_mode, count_include_pad,
                       divisor_override)
-    return AvgPool2dFunction.apply(x if isinstance(x, Tensor) else a, g)
+    return AvgPool2dFunction.apply(x if isinstance(x, TensorBase) else a, g)
 
 
 def adaptive_avg_pool2d(x, output_size):
@@ -484,7 +490,7 @@ def adaptive_avg_pool2d(x, output_size):
     # the window tables hold a few int64 per output row and column
     check_output(fn, "output_size", a.shape[:-2] + out, a.itemsize, extra_bytes=64 * (out[0] + out[1]))
     g = _adaptive_geometry(a.shape[-2], a.shape[-1], out)
-    return AvgPool2dFunction.apply(x if isinstance(x, Tensor) else a, g)
+    return AvgPool2dFunction.apply(x if isinstance(x, TensorBase) else a, g)
 
 
 def adaptive_max_pool2d(x, output_size, return_indices=False):
@@ -506,7 +512,7 @@ def adaptive_max_pool2d(x, output_size, return_indices=False):
     check_output(fn, "output_size", a.shape[:-2] + out, a.itemsize + 4,
                  extra_bytes=64 * (out[0] + out[1]))
     g = _adaptive_geometry(a.shape[-2], a.shape[-1], out)     # step (1, 1): MaxPool2d's tables
-    return _max_pool(fn, x if isinstance(x, Tensor) else a, g, return_indices)
+    return _max_pool(fn, x if isinstance(x, TensorBase) else a, g, return_indices)
 
 
 def global_avg_pool2d(x, keepdim=True):

@@ -5,8 +5,8 @@ import numbers
 
 import numpy as np
 
-from ..autograd import Function
-from ..tensor import Tensor
+from ..autograd import Function, once_differentiable
+from ..tensor_base import wrap
 
 
 def normalize_dims(dim, ndim, name="dim"):
@@ -56,6 +56,9 @@ class Sum(Function):
         return np.asarray(np.sum(x, axis=dims, keepdims=keepdim))
 
     @staticmethod
+
+    @once_differentiable
+
     def backward(ctx, δ):
         """∂(Σ x)/∂x = 1: δ is copied to every element that was summed."""
         return _expand(δ, ctx.shape, ctx.dims, ctx.keepdim).copy(), None, None
@@ -71,6 +74,9 @@ class Mean(Function):
         return np.asarray(np.mean(x, axis=dims, keepdims=keepdim))
 
     @staticmethod
+
+    @once_differentiable
+
     def backward(ctx, δ):
         """∂(Σ x / n)/∂x = 1/n (an empty x has an empty gradient)."""
         if ctx.count == 0:
@@ -90,6 +96,9 @@ class MaxMin(Function):
         return y if keepdim else np.squeeze(y, axis=dims)
 
     @staticmethod
+
+    @once_differentiable
+
     def backward(ctx, δ):
         x, y = ctx.saved
         hit = (x == y) | (np.isnan(x) & np.isnan(y))
@@ -110,6 +119,9 @@ class Var(Function):
                               dtype=x.dtype)
 
     @staticmethod
+
+    @once_differentiable
+
     def backward(ctx, δ):
         """var = Σ(x − x̄)²/(n − c)  ⇒  ∂var/∂x = 2(x − x̄)/(n − c) (the x̄ terms sum to 0)."""
         x, mean = ctx.saved
@@ -119,7 +131,7 @@ class Var(Function):
 
 def _reducible(x, name):
     if x.dtype.kind == "b":
-        x = Tensor._wrap(x.data.astype(np.int64), False)
+        x = wrap(x.data.astype(np.int64), False)
     return x
 
 
@@ -154,7 +166,7 @@ def _maxmin(x, dim, keepdim, axis, keepdims, largest):
         idx = arg(x.data, axis=dims[0]) if x.ndim else np.array(0)
         if keepdim and x.ndim:
             idx = np.expand_dims(idx, dims[0])
-        return MaxResult(values, Tensor._wrap(np.asarray(idx, dtype=np.int64), False))
+        return MaxResult(values, wrap(np.asarray(idx, dtype=np.int64), False))
     return values
 
 

@@ -28,7 +28,7 @@ import numbers
 
 import numpy as np
 
-from ..autograd import Function
+from ..autograd import Function, once_differentiable
 from .limits import check_output
 from .nn import as_float_tensor
 
@@ -123,6 +123,9 @@ class Interpolate(Function):
         return np.ascontiguousarray(_gather(t, cols, 3, x.dtype))   # (N, C, OH, OW)
 
     @staticmethod
+
+    @once_differentiable
+
     def backward(ctx, δ):
         """∂L/∂x: δ scattered back through the column table, then the row table."""
         H, W = ctx.hw

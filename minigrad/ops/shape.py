@@ -6,8 +6,8 @@ import numbers
 
 import numpy as np
 
-from ..autograd import Function
-from ..tensor import Tensor
+from ..autograd import Function, once_differentiable
+from ..tensor_base import TensorBase, as_tensor
 
 
 def _axis(d, ndim, name="dim"):
@@ -25,6 +25,9 @@ class Reshape(Function):
         return x.reshape(shape)
 
     @staticmethod
+
+    @once_differentiable
+
     def backward(ctx, δ):
         """Reshape δ back to the input's shape."""
         return δ.reshape(ctx.shape), None
@@ -37,6 +40,9 @@ class Permute(Function):
         return np.transpose(x, axes)
 
     @staticmethod
+
+    @once_differentiable
+
     def backward(ctx, δ):
         """Apply the inverse permutation to δ."""
         return np.transpose(δ, np.argsort(ctx.axes)), None
@@ -49,6 +55,9 @@ class GetItem(Function):
         return np.array(x[idx], copy=True)    # a copy: an op's output is never a view of its input
 
     @staticmethod
+
+    @once_differentiable
+
     def backward(ctx, δ):
         """Scatter δ into zeros at the indexed places, accumulating repeated indices."""
         g = np.zeros(ctx.shape, dtype=δ.dtype)
@@ -73,6 +82,9 @@ class SetItem(Function):
         return y
 
     @staticmethod
+
+    @once_differentiable
+
     def backward(ctx, δ):
         dx = dv = None
         if ctx.needs_input_grad[0]:
@@ -93,6 +105,9 @@ class Expand(Function):
         return np.array(np.broadcast_to(x, shape), copy=True)
 
     @staticmethod
+
+    @once_differentiable
+
     def backward(ctx, δ):
         return δ, None
 
@@ -110,6 +125,9 @@ class Repeat(Function):
         return np.tile(x, reps)
 
     @staticmethod
+
+    @once_differentiable
+
     def backward(ctx, δ):
         pairs = [n for r, s in zip(ctx.reps, ctx.shape) for n in (r, s)]
         g = δ.reshape(pairs)                                  # (r₀, n₀, r₁, n₁, ...)
@@ -140,6 +158,9 @@ class Cat(Function):
         return np.concatenate(xs, axis=dim)
 
     @staticmethod
+
+    @once_differentiable
+
     def backward(ctx, δ):
         """∂L/∂x_k = δ[…, o_k : o_k + size_k, …]: δ cut along dim into the inputs' sizes (views)."""
         return (None,) + tuple(np.split(δ, ctx.splits, axis=ctx.dim))
@@ -152,6 +173,9 @@ class Stack(Function):
         return np.stack(xs, axis=dim)
 
     @staticmethod
+
+    @once_differentiable
+
     def backward(ctx, δ):
         """Take δ apart along the new dim."""
         return (None,) + tuple(np.moveaxis(δ, ctx.dim, 0))
@@ -164,6 +188,9 @@ class Pad(Function):
         return np.pad(x, widths, mode="constant", constant_values=value)
 
     @staticmethod
+
+    @once_differentiable
+
     def backward(ctx, δ):
         """The padding is constant: δ of the interior goes back, the border's is dropped."""
         return δ[ctx.slices].copy(), None, None
@@ -254,7 +281,7 @@ def unsqueeze(x, dim):
 def _index(idx):
     """Tensors in an index become arrays; lists become integer/bool arrays."""
     def conv(i):
-        if isinstance(i, Tensor):
+        if isinstance(i, TensorBase):
             i = i.data
         if isinstance(i, list):
             i = np.asarray(i)
@@ -285,7 +312,7 @@ def setitem(x, idx, value):
     value = operand(value)
     try:
         target = x.data[idx]
-        np.broadcast_to(value.data if isinstance(value, Tensor) else value, np.shape(target))
+        np.broadcast_to(value.data if isinstance(value, TensorBase) else value, np.shape(target))
     except (IndexError, ValueError) as e:
         raise IndexError(f"setitem: cannot assign a value of shape {np.shape(getattr(value, 'data', value))} "
                          f"to index {idx!r} of a tensor of shape {x.shape}: {e}") from None
@@ -296,7 +323,7 @@ def _tensors(xs, name):
     xs = list(xs)
     if not xs:
         raise ValueError(f"{name}(): expected a non-empty sequence of tensors")
-    return [x if isinstance(x, Tensor) else Tensor(x) for x in xs]
+    return [x if isinstance(x, TensorBase) else as_tensor(x) for x in xs]
 
 
 def cat(tensors, dim=0):

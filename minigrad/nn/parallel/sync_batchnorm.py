@@ -8,7 +8,7 @@ its backward is that process's backward restricted to the local samples.
 import numpy as np
 
 from ... import distributed as dist
-from ...autograd import Function
+from ...autograd import Function, once_differentiable
 from ..layers import _BatchNorm
 from ...ops import nn as N
 from ...ops.norm import BatchNorm
@@ -65,6 +65,9 @@ class SyncBatchNormFunction(Function):
                                  running_mean=mean, running_var=m2 / n)
 
     @staticmethod
+
+    @once_differentiable
+
     def backward(ctx, δ):
         dx, dw, db = BatchNorm.backward(ctx, δ)[:3]                # fixed statistics
         if ctx.needs_input_grad[0]:
