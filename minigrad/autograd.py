@@ -32,6 +32,7 @@ and accumulates (a tensor used twice gets both contributions).
 import functools
 import sys
 import threading
+import weakref
 
 import numpy as np
 
@@ -166,6 +167,7 @@ class Function:
         self.versions = ()             # each tensor input's _version when the op ran
         self.freed = False
         self._output = None            # the output's ndarray, if forward called save_output
+        self._output_ref = None        # a weak reference to the output tensor, then
 
     def save_for_backward(self, *arrays):
         """Keep arrays that backward() needs; it reads them back as ``ctx.saved``."""
@@ -177,12 +179,17 @@ class Function:
 
     def output(self):
         """The op's output as a tensor of the graph (requires grad, grad_fn = this node),
-        so that a backward built on it is differentiated through this op again."""
+        so that a backward built on it is differentiated through this op again. It is the
+        very tensor forward returned while that lives (one graph node, not two)."""
+        y = None if self._output_ref is None else self._output_ref()
+        if y is not None:
+            return y
         if self._output is None:
             raise RuntimeError(f"{self.name}: backward called ctx.output(), but forward did "
-                               f"not call ctx.save_output(y)")
+                               f"not call ctx.save_output(y), or the graph was freed")
         y = wrap(self._output, True)
         y._ctx = self
+        self._output_ref = weakref.ref(y)
         return y
 
     @property
@@ -218,6 +225,8 @@ class Function:
             ctx.inputs = args
             ctx.versions = tuple(a._version if isinstance(a, TensorBase) else None for a in args)
             result._ctx = ctx
+            if ctx._output is not None:
+                ctx._output_ref = weakref.ref(result)
         return result
 
 
@@ -403,7 +412,7 @@ def _traverse(roots, root_grads, retain_graph, create_graph, capture=None):
             if not retain_graph:
                 ctx.saved = ()
                 ctx.inputs = ()
-                ctx._output = None
+                ctx._output = ctx._output_ref = None
                 ctx.freed = True
     return captured
 

@@ -325,9 +325,7 @@ class Checkpoint(Function):
         return out.data
 
     @staticmethod
-
     @once_differentiable
-
     def backward(ctx, δ):
         """Rerun function(*inputs) with the graph recorded; ∂L/∂input is what δ sends back
         through that graph to each input."""

@@ -85,3 +85,60 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, seed=0):
                 f"numerical {numeric[idx]:.8g}, analytical {analytic[idx]:.8g} "
                 f"(eps={eps}, atol={atol}, rtol={rtol}; {int(bad.sum())} of {bad.size} elements differ)")
     return True
+
+
+def gradgradcheck(fn, inputs, grad_outputs=None, eps=1e-6, atol=1e-5, rtol=1e-3, seed=0):
+    """Check second derivatives of `fn`: the gradient of its gradient against central finite
+    differences of the gradient (PyTorch's gradgradcheck).
+
+    With v the `grad_outputs` (random, seeded, when None) and x the inputs that require
+    grad, the first derivatives g(x, v) = ∂⟨v, fn(x)⟩/∂x are computed with
+    ``autograd.grad(..., create_graph=True)``; `gradcheck` then checks g as a function of
+    both x and v (so every op's backward is differentiated through its saved inputs and
+    through δ). Everything runs in float64.
+
+    Returns True, or raises GradcheckError naming `fn`, the first derivative (∂/∂input j),
+    the input of g, the element and both numbers.
+    """
+    from . import autograd
+    if isinstance(inputs, Tensor):
+        inputs = (inputs,)
+    inputs = tuple(inputs)
+    diff = [i for i, x in enumerate(inputs) if isinstance(x, Tensor) and x.requires_grad]
+    if not diff:
+        raise ValueError("gradgradcheck(): no input requires grad; nothing to check")
+    leaves = [Tensor(np.ascontiguousarray(x.data, dtype=np.float64), requires_grad=True)
+              if i in diff else x for i, x in enumerate(inputs)]
+    outs = _as_outputs(fn(*leaves))
+    if grad_outputs is None:
+        rng = np.random.default_rng(seed + 1)
+        grad_outputs = [rng.standard_normal(o.shape) for o in outs]
+    elif isinstance(grad_outputs, (Tensor, np.ndarray)):
+        grad_outputs = [grad_outputs]
+    if len(grad_outputs) != len(outs):
+        raise ValueError(f"gradgradcheck(): {len(grad_outputs)} grad_outputs for {len(outs)} outputs")
+    vs = [Tensor(np.asarray(v.data if isinstance(v, Tensor) else v, dtype=np.float64),
+                 requires_grad=True) for v in grad_outputs]
+    n = len(leaves)
+
+    def first_derivatives(*args):
+        xs, v = args[:n], args[n:]
+        ys = _as_outputs(fn(*xs))
+        pairs = [(y, g) for y, g in zip(ys, v) if y.requires_grad]
+        wrt = [xs[i] for i in diff]
+        if not pairs:
+            return tuple(Tensor(np.zeros(x.shape)) for x in wrt)
+        grads = autograd.grad([y for y, _ in pairs], wrt, [g for _, g in pairs],
+                              create_graph=True, allow_unused=True)
+        return tuple(Tensor(np.zeros(x.shape)) if g is None else g for x, g in zip(wrt, grads))
+
+    try:
+        return gradcheck(first_derivatives, tuple(leaves) + tuple(vs), eps=eps, atol=atol,
+                         rtol=rtol, seed=seed)
+    except GradcheckError as e:
+        name = getattr(fn, "__qualname__", None) or repr(fn)
+        which = ", ".join(f"∂/∂input {i}" for i in diff)
+        raise GradcheckError(
+            f"gradgradcheck({name}): second derivatives disagree. The function checked is "
+            f"({which}) of ⟨v, {name}(inputs)⟩, taking inputs 0..{n - 1} and then v (the "
+            f"grad_outputs, inputs {n}..{n + len(vs) - 1}). {e}") from None

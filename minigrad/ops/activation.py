@@ -75,9 +75,7 @@ class LeakyReLU(Function):
         return _run(_k.leaky_relu_forward, xc, args=(a,)).astype(x.dtype, copy=False)
 
     @staticmethod
-
     @once_differentiable
-
     def backward(ctx, δ):
         """∂L/∂x = δ · (1 if x > 0 else a)."""
         x, = ctx.saved
@@ -100,9 +98,7 @@ class Hardtanh(Function):
         return _run(_k.hardtanh_forward, xc, args=(lo, hi)).astype(x.dtype, copy=False)
 
     @staticmethod
-
     @once_differentiable
-
     def backward(ctx, δ):
         """∂L/∂x = δ · [lo < x < hi]."""
         x, = ctx.saved
@@ -124,9 +120,7 @@ class SiLU(Function):
         return y.astype(x.dtype, copy=False)
 
     @staticmethod
-
     @once_differentiable
-
     def backward(ctx, δ):
         """∂L/∂x = δ · σ(x) · (1 + x · (1 − σ(x)))."""
         x, s = ctx.saved
@@ -160,9 +154,7 @@ class GELU(Function):
         return y.astype(x.dtype, copy=False)
 
     @staticmethod
-
     @once_differentiable
-
     def backward(ctx, δ):
         """∂L/∂x = δ · (Φ(x) + x φ(x)) (exact), or the tanh form's derivative above."""
         x, s = ctx.saved
@@ -191,9 +183,7 @@ class Hardsigmoid(Function):
         return np.clip(x / 6 + 0.5, 0, 1).astype(x.dtype, copy=False)
 
     @staticmethod
-
     @once_differentiable
-
     def backward(ctx, δ):
         """∂L/∂x = δ/6 · [−3 < x < 3]."""
         x, = ctx.saved
@@ -213,9 +203,7 @@ class Hardswish(Function):
         return (x * np.clip(x + 3, 0, 6) / 6).astype(x.dtype, copy=False)
 
     @staticmethod
-
     @once_differentiable
-
     def backward(ctx, δ):
         """∂L/∂x = δ · (0 | x/3 + ½ | 1) on x ≤ −3 | −3 < x < 3 | x ≥ 3."""
         x, = ctx.saved

@@ -55,9 +55,7 @@ class Conv2dFunction(Function):
         return y.astype(ctx.out_dtype, copy=False)
 
     @staticmethod
-
     @once_differentiable
-
     def backward(ctx, δ):
         """Seed 004, with S, P, D and G:
 
@@ -200,9 +198,7 @@ class ConvTranspose2dFunction(Function):
         return y.astype(out_dtype, copy=False)
 
     @staticmethod
-
     @once_differentiable
-
     def backward(ctx, δ):
         """y is conv2d's ∂L/∂(input) of a convolution z = y_in ⋆ w with x as its δ, so
         by the adjoint:

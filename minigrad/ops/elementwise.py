@@ -8,7 +8,7 @@ import numbers
 import numpy as np
 
 from .._ext import elementwise as _k
-from ..autograd import Function, once_differentiable
+from ..autograd import Function
 from ..tensor_base import TensorBase, as_tensor, wrap
 from ..threads import get_num_threads
 
@@ -36,9 +36,6 @@ class Add(Function):
         return np.add(a, b)
 
     @staticmethod
-
-    @once_differentiable
-
     def backward(ctx, δ):
         """∂(a+b)/∂a = ∂(a+b)/∂b = 1."""
         return δ, δ
@@ -50,9 +47,6 @@ class Sub(Function):
         return np.subtract(a, b)
 
     @staticmethod
-
-    @once_differentiable
-
     def backward(ctx, δ):
         """∂(a−b)/∂a = 1, ∂(a−b)/∂b = −1."""
         return δ, -δ if ctx.needs_input_grad[1] else None
@@ -61,16 +55,12 @@ class Sub(Function):
 class Mul(Function):
     @staticmethod
     def forward(ctx, a, b):
-        ctx.save_for_backward(a, b)
         return np.multiply(a, b)
 
     @staticmethod
-
-    @once_differentiable
-
     def backward(ctx, δ):
         """∂(a·b)/∂a = b, ∂(a·b)/∂b = a."""
-        a, b = ctx.saved
+        a, b = ctx.inputs
         da = δ * b if ctx.needs_input_grad[0] else None
         db = δ * a if ctx.needs_input_grad[1] else None
         return da, db
@@ -85,17 +75,13 @@ def _ieee():
 class Div(Function):
     @staticmethod
     def forward(ctx, a, b):
-        ctx.save_for_backward(a, b)
         with _ieee():
             return np.true_divide(a, b)
 
     @staticmethod
-
-    @once_differentiable
-
     def backward(ctx, δ):
         """∂(a/b)/∂a = 1/b, ∂(a/b)/∂b = −a/b²."""
-        a, b = ctx.saved
+        a, b = ctx.inputs
         da = δ / b if ctx.needs_input_grad[0] else None
         db = -δ * a / (b * b) if ctx.needs_input_grad[1] else None
         return da, db
@@ -105,22 +91,20 @@ class Pow(Function):
     @staticmethod
     def forward(ctx, a, b):
         y = np.power(a, b)
-        ctx.save_for_backward(a, b, y)
+        ctx.save_output(y)
         return y
 
     @staticmethod
-
-    @once_differentiable
-
     def backward(ctx, δ):
         """∂(aᵇ)/∂a = b·aᵇ⁻¹, ∂(aᵇ)/∂b = aᵇ·ln a (taken as 0 where aᵇ = 0)."""
-        a, b, y = ctx.saved
+        a, b = ctx.inputs
         da = db = None
         if ctx.needs_input_grad[0]:
-            da = δ * b * np.power(a, np.subtract(b, 1))
+            da = δ * b * a ** (b - 1)
         if ctx.needs_input_grad[1]:
-            with np.errstate(divide="ignore", invalid="ignore"):
-                db = δ * np.where(y == 0, 0, y * np.log(np.where(y == 0, 1, a)))
+            y = ctx.output()
+            zero = y.data == 0                           # constant: where aᵇ = 0
+            db = δ * where(zero, 0.0, y * log(where(zero, 1.0, a)))
         return da, db
 
 
@@ -130,9 +114,6 @@ class Neg(Function):
         return np.negative(a)
 
     @staticmethod
-
-    @once_differentiable
-
     def backward(ctx, δ):
         """∂(−a)/∂a = −1."""
         return -δ
@@ -142,33 +123,25 @@ class Exp(Function):
     @staticmethod
     def forward(ctx, x):
         y = np.exp(x)
-        ctx.save_for_backward(y)
+        ctx.save_output(y)
         return y
 
     @staticmethod
-
-    @once_differentiable
-
     def backward(ctx, δ):
         """∂eˣ/∂x = eˣ."""
-        y, = ctx.saved
-        return δ * y
+        return δ * ctx.output()
 
 
 class Log(Function):
     @staticmethod
     def forward(ctx, x):
-        ctx.save_for_backward(x)
         with _ieee():
             return np.log(x)
 
     @staticmethod
-
-    @once_differentiable
-
     def backward(ctx, δ):
         """∂ln x/∂x = 1/x."""
-        x, = ctx.saved
+        x, = ctx.inputs
         return δ / x
 
 
@@ -177,33 +150,26 @@ class Sqrt(Function):
     def forward(ctx, x):
         with _ieee():
             y = np.sqrt(x)
-        ctx.save_for_backward(y)
+        ctx.save_output(y)
         return y
 
     @staticmethod
-
-    @once_differentiable
-
     def backward(ctx, δ):
         """∂√x/∂x = 1/(2√x)."""
-        y, = ctx.saved
-        return δ / (2 * y)
+        return δ / (2 * ctx.output())
 
 
 class Abs(Function):
     @staticmethod
     def forward(ctx, x):
-        ctx.save_for_backward(x)
+        ctx.save_for_backward(np.sign(x))
         return np.abs(x)
 
     @staticmethod
-
-    @once_differentiable
-
     def backward(ctx, δ):
-        """∂|x|/∂x = sign(x) (0 at x = 0, as in PyTorch)."""
-        x, = ctx.saved
-        return δ * np.sign(x)
+        """∂|x|/∂x = sign(x) (0 at x = 0, as in PyTorch); sign is constant where it has a slope."""
+        sign, = ctx.saved
+        return δ * sign
 
 
 class Clip(Function):
@@ -214,18 +180,15 @@ class Clip(Function):
         return np.clip(x, lo, hi)
 
     @staticmethod
-
-    @once_differentiable
-
     def backward(ctx, δ):
-        """δ passes where lo ≤ x ≤ hi, 0 elsewhere."""
+        """δ passes where lo ≤ x ≤ hi, 0 elsewhere (the mask is constant)."""
         x, = ctx.saved
         inside = np.ones(x.shape, dtype=bool)
         if ctx.lo is not None:
             inside &= x >= ctx.lo
         if ctx.hi is not None:
             inside &= x <= ctx.hi
-        return δ * inside, None, None
+        return where(inside, δ, 0.0), None, None
 
 
 class ReLU(Function):
@@ -243,18 +206,31 @@ class ReLU(Function):
         return y
 
     @staticmethod
-
-    @once_differentiable
-
     def backward(ctx, δ):
         """∂L/∂x = δ where y > 0 (x > 0), else 0."""
         y, = ctx.saved
+        return ReLUBackward.apply(δ, y)
+
+
+class ReLUBackward(Function):
+    """δ masked by y > 0: ReLU's backward, by the Cython kernel. Linear in δ with a
+    constant mask, so its own backward is the same mask again."""
+
+    @staticmethod
+    def forward(ctx, δ, y):
+        ctx.save_for_backward(y)
         if y.dtype in (np.float32, np.float64) and δ.dtype == y.dtype:
             δ = np.ascontiguousarray(δ)
             dx = np.empty_like(y)
             _k.relu_backward(y.reshape(-1), δ.reshape(-1), dx.reshape(-1), get_num_threads())
             return dx
         return δ * (y > 0)
+
+    @staticmethod
+    def backward(ctx, g):
+        """∂/∂δ of (δ masked by y > 0) applied to g: g masked the same way."""
+        y, = ctx.saved
+        return ReLUBackward.apply(g, y), None
 
 
 class Sigmoid(Function):
@@ -263,16 +239,13 @@ class Sigmoid(Function):
         # σ(x) = 1/(1+e^−x), written to never overflow: e^−|x| ≤ 1
         e = np.exp(-np.abs(x))
         y = np.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype, copy=False)
-        ctx.save_for_backward(y)
+        ctx.save_output(y)
         return y
 
     @staticmethod
-
-    @once_differentiable
-
     def backward(ctx, δ):
         """∂σ/∂x = σ(x)(1 − σ(x))."""
-        y, = ctx.saved
+        y = ctx.output()
         return δ * y * (1 - y)
 
 
@@ -280,16 +253,13 @@ class Tanh(Function):
     @staticmethod
     def forward(ctx, x):
         y = np.tanh(x)
-        ctx.save_for_backward(y)
+        ctx.save_output(y)
         return y
 
     @staticmethod
-
-    @once_differentiable
-
     def backward(ctx, δ):
         """∂tanh x/∂x = 1 − tanh²x."""
-        y, = ctx.saved
+        y = ctx.output()
         return δ * (1 - y * y)
 
 
@@ -300,12 +270,9 @@ class Cast(Function):
         return x.astype(dtype)
 
     @staticmethod
-
-    @once_differentiable
-
     def backward(ctx, δ):
         """The gradient goes back in the input's dtype."""
-        return δ.astype(ctx.dtype), None
+        return cast(δ, ctx.dtype), None
 
 
 class Copy(Function):
@@ -316,9 +283,6 @@ class Copy(Function):
         return np.array(x, copy=True, order="C")
 
     @staticmethod
-
-    @once_differentiable
-
     def backward(ctx, δ):
         """∂y/∂x = 1: δ passes unchanged."""
         return δ
@@ -331,15 +295,11 @@ class Where(Function):
         return np.where(cond, a, b)
 
     @staticmethod
-
-    @once_differentiable
-
     def backward(ctx, δ):
         """δ goes to a where cond holds, to b elsewhere."""
         cond, = ctx.saved
-        zero = np.zeros((), δ.dtype)
-        da = np.where(cond, δ, zero) if ctx.needs_input_grad[1] else None
-        db = np.where(cond, zero, δ) if ctx.needs_input_grad[2] else None
+        da = where(cond, δ, 0.0) if ctx.needs_input_grad[1] else None
+        db = where(cond, 0.0, δ) if ctx.needs_input_grad[2] else None
         return None, da, db
 
 

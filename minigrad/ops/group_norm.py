@@ -44,9 +44,7 @@ class GroupNorm(Function):
         return np.ascontiguousarray(y, dtype=x.dtype)
 
     @staticmethod
-
     @once_differentiable
-
     def backward(ctx, δ):
         xhat, inv_std, weight = ctx.saved
         G, cshape = ctx.G, ctx.cshape

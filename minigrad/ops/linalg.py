@@ -2,7 +2,7 @@
 import numpy as np
 
 from .. import _blas
-from ..autograd import Function, once_differentiable
+from ..autograd import Function
 
 
 class MatMul(Function):
@@ -10,41 +10,30 @@ class MatMul(Function):
 
     Backward: ∂L/∂a = δ @ bᵀ and ∂L/∂b = aᵀ @ δ (transposing the last two axes),
     with 1-d operands promoted to matrices for the products and batch axes that were
-    broadcast summed back by Function.apply.
+    broadcast summed back by the engine (autograd.sum_to).
     """
 
     @staticmethod
     def forward(ctx, a, b):
-        ctx.save_for_backward(a, b)
         return _blas.matmul(a, b)
 
     @staticmethod
-
-    @once_differentiable
-
     def backward(ctx, δ):
-        a, b = ctx.saved
-        a2 = a[None, :] if a.ndim == 1 else a          # (k,) -> (1, k)
-        b2 = b[:, None] if b.ndim == 1 else b          # (k,) -> (k, 1)
+        a, b = ctx.inputs
+        a2 = a.reshape(1, -1) if a.ndim == 1 else a     # (k,) -> (1, k)
+        b2 = b.reshape(-1, 1) if b.ndim == 1 else b     # (k,) -> (k, 1)
         # δ at the promoted shape (..., m, n): 1-d operands dropped an axis from y
         g = δ.reshape(np.broadcast_shapes(a2.shape[:-2], b2.shape[:-2]) + (a2.shape[-2], b2.shape[-1]))
         da = db = None
         if ctx.needs_input_grad[0]:
-            da = _blas.matmul(g, np.swapaxes(b2, -1, -2))  # (..., m, n) @ (..., n, k) -> (..., m, k)
+            da = MatMul.apply(g, b2.mT)                   # (..., m, n) @ (..., n, k) -> (..., m, k)
             if a.ndim == 1:
-                da = da.reshape(da.shape[:-2] + (da.shape[-1],)) if da.ndim > 2 else da[0]
-                da = _sum_to(da, a.shape)
+                da = da.reshape(da.shape[:-2] + da.shape[-1:])   # (..., 1, k) -> (..., k)
         if ctx.needs_input_grad[1]:
-            db = _blas.matmul(np.swapaxes(a2, -1, -2), g)  # (..., k, m) @ (..., m, n) -> (..., k, n)
+            db = MatMul.apply(a2.mT, g)                   # (..., k, m) @ (..., m, n) -> (..., k, n)
             if b.ndim == 1:
-                db = _sum_to(db[..., 0], b.shape)
-        return da, db
-
-
-def _sum_to(g, shape):
-    while g.ndim > len(shape):
-        g = g.sum(axis=0)
-    return g
+                db = db.reshape(db.shape[:-1])            # (..., k, 1) -> (..., k)
+        return da, db     # batch axes that were broadcast: summed back by the engine
 
 
 def matmul(a, b):

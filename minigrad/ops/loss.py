@@ -56,9 +56,7 @@ class CrossEntropy(Function):
             return np.asarray(loss.sum() / ctx.denom, dtype=z.dtype)
 
     @staticmethod
-
     @once_differentiable
-
     def backward(ctx, δ):
         logp, q = ctx.saved
         s = q.sum(axis=1, keepdims=True)                                       # (N, 1)
@@ -205,9 +203,7 @@ class NLLLoss(Function):
             return np.asarray(loss.sum() / ctx.denom, dtype=x.dtype)
 
     @staticmethod
-
     @once_differentiable
-
     def backward(ctx, δ):
         """∂L/∂x[n, y_n] = −w[y_n] · (δ_n, δ or δ/D); every other entry 0."""
         safe, w_y = ctx.saved

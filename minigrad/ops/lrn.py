@@ -57,9 +57,7 @@ class LocalResponseNorm(Function):
         return a * d_neg_beta                                                      # b_c
 
     @staticmethod
-
     @once_differentiable
-
     def backward(ctx, δ):
         """∂L/∂a_j = δ_j d_j^(−β) − (2αβ/n) a_j Σ_{c: j ∈ W(c)} δ_c a_c d_c^(−β−1)."""
         a, d, d_neg_beta = ctx.saved

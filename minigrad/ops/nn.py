@@ -8,8 +8,9 @@ import numbers
 import numpy as np
 
 from .. import _blas
-from ..autograd import Function, once_differentiable
+from ..autograd import Function
 from ..tensor_base import TensorBase, as_tensor
+from .linalg import MatMul
 from .reduce import normalize_dims
 
 
@@ -66,26 +67,22 @@ class Linear(Function):
 
     @staticmethod
     def forward(ctx, x, w, b):
-        ctx.save_for_backward(x, w)
         y = _blas.matmul(x, w.T)                           # (..., in) @ (in, out) -> (..., out)
         if b is not None:
             y += b                                      # (..., out) + (out,)
         return y
 
     @staticmethod
-
-    @once_differentiable
-
     def backward(ctx, δ):
-        x, w = ctx.saved
+        x, w = ctx.inputs[:2]
         dx = dw = db = None
         if ctx.needs_input_grad[0]:
-            dx = _blas.matmul(δ, w)                        # (..., out) @ (out, in) -> (..., in)
+            dx = MatMul.apply(δ, w)                     # (..., out) @ (out, in) -> (..., in)
         Δ = δ.reshape(-1, δ.shape[-1])                  # (M, out)
         if ctx.needs_input_grad[1]:
-            dw = _blas.matmul(Δ.T, x.reshape(-1, x.shape[-1]))  # (out, M) @ (M, in) -> (out, in)
+            dw = MatMul.apply(Δ.T, x.reshape(-1, x.shape[-1]))  # (out, M) @ (M, in) -> (out, in)
         if ctx.needs_input_grad[2]:
-            db = Δ.sum(axis=0)                          # (M, out) -> (out,)
+            db = Δ.sum(0)                               # (M, out) -> (out,)
         return dx, dw, db
 
 
@@ -122,17 +119,14 @@ class Softmax(Function):
         else:
             e = np.exp(x - np.max(x, axis=dim, keepdims=True))
             y = e / np.sum(e, axis=dim, keepdims=True)
-        ctx.save_for_backward(y)
+        ctx.save_output(y)
         ctx.dim = dim
         return y
 
     @staticmethod
-
-    @once_differentiable
-
     def backward(ctx, δ):
-        y, = ctx.saved
-        return y * (δ - np.sum(δ * y, axis=ctx.dim, keepdims=True)), None
+        y = ctx.output()
+        return y * (δ - (δ * y).sum(ctx.dim, keepdim=True)), None
 
 
 class LogSoftmax(Function):
@@ -149,17 +143,14 @@ class LogSoftmax(Function):
             z = x - np.max(x, axis=dim, keepdims=True)
             with np.errstate(invalid="ignore"):        # ±inf inputs give NaN, as IEEE says
                 y = z - np.log(np.sum(np.exp(z), axis=dim, keepdims=True))
-        ctx.save_for_backward(y)
+        ctx.save_output(y)
         ctx.dim = dim
         return y
 
     @staticmethod
-
-    @once_differentiable
-
     def backward(ctx, δ):
-        y, = ctx.saved
-        return δ - np.exp(y) * np.sum(δ, axis=ctx.dim, keepdims=True), None
+        y = ctx.output()
+        return δ - y.exp() * δ.sum(ctx.dim, keepdim=True), None
 
 
 def _softmax_dim(fn, x, dim):
@@ -199,9 +190,6 @@ class Dropout(Function):
         return x * mask
 
     @staticmethod
-
-    @once_differentiable
-
     def backward(ctx, δ):
         mask, = ctx.saved
         return δ * mask, None

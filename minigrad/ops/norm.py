@@ -50,9 +50,7 @@ class BatchNorm(Function):
         return np.ascontiguousarray(y, dtype=x.dtype)
 
     @staticmethod
-
     @once_differentiable
-
     def backward(ctx, δ):
         xhat, inv_std, weight = ctx.saved
         axes, bshape = ctx.axes, ctx.bshape

@@ -266,9 +266,7 @@ class MaxPool2dFunction(Function):
         return y.reshape(x.shape[:-2] + g.out)
 
     @staticmethod
-
     @once_differentiable
-
     def backward(ctx, δ):
         """∂L/∂x[h·W + w] = Σ δ[i,j] over the windows (i,j) whose mask names h·W + w."""
         mask, = ctx.saved
@@ -307,9 +305,7 @@ class AvgPool2dFunction(Function):
         return y.reshape(x.shape[:-2] + g.out)
 
     @staticmethod
-
     @once_differentiable
-
     def backward(ctx, δ):
         """∂L/∂x = Σ over the windows containing the input of δ / divisor."""
         g = ctx.g

@@ -5,8 +5,10 @@ import numbers
 
 import numpy as np
 
-from ..autograd import Function, once_differentiable
+from ..autograd import Function
 from ..tensor_base import wrap
+from .elementwise import where
+from .shape import Expand
 
 
 def normalize_dims(dim, ndim, name="dim"):
@@ -43,10 +45,11 @@ def _dim_args(dim, keepdim, axis, keepdims):
 
 
 def _expand(g, shape, dims, keepdim):
-    """Put the reduced axes back (size 1) so g broadcasts against the input."""
+    """The tensor g (reduced over dims) broadcast back to the input's shape: the reduced
+    axes put back with size 1, then copied along them."""
     if not keepdim and dims:
-        g = np.expand_dims(g, dims)
-    return np.broadcast_to(g, shape)
+        g = g.reshape(np.expand_dims(np.empty(g.shape, dtype=bool), dims).shape)
+    return Expand.apply(g, shape)
 
 
 class Sum(Function):
@@ -56,12 +59,9 @@ class Sum(Function):
         return np.asarray(np.sum(x, axis=dims, keepdims=keepdim))
 
     @staticmethod
-
-    @once_differentiable
-
     def backward(ctx, δ):
         """∂(Σ x)/∂x = 1: δ is copied to every element that was summed."""
-        return _expand(δ, ctx.shape, ctx.dims, ctx.keepdim).copy(), None, None
+        return _expand(δ, ctx.shape, ctx.dims, ctx.keepdim), None, None
 
 
 class Mean(Function):
@@ -74,14 +74,11 @@ class Mean(Function):
         return np.asarray(np.mean(x, axis=dims, keepdims=keepdim))
 
     @staticmethod
-
-    @once_differentiable
-
     def backward(ctx, δ):
         """∂(Σ x / n)/∂x = 1/n (an empty x has an empty gradient)."""
         if ctx.count == 0:
-            return np.zeros(ctx.shape, δ.dtype), None, None
-        return _expand(δ / ctx.count, ctx.shape, ctx.dims, ctx.keepdim).copy(), None, None
+            return wrap(np.zeros(ctx.shape, δ.dtype)), None, None
+        return _expand(δ / ctx.count, ctx.shape, ctx.dims, ctx.keepdim), None, None
 
 
 class MaxMin(Function):
@@ -96,15 +93,13 @@ class MaxMin(Function):
         return y if keepdim else np.squeeze(y, axis=dims)
 
     @staticmethod
-
-    @once_differentiable
-
     def backward(ctx, δ):
+        """δ shared among the elements equal to the result (a constant mask)."""
         x, y = ctx.saved
         hit = (x == y) | (np.isnan(x) & np.isnan(y))
-        count = hit.sum(axis=ctx.dims, keepdims=True)
+        count = hit.sum(axis=ctx.dims, keepdims=True).astype(x.dtype)
         g = _expand(δ, x.shape, ctx.dims, ctx.keepdim)
-        return np.where(hit, g / count, 0).astype(x.dtype), None, None, None
+        return where(hit, g / count, 0.0), None, None, None
 
 
 class Var(Function):
@@ -112,19 +107,16 @@ class Var(Function):
     def forward(ctx, x, dims, keepdim, correction):
         n = int(np.prod([x.shape[d] for d in dims])) if dims else 1
         mean = np.mean(x, axis=dims, keepdims=True)
-        ctx.save_for_backward(x, mean)
         ctx.dims, ctx.keepdim, ctx.denom = dims, keepdim, n - correction
         with np.errstate(divide="ignore", invalid="ignore"):
             return np.asarray(np.sum((x - mean) ** 2, axis=dims, keepdims=keepdim) / ctx.denom,
                               dtype=x.dtype)
 
     @staticmethod
-
-    @once_differentiable
-
     def backward(ctx, δ):
         """var = Σ(x − x̄)²/(n − c)  ⇒  ∂var/∂x = 2(x − x̄)/(n − c) (the x̄ terms sum to 0)."""
-        x, mean = ctx.saved
+        x, = ctx.inputs[:1]
+        mean = Mean.apply(x, ctx.dims, True)
         g = _expand(δ, x.shape, ctx.dims, ctx.keepdim)
         return g * 2 * (x - mean) / ctx.denom, None, None, None
 

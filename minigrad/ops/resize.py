@@ -123,9 +123,7 @@ class Interpolate(Function):
         return np.ascontiguousarray(_gather(t, cols, 3, x.dtype))   # (N, C, OH, OW)
 
     @staticmethod
-
     @once_differentiable
-
     def backward(ctx, δ):
         """∂L/∂x: δ scattered back through the column table, then the row table."""
         H, W = ctx.hw

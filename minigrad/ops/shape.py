@@ -6,7 +6,7 @@ import numbers
 
 import numpy as np
 
-from ..autograd import Function, once_differentiable
+from ..autograd import Function
 from ..tensor_base import TensorBase, as_tensor
 
 
@@ -25,12 +25,9 @@ class Reshape(Function):
         return x.reshape(shape)
 
     @staticmethod
-
-    @once_differentiable
-
     def backward(ctx, δ):
         """Reshape δ back to the input's shape."""
-        return δ.reshape(ctx.shape), None
+        return Reshape.apply(δ, ctx.shape), None
 
 
 class Permute(Function):
@@ -40,12 +37,9 @@ class Permute(Function):
         return np.transpose(x, axes)
 
     @staticmethod
-
-    @once_differentiable
-
     def backward(ctx, δ):
         """Apply the inverse permutation to δ."""
-        return np.transpose(δ, np.argsort(ctx.axes)), None
+        return Permute.apply(δ, tuple(int(a) for a in np.argsort(ctx.axes))), None
 
 
 class GetItem(Function):
@@ -55,17 +49,43 @@ class GetItem(Function):
         return np.array(x[idx], copy=True)    # a copy: an op's output is never a view of its input
 
     @staticmethod
-
-    @once_differentiable
-
     def backward(ctx, δ):
         """Scatter δ into zeros at the indexed places, accumulating repeated indices."""
-        g = np.zeros(ctx.shape, dtype=δ.dtype)
-        if _is_basic(ctx.idx):
-            g[ctx.idx] = δ
+        return IndexGrad.apply(δ, ctx.shape, ctx.idx), None
+
+
+class IndexGrad(Function):
+    """y = zeros(shape) with δ added at x[idx]'s places (repeated indices accumulate):
+    the backward of indexing. Linear in δ; its own backward indexes again."""
+
+    @staticmethod
+    def forward(ctx, δ, shape, idx):
+        ctx.idx = idx
+        g = np.zeros(shape, dtype=δ.dtype)
+        if _is_basic(idx):
+            g[idx] = δ
         else:
-            np.add.at(g, ctx.idx, δ)
-        return g, None
+            np.add.at(g, idx, δ)
+        return g
+
+    @staticmethod
+    def backward(ctx, g):
+        """∂y/∂δ gathers: g at the indexed places."""
+        return GetItem.apply(g, ctx.idx), None, None
+
+
+class View(Function):
+    """y = x[idx] for a basic index (slices, ints) as a *view*, no copy: how backward
+    formulas hand out parts of δ (Cat, Stack). Its backward scatters into zeros."""
+
+    @staticmethod
+    def forward(ctx, x, idx):
+        ctx.shape, ctx.idx = x.shape, idx
+        return x[idx]
+
+    @staticmethod
+    def backward(ctx, g):
+        return IndexGrad.apply(g, ctx.shape, ctx.idx), None
 
 
 class SetItem(Function):
@@ -82,16 +102,12 @@ class SetItem(Function):
         return y
 
     @staticmethod
-
-    @once_differentiable
-
     def backward(ctx, δ):
         dx = dv = None
         if ctx.needs_input_grad[0]:
-            dx = np.array(δ, copy=True)
-            dx[ctx.idx] = 0
+            dx = SetItem.apply(δ, 0.0, ctx.idx)           # δ with δ[idx] = 0
         if ctx.needs_input_grad[1]:
-            dv = np.array(δ[ctx.idx], copy=True)
+            dv = GetItem.apply(δ, ctx.idx)                # δ[idx]
         return dx, dv, None
 
 
@@ -105,9 +121,6 @@ class Expand(Function):
         return np.array(np.broadcast_to(x, shape), copy=True)
 
     @staticmethod
-
-    @once_differentiable
-
     def backward(ctx, δ):
         return δ, None
 
@@ -125,9 +138,6 @@ class Repeat(Function):
         return np.tile(x, reps)
 
     @staticmethod
-
-    @once_differentiable
-
     def backward(ctx, δ):
         pairs = [n for r, s in zip(ctx.reps, ctx.shape) for n in (r, s)]
         g = δ.reshape(pairs)                                  # (r₀, n₀, r₁, n₁, ...)
@@ -158,12 +168,12 @@ class Cat(Function):
         return np.concatenate(xs, axis=dim)
 
     @staticmethod
-
-    @once_differentiable
-
     def backward(ctx, δ):
         """∂L/∂x_k = δ[…, o_k : o_k + size_k, …]: δ cut along dim into the inputs' sizes (views)."""
-        return (None,) + tuple(np.split(δ, ctx.splits, axis=ctx.dim))
+        bounds = [0, *ctx.splits, δ.shape[ctx.dim]]
+        lead = (slice(None),) * ctx.dim
+        return (None,) + tuple(View.apply(δ, lead + (slice(int(a), int(b)),))
+                               for a, b in zip(bounds[:-1], bounds[1:]))
 
 
 class Stack(Function):
@@ -173,12 +183,10 @@ class Stack(Function):
         return np.stack(xs, axis=dim)
 
     @staticmethod
-
-    @once_differentiable
-
     def backward(ctx, δ):
-        """Take δ apart along the new dim."""
-        return (None,) + tuple(np.moveaxis(δ, ctx.dim, 0))
+        """Take δ apart along the new dim (views)."""
+        lead = (slice(None),) * ctx.dim
+        return (None,) + tuple(View.apply(δ, lead + (k,)) for k in range(δ.shape[ctx.dim]))
 
 
 class Pad(Function):
@@ -188,12 +196,9 @@ class Pad(Function):
         return np.pad(x, widths, mode="constant", constant_values=value)
 
     @staticmethod
-
-    @once_differentiable
-
     def backward(ctx, δ):
         """The padding is constant: δ of the interior goes back, the border's is dropped."""
-        return δ[ctx.slices].copy(), None, None
+        return GetItem.apply(δ, ctx.slices), None, None
 
 
 # ---- public functions ----------------------------------------------------------------

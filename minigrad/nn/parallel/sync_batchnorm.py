@@ -65,9 +65,7 @@ class SyncBatchNormFunction(Function):
                                  running_mean=mean, running_var=m2 / n)
 
     @staticmethod
-
     @once_differentiable
-
     def backward(ctx, δ):
         dx, dw, db = BatchNorm.backward(ctx, δ)[:3]                # fixed statistics
         if ctx.needs_input_grad[0]:
