@@ -36,7 +36,7 @@ from .tensor import (Tensor, tensor, zeros, ones, full, zeros_like, ones_like, r
 from ._device import device
 from .random import manual_seed
 from .threads import set_num_threads, get_num_threads
-from .gradcheck import gradcheck, GradcheckError
+from .gradcheck import gradcheck, gradgradcheck, GradcheckError
 from .ops.elementwise import exp, log, sqrt, abs, clip, relu, sigmoid, tanh, where
 from .ops.elementwise import clip as clamp
 from .ops.reduce import sum, mean, max, min, var, amax, amin

@@ -44,6 +44,7 @@ import numpy as np
 from . import _device
 from .autograd import Function, once_differentiable, backward as run_backward, enable_grad, is_grad_enabled, no_grad
 from .random import generator
+from .gradcheck import gradcheck, gradgradcheck
 from .tensor import Tensor, from_numpy, zeros
 
 __all__ = ["install_torch_alias", "remove_torch_alias", "torch_alias", "is_alias_installed"]
@@ -439,7 +440,8 @@ def _build():
         "torch.jit": _AliasModule("torch.jit", [], _jit_extras()),
         "torch.cuda": _AliasModule("torch.cuda", [], _cuda_extras()),
         "torch.backends": _AliasModule("torch.backends", [], _backends_extras()),
-        "torch.autograd": _AliasModule("torch.autograd", ["minigrad.autograd"]),
+        "torch.autograd": _AliasModule("torch.autograd", ["minigrad.autograd"], {
+            "gradcheck": gradcheck, "gradgradcheck": gradgradcheck}),
     }
     for name, mod in mods.items():              # torch.nn is also an attribute of torch, ...
         parent, _, child = name.rpartition(".")

@@ -32,7 +32,7 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, seed=0):
     for x in inputs:
         if isinstance(x, Tensor) and x.requires_grad:
             # C order, so that reshape(-1) below is a view (a transposed input would give a copy)
-            leaves.append(Tensor(np.ascontiguousarray(x.data, dtype=np.float64), requires_grad=True))
+            leaves.append(Tensor(np.array(x.data, dtype=np.float64, order="C"), requires_grad=True))
         else:
             leaves.append(x)
     checked = [i for i, x in enumerate(leaves) if isinstance(x, Tensor) and x.requires_grad]
@@ -107,7 +107,7 @@ def gradgradcheck(fn, inputs, grad_outputs=None, eps=1e-6, atol=1e-5, rtol=1e-3,
     diff = [i for i, x in enumerate(inputs) if isinstance(x, Tensor) and x.requires_grad]
     if not diff:
         raise ValueError("gradgradcheck(): no input requires grad; nothing to check")
-    leaves = [Tensor(np.ascontiguousarray(x.data, dtype=np.float64), requires_grad=True)
+    leaves = [Tensor(np.array(x.data, dtype=np.float64, order="C"), requires_grad=True)
               if i in diff else x for i, x in enumerate(inputs)]
     outs = _as_outputs(fn(*leaves))
     if grad_outputs is None:

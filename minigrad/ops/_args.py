@@ -1,5 +1,8 @@
-"""Argument normalisation shared by the ops (conv, pool) and the nn layers: one int-or-pair
-reader, one 'same'-padding rule, one int limit, one float-array validator.
+"""Argument normalisation shared by the ops and the nn layers: one int-or-pair reader, one
+'same'-padding rule, one int limit, one float-array validator (`float_array`, for the
+kernels' ndarrays), one float-tensor validator (`as_float_tensor`), the dtype rule of the
+ops that multiply by weights (`check_same_dtype`), and `check_probability`. (The math
+functions exp, log, ... promote an integer input to float32 instead: elementwise.py.)
 
 Every function takes the public function's name `fn` and the argument's `name`, so an
 error reads "conv2d(): stride must be positive, got (0, 0)".
@@ -8,11 +11,11 @@ import numbers
 
 import numpy as np
 
-from ..tensor_base import TensorBase
+from ..tensor_base import TensorBase, as_tensor
 from .limits import MAX_INDEX, check_index
 
 __all__ = ["MAX_INDEX", "is_int", "int_arg", "pair", "same_padding", "float_array", "nonempty_planes",
-           "bool_arg"]
+           "bool_arg", "as_float_tensor", "check_same_dtype", "check_probability"]
 
 
 def is_int(v):
@@ -97,3 +100,44 @@ def bool_arg(fn, name, value):
     if isinstance(value, (bool, np.bool_)):
         return bool(value)
     raise TypeError(f"{fn}(): {name} must be a bool, got {value!r}")
+
+
+# ---- tensors: float inputs, one dtype, probabilities ------------------------------------------
+def as_float_tensor(x, fn, name):
+    """`x` as a floating Tensor, or a TypeError naming fn and the argument."""
+    if isinstance(x, np.ndarray):
+        try:
+            x = as_tensor(x)
+        except TypeError as e:          # object, string or complex data
+            raise TypeError(f"{fn}(): {name} must be a floating-point array, got dtype {x.dtype} "
+                            f"(shape {x.shape}): {e}") from None
+    if not isinstance(x, TensorBase):
+        raise TypeError(f"{fn}(): {name} must be a Tensor, got {type(x).__name__}")
+    if x.dtype.kind != "f":
+        raise TypeError(f"{fn}(): {name} must be a floating-point tensor, got dtype {x.dtype}")
+    return x
+
+
+def check_same_dtype(fn, x, **others):
+    """minigrad's dtype rule, PyTorch's: the ops that multiply an input by weights (conv2d,
+    conv_transpose2d, linear, matmul, batch_norm) need every tensor operand in one dtype
+    and refuse a mix with this TypeError; elementwise arithmetic, cat, where and the
+    losses promote as NumPy and PyTorch do (float32 with float64 gives float64, an int or
+    bool tensor with a float one gives the float dtype).
+
+    `x` is the input; `others` name the other operands (None ones are skipped). Each may
+    be a Tensor or an ndarray."""
+    for name, t in others.items():
+        if t is not None and t.dtype != x.dtype:
+            raise TypeError(
+                f"{fn}(): {name} has dtype {t.dtype} but input has dtype {x.dtype}; {fn} does not "
+                f"mix dtypes (as in PyTorch). Convert the input (x.float(), x.double() or "
+                f"x.to(dtype)) or the model (model.to(dtype), model.float() or model.double())")
+
+
+def check_probability(fn, p, name="p"):
+    if not isinstance(p, numbers.Real) or isinstance(p, bool):
+        raise TypeError(f"{fn}(): {name} must be a number, got {type(p).__name__}")
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"{fn}(): {name} must be in [0, 1], got {p}")
+    return float(p)

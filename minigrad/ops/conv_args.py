@@ -8,9 +8,8 @@ Output size along an axis: ⌊(H + P_top + P_bottom − D·(F_h − 1) − 1) / 
 """
 import numpy as np
 
-from ._args import float_array, int_arg, pair, same_padding
+from ._args import check_same_dtype, float_array, int_arg, pair, same_padding
 from .limits import check_output
-from .nn import check_same_dtype
 
 _WEIGHT_RANK = {4: "4-d (K, C/G, F_h, F_w)"}
 _BIAS_RANK = {1: "1-d (K,)"}

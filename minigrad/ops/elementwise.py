@@ -191,7 +191,7 @@ class Clip(Function):
         return where(inside, δ, 0.0), None, None
 
 
-class ReLU(Function):
+class ReLUFunction(Function):
     """y = max(x, 0), computed by the Cython kernel (ext/elementwise.pyx)."""
 
     @staticmethod
@@ -233,7 +233,7 @@ class ReLUBackward(Function):
         return ReLUBackward.apply(g, y), None
 
 
-class Sigmoid(Function):
+class SigmoidFunction(Function):
     @staticmethod
     def forward(ctx, x):
         # σ(x) = 1/(1+e^−x), written to never overflow: e^−|x| ≤ 1
@@ -249,7 +249,7 @@ class Sigmoid(Function):
         return δ * y * (1 - y)
 
 
-class Tanh(Function):
+class TanhFunction(Function):
     @staticmethod
     def forward(ctx, x):
         y = np.tanh(x)
@@ -402,17 +402,17 @@ def clip(x, min=None, max=None):
 
 def relu(x):
     """ReLU, max(x, 0) elementwise; ∂/∂x = 1 where x > 0, else 0."""
-    return ReLU.apply(_float_input(x, "relu"))
+    return ReLUFunction.apply(_float_input(x, "relu"))
 
 
 def sigmoid(x):
     """The logistic function σ(x) = 1 / (1 + e⁻ˣ) elementwise; ∂/∂x = σ(x)·(1 − σ(x))."""
-    return Sigmoid.apply(_float_input(x, "sigmoid"))
+    return SigmoidFunction.apply(_float_input(x, "sigmoid"))
 
 
 def tanh(x):
     """tanh x elementwise; ∂/∂x = 1 − tanh²x."""
-    return Tanh.apply(_float_input(x, "tanh"))
+    return TanhFunction.apply(_float_input(x, "tanh"))
 
 
 def cast(x, dtype):

@@ -3,6 +3,9 @@ import numpy as np
 
 from .. import _blas
 from ..autograd import Function
+from ..tensor_base import TensorBase
+from ._args import check_same_dtype
+from .elementwise import operand
 
 
 class MatMul(Function):
@@ -39,8 +42,6 @@ class MatMul(Function):
 def matmul(a, b):
     """Matrix product a @ b (NumPy's matmul rules for the shapes).
     Backward: ∂L/∂a = δ @ bᵀ, ∂L/∂b = aᵀ @ δ."""
-    from .elementwise import operand
-    from ..tensor_base import TensorBase
     def as_operand(v, name):
         try:
             return operand(v)
@@ -55,7 +56,6 @@ def matmul(a, b):
     if not isinstance(a, TensorBase) or not isinstance(b, TensorBase) or a.ndim == 0 or b.ndim == 0:
         raise ValueError("matmul(): both operands must be tensors with at least 1 dim "
                          "(use * for scalars)")
-    from .nn import check_same_dtype
     check_same_dtype("matmul", a, other=b)
     ka = a.shape[-1]
     kb = b.shape[0] if b.ndim == 1 else b.shape[-2]

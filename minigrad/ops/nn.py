@@ -1,62 +1,25 @@
 """Neural-network ops: linear (affine) map, softmax, log-softmax, dropout.
 
-Each is one Function with a fused backward; the public functions below validate
-their arguments (ranks, shapes, dtypes) and are what minigrad.nn.functional exports.
+Each is one Function whose backward is written over tensors (so it can be differentiated
+again); the public functions below validate their arguments (ranks, shapes, dtypes) and
+are what minigrad.nn.functional exports.
 """
-import numbers
-
 import numpy as np
 
 from .. import _blas
+from ..random import generator
 from ..autograd import Function
-from ..tensor_base import TensorBase, as_tensor
+from ._args import as_float_tensor, check_probability, check_same_dtype  # noqa: F401
 from .linalg import MatMul
 from .reduce import normalize_dims
 
 
-# ---- argument checks shared by the nn ops ------------------------------------------------
-def as_float_tensor(x, fn, name):
-    """`x` as a floating Tensor, or a TypeError naming fn and the argument."""
-    if isinstance(x, np.ndarray):
-        try:
-            x = as_tensor(x)
-        except TypeError as e:          # object, string or complex data
-            raise TypeError(f"{fn}(): {name} must be a floating-point array, got dtype {x.dtype} "
-                            f"(shape {x.shape}): {e}") from None
-    if not isinstance(x, TensorBase):
-        raise TypeError(f"{fn}(): {name} must be a Tensor, got {type(x).__name__}")
-    if x.dtype.kind != "f":
-        raise TypeError(f"{fn}(): {name} must be a floating-point tensor, got dtype {x.dtype}")
-    return x
-
-
-def check_same_dtype(fn, x, **others):
-    """minigrad's dtype rule, PyTorch's: the ops that multiply an input by weights (conv2d,
-    conv_transpose2d, linear, matmul, batch_norm) need every tensor operand in one dtype
-    and refuse a mix with this TypeError; elementwise arithmetic, cat, where and the
-    losses promote as NumPy and PyTorch do (float32 with float64 gives float64, an int or
-    bool tensor with a float one gives the float dtype).
-
-    `x` is the input; `others` name the other operands (None ones are skipped). Each may
-    be a Tensor or an ndarray."""
-    for name, t in others.items():
-        if t is not None and t.dtype != x.dtype:
-            raise TypeError(
-                f"{fn}(): {name} has dtype {t.dtype} but input has dtype {x.dtype}; {fn} does not "
-                f"mix dtypes (as in PyTorch). Convert the input (x.float(), x.double() or "
-                f"x.to(dtype)) or the model (model.to(dtype), model.float() or model.double())")
-
-
-def check_probability(fn, p, name="p"):
-    if not isinstance(p, numbers.Real) or isinstance(p, bool):
-        raise TypeError(f"{fn}(): {name} must be a number, got {type(p).__name__}")
-    if not 0.0 <= p <= 1.0:
-        raise ValueError(f"{fn}(): {name} must be in [0, 1], got {p}")
-    return float(p)
+# The argument checks (as_float_tensor, check_same_dtype, check_probability) live in _args.py
+# with the others; imported here for the ops below and the modules that import them from here.
 
 
 # ---- linear --------------------------------------------------------------------------------
-class Linear(Function):
+class LinearFunction(Function):
     """y = x Wᵀ + b, for x of shape (..., in), W (out, in), b (out,).
 
     Backward, with X the input flattened to (M, in) and Δ = δ flattened to (M, out):
@@ -102,11 +65,11 @@ def linear(input, weight, bias=None):
         raise ValueError(f"linear(): bias must have shape ({w.shape[0]},) to match weight "
                          f"{w.shape}, got {b.shape}")
     check_same_dtype("linear", x, weight=w, bias=b)
-    return Linear.apply(x, w, b)
+    return LinearFunction.apply(x, w, b)
 
 
 # ---- softmax and log-softmax -----------------------------------------------------------------
-class Softmax(Function):
+class SoftmaxFunction(Function):
     """y_i = exp(x_i − max x) / Σ_j exp(x_j − max x) along `dim`.
 
     Backward: ∂L/∂x_i = y_i (δ_i − Σ_j δ_j y_j)   (the Jacobian diag(y) − y yᵀ applied to δ).
@@ -129,7 +92,7 @@ class Softmax(Function):
         return y * (δ - (δ * y).sum(ctx.dim, keepdim=True)), None
 
 
-class LogSoftmax(Function):
+class LogSoftmaxFunction(Function):
     """y_i = x_i − m − log Σ_j exp(x_j − m) with m = max_j x_j (never overflows).
 
     Backward: ∂y_i/∂x_k = [i = k] − softmax_k, so ∂L/∂x_k = δ_k − exp(y_k) Σ_i δ_i.
@@ -167,17 +130,17 @@ def _softmax_dim(fn, x, dim):
 def softmax(input, dim):
     """softmax along `dim`: exp(x) / Σ exp(x), computed stably."""
     x = as_float_tensor(input, "softmax", "input")
-    return Softmax.apply(x, _softmax_dim("softmax", x, dim))
+    return SoftmaxFunction.apply(x, _softmax_dim("softmax", x, dim))
 
 
 def log_softmax(input, dim):
     """log(softmax(x)) along `dim`, computed as x − max − log Σ exp(x − max)."""
     x = as_float_tensor(input, "log_softmax", "input")
-    return LogSoftmax.apply(x, _softmax_dim("log_softmax", x, dim))
+    return LogSoftmaxFunction.apply(x, _softmax_dim("log_softmax", x, dim))
 
 
 # ---- dropout ------------------------------------------------------------------------------
-class Dropout(Function):
+class DropoutFunction(Function):
     """Inverted dropout: y = x · m with m_i = 1/(1−p) kept (probability 1−p), else 0.
     m has x's shape (dropout) or one entry per channel broadcast over H, W (dropout2d).
 
@@ -197,7 +160,6 @@ class Dropout(Function):
 
 def _keep_mask(shape, p, dtype):
     """m with m_i = 1/(1−p) (kept, probability 1−p) or 0, drawn from minigrad's generator."""
-    from ..random import generator
     if p == 1.0:
         return np.zeros(shape, dtype=dtype)
     keep = generator().random(shape) >= p                          # P(keep) = 1 − p
@@ -215,7 +177,7 @@ def dropout(input, p=0.5, training=True, inplace=False):
     _bool_arg("dropout", "inplace", inplace)
     if not training or p == 0.0:
         return x
-    return Dropout.apply(x, _keep_mask(x.shape, p, x.dtype))
+    return DropoutFunction.apply(x, _keep_mask(x.shape, p, x.dtype))
 
 
 def dropout2d(input, p=0.5, training=True, inplace=False):
@@ -238,7 +200,7 @@ def dropout2d(input, p=0.5, training=True, inplace=False):
     if not training or p == 0.0:
         return x
     mask_shape = x.shape[:2] + (1,) * (x.ndim - 2)                 # (N, C, 1, 1)
-    return Dropout.apply(x, _keep_mask(mask_shape, p, x.dtype))
+    return DropoutFunction.apply(x, _keep_mask(mask_shape, p, x.dtype))
 
 
 def _bool_arg(fn, name, value):

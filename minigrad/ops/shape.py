@@ -8,6 +8,7 @@ import numpy as np
 
 from ..autograd import Function
 from ..tensor_base import TensorBase, as_tensor
+from .elementwise import operand
 
 
 def _axis(d, ndim, name="dim"):
@@ -312,7 +313,6 @@ def getitem(x, idx):
 
 def setitem(x, idx, value):
     """x with x[idx] = value, as a new Tensor (differentiable in x and value)."""
-    from .elementwise import operand
     idx = _index(idx)
     value = operand(value)
     try:
