@@ -463,7 +463,7 @@ class Tensor(TensorBase):
         return _E.sqrt(self)
 
     def abs(self):
-        """|self|; ∂/∂x = sign(x)."""
+        """The absolute value |x| of each element; ∂/∂x = sign(x)."""
         return _E.abs(self)
 
     def clip(self, min=None, max=None):
