@@ -463,7 +463,7 @@ class Tensor(TensorBase):
         return _E.sqrt(self)
 
     def abs(self):
-        """The absolute value |x| of each element; ∂/∂x = sign(x)."""
+        """The absolute value of each element, ``abs(x)``; ∂/∂x = sign(x)."""
         return _E.abs(self)
 
     def clip(self, min=None, max=None):
