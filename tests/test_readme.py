@@ -42,3 +42,14 @@ def test_readme_lists_every_flag_of_the_training_script():
     text = README.read_text()
     missing = sorted(f for f in flags - hidden if f"`{f}" not in text)
     assert not missing, f"README.md does not describe {missing}"
+
+
+def test_readme_second_derivative_example_runs(capsys):
+    text = README.read_text()
+    code = re.search(r"again \(`backward\(create_graph=True\)`.*?```python\n(.*?)```", text, re.S).group(1)
+    scope = {}
+    exec(compile("import minigrad as mg\n" + code, "README.md", "exec"), scope)
+    np.testing.assert_allclose(scope["g"].numpy(), [3.0, 12.0])
+    np.testing.assert_allclose(scope["h"].numpy(), [6.0, 12.0])
+    assert scope["g"].requires_grad and not scope["h"].requires_grad
+    assert capsys.readouterr().out.strip() == "tensor([ 3., 12.], grad_fn=<MulBackward>) tensor([ 6., 12.])"
