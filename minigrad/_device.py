@@ -144,20 +144,14 @@ def parse_to(args, kwargs, where, tensor_type):
     return (None if dtype is None else as_dtype(dtype, where)), copy
 
 
-def conversions(cls):
-    """Class decorator: give `cls` (Tensor, Module) PyTorch's shorthand conversions
-    float/double/half/cpu/cuda, each calling `self.to`. On a Tensor they return a
-    (differentiable) converted tensor, or self when nothing changes; on a Module they
-    convert every floating parameter and buffer in place and return the module. (Copied
-    onto the class rather than inherited, so neither class's memory layout changes.)"""
-    for name in ("float", "double", "half", "cpu", "cuda"):
-        if name not in cls.__dict__:
-            setattr(cls, name, _Conversions.__dict__[name])
-    return cls
+class Conversions:
+    """PyTorch's shorthand conversions float/double/half/cpu/cuda, each calling `self.to`:
+    a base class of Tensor and Module. On a Tensor they return a (differentiable) converted
+    tensor, or self when nothing changes; on a Module they convert every floating parameter
+    and buffer in place and return the module. (No state: it changes neither class's
+    memory layout.)"""
 
-
-class _Conversions:
-    """The methods that `conversions` puts on a class."""
+    __slots__ = ()
 
     def float(self):
         """`to(mg.float32)`."""

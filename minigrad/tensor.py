@@ -32,8 +32,7 @@ class _Size(int):
         return self._shape[dim]
 
 
-@_device.conversions
-class Tensor(TensorBase):
+class Tensor(TensorBase, _device.Conversions):
     """An n-dimensional array that can record the operations applied to it.
 
     ``t.data`` is the ndarray (``t.numpy()`` and ``np.asarray(t)`` give it too);

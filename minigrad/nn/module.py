@@ -4,7 +4,7 @@ from collections import OrderedDict, namedtuple
 
 import numpy as np
 
-from .._device import conversions
+from .._device import Conversions
 from ..tensor import Tensor
 
 
@@ -25,8 +25,7 @@ class Parameter(Tensor):
         return "Parameter containing:\n" + super().__repr__()
 
 
-@conversions
-class Module:
+class Module(Conversions):
     """Base class of every layer and model (PyTorch's ``nn.Module``).
 
     Subclass it: create the layers and Parameters in ``__init__`` (after
