@@ -114,22 +114,10 @@ class detect_anomaly:
         return False
 
 
-def unbroadcast(g, shape):
-    """Sum a broadcast gradient (an ndarray) back to `shape` (the inverse of broadcasting)."""
-    if g.shape == shape:
-        return g
-    extra = g.ndim - len(shape)
-    if extra:
-        g = g.sum(axis=tuple(range(extra)))
-    axes = tuple(i for i, n in enumerate(shape) if n == 1 and g.shape[i] != 1)
-    if axes:
-        g = g.sum(axis=axes, keepdims=True)
-    return g.reshape(shape)
-
-
 def sum_to(g, shape):
-    """The tensor g summed back to `shape` (the inverse of broadcasting), differentiably:
-    what a broadcast input's gradient is."""
+    """g summed back to `shape` (the inverse of broadcasting): what a broadcast input's
+    gradient is. Differentiable for a tensor g (its sum and reshape are ops); an ndarray
+    works too."""
     if g.shape == shape:
         return g
     extra = g.ndim - len(shape)

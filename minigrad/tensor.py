@@ -145,18 +145,6 @@ class Tensor(TensorBase, _device.Conversions):
         return self.data.tolist()
 
     @property
-    def shape(self):
-        return self.data.shape
-
-    @property
-    def ndim(self):
-        return self.data.ndim
-
-    @property
-    def dtype(self):
-        return self.data.dtype
-
-    @property
     def size(self):
         """The number of elements, as NumPy's `a.size`; called, as PyTorch's `t.size()`,
         the shape (`t.size(1)` one dim of it)."""

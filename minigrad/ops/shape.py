@@ -115,7 +115,7 @@ class SetItem(Function):
 class Expand(Function):
     """y = x broadcast to `shape` (Tensor.expand), as a copy.
 
-    Backward: δ summed over the broadcast dims (done by Function.apply's unbroadcast)."""
+    Backward: δ summed over the broadcast dims (done by the engine: autograd.sum_to)."""
 
     @staticmethod
     def forward(ctx, x, shape):
