@@ -305,13 +305,17 @@ def _toposort(roots):
 
 
 def _leading_to(order, targets):
-    """ids of the tensors in `order` from which some tensor of `targets` (ids) is reached:
-    the only ones whose backward grad() needs to run."""
-    needed = set()
+    """ids of the tensors in `order` whose op's backward grad() must run: those with an
+    input from which some tensor of `targets` (ids) is reached. (A target itself runs its
+    op only if another target lies beyond it.)"""
+    reaches, run = set(), set()
     for t in reversed(order):                    # inputs before the tensors made from them
-        if id(t) in targets or any(id(p) in needed for p in _parents(t)):
-            needed.add(id(t))
-    return needed
+        if any(id(p) in reaches for p in _parents(t)):
+            run.add(id(t))
+            reaches.add(id(t))
+        elif id(t) in targets:
+            reaches.add(id(t))
+    return run
 
 
 def _root_grads(roots, grads, fname):
@@ -369,7 +373,7 @@ def _traverse(roots, root_grads, retain_graph, create_graph, capture=None):
             if capture is not None:
                 if id(t) in capture:
                     captured[id(t)] = g
-                if id(t) not in needed or t._ctx is None:
+                if id(t) not in needed:
                     continue
             ctx = t._ctx
             if ctx is None:                       # a leaf: accumulate into .grad

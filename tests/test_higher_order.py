@@ -262,3 +262,12 @@ def test_double_backward_of_matmul_and_linear(m, k, n, batch, data):
     gradgradcheck(lambda p, q: (p @ q) * (p @ q), (leaf(a), leaf(b)))
     gradgradcheck(lambda p, u: (p @ u) ** 2, (leaf(a), leaf(v)))
     gradgradcheck(lambda p, w: F.linear(p, w, None).tanh(), (leaf(a), leaf(b.T.copy())))
+
+
+def test_grad_with_respect_to_a_non_leaf_leaves_its_op_alone():
+    x = leaf([1.0, 2.0])
+    h = x * 2
+    g, = autograd.grad((h * h).sum(), h)              # stops at h: h's own op does not run
+    np.testing.assert_allclose(g.data, 2 * h.data)
+    (h * 3).sum().backward()                          # so h's graph is still there
+    np.testing.assert_allclose(x.grad.data, [6.0, 6.0])
