@@ -4,9 +4,9 @@ import numbers
 
 import numpy as np
 
-from ..autograd import Function, once_differentiable
+from ..autograd import Function
 from ..tensor_base import TensorBase, wrap
-from .nn import as_float_tensor
+from .nn import Softmax, as_float_tensor
 
 REDUCTIONS = ("mean", "sum", "none")
 
@@ -45,7 +45,7 @@ class CrossEntropy(Function):
         if smoothing:
             q += (smoothing / C) * w                                           # (N, C) + (C,)
         loss = -np.sum(q * logp, axis=1)                                       # (N,)
-        ctx.save_for_backward(logp, q)
+        ctx.save_for_backward(q)
         ctx.reduction = reduction
         if reduction == "none":
             return loss
@@ -56,19 +56,20 @@ class CrossEntropy(Function):
             return np.asarray(loss.sum() / ctx.denom, dtype=z.dtype)
 
     @staticmethod
-    @once_differentiable
     def backward(ctx, δ):
-        logp, q = ctx.saved
+        """∂L/∂z = (softmax(z) · s − q) · (δ_n, δ or δ/D), s_n = Σ_c q[n, c]; softmax(z) is
+        recomputed as an op of z, so the second derivative (through softmax's Jacobian,
+        diag(p) − p pᵀ per row) follows."""
+        q, = ctx.saved
+        z = ctx.inputs[0]
         s = q.sum(axis=1, keepdims=True)                                       # (N, 1)
-        g = np.exp(logp) * s - q                                               # (N, C): ∂ℓ_n/∂z[n, :]
+        g = Softmax.apply(z, 1) * s - q                                        # (N, C): ∂ℓ_n/∂z[n, :]
         if ctx.reduction == "none":
-            g *= δ[:, None]                                                    # (N, C) · (N, 1)
-        elif ctx.reduction == "sum":
-            g *= δ
-        else:
-            with np.errstate(invalid="ignore", divide="ignore"):               # D = 0: NaN, as the forward
-                g *= δ / ctx.denom
-        return g, None, None, None, None
+            return g * δ.reshape(-1, 1), None, None, None, None                # (N, C) · (N, 1)
+        if ctx.reduction == "sum":
+            return g * δ, None, None, None, None
+        with np.errstate(invalid="ignore", divide="ignore"):                   # D = 0: NaN, as the forward
+            return g * (δ / ctx.denom), None, None, None, None
 
 
 def cross_entropy(input, target, weight=None, reduction="mean", label_smoothing=0.0):
@@ -203,22 +204,23 @@ class NLLLoss(Function):
             return np.asarray(loss.sum() / ctx.denom, dtype=x.dtype)
 
     @staticmethod
-    @once_differentiable
     def backward(ctx, δ):
-        """∂L/∂x[n, y_n] = −w[y_n] · (δ_n, δ or δ/D); every other entry 0."""
+        """∂L/∂x[n, y_n] = −w[y_n] · (δ_n, δ or δ/D); every other entry 0. Linear in δ with
+        a constant pattern, so its own derivative (the second) is that pattern again."""
         safe, w_y = ctx.saved
         shape = ctx.x_shape
         C = shape[1]
-        g = np.zeros((len(safe), C), w_y.dtype)                            # (M, C)
+        pattern = np.zeros((len(safe), C), w_y.dtype)                      # (M, C)
+        pattern[np.arange(len(safe)), safe] = -w_y
+        moved = (shape[0],) + shape[2:] + (C,)                              # (N, …, C)
+        pattern = np.moveaxis(pattern.reshape(moved), -1, 1)               # (N, C, …)
         if ctx.reduction == "none":
-            scale = δ.reshape(-1)
+            scale = δ.reshape((shape[0], 1) + shape[2:])                   # (N, 1, …)
         elif ctx.reduction == "sum":
             scale = δ
         else:
             scale = δ / ctx.denom
-        g[np.arange(len(safe)), safe] = -w_y * scale
-        moved = (shape[0],) + shape[2:] + (C,)                              # (N, …, C)
-        return np.moveaxis(g.reshape(moved), -1, 1), None, None, None, None
+        return scale * pattern, None, None, None, None
 
 
 def _class_targets(fn, x, target, ignore_index):
