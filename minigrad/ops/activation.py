@@ -157,31 +157,44 @@ class SiLU(Function):
         return SiLUBackward.apply(δ, ctx.inputs[0], x, s)
 
 
-class SiLUBackward(Function):
-    """δ · σ(x)(1 + x(1 − σ(x))): SiLU's backward by the Cython kernel, an op of its own
-    (x_t is the input tensor, x and σ(x) its saved compute arrays).
+class SlopeBackward(Function):
+    """δ · f'(x), the backward of a smooth activation f, as an op of its own: forward(ctx, δ,
+    x_t, *saved) runs the fast kernel over the saved arrays (x_t is the input tensor, kept
+    for the graph). Base of SiLUBackward and GELUBackward.
 
-    Backward, ε arriving at ∂L/∂x: linear in δ, so ∂/∂δ is this op applied to ε;
-        ∂/∂x = ε · δ · σ(x)(1 − σ(x)) · (2 + x(1 − 2σ(x)))     (SiLU's second derivative)
-    with σ(x) recomputed from x as an op.
+    Backward, ε arriving at ∂L/∂x: linear in δ, so ∂/∂δ is the same op applied to ε, and
+        ∂/∂x = ε · δ · f''(x)
+    with f'' the subclass's `curvature(ctx, x_t)`, written over the input tensor (so it is
+    differentiated again for third derivatives).
     """
 
     @staticmethod
-    def forward(ctx, δ, x_t, x, s):
-        ctx.save_for_backward(x, s)
-        return _run(_k.silu_backward, x, s, _compute_like(δ, x))
+    def curvature(ctx, x_t):
+        raise NotImplementedError
 
     @staticmethod
     def backward(ctx, ε):
         δ, x_t = ctx.inputs[:2]
-        x, s = ctx.saved
-        dδ = dx = None
-        if ctx.needs_input_grad[0]:
-            dδ = SiLUBackward.apply(ε, x_t, x, s)
-        if ctx.needs_input_grad[1]:
-            σ = E.sigmoid(x_t)
-            dx = ε * δ * σ * (1 - σ) * (2 + x_t * (1 - 2 * σ))
-        return dδ, dx, None, None
+        op = type(ctx)
+        dδ = op.apply(ε, *ctx.inputs[1:]) if ctx.needs_input_grad[0] else None
+        dx = ε * δ * op.curvature(ctx, x_t) if ctx.needs_input_grad[1] else None
+        return (dδ, dx) + (None,) * (len(ctx.inputs) - 2)
+
+
+class SiLUBackward(SlopeBackward):
+    """δ · σ(x)(1 + x(1 − σ(x))): SiLU's backward by the Cython kernel (saved: x, σ(x)).
+
+    Second derivative (SlopeBackward's backward): f''(x) = σ(x)(1 − σ(x)) · (2 + x(1 − 2σ(x))).
+    """
+
+    @staticmethod
+    def forward(ctx, δ, x_t, x, s):
+        return _run(_k.silu_backward, x, s, _compute_like(δ, x))
+
+    @staticmethod
+    def curvature(ctx, x_t):
+        σ = E.sigmoid(x_t)                                     # recomputed as an op of x
+        return σ * (1 - σ) * (2 + x_t * (1 - 2 * σ))
 
 
 # ---- GELU --------------------------------------------------------------------------------
@@ -218,12 +231,11 @@ class GELU(Function):
         return GELUBackward.apply(δ, ctx.inputs[0], x, s, ctx.approximate), None
 
 
-class GELUBackward(Function):
-    """δ · ∂y/∂x of GELU (formulas in GELU's docstring), an op of its own: the Cython kernel
-    for the exact form, NumPy for the tanh form, over the saved x and Φ(x) (or tanh u).
+class GELUBackward(SlopeBackward):
+    """δ · ∂y/∂x of GELU (formulas in GELU's docstring): the Cython kernel for the exact
+    form, NumPy for the tanh form, over the saved x and Φ(x) (or tanh u).
 
-    Backward, ε arriving at ∂L/∂x: linear in δ, so ∂/∂δ is this op applied to ε;
-    ∂/∂x = ε · δ · ∂²y/∂x², recomputed from the input tensor x_t with ops:
+    Second derivative (SlopeBackward's backward), recomputed from the input tensor x_t:
         exact:  ∂²y/∂x² = φ(x) · (2 − x²)
         tanh:   ∂²y/∂x² = (1 − t²) · (u' + ½ x (u'' − 2 t u'²)),
                 t = tanh u, u' = √(2/π)(1 + 3·0.044715 x²), u'' = √(2/π) · 6·0.044715 x
@@ -231,7 +243,6 @@ class GELUBackward(Function):
 
     @staticmethod
     def forward(ctx, δ, x_t, x, s, approximate):
-        ctx.save_for_backward(x, s)
         ctx.approximate = approximate
         if approximate == "tanh":
             t = s
@@ -240,22 +251,13 @@ class GELUBackward(Function):
         return _run(_k.gelu_backward, x, s, _compute_like(δ, x))
 
     @staticmethod
-    def backward(ctx, ε):
-        δ, x_t = ctx.inputs[:2]
-        x, s = ctx.saved
-        dδ = dx = None
-        if ctx.needs_input_grad[0]:
-            dδ = GELUBackward.apply(ε, x_t, x, s, ctx.approximate)
-        if ctx.needs_input_grad[1]:
-            if ctx.approximate == "tanh":
-                t = E.tanh(_SQRT_2_OVER_PI * (x_t + _GELU_C * x_t ** 3))
-                du = _SQRT_2_OVER_PI * (1 + 3 * _GELU_C * x_t * x_t)            # u'
-                ddu = (_SQRT_2_OVER_PI * 6 * _GELU_C) * x_t                     # u''
-                curvature = (1 - t * t) * (du + 0.5 * x_t * (ddu - 2 * t * du * du))
-            else:
-                curvature = E.exp(-0.5 * x_t * x_t) * (2 - x_t * x_t) * _INV_SQRT_2PI   # φ(x)(2 − x²)
-            dx = ε * δ * curvature
-        return dδ, dx, None, None, None
+    def curvature(ctx, x_t):
+        if ctx.approximate == "tanh":
+            t = E.tanh(_SQRT_2_OVER_PI * (x_t + _GELU_C * x_t ** 3))
+            du = _SQRT_2_OVER_PI * (1 + 3 * _GELU_C * x_t * x_t)            # u'
+            ddu = (_SQRT_2_OVER_PI * 6 * _GELU_C) * x_t                     # u''
+            return (1 - t * t) * (du + 0.5 * x_t * (ddu - 2 * t * du * du))
+        return E.exp(-0.5 * x_t * x_t) * (2 - x_t * x_t) * _INV_SQRT_2PI   # φ(x)(2 − x²)
 
 
 def _compute_like(δ, x):
