@@ -388,7 +388,13 @@ def checkpoint(function, *args, use_reentrant=None, context_fn=None, determinism
 
     `function` must return one Tensor when some Tensor argument requires grad (what
     torchvision's DenseNet does); when none does, or under no_grad, it is called plainly.
-    PyTorch-only keywords are accepted and ignored."""
+    PyTorch-only keywords are accepted and ignored.
+
+    ``backward(create_graph=True)`` and ``autograd.grad(..., create_graph=True)`` work
+    through it (the gradient of a gradient is recorded through the recomputation). As with
+    PyTorch's reentrant checkpoint, the parameters inside `function` get their gradients
+    from the inner backward, into ``.grad``, even when the outer call is ``autograd.grad``
+    (which PyTorch's reentrant checkpoint refuses); zero them if that call should not."""
     if not is_grad_enabled() or not any(isinstance(a, Tensor) and a.requires_grad for a in args):
         return function(*args, **kwargs)
     return Checkpoint.apply(*args, function=function, kwargs=kwargs,

@@ -22,6 +22,8 @@ class BatchNorm(Function):
       training:   ∂L/∂x = (g − ⟨g⟩ − x̂ · ⟨g · x̂⟩) / σ̂
                   (μ and σ² depend on x: ∂μ/∂x = 1/n, ∂σ²/∂x = 2(x − μ)/n)
       evaluation: ∂L/∂x = g / σ̂
+    ∂L/∂x and ∂L/∂γ are ops of their own (BatchNormBackward, NormWeightGrad) whose
+    backward gives the second derivatives; their docstrings derive them.
     """
 
     @staticmethod
@@ -52,7 +54,7 @@ class BatchNorm(Function):
     @staticmethod
     def backward(ctx, δ):
         """∂L/∂x by BatchNormBackward (the fused formula of the class docstring, an op of its
-        own so that it is differentiated again), ∂L/∂γ = Σ δ · x̂ by BatchNormWeightGrad,
+        own so that it is differentiated again), ∂L/∂γ = Σ δ · x̂ by NormWeightGrad,
         ∂L/∂β = Σ δ."""
         x, weight = ctx.inputs[:2]
         xhat, inv_std, mean = ctx.saved
