@@ -126,7 +126,8 @@ class BatchNormBackward(Function):
 
     Double backward. Let ε be the gradient arriving at ∂L/∂x. P is symmetric, so
         ∂/∂δ = γ · P(ε) / σ̂,      ∂/∂γ = Σ δ · P(ε) / σ̂     (evaluation: P(ε) → ε)
-    and, in training, where x̂ and σ̂ depend on x (∂σ̂/∂x = x̂ / (n σ̂), ∂x̂/∂x = (1 − 1/n − x̂ x̂ᵀ/n) / σ̂):
+    and, in training, where x̂ and σ̂ depend on x (∂σ̂/∂x_j = x̂_j / n,
+    ∂x̂_i/∂x_j = ([i = j] − 1/n − x̂_i x̂_j / n) / σ̂ within a channel):
         ∂/∂x = (1/σ̂²) · [ 3 x̂ ⟨g x̂⟩⟨ε x̂⟩ − x̂ (⟨ε g⟩ − ⟨ε⟩⟨g⟩)
                           − (g − ⟨g⟩) ⟨ε x̂⟩ − (ε − ⟨ε⟩) ⟨g x̂⟩ ]
     (0 in evaluation, where μ and σ² are constants). x̂ and σ̂ are recomputed from x with
