@@ -8,34 +8,31 @@ through them costs (float32, minigrad only).
 "fwd+bwd ms" times y = op(x); y.backward(δ) (first order: the backward ops run under
 no_grad, as their fused kernels plus a few µs each). "penalty ms" times the gradient
 penalty step g = ∂⟨δ, op(x)⟩/∂x (create_graph=True), then (g · g).sum().backward(): the
-double backward, written over tensors. Medians of hot calls (each timed call follows an
-untimed one); "— (linear)" where ∂L/∂x does not depend on x (nll_loss of its input).
-To compare two checkouts, run this script in each, alternately, and compare
-medians; see benchmarks/layers.py for the activations against PyTorch.
+double backward, written over tensors. Medians of back-to-back calls after a warm-up
+call; "— (linear)" where ∂L/∂x does not depend on x (nll_loss of its input). To compare
+two checkouts, run this script in each, alternately, and compare medians; see
+benchmarks/layers.py for the activations against PyTorch.
 """
 import argparse
 import os
 import statistics
 import sys
-import time
 
 import numpy as np
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+here = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, here)
+sys.path.insert(0, os.path.join(here, ".."))
+from common import timeit                  # noqa: E402
 import minigrad as mg                      # noqa: E402
 import minigrad.nn.functional as F         # noqa: E402
 from minigrad.autograd import grad         # noqa: E402
 
 
-def timed(fn, reps):
-    """Median ms of `reps` hot calls (each timed call follows an untimed one)."""
-    times = []
-    for _ in range(reps):
-        fn()
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times) * 1e3
+def median_ms(fn, reps):
+    """Median ms of `reps` back-to-back calls after a warm-up call (common.timeit)."""
+    fn()
+    return statistics.median(timeit(fn, reps)) * 1e3
 
 
 def rows():
@@ -81,8 +78,8 @@ def main():
             g, = grad(op(x), x, δ, create_graph=True)
             (g * g).sum().backward()
         g, = grad(op(x), x, δ, create_graph=True)
-        second = f"{timed(penalty, reps * scale):>12.3f}" if g.requires_grad else f"{'— (linear)':>12}"
-        print(f"{name:<26}{str(shape):<20}{timed(first_order, reps * scale):>12.3f}{second}")
+        second = f"{median_ms(penalty, reps * scale):>12.3f}" if g.requires_grad else f"{'— (linear)':>12}"
+        print(f"{name:<26}{str(shape):<20}{median_ms(first_order, reps * scale):>12.3f}{second}")
 
 
 if __name__ == "__main__":
