@@ -42,7 +42,7 @@ import types
 import numpy as np
 
 from . import _device
-from .autograd import Function, once_differentiable, backward as run_backward, enable_grad, is_grad_enabled, no_grad
+from .autograd import Function, backward as run_backward, enable_grad, is_grad_enabled, no_grad
 from .random import generator
 from .gradcheck import gradcheck, gradgradcheck
 from .tensor import Tensor, from_numpy, zeros
@@ -311,7 +311,12 @@ class Checkpoint(Function):
     graph (its activations are dropped); backward runs it again, from the same inputs and
     the same random-generator state, with recording on, and backpropagates δ through that
     fresh graph. The parameters inside `function` receive their gradients during that
-    inner backward; the Tensor arguments receive theirs as this op's gradients."""
+    inner backward; the Tensor arguments receive theirs as this op's gradients.
+
+    Under ``create_graph=True`` the inner backward records itself too, so the gradients
+    are tensors of a graph (of the recomputation, of δ, and of the inputs: each fresh leaf
+    the recomputation started from is joined to its input by an identity node once the
+    inner backward is done), and the gradient of a gradient flows through checkpoint."""
 
     @staticmethod
     def forward(ctx, *raw, function, kwargs, is_tensor, rng_state):
@@ -326,10 +331,10 @@ class Checkpoint(Function):
         return out.data
 
     @staticmethod
-    @once_differentiable
     def backward(ctx, δ):
         """Rerun function(*inputs) with the graph recorded; ∂L/∂input is what δ sends back
         through that graph to each input."""
+        create_graph = is_grad_enabled()            # the outer backward is being recorded
         inputs = [Tensor._wrap(a, bool(need)) if t else a
                   for a, t, need in zip(ctx.raw, ctx.is_tensor, ctx.needs_input_grad)]
         saved = _rng_state()
@@ -340,9 +345,28 @@ class Checkpoint(Function):
         finally:
             _set_rng_state(saved)
         if out.requires_grad:
-            run_backward(out, δ)
-        return tuple(t.grad.data if isinstance(t, Tensor) and t.grad is not None else None
-                     for t in inputs)
+            run_backward(out, δ, create_graph=create_graph)
+        grads = tuple(t.grad if isinstance(t, Tensor) else None for t in inputs)
+        if create_graph:
+            for leaf, real in zip(inputs, ctx.inputs):
+                if isinstance(leaf, Tensor) and leaf.requires_grad:
+                    _Alias.attach(leaf, real)
+        return grads
+
+
+class _Alias(Function):
+    """leaf = real, as an identity node attached after the fact: the fresh leaf a
+    recomputation started from becomes, for the graph recorded on it, the input it copied."""
+
+    @staticmethod
+    def attach(leaf, real):
+        node = _Alias()
+        node.inputs, node.needs_input_grad, node.versions = (real,), (True,), (real._version,)
+        leaf._ctx = node
+
+    @staticmethod
+    def backward(ctx, δ):
+        return δ
 
 
 def _rng_state():
@@ -365,7 +389,13 @@ def checkpoint(function, *args, use_reentrant=None, context_fn=None, determinism
 
     `function` must return one Tensor when some Tensor argument requires grad (what
     torchvision's DenseNet does); when none does, or under no_grad, it is called plainly.
-    PyTorch-only keywords are accepted and ignored."""
+    PyTorch-only keywords are accepted and ignored.
+
+    ``backward(create_graph=True)`` and ``autograd.grad(..., create_graph=True)`` work
+    through it (the gradient of a gradient is recorded through the recomputation). As with
+    PyTorch's reentrant checkpoint, the parameters inside `function` get their gradients
+    from the inner backward, into ``.grad``, even when the outer call is ``autograd.grad``
+    (which PyTorch's reentrant checkpoint refuses); zero them if that call should not."""
     if not is_grad_enabled() or not any(isinstance(a, Tensor) and a.requires_grad for a in args):
         return function(*args, **kwargs)
     return Checkpoint.apply(*args, function=function, kwargs=kwargs,

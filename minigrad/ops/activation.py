@@ -19,7 +19,7 @@ import numbers
 import numpy as np
 
 from .._ext import activation as _k
-from ..autograd import Function, once_differentiable
+from ..autograd import Function
 from ..threads import get_num_threads
 from . import elementwise as E
 from .nn import as_float_tensor
@@ -75,11 +75,27 @@ class LeakyReLU(Function):
         return _run(_k.leaky_relu_forward, xc, args=(a,)).astype(x.dtype, copy=False)
 
     @staticmethod
-    @once_differentiable
     def backward(ctx, δ):
         """∂L/∂x = δ · (1 if x > 0 else a)."""
         x, = ctx.saved
-        return _run(_k.leaky_relu_backward, x, _compute_like(δ, x), args=(ctx.a,)), None
+        return LeakyReLUBackward.apply(δ, x, ctx.a), None
+
+
+class LeakyReLUBackward(Function):
+    """δ · (1 if x > 0 else a): LeakyReLU's backward by the Cython kernel, an op of its own.
+    Linear in δ with a slope that is constant where it has a derivative, so its own
+    backward is the same op applied to the incoming gradient (x is a constant here)."""
+
+    @staticmethod
+    def forward(ctx, δ, x, a):
+        ctx.save_for_backward(x)
+        ctx.a = a
+        return _run(_k.leaky_relu_backward, x, _compute_like(δ, x), args=(a,))
+
+    @staticmethod
+    def backward(ctx, ε):
+        x, = ctx.saved
+        return LeakyReLUBackward.apply(ε, x, ctx.a), None, None
 
 
 # ---- Hardtanh and ReLU6 ----------------------------------------------------------------
@@ -98,11 +114,26 @@ class Hardtanh(Function):
         return _run(_k.hardtanh_forward, xc, args=(lo, hi)).astype(x.dtype, copy=False)
 
     @staticmethod
-    @once_differentiable
     def backward(ctx, δ):
         """∂L/∂x = δ · [lo < x < hi]."""
         x, = ctx.saved
-        return _run(_k.hardtanh_backward, x, _compute_like(δ, x), args=(ctx.lo, ctx.hi)), None, None
+        return HardtanhBackward.apply(δ, x, ctx.lo, ctx.hi), None, None
+
+
+class HardtanhBackward(Function):
+    """δ · [lo < x < hi]: Hardtanh's (and ReLU6's) backward by the Cython kernel, an op of
+    its own. Linear in δ with a constant mask, so its own backward is the same mask."""
+
+    @staticmethod
+    def forward(ctx, δ, x, lo, hi):
+        ctx.save_for_backward(x)
+        ctx.lo, ctx.hi = lo, hi
+        return _run(_k.hardtanh_backward, x, _compute_like(δ, x), args=(lo, hi))
+
+    @staticmethod
+    def backward(ctx, ε):
+        x, = ctx.saved
+        return HardtanhBackward.apply(ε, x, ctx.lo, ctx.hi), None, None, None
 
 
 # ---- SiLU ------------------------------------------------------------------------------
@@ -120,16 +151,56 @@ class SiLU(Function):
         return y.astype(x.dtype, copy=False)
 
     @staticmethod
-    @once_differentiable
     def backward(ctx, δ):
         """∂L/∂x = δ · σ(x) · (1 + x · (1 − σ(x)))."""
         x, s = ctx.saved
+        return SiLUBackward.apply(δ, ctx.inputs[0], x, s)
+
+
+class SlopeBackward(Function):
+    """δ · f'(x), the backward of a smooth activation f, as an op of its own: forward(ctx, δ,
+    x_t, *saved) runs the fast kernel over the saved arrays (x_t is the input tensor, kept
+    for the graph). Base of SiLUBackward and GELUBackward.
+
+    Backward, ε arriving at ∂L/∂x: linear in δ, so ∂/∂δ is the same op applied to ε, and
+        ∂/∂x = ε · δ · f''(x)
+    with f'' the subclass's `curvature(ctx, x_t)`, written over the input tensor (so it is
+    differentiated again for third derivatives).
+    """
+
+    @staticmethod
+    def curvature(ctx, x_t):
+        raise NotImplementedError
+
+    @staticmethod
+    def backward(ctx, ε):
+        δ, x_t = ctx.inputs[:2]
+        op = type(ctx)
+        dδ = op.apply(ε, *ctx.inputs[1:]) if ctx.needs_input_grad[0] else None
+        dx = ε * δ * op.curvature(ctx, x_t) if ctx.needs_input_grad[1] else None
+        return (dδ, dx) + (None,) * (len(ctx.inputs) - 2)
+
+
+class SiLUBackward(SlopeBackward):
+    """δ · σ(x)(1 + x(1 − σ(x))): SiLU's backward by the Cython kernel (saved: x, σ(x)).
+
+    Second derivative (SlopeBackward's backward): f''(x) = σ(x)(1 − σ(x)) · (2 + x(1 − 2σ(x))).
+    """
+
+    @staticmethod
+    def forward(ctx, δ, x_t, x, s):
         return _run(_k.silu_backward, x, s, _compute_like(δ, x))
+
+    @staticmethod
+    def curvature(ctx, x_t):
+        σ = E.sigmoid(x_t)                                     # recomputed as an op of x
+        return σ * (1 - σ) * (2 + x_t * (1 - 2 * σ))
 
 
 # ---- GELU --------------------------------------------------------------------------------
 _SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
 _GELU_C = 0.044715
+_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 
 
 class GELU(Function):
@@ -154,15 +225,39 @@ class GELU(Function):
         return y.astype(x.dtype, copy=False)
 
     @staticmethod
-    @once_differentiable
     def backward(ctx, δ):
         """∂L/∂x = δ · (Φ(x) + x φ(x)) (exact), or the tanh form's derivative above."""
         x, s = ctx.saved
-        if ctx.approximate == "tanh":
+        return GELUBackward.apply(δ, ctx.inputs[0], x, s, ctx.approximate), None
+
+
+class GELUBackward(SlopeBackward):
+    """δ · ∂y/∂x of GELU (formulas in GELU's docstring): the Cython kernel for the exact
+    form, NumPy for the tanh form, over the saved x and Φ(x) (or tanh u).
+
+    Second derivative (SlopeBackward's backward), recomputed from the input tensor x_t:
+        exact:  ∂²y/∂x² = φ(x) · (2 − x²)
+        tanh:   ∂²y/∂x² = (1 − t²) · (u' + ½ x (u'' − 2 t u'²)),
+                t = tanh u, u' = √(2/π)(1 + 3·0.044715 x²), u'' = √(2/π) · 6·0.044715 x
+    """
+
+    @staticmethod
+    def forward(ctx, δ, x_t, x, s, approximate):
+        ctx.approximate = approximate
+        if approximate == "tanh":
             t = s
             du = _SQRT_2_OVER_PI * (1 + 3 * _GELU_C * x * x)        # ∂u/∂x
-            return δ * (0.5 * (1 + t) + 0.5 * x * (1 - t * t) * du), None
-        return _run(_k.gelu_backward, x, s, _compute_like(δ, x)), None
+            return δ * (0.5 * (1 + t) + 0.5 * x * (1 - t * t) * du)
+        return _run(_k.gelu_backward, x, s, _compute_like(δ, x))
+
+    @staticmethod
+    def curvature(ctx, x_t):
+        if ctx.approximate == "tanh":
+            t = E.tanh(_SQRT_2_OVER_PI * (x_t + _GELU_C * x_t ** 3))
+            du = _SQRT_2_OVER_PI * (1 + 3 * _GELU_C * x_t * x_t)            # u'
+            ddu = (_SQRT_2_OVER_PI * 6 * _GELU_C) * x_t                     # u''
+            return (1 - t * t) * (du + 0.5 * x_t * (ddu - 2 * t * du * du))
+        return E.exp(-0.5 * x_t * x_t) * (2 - x_t * x_t) * _INV_SQRT_2PI   # φ(x)(2 − x²)
 
 
 def _compute_like(δ, x):
@@ -183,11 +278,10 @@ class Hardsigmoid(Function):
         return np.clip(x / 6 + 0.5, 0, 1).astype(x.dtype, copy=False)
 
     @staticmethod
-    @once_differentiable
     def backward(ctx, δ):
-        """∂L/∂x = δ/6 · [−3 < x < 3]."""
+        """∂L/∂x = δ/6 · [−3 < x < 3] (a constant mask: the second derivative is 0)."""
         x, = ctx.saved
-        return np.where((x > -3) & (x < 3), δ / 6, np.zeros((), δ.dtype))
+        return E.where((x > -3) & (x < 3), δ / 6, 0.0)
 
 
 class Hardswish(Function):
@@ -203,11 +297,12 @@ class Hardswish(Function):
         return (x * np.clip(x + 3, 0, 6) / 6).astype(x.dtype, copy=False)
 
     @staticmethod
-    @once_differentiable
     def backward(ctx, δ):
-        """∂L/∂x = δ · (0 | x/3 + ½ | 1) on x ≤ −3 | −3 < x < 3 | x ≥ 3."""
+        """∂L/∂x = δ · (0 | x/3 + ½ | 1) on x ≤ −3 | −3 < x < 3 | x ≥ 3; the slope is an op
+        of the input tensor, so the second derivative δ/3 on −3 < x < 3 follows."""
         x, = ctx.saved
-        slope = np.where(x <= -3, 0, np.where(x < 3, x / 3 + 0.5, 1)).astype(δ.dtype, copy=False)
+        inside = (x > -3) & (x < 3)                                  # a constant mask
+        slope = E.where(inside, ctx.inputs[0] / 3 + 0.5, (x >= 3).astype(δ.dtype))
         return δ * slope
 
 

@@ -16,7 +16,8 @@ import numbers
 
 import numpy as np
 
-from ..autograd import Function, once_differentiable
+from ..autograd import Function
+from .norm import NormStats, NormWeightGrad, normalization_double_backward
 from .nn import as_float_tensor, check_same_dtype
 
 
@@ -39,29 +40,52 @@ class GroupNorm(Function):
         y = xhat if weight is None else xhat * weight.reshape(cshape)
         if bias is not None:
             y = y + bias.reshape(cshape)
-        ctx.save_for_backward(xhat, inv_std, weight)
-        ctx.G, ctx.cshape = G, cshape
+        ctx.save_for_backward(xhat, inv_std)
+        axes = (0,) + tuple(range(2, x.ndim))                        # every axis but C
+        ctx.stats = NormStats(x.shape, (N, G, -1), (2,), axes, cshape, True, eps)
         return np.ascontiguousarray(y, dtype=x.dtype)
 
     @staticmethod
-    @once_differentiable
     def backward(ctx, δ):
-        xhat, inv_std, weight = ctx.saved
-        G, cshape = ctx.G, ctx.cshape
-        N = xhat.shape[0]
-        axes = (0,) + tuple(range(2, xhat.ndim))                     # every axis but C
+        """∂L/∂x by GroupNormBackward, ∂L/∂γ by NormWeightGrad (ops of their own, so that
+        they are differentiated again), ∂L/∂β = Σ δ."""
+        x, weight = ctx.inputs[:2]
+        xhat, inv_std = ctx.saved
+        stats = ctx.stats
         dx = dw = db = None
         if ctx.needs_input_grad[0]:
-            g = (δ if weight is None else δ * weight.reshape(cshape)).reshape(N, G, -1)   # (N, G, m)
-            xh = xhat.reshape(N, G, -1)                                                  # (N, G, m)
-            dx = (g - g.mean(axis=2, keepdims=True)
-                  - xh * (g * xh).mean(axis=2, keepdims=True)) * inv_std                 # (N, G, m)
-            dx = dx.reshape(xhat.shape)
+            dx = GroupNormBackward.apply(δ, x, weight, xhat, inv_std, stats)
         if ctx.needs_input_grad[1]:
-            dw = (δ * xhat).sum(axis=axes)                           # (C,)
+            dw = NormWeightGrad.apply(δ, x, xhat, inv_std, None, stats)
         if ctx.needs_input_grad[2]:
-            db = δ.sum(axis=axes)                                    # (C,)
+            db = δ.sum(stats.axes)                                   # (C,)
         return dx, dw, db, None, None
+
+
+class GroupNormBackward(Function):
+    """GroupNorm's ∂L/∂x = P(g)/σ̂ per (n, g) group (module docstring), as an op of its own:
+    forward over the saved x̂ and 1/σ̂; backward (the double backward) over tensors, with
+    BatchNormBackward's formulas read per group:
+        ∂/∂δ = γ · P(ε)/σ̂,   ∂/∂γ = Σ δ · P(ε)/σ̂,
+        ∂/∂x = (1/σ̂²)[3x̂⟨gx̂⟩⟨εx̂⟩ − x̂(⟨εg⟩ − ⟨ε⟩⟨g⟩) − (g − ⟨g⟩)⟨εx̂⟩ − (ε − ⟨ε⟩)⟨gx̂⟩]
+    (g = δ · γ; γ may differ within a group, so γ multiplies P(ε), not ε).
+    """
+
+    @staticmethod
+    def forward(ctx, δ, x, weight, xhat, inv_std, stats):
+        ctx.stats = stats
+        G, cshape = stats.group_shape[1], stats.bshape
+        N = xhat.shape[0]
+        g = (δ if weight is None else δ * weight.reshape(cshape)).reshape(N, G, -1)   # (N, G, m)
+        xh = xhat.reshape(N, G, -1)                                                  # (N, G, m)
+        dx = (g - g.mean(axis=2, keepdims=True)
+              - xh * (g * xh).mean(axis=2, keepdims=True)) * inv_std                 # (N, G, m)
+        return dx.reshape(xhat.shape)
+
+    @staticmethod
+    def backward(ctx, ε):
+        δ, x, weight = ctx.inputs[:3]
+        return normalization_double_backward(ctx, ε, δ, x, weight, ctx.stats, None)
 
 
 def group_norm_args(fn, num_groups, num_channels, eps):

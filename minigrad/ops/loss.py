@@ -4,9 +4,9 @@ import numbers
 
 import numpy as np
 
-from ..autograd import Function, once_differentiable
+from ..autograd import Function
 from ..tensor_base import TensorBase, wrap
-from .nn import as_float_tensor
+from .nn import Softmax, as_float_tensor
 
 REDUCTIONS = ("mean", "sum", "none")
 
@@ -46,7 +46,7 @@ class CrossEntropy(Function):
             q += (smoothing / C) * w                                           # (N, C) + (C,)
         loss = -np.sum(q * logp, axis=1)                                       # (N,)
         ctx.save_for_backward(logp, q)
-        ctx.reduction = reduction
+        ctx.reduction, ctx.denom = reduction, None
         if reduction == "none":
             return loss
         if reduction == "sum":
@@ -56,19 +56,62 @@ class CrossEntropy(Function):
             return np.asarray(loss.sum() / ctx.denom, dtype=z.dtype)
 
     @staticmethod
-    @once_differentiable
     def backward(ctx, δ):
+        """∂L/∂z = (softmax(z) · s − q) · (δ_n, δ or δ/D), s_n = Σ_c q[n, c]: CrossEntropyBackward."""
         logp, q = ctx.saved
+        return (CrossEntropyBackward.apply(δ, ctx.inputs[0], logp, q, ctx.reduction, ctx.denom),
+                None, None, None, None)
+
+
+def _loss_scale(δ, reduction, denom, shape):
+    """What multiplies ∂ℓ_n/∂input for each reduction: δ_n (reshaped to `shape`, δ's shape
+    with the class axis put back as size 1), δ, or δ / D. δ is an ndarray or a tensor."""
+    if reduction == "none":
+        return δ.reshape(shape)
+    if reduction == "sum":
+        return δ
+    with np.errstate(invalid="ignore", divide="ignore"):                       # D = 0: NaN, as the forward
+        return δ / denom
+
+
+class CrossEntropyBackward(Function):
+    """CrossEntropy's ∂L/∂z = G · scale, G = softmax(z) · s − q (s_n = Σ_c q[n, c]) and
+    scale = δ_n, δ or δ/D (CrossEntropy's docstring), as an op: forward in NumPy over the
+    saved log-softmax; backward over tensors, softmax recomputed from z as an op.
+
+    Backward, ε (N, C) arriving at ∂L/∂z. ⟨ε, G · scale⟩ is linear in δ:
+        ∂/∂δ_n = Σ_c ε[n, c] G[n, c]   ('none');   Σ ε G ('sum');   Σ ε G / D ('mean')
+    and depends on z through p = softmax(z), whose row Jacobian is diag(p) − p pᵀ: with
+    v = ε · scale · s,
+        ∂/∂z = p ⊙ (v − Σ_c v p)        (row by row)
+    """
+
+    @staticmethod
+    def forward(ctx, δ, z, logp, q, reduction, denom):
+        ctx.save_for_backward(q)
+        ctx.reduction, ctx.denom = reduction, denom
         s = q.sum(axis=1, keepdims=True)                                       # (N, 1)
         g = np.exp(logp) * s - q                                               # (N, C): ∂ℓ_n/∂z[n, :]
-        if ctx.reduction == "none":
-            g *= δ[:, None]                                                    # (N, C) · (N, 1)
-        elif ctx.reduction == "sum":
-            g *= δ
-        else:
-            with np.errstate(invalid="ignore", divide="ignore"):               # D = 0: NaN, as the forward
-                g *= δ / ctx.denom
-        return g, None, None, None, None
+        g *= _loss_scale(δ, reduction, denom, (-1, 1))                         # · (N, 1), () or ()
+        return g
+
+    @staticmethod
+    def backward(ctx, ε):
+        δ, z = ctx.inputs[:2]
+        q, = ctx.saved
+        s = q.sum(axis=1, keepdims=True)                                       # (N, 1)
+        p = Softmax.apply(z, 1)                                                # softmax(z), an op of z
+        dδ = dz = None
+        if ctx.needs_input_grad[0]:
+            εG = ε * (p * s - q)                                               # (N, C)
+            if ctx.reduction == "none":
+                dδ = εG.sum(1)                                                 # (N,)
+            else:
+                dδ = _loss_scale(εG.sum(), ctx.reduction, ctx.denom, ())
+        if ctx.needs_input_grad[1]:
+            v = ε * _loss_scale(δ, ctx.reduction, ctx.denom, (-1, 1)) * s      # (N, C)
+            dz = p * (v - (v * p).sum(1, keepdim=True))
+        return dδ, dz, None, None, None, None
 
 
 def cross_entropy(input, target, weight=None, reduction="mean", label_smoothing=0.0):
@@ -193,7 +236,7 @@ class NLLLoss(Function):
         w_y = np.where(keep, w[safe], 0).astype(x.dtype)                    # (M,) w[y_n], 0 if ignored
         loss = -w_y * xc[np.arange(len(yf)), safe]                          # (M,)
         ctx.save_for_backward(safe, w_y)
-        ctx.reduction, ctx.x_shape = reduction, x.shape
+        ctx.reduction, ctx.x_shape, ctx.denom = reduction, x.shape, None
         if reduction == "none":
             return loss.reshape(y.shape)
         if reduction == "sum":
@@ -203,22 +246,39 @@ class NLLLoss(Function):
             return np.asarray(loss.sum() / ctx.denom, dtype=x.dtype)
 
     @staticmethod
-    @once_differentiable
     def backward(ctx, δ):
-        """∂L/∂x[n, y_n] = −w[y_n] · (δ_n, δ or δ/D); every other entry 0."""
+        """∂L/∂x[n, y_n] = −w[y_n] · (δ_n, δ or δ/D); every other entry 0: NLLLossBackward."""
         safe, w_y = ctx.saved
-        shape = ctx.x_shape
+        return NLLLossBackward.apply(δ, safe, w_y, ctx.reduction, ctx.denom, ctx.x_shape), None, None, None, None
+
+
+class NLLLossBackward(Function):
+    """NLLLoss's ∂L/∂x as an op: −w[y_n] · scale at (n, y_n), 0 elsewhere, with scale = δ_n,
+    δ or δ/D. It does not depend on x, and is linear in δ with a constant pattern
+    P[n, c] = −w[y_n] [c = y_n], so its backward (ε arriving at ∂L/∂x) is
+        ∂/∂δ_n = Σ_c ε[n, c] P[n, c]  ('none'),   Σ ε P  ('sum'),   Σ ε P / D  ('mean')
+    """
+
+    @staticmethod
+    def forward(ctx, δ, safe, w_y, reduction, denom, shape):
+        ctx.save_for_backward(safe, w_y)
+        ctx.reduction, ctx.denom, ctx.shape = reduction, denom, shape
         C = shape[1]
         g = np.zeros((len(safe), C), w_y.dtype)                            # (M, C)
-        if ctx.reduction == "none":
-            scale = δ.reshape(-1)
-        elif ctx.reduction == "sum":
-            scale = δ
-        else:
-            scale = δ / ctx.denom
-        g[np.arange(len(safe)), safe] = -w_y * scale
+        g[np.arange(len(safe)), safe] = -w_y * _loss_scale(δ, reduction, denom, -1)
         moved = (shape[0],) + shape[2:] + (C,)                              # (N, …, C)
-        return np.moveaxis(g.reshape(moved), -1, 1), None, None, None, None
+        return np.moveaxis(g.reshape(moved), -1, 1)
+
+    @staticmethod
+    def backward(ctx, ε):
+        safe, w_y = ctx.saved
+        shape = ctx.shape
+        C = shape[1]
+        εc = ε.permute(0, *range(2, len(shape)), 1).reshape(-1, C)          # (M, C), class axis last
+        picked = εc[np.arange(len(safe)), safe] * -w_y                      # (M,) Σ_c ε P per row
+        if ctx.reduction == "none":
+            return picked.reshape((shape[0],) + shape[2:]), None, None, None, None, None
+        return _loss_scale(picked.sum(), ctx.reduction, ctx.denom, ()), None, None, None, None, None
 
 
 def _class_targets(fn, x, target, ignore_index):

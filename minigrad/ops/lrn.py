@@ -22,7 +22,7 @@ import numbers
 
 import numpy as np
 
-from ..autograd import Function, once_differentiable
+from ..autograd import Function
 from .nn import as_float_tensor
 
 
@@ -52,21 +52,82 @@ class LocalResponseNorm(Function):
         t = a.dtype.type
         d = t(k) + t(alpha / size) * _channel_window_sum(a * a, before, after)   # (N, C, …) d_c
         d_neg_beta = d ** t(-beta)                                                 # d_c^(−β)
-        ctx.save_for_backward(a, d, d_neg_beta)
-        ctx.size, ctx.alpha, ctx.beta = size, alpha, beta
+        ctx.save_for_backward(d, d_neg_beta)
+        ctx.size, ctx.alpha, ctx.beta, ctx.k = size, alpha, beta, k
         return a * d_neg_beta                                                      # b_c
 
     @staticmethod
-    @once_differentiable
     def backward(ctx, δ):
-        """∂L/∂a_j = δ_j d_j^(−β) − (2αβ/n) a_j Σ_{c: j ∈ W(c)} δ_c a_c d_c^(−β−1)."""
-        a, d, d_neg_beta = ctx.saved
-        n, alpha, beta = ctx.size, ctx.alpha, ctx.beta
+        """∂L/∂a_j = δ_j d_j^(−β) − (2αβ/n) a_j Σ_{c: j ∈ W(c)} δ_c a_c d_c^(−β−1), by
+        LocalResponseNormBackward (an op of its own, so that it is differentiated again)."""
+        d, d_neg_beta = ctx.saved
+        return (LocalResponseNormBackward.apply(δ, ctx.inputs[0], d, d_neg_beta, ctx.size,
+                                                ctx.alpha, ctx.beta, ctx.k),
+                None, None, None, None)
+
+
+class LocalResponseNormBackward(Function):
+    """LRN's ∂L/∂a (module docstring) as an op: forward over the saved d and d^(−β);
+    backward (the double backward) over tensors, d recomputed from a.
+
+    Write W(v)_c = Σ_{c' ∈ W(c)} v_{c'} (the forward's window sum), M its mirror (the
+    adjoint: Σ_j x_j M(u)_j = Σ_c W(x)_c u_c), κ = 2αβ/n, p = d^(−β), q = d^(−β−1). Then
+        ∂L/∂a = δ p − κ a M(δ a q)
+    and, with ε the gradient arriving at ∂L/∂a, ⟨ε, ∂L/∂a⟩ = Σ ε δ p − κ Σ_c W(ε a)_c δ_c a_c q_c, so
+        ∂/∂δ = ε p − κ a q W(ε a)
+        ∂/∂a = −κ [a M(ε δ q) + ε M(δ a q) + W(ε a) δ q − (β + 1)(2α/n) a M(W(ε a) δ a q / d)]
+    (∂p_c/∂a_j = −κ q_c a_j and ∂q_c/∂a_j = −(β + 1)(2α/n) a_j q_c / d_c for j ∈ W(c)).
+    """
+
+    @staticmethod
+    def forward(ctx, δ, a, d, d_neg_beta, size, alpha, beta, k):
+        ctx.size, ctx.alpha, ctx.beta, ctx.k = size, alpha, beta, k
+        n = size
         t = a.dtype.type
         u = δ * a * d_neg_beta / d                                     # δ_c a_c d_c^(−β−1)
         mirrored = _channel_window_sum(u, (n - 1) // 2, n // 2)        # Σ_{c: j ∈ W(c)} u_c
         da = δ * d_neg_beta - t(2 * alpha * beta / n) * a * mirrored
-        return da, None, None, None, None
+        return da
+
+    @staticmethod
+    def backward(ctx, ε):
+        δ, a = ctx.inputs[:2]
+        n, alpha, beta, k = ctx.size, ctx.alpha, ctx.beta, ctx.k
+        before, after = n // 2, (n - 1) // 2
+
+        def W(v):
+            return ChannelWindowSum.apply(v, before, after)
+
+        def M(v):
+            return ChannelWindowSum.apply(v, after, before)
+
+        κ = 2 * alpha * beta / n
+        d = k + (alpha / n) * W(a * a)                                 # recomputed from a
+        p = d ** (-beta)                                               # d^(−β)
+        q = p / d                                                      # d^(−β−1)
+        Wεa = W(ε * a)
+        dδ = da = None
+        if ctx.needs_input_grad[0]:
+            dδ = ε * p - κ * a * q * Wεa
+        if ctx.needs_input_grad[1]:
+            δq = δ * q
+            da = -κ * (a * M(ε * δq) + ε * M(a * δq) + Wεa * δq
+                       - ((beta + 1) * 2 * alpha / n) * a * M(Wεa * a * δq / d))
+        return dδ, da, None, None, None, None, None, None
+
+
+class ChannelWindowSum(Function):
+    """s[:, c] = Σ_{t = −before … after} v[:, c + t] (zero outside 0 … C−1): LRN's window sum
+    as an op. Linear; its backward is the mirrored window (before and after swapped)."""
+
+    @staticmethod
+    def forward(ctx, v, before, after):
+        ctx.before, ctx.after = before, after
+        return _channel_window_sum(v, before, after)
+
+    @staticmethod
+    def backward(ctx, ε):
+        return ChannelWindowSum.apply(ε, ctx.after, ctx.before), None, None
 
 
 def _positive_number(fn, name, v, allow_zero=True):

@@ -3,7 +3,7 @@ import numbers
 
 import numpy as np
 
-from ..autograd import Function, once_differentiable
+from ..autograd import Function
 from ..tensor_base import TensorBase
 from .nn import as_float_tensor, check_same_dtype
 
@@ -22,6 +22,8 @@ class BatchNorm(Function):
       training:   ∂L/∂x = (g − ⟨g⟩ − x̂ · ⟨g · x̂⟩) / σ̂
                   (μ and σ² depend on x: ∂μ/∂x = 1/n, ∂σ²/∂x = 2(x − μ)/n)
       evaluation: ∂L/∂x = g / σ̂
+    ∂L/∂x and ∂L/∂γ are ops of their own (BatchNormBackward, NormWeightGrad) whose
+    backward gives the second derivatives; their docstrings derive them.
     """
 
     @staticmethod
@@ -45,29 +47,171 @@ class BatchNorm(Function):
         y = xhat if weight is None else xhat * weight.reshape(bshape)
         if bias is not None:
             y = y + bias.reshape(bshape)
-        ctx.save_for_backward(xhat, inv_std, weight)
-        ctx.axes, ctx.bshape, ctx.training = axes, bshape, training
+        ctx.save_for_backward(xhat, inv_std, None if training else np.array(mean, dtype=x.dtype))
+        ctx.stats = NormStats(x.shape, x.shape, axes, axes, bshape, training, eps)
         return np.ascontiguousarray(y, dtype=x.dtype)
 
     @staticmethod
-    @once_differentiable
     def backward(ctx, δ):
-        xhat, inv_std, weight = ctx.saved
-        axes, bshape = ctx.axes, ctx.bshape
+        """∂L/∂x by BatchNormBackward (the fused formula of the class docstring, an op of its
+        own so that it is differentiated again), ∂L/∂γ = Σ δ · x̂ by NormWeightGrad,
+        ∂L/∂β = Σ δ."""
+        x, weight = ctx.inputs[:2]
+        xhat, inv_std, mean = ctx.saved
+        stats = ctx.stats
         dx = dw = db = None
         if ctx.needs_input_grad[0]:
-            g = δ if weight is None else δ * weight.reshape(bshape)          # (N, C, ...)
-            if ctx.training:
-                g_mean = g.mean(axis=axes).reshape(bshape)                   # ⟨g⟩      (1, C, 1..)
-                gx_mean = (g * xhat).mean(axis=axes).reshape(bshape)         # ⟨g · x̂⟩  (1, C, 1..)
-                dx = (g - g_mean - xhat * gx_mean) * inv_std.reshape(bshape)
-            else:
-                dx = g * inv_std.reshape(bshape)
+            dx = BatchNormBackward.apply(δ, x, weight, xhat, inv_std, stats)
         if ctx.needs_input_grad[1]:
-            dw = (δ * xhat).sum(axis=axes)                                   # (C,)
+            dw = NormWeightGrad.apply(δ, x, xhat, inv_std, mean, stats)
         if ctx.needs_input_grad[2]:
-            db = δ.sum(axis=axes)                                            # (C,)
-        return dx, dw, db, None, None, None
+            db = δ.sum(stats.axes)                                           # (C,)
+        return (dx, dw, db) + (None,) * (len(ctx.inputs) - 3)
+
+
+class NormStats:
+    """Where a normalisation takes its statistics, for the backward ops (BatchNorm,
+    GroupNorm, SyncBatchNorm share them).
+
+    x (the shape `shape`) is viewed as `group_shape`, in which μ and σ² are the means over
+    `dims` (kept as size-1 axes): BatchNorm views x as it is and averages over
+    `axes` = every axis but the channels; GroupNorm views (N, C, …) as (N, G, m) and
+    averages over axis 2. `axes` are the axes ∂L/∂γ and ∂L/∂β sum over, `bshape` the
+    shape γ broadcasts as. `training` says whether μ and σ² are x's own statistics
+    (functions of x) or constants (BatchNorm in evaluation)."""
+
+    def __init__(self, shape, group_shape, dims, axes, bshape, training, eps):
+        self.shape, self.group_shape, self.dims = shape, group_shape, dims
+        self.axes, self.bshape, self.training, self.eps = axes, bshape, training, eps
+
+    def group(self, t):
+        """t (a tensor of x's shape) viewed as group_shape."""
+        return t if self.group_shape == self.shape else t.reshape(self.group_shape)
+
+    def ungroup(self, t):
+        return t if self.group_shape == self.shape else t.reshape(self.shape)
+
+    def mean(self, t):
+        """⟨t⟩: the mean over each group's values, kept as size-1 axes."""
+        return t.mean(self.dims, keepdim=True)
+
+    def normalized(self, x, mean=None, inv_std=None):
+        """x̂ and 1/σ̂ (group layout) as tensors of x's graph, recomputed from x: the double
+        backward differentiates through them. In evaluation μ = `mean` and 1/σ̂ = `inv_std`
+        are the constants the forward used."""
+        xg = self.group(x)
+        if not self.training:
+            inv = inv_std.reshape(self.bshape)
+            return (xg - mean.reshape(self.bshape)) * inv, inv
+        μ = self.mean(xg)
+        c = xg - μ                                                          # x − μ
+        σ2 = self.mean(c * c)                                                # σ² (biased)
+        inv = 1.0 / (σ2 + self.eps).sqrt()                                   # 1/σ̂
+        return c * inv, inv
+
+    def project(self, v, xhat):
+        """P(v) = v − ⟨v⟩ − x̂ · ⟨v · x̂⟩ (group layout): what the normalisation's Jacobian
+        does to a gradient, up to the factor 1/σ̂. P is symmetric: ⟨a, P b⟩ = ⟨P a, b⟩."""
+        return v - self.mean(v) - xhat * self.mean(v * xhat)
+
+
+class BatchNormBackward(Function):
+    """∂L/∂x of a normalisation, as an op of its own: forward is the fused first-order
+    formula (BatchNorm's, over saved x̂ and 1/σ̂), backward its derivative, written over
+    tensors (it runs only for the gradient of a gradient).
+
+    With g = δ · γ, ⟨·⟩ the mean over a channel's n values (a group's, for GroupNorm) and
+    P(v) = v − ⟨v⟩ − x̂ ⟨v · x̂⟩:
+        training:   ∂L/∂x = P(g) / σ̂          evaluation: ∂L/∂x = g / σ̂
+
+    Double backward. Let ε be the gradient arriving at ∂L/∂x. P is symmetric, so
+        ∂/∂δ = γ · P(ε) / σ̂,      ∂/∂γ = Σ δ · P(ε) / σ̂     (evaluation: P(ε) → ε)
+    and, in training, where x̂ and σ̂ depend on x (∂σ̂/∂x_j = x̂_j / n,
+    ∂x̂_i/∂x_j = ([i = j] − 1/n − x̂_i x̂_j / n) / σ̂ within a channel):
+        ∂/∂x = (1/σ̂²) · [ 3 x̂ ⟨g x̂⟩⟨ε x̂⟩ − x̂ (⟨ε g⟩ − ⟨ε⟩⟨g⟩)
+                          − (g − ⟨g⟩) ⟨ε x̂⟩ − (ε − ⟨ε⟩) ⟨g x̂⟩ ]
+    (0 in evaluation, where μ and σ² are constants). x̂ and σ̂ are recomputed from x with
+    tensor ops, so these formulas are differentiated again for third derivatives.
+    """
+
+    @staticmethod
+    def forward(ctx, δ, x, weight, xhat, inv_std, stats):
+        ctx.save_for_backward(xhat, inv_std)
+        ctx.stats = stats
+        axes, bshape = stats.axes, stats.bshape
+        g = δ if weight is None else δ * weight.reshape(bshape)          # (N, C, ...)
+        if stats.training:
+            g_mean = g.mean(axis=axes).reshape(bshape)                   # ⟨g⟩      (1, C, 1..)
+            gx_mean = (g * xhat).mean(axis=axes).reshape(bshape)         # ⟨g · x̂⟩  (1, C, 1..)
+            dx = (g - g_mean - xhat * gx_mean) * inv_std.reshape(bshape)
+        else:
+            dx = g * inv_std.reshape(bshape)
+        return dx
+
+    @staticmethod
+    def backward(ctx, ε):
+        δ, x, weight = ctx.inputs[:3]
+        return normalization_double_backward(ctx, ε, δ, x, weight, ctx.stats, ctx.saved[1])
+
+
+def normalization_double_backward(ctx, ε, δ, x, weight, stats, inv_std):
+    """(∂/∂δ, ∂/∂x, ∂/∂γ, None…) of ⟨ε, P(δ · γ)/σ̂⟩ (BatchNormBackward's docstring), for
+    the ops whose inputs are (δ, x, γ, …)."""
+    need_δ, need_x, need_w = ctx.needs_input_grad[:3]
+    γ = None if weight is None else weight.reshape(stats.bshape)
+    εg = stats.group(ε)
+    if stats.training:
+        xhat, inv = stats.normalized(x)                                     # group layout
+        Pε = stats.project(εg, xhat)
+    else:
+        Pε, inv = εg, inv_std.reshape(stats.bshape)                         # 1/σ̂ a constant
+    pe = stats.ungroup(Pε * inv)                                            # P(ε)/σ̂, x's shape
+    dδ = dx = dw = None
+    if need_δ:
+        dδ = pe if γ is None else pe * γ
+    if need_w:
+        dw = (δ * pe).sum(stats.axes)                                        # (C,)
+    if need_x and stats.training:
+        g = stats.group(δ if γ is None else δ * γ)
+        m = stats.mean
+        gx, εx = m(g * xhat), m(εg * xhat)                                   # ⟨g x̂⟩, ⟨ε x̂⟩
+        dx = (3 * xhat * gx * εx - xhat * (m(εg * g) - m(εg) * m(g))
+              - (g - m(g)) * εx - (εg - m(εg)) * gx) * (inv * inv)
+        dx = stats.ungroup(dx)
+    return (dδ, dx, dw) + (None,) * (len(ctx.inputs) - 3)
+
+
+class NormWeightGrad(Function):
+    """∂L/∂γ = Σ δ · x̂ over every axis but the channels (a normalisation's weight
+    gradient), as an op of its own: forward over the saved x̂, backward over tensors.
+
+    Backward, with ε (C,) the gradient arriving at ∂L/∂γ: ⟨ε, Σ δ x̂⟩ = Σ (ε δ) · x̂, which is
+    the normalisation's output with γ = ε seen from x, so
+        ∂/∂δ = ε · x̂,     ∂/∂x = P(ε · δ) / σ̂   (training),   ε · δ / σ̂   (evaluation)
+    (BatchNormBackward's formula for ∂L/∂x with g = ε · δ).
+    """
+
+    @staticmethod
+    def forward(ctx, δ, x, xhat, inv_std, mean, stats):
+        ctx.save_for_backward(inv_std, mean)
+        ctx.stats = stats
+        return (δ * xhat).sum(axis=stats.axes)                                   # (C,)
+
+    @staticmethod
+    def backward(ctx, ε):
+        δ, x = ctx.inputs[:2]
+        inv_std, mean = ctx.saved
+        stats = ctx.stats
+        εb = ε.reshape(stats.bshape)                                             # (1, C, 1..)
+        xhat, inv = stats.normalized(x, mean, inv_std)                          # group layout
+        dδ = dx = None
+        if ctx.needs_input_grad[0]:
+            dδ = stats.ungroup(xhat) * εb
+        if ctx.needs_input_grad[1]:
+            h = stats.group(δ * εb)
+            Ph = stats.project(h, xhat) if stats.training else h
+            dx = stats.ungroup(Ph * inv)
+        return dδ, dx, None, None, None, None
 
 
 def _stat_array(v, name, C):

@@ -8,10 +8,10 @@ its backward is that process's backward restricted to the local samples.
 import numpy as np
 
 from ... import distributed as dist
-from ...autograd import Function, once_differentiable
+from ...autograd import Function
 from ..layers import _BatchNorm
 from ...ops import nn as N
-from ...ops.norm import BatchNorm
+from ...ops.norm import BatchNorm, NormStats, NormWeightGrad, normalization_double_backward
 
 
 class SyncBatchNormFunction(Function):
@@ -60,26 +60,83 @@ class SyncBatchNormFunction(Function):
         if running_var is not None:
             running_var *= 1 - momentum
             running_var += momentum * m2 / (n - 1)
-        ctx.n = n
-        return BatchNorm.forward(ctx, x, weight, bias, False, 0.0, eps,
-                                 running_mean=mean, running_var=m2 / n)
+        y = BatchNorm.forward(ctx, x, weight, bias, False, 0.0, eps,
+                              running_mean=mean, running_var=m2 / n)
+        ctx.stats = SyncStats(x.shape, eps, n)                     # μ, σ² are the batch's, all ranks
+        return y
 
     @staticmethod
-    @once_differentiable
     def backward(ctx, δ):
-        dx, dw, db = BatchNorm.backward(ctx, δ)[:3]                # fixed statistics
+        """∂L/∂x by SyncBatchNormBackward, ∂L/∂γ = Σ δ · x̂ by NormWeightGrad (local sums;
+        ops of their own, so that they are differentiated again), ∂L/∂β = Σ δ (local)."""
+        x, weight = ctx.inputs[:2]
+        xhat, inv_std = ctx.saved[:2]
+        stats = ctx.stats
+        dx = dw = db = None
         if ctx.needs_input_grad[0]:
-            xhat, inv_std, weight = ctx.saved
-            axes, bshape = ctx.axes, ctx.bshape
-            MPI, comm = dist._mpi()
-            g = δ if weight is None else δ * weight.reshape(bshape)          # (N, C, ...)
-            sums = np.stack([g.sum(axis=axes, dtype=np.float64),
-                             (g * xhat).sum(axis=axes, dtype=np.float64)])   # (2, C) Σg, Σg·x̂
-            comm.Allreduce(MPI.IN_PLACE, sums, op=MPI.SUM)
-            g_mean = (sums[0] / ctx.n).astype(g.dtype).reshape(bshape)       # ⟨g⟩      (1, C, 1..)
-            gx_mean = (sums[1] / ctx.n).astype(g.dtype).reshape(bshape)      # ⟨g · x̂⟩  (1, C, 1..)
-            dx = dx - (g_mean + xhat * gx_mean) * inv_std.reshape(bshape)
+            dx = SyncBatchNormBackward.apply(δ, x, weight, xhat, inv_std, stats)
+        if ctx.needs_input_grad[1]:
+            dw = NormWeightGrad.apply(δ, x, xhat, inv_std, None, stats)
+        if ctx.needs_input_grad[2]:
+            db = δ.sum(stats.axes)                                           # (C,)
         return dx, dw, db, None, None
+
+
+class SyncBatchNormBackward(Function):
+    """SyncBatchNorm's ∂L/∂x (class docstring of SyncBatchNormFunction) as an op: forward
+    over the saved x̂ and 1/σ̂ with one MPI_Allreduce of Σ g and Σ g · x̂; backward (the
+    double backward) over tensors, BatchNormBackward's formulas with ⟨·⟩ the mean over
+    all ranks (SyncStats: every ⟨·⟩ is one differentiable all-reduce, so every rank must
+    take the double backward in step, as it takes the first)."""
+
+    @staticmethod
+    def forward(ctx, δ, x, weight, xhat, inv_std, stats):
+        ctx.save_for_backward(inv_std)
+        ctx.stats = stats
+        axes, bshape = stats.axes, stats.bshape
+        MPI, comm = dist._mpi()
+        g = δ if weight is None else δ * weight.reshape(bshape)          # (N, C, ...)
+        dx = g * inv_std.reshape(bshape)                                 # fixed statistics
+        sums = np.stack([g.sum(axis=axes, dtype=np.float64),
+                         (g * xhat).sum(axis=axes, dtype=np.float64)])   # (2, C) Σg, Σg·x̂
+        comm.Allreduce(MPI.IN_PLACE, sums, op=MPI.SUM)
+        g_mean = (sums[0] / stats.n).astype(g.dtype).reshape(bshape)     # ⟨g⟩      (1, C, 1..)
+        gx_mean = (sums[1] / stats.n).astype(g.dtype).reshape(bshape)    # ⟨g · x̂⟩  (1, C, 1..)
+        dx = dx - (g_mean + xhat * gx_mean) * inv_std.reshape(bshape)
+        return dx
+
+    @staticmethod
+    def backward(ctx, ε):
+        δ, x, weight = ctx.inputs[:3]
+        return normalization_double_backward(ctx, ε, δ, x, weight, ctx.stats, ctx.saved[0])
+
+
+class SyncStats(NormStats):
+    """BatchNorm's statistics taken over all ranks: ⟨t⟩ = (Σ over every rank's values) / n."""
+
+    def __init__(self, shape, eps, n):
+        axes = (0,) + tuple(range(2, len(shape)))
+        super().__init__(shape, shape, axes, axes, (1, -1) + (1,) * (len(shape) - 2), True, eps)
+        self.n = n
+
+    def mean(self, t):
+        return AllReduceSum.apply(t.sum(self.dims, keepdim=True)) / self.n
+
+
+class AllReduceSum(Function):
+    """y = Σ_r t_r, the same on every rank (MPI_Allreduce), differentiably: with L the sum
+    of the ranks' losses, ∂L/∂t_r = Σ_s δ_s, so the backward is the same all-reduce of δ."""
+
+    @staticmethod
+    def forward(ctx, t):
+        MPI, comm = dist._mpi()
+        out = np.array(t, copy=True, order="C")
+        comm.Allreduce(MPI.IN_PLACE, out, op=MPI.SUM)
+        return out
+
+    @staticmethod
+    def backward(ctx, δ):
+        return AllReduceSum.apply(δ)
 
 
 class SyncBatchNorm(_BatchNorm):
