@@ -62,10 +62,11 @@ def _keep_generator(build):
         rng.bit_generator.state = state
 
 
-class _LazyMixin:
+class _LazyMixin(Module):
     """Shared by the lazy layers. A subclass sets cls_to_become, _size_attr (the inferred
     constructor argument), _copied (attributes taken over from the built layer) and
-    writes _build(size) and _infer(x)."""
+    writes _build(size) and _infer(x). (A Module itself, so that a lazy layer's memory
+    layout is its layer's and __class__ can become the layer.)"""
 
     cls_to_become = None
     _copied = ()

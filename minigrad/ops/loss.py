@@ -6,7 +6,8 @@ import numpy as np
 
 from ..autograd import Function
 from ..tensor_base import TensorBase, wrap
-from .nn import Softmax, as_float_tensor
+from ._args import as_float_tensor
+from .nn import SoftmaxFunction
 
 REDUCTIONS = ("mean", "sum", "none")
 
@@ -100,7 +101,7 @@ class CrossEntropyBackward(Function):
         δ, z = ctx.inputs[:2]
         q, = ctx.saved
         s = q.sum(axis=1, keepdims=True)                                       # (N, 1)
-        p = Softmax.apply(z, 1)                                                # softmax(z), an op of z
+        p = SoftmaxFunction.apply(z, 1)                                                # softmax(z), an op of z
         dδ = dz = None
         if ctx.needs_input_grad[0]:
             εG = ε * (p * s - q)                                               # (N, C)
