@@ -61,7 +61,7 @@ def erf(a):
 
 
 # ---- LeakyReLU -------------------------------------------------------------------------
-class LeakyReLU(Function):
+class LeakyReLUFunction(Function):
     """y = x for x > 0, y = a·x for x ≤ 0 (a = negative_slope).
 
     Backward: ∂L/∂x = δ for x > 0, a·δ for x ≤ 0.
@@ -99,7 +99,7 @@ class LeakyReLUBackward(Function):
 
 
 # ---- Hardtanh and ReLU6 ----------------------------------------------------------------
-class Hardtanh(Function):
+class HardtanhFunction(Function):
     """y = min(max(x, lo), hi); ReLU6 is lo = 0, hi = 6.
 
     Backward: ∂L/∂x = δ where lo < x < hi, else 0 (PyTorch's choice at the corners,
@@ -137,7 +137,7 @@ class HardtanhBackward(Function):
 
 
 # ---- SiLU ------------------------------------------------------------------------------
-class SiLU(Function):
+class SiLUFunction(Function):
     """y = x · σ(x) (SiLU, also called Swish), σ(x) = 1/(1 + e^−x).
 
     Backward: ∂y/∂x = σ(x) + x·σ(x)(1 − σ(x)) = σ(x)·(1 + x·(1 − σ(x))).
@@ -203,7 +203,7 @@ _GELU_C = 0.044715
 _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 
 
-class GELU(Function):
+class GELUFunction(Function):
     """y = x · Φ(x), Φ the standard normal CDF (Hendrycks & Gimpel's GELU).
 
     approximate='none':  Φ(x) = ½ (1 + erf(x/√2))
@@ -266,7 +266,7 @@ def _compute_like(δ, x):
 
 
 # ---- Hardsigmoid and Hardswish (MobileNetV3) ---------------------------------------------
-class Hardsigmoid(Function):
+class HardsigmoidFunction(Function):
     """y = relu6(x + 3) / 6: 0 for x ≤ −3, 1 for x ≥ 3, x/6 + ½ between.
 
     Backward: ∂L/∂x = δ/6 where −3 < x < 3, else 0.
@@ -284,7 +284,7 @@ class Hardsigmoid(Function):
         return E.where((x > -3) & (x < 3), δ / 6, 0.0)
 
 
-class Hardswish(Function):
+class HardswishFunction(Function):
     """y = x · relu6(x + 3) / 6: 0 for x ≤ −3, x for x ≥ 3, x(x + 3)/6 between.
 
     Backward (PyTorch's choice at the corners): ∂L/∂x = 0 for x ≤ −3,
@@ -316,7 +316,7 @@ def relu(input, inplace=False):
 def relu6(input, inplace=False):
     """y = min(max(x, 0), 6) (MobileNetV2's activation); ∂L/∂x = δ where 0 < x < 6."""
     _inplace_arg("relu6", inplace)
-    return Hardtanh.apply(as_float_tensor(input, "relu6", "input"), 0.0, 6.0)
+    return HardtanhFunction.apply(as_float_tensor(input, "relu6", "input"), 0.0, 6.0)
 
 
 def hardtanh(input, min_val=-1.0, max_val=1.0, inplace=False):
@@ -326,20 +326,20 @@ def hardtanh(input, min_val=-1.0, max_val=1.0, inplace=False):
     lo, hi = _number(fn, "min_val", min_val), _number(fn, "max_val", max_val)
     if lo > hi:
         raise ValueError(f"{fn}(): min_val ({lo}) must not exceed max_val ({hi})")
-    return Hardtanh.apply(as_float_tensor(input, fn, "input"), lo, hi)
+    return HardtanhFunction.apply(as_float_tensor(input, fn, "input"), lo, hi)
 
 
 def leaky_relu(input, negative_slope=0.01, inplace=False):
     """y = x for x > 0, negative_slope · x otherwise (torch.nn.functional.leaky_relu)."""
     fn = "leaky_relu"
     _inplace_arg(fn, inplace)
-    return LeakyReLU.apply(as_float_tensor(input, fn, "input"), _number(fn, "negative_slope", negative_slope))
+    return LeakyReLUFunction.apply(as_float_tensor(input, fn, "input"), _number(fn, "negative_slope", negative_slope))
 
 
 def silu(input, inplace=False):
     """y = x · σ(x) (torch.nn.functional.silu)."""
     _inplace_arg("silu", inplace)
-    return SiLU.apply(as_float_tensor(input, "silu", "input"))
+    return SiLUFunction.apply(as_float_tensor(input, "silu", "input"))
 
 
 def gelu_approximate_arg(fn, approximate):
@@ -352,16 +352,16 @@ def gelu(input, approximate="none"):
     """y = x · Φ(x) with the exact normal CDF (approximate='none') or its tanh
     approximation (approximate='tanh'), as torch.nn.functional.gelu."""
     approximate = gelu_approximate_arg("gelu", approximate)
-    return GELU.apply(as_float_tensor(input, "gelu", "input"), approximate)
+    return GELUFunction.apply(as_float_tensor(input, "gelu", "input"), approximate)
 
 
 def hardsigmoid(input, inplace=False):
     """y = relu6(x + 3) / 6 (torch.nn.functional.hardsigmoid)."""
     _inplace_arg("hardsigmoid", inplace)
-    return Hardsigmoid.apply(as_float_tensor(input, "hardsigmoid", "input"))
+    return HardsigmoidFunction.apply(as_float_tensor(input, "hardsigmoid", "input"))
 
 
 def hardswish(input, inplace=False):
     """y = x · relu6(x + 3) / 6 (torch.nn.functional.hardswish, MobileNetV3's activation)."""
     _inplace_arg("hardswish", inplace)
-    return Hardswish.apply(as_float_tensor(input, "hardswish", "input"))
+    return HardswishFunction.apply(as_float_tensor(input, "hardswish", "input"))

@@ -21,7 +21,7 @@ from .norm import NormStats, NormWeightGrad, normalization_double_backward
 from .nn import as_float_tensor, check_same_dtype
 
 
-class GroupNorm(Function):
+class GroupNormFunction(Function):
     """y = γ · (x − μ_{n,g}) / √(σ²_{n,g} + eps) + β, statistics per sample and channel group.
 
     Backward (module docstring): ∂L/∂x = (g − ⟨g⟩ − x̂⟨g x̂⟩)/σ̂ per group, g = δγ;
@@ -116,4 +116,4 @@ def group_norm(input, num_groups, weight=None, bias=None, eps=1e-5):
             raise ValueError(f"{fn}(): {name} must have shape ({C},) for input of shape {x.shape}, "
                              f"got {t.shape}")
     check_same_dtype(fn, x, weight=w, bias=b)
-    return GroupNorm.apply(x, w, b, G, eps)
+    return GroupNormFunction.apply(x, w, b, G, eps)

@@ -214,7 +214,7 @@ def mse_loss(input, target, reduction="mean"):
     return sq.mean()
 
 
-class NLLLoss(Function):
+class NLLLossFunction(Function):
     """Negative log-likelihood of log-probabilities x (N, C, …) at integer labels y (N, …):
 
         ℓ_n = −w[y_n] · x[n, y_n]       (0 where y_n = ignore_index)
@@ -334,7 +334,7 @@ def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, r
         if w.dtype.kind not in "fiu":
             raise TypeError(f"{fn}(): weight must be numeric, got dtype {w.dtype}")
         w = w.astype(x.dtype)
-    out = NLLLoss.apply(x, y, w, int(ignore_index), reduction)
+    out = NLLLossFunction.apply(x, y, w, int(ignore_index), reduction)
     if unbatched and reduction == "none":
         from .shape import reshape
         out = reshape(out, ())

@@ -39,7 +39,7 @@ def _channel_window_sum(v, before, after):
     return s
 
 
-class LocalResponseNorm(Function):
+class LocalResponseNormFunction(Function):
     """b_c = a_c · (k + (α/n) Σ_{c' ∈ W(c)} a_{c'}²)^(−β), W(c) = c − ⌊n/2⌋ … c + ⌊(n−1)/2⌋.
 
     Backward (module docstring): with d_c = k + (α/n) Σ_{W(c)} a², u_c = δ_c a_c d_c^(−β−1),
@@ -163,4 +163,4 @@ def local_response_norm(input, size, alpha=1e-4, beta=0.75, k=1.0):
     size, alpha, beta, k = lrn_args(fn, size, alpha, beta, k)
     if x.ndim < 3:
         raise ValueError(f"{fn}(): input must have at least 3 dims (N, C, …), got shape {x.shape}")
-    return LocalResponseNorm.apply(x, size, alpha, beta, k)
+    return LocalResponseNormFunction.apply(x, size, alpha, beta, k)
