@@ -6,6 +6,7 @@ Two computations, as the Functions in ops/conv.py use them:
     correlate   y = b + x ⋆ w                       conv2d forward; conv_transpose2d's ∂L/∂x
     backward    ∂L/∂x = dilate_pad(δ) ⋆ flip(w)ᵀ    conv2d's ∂L/∂x; conv_transpose2d forward
                 ∂L/∂w = x ⋆ δ                       conv2d's ∂L/∂w; conv_transpose2d's ∂L/∂w
+    input_grad, weight_grad: `backward` for one of the two, as the ops of ops/conv.py call it
 
 Notation (DESIGN.md): x (N, C, H, W), w (K, C/G, F_h, F_w) (kh, kw in the code; K is only
 the number of output channels), δ (N, K, OH, OW), geometry g: stride (sh, sw), top/left
@@ -229,6 +230,19 @@ def backward(x, x_shape, δ, w, g, need_dx, need_dw, need_db, paths, op="conv2d"
             kernels._ran(op, names[which], path, δ.shape, w.shape)
     dx2, dw, db = _BACKWARD[path](x, x_shape, δ, w, g, need_dx, need_dw, need_db)
     return (dx2 if need_dx else dx), dw, db
+
+
+def input_grad(δ, w, x_shape, g, paths, op="conv2d", which="input_grad"):
+    """∂L/∂x = dilate_pad(δ) ⋆ flip(w)ᵀ, of shape x_shape, alone: conv2d's ∂L/∂x op and
+    conv_transpose2d's forward (its x as δ). `which` names the pass in kernels.trace()."""
+    return backward(None, x_shape, δ, w, g, True, False, False, paths, op, {"input_grad": which})[0]
+
+
+def weight_grad(x, δ, w_shape, g, paths, op="conv2d", which="weight_grad"):
+    """∂L/∂w = x ⋆ δ, of shape w_shape, alone: the weight-gradient op. Without ∂L/∂x the
+    kernels read only the weight's shape, so they get an uninitialised array of it."""
+    w = np.empty(w_shape, δ.dtype)
+    return backward(x, x.shape, δ, w, g, False, True, False, paths, op, {"weight_grad": which})[1]
 
 
 def _backward_direct(x, x_shape, δ, w, g, need_dx, need_dw, need_db):
