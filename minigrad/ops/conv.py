@@ -50,7 +50,7 @@ from .conv_args import compute_dtype, conv2d_args, conv_transpose2d_args
 from . import layout
 
 __all__ = ["conv2d", "conv_transpose2d", "Conv2dFunction", "ConvTranspose2dFunction",
-           "Conv2dWeightGradFunction"]
+           "Conv2dWeightGradFunction", "Conv2dBiasGradFunction"]
 
 
 def _operands(ctx):
@@ -77,13 +77,6 @@ def _prepare(ctx, *arrays):
     dtype = compute_dtype(*present)
     ctx.out_dtype = np.result_type(*[a.dtype for a in present])
     return dtype, [None if a is None else np.ascontiguousarray(a, dtype=dtype) for a in arrays]
-
-
-def _bias_grad(δ, op, path, w_shape):
-    """∂L/∂b[k] = Σ_n Σ_i' Σ_j' δ[n,k,i',j'] (δ (N, K, OH, OW) or (K, OH, OW)), recorded by
-    kernels.trace() as `op`'s bias_grad pass on `path`, the path of its weight gradient."""
-    kernels._ran(op, "bias_grad", path, δ.shape, w_shape)
-    return δ.sum(dim=tuple(a for a in range(δ.ndim) if a != δ.ndim - 3))   # (…, K, OH, OW) -> (K,)
 
 
 # ---- conv2d --------------------------------------------------------------------
@@ -115,7 +108,7 @@ class Conv2dFunction(Function):
     def backward(ctx, δ):
         """Seed 004, with S, P, D and G, each gradient an op (so it is differentiable again):
 
-        ∂L/∂b[k]       = Σ_n Σ_i' Σ_j' δ[n,k,i',j']
+        ∂L/∂b[k]       = Σ_n Σ_i' Σ_j' δ[n,k,i',j']: Conv2dBiasGradFunction
         ∂L/∂w[k,c,p,q] = Σ_n Σ_i' Σ_j' δ[n,k,i',j'] · x_pad[n, g·Cg+c, i'·S + p·D, j'·S + q·D]
                          = (x ⊛ δ)[k,c,p,q]: Conv2dWeightGradFunction
                          (loops: conv2d_weight_grad_direct)
@@ -140,9 +133,7 @@ class Conv2dFunction(Function):
         if need_w:                                     # (N, C, H, W) ⊛ (N, K, OH, OW) -> w's shape
             dw = Conv2dWeightGradFunction.apply(x, δ, w.shape, g, label=("conv2d", "weight_grad"))
         if need_b:                                     # (N, K, OH, OW) -> (K,)
-            path = kernels._plan("conv2d", _batched(ctx.saved[0]).shape, w.shape,
-                                 ctx.saved[0].dtype, g, δ.shape[-2:]).weight_grad
-            db = _bias_grad(δ, "conv2d", path, w.shape)
+            db = Conv2dBiasGradFunction.apply(δ, x.shape, ctx.saved[1], g)
         return dx, dw, db, None, None
 
 
@@ -343,3 +334,30 @@ class Conv2dWeightGradFunction(Function):
         if ctx.needs_input_grad[1]:                    # (N, C, H, W) ⋆ Γ -> (N, K, OH, OW)
             dδ = Conv2dFunction.apply(x, Γ, None, g, δ.shape[-2:])
         return dx, dδ, None, None
+
+
+class Conv2dBiasGradFunction(Function):
+    """db = Σ_n Σ_i' Σ_j' δ[n,k,i',j'], conv2d's bias gradient as an op: δ (N, K, OH, OW)
+    or (K, OH, OW) -> db (K,), summed by the kernel of the weight-gradient path (the 'blas'
+    path sums it in parallel per sample, as its fused backward did; the others in NumPy).
+
+    Backward. db is linear in δ: ⟨Γ, db⟩ = Σ_n Σ_k Σ_i' Σ_j' Γ[k] · δ[n,k,i',j'], so
+    ∂/∂δ[n,k,i',j'] = Γ[k], Γ broadcast over n, i', j'.
+    """
+
+    @staticmethod
+    def forward(ctx, δ, x_shape, w, geom, label=("conv2d", "bias_grad")):
+        """x_shape, w: the input's shape and the weight (only its shape is read) of the
+        convolution whose bias this is, which choose the path; geom as in Conv2dFunction."""
+        ctx.shape = δ.shape
+        dtype, (δ, w) = _prepare(ctx, δ, w)
+        δ4 = _batched(δ)                                        # (N, K, OH, OW)
+        x4_shape = δ4.shape[:1] + tuple(x_shape[-3:])           # (N, C, H, W)
+        paths = kernels._plan("conv2d", x4_shape, w.shape, dtype, geom, δ4.shape[2:])
+        db = _dispatch.bias_grad(δ4, x4_shape, w, geom, paths, *label)     # (K,)
+        return db.astype(ctx.out_dtype, copy=False)
+
+    @staticmethod
+    def backward(ctx, Γ):
+        """∂/∂δ = Γ broadcast over n, i', j' (the class docstring)."""
+        return Γ.reshape(-1, 1, 1).expand(*ctx.shape), None, None, None
