@@ -292,27 +292,28 @@ def test_first_order_backward_runs_the_same_passes():
 @pytest.mark.parametrize("xs, ws, S, padding, G", [
     ((8, 6, 14, 14), (16, 6, 5, 5), 1, 0, 1),
     ((4, 16, 12, 12), (16, 16, 3, 3), 1, 1, 1),
-    ((3, 8, 11, 10), (6, 4, 3, 3), 2, "same", 2)])              # 'same': asymmetric padding
-def test_first_order_numbers_are_the_fused_kernels(xs, ws, S, padding, G, path):
-    """∂L/∂x, ∂L/∂w, ∂L/∂b from the three ops equal, bit for bit, what one fused call of
-    the kernels computes (conv_dispatch.backward, the first-order backward before it
-    became ops)."""
+    ((3, 8, 11, 10), (6, 4, 3, 3), 2, "same", 2),               # 'same': asymmetric padding
+    ((8, 11, 10), (6, 4, 3, 3), 2, 1, 2)])                      # no batch axis
+def test_the_ops_compute_the_fused_kernels_numbers(xs, ws, S, padding, G, path):
+    """conv2d's ∂L/∂x, ∂L/∂w, ∂L/∂b by its three gradient ops (a backward that records the
+    graph) equal, bit for bit, the one fused kernel call a first-order backward makes."""
     if path == "blas" and not kernels._blas.available():
         pytest.skip("no OpenBLAS next to NumPy")
     rng = np.random.default_rng(5)
     x, w, b = (rng.standard_normal(s).astype(np.float32) for s in (xs, ws, ws[:1]))
-    xt, wt, bt = tensor(x), tensor(w), tensor(b)
-    pt, _, pl, _ = ref.conv_padding4(padding, *xs[2:], *ws[2:], (S, S), (1, 1))
+    δ = None
+    grads = {}
     with kernels.use(path):
-        y = F.conv2d(xt, wt, bt, stride=S, padding=padding, groups=G)
-        δ = rng.standard_normal(y.shape).astype(np.float32)
-        y.backward(δ)
-        g = conv_dispatch.Geom((S, S), (pt, pl), (1, 1), G)
-        paths = kernels._plan("conv2d", x.shape, w.shape, x.dtype, g, δ.shape[2:])
-        dx, dw, db = conv_dispatch.backward(x, x.shape, δ, w, g, True, True, True, paths)
-    np.testing.assert_array_equal(xt.grad.data, dx)
-    np.testing.assert_array_equal(wt.grad.data, dw)
-    np.testing.assert_array_equal(bt.grad.data, db)
+        for create_graph in (False, True):
+            xt, wt, bt = tensor(x), tensor(w), tensor(b)
+            y = F.conv2d(xt, wt, bt, stride=S, padding=padding, groups=G)
+            δ = rng.standard_normal(y.shape).astype(np.float32) if δ is None else δ
+            with kernels.trace() as calls:
+                y.backward(δ, create_graph=create_graph)
+            grads[create_graph] = [t.grad.data for t in (xt, wt, bt)]
+            assert [c.which for c in calls] == ["input_grad", "weight_grad", "bias_grad"]
+    for fused, ops in zip(grads[False], grads[True]):
+        np.testing.assert_array_equal(fused, ops)
 
 
 def test_double_backward_on_the_lecture_path():
