@@ -8,7 +8,7 @@ D = (D_h, D_w), groups G (Cg = C/G input and Kg = K/G output channels per group)
 
     y[n,k,i',j'] = b[k] + Σ_c Σ_p Σ_q x_pad[n, g·Cg+c, i'·S + p·D, j'·S + q·D] · w[k,c,p,q]
 
-Three ops, each the backward of the others (seed 004 gives the first-order pass):
+Three ops, whose backwards are made of one another (seed 004 derives the first-order pass):
 
     Conv2dFunction           y  = x ⋆ w + b          (correlate)
     ConvTranspose2dFunction  y  = x ⋆ᵀ w + b         (the adjoint of x ↦ x ⋆ w: dilate by S,
@@ -16,13 +16,15 @@ Three ops, each the backward of the others (seed 004 gives the first-order pass)
                                                        flipped, channel-swapped kernel)
     Conv2dWeightGradFunction dw = x ⊛ δ              (x correlated with δ: ∂L/∂w of y = x ⋆ w)
 
-All three are bilinear. For a bilinear map B(u, v) and an incoming gradient Γ of B's
-shape, ∂⟨Γ, B⟩/∂u is the map u' ↦ ⟨Γ, B(u', v)⟩ written as ⟨u', ·⟩, and the one identity
+and Conv2dBiasGradFunction, db = Σ_{n,i',j'} δ (linear: its backward broadcasts). The
+three are bilinear. For a bilinear B(u, v) and the gradient Γ arriving at its output,
+⟨Γ, B(u, v)⟩ is linear in u; written as ⟨u, A⟩, it gives ∂/∂u = A (and alike for v).
+One identity, the same sum grouped by x, by w or by δ,
 
     ⟨δ, x ⋆ w⟩ = Σ_n Σ_k Σ_i' Σ_j' δ[n,k,i',j'] Σ_c Σ_p Σ_q x_pad[n, g·Cg+c, i'·S+p·D, j'·S+q·D] w[k,c,p,q]
                = ⟨x, δ ⋆ᵀ w⟩ = ⟨w, x ⊛ δ⟩                               (∗)
 
-(the same sum, grouped by x, by w or by δ) gives every derivative:
+gives every derivative:
 
     y = x ⋆ w:    ∂L/∂x = δ ⋆ᵀ w      ∂L/∂w = x ⊛ δ      ∂L/∂b = Σ_{n,i',j'} δ
     y = x ⋆ᵀ w:   ∂L/∂x = δ ⋆ w       ∂L/∂w = δ ⊛ x      (x ⋆ᵀ w is conv2d's input gradient
