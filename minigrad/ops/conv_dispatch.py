@@ -6,6 +6,8 @@ Two computations, as the Functions in ops/conv.py use them:
     correlate   y = b + x ⋆ w                       conv2d forward; conv_transpose2d's ∂L/∂x
     backward    ∂L/∂x = dilate_pad(δ) ⋆ flip(w)ᵀ    conv2d's ∂L/∂x; conv_transpose2d forward
                 ∂L/∂w = x ⋆ δ                       conv2d's ∂L/∂w; conv_transpose2d's ∂L/∂w
+    input_grad, weight_grad, bias_grad: `backward` for one of the three, as the ops of
+                ops/conv.py call it
 
 Notation (DESIGN.md): x (N, C, H, W), w (K, C/G, F_h, F_w) (kh, kw in the code; K is only
 the number of output channels), δ (N, K, OH, OW), geometry g: stride (sh, sw), top/left
@@ -231,6 +233,25 @@ def backward(x, x_shape, δ, w, g, need_dx, need_dw, need_db, paths, op="conv2d"
     return (dx2 if need_dx else dx), dw, db
 
 
+def input_grad(δ, w, x_shape, g, paths, op="conv2d", which="input_grad"):
+    """∂L/∂x = dilate_pad(δ) ⋆ flip(w)ᵀ, of shape x_shape, alone: conv2d's ∂L/∂x op and
+    conv_transpose2d's forward (its x as δ). `which` names the pass in kernels.trace()."""
+    return backward(None, x_shape, δ, w, g, True, False, False, paths, op, {"input_grad": which})[0]
+
+
+def weight_grad(x, δ, w_shape, g, paths, op="conv2d", which="weight_grad"):
+    """∂L/∂w = x ⋆ δ, of shape w_shape, alone: the weight-gradient op. Without ∂L/∂x the
+    kernels read only the weight's shape, so they get an uninitialised array of it."""
+    w = np.empty(w_shape, δ.dtype)
+    return backward(x, x.shape, δ, w, g, False, True, False, paths, op, {"weight_grad": which})[1]
+
+
+def bias_grad(δ, x_shape, w, g, paths, op="conv2d", which="bias_grad"):
+    """∂L/∂b = Σ_n Σ_i' Σ_j' δ alone, by the weight-gradient path's code (x_shape and w's
+    shape choose its blocks, so the sums are those of the fused backward)."""
+    return backward(None, x_shape, δ, w, g, False, False, True, paths, op, {"bias_grad": which})[2]
+
+
 def _backward_direct(x, x_shape, δ, w, g, need_dx, need_dw, need_db):
     """ext/conv_direct.pyx: ∂L/∂x by stride phases, ∂L/∂w one thread per (k, c) slice."""
     nt = get_num_threads()
@@ -288,6 +309,8 @@ def _backward_gemm(x, x_shape, δ, w, g, need_dx, need_dw, need_db):
     CgKK = Cg * kh * kw
     wT = w.reshape(G, Kg, CgKK).transpose(0, 2, 1)               # (G, Cg·kh·kw, Kg)
     dwg = dw.reshape(G, Kg, CgKK) if need_dw else None
+    if not (need_dx or need_dw):                                 # ∂L/∂b alone: no blocks
+        return None, None, (δ.sum(axis=(0, 2, 3)) if need_db else None)
     for n0 in range(0, N, nb):
         m = min(nb, N - n0)
         δt = _workspace("knl", (K, m, L), dtype)

@@ -39,7 +39,7 @@ import numpy as np
 
 from .. import kernels
 from .._ext import pool as _k
-from ..autograd import Function, once_differentiable
+from ..autograd import Function
 from ..tensor_base import TensorBase, wrap
 from ..threads import get_num_threads
 from . import layout
@@ -47,7 +47,8 @@ from ._args import MAX_INDEX, bool_arg, float_array, is_int, nonempty_planes, pa
 from .limits import check_output
 
 __all__ = ["max_pool2d", "avg_pool2d", "adaptive_avg_pool2d", "adaptive_max_pool2d",
-           "global_avg_pool2d", "MaxPool2dFunction", "AvgPool2dFunction"]
+           "global_avg_pool2d", "MaxPool2dFunction", "AvgPool2dFunction", "MaxPool2dBackward",
+           "MaxPool2dGather", "AvgPool2dBackward"]
 
 
 # ---- argument normalisation (built on ops/_args.py) -------------------------------------
@@ -266,16 +267,69 @@ class MaxPool2dFunction(Function):
         return y.reshape(x.shape[:-2] + g.out)
 
     @staticmethod
-    @once_differentiable
     def backward(ctx, δ):
-        """∂L/∂x[h·W + w] = Σ δ[i,j] over the windows (i,j) whose mask names h·W + w."""
+        """∂L/∂x[h·W + w] = Σ δ[i,j] over the windows (i,j) whose mask names h·W + w:
+        MaxPool2dBackward, an op (linear in δ, so differentiable again)."""
         mask, = ctx.saved
-        g = ctx.g
-        δ3 = np.ascontiguousarray(δ, dtype=ctx.dtype).reshape(mask.shape)  # (P, OH, OW), read only
-        dx = np.empty((mask.shape[0], g.H, g.W), ctx.dtype)                # (P, H, W), every element written
+        return MaxPool2dBackward.apply(δ, mask, ctx.x_shape, ctx.dtype), None
+
+
+class MaxPool2dBackward(Function):
+    """dx = the scatter of δ through the recorded mask: max pooling's ∂L/∂x as an op.
+
+        dx[n,c,h,w] = Σ_{(i,j): mask[n,c,i,j] = h·W + w} δ[n,c,i,j]     (seed 004's upsample(δ))
+
+    δ (…, OH, OW), mask (P, OH, OW) int32 from MaxPool2dFunction's forward (P = N·C; −1
+    marks a window without a real input), dx (…, H, W) = x_shape, by ext/pool.pyx
+    (max_pool2d_backward).
+
+    Backward. dx is linear in δ with a constant mask, and the scatter's transpose is a
+    gather: for Γ = the gradient arriving at dx,
+        ⟨Γ, dx⟩ = Σ_{n,c,i,j} δ[n,c,i,j] · Γ[n,c, mask[n,c,i,j]]
+    so ∂/∂δ[n,c,i,j] = Γ[n,c, mask[n,c,i,j]] (MaxPool2dGather): the recorded mask routes
+    the gradient forward and back, and the gather's own backward is this scatter again.
+    """
+
+    @staticmethod
+    def forward(ctx, δ, mask, x_shape, dtype):
+        """x_shape: the pooled input's shape (…, H, W); dtype: its dtype."""
+        ctx.save_for_backward(mask)
+        δ3 = np.ascontiguousarray(δ, dtype=dtype).reshape(mask.shape)   # (P, OH, OW), read only
+        dx = np.empty((mask.shape[0],) + x_shape[-2:], dtype)           # (P, H, W), every element written
         kernels._ran("max_pool2d", "input_grad", "direct", δ3.shape)
         _k.max_pool2d_backward(δ3, mask, dx, get_num_threads())
-        return dx.reshape(ctx.x_shape), None
+        return dx.reshape(x_shape)
+
+    @staticmethod
+    def backward(ctx, Γ):
+        """∂/∂δ = Γ gathered at the mask (the class docstring)."""
+        mask, = ctx.saved
+        return MaxPool2dGather.apply(Γ, mask), None, None, None
+
+
+class MaxPool2dGather(Function):
+    """y[n,c,i,j] = Γ[n,c, mask[n,c,i,j]] (0 where mask = −1): Γ (…, H, W) read at the
+    winners recorded by max pooling, y (…, OH, OW); the transpose of MaxPool2dBackward's
+    scatter, and its backward is that scatter (the same mask, δ ↔ Γ).
+    """
+
+    @staticmethod
+    def forward(ctx, Γ, mask):
+        """mask: (P, OH, OW) int32, flat indices h·W + w into each (H, W) plane of Γ."""
+        ctx.save_for_backward(mask)
+        ctx.shape, ctx.dtype = Γ.shape, Γ.dtype
+        H, W = Γ.shape[-2:]
+        planes = np.ascontiguousarray(Γ).reshape(mask.shape[0], H * W)  # (P, H·W)
+        flat = mask.reshape(mask.shape[0], -1)                          # (P, OH·OW)
+        y = np.take_along_axis(planes, np.maximum(flat, 0), axis=1)     # (P, OH·OW)
+        y[flat < 0] = 0                                                 # no winner: no gradient
+        return y.reshape(Γ.shape[:-2] + mask.shape[1:])
+
+    @staticmethod
+    def backward(ctx, δ):
+        """∂/∂Γ = δ scattered through the mask: MaxPool2dBackward."""
+        mask, = ctx.saved
+        return MaxPool2dBackward.apply(δ, mask, ctx.shape, ctx.dtype), None
 
 
 class AvgPool2dFunction(Function):
@@ -305,13 +359,33 @@ class AvgPool2dFunction(Function):
         return y.reshape(x.shape[:-2] + g.out)
 
     @staticmethod
-    @once_differentiable
     def backward(ctx, δ):
-        """∂L/∂x = Σ over the windows containing the input of δ / divisor."""
-        g = ctx.g
-        P = math.prod(ctx.x_shape[:-2])
-        δ3 = np.ascontiguousarray(δ, dtype=ctx.dtype).reshape((P,) + g.out)  # (P, OH, OW), read only
-        dx = np.empty((P, g.H, g.W), ctx.dtype)                               # (P, H, W)
+        """∂L/∂x = Σ over the windows containing the input of δ / divisor: AvgPool2dBackward,
+        an op (linear in δ, so differentiable again)."""
+        return AvgPool2dBackward.apply(δ, ctx.g, ctx.x_shape, ctx.dtype), None
+
+
+class AvgPool2dBackward(Function):
+    """dx = δ spread over the windows: average pooling's ∂L/∂x as an op,
+
+        dx[n,c,h,w] = Σ_{(i,j): (h,w) ∈ window(i,j)} δ[n,c,i,j] / divisor[i,j]
+
+    δ (…, OH, OW), dx (…, H, W) = x_shape, for the windows and divisors of g (fixed,
+    'same' or adaptive), by the kernel kernels._plan chooses (ext/pool.pyx).
+
+    Backward. dx is linear in δ; for Γ = the gradient arriving at dx,
+        ⟨Γ, dx⟩ = Σ_{n,c,i,j} δ[n,c,i,j] · Σ_{(h,w) ∈ window(i,j)} Γ[n,c,h,w] / divisor[i,j]
+    so ∂/∂δ = average pooling of Γ over the same windows (AvgPool2dFunction), whose
+    backward is this op again.
+    """
+
+    @staticmethod
+    def forward(ctx, δ, g, x_shape, dtype):
+        """g: the pooling geometry (ops/pool.py's _Geometry); dtype: x's."""
+        ctx.g = g
+        P = math.prod(x_shape[:-2])
+        δ3 = np.ascontiguousarray(δ, dtype=dtype).reshape((P,) + g.out)  # (P, OH, OW), read only
+        dx = np.empty((P, g.H, g.W), dtype)                               # (P, H, W)
         path = kernels._plan("avg_pool2d", None, None, None, g, None).input_grad
         kernels._ran("avg_pool2d", "input_grad", path, δ3.shape)
         if path == "2x2":
@@ -321,7 +395,12 @@ class AvgPool2dFunction(Function):
                                          get_num_threads())
         else:
             _k.avg_pool2d_backward(δ3, *g.rows, *g.cols, dx, get_num_threads())
-        return dx.reshape(ctx.x_shape), None
+        return dx.reshape(x_shape)
+
+    @staticmethod
+    def backward(ctx, Γ):
+        """∂/∂δ = avg_pool(Γ) over the same windows (the class docstring)."""
+        return AvgPool2dFunction.apply(Γ, ctx.g), None, None, None
 
 
 # ---- public functions ---------------------------------------------------------------------

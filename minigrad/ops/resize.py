@@ -28,7 +28,7 @@ import numbers
 
 import numpy as np
 
-from ..autograd import Function, once_differentiable
+from ..autograd import Function
 from .limits import check_output
 from .nn import as_float_tensor
 
@@ -113,7 +113,7 @@ class Interpolate(Function):
     """y[n,c,i,j] = Σ_p Σ_q a_p[i] b_q[j] x[n,c,r_p[i],s_q[j]] (module docstring's tables).
 
     Backward: ∂L/∂x[n,c,h,w] = Σ_{p,i: r_p[i]=h} Σ_{q,j: s_q[j]=w} a_p[i] b_q[j] δ[n,c,i,j],
-    the gather transposed: δ summed back along W, then along H.
+    the gather transposed: δ summed back along W, then along H (InterpolateBackward).
     """
 
     @staticmethod
@@ -123,12 +123,34 @@ class Interpolate(Function):
         return np.ascontiguousarray(_gather(t, cols, 3, x.dtype))   # (N, C, OH, OW)
 
     @staticmethod
-    @once_differentiable
     def backward(ctx, δ):
         """∂L/∂x: δ scattered back through the column table, then the row table."""
-        H, W = ctx.hw
-        t = _scatter(δ, ctx.cols, W, 3)                               # (N, C, OH, W)
-        return np.ascontiguousarray(_scatter(t, ctx.rows, H, 2)), None, None   # (N, C, H, W)
+        return InterpolateBackward.apply(δ, ctx.rows, ctx.cols, ctx.hw), None, None
+
+
+class InterpolateBackward(Function):
+    """dx = the scatter of δ (N, C, OH, OW) through the tables to (N, C, H, W): interpolate's
+    ∂L/∂x as an op,
+
+        dx[n,c,h,w] = Σ_{p,i: r_p[i]=h} Σ_{q,j: s_q[j]=w} a_p[i] b_q[j] δ[n,c,i,j].
+
+    Backward. dx is linear in δ with constant tables; for Γ = the gradient arriving at dx,
+        ⟨Γ, dx⟩ = Σ_{n,c,i,j} δ[n,c,i,j] · Σ_p Σ_q a_p[i] b_q[j] Γ[n,c,r_p[i],s_q[j]]
+    so ∂/∂δ = interpolate(Γ) with the same tables (Interpolate), whose backward is this op.
+    """
+
+    @staticmethod
+    def forward(ctx, δ, rows, cols, hw):
+        """rows, cols: the tables Interpolate's forward read; hw: the input's (H, W)."""
+        ctx.rows, ctx.cols = rows, cols
+        H, W = hw
+        t = _scatter(δ, cols, W, 3)                                   # (N, C, OH, W)
+        return np.ascontiguousarray(_scatter(t, rows, H, 2))         # (N, C, H, W)
+
+    @staticmethod
+    def backward(ctx, Γ):
+        """∂/∂δ = interpolate(Γ) (the class docstring)."""
+        return Interpolate.apply(Γ, ctx.rows, ctx.cols), None, None, None
 
 
 # ---- argument handling ---------------------------------------------------------------------
