@@ -60,7 +60,7 @@ def torch_step(torch, n, weights=None):
     torch.manual_seed(0)
     t = torch_lenet5(torch)
     if weights is not None:
-        t.load_state_dict({k: torch.tensor(v) for k, v in weights.items()})
+        t.load_state_dict({k: torch.tensor(np.asarray(v)) for k, v in weights.items()})
     opt = torch.optim.SGD(t.parameters(), lr=0.01, momentum=0.9)
     tx, ty = torch.tensor(x), torch.tensor(y)
 
