@@ -136,7 +136,9 @@ def gradgradcheck(fn, inputs, grad_outputs=None, eps=1e-6, atol=1e-5, rtol=1e-3,
         return gradcheck(first_derivatives, tuple(leaves) + tuple(vs), eps=eps, atol=atol,
                          rtol=rtol, seed=seed)
     except GradcheckError as e:
-        name = getattr(fn, "__qualname__", None) or repr(fn)
+        owner = getattr(fn, "__self__", None)              # SomeFunction.apply names its op
+        name = (f"{owner.__name__}.apply" if isinstance(owner, type) else
+                getattr(fn, "__qualname__", None) or repr(fn))
         which = ", ".join(f"∂/∂input {i}" for i in diff)
         raise GradcheckError(
             f"gradgradcheck({name}): second derivatives disagree. The function checked is "
