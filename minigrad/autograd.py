@@ -148,14 +148,16 @@ class Function:
     anything else forward kept from ``ctx.saved``.
     """
 
-    def __init__(self):
-        self.inputs = ()               # the positional arguments of forward (tensors or not)
-        self.needs_input_grad = ()     # per positional argument
-        self.saved = ()
-        self.versions = ()             # each tensor input's _version when the op ran
-        self.freed = False
-        self._output = None            # the output's ndarray, if forward called save_output
-        self._output_ref = None        # a weak reference to the output tensor, then
+    # What a node holds, as class-level defaults (immutable: each node that records sets
+    # its own), so that making a node that records nothing (under no_grad) costs no more
+    # than it must:
+    inputs = ()                        # the positional arguments of forward (tensors or not)
+    needs_input_grad = ()              # per positional argument
+    saved = ()                         # ctx.save_for_backward(...)
+    versions = ()                      # each tensor input's _version when the op ran
+    freed = False                      # backward ran and dropped the above
+    _output = None                     # the output's ndarray, if forward called save_output
+    _output_ref = None                 # a weak reference to the output tensor, then
 
     def save_for_backward(self, *arrays):
         """Keep arrays that backward() needs; it reads them back as ``ctx.saved``."""
@@ -203,11 +205,11 @@ class Function:
         """Run forward on the arrays of `args` and return its result as a Tensor, recording
         this op as the result's grad_fn when grad mode is on and an input requires grad."""
         ctx = cls()
-        needs = tuple(isinstance(a, TensorBase) and a._requires_grad for a in args)
+        needs = tuple([isinstance(a, TensorBase) and a._requires_grad for a in args])
         ctx.needs_input_grad = needs
         raw = [a.data if isinstance(a, TensorBase) else a for a in args]
         out = cls.forward(ctx, *raw, **kwargs)
-        requires_grad = any(needs) and is_grad_enabled()
+        requires_grad = True in needs and is_grad_enabled()
         result = wrap(out, requires_grad)
         if requires_grad:
             ctx.inputs = args

@@ -26,7 +26,8 @@ class MatMul(Function):
         a2 = a.reshape(1, -1) if a.ndim == 1 else a     # (k,) -> (1, k)
         b2 = b.reshape(-1, 1) if b.ndim == 1 else b     # (k,) -> (k, 1)
         # δ at the promoted shape (..., m, n): 1-d operands dropped an axis from y
-        g = δ.reshape(np.broadcast_shapes(a2.shape[:-2], b2.shape[:-2]) + (a2.shape[-2], b2.shape[-1]))
+        promoted = np.broadcast_shapes(a2.shape[:-2], b2.shape[:-2]) + (a2.shape[-2], b2.shape[-1])
+        g = δ if δ.shape == promoted else δ.reshape(promoted)
         da = db = None
         if ctx.needs_input_grad[0]:
             da = MatMul.apply(g, b2.mT)                   # (..., m, n) @ (..., n, k) -> (..., m, k)

@@ -41,9 +41,10 @@ class LinearFunction(Function):
         dx = dw = db = None
         if ctx.needs_input_grad[0]:
             dx = MatMul.apply(δ, w)                     # (..., out) @ (out, in) -> (..., in)
-        Δ = δ.reshape(-1, δ.shape[-1])                  # (M, out)
+        Δ = δ if δ.ndim == 2 else δ.reshape(-1, δ.shape[-1])          # (M, out)
         if ctx.needs_input_grad[1]:
-            dw = MatMul.apply(Δ.T, x.reshape(-1, x.shape[-1]))  # (out, M) @ (M, in) -> (out, in)
+            X = x if x.ndim == 2 else x.reshape(-1, x.shape[-1])          # (M, in)
+            dw = MatMul.apply(Δ.T, X)                   # (out, M) @ (M, in) -> (out, in)
         if ctx.needs_input_grad[2]:
             db = Δ.sum(0)                               # (M, out) -> (out,)
         return dx, dw, db

@@ -2,6 +2,7 @@
 
 They move elements without changing them, so each backward moves δ back the same way.
 """
+import math
 import numbers
 
 import numpy as np
@@ -219,16 +220,17 @@ def reshape(x, *shape):
         if not isinstance(s, numbers.Integral) or isinstance(s, bool):
             raise TypeError(f"reshape(): shape must be ints, got {shape!r}")
     shape = [int(s) for s in shape]
-    known = int(np.prod([s for s in shape if s != -1]))
+    size = x.data.size
+    known = math.prod(s for s in shape if s != -1)
     free = [i for i, s in enumerate(shape) if s == -1]
     ok = len(free) <= 1 and all(s >= -1 for s in shape)
     if ok and free:
-        ok = known != 0 and x.size % known == 0
+        ok = known != 0 and size % known == 0
         if ok:
-            shape[free[0]] = x.size // known
-    if not ok or int(np.prod(shape)) != x.size:
+            shape[free[0]] = size // known
+    if not ok or math.prod(shape) != size:
         raise ValueError(f"reshape(): cannot reshape a tensor of shape {x.shape} "
-                         f"({x.size} elements) into shape {tuple(shape)}")
+                         f"({size} elements) into shape {tuple(shape)}")
     target = tuple(shape)
     return _view(Reshape.apply(x, target), x)
 
