@@ -21,6 +21,9 @@ The paths (their kernels in ext/; the Python glue in minigrad/ops/conv_dispatch.
     direct    ext/pool.pyx           windows from per-axis tables: any geometry
     2x2       ext/pool.pyx           2×2 windows at stride 2 tiling the plane
     plane     ext/pool.pyx           one window = the whole plane (global average pooling)
+  batch_norm
+    direct    minigrad/ops/norm.py   the formulas as NumPy broadcasting
+    fused     ext/batchnorm.pyx      one pass for μ and σ², one for y; two for the backward
 
 `_plan` is the one function that chooses (and the only code that reads the thresholds in
 `Tuning`; the block sizes are read by the helpers at the end of this file); `choose` and
@@ -117,8 +120,9 @@ def use(path=None, **tuning):
 
     path: one of CONV_PATHS or POOL_PATHS, or None (choose by shape, the default). A path
     that does not apply to a call (k16 on float64, winograd on a 5×5 kernel, 2x2 on a 3×3
-    pooling) leaves that call to the usual choice; 'direct' applies to every convolution
-    and pooling: the lecture's loops for every pass. tuning: fields of `Tuning`.
+    pooling) leaves that call to the usual choice; 'direct' applies to every convolution,
+    pooling and batch norm: the lecture's loops (for batch norm, its NumPy formulas) for
+    every pass. tuning: fields of `Tuning`.
 
     Restored on exit, also on an exception; nests (the inner block wins). Per thread: a
     thread started inside the block runs with the defaults unless it enters use() itself.
@@ -320,6 +324,15 @@ def _pool_plan(op, g, force, why):
         note("input_grad", "the mask recorded in forward routes δ: one kernel for every geometry")
         return Paths(path, "direct", None)
     return Paths(path, path, None)
+
+
+def _norm_path(x):
+    """BatchNorm's path for input x: 'fused' (ext/batchnorm.pyx) for float32/float64 input
+    with at least one value, unless 'direct' is forced; else 'direct' (ops/norm.py's NumPy
+    formulas, which the fused kernels are tested against)."""
+    if _state.get().force == "direct" or x.dtype not in (np.float32, np.float64) or x.size == 0:
+        return "direct"
+    return "fused"
 
 
 # ---- for people: which path, and why -------------------------------------------------------

@@ -68,8 +68,9 @@ class SyncBatchNormFunction(Function):
     def backward(ctx, δ):
         dx, dw, db = BatchNorm.backward(ctx, δ)[:3]                # fixed statistics
         if ctx.needs_input_grad[0]:
-            xhat, inv_std, weight = ctx.saved
+            x, mean, inv_std, weight = ctx.saved                             # BatchNorm saves x
             axes, bshape = ctx.axes, ctx.bshape
+            xhat = (x - mean.reshape(bshape)) * inv_std.reshape(bshape)      # (N, C, ...)
             MPI, comm = dist._mpi()
             g = δ if weight is None else δ * weight.reshape(bshape)          # (N, C, ...)
             sums = np.stack([g.sum(axis=axes, dtype=np.float64),
