@@ -17,6 +17,8 @@ The paths (their kernels in ext/; the Python glue in minigrad/ops/conv_dispatch.
     winograd  ext/winograd.pyx       F(2×2, 3×3): forward, and ∂L/∂x at stride 1
     k16, w16  ext/conv_direct16.pyx  the direct forward vectorised over 16 output channels
               + ext/direct16.h       (k16) or 16 output pixels (w16): small float32 layers
+    pointwise ext/conv_pointwise.pyx 1×1, stride 1, no padding, one group: a GEMM per sample
+                                     on the tensors in place (no im2col), every pass
   max_pool2d, avg_pool2d, adaptive_avg_pool2d
     direct    ext/pool.pyx           windows from per-axis tables: any geometry
     2x2       ext/pool.pyx           2×2 windows at stride 2 tiling the plane
@@ -48,7 +50,7 @@ from ._ext import conv_direct16 as _d16
 __all__ = ["use", "trace", "choose", "explain", "Paths", "Tuning", "KernelCall",
            "CONV_PATHS", "POOL_PATHS", "simd_level"]
 
-CONV_PATHS = ("direct", "gemm", "blas", "winograd", "k16", "w16")
+CONV_PATHS = ("direct", "gemm", "blas", "winograd", "k16", "w16", "pointwise")
 POOL_PATHS = ("direct", "2x2", "plane")
 
 
@@ -209,6 +211,8 @@ def _plan(op, x_shape, w_shape, dtype, g, out_hw, why=None):
         if force == "blas" and not _blas.available():
             base = "gemm"
         note("base", f"forced {force!r}" + ("; no OpenBLAS next to NumPy: 'gemm'" if base != force else ""))
+    elif _pointwise_fits(x_shape, w_shape, g, out_hw, force, note):
+        base = "pointwise"
     elif g.groups > 1 and Cg * kh * kw <= t.direct_max_taps:
         base = "direct"
         note("base", f"{g.groups} groups of {Cg}·{kh}·{kw} = {Cg * kh * kw} ≤ direct_max_taps "
@@ -220,6 +224,8 @@ def _plan(op, x_shape, w_shape, dtype, g, out_hw, why=None):
     # forward
     if _winograd_fits(N, C, K, (kh, kw), g, (OH, OW), force, t, note, "forward"):
         fwd = "winograd"
+    elif base == "pointwise":             # (measured faster than k16/w16 on 1×1 layers)
+        fwd = "pointwise"
     elif _k16_fits(K, Cg * kh * kw, dtype, g, OW, force, t, note):
         fwd = "k16"
     elif _w16_fits(K, dtype, g, OW, force, t, note):
@@ -235,6 +241,23 @@ def _plan(op, x_shape, w_shape, dtype, g, out_hw, why=None):
     else:
         note("input_grad", "winograd needs stride 1, dilation 1 and padding ≤ F−1")
     return Paths(fwd, dx, base)
+
+
+def _pointwise_fits(x_shape, w_shape, g, out_hw, force, note):
+    """A 1×1 kernel over all channels at stride 1 without padding (any dilation: one tap)
+    is a plain GEMM per sample: y[n] = w (K, C) @ x[n] (C, H·W). Needs OpenBLAS."""
+    if force not in (None, "pointwise"):
+        return False
+    fits = (w_shape[2:] == (1, 1) and (g.sh, g.sw, g.ph, g.pw, g.groups) == (1, 1, 0, 0, 1)
+            and tuple(out_hw) == tuple(x_shape[2:]) and w_shape[1] == x_shape[1])
+    if not fits:
+        note("base", "pointwise: needs a 1×1 kernel, stride 1, no padding, one group")
+        return False
+    if not _blas.available():
+        note("base", "pointwise: no OpenBLAS next to NumPy")
+        return False
+    note("base", "pointwise: a 1×1 convolution is a GEMM per sample on the tensors in place")
+    return True
 
 
 def _no_note(which, text):
@@ -375,7 +398,8 @@ def explain(x_shape, w_shape=None, *, op="conv2d", stride=None, padding=0, dilat
 
 _FILES = {"direct": "ext/conv_direct.pyx", "gemm": "ext/conv_im2col.pyx + np.matmul",
           "blas": "ext/conv_im2col.pyx + OpenBLAS", "winograd": "ext/winograd.pyx",
-          "k16": "ext/conv_direct16.pyx, direct16.h", "w16": "ext/conv_direct16.pyx, direct16.h"}
+          "k16": "ext/conv_direct16.pyx, direct16.h", "w16": "ext/conv_direct16.pyx, direct16.h",
+          "pointwise": "ext/conv_pointwise.pyx + OpenBLAS"}
 _PASS_NAMES = {"forward": "forward", "input_grad": "∂L/∂x", "weight_grad": "∂L/∂w"}
 
 
@@ -398,7 +422,7 @@ class Explanation:
             where = "ext/pool.pyx" if pool else _FILES[path]
             lines.append(f"  {_PASS_NAMES[which]:8s} {path:9s} ({where})")
             reasons = list(self.why.get(which, []))
-            if not pool and path in ("direct", "gemm", "blas"):
+            if not pool and path in ("direct", "gemm", "blas", "pointwise"):
                 reasons += self.why.get("base", [])
             lines += [f"             - {r}" for r in reasons]
         return "\n".join(lines)

@@ -21,6 +21,7 @@ from .. import kernels
 from .._ext import conv_direct as _direct
 from .._ext import conv_direct16 as _d16
 from .._ext import conv_im2col as _im2col
+from .._ext import conv_pointwise as _pointwise
 from .._ext import winograd as _wino
 from ..threads import get_num_threads
 
@@ -180,8 +181,35 @@ def _forward_gemm(x, w, b, out_hw, g):
     return y
 
 
+def _forward_pointwise(x, w, b, out_hw, g):
+    """ext/conv_pointwise.pyx: a 1×1 convolution (stride 1, no padding, one group) is
+    y[n] = w (K, C) @ x[n] (C, H·W) + b: one single-threaded GEMM per sample on the
+    tensors in place, threads over samples; no im2col."""
+    N, C, H, W = x.shape
+    K = w.shape[0]
+    _check_pointwise(x.shape, w.shape, out_hw, g)
+    y = np.empty((N, K, H, W), x.dtype)
+    fn, ilp64 = _blas.gemm(x.dtype)
+    with _blas.single_threaded():
+        _pointwise.conv2d_forward_pointwise(x.reshape(N, C, H * W), w.reshape(K, C),
+                                            _bias(b, x.dtype), y.reshape(N, K, H * W),
+                                            fn, ilp64, get_num_threads())
+    return y
+
+
+def _check_pointwise(x_shape, w_shape, out_hw, g):
+    """What the unchecked pointwise loops assume (kernels._plan only chooses them then)."""
+    if (w_shape[1:] != (x_shape[1], 1, 1) or tuple(out_hw) != tuple(x_shape[2:])
+            or (g.sh, g.sw, g.ph, g.pw, g.groups) != (1, 1, 0, 0, 1)):
+        raise ValueError(f"conv2d(): the 'pointwise' path needs a 1×1 kernel over all "
+                         f"channels, stride 1, no padding, one group; got input {tuple(x_shape)}, "
+                         f"weight {tuple(w_shape)}, output {tuple(out_hw)}, stride "
+                         f"({g.sh}, {g.sw}), padding ({g.ph}, {g.pw}), groups {g.groups}")
+
+
 _FORWARD = {"direct": _forward_direct, "gemm": _forward_gemm, "blas": _forward_blas,
-            "winograd": _forward_winograd, "k16": _forward_k16, "w16": _forward_w16}
+            "winograd": _forward_winograd, "k16": _forward_k16, "w16": _forward_w16,
+            "pointwise": _forward_pointwise}
 
 
 # ---- ∂L/∂x, ∂L/∂w, ∂L/∂b ------------------------------------------------------------------
@@ -306,4 +334,28 @@ def _backward_gemm(x, x_shape, δ, w, g, need_dx, need_dw, need_db):
     return dx, dw, (δ.sum(axis=(0, 2, 3)) if need_db else None)
 
 
-_BACKWARD = {"direct": _backward_direct, "gemm": _backward_gemm, "blas": _backward_blas}
+def _backward_pointwise(x, x_shape, δ, w, g, need_dx, need_dw, need_db):
+    """ext/conv_pointwise.pyx: per sample ∂L/∂x[n] = wᵀ @ δ[n] and ∂L/∂wᵀ += x[n] @ δ[n]ᵀ
+    (partial sums per thread, added in a fixed order), on the tensors in place."""
+    N, C, H, W = x_shape
+    K = w.shape[0]
+    _check_pointwise(x_shape, w.shape, δ.shape[2:], g)
+    dtype, nt = δ.dtype, get_num_threads()
+    dx = np.empty(x_shape, dtype) if need_dx else None
+    acc = _workspace("pointwise_acc", (nt, C * K + K), dtype)
+    acc[...] = 0
+    dummy = np.zeros((1, 1, 1), dtype)
+    fn, ilp64 = _blas.gemm(dtype)
+    with _blas.single_threaded():
+        _pointwise.conv2d_backward_pointwise(
+            x.reshape(N, C, H * W) if need_dw else dummy, δ.reshape(N, K, H * W),
+            w.reshape(K, C), dx.reshape(N, C, H * W) if need_dx else dummy, acc,
+            need_dx, need_dw, need_db, fn, ilp64, nt)
+    part = acc.sum(axis=0) if nt > 1 else acc[0]              # thread partials, fixed order
+    dw = part[:C * K].reshape(C, K).T.reshape(w.shape).copy() if need_dw else None   # (C, K) -> (K, C, 1, 1)
+    db = part[C * K:].copy() if need_db else None
+    return dx, dw, db
+
+
+_BACKWARD = {"direct": _backward_direct, "gemm": _backward_gemm, "blas": _backward_blas,
+             "pointwise": _backward_pointwise}
