@@ -19,6 +19,8 @@ The paths (their kernels in ext/; the Python glue in minigrad/ops/conv_dispatch.
               + ext/direct16.h       (k16) or 16 output pixels (w16): small float32 layers
     pointwise ext/conv_pointwise.pyx 1×1, stride 1, no padding, one group: a GEMM per sample
                                      on the tensors in place (no im2col), every pass
+    depthwise ext/conv_depthwise.pyx groups = C = K (one filter per channel): the direct loops
+                                     with vectorised rows, every pass
   max_pool2d, avg_pool2d, adaptive_avg_pool2d
     direct    ext/pool.pyx           windows from per-axis tables: any geometry
     2x2       ext/pool.pyx           2×2 windows at stride 2 tiling the plane
@@ -50,7 +52,7 @@ from ._ext import conv_direct16 as _d16
 __all__ = ["use", "trace", "choose", "explain", "Paths", "Tuning", "KernelCall",
            "CONV_PATHS", "POOL_PATHS", "simd_level"]
 
-CONV_PATHS = ("direct", "gemm", "blas", "winograd", "k16", "w16", "pointwise")
+CONV_PATHS = ("direct", "gemm", "blas", "winograd", "k16", "w16", "pointwise", "depthwise")
 POOL_PATHS = ("direct", "2x2", "plane")
 
 
@@ -213,6 +215,8 @@ def _plan(op, x_shape, w_shape, dtype, g, out_hw, why=None):
         note("base", f"forced {force!r}" + ("; no OpenBLAS next to NumPy: 'gemm'" if base != force else ""))
     elif _pointwise_fits(x_shape, w_shape, g, out_hw, force, note):
         base = "pointwise"
+    elif _depthwise_fits(x_shape, w_shape, g, force, note):
+        base = "depthwise"
     elif g.groups > 1 and Cg * kh * kw <= t.direct_max_taps:
         base = "direct"
         note("base", f"{g.groups} groups of {Cg}·{kh}·{kw} = {Cg * kh * kw} ≤ direct_max_taps "
@@ -224,8 +228,8 @@ def _plan(op, x_shape, w_shape, dtype, g, out_hw, why=None):
     # forward
     if _winograd_fits(N, C, K, (kh, kw), g, (OH, OW), force, t, note, "forward"):
         fwd = "winograd"
-    elif base == "pointwise":             # (measured faster than k16/w16 on 1×1 layers)
-        fwd = "pointwise"
+    elif base in ("pointwise", "depthwise"):   # (pointwise: measured faster than k16/w16 on 1×1)
+        fwd = base
     elif _k16_fits(K, Cg * kh * kw, dtype, g, OW, force, t, note):
         fwd = "k16"
     elif _w16_fits(K, dtype, g, OW, force, t, note):
@@ -257,6 +261,18 @@ def _pointwise_fits(x_shape, w_shape, g, out_hw, force, note):
         note("base", "pointwise: no OpenBLAS next to NumPy")
         return False
     note("base", "pointwise: a 1×1 convolution is a GEMM per sample on the tensors in place")
+    return True
+
+
+def _depthwise_fits(x_shape, w_shape, g, force, note):
+    """One filter per channel (groups = C = K, MobileNet's 3×3): the direct loops with
+    vectorised rows; per-group GEMMs would be 1×(F_h·F_w) matrix products."""
+    if force not in (None, "depthwise"):
+        return False
+    if not (g.groups > 1 and g.groups == x_shape[1] == w_shape[0] and w_shape[1] == 1):
+        note("base", "depthwise: needs groups = input channels = output channels")
+        return False
+    note("base", "depthwise: one filter per channel, vectorised direct loops")
     return True
 
 
@@ -399,7 +415,7 @@ def explain(x_shape, w_shape=None, *, op="conv2d", stride=None, padding=0, dilat
 _FILES = {"direct": "ext/conv_direct.pyx", "gemm": "ext/conv_im2col.pyx + np.matmul",
           "blas": "ext/conv_im2col.pyx + OpenBLAS", "winograd": "ext/winograd.pyx",
           "k16": "ext/conv_direct16.pyx, direct16.h", "w16": "ext/conv_direct16.pyx, direct16.h",
-          "pointwise": "ext/conv_pointwise.pyx + OpenBLAS"}
+          "pointwise": "ext/conv_pointwise.pyx + OpenBLAS", "depthwise": "ext/conv_depthwise.pyx"}
 _PASS_NAMES = {"forward": "forward", "input_grad": "∂L/∂x", "weight_grad": "∂L/∂w"}
 
 
@@ -422,7 +438,7 @@ class Explanation:
             where = "ext/pool.pyx" if pool else _FILES[path]
             lines.append(f"  {_PASS_NAMES[which]:8s} {path:9s} ({where})")
             reasons = list(self.why.get(which, []))
-            if not pool and path in ("direct", "gemm", "blas", "pointwise"):
+            if not pool and path in ("direct", "gemm", "blas", "pointwise", "depthwise"):
                 reasons += self.why.get("base", [])
             lines += [f"             - {r}" for r in reasons]
         return "\n".join(lines)

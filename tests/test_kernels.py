@@ -46,7 +46,7 @@ LAYERS = [  # (x shape, w shape, kwargs): LeNet, CIFAR, ResNet, depthwise, strid
 
 @pytest.mark.parametrize("xs, ws, kw", LAYERS)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("force", [None, "direct", "gemm", "blas", "winograd", "k16", "w16", "pointwise"])
+@pytest.mark.parametrize("force", [None, "direct", "gemm", "blas", "winograd", "k16", "w16", "pointwise", "depthwise"])
 def test_choose_is_what_runs(xs, ws, kw, dtype, force):
     """For every pass, the path choose() and explain() name is the one the trace records."""
     if force == "blas" and not _blas.available():
@@ -74,7 +74,8 @@ def test_default_paths_of_known_layers():
     assert lenet_c1 == ("w16" if simd else "blas", "blas", "blas")
     assert kernels.choose((64, 6, 14, 14), (16, 6, 5, 5)).forward == ("k16" if simd else "blas")
     assert kernels.choose((32, 64, 56, 56), (64, 64, 3, 3), padding=1) == ("winograd", "winograd", "blas")
-    assert kernels.choose((8, 32, 28, 28), (32, 1, 3, 3), padding=1, groups=32) == ("direct",) * 3
+    assert kernels.choose((8, 32, 28, 28), (32, 1, 3, 3), padding=1, groups=32) == ("depthwise",) * 3
+    assert kernels.choose((8, 32, 28, 28), (64, 1, 3, 3), padding=1, groups=32) == ("direct",) * 3
     assert kernels.choose((8, 32, 28, 28), (64, 32, 3, 3), stride=2) == ("blas",) * 3
     assert kernels.choose((32, 144, 16, 16), (24, 144, 1, 1)) == ("pointwise",) * 3
     assert kernels.choose((32, 144, 16, 16), (24, 144, 1, 1), stride=2) == ("blas",) * 3
