@@ -23,6 +23,7 @@
 # dtype; _first/_end (_index.pxi) keep every read and write inside the arrays for any
 # OH×OW. Bounds checks are off by default (see setup.py).
 from cython.parallel cimport prange, threadid
+from libc.string cimport memcpy, memset
 cimport cython
 
 ctypedef fused floating:
@@ -220,15 +221,14 @@ def conv2d_input_grad_depthwise(const floating[:, :, :, ::1] dy,   # IN  (N, C, 
 cdef void _pad_plane(const floating[:, :, :, ::1] a, Py_ssize_t n, Py_ssize_t c,
                      floating *out, Py_ssize_t Hp, Py_ssize_t Wp, Py_ssize_t top,
                      Py_ssize_t left) noexcept nogil:
-    """out (Hp, Wp) = a[n, c] placed at (top, left), zeros elsewhere, clipped to out."""
-    cdef Py_ssize_t H = a.shape[2], W = a.shape[3], r, s
-    for r in range(Hp * Wp):
-        out[r] = 0
-    for r in range(H):
-        if 0 <= r + top < Hp:
-            for s in range(W):
-                if 0 <= s + left < Wp:
-                    out[(r + top) * Wp + s + left] = a[n, c, r, s]
+    """out (Hp, Wp) = a[n, c] placed at (top, left) (top, left ≥ 0), zeros elsewhere,
+    clipped to out."""
+    cdef Py_ssize_t H = a.shape[2], W = a.shape[3], r
+    cdef Py_ssize_t rows = min(H, Hp - top), cols = min(W, Wp - left)
+    memset(out, 0, Hp * Wp * sizeof(floating))
+    if cols > 0:
+        for r in range(rows):
+            memcpy(out + (r + top) * Wp + left, &a[n, c, r, 0], cols * sizeof(floating))
 
 
 def conv2d_forward_depthwise_s1(const floating[:, :, :, ::1] x,   # IN  (N, C, H, W)
@@ -262,8 +262,7 @@ def conv2d_forward_depthwise_s1(const floating[:, :, :, ::1] x,   # IN  (N, C, H
                 for q in range(kw):                    # yp[f] += w · xp[f + p·dh·Wp + q·dw]
                     _axpy(yp, xp + p * dh * Wp + q * dw, Lf, 1, w[c, 0, p, q])
             for oi in range(OH):
-                for oj in range(OW):
-                    y[n, c, oi, oj] = yp[oi * Wp + oj]
+                memcpy(&y[n, c, oi, 0], yp + oi * Wp, OW * sizeof(floating))
 
 
 def conv2d_backward_depthwise_s1(const floating[:, :, :, ::1] x,    # IN  (N, C, H, W) (any, if not need_dw)
@@ -299,11 +298,9 @@ def conv2d_backward_depthwise_s1(const floating[:, :, :, ::1] x,    # IN  (N, C,
                     for q in range(kw):
                         gw[c, 0, p, q] = 0
             for n in range(N):
-                for f in range(OH * Wp):
-                    dp[f] = 0
+                memset(dp, 0, OH * Wp * sizeof(floating))
                 for oi in range(OH):
-                    for oj in range(OW):
-                        dp[oi * Wp + oj] = dy[n, c, oi, oj]
+                    memcpy(dp + oi * Wp, &dy[n, c, oi, 0], OW * sizeof(floating))
                 if need_dw:
                     _pad_plane(x, n, c, pp, Hp, Wp, ph, pw)
                     for p in range(kh):
@@ -311,14 +308,16 @@ def conv2d_backward_depthwise_s1(const floating[:, :, :, ::1] x,    # IN  (N, C,
                             acc = _dot(dp, pp + p * dh * Wp + q * dw, Lf, 1)
                             gw[c, 0, p, q] += <floating>acc
                 if need_dx:
-                    for f in range(Hp * Wp):
-                        pp[f] = 0
+                    memset(pp, 0, Hp * Wp * sizeof(floating))
                     for p in range(kh):
                         for q in range(kw):            # dxp[f + p·dh·Wp + q·dw] += w · δp[f]
                             _axpy(pp + p * dh * Wp + q * dw, dp, Lf, 1, w[c, 0, p, q])
                     for r in range(H):                 # x[r, s] sits at dxp[r + ph, s + pw]
-                        for s in range(W):
-                            if r + ph < Hp and s + pw < Wp:
+                        if r + ph < Hp:
+                            for s in range(min(W, Wp - pw)):
                                 dx[n, c, r, s] = pp[(r + ph) * Wp + s + pw]
-                            else:
-                                dx[n, c, r, s] = 0
+                            for s in range(max(Wp - pw, 0), W):
+                                dx[n, c, r, s] = 0       # (columns no tap read)
+                        else:
+                            for s in range(W):
+                                dx[n, c, r, s] = 0       # (rows no tap read)
