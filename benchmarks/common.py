@@ -140,6 +140,40 @@ def torch_lenet5(torch):
                          nn.Linear(84, 10))
 
 
+def peak_rss_mib():
+    """This process's peak resident memory so far, in MiB (Linux: ru_maxrss is in KiB)."""
+    import resource
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 1024 if sys.platform != "darwin" else peak / 2 ** 20
+
+
+def _all_functions(cls):
+    for sub in cls.__subclasses__():
+        yield sub
+        yield from _all_functions(sub)
+
+
+def instrument_functions(totals):
+    """Wrap every minigrad Function's forward and backward with a timer: afterwards each call
+    adds its seconds to totals["<Function name>.forward"] (a Counter). For the profiles of
+    profile_lenet.py and networks.py --profile; the wrappers stay for the process's life."""
+    from minigrad.autograd import Function
+
+    def timed_part(name, fn):
+        def wrapper(*args, **kwargs):
+            t0 = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                totals[name] += time.perf_counter() - t0
+        return staticmethod(wrapper)
+
+    for cls in set(_all_functions(Function)):
+        for part in ("forward", "backward"):
+            if part in cls.__dict__:
+                setattr(cls, part, timed_part(f"{cls.__name__}.{part}", cls.__dict__[part].__func__))
+
+
 RESULTS_HELP = "also append this run's output to benchmarks/RESULTS.md (Part 2: Runs)"
 
 

@@ -4,6 +4,7 @@
     python benchmarks/conv.py            # the full table, environment as set
     python benchmarks/conv.py --quick    # fewer repetitions
     python benchmarks/conv.py --no-numpy # skip the (slow) NumPy baseline
+    python benchmarks/conv.py --suite mobilenet   # MobileNetV2's 1×1 and depthwise layers
 
 Protocol (issue 6): float32, NCHW; warm up; then, for each repetition, run minigrad
 and PyTorch one after the other and record the ratios of that repetition (the machine
@@ -74,6 +75,35 @@ SHAPES = [
     ("stem-7x7", 16, 3, 224, 64, 7, 2, 3),
 ]
 
+# MobileNetV2's pair at 64×64 input, batch 32 (benchmarks/networks.py): the pointwise 1×1
+# layers (a GEMM each) and the depthwise 3×3 ones (groups = channels, the 9th field).
+MOBILENET_SHAPES = [
+    ("pw-16-96", 32, 16, 32, 96, 1, 1, 0),
+    ("pw-144-24", 32, 144, 16, 24, 1, 1, 0),
+    ("pw-24-144", 32, 24, 16, 144, 1, 1, 0),
+    ("pw-384-64", 32, 384, 4, 64, 1, 1, 0),
+    ("dw-32-s1", 32, 32, 32, 32, 3, 1, 1, 32),
+    ("dw-144-s1", 32, 144, 16, 144, 3, 1, 1, 144),
+    ("dw-96-s2", 32, 96, 32, 96, 3, 2, 1, 96),
+    ("dw-384-s1", 32, 384, 4, 384, 3, 1, 1, 384),
+]
+SUITES = {"conv": SHAPES, "mobilenet": MOBILENET_SHAPES}
+
+
+def unpack(shape):
+    """(name, N, C, H, K, k, s, p, groups) of a shape entry (groups 1 unless a 9th field)."""
+    return tuple(shape) + (1,) * (9 - len(shape))
+
+
+def make_inputs(shape):
+    """x (N, C, H, H), w (K, C/groups, k, k), b (K,): float32, seeded."""
+    name, N, C, H, K, k, s, p, g = unpack(shape)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((N, C, H, H), dtype=np.float32)
+    w = (rng.standard_normal((K, C // g, k, k), dtype=np.float32) / math.sqrt(C // g * k * k)).astype(np.float32)
+    b = rng.standard_normal(K, dtype=np.float32)
+    return rng, x, w, b
+
 
 # ---- plain NumPy baseline ------------------------------------------------------------
 
@@ -115,16 +145,13 @@ class NumpyConv:
 
 def bench_shape(shape, reps, warmup, part):
     """part 'pairs': minigrad and PyTorch in turn; part 'numpy': the NumPy baseline."""
-    name, N, C, H, K, k, s, p = shape
-    rng = np.random.default_rng(0)
-    x = rng.standard_normal((N, C, H, H), dtype=np.float32)
-    w = (rng.standard_normal((K, C, k, k), dtype=np.float32) / math.sqrt(C * k * k)).astype(np.float32)
-    b = rng.standard_normal(K, dtype=np.float32)
+    name, N, C, H, K, k, s, p, g = unpack(shape)
+    rng, x, w, b = make_inputs(shape)
 
     # minigrad
     mx, mw, mb = (mg.tensor(a, requires_grad=True) for a in (x, w, b))
     def mg_fwd():
-        return F.conv2d(mx, mw, mb, stride=s, padding=p)
+        return F.conv2d(mx, mw, mb, stride=s, padding=p, groups=g)
     y = mg_fwd()
     δ = rng.standard_normal(y.shape, dtype=np.float32)
     def mg_bwd(y):
@@ -142,7 +169,7 @@ def bench_shape(shape, reps, warmup, part):
         tx, tw, tb = (torch.from_numpy(a.copy()).requires_grad_() for a in (x, w, b))
         tδ = torch.from_numpy(δ)
         def th_fwd():
-            return torch.nn.functional.conv2d(tx, tw, tb, stride=s, padding=p)
+            return torch.nn.functional.conv2d(tx, tw, tb, stride=s, padding=p, groups=g)
         def th_bwd(y):
             tx.grad = tw.grad = tb.grad = None
             y.backward(tδ, retain_graph=True)
@@ -163,7 +190,7 @@ def bench_shape(shape, reps, warmup, part):
         if it >= warmup:
             for key, v in r.items():
                 rows[key].append(v)
-    if part == "numpy":
+    if part == "numpy" and g == 1:                   # (the baseline has no groups)
         for it in range(warmup + reps):
             r = {}
             step(np_fwd, lambda c: c.backward(δ), "np_f", "np_b", r)
@@ -180,17 +207,14 @@ def child(lib, shapes, reps, warmup):
     out = {}
     # a first, short untimed pass over the shapes warms the fresh process up
     for warm, shape in [(True, sh) for sh in shapes] + [(False, sh) for sh in shapes]:
-        name, N, C, H, K, k, s, p = shape
-        rng = np.random.default_rng(0)
-        x = rng.standard_normal((N, C, H, H), dtype=np.float32)
-        w = (rng.standard_normal((K, C, k, k), dtype=np.float32) / math.sqrt(C * k * k)).astype(np.float32)
-        b = rng.standard_normal(K, dtype=np.float32)
+        name, N, C, H, K, k, s, p, g = unpack(shape)
+        rng, x, w, b = make_inputs(shape)
         if lib == "minigrad":
             ts = [mg.tensor(a, requires_grad=True) for a in (x, w, b)]
-            fwd = lambda: F.conv2d(*ts, stride=s, padding=p)                    # noqa: E731
+            fwd = lambda: F.conv2d(*ts, stride=s, padding=p, groups=g)                    # noqa: E731
         else:
             ts = [torch.from_numpy(a.copy()).requires_grad_() for a in (x, w, b)]
-            fwd = lambda: torch.nn.functional.conv2d(*ts, stride=s, padding=p)  # noqa: E731
+            fwd = lambda: torch.nn.functional.conv2d(*ts, stride=s, padding=p, groups=g)  # noqa: E731
         y = fwd()
         δ = rng.standard_normal(tuple(y.shape), dtype=np.float32)
         δ = δ if lib == "minigrad" else torch.from_numpy(δ)
@@ -218,10 +242,11 @@ def own_processes(shapes, reps, warmup, rounds):
     times; per shape the median over rounds of the ratio of the two processes' medians."""
     script = os.path.abspath(__file__)
     only = ",".join(s[0] for s in shapes)
+    suite = next(k for k, v in SUITES.items() if shapes[0] in v)
     runs = {"minigrad": [], "torch": []}
     for _ in range(rounds):
         for lib in runs:
-            runs[lib].append(child_json(script, ["--child", lib, "--only", only,
+            runs[lib].append(child_json(script, ["--child", lib, "--only", only, "--suite", suite,
                                                  "--reps", reps, "--warmup", warmup]))
     hdr = (f"{'shape':<10} | {'mg fwd':>7} {'th fwd':>7} {'mg/th':>6} | {'mg bwd':>7} {'th bwd':>7} "
            f"{'mg/th':>6} | {'mg f+b':>7} {'th f+b':>7} {'mg/th':>6}")
@@ -254,6 +279,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="3 repetitions instead of 11")
     ap.add_argument("--only", default="", help="comma-separated shape names")
+    ap.add_argument("--suite", choices=sorted(SUITES), default="conv",
+                    help="conv: the layers of issue 6 (default); mobilenet: MobileNetV2's 1×1 and depthwise layers")
     ap.add_argument("--no-numpy", action="store_true", help="skip the plain-NumPy baseline")
     ap.add_argument("--rounds", type=int, default=3,
                     help="own-process rounds per library (0: skip that table)")
@@ -265,7 +292,7 @@ def main():
     if args.results and not args.child:
         record_results("conv.py")
     reps, warmup = (3, 1) if args.quick else (11, 2)
-    shapes = [s for s in SHAPES if not args.only or s[0] in args.only.split(",")]
+    shapes = [s for s in SUITES[args.suite] if not args.only or s[0] in args.only.split(",")]
     if args.child:
         return child(args.child, shapes, args.reps, args.warmup)
     _import_minigrad()                              # before torch (see common.child_json)
@@ -295,12 +322,12 @@ def main():
     big = []                                        # (name, % fwd, % f+b) of large stride-1 layers
     nan = float("nan")
     for shape in shapes:
-        name, N, C, H, K, k, s, p = shape
+        name, N, C, H, K, k, s, p, g = unpack(shape)
         r = results[shape]
         med = {key: float(np.median(v)) * 1e3 for key, v in r.items()}
         ratio = lambda a, b: float(np.median(r[a] / r[b])) if a in r and b in r else nan
         OH = (H + 2 * p - k) // s + 1
-        flops = 2 * N * K * OH * OH * C * k * k
+        flops = 2 * N * K * OH * OH * (C // g) * k * k
         gf = flops / (med["mg_f"] / 1e3) / 1e9
         gfb = 3 * flops / float(np.median(r["mg_f"] + r["mg_b"])) / 1e9
         if s == 1 and flops > 1e9:
@@ -313,7 +340,7 @@ def main():
             geo["f"].append(fth)
             geo["b"].append(bth)
             geo["fb"].append(fbth)
-        print(f"{name:<10} {f'{N},{C},{H},{K},{k},{s},{p}':<22} | {med['mg_f']:7.2f} {med.get('np_f', nan):7.2f} "
+        print(f"{name:<10} {f'{N},{C},{H},{K},{k},{s},{p}' + (f',g{g}' if g > 1 else ''):<22} | {med['mg_f']:7.2f} {med.get('np_f', nan):7.2f} "
               f"{med.get('th_f', nan):7.2f} {ratio('mg_f', 'np_f'):6.2f} {fth:6.2f} | "
               f"{med['mg_b']:7.2f} {med.get('np_b', nan):7.2f} {med.get('th_b', nan):7.2f} "
               f"{ratio('mg_b', 'np_b'):6.2f} {bth:6.2f} | {fbth:9.2f} {gf:8.0f} {100 * gf / peak:5.0f}% "

@@ -15,36 +15,14 @@ import time
 import numpy as np
 
 here = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, here)
 sys.path.insert(0, os.path.join(here, "..", "examples"))
 import minigrad as mg  # noqa: E402
 import minigrad.nn.functional as F  # noqa: E402
-from minigrad.autograd import Function  # noqa: E402
+from common import instrument_functions  # noqa: E402
 from lenet import lenet5  # noqa: E402
 
 totals = collections.Counter()
-
-
-def _all_functions(cls=Function):
-    for sub in cls.__subclasses__():
-        yield sub
-        yield from _all_functions(sub)
-
-
-def _timed(name, fn):
-    def wrapper(*args, **kwargs):
-        t0 = time.perf_counter()
-        try:
-            return fn(*args, **kwargs)
-        finally:
-            totals[name] += time.perf_counter() - t0
-    return staticmethod(wrapper)
-
-
-def instrument():
-    for cls in set(_all_functions()):
-        for part in ("forward", "backward"):
-            if part in cls.__dict__:
-                setattr(cls, part, _timed(f"{cls.__name__}.{part}", cls.__dict__[part].__func__))
 
 
 def main(argv=None):
@@ -71,7 +49,7 @@ def main(argv=None):
     for _ in range(args.steps):
         step()
     plain = (time.perf_counter() - t0) / args.steps
-    instrument()
+    instrument_functions(totals)
     for _ in range(5):
         step()
     totals.clear()

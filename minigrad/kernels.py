@@ -17,10 +17,17 @@ The paths (their kernels in ext/; the Python glue in minigrad/ops/conv_dispatch.
     winograd  ext/winograd.pyx       F(2×2, 3×3): forward, and ∂L/∂x at stride 1
     k16, w16  ext/conv_direct16.pyx  the direct forward vectorised over 16 output channels
               + ext/direct16.h       (k16) or 16 output pixels (w16): small float32 layers
+    pointwise ext/conv_pointwise.pyx 1×1, stride 1, no padding, one group: a GEMM per sample
+                                     on the tensors in place (no im2col), every pass
+    depthwise ext/conv_depthwise.pyx groups = C = K (one filter per channel): the direct loops
+                                     with vectorised rows, every pass
   max_pool2d, avg_pool2d, adaptive_avg_pool2d
     direct    ext/pool.pyx           windows from per-axis tables: any geometry
     2x2       ext/pool.pyx           2×2 windows at stride 2 tiling the plane
     plane     ext/pool.pyx           one window = the whole plane (global average pooling)
+  batch_norm
+    direct    minigrad/ops/norm.py   the formulas as NumPy broadcasting
+    fused     ext/batchnorm.pyx      one pass for μ and σ², one for y; two for the backward
 
 `_plan` is the one function that chooses (and the only code that reads the thresholds in
 `Tuning`; the block sizes are read by the helpers at the end of this file); `choose` and
@@ -45,7 +52,7 @@ from ._ext import conv_direct16 as _d16
 __all__ = ["use", "trace", "choose", "explain", "Paths", "Tuning", "KernelCall",
            "CONV_PATHS", "POOL_PATHS", "simd_level"]
 
-CONV_PATHS = ("direct", "gemm", "blas", "winograd", "k16", "w16")
+CONV_PATHS = ("direct", "gemm", "blas", "winograd", "k16", "w16", "pointwise", "depthwise")
 POOL_PATHS = ("direct", "2x2", "plane")
 
 
@@ -117,8 +124,9 @@ def use(path=None, **tuning):
 
     path: one of CONV_PATHS or POOL_PATHS, or None (choose by shape, the default). A path
     that does not apply to a call (k16 on float64, winograd on a 5×5 kernel, 2x2 on a 3×3
-    pooling) leaves that call to the usual choice; 'direct' applies to every convolution
-    and pooling: the lecture's loops for every pass. tuning: fields of `Tuning`.
+    pooling) leaves that call to the usual choice; 'direct' applies to every convolution,
+    pooling and batch norm: the lecture's loops (for batch norm, its NumPy formulas) for
+    every pass. tuning: fields of `Tuning`.
 
     Restored on exit, also on an exception; nests (the inner block wins). Per thread: a
     thread started inside the block runs with the defaults unless it enters use() itself.
@@ -205,6 +213,10 @@ def _plan(op, x_shape, w_shape, dtype, g, out_hw, why=None):
         if force == "blas" and not _blas.available():
             base = "gemm"
         note("base", f"forced {force!r}" + ("; no OpenBLAS next to NumPy: 'gemm'" if base != force else ""))
+    elif _pointwise_fits(x_shape, w_shape, g, out_hw, force, note):
+        base = "pointwise"
+    elif _depthwise_fits(x_shape, w_shape, g, force, note):
+        base = "depthwise"
     elif g.groups > 1 and Cg * kh * kw <= t.direct_max_taps:
         base = "direct"
         note("base", f"{g.groups} groups of {Cg}·{kh}·{kw} = {Cg * kh * kw} ≤ direct_max_taps "
@@ -216,6 +228,8 @@ def _plan(op, x_shape, w_shape, dtype, g, out_hw, why=None):
     # forward
     if _winograd_fits(N, C, K, (kh, kw), g, (OH, OW), force, t, note, "forward"):
         fwd = "winograd"
+    elif base in ("pointwise", "depthwise"):   # (pointwise: measured faster than k16/w16 on 1×1)
+        fwd = base
     elif _k16_fits(K, Cg * kh * kw, dtype, g, OW, force, t, note):
         fwd = "k16"
     elif _w16_fits(K, dtype, g, OW, force, t, note):
@@ -231,6 +245,35 @@ def _plan(op, x_shape, w_shape, dtype, g, out_hw, why=None):
     else:
         note("input_grad", "winograd needs stride 1, dilation 1 and padding ≤ F−1")
     return Paths(fwd, dx, base)
+
+
+def _pointwise_fits(x_shape, w_shape, g, out_hw, force, note):
+    """A 1×1 kernel over all channels at stride 1 without padding (any dilation: one tap)
+    is a plain GEMM per sample: y[n] = w (K, C) @ x[n] (C, H·W). Needs OpenBLAS."""
+    if force not in (None, "pointwise"):
+        return False
+    fits = (w_shape[2:] == (1, 1) and (g.sh, g.sw, g.ph, g.pw, g.groups) == (1, 1, 0, 0, 1)
+            and tuple(out_hw) == tuple(x_shape[2:]) and w_shape[1] == x_shape[1])
+    if not fits:
+        note("base", "pointwise: needs a 1×1 kernel, stride 1, no padding, one group")
+        return False
+    if not _blas.available():
+        note("base", "pointwise: no OpenBLAS next to NumPy")
+        return False
+    note("base", "pointwise: a 1×1 convolution is a GEMM per sample on the tensors in place")
+    return True
+
+
+def _depthwise_fits(x_shape, w_shape, g, force, note):
+    """One filter per channel (groups = C = K, MobileNet's 3×3): the direct loops with
+    vectorised rows; per-group GEMMs would be 1×(F_h·F_w) matrix products."""
+    if force not in (None, "depthwise"):
+        return False
+    if not (g.groups > 1 and g.groups == x_shape[1] == w_shape[0] and w_shape[1] == 1):
+        note("base", "depthwise: needs groups = input channels = output channels")
+        return False
+    note("base", "depthwise: one filter per channel, vectorised direct loops")
+    return True
 
 
 def _no_note(which, text):
@@ -322,6 +365,15 @@ def _pool_plan(op, g, force, why):
     return Paths(path, path, None)
 
 
+def _norm_path(x):
+    """BatchNorm's path for input x: 'fused' (ext/batchnorm.pyx) for float32/float64 input
+    with at least one value, unless 'direct' is forced; else 'direct' (ops/norm.py's NumPy
+    formulas, which the fused kernels are tested against)."""
+    if _state.get().force == "direct" or x.dtype not in (np.float32, np.float64) or x.size == 0:
+        return "direct"
+    return "fused"
+
+
 # ---- for people: which path, and why -------------------------------------------------------
 
 def choose(x_shape, w_shape=None, *, op="conv2d", stride=None, padding=0, dilation=1, groups=1,
@@ -362,7 +414,8 @@ def explain(x_shape, w_shape=None, *, op="conv2d", stride=None, padding=0, dilat
 
 _FILES = {"direct": "ext/conv_direct.pyx", "gemm": "ext/conv_im2col.pyx + np.matmul",
           "blas": "ext/conv_im2col.pyx + OpenBLAS", "winograd": "ext/winograd.pyx",
-          "k16": "ext/conv_direct16.pyx, direct16.h", "w16": "ext/conv_direct16.pyx, direct16.h"}
+          "k16": "ext/conv_direct16.pyx, direct16.h", "w16": "ext/conv_direct16.pyx, direct16.h",
+          "pointwise": "ext/conv_pointwise.pyx + OpenBLAS", "depthwise": "ext/conv_depthwise.pyx"}
 _PASS_NAMES = {"forward": "forward", "input_grad": "∂L/∂x", "weight_grad": "∂L/∂w"}
 
 
@@ -385,7 +438,7 @@ class Explanation:
             where = "ext/pool.pyx" if pool else _FILES[path]
             lines.append(f"  {_PASS_NAMES[which]:8s} {path:9s} ({where})")
             reasons = list(self.why.get(which, []))
-            if not pool and path in ("direct", "gemm", "blas"):
+            if not pool and path in ("direct", "gemm", "blas", "pointwise", "depthwise"):
                 reasons += self.why.get("base", [])
             lines += [f"             - {r}" for r in reasons]
         return "\n".join(lines)

@@ -40,12 +40,13 @@ LAYERS = [  # (x shape, w shape, kwargs): LeNet, CIFAR, ResNet, depthwise, strid
     ((4, 32, 16, 16), (32, 1, 3, 3), dict(padding=1, groups=32)),
     ((4, 16, 17, 15), (24, 16, 3, 3), dict(stride=2, padding=1)),
     ((2, 8, 12, 12), (8, 4, 3, 3), dict(groups=2, dilation=2)),
+    ((4, 24, 9, 7), (40, 24, 1, 1), {}),
 ]
 
 
 @pytest.mark.parametrize("xs, ws, kw", LAYERS)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("force", [None, "direct", "gemm", "blas", "winograd", "k16", "w16"])
+@pytest.mark.parametrize("force", [None, "direct", "gemm", "blas", "winograd", "k16", "w16", "pointwise", "depthwise"])
 def test_choose_is_what_runs(xs, ws, kw, dtype, force):
     """For every pass, the path choose() and explain() name is the one the trace records."""
     if force == "blas" and not _blas.available():
@@ -73,8 +74,11 @@ def test_default_paths_of_known_layers():
     assert lenet_c1 == ("w16" if simd else "blas", "blas", "blas")
     assert kernels.choose((64, 6, 14, 14), (16, 6, 5, 5)).forward == ("k16" if simd else "blas")
     assert kernels.choose((32, 64, 56, 56), (64, 64, 3, 3), padding=1) == ("winograd", "winograd", "blas")
-    assert kernels.choose((8, 32, 28, 28), (32, 1, 3, 3), padding=1, groups=32) == ("direct",) * 3
+    assert kernels.choose((8, 32, 28, 28), (32, 1, 3, 3), padding=1, groups=32) == ("depthwise",) * 3
+    assert kernels.choose((8, 32, 28, 28), (64, 1, 3, 3), padding=1, groups=32) == ("direct",) * 3
     assert kernels.choose((8, 32, 28, 28), (64, 32, 3, 3), stride=2) == ("blas",) * 3
+    assert kernels.choose((32, 144, 16, 16), (24, 144, 1, 1)) == ("pointwise",) * 3
+    assert kernels.choose((32, 144, 16, 16), (24, 144, 1, 1), stride=2) == ("blas",) * 3
     # conv_transpose2d is conv2d's ∂L/∂x: its forward is the adjoint conv's input gradient
     assert kernels.choose((8, 64, 28, 28), (64, 64, 3, 3), op="conv_transpose2d", padding=1) \
         == ("winograd", "winograd", "blas")

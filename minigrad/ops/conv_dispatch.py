@@ -20,9 +20,11 @@ import numpy as np
 
 from .. import _blas
 from .. import kernels
+from .._ext import conv_depthwise as _depthwise
 from .._ext import conv_direct as _direct
 from .._ext import conv_direct16 as _d16
 from .._ext import conv_im2col as _im2col
+from .._ext import conv_pointwise as _pointwise
 from .._ext import winograd as _wino
 from ..threads import get_num_threads
 
@@ -182,8 +184,67 @@ def _forward_gemm(x, w, b, out_hw, g):
     return y
 
 
+def _forward_pointwise(x, w, b, out_hw, g):
+    """ext/conv_pointwise.pyx: a 1×1 convolution (stride 1, no padding, one group) is
+    y[n] = w (K, C) @ x[n] (C, H·W) + b: one single-threaded GEMM per sample on the
+    tensors in place, threads over samples; no im2col."""
+    N, C, H, W = x.shape
+    K = w.shape[0]
+    _check_pointwise(x.shape, w.shape, out_hw, g)
+    y = np.empty((N, K, H, W), x.dtype)
+    fn, ilp64 = _blas.gemm(x.dtype)
+    with _blas.single_threaded():
+        _pointwise.conv2d_forward_pointwise(x.reshape(N, C, H * W), w.reshape(K, C),
+                                            _bias(b, x.dtype), y.reshape(N, K, H * W),
+                                            fn, ilp64, get_num_threads())
+    return y
+
+
+def _forward_depthwise(x, w, b, out_hw, g):
+    """ext/conv_depthwise.pyx: one filter per channel (groups = C = K); one thread per
+    (n, c) plane, each tap's rows added with vectorised loops."""
+    _check_depthwise(x.shape, w.shape, out_hw, g)
+    y = np.empty((x.shape[0], w.shape[0]) + tuple(out_hw), x.dtype)
+    bias = np.zeros(w.shape[0], x.dtype) if b is None else b
+    nt = get_num_threads()
+    if (g.sh, g.sw) == (1, 1):                   # whole padded planes (ext/conv_depthwise.pyx)
+        scratch = _workspace("depthwise", (nt, _depthwise_plane(w.shape, out_hw, g)), x.dtype)
+        _depthwise.conv2d_forward_depthwise_s1(x, w, bias, y, scratch, g.ph, g.pw, g.dh, g.dw, nt)
+    else:
+        _depthwise.conv2d_forward_depthwise(x, w, bias, y, *g.args(), nt)
+    return y
+
+
+def _depthwise_plane(w_shape, out_hw, g):
+    """Scratch per thread of the stride-1 depthwise kernels: the padded plane (Hp, Wp) and
+    an output-sized plane with rows of Wp, Hp = OH + (F_h−1)·D_h, Wp = OW + (F_w−1)·D_w."""
+    OH, OW = out_hw
+    Hp, Wp = OH + (w_shape[2] - 1) * g.dh, OW + (w_shape[3] - 1) * g.dw
+    return (Hp + OH) * Wp
+
+
+def _check_depthwise(x_shape, w_shape, out_hw, g):
+    """What the depthwise loops assume (kernels._plan only chooses them then)."""
+    C = x_shape[1]
+    if not (g.groups == C and w_shape[:2] == (C, 1) and len(out_hw) == 2):
+        raise ValueError(f"conv2d(): the 'depthwise' path needs groups = input channels = output "
+                         f"channels and a (C, 1, F_h, F_w) weight; got input {tuple(x_shape)}, "
+                         f"weight {tuple(w_shape)}, groups {g.groups}")
+
+
+def _check_pointwise(x_shape, w_shape, out_hw, g):
+    """What the unchecked pointwise loops assume (kernels._plan only chooses them then)."""
+    if (w_shape[1:] != (x_shape[1], 1, 1) or tuple(out_hw) != tuple(x_shape[2:])
+            or (g.sh, g.sw, g.ph, g.pw, g.groups) != (1, 1, 0, 0, 1)):
+        raise ValueError(f"conv2d(): the 'pointwise' path needs a 1×1 kernel over all "
+                         f"channels, stride 1, no padding, one group; got input {tuple(x_shape)}, "
+                         f"weight {tuple(w_shape)}, output {tuple(out_hw)}, stride "
+                         f"({g.sh}, {g.sw}), padding ({g.ph}, {g.pw}), groups {g.groups}")
+
+
 _FORWARD = {"direct": _forward_direct, "gemm": _forward_gemm, "blas": _forward_blas,
-            "winograd": _forward_winograd, "k16": _forward_k16, "w16": _forward_w16}
+            "winograd": _forward_winograd, "k16": _forward_k16, "w16": _forward_w16,
+            "pointwise": _forward_pointwise, "depthwise": _forward_depthwise}
 
 
 # ---- ∂L/∂x, ∂L/∂w, ∂L/∂b ------------------------------------------------------------------
@@ -329,4 +390,56 @@ def _backward_gemm(x, x_shape, δ, w, g, need_dx, need_dw, need_db):
     return dx, dw, (δ.sum(axis=(0, 2, 3)) if need_db else None)
 
 
-_BACKWARD = {"direct": _backward_direct, "gemm": _backward_gemm, "blas": _backward_blas}
+def _backward_pointwise(x, x_shape, δ, w, g, need_dx, need_dw, need_db):
+    """ext/conv_pointwise.pyx: per sample ∂L/∂x[n] = wᵀ @ δ[n] and ∂L/∂wᵀ += x[n] @ δ[n]ᵀ
+    (partial sums per thread, added in a fixed order), on the tensors in place."""
+    N, C, H, W = x_shape
+    K = w.shape[0]
+    _check_pointwise(x_shape, w.shape, δ.shape[2:], g)
+    dtype, nt = δ.dtype, get_num_threads()
+    dx = np.empty(x_shape, dtype) if need_dx else None
+    acc = _workspace("pointwise_acc", (nt, C * K + K), dtype)
+    acc[...] = 0
+    dummy = np.zeros((1, 1, 1), dtype)
+    fn, ilp64 = _blas.gemm(dtype)
+    with _blas.single_threaded():
+        _pointwise.conv2d_backward_pointwise(
+            x.reshape(N, C, H * W) if need_dw else dummy, δ.reshape(N, K, H * W),
+            w.reshape(K, C), dx.reshape(N, C, H * W) if need_dx else dummy, acc,
+            need_dx, need_dw, need_db, fn, ilp64, nt)
+    part = acc.sum(axis=0) if nt > 1 else acc[0]              # thread partials, fixed order
+    dw = part[:C * K].reshape(C, K).T.reshape(w.shape).copy() if need_dw else None   # (C, K) -> (K, C, 1, 1)
+    db = part[C * K:].copy() if need_db else None
+    return dx, dw, db
+
+
+def _backward_depthwise(x, x_shape, δ, w, g, need_dx, need_dw, need_db):
+    """ext/conv_depthwise.pyx: ∂L/∂x one thread per (n, c) plane (each δ row times each tap
+    added to the input row the tap read), ∂L/∂w one thread per channel."""
+    _check_depthwise(x_shape, w.shape, δ.shape[2:], g)
+    if δ.shape[:2] != (x_shape[0], w.shape[0]):
+        raise ValueError(f"conv2d(): the 'depthwise' path got δ of shape {δ.shape} for input "
+                         f"{tuple(x_shape)} and weight {w.shape}")
+    nt = get_num_threads()
+    dx = dw = None
+    if (g.sh, g.sw) == (1, 1) and (need_dx or need_dw):
+        dx = np.empty(x_shape, δ.dtype) if need_dx else None
+        dw = np.empty(w.shape, δ.dtype) if need_dw else None
+        dummy = np.zeros((1, 1, 1, 1), δ.dtype)
+        scratch = _workspace("depthwise", (nt, _depthwise_plane(w.shape, δ.shape[2:], g)), δ.dtype)
+        _depthwise.conv2d_backward_depthwise_s1(x if need_dw else dummy, δ, w,
+                                                dx if need_dx else np.empty(x_shape, δ.dtype),
+                                                dw if need_dw else dummy, scratch, g.ph, g.pw,
+                                                g.dh, g.dw, need_dx, need_dw, nt)
+        return dx, dw, (δ.sum(axis=(0, 2, 3)) if need_db else None)
+    if need_dx:
+        dx = np.empty(x_shape, δ.dtype)
+        _depthwise.conv2d_input_grad_depthwise(δ, w, dx, *g.args(), nt)
+    if need_dw:
+        dw = np.empty(w.shape, δ.dtype)
+        _depthwise.conv2d_weight_grad_depthwise(x, δ, dw, *g.args(), nt)
+    return dx, dw, (δ.sum(axis=(0, 2, 3)) if need_db else None)
+
+
+_BACKWARD = {"direct": _backward_direct, "gemm": _backward_gemm, "blas": _backward_blas,
+             "pointwise": _backward_pointwise, "depthwise": _backward_depthwise}

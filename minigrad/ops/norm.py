@@ -3,9 +3,12 @@ import numbers
 
 import numpy as np
 
-from ..autograd import Function
-from ..tensor_base import TensorBase
-from .nn import as_float_tensor, check_same_dtype
+from .. import kernels
+from .._ext import batchnorm as _bn
+from ..autograd import Function, is_grad_enabled
+from ..tensor_base import TensorBase, wrap
+from ..threads import get_num_threads
+from ._args import as_float_tensor, check_same_dtype
 
 
 class BatchNorm(Function):
@@ -24,16 +27,20 @@ class BatchNorm(Function):
       evaluation: ∂L/∂x = g / σ̂
     ∂L/∂x and ∂L/∂γ are ops of their own (BatchNormBackward, NormWeightGrad) whose
     backward gives the second derivatives; their docstrings derive them.
+
+    Two paths compute the first-order numbers: the NumPy lines below (`_forward_numpy`,
+    `_backward_numpy`, the formulas as written; `with minigrad.kernels.use("direct")` forces
+    them) and ext/batchnorm.pyx's one-pass kernels (`_forward_fused`, `_backward_fused`, the
+    default for C-contiguous float32/float64 input). Both keep x, not x̂: the graph holds x
+    anyway, and x̂ = (x − μ) / σ̂ is recomputed where a backward needs it.
     """
 
     @staticmethod
     def forward(ctx, x, weight, bias, training, momentum, eps, running_mean=None, running_var=None):
-        axes = (0,) + tuple(range(2, x.ndim))                      # every axis but the channels
-        bshape = (1, -1) + (1,) * (x.ndim - 2)                     # (C,) -> (1, C, 1, ...)
+        fused = kernels._norm_path(x) == "fused"
         if training:
             n = x.size // x.shape[1]
-            mean = x.mean(axis=axes)                               # (C,)
-            var = np.mean((x - mean.reshape(bshape)) ** 2, axis=axes)   # (C,) biased
+            mean, var = _batch_stats_fused(x) if fused else _batch_stats_numpy(x)   # (C,), (C,)
             if running_mean is not None:
                 running_mean *= 1 - momentum
                 running_mean += momentum * mean
@@ -42,31 +49,158 @@ class BatchNorm(Function):
                 running_var += momentum * var * (n / (n - 1))
         else:
             mean, var = running_mean, running_var
+        mean = np.array(mean, dtype=x.dtype)                       # (C,) μ (a copy: running stats move)
         inv_std = (1.0 / np.sqrt(var + eps)).astype(x.dtype)       # (C,) 1/σ̂
-        xhat = (x - mean.reshape(bshape).astype(x.dtype)) * inv_std.reshape(bshape)  # (N, C, ...)
-        y = xhat if weight is None else xhat * weight.reshape(bshape)
-        if bias is not None:
-            y = y + bias.reshape(bshape)
-        ctx.save_for_backward(xhat, inv_std, None if training else np.array(mean, dtype=x.dtype))
-        ctx.stats = NormStats(x.shape, x.shape, axes, axes, bshape, training, eps)
-        return np.ascontiguousarray(y, dtype=x.dtype)
+        kernels._ran("batch_norm", "forward", "fused" if fused else "direct", x.shape)
+        y = (_forward_fused if fused else _forward_numpy)(x, mean, inv_std, weight, bias)
+        ctx.save_for_backward(mean, inv_std)
+        ctx.fused = fused
+        ctx.stats = NormStats(x.shape, x.shape, _axes(x), _axes(x), _bshape(x), training, eps)
+        return y
 
     @staticmethod
     def backward(ctx, δ):
-        """∂L/∂x by BatchNormBackward (the fused formula of the class docstring, an op of its
-        own so that it is differentiated again), ∂L/∂γ = Σ δ · x̂ by NormWeightGrad,
-        ∂L/∂β = Σ δ."""
+        """A first-order backward (no graph recorded) computes the three gradients in one
+        fused pass of the path the forward took. Recording (create_graph=True), ∂L/∂x is
+        BatchNormBackward and ∂L/∂γ = Σ δ · x̂ is NormWeightGrad, ops of their own whose
+        backward gives the second derivatives; ∂L/∂β = Σ δ."""
         x, weight = ctx.inputs[:2]
-        xhat, inv_std, mean = ctx.saved
-        stats = ctx.stats
+        mean, inv_std = ctx.saved
+        stats, needs = ctx.stats, ctx.needs_input_grad
+        rest = (None,) * (len(ctx.inputs) - 3)
+        if not is_grad_enabled():
+            kernels._ran("batch_norm", "backward", "fused" if ctx.fused else "direct", δ.shape)
+            grads = (_backward_fused if ctx.fused else _backward_numpy)(
+                x.data, δ.data, mean, inv_std, None if weight is None else weight.data,
+                stats.training, needs)
+            return tuple(None if g is None else wrap(g) for g in grads) + rest
         dx = dw = db = None
-        if ctx.needs_input_grad[0]:
-            dx = BatchNormBackward.apply(δ, x, weight, xhat, inv_std, stats)
-        if ctx.needs_input_grad[1]:
-            dw = NormWeightGrad.apply(δ, x, xhat, inv_std, mean, stats)
-        if ctx.needs_input_grad[2]:
+        if needs[0]:
+            dx = BatchNormBackward.apply(δ, x, weight, mean, inv_std, stats, ctx.fused)
+        if needs[1]:
+            xhat = _xhat(x.data, mean, inv_std)
+            dw = NormWeightGrad.apply(δ, x, xhat, inv_std, None if stats.training else mean, stats)
+        if needs[2]:
             db = δ.sum(stats.axes)                                           # (C,)
-        return (dx, dw, db) + (None,) * (len(ctx.inputs) - 3)
+        return (dx, dw, db) + rest
+
+
+def _bshape(x):
+    return (1, -1) + (1,) * (x.ndim - 2)                           # (C,) -> (1, C, 1, ...)
+
+
+def _axes(x):
+    return (0,) + tuple(range(2, x.ndim))                          # every axis but the channels
+
+
+def _xhat(x, mean, inv_std):
+    """x̂ = (x − μ) / σ̂ (an ndarray of x's shape)."""
+    return (x - mean.reshape(_bshape(x))) * inv_std.reshape(_bshape(x))
+
+
+def _batch_stats_numpy(x):
+    """μ = ⟨x⟩, σ² = ⟨(x − μ)²⟩ per channel: (C,), (C,)."""
+    mean = x.mean(axis=_axes(x))                                   # (C,)
+    var = np.mean((x - mean.reshape(_bshape(x))) ** 2, axis=_axes(x))   # (C,) biased
+    return mean, var
+
+
+def _forward_numpy(x, mean, inv_std, weight, bias):
+    """y = γ · x̂ + β, x̂ = (x − μ) / σ̂, as NumPy broadcasting."""
+    bshape = _bshape(x)
+    xhat = (x - mean.reshape(bshape)) * inv_std.reshape(bshape)    # (N, C, ...)
+    y = xhat if weight is None else xhat * weight.reshape(bshape)
+    if bias is not None:
+        y = y + bias.reshape(bshape)
+    return np.ascontiguousarray(y, dtype=x.dtype)
+
+
+def _backward_numpy(x, δ, mean, inv_std, weight, training, needs):
+    """(∂L/∂x, ∂L/∂γ, ∂L/∂β), each None unless needs[0..2], from the docstring's formulas."""
+    axes, bshape = _axes(x), _bshape(x)
+    xhat = _xhat(x, mean, inv_std)                                 # (N, C, ...)
+    dx = dw = db = None
+    if needs[0]:
+        g = δ if weight is None else δ * weight.reshape(bshape)              # (N, C, ...)
+        if training:
+            g_mean = g.mean(axis=axes).reshape(bshape)                       # ⟨g⟩      (1, C, 1..)
+            gx_mean = (g * xhat).mean(axis=axes).reshape(bshape)             # ⟨g · x̂⟩  (1, C, 1..)
+            dx = (g - g_mean - xhat * gx_mean) * inv_std.reshape(bshape)
+        else:
+            dx = g * inv_std.reshape(bshape)
+    if needs[1]:
+        dw = (δ * xhat).sum(axis=axes)                                       # (C,)
+    if needs[2]:
+        db = δ.sum(axis=axes)                                                # (C,)
+    return dx, dw, db
+
+
+def _ncl(a, name, C):
+    """a as the kernels' C-contiguous (N, C, L) view; checks what the unchecked loops assume."""
+    if a.ndim < 2 or a.shape[1] != C or a.size == 0 or a.dtype not in (np.float32, np.float64):
+        raise ValueError(f"batch_norm(): {name} of shape {a.shape}, dtype {a.dtype} cannot go to "
+                         f"the fused kernels (need float32/float64 (N, {C}, ...) with N·L ≥ 1)")
+    a = np.ascontiguousarray(a)
+    return a.reshape(a.shape[0], C, -1)
+
+
+def _per_channel(v, C, dtype, name):
+    """A (C,) C-contiguous array of `dtype` for the kernels (ValueError on another shape)."""
+    v = np.ascontiguousarray(v, dtype=dtype)
+    if v.shape != (C,):
+        raise ValueError(f"batch_norm(): {name} must have shape ({C},), got {v.shape}")
+    return v
+
+
+def _batch_stats_fused(x):
+    """μ, σ² per channel in one pass (ext/batchnorm.pyx batchnorm_stats)."""
+    C = x.shape[1]
+    x3 = _ncl(x, "input", C)                                       # (N, C, L)
+    mean, var = np.empty(C, x.dtype), np.empty(C, x.dtype)
+    _bn.batchnorm_stats(x3, mean, var, get_num_threads())
+    return mean, var
+
+
+def _forward_fused(x, mean, inv_std, weight, bias):
+    """y = a · (x − μ) + β per channel, a = γ/σ̂ (= γ · x̂ + β), in one pass."""
+    C = x.shape[1]
+    x3 = _ncl(x, "input", C)                                       # (N, C, L)
+    a = inv_std if weight is None else inv_std * _per_channel(weight, C, x.dtype, "weight")  # (C,) γ/σ̂
+    b = np.zeros(C, x.dtype) if bias is None else bias             # (C,) β
+    y = np.empty(x.shape, x.dtype)
+    _bn.batchnorm_affine(x3, _per_channel(mean, C, x.dtype, "mean"), _per_channel(a, C, x.dtype, "weight"),
+                         _per_channel(b, C, x.dtype, "bias"), y.reshape(x3.shape), get_num_threads())
+    return y
+
+
+def _backward_fused(x, δ, mean, inv_std, weight, training, needs):
+    """The docstring's formulas in two passes (ext/batchnorm.pyx): the sums Σ δ and
+    Σ δ · (x − μ), then ∂L/∂x = a · δ + k · (x − μ) + m per channel, where a = γ/σ̂ and
+    (training) k = −a · ∂L/∂γ / (n σ̂), m = −a · ∂L/∂β / n — that is
+    γ/σ̂ · (δ − ⟨δ⟩ − x̂ · ⟨δ · x̂⟩) with ⟨δ⟩ = ∂L/∂β / n and ⟨δ · x̂⟩ = ∂L/∂γ / n."""
+    C = x.shape[1]
+    x3, δ3 = _ncl(x, "input", C), _ncl(δ, "grad_output", C)       # (N, C, L) each
+    if δ3.shape != x3.shape or δ3.dtype != x3.dtype:
+        raise ValueError(f"batch_norm(): grad_output {δ.shape} {δ.dtype} does not match the "
+                         f"input {x.shape} {x.dtype}")
+    nt, n = get_num_threads(), x3.shape[0] * x3.shape[2]
+    mean = _per_channel(mean, C, x.dtype, "mean")
+    sum_dy, sum_dy_xmu = np.empty(C, x.dtype), np.empty(C, x.dtype)
+    _bn.batchnorm_grad_sums(x3, δ3, mean, sum_dy, sum_dy_xmu, nt)  # Σ δ, Σ δ · (x − μ)
+    db = sum_dy                                                    # (C,) ∂L/∂β = Σ δ
+    dw = sum_dy_xmu * inv_std                                      # (C,) ∂L/∂γ = Σ δ · x̂
+    dx = None
+    if needs[0]:
+        a = inv_std if weight is None else inv_std * _per_channel(weight, C, x.dtype, "weight")
+        if training:                                               # a: (C,) γ/σ̂
+            k, m = -a * dw * inv_std / n, -a * db / n              # (C,), (C,)
+        else:
+            k = m = np.zeros(C, x.dtype)
+        dx = np.empty(x.shape, x.dtype)
+        _bn.batchnorm_input_grad(x3, δ3, mean, _per_channel(a, C, x.dtype, "weight"),
+                                 _per_channel(k, C, x.dtype, "k"), _per_channel(m, C, x.dtype, "m"),
+                                 dx.reshape(x3.shape), nt)
+    return dx, (dw if needs[1] else None), (db if needs[2] else None)
 
 
 class NormStats:
@@ -116,9 +250,10 @@ class NormStats:
 
 
 class BatchNormBackward(Function):
-    """∂L/∂x of a normalisation, as an op of its own: forward is the fused first-order
-    formula (BatchNorm's, over saved x̂ and 1/σ̂), backward its derivative, written over
-    tensors (it runs only for the gradient of a gradient).
+    """∂L/∂x of batch normalisation, as an op of its own: forward is the first-order
+    formula (by the path BatchNorm's forward took: `_backward_fused` or `_backward_numpy`),
+    backward its derivative, written over tensors (it runs only for the gradient of a
+    gradient). GroupNormBackward and SyncBatchNormBackward share the backward.
 
     With g = δ · γ, ⟨·⟩ the mean over a channel's n values (a group's, for GroupNorm) and
     P(v) = v − ⟨v⟩ − x̂ ⟨v · x̂⟩:
@@ -135,17 +270,11 @@ class BatchNormBackward(Function):
     """
 
     @staticmethod
-    def forward(ctx, δ, x, weight, xhat, inv_std, stats):
-        ctx.save_for_backward(xhat, inv_std)
+    def forward(ctx, δ, x, weight, mean, inv_std, stats, fused):
+        ctx.save_for_backward(mean, inv_std)
         ctx.stats = stats
-        axes, bshape = stats.axes, stats.bshape
-        g = δ if weight is None else δ * weight.reshape(bshape)          # (N, C, ...)
-        if stats.training:
-            g_mean = g.mean(axis=axes).reshape(bshape)                   # ⟨g⟩      (1, C, 1..)
-            gx_mean = (g * xhat).mean(axis=axes).reshape(bshape)         # ⟨g · x̂⟩  (1, C, 1..)
-            dx = (g - g_mean - xhat * gx_mean) * inv_std.reshape(bshape)
-        else:
-            dx = g * inv_std.reshape(bshape)
+        dx, _, _ = (_backward_fused if fused else _backward_numpy)(
+            x, δ, mean, inv_std, weight, stats.training, (True, False, False))
         return dx
 
     @staticmethod

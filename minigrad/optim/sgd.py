@@ -3,6 +3,8 @@ import numbers
 
 import numpy as np
 
+from .._ext import elementwise as _k
+from ..threads import get_num_threads
 from .optimizer import Optimizer
 
 
@@ -43,6 +45,8 @@ class SGD(Optimizer):
                 g = self._grad(p)
                 if g is None:
                     continue
+                if mu != 0 and self._fused_step(p, g, group):
+                    continue
                 if wd != 0:
                     g = g + wd * p.data
                 if mu != 0:
@@ -56,3 +60,27 @@ class SGD(Optimizer):
                     state["momentum_buffer"] = buf
                     g = g + mu * buf if nesterov else buf
                 p.data -= lr * g
+
+    def _fused_step(self, p, g, group):
+        """The momentum update above in one pass (ext/elementwise.pyx sgd_momentum_step) when
+        p, g and the buffer are C-contiguous float32/float64 arrays of one shape and dtype;
+        False (nothing done) otherwise, and the NumPy lines run instead."""
+        data = p.data
+        if (data.dtype not in (np.float32, np.float64) or g.dtype != data.dtype
+                or g.shape != data.shape or not (data.flags.c_contiguous and data.flags.writeable
+                                                  and g.flags.c_contiguous)):
+            return False
+        state = self.state.setdefault(p, {})
+        buf = state.get("momentum_buffer")
+        first = buf is None
+        if first:
+            buf = np.empty_like(data)
+        elif not (isinstance(buf, np.ndarray) and buf.dtype == data.dtype
+                  and buf.shape == data.shape and buf.flags.c_contiguous and buf.flags.writeable):
+            return False
+        _k.sgd_momentum_step(data.reshape(-1), g.reshape(-1), buf.reshape(-1), float(group["lr"]),
+                             float(group["momentum"]), float(group["dampening"]),
+                             float(group["weight_decay"]), bool(group["nesterov"]), first,
+                             get_num_threads())
+        state["momentum_buffer"] = buf
+        return True

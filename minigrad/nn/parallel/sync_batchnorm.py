@@ -11,7 +11,7 @@ from ... import distributed as dist
 from ...autograd import Function
 from ..layers import _BatchNorm
 from ...ops import nn as N
-from ...ops.norm import BatchNorm, NormStats, NormWeightGrad, normalization_double_backward
+from ...ops.norm import BatchNorm, NormStats, NormWeightGrad, _xhat, normalization_double_backward
 
 
 class SyncBatchNormFunction(Function):
@@ -70,7 +70,8 @@ class SyncBatchNormFunction(Function):
         """∂L/∂x by SyncBatchNormBackward, ∂L/∂γ = Σ δ · x̂ by NormWeightGrad (local sums;
         ops of their own, so that they are differentiated again), ∂L/∂β = Σ δ (local)."""
         x, weight = ctx.inputs[:2]
-        xhat, inv_std = ctx.saved[:2]
+        mean, inv_std = ctx.saved[:2]                              # BatchNorm.forward keeps x, μ, 1/σ̂
+        xhat = _xhat(x.data, mean, inv_std)                        # (N, C, ...)
         stats = ctx.stats
         dx = dw = db = None
         if ctx.needs_input_grad[0]:

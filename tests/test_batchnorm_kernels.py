@@ -1,0 +1,149 @@
+"""ext/batchnorm.pyx (BatchNorm's 'fused' path) against the NumPy formulas (the 'direct'
+path, forced with minigrad.kernels.use) and against finite differences; the checks the
+Python side makes before the unchecked loops run."""
+import numpy as np
+import pytest
+from hypothesis import given, strategies as st
+
+import minigrad as mg
+import minigrad.kernels as kernels
+import minigrad.nn.functional as F
+from minigrad.ops import norm
+
+
+def _run(x, w, b, g, training, path, momentum=0.1, eps=1e-5):
+    """y, ∂L/∂x, ∂L/∂γ, ∂L/∂β, running mean, running var of L = Σ g · batch_norm(x) by `path`."""
+    C = x.shape[1]
+    rm = np.linspace(-0.5, 0.5, C).astype(x.dtype)
+    rv = np.linspace(0.5, 2.0, C).astype(x.dtype)
+    with kernels.use(path), kernels.trace() as calls:
+        xt = mg.tensor(x, requires_grad=True)
+        wt = None if w is None else mg.tensor(w, requires_grad=True)
+        bt = None if b is None else mg.tensor(b, requires_grad=True)
+        y = F.batch_norm(xt, rm, rv, wt, bt, training=training, momentum=momentum, eps=eps)
+        (y * mg.tensor(g)).sum().backward()
+    used = {c.path for c in calls if c.op == "batch_norm"}
+    return ([y.numpy(), xt.grad.numpy(), None if w is None else wt.grad.numpy(),
+             None if b is None else bt.grad.numpy(), rm, rv], used)
+
+
+@st.composite
+def cases(draw):
+    N = draw(st.integers(1, 4))
+    C = draw(st.integers(1, 5))
+    spatial = tuple(draw(st.lists(st.integers(1, 9), min_size=0, max_size=2)))
+    training = draw(st.booleans())
+    if training and N * int(np.prod(spatial, dtype=int)) < 2:
+        N = 2                                          # training needs > 1 value per channel
+    dtype = draw(st.sampled_from([np.float32, np.float64]))
+    affine = draw(st.booleans())
+    offset = draw(st.sampled_from([0.0, 3.0, -50.0]))
+    seed = draw(st.integers(0, 2 ** 16))
+    return (N, C) + spatial, dtype, training, affine, offset, seed
+
+
+@given(cases())
+def test_fused_matches_numpy_formulas(case):
+    shape, dtype, training, affine, offset, seed = case
+    rng = np.random.default_rng(seed)
+    C = shape[1]
+    x = (rng.standard_normal(shape) * 2 + offset).astype(dtype)
+    g = rng.standard_normal(shape).astype(dtype)
+    w = rng.uniform(0.5, 2, C).astype(dtype) if affine else None
+    b = rng.standard_normal(C).astype(dtype) if affine else None
+    fused, used_f = _run(x, w, b, g, training, None)
+    ref, used_r = _run(x, w, b, g, training, "direct")
+    assert used_f == {"fused"} and used_r == {"direct"}
+    tol = 1e-10 if dtype == np.float64 else 2e-4
+    names = ["y", "dx", "dw", "db", "running_mean", "running_var"]
+    for name, a, r in zip(names, fused, ref):
+        if r is None:
+            assert a is None
+            continue
+        assert a.dtype == r.dtype == dtype and a.shape == r.shape, name
+        scale = 1 + np.abs(r).max()
+        np.testing.assert_allclose(a, r, rtol=0, atol=tol * scale * (10 if name == "dx" else 1),
+                                   err_msg=f"{name}, shape {shape}, training={training}")
+
+
+def test_fused_against_a_formula_written_here(rng):
+    """The batch statistics and y from the textbook formula, in float64."""
+    x = rng.standard_normal((3, 4, 5, 6)) * 3 + 7
+    w, b = rng.uniform(0.5, 2, 4), rng.standard_normal(4)
+    y = F.batch_norm(mg.tensor(x), None, None, mg.tensor(w), mg.tensor(b), training=True).numpy()
+    mu = x.mean(axis=(0, 2, 3), keepdims=True)
+    var = ((x - mu) ** 2).mean(axis=(0, 2, 3), keepdims=True)
+    expect = (x - mu) / np.sqrt(var + 1e-5) * w.reshape(1, 4, 1, 1) + b.reshape(1, 4, 1, 1)
+    np.testing.assert_allclose(y, expect, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("training", [True, False])
+@pytest.mark.parametrize("shape", [(2, 3, 4, 5), (5, 1, 1, 3), (1, 2, 3, 3), (3, 2)])
+def test_fused_gradcheck(shape, training, rng):
+    x = mg.tensor(rng.standard_normal(shape) * 2 + 1, requires_grad=True)
+    C = shape[1]
+    w = mg.tensor(rng.uniform(0.5, 2, C), requires_grad=True)
+    b = mg.tensor(rng.standard_normal(C), requires_grad=True)
+    rm, rv = rng.standard_normal(C), rng.uniform(0.5, 2, C)
+
+    def f(x, w, b):
+        return F.batch_norm(x, rm.copy(), rv.copy(), w, b, training=training)
+    with kernels.trace() as calls:
+        assert mg.gradcheck(f, [x, w, b])
+    assert {c.path for c in calls if c.op == "batch_norm"} == {"fused"}
+
+
+def test_float32_variance_with_a_large_mean(rng):
+    """The shifted one-pass sums keep σ² accurate when |μ| ≫ σ (a naive E[x²] − E[x]² in
+    float32 would lose every digit here). y's spread per channel is √(σ² / (σ² + eps)): it
+    checks σ² alone (y itself carries μ's float32 rounding, ulp(1000)/σ ≈ 3e-3, on either path)."""
+    x = (1000.0 + 0.01 * rng.standard_normal((8, 3, 16, 16))).astype(np.float32)
+    y = F.batch_norm(mg.tensor(x), None, None, training=True).numpy()
+    var = x.astype(np.float64).var(axis=(0, 2, 3))
+    np.testing.assert_allclose(y.astype(np.float64).std(axis=(0, 2, 3)),
+                               np.sqrt(var / (var + 1e-5)), rtol=1e-4)
+    with kernels.use("direct"):
+        ref = F.batch_norm(mg.tensor(x), None, None, training=True).numpy()
+    np.testing.assert_allclose(y, ref, atol=1e-2)
+
+
+def test_fused_non_contiguous_input_and_no_mutation(rng):
+    x = rng.standard_normal((4, 5, 6, 3)).astype(np.float32).transpose(0, 3, 1, 2)   # (4, 3, 5, 6)
+    assert not x.flags.c_contiguous
+    g = rng.standard_normal(x.shape).astype(np.float32)
+    x0, g0 = x.copy(), g.copy()
+    fused, _ = _run(x, np.ones(3, np.float32), np.zeros(3, np.float32), g, True, None)
+    ref, _ = _run(np.ascontiguousarray(x), np.ones(3, np.float32), np.zeros(3, np.float32), g,
+                  True, "direct")
+    for a, r in zip(fused, ref):
+        np.testing.assert_allclose(a, r, atol=2e-5)
+    np.testing.assert_array_equal(x, x0)
+    np.testing.assert_array_equal(g, g0)
+
+
+def test_float16_and_empty_batches_take_the_numpy_path():
+    with kernels.trace() as calls:
+        F.batch_norm(mg.tensor(np.zeros((0, 3, 2, 2), np.float32)), np.zeros(3, np.float32),
+                     np.ones(3, np.float32))
+    assert [c.path for c in calls if c.op == "batch_norm"] == ["direct"]
+
+
+def test_python_side_checks_before_the_kernels():
+    x = np.ones((2, 3, 4), np.float32)
+    for bad in (4, 1):                                  # (1,) would broadcast silently
+        with pytest.raises(ValueError, match=r"batch_norm\(\): weight must have shape \(3,\)"):
+            norm._forward_fused(x, np.zeros(3, np.float32), np.ones(3, np.float32),
+                                np.ones(bad, np.float32), None)
+        with pytest.raises(ValueError, match=r"batch_norm\(\): bias must have shape \(3,\)"):
+            norm._forward_fused(x, np.zeros(3, np.float32), np.ones(3, np.float32), None,
+                                np.ones(bad, np.float32))
+        with pytest.raises(ValueError, match=r"batch_norm\(\): weight must have shape \(3,\)"):
+            norm._backward_fused(x, x, np.zeros(3, np.float32), np.ones(3, np.float32),
+                                 np.ones(bad, np.float32), True, (True, True, True))
+    with pytest.raises(ValueError, match=r"batch_norm\(\): grad_output .* does not match"):
+        norm._backward_fused(x, np.ones((2, 3, 5), np.float32), np.zeros(3, np.float32),
+                             np.ones(3, np.float32), None, True, (True, True, True))
+    with pytest.raises(ValueError, match=r"batch_norm\(\): input of shape \(2, 3, 0\)"):
+        norm._batch_stats_fused(np.ones((2, 3, 0), np.float32))
+    with pytest.raises(ValueError, match=r"dtype int64"):
+        norm._batch_stats_fused(np.ones((2, 3, 4), np.int64))

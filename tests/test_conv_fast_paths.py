@@ -1,0 +1,174 @@
+"""The fast convolution paths of MobileNet's pair, against the lecture's direct loops
+(kernels.use('direct')) and finite differences; where the chooser takes them; the checks
+before the unchecked loops:
+
+  pointwise  ext/conv_pointwise.pyx  a 1×1 convolution (stride 1, no padding, one group) as
+                                     one GEMM per sample
+  depthwise  ext/conv_depthwise.pyx  groups = C = K, one filter per channel, over strides,
+                                     paddings, dilations and odd sizes
+"""
+import numpy as np
+import pytest
+from hypothesis import given, strategies as st
+
+import minigrad as mg
+import minigrad.nn.functional as F
+from minigrad import _blas, kernels
+from minigrad.ops import conv_dispatch
+
+needs_blas = pytest.mark.skipif(not _blas.available(), reason="no OpenBLAS next to NumPy")
+
+
+def _conv(x, w, b, path, **kw):
+    """y, ∂L/∂x, ∂L/∂w, ∂L/∂b of L = Σ g · conv2d(x) with g fixed; and the paths traced."""
+    xt, wt = mg.tensor(x, requires_grad=True), mg.tensor(w, requires_grad=True)
+    bt = None if b is None else mg.tensor(b, requires_grad=True)
+    with kernels.use(path), kernels.trace() as calls:
+        y = F.conv2d(xt, wt, bt, **kw)
+        g = np.cos(np.arange(y.numpy().size, dtype=x.dtype)).reshape(y.shape)
+        (y * mg.tensor(g)).sum().backward()
+    out = [y.numpy(), xt.grad.numpy(), wt.grad.numpy(), None if b is None else bt.grad.numpy()]
+    return out, {c.path for c in calls if c.op == "conv2d"}
+
+
+def _transpose_agrees(x, w, **kw):
+    """conv_transpose2d's output and gradients by the chosen paths and by 'direct'; the paths."""
+    outs, chosen = {}, None
+    for path in (None, "direct"):
+        xt, wt = mg.tensor(x, requires_grad=True), mg.tensor(w, requires_grad=True)
+        with kernels.use(path), kernels.trace() as calls:
+            y = F.conv_transpose2d(xt, wt, **kw)
+            y.sum().backward()
+        outs[path] = (y.numpy(), xt.grad.numpy(), wt.grad.numpy())
+        chosen = chosen or {c.path for c in calls}
+    for a, r in zip(outs[None], outs["direct"]):
+        np.testing.assert_allclose(a, r, atol=1e-12)
+    return chosen
+
+
+# ---- pointwise ----------------------------------------------------------------------------
+
+@needs_blas
+@given(N=st.integers(1, 4), C=st.integers(1, 7), K=st.integers(1, 7), H=st.integers(1, 9),
+       W=st.integers(1, 9), bias=st.booleans(), dtype=st.sampled_from([np.float32, np.float64]),
+       dilation=st.integers(1, 2), seed=st.integers(0, 2 ** 16))
+def test_pointwise_matches_direct(N, C, K, H, W, bias, dtype, dilation, seed):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((N, C, H, W)).astype(dtype)
+    w = rng.standard_normal((K, C, 1, 1)).astype(dtype)
+    b = rng.standard_normal(K).astype(dtype) if bias else None
+    got, paths = _conv(x, w, b, None, dilation=dilation)
+    want, ref_paths = _conv(x, w, b, "direct", dilation=dilation)
+    assert paths == {"pointwise"} and ref_paths == {"direct"}
+    tol = 1e-12 if dtype == np.float64 else 1e-5
+    for name, a, r in zip(["y", "dx", "dw", "db"], got, want):
+        if r is None:
+            assert a is None
+            continue
+        assert a.shape == r.shape and a.dtype == r.dtype, name
+        np.testing.assert_allclose(a, r, rtol=0, atol=tol * (1 + np.abs(r).max()) * C * 4, err_msg=name)
+
+
+@needs_blas
+def test_pointwise_gradcheck(rng):
+    x = mg.tensor(rng.standard_normal((3, 4, 5, 2)), requires_grad=True)
+    w = mg.tensor(rng.standard_normal((6, 4, 1, 1)), requires_grad=True)
+    b = mg.tensor(rng.standard_normal(6), requires_grad=True)
+    with kernels.trace() as calls:
+        assert mg.gradcheck(lambda x, w, b: F.conv2d(x, w, b), [x, w, b])
+    assert {c.path for c in calls if c.op == "conv2d"} == {"pointwise"}
+
+
+@needs_blas
+@pytest.mark.parametrize("kw, ws", [(dict(stride=2), (6, 4, 1, 1)), (dict(padding=1), (6, 4, 1, 1)),
+                                    (dict(groups=2), (6, 2, 1, 1)), ({}, (6, 4, 3, 3))])
+def test_pointwise_declines_other_layers(kw, ws):
+    with kernels.use("pointwise"):
+        assert "pointwise" not in kernels.choose((2, 4, 8, 8), ws, **kw)
+    why = str(kernels.explain((2, 4, 8, 8), ws, **kw))
+    assert "pointwise" in why
+
+
+@needs_blas
+def test_pointwise_conv_transpose_1x1_agrees(rng):
+    assert "pointwise" in _transpose_agrees(rng.standard_normal((2, 5, 6, 7)),
+                                            rng.standard_normal((5, 3, 1, 1)))
+
+
+def test_pointwise_checks_before_the_kernels():
+    g = conv_dispatch.Geom((1, 1), (0, 0), (1, 1), 1)
+    x = np.ones((2, 4, 3, 3), np.float32)
+    with pytest.raises(ValueError, match=r"conv2d\(\): the 'pointwise' path needs a 1×1 kernel"):
+        conv_dispatch._forward_pointwise(x, np.ones((5, 4, 3, 3), np.float32), None, (3, 3), g)
+    with pytest.raises(ValueError, match=r"the 'pointwise' path needs"):
+        conv_dispatch._forward_pointwise(x, np.ones((5, 3, 1, 1), np.float32), None, (3, 3), g)
+    with pytest.raises(ValueError, match=r"the 'pointwise' path needs"):
+        conv_dispatch._backward_pointwise(x, x.shape, np.ones((2, 5, 2, 2), np.float32),
+                                          np.ones((5, 4, 1, 1), np.float32), g, True, True, True)
+    g2 = conv_dispatch.Geom((2, 2), (0, 0), (1, 1), 1)
+    with pytest.raises(ValueError, match=r"stride \(2, 2\)"):
+        conv_dispatch._forward_pointwise(x, np.ones((5, 4, 1, 1), np.float32), None, (3, 3), g2)
+
+
+# ---- depthwise ----------------------------------------------------------------------------
+
+@given(N=st.integers(1, 3), C=st.integers(1, 6), H=st.integers(1, 11), W=st.integers(1, 11),
+       kh=st.integers(1, 4), kw=st.integers(1, 4), stride=st.sampled_from([1, 1, 2, 3, (1, 2)]),
+       padding=st.integers(0, 2), dilation=st.sampled_from([1, 1, 2]), bias=st.booleans(),
+       dtype=st.sampled_from([np.float32, np.float64]), seed=st.integers(0, 2 ** 16))
+def test_depthwise_matches_direct(N, C, H, W, kh, kw, stride, padding, dilation, bias, dtype, seed):
+    if H + 2 * padding < dilation * (kh - 1) + 1 or W + 2 * padding < dilation * (kw - 1) + 1:
+        return                                             # no output pixel
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((N, C, H, W)).astype(dtype)
+    w = rng.standard_normal((C, 1, kh, kw)).astype(dtype)
+    b = rng.standard_normal(C).astype(dtype) if bias else None
+    kw_ = dict(stride=stride, padding=padding, dilation=dilation, groups=C)
+    got, paths = _conv(x, w, b, None, **kw_)
+    want, ref_paths = _conv(x, w, b, "direct", **kw_)
+    if C > 1:
+        assert paths == {"depthwise"}
+    assert ref_paths == {"direct"}
+    tol = 1e-12 if dtype == np.float64 else 2e-5
+    for name, a, r in zip(["y", "dx", "dw", "db"], got, want):
+        if r is None:
+            assert a is None
+            continue
+        assert a.shape == r.shape and a.dtype == r.dtype, name
+        np.testing.assert_allclose(a, r, rtol=0, atol=tol * (1 + np.abs(r).max()) * kh * kw * N,
+                                   err_msg=f"{name} {kw_}")
+
+
+@pytest.mark.parametrize("stride, padding", [(1, 1), (2, 1), (1, 0)])
+def test_depthwise_gradcheck(stride, padding, rng):
+    x = mg.tensor(rng.standard_normal((2, 3, 6, 5)), requires_grad=True)
+    w = mg.tensor(rng.standard_normal((3, 1, 3, 3)), requires_grad=True)
+    b = mg.tensor(rng.standard_normal(3), requires_grad=True)
+    with kernels.trace() as calls:
+        assert mg.gradcheck(lambda x, w, b: F.conv2d(x, w, b, stride=stride, padding=padding,
+                                                     groups=3), [x, w, b])
+    assert {c.path for c in calls if c.op == "conv2d"} == {"depthwise"}
+
+
+def test_depthwise_conv_transpose_agrees(rng):
+    assert "depthwise" in _transpose_agrees(rng.standard_normal((2, 4, 5, 6)),
+                                            rng.standard_normal((4, 1, 3, 3)), stride=2,
+                                            padding=1, output_padding=1, groups=4)
+
+
+def test_chooser_takes_depthwise_only_for_one_filter_per_channel():
+    assert kernels.choose((8, 32, 28, 28), (32, 1, 3, 3), padding=1, groups=32) == ("depthwise",) * 3
+    assert "depthwise" not in kernels.choose((8, 32, 28, 28), (64, 1, 3, 3), padding=1, groups=32)
+    assert "depthwise" not in kernels.choose((8, 32, 28, 28), (16, 2, 3, 3), padding=1, groups=16)
+    with kernels.use("direct"):
+        assert kernels.choose((8, 32, 28, 28), (32, 1, 3, 3), padding=1, groups=32) == ("direct",) * 3
+
+
+def test_depthwise_checks_before_the_kernels():
+    g = conv_dispatch.Geom((1, 1), (1, 1), (1, 1), 4)
+    x = np.ones((2, 4, 5, 5), np.float32)
+    with pytest.raises(ValueError, match=r"conv2d\(\): the 'depthwise' path needs groups"):
+        conv_dispatch._forward_depthwise(x, np.ones((8, 1, 3, 3), np.float32), None, (5, 5), g)
+    with pytest.raises(ValueError, match=r"the 'depthwise' path got δ of shape"):
+        conv_dispatch._backward_depthwise(x, x.shape, np.ones((2, 3, 5, 5), np.float32),
+                                          np.ones((4, 1, 3, 3), np.float32), g, True, True, True)
