@@ -26,7 +26,7 @@ import numpy as np
 here = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, here)
 sys.path.insert(0, os.path.join(here, "..", "examples"))
-from common import (RESULTS_HELP, blas_info, child_json, fmt_ms, fmt_ratio, paired,  # noqa: E402
+from common import (RESULTS_HELP, blas_info, child_json, fmt_ms, fmt_ratio, paired, torch_train_step,  # noqa: E402
                     print_table, record_results, timeit, torch_lenet5, try_torch)
 
 
@@ -61,15 +61,7 @@ def torch_step(torch, n, weights=None):
     t = torch_lenet5(torch)
     if weights is not None:
         t.load_state_dict({k: torch.tensor(np.asarray(v)) for k, v in weights.items()})
-    opt = torch.optim.SGD(t.parameters(), lr=0.01, momentum=0.9)
-    tx, ty = torch.tensor(x), torch.tensor(y)
-
-    def step():
-        loss = torch.nn.functional.cross_entropy(t(tx), ty)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    return step
+    return torch_train_step(torch, t, x, y)
 
 
 def child(lib, batches, repeat):

@@ -53,7 +53,7 @@ import numpy as np
 
 here = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, here)
-from common import (RESULTS_HELP, blas_info, child_json, fmt_ms, fmt_ratio,  # noqa: E402
+from common import (RESULTS_HELP, blas_info, child_json, fmt_ms, fmt_ratio, torch_train_step,  # noqa: E402
                     instrument_functions, peak_rss_mib, print_table, record_results, timeit,
                     torch_lenet5)
 
@@ -190,16 +190,7 @@ def torch_step(net):
     torch.manual_seed(0)
     model = torch_model(torch, net)
     model.train()
-    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-    x, y = batch(net)
-    tx, ty = torch.tensor(x), torch.tensor(y)
-
-    def step():
-        loss = torch.nn.functional.cross_entropy(model(tx), ty)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    return step
+    return torch_train_step(torch, model, *batch(net))
 
 
 # ---- TensorFlow (NHWC, Keras, tf.function) -------------------------------------------------
