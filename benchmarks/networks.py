@@ -200,6 +200,16 @@ def tf_model(tf, net, input_shape):
     L = tf.keras.layers
     inp = tf.keras.Input(input_shape)
 
+    class ShortcutA(L.Layer):
+        """ResNet-20's option-A shortcut: every stride-th pixel, zero channels on both sides
+        (a Keras layer: Keras 3 refuses raw tf ops on its symbolic tensors)."""
+        def __init__(self, stride, before, after):
+            super().__init__()
+            self.stride, self.pads = stride, [[0, 0], [0, 0], [0, 0], [before, after]]
+
+        def call(self, x):
+            return tf.pad(x[:, ::self.stride, ::self.stride, :], self.pads)
+
     def conv_bn(x, k, size, stride=1, relu=True, eps=1e-5):
         x = L.Conv2D(k, size, stride, padding="same", use_bias=False)(x)
         x = L.BatchNormalization(epsilon=eps, momentum=0.9)(x)
@@ -211,11 +221,10 @@ def tf_model(tf, net, input_shape):
         cin = x.shape[-1]
         if stride != 1 or cin != k:
             if option_a:                                   # subsample, pad the new channels
-                x = x[:, ::stride, ::stride, :]
-                x = tf.pad(x, [[0, 0], [0, 0], [0, 0], [(k - cin) // 2, k - cin - (k - cin) // 2]])
+                x = ShortcutA(stride, (k - cin) // 2, k - cin - (k - cin) // 2)(x)
             else:                                          # option B: 1×1 projection
                 x = conv_bn(x, k, 1, stride, relu=False)
-        return L.ReLU()(out + x)
+        return L.ReLU()(L.Add()([out, x]))
 
     if net.startswith("lenet5"):
         x = L.Conv2D(6, 5, padding="same", activation="relu")(inp)
