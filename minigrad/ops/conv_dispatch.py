@@ -346,12 +346,11 @@ def _backward_blas(x, x_shape, δ, w, g, need_dx, need_dw, need_db):
         _im2col.conv2d_backward_blas(x if need_dw else dummy, δ, w, dx if need_dx else dummy,
                                      acc, scratch, *g.args(), g.groups, nb, rows, xq,
                                      need_dx, need_dw, need_db, fn, ilp64, nt)
-    part = acc.sum(axis=0) if nt > 1 else acc[0]              # thread partials, fixed order
     dw = None
-    if need_dw:                      # (G, Cg·kh·kw, Kg) -> (G, Kg, Cg·kh·kw) = (K, Cg, kh, kw)
-        dw = np.ascontiguousarray(part[:K * Cg * kh * kw].reshape(G, Cg * kh * kw, K // G)
-                                  .transpose(0, 2, 1)).reshape(w.shape)
-    db = part[K * Cg * kh * kw:].copy() if need_db else None
+    if need_dw:     # Σ_t (G, Cg·kh·kw, Kg) -> (G, Kg, Cg·kh·kw) = (K, Cg, kh, kw), fixed order
+        dw = np.empty(w.shape, dtype)
+        _im2col.sum_transpose(acc, dw.reshape(G, K // G, Cg * kh * kw), nt)
+    db = acc[:, K * Cg * kh * kw:].sum(axis=0) if need_db else None   # thread partials, fixed order
     return dx, dw, db
 
 
@@ -407,9 +406,11 @@ def _backward_pointwise(x, x_shape, δ, w, g, need_dx, need_dw, need_db):
             x.reshape(N, C, H * W) if need_dw else dummy, δ.reshape(N, K, H * W),
             w.reshape(K, C), dx.reshape(N, C, H * W) if need_dx else dummy, acc,
             need_dx, need_dw, need_db, fn, ilp64, nt)
-    part = acc.sum(axis=0) if nt > 1 else acc[0]              # thread partials, fixed order
-    dw = part[:C * K].reshape(C, K).T.reshape(w.shape).copy() if need_dw else None   # (C, K) -> (K, C, 1, 1)
-    db = part[C * K:].copy() if need_db else None
+    dw = None
+    if need_dw:                             # Σ_t (C, K) -> (K, C) = (K, C, 1, 1), fixed order
+        dw = np.empty(w.shape, dtype)
+        _im2col.sum_transpose(acc, dw.reshape(1, K, C), nt)
+    db = acc[:, C * K:].sum(axis=0) if need_db else None      # thread partials, fixed order
     return dx, dw, db
 
 
