@@ -13,10 +13,13 @@
 # side: each real δ entry is multiplied by each tap and added to the input element that tap
 # read in the forward (the adjoint of the forward's gather), so no dilation zero is formed.
 #
-# conv_direct.pyx loops over the same indices; here each (tap, output row) pair is one call
-# of a row helper below, whose loop the compiler vectorises (`omp simd`: the rows of y and
-# x never overlap, and the dot product keeps a partial sum per lane). At column stride 1
-# the rows are contiguous; other strides take the same helpers with a strided operand.
+# conv_direct.pyx loops over the same indices; here each plane is first copied into a
+# zero-padded scratch plane, so that no tap needs a bounds test, and each output row is
+# computed from all the taps at once in a loop the compiler vectorises (`omp simd`; the
+# 3×3 filters of MobileNet written out, so the row stays in registers) — see "whole padded
+# planes" below. The last line's scatter form (one row helper call per tap and δ row) is
+# kept for ∂L/∂x where the gather form does not apply (stride > 1, or padding wider than
+# the filter's reach).
 #
 # Contract: the Python side (minigrad/ops/conv_dispatch.py, path 'depthwise') checks that
 # w is (C, 1, F_h, F_w), y and δ (N, C, OH, OW), and passes C-contiguous arrays of one
@@ -35,15 +38,6 @@ include "_index.pxi"
 cdef extern from *:
     """
     #define MINIGRAD_DW_ROWS(SUF, T)                                                        \\
-    /* y[i] += a · x[i·s], i < n */                                                         \\
-    static inline void dw_axpy_##SUF(T *y, const T *x, Py_ssize_t n, Py_ssize_t s, T a) {   \\
-        if (s == 1) {                                                                       \\
-            _Pragma("omp simd")                                                             \\
-            for (Py_ssize_t i = 0; i < n; i++) y[i] += a * x[i];                            \\
-        } else {                                                                            \\
-            for (Py_ssize_t i = 0; i < n; i++) y[i] += a * x[i * s];                        \\
-        }                                                                                   \\
-    }                                                                                       \\
     /* y[i·s] += a · x[i], i < n */                                                         \\
     static inline void dw_axpy_out_##SUF(T *y, const T *x, Py_ssize_t n, Py_ssize_t s, T a) { \\
         if (s == 1) {                                                                       \\
@@ -52,36 +46,12 @@ cdef extern from *:
         } else {                                                                            \\
             for (Py_ssize_t i = 0; i < n; i++) y[i * s] += a * x[i];                        \\
         }                                                                                   \\
-    }                                                                                       \\
-    /* Σ d[i] · x[i·s], i < n, in double */                                                 \\
-    static inline double dw_dot_##SUF(const T *d, const T *x, Py_ssize_t n, Py_ssize_t s) { \\
-        double acc = 0;                                                                     \\
-        if (s == 1) {                                                                       \\
-            _Pragma("omp simd reduction(+:acc)")                                            \\
-            for (Py_ssize_t i = 0; i < n; i++) acc += (double)d[i] * x[i];                  \\
-        } else {                                                                            \\
-            for (Py_ssize_t i = 0; i < n; i++) acc += (double)d[i] * x[i * s];              \\
-        }                                                                                   \\
-        return acc;                                                                         \\
     }
     MINIGRAD_DW_ROWS(f, float)
     MINIGRAD_DW_ROWS(d, double)
     """
-    void dw_axpy_f(float *y, const float *x, Py_ssize_t n, Py_ssize_t s, float a) nogil
-    void dw_axpy_d(double *y, const double *x, Py_ssize_t n, Py_ssize_t s, double a) nogil
     void dw_axpy_out_f(float *y, const float *x, Py_ssize_t n, Py_ssize_t s, float a) nogil
     void dw_axpy_out_d(double *y, const double *x, Py_ssize_t n, Py_ssize_t s, double a) nogil
-    double dw_dot_f(const float *d, const float *x, Py_ssize_t n, Py_ssize_t s) nogil
-    double dw_dot_d(const double *d, const double *x, Py_ssize_t n, Py_ssize_t s) nogil
-
-
-cdef inline void _axpy(floating *y, const floating *x, Py_ssize_t n, Py_ssize_t s,
-                       floating a) noexcept nogil:
-    """y[i] += a · x[i·s] for i < n."""
-    if floating is float:
-        dw_axpy_f(y, x, n, s, a)
-    else:
-        dw_axpy_d(y, x, n, s, a)
 
 
 cdef inline void _axpy_out(floating *y, const floating *x, Py_ssize_t n, Py_ssize_t s,
@@ -91,85 +61,6 @@ cdef inline void _axpy_out(floating *y, const floating *x, Py_ssize_t n, Py_ssiz
         dw_axpy_out_f(y, x, n, s, a)
     else:
         dw_axpy_out_d(y, x, n, s, a)
-
-
-cdef inline double _dot(const floating *d, const floating *x, Py_ssize_t n,
-                        Py_ssize_t s) noexcept nogil:
-    """Σ d[i] · x[i·s] for i < n."""
-    if floating is float:
-        return dw_dot_f(d, x, n, s)
-    else:
-        return dw_dot_d(d, x, n, s)
-
-
-def conv2d_forward_depthwise(const floating[:, :, :, ::1] x,   # IN  (N, C, H, W)
-                             const floating[:, :, :, ::1] w,   # IN  (C, 1, kh, kw)
-                             const floating[::1] b,            # IN  (C,) (zeros when no bias)
-                             floating[:, :, :, ::1] y,         # OUT (N, C, OH, OW)
-                             Py_ssize_t sh, Py_ssize_t sw,
-                             Py_ssize_t ph, Py_ssize_t pw,
-                             Py_ssize_t dh, Py_ssize_t dw,
-                             int num_threads):
-    """y[n,c,i',j'] = b[c] + Σ_p Σ_q w[c,0,p,q] · x_pad[n, c, i'·sh + p·dh − ph, j'·sw + q·dw − pw]
-
-    One thread per (n, c) plane; each tap adds w[c,0,p,q] times a shifted, strided row of
-    x to each output row it reaches."""
-    cdef Py_ssize_t N = y.shape[0], C = y.shape[1], OH = y.shape[2], OW = y.shape[3]
-    cdef Py_ssize_t H = x.shape[2], W = x.shape[3], kh = w.shape[2], kw = w.shape[3]
-    cdef Py_ssize_t nc, n, c, p, q, oi, oj, i0, i1, j0, j1, off_w
-    with nogil:
-        for nc in prange(N * C, schedule='static', num_threads=num_threads):
-            n = nc // C
-            c = nc % C
-            for oi in range(OH):
-                for oj in range(OW):
-                    y[n, c, oi, oj] = b[c]
-            for p in range(kh):
-                i0 = _first(p * dh - ph, sh)
-                i1 = _end(p * dh - ph, sh, H, OH)
-                for q in range(kw):
-                    off_w = q * dw - pw
-                    j0 = _first(off_w, sw)
-                    j1 = _end(off_w, sw, W, OW)
-                    if j1 <= j0:
-                        continue
-                    for oi in range(i0, i1):   # y[n,c,oi,j0:j1] += w · x[n,c,ih, j·sw + off_w]
-                        _axpy(&y[n, c, oi, j0], &x[n, c, oi * sh + p * dh - ph, j0 * sw + off_w],
-                              j1 - j0, sw, w[c, 0, p, q])
-
-
-def conv2d_weight_grad_depthwise(const floating[:, :, :, ::1] x,    # IN  (N, C, H, W)
-                                 const floating[:, :, :, ::1] dy,   # IN  (N, C, OH, OW) δ
-                                 floating[:, :, :, ::1] gw,         # OUT (C, 1, kh, kw) ∂L/∂w
-                                 Py_ssize_t sh, Py_ssize_t sw,
-                                 Py_ssize_t ph, Py_ssize_t pw,
-                                 Py_ssize_t dh, Py_ssize_t dw,
-                                 int num_threads):
-    """∂L/∂w[c,0,p,q] = Σ_n Σ_i' Σ_j' δ[n,c,i',j'] · x_pad[n, c, i'·sh + p·dh − ph, j'·sw + q·dw − pw]
-
-    One thread per channel: each sum runs in one thread, in a fixed order (a partial sum
-    per vector lane within a row, rows added in order), in double."""
-    cdef Py_ssize_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
-    cdef Py_ssize_t OH = dy.shape[2], OW = dy.shape[3], kh = gw.shape[2], kw = gw.shape[3]
-    cdef Py_ssize_t c, n, p, q, oi, i0, i1, j0, j1, off_w
-    cdef double acc
-    with nogil:
-        for c in prange(C, schedule='static', num_threads=num_threads):
-            for p in range(kh):
-                i0 = _first(p * dh - ph, sh)
-                i1 = _end(p * dh - ph, sh, H, OH)
-                for q in range(kw):
-                    off_w = q * dw - pw
-                    j0 = _first(off_w, sw)
-                    j1 = _end(off_w, sw, W, OW)
-                    acc = 0
-                    if j1 > j0:
-                        for n in range(N):
-                            for oi in range(i0, i1):
-                                acc = acc + _dot(&dy[n, c, oi, j0],
-                                                 &x[n, c, oi * sh + p * dh - ph, j0 * sw + off_w],
-                                                 j1 - j0, sw)
-                    gw[c, 0, p, q] = <floating>acc
 
 
 def conv2d_input_grad_depthwise(const floating[:, :, :, ::1] dy,   # IN  (N, C, OH, OW) δ
@@ -207,16 +98,155 @@ def conv2d_input_grad_depthwise(const floating[:, :, :, ::1] dy,   # IN  (N, C, 
                                   j1 - j0, sw, w[c, 0, p, q])
 
 
-# ---- stride 1: whole padded planes ------------------------------------------------------
+cdef extern from *:
+    """
+    /* Compiled for AVX-512, AVX2+FMA and baseline x86-64; the loader picks the one this  \
+       CPU runs (as ext/direct16.h; GCC on x86-64 Linux, else one plain build). */
+    #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
+    #define MG_DW_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+    #else
+    #define MG_DW_CLONES
+    #endif
+    #define MINIGRAD_DW_PLANES(SUF, T)                                                      \\
+    /* out[i·ldo + j] = b + Σ_p Σ_q w[p·kw + q] · in[(i·sh + p·dh)·ldi + j·sw + q·dw]      \\
+       for i < OH, j < OW: a whole plane, each output row kept in registers over all taps   \\
+       (3×3 at column stride 1 or 2, dilation 1 along the row: the taps written out). */   \\
+    MG_DW_CLONES                                                                            \\
+    static void dw_gather_##SUF(T *out, Py_ssize_t ldo, const T *in, Py_ssize_t ldi,        \\
+                                Py_ssize_t OH, Py_ssize_t OW, const T *w, Py_ssize_t kh,    \\
+                                Py_ssize_t kw, Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t dh, \\
+                                Py_ssize_t dw, T b) {                                       \\
+        for (Py_ssize_t i = 0; i < OH; i++) {                                               \\
+            T *o = out + i * ldo;                                                           \\
+            const T *r0 = in + i * sh * ldi;                                                \\
+            if (kh == 3 && kw == 3 && dw == 1 && (sw == 1 || sw == 2)) {                    \\
+                const T *r1 = r0 + dh * ldi, *r2 = r0 + 2 * dh * ldi;                       \\
+                const T w0 = w[0], w1 = w[1], w2 = w[2], w3 = w[3], w4 = w[4], w5 = w[5],   \\
+                        w6 = w[6], w7 = w[7], w8 = w[8];                                    \\
+                if (sw == 1) {                                                              \\
+                    _Pragma("omp simd")                                                     \\
+                    for (Py_ssize_t j = 0; j < OW; j++)                                     \\
+                        o[j] = b + w0 * r0[j] + w1 * r0[j + 1] + w2 * r0[j + 2]             \\
+                                 + w3 * r1[j] + w4 * r1[j + 1] + w5 * r1[j + 2]             \\
+                                 + w6 * r2[j] + w7 * r2[j + 1] + w8 * r2[j + 2];            \\
+                } else {                                                                    \\
+                    _Pragma("omp simd")                                                     \\
+                    for (Py_ssize_t j = 0; j < OW; j++)                                     \\
+                        o[j] = b + w0 * r0[2 * j] + w1 * r0[2 * j + 1] + w2 * r0[2 * j + 2] \\
+                                 + w3 * r1[2 * j] + w4 * r1[2 * j + 1] + w5 * r1[2 * j + 2] \\
+                                 + w6 * r2[2 * j] + w7 * r2[2 * j + 1] + w8 * r2[2 * j + 2];\\
+                }                                                                           \\
+                continue;                                                                   \\
+            }                                                                               \\
+            for (Py_ssize_t j = 0; j < OW; j++) o[j] = b;                                   \\
+            for (Py_ssize_t p = 0; p < kh; p++)                                             \\
+                for (Py_ssize_t q = 0; q < kw; q++) {                                       \\
+                    const T a = w[p * kw + q];                                              \\
+                    const T *s = r0 + p * dh * ldi + q * dw;                                \\
+                    if (sw == 1) {                                                          \\
+                        _Pragma("omp simd")                                                 \\
+                        for (Py_ssize_t j = 0; j < OW; j++) o[j] += a * s[j];               \\
+                    } else {                                                                \\
+                        for (Py_ssize_t j = 0; j < OW; j++) o[j] += a * s[j * sw];          \\
+                    }                                                                       \\
+                }                                                                           \\
+        }                                                                                   \\
+    }                                                                                       \\
+    /* g[p·kw + q] += Σ_i Σ_j d[i·ldd + j] · in[(i·sh + p·dh)·ldi + j·sw + q·dw]           \\
+       for i < OH, j < OW: one plane's share of ∂L/∂w, a partial sum per vector lane in T,   \\
+       the plane's total added to g in double. 3×3 at stride 1 with ldd = ldi (δ copied   \\
+       to xp's row length, zeros past OW): the nine sums in one pass over δ. */             \\
+    MG_DW_CLONES                                                                            \\
+    static void dw_wgrad_##SUF(double *g, const T *d, Py_ssize_t ldd, const T *in,          \\
+                               Py_ssize_t ldi, Py_ssize_t OH, Py_ssize_t OW, Py_ssize_t kh, \\
+                               Py_ssize_t kw, Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t dh,  \\
+                               Py_ssize_t dw) {                                             \\
+        if (kh == 3 && kw == 3 && dw == 1 && sh == 1 && sw == 1 && ldd == ldi) {                       \\
+            /* δ on rows as long as xp's, zeros past OW: one loop over the whole plane, so   \\
+               the nine vector sums are reduced to scalars once per plane, not per row */    \\
+            const Py_ssize_t Lf = (OH - 1) * ldi + OW;                                      \\
+            const T *r0 = in, *r1 = in + dh * ldi, *r2 = in + 2 * dh * ldi;                 \\
+            T a0 = 0, a1 = 0, a2 = 0, a3 = 0, a4 = 0, a5 = 0, a6 = 0, a7 = 0, a8 = 0;       \\
+            _Pragma("omp simd reduction(+:a0,a1,a2,a3,a4,a5,a6,a7,a8)")                     \\
+            for (Py_ssize_t f = 0; f < Lf; f++) {                                           \\
+                const T v = d[f];                                                           \\
+                a0 += v * r0[f]; a1 += v * r0[f + 1]; a2 += v * r0[f + 2];                  \\
+                a3 += v * r1[f]; a4 += v * r1[f + 1]; a5 += v * r1[f + 2];                  \\
+                a6 += v * r2[f]; a7 += v * r2[f + 1]; a8 += v * r2[f + 2];                  \\
+            }                                                                               \\
+            g[0] += a0; g[1] += a1; g[2] += a2; g[3] += a3; g[4] += a4;                     \\
+            g[5] += a5; g[6] += a6; g[7] += a7; g[8] += a8;                                 \\
+            return;                                                                         \\
+        }                                                                                   \\
+        for (Py_ssize_t p = 0; p < kh; p++)                                                 \\
+            for (Py_ssize_t q = 0; q < kw; q++) {                                           \\
+                T acc = 0;                                                                  \\
+                for (Py_ssize_t i = 0; i < OH; i++) {                                       \\
+                    const T *di = d + i * ldd;                                              \\
+                    const T *s = in + (i * sh + p * dh) * ldi + q * dw;                     \\
+                    if (sw == 1) {                                                          \\
+                        _Pragma("omp simd reduction(+:acc)")                                \\
+                        for (Py_ssize_t j = 0; j < OW; j++) acc += di[j] * s[j];            \\
+                    } else {                                                                \\
+                        for (Py_ssize_t j = 0; j < OW; j++) acc += di[j] * s[j * sw];       \\
+                    }                                                                       \\
+                }                                                                           \\
+                g[p * kw + q] += acc;                                                       \\
+            }                                                                               \\
+    }
+    MINIGRAD_DW_PLANES(f, float)
+    MINIGRAD_DW_PLANES(d, double)
+    """
+    void dw_gather_f(float *out, Py_ssize_t ldo, const float *inp, Py_ssize_t ldi,
+                     Py_ssize_t OH, Py_ssize_t OW, const float *w, Py_ssize_t kh, Py_ssize_t kw,
+                     Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t dh, Py_ssize_t dw, float b) nogil
+    void dw_gather_d(double *out, Py_ssize_t ldo, const double *inp, Py_ssize_t ldi,
+                     Py_ssize_t OH, Py_ssize_t OW, const double *w, Py_ssize_t kh, Py_ssize_t kw,
+                     Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t dh, Py_ssize_t dw, double b) nogil
+    void dw_wgrad_f(double *g, const float *d, Py_ssize_t ldd, const float *inp, Py_ssize_t ldi,
+                    Py_ssize_t OH, Py_ssize_t OW, Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh,
+                    Py_ssize_t sw, Py_ssize_t dh, Py_ssize_t dw) nogil
+    void dw_wgrad_d(double *g, const double *d, Py_ssize_t ldd, const double *inp, Py_ssize_t ldi,
+                    Py_ssize_t OH, Py_ssize_t OW, Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh,
+                    Py_ssize_t sw, Py_ssize_t dh, Py_ssize_t dw) nogil
+
+
+cdef inline void _gather(floating *out, Py_ssize_t ldo, const floating *inp, Py_ssize_t ldi,
+                         Py_ssize_t OH, Py_ssize_t OW, const floating *w, Py_ssize_t kh,
+                         Py_ssize_t kw, Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t dh,
+                         Py_ssize_t dw, floating b) noexcept nogil:
+    """out[i·ldo + j] = b + Σ_p Σ_q w[p·kw + q] · inp[(i·sh + p·dh)·ldi + j·sw + q·dw]."""
+    if floating is float:
+        dw_gather_f(out, ldo, inp, ldi, OH, OW, w, kh, kw, sh, sw, dh, dw, b)
+    else:
+        dw_gather_d(out, ldo, inp, ldi, OH, OW, w, kh, kw, sh, sw, dh, dw, b)
+
+
+cdef inline void _wgrad(double *g, const floating *d, Py_ssize_t ldd, const floating *inp,
+                        Py_ssize_t ldi, Py_ssize_t OH, Py_ssize_t OW, Py_ssize_t kh,
+                        Py_ssize_t kw, Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t dh,
+                        Py_ssize_t dw) noexcept nogil:
+    """g[p·kw + q] += Σ_i Σ_j d[i·ldd + j] · inp[(i·sh + p·dh)·ldi + j·sw + q·dw]."""
+    if floating is float:
+        dw_wgrad_f(g, d, ldd, inp, ldi, OH, OW, kh, kw, sh, sw, dh, dw)
+    else:
+        dw_wgrad_d(g, d, ldd, inp, ldi, OH, OW, kh, kw, sh, sw, dh, dw)
+
+
+# ---- whole padded planes ------------------------------------------------------------------
 #
 # Rows of 4–32 pixels make the row helpers above short loops with a call each (a 16×16
-# plane with a 3×3 filter: 144 of them). At stride 1 a tap shifts the whole plane: copy the
-# plane once into a zero-padded scratch plane xp of Hp×Wp (Hp = OH + (F_h−1)·D_h,
-# Wp = OW + (F_w−1)·D_w), keep the output plane with the same row length Wp, and
-#     yp[f] += w[c,0,p,q] · xp[f + p·D_h·Wp + q·D_w]      for every f < (OH−1)·Wp + OW
-# is the tap's contribution to every output pixel (f = i'·Wp + j') in one long loop; the
-# columns j' ≥ OW of yp are scratch, never copied out. For ∂L/∂w and ∂L/∂x, δ is copied
-# to a plane with row length Wp and zeros in those columns, so they add nothing.
+# plane with a 3×3 filter: 144 of them). Instead, copy the plane once into a zero-padded
+# scratch plane xp of Hp×Wp (Hp = (OH−1)·S_h + (F_h−1)·D_h + 1, Wp likewise), so that every
+# tap of every output pixel reads inside xp, and compute each output row from all the taps
+# at once (dw_gather: the row stays in registers instead of being read and written once per
+# tap):
+#     y[n,c,i',j'] = b[c] + Σ_p Σ_q w[c,0,p,q] · xp[i'·S_h + p·D_h, j'·S_w + q·D_w]
+# ∂L/∂w reads the same xp against δ in place (dw_wgrad). At stride 1, ∂L/∂x is seed 004's
+# correlation itself: δ padded by D·(F−1) − P (≥ 0: otherwise the row helpers above) with
+# the kernel flipped 180° (wf),
+#     ∂L/∂x[n,c,i,j] = Σ_p Σ_q wf[c,0,p,q] · δp[i + p·D_h, j + q·D_w]
+# the same gather as the forward.
 
 cdef void _pad_plane(const floating[:, :, :, ::1] a, Py_ssize_t n, Py_ssize_t c,
                      floating *out, Py_ssize_t Hp, Py_ssize_t Wp, Py_ssize_t top,
@@ -231,93 +261,74 @@ cdef void _pad_plane(const floating[:, :, :, ::1] a, Py_ssize_t n, Py_ssize_t c,
             memcpy(out + (r + top) * Wp + left, &a[n, c, r, 0], cols * sizeof(floating))
 
 
-def conv2d_forward_depthwise_s1(const floating[:, :, :, ::1] x,   # IN  (N, C, H, W)
-                                const floating[:, :, :, ::1] w,   # IN  (C, 1, kh, kw)
-                                const floating[::1] b,            # IN  (C,) (zeros when no bias)
-                                floating[:, :, :, ::1] y,         # OUT (N, C, OH, OW)
-                                floating[:, ::1] scratch,         # TMP (threads, (Hp + OH)·Wp)
-                                Py_ssize_t ph, Py_ssize_t pw,
-                                Py_ssize_t dh, Py_ssize_t dw,
-                                int num_threads):
-    """y[n,c,i',j'] = b[c] + Σ_p Σ_q w[c,0,p,q] · x_pad[n, c, i' + p·dh − ph, j' + q·dw − pw],
+def conv2d_forward_depthwise(const floating[:, :, :, ::1] x,   # IN  (N, C, H, W)
+                             const floating[:, ::1] w,         # IN  (C, kh·kw)
+                             const floating[::1] b,            # IN  (C,) (zeros when no bias)
+                             floating[:, :, :, ::1] y,         # OUT (N, C, OH, OW)
+                             floating[:, ::1] scratch,         # TMP (threads, Hp·Wp)
+                             Py_ssize_t kh, Py_ssize_t kw,
+                             Py_ssize_t sh, Py_ssize_t sw,
+                             Py_ssize_t ph, Py_ssize_t pw,
+                             Py_ssize_t dh, Py_ssize_t dw,
+                             int num_threads):
+    """y[n,c,i',j'] = b[c] + Σ_p Σ_q w[c,0,p,q] · x_pad[n, c, i'·sh + p·dh − ph, j'·sw + q·dw − pw],
     one padded plane at a time (see above). One thread per (n, c) plane."""
     cdef Py_ssize_t N = y.shape[0], C = y.shape[1], OH = y.shape[2], OW = y.shape[3]
-    cdef Py_ssize_t kh = w.shape[2], kw = w.shape[3]
-    cdef Py_ssize_t Hp = OH + (kh - 1) * dh, Wp = OW + (kw - 1) * dw
-    cdef Py_ssize_t Lf = (OH - 1) * Wp + OW
-    cdef Py_ssize_t nc, n, c, p, q, f, oi, oj, t
+    cdef Py_ssize_t Hp = (OH - 1) * sh + (kh - 1) * dh + 1, Wp = (OW - 1) * sw + (kw - 1) * dw + 1
+    cdef Py_ssize_t nc, n, c, t
     cdef floating *xp
-    cdef floating *yp
     with nogil:
         for nc in prange(N * C, schedule='static', num_threads=num_threads):
             t = threadid()
             n = nc // C
             c = nc % C
             xp = &scratch[t, 0]
-            yp = &scratch[t, Hp * Wp]
             _pad_plane(x, n, c, xp, Hp, Wp, ph, pw)
-            for f in range(Lf):
-                yp[f] = b[c]
-            for p in range(kh):
-                for q in range(kw):                    # yp[f] += w · xp[f + p·dh·Wp + q·dw]
-                    _axpy(yp, xp + p * dh * Wp + q * dw, Lf, 1, w[c, 0, p, q])
-            for oi in range(OH):
-                memcpy(&y[n, c, oi, 0], yp + oi * Wp, OW * sizeof(floating))
+            _gather(&y[n, c, 0, 0], OW, xp, Wp, OH, OW, &w[c, 0], kh, kw, sh, sw, dh, dw, b[c])
 
 
-def conv2d_backward_depthwise_s1(const floating[:, :, :, ::1] x,    # IN  (N, C, H, W) (any, if not need_dw)
-                                 const floating[:, :, :, ::1] dy,   # IN  (N, C, OH, OW) δ
-                                 const floating[:, :, :, ::1] w,    # IN  (C, 1, kh, kw)
-                                 floating[:, :, :, ::1] dx,         # OUT (N, C, H, W), if need_dx
-                                 floating[:, :, :, ::1] gw,         # OUT (C, 1, kh, kw), if need_dw
-                                 floating[:, ::1] scratch,          # TMP (threads, (Hp + OH)·Wp)
-                                 Py_ssize_t ph, Py_ssize_t pw,
-                                 Py_ssize_t dh, Py_ssize_t dw,
-                                 bint need_dx, bint need_dw, int num_threads):
+def conv2d_backward_depthwise(const floating[:, :, :, ::1] x,    # IN  (N, C, H, W) (any, if not need_dw)
+                              const floating[:, :, :, ::1] dy,   # IN  (N, C, OH, OW) δ
+                              const floating[:, ::1] wf,         # IN  (C, kh·kw) w flipped 180° (any, if not need_dx)
+                              floating[:, :, :, ::1] dx,         # OUT (N, C, H, W), if need_dx
+                              double[:, ::1] gw,                 # OUT (C, kh·kw) ∂L/∂w, if need_dw
+                              floating[:, ::1] scratch,          # TMP (threads, max(Hp·Wp + OH·Wp, Hd·Wd))
+                              Py_ssize_t kh, Py_ssize_t kw,
+                              Py_ssize_t sh, Py_ssize_t sw,
+                              Py_ssize_t ph, Py_ssize_t pw,
+                              Py_ssize_t dh, Py_ssize_t dw,
+                              bint need_dx, bint need_dw, int num_threads):
     """One thread per channel c, over the samples n (so ∂L/∂w[c] is summed by one thread,
-    in a fixed order); per (n, c), with δp = δ[n, c] on rows of length Wp (zeros beyond OW):
+    in a fixed order):
 
-        ∂L/∂w[c,0,p,q] += Σ_f δp[f] · xp[f + p·dh·Wp + q·dw]        (xp: x[n, c] padded)
-        dxp[f + p·dh·Wp + q·dw] += w[c,0,p,q] · δp[f]                (then ∂L/∂x = dxp's interior)
+        ∂L/∂w[c,0,p,q] = Σ_n Σ_i' Σ_j' δ[n,c,i',j'] · xp[i'·sh + p·dh, j'·sw + q·dw]
+        ∂L/∂x[n,c,i,j] = Σ_p Σ_q wf[c,0,p,q] · δp[i + p·dh, j + q·dw]   (need_dx: stride 1,
+            δp = δ[n, c] at (D_h·(F_h−1) − P_h, D_w·(F_w−1) − P_w) ≥ 0 in an Hd×Wd plane of
+            zeros, Hd = H + (F_h−1)·D_h, Wd = W + (F_w−1)·D_w)
     """
     cdef Py_ssize_t N = dy.shape[0], C = dy.shape[1], OH = dy.shape[2], OW = dy.shape[3]
-    cdef Py_ssize_t H = dx.shape[2], W = dx.shape[3], kh = w.shape[2], kw = w.shape[3]
-    cdef Py_ssize_t Hp = OH + (kh - 1) * dh, Wp = OW + (kw - 1) * dw
-    cdef Py_ssize_t Lf = (OH - 1) * Wp + OW
-    cdef Py_ssize_t c, n, p, q, f, oi, oj, r, s, t, off
+    cdef Py_ssize_t H = dx.shape[2], W = dx.shape[3]
+    cdef Py_ssize_t Hp = (OH - 1) * sh + (kh - 1) * dh + 1, Wp = (OW - 1) * sw + (kw - 1) * dw + 1
+    cdef Py_ssize_t Hd = H + (kh - 1) * dh, Wd = W + (kw - 1) * dw
+    cdef Py_ssize_t c, n, t, r
     cdef floating *pp
     cdef floating *dp
-    cdef double acc
     with nogil:
         for c in prange(C, schedule='static', num_threads=num_threads):
             t = threadid()
-            pp = &scratch[t, 0]                        # xp (∂L/∂w), then dxp (∂L/∂x)
-            dp = &scratch[t, Hp * Wp]                  # δp
+            pp = &scratch[t, 0]
+            dp = &scratch[t, Hp * Wp]
             if need_dw:
-                for p in range(kh):
-                    for q in range(kw):
-                        gw[c, 0, p, q] = 0
+                for r in range(kh * kw):
+                    gw[c, r] = 0
             for n in range(N):
-                memset(dp, 0, OH * Wp * sizeof(floating))
-                for oi in range(OH):
-                    memcpy(dp + oi * Wp, &dy[n, c, oi, 0], OW * sizeof(floating))
                 if need_dw:
                     _pad_plane(x, n, c, pp, Hp, Wp, ph, pw)
-                    for p in range(kh):
-                        for q in range(kw):
-                            acc = _dot(dp, pp + p * dh * Wp + q * dw, Lf, 1)
-                            gw[c, 0, p, q] += <floating>acc
+                    if sh == 1 and sw == 1:        # δ on rows of Wp (see dw_wgrad)
+                        _pad_plane(dy, n, c, dp, OH, Wp, 0, 0)
+                        _wgrad(&gw[c, 0], dp, Wp, pp, Wp, OH, OW, kh, kw, sh, sw, dh, dw)
+                    else:
+                        _wgrad(&gw[c, 0], &dy[n, c, 0, 0], OW, pp, Wp, OH, OW, kh, kw, sh, sw, dh, dw)
                 if need_dx:
-                    memset(pp, 0, Hp * Wp * sizeof(floating))
-                    for p in range(kh):
-                        for q in range(kw):            # dxp[f + p·dh·Wp + q·dw] += w · δp[f]
-                            _axpy(pp + p * dh * Wp + q * dw, dp, Lf, 1, w[c, 0, p, q])
-                    for r in range(H):                 # x[r, s] sits at dxp[r + ph, s + pw]
-                        if r + ph < Hp:
-                            for s in range(min(W, Wp - pw)):
-                                dx[n, c, r, s] = pp[(r + ph) * Wp + s + pw]
-                            for s in range(max(Wp - pw, 0), W):
-                                dx[n, c, r, s] = 0       # (columns no tap read)
-                        else:
-                            for s in range(W):
-                                dx[n, c, r, s] = 0       # (rows no tap read)
+                    _pad_plane(dy, n, c, pp, Hd, Wd, (kh - 1) * dh - ph, (kw - 1) * dw - pw)
+                    _gather(&dx[n, c, 0, 0], W, pp, Wd, H, W, &wf[c, 0], kh, kw, 1, 1, dh, dw, 0)

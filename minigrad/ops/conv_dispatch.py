@@ -202,25 +202,32 @@ def _forward_pointwise(x, w, b, out_hw, g):
 
 def _forward_depthwise(x, w, b, out_hw, g):
     """ext/conv_depthwise.pyx: one filter per channel (groups = C = K); one thread per
-    (n, c) plane, each tap's rows added with vectorised loops."""
+    (n, c) plane, padded once into scratch, each output row from all taps at once."""
     _check_depthwise(x.shape, w.shape, out_hw, g)
-    y = np.empty((x.shape[0], w.shape[0]) + tuple(out_hw), x.dtype)
-    bias = np.zeros(w.shape[0], x.dtype) if b is None else b
+    C, _, kh, kw = w.shape
+    y = np.empty((x.shape[0], C) + tuple(out_hw), x.dtype)
+    bias = np.zeros(C, x.dtype) if b is None else b
     nt = get_num_threads()
-    if (g.sh, g.sw) == (1, 1):                   # whole padded planes (ext/conv_depthwise.pyx)
-        scratch = _workspace("depthwise", (nt, _depthwise_plane(w.shape, out_hw, g)), x.dtype)
-        _depthwise.conv2d_forward_depthwise_s1(x, w, bias, y, scratch, g.ph, g.pw, g.dh, g.dw, nt)
-    else:
-        _depthwise.conv2d_forward_depthwise(x, w, bias, y, *g.args(), nt)
+    scratch = _workspace("depthwise", (nt, _depthwise_plane(w.shape, out_hw, g)), x.dtype)
+    _depthwise.conv2d_forward_depthwise(x, w.reshape(C, kh * kw), bias, y, scratch, kh, kw,
+                                        *g.args(), nt)
     return y
 
 
 def _depthwise_plane(w_shape, out_hw, g):
-    """Scratch per thread of the stride-1 depthwise kernels: the padded plane (Hp, Wp) and
-    an output-sized plane with rows of Wp, Hp = OH + (F_h−1)·D_h, Wp = OW + (F_w−1)·D_w."""
-    OH, OW = out_hw
-    Hp, Wp = OH + (w_shape[2] - 1) * g.dh, OW + (w_shape[3] - 1) * g.dw
-    return (Hp + OH) * Wp
+    """The padded plane every tap of every output pixel reads inside:
+    Hp = (OH−1)·S_h + (F_h−1)·D_h + 1 rows of Wp = (OW−1)·S_w + (F_w−1)·D_w + 1."""
+    (OH, OW), (kh, kw) = out_hw, w_shape[2:]
+    return ((OH - 1) * g.sh + (kh - 1) * g.dh + 1) * ((OW - 1) * g.sw + (kw - 1) * g.dw + 1)
+
+
+def _depthwise_dx_gathers(x_shape, w_shape, g):
+    """∂L/∂x as the forward's gather (δ padded by D·(F−1) − P, flipped kernel): at stride 1
+    when that padding is ≥ 0; then the plane is (H + (F_h−1)·D_h)·(W + (F_w−1)·D_w)."""
+    (H, W), (kh, kw) = x_shape[2:], w_shape[2:]
+    if (g.sh, g.sw) != (1, 1) or g.ph > (kh - 1) * g.dh or g.pw > (kw - 1) * g.dw:
+        return 0
+    return (H + (kh - 1) * g.dh) * (W + (kw - 1) * g.dw)
 
 
 def _check_depthwise(x_shape, w_shape, out_hw, g):
@@ -415,30 +422,33 @@ def _backward_pointwise(x, x_shape, δ, w, g, need_dx, need_dw, need_db):
 
 
 def _backward_depthwise(x, x_shape, δ, w, g, need_dx, need_dw, need_db):
-    """ext/conv_depthwise.pyx: ∂L/∂x one thread per (n, c) plane (each δ row times each tap
-    added to the input row the tap read), ∂L/∂w one thread per channel."""
+    """ext/conv_depthwise.pyx: one thread per channel over the samples, each plane padded
+    once into scratch; ∂L/∂w from the padded x against δ in place (summed per channel in
+    double), ∂L/∂x at stride 1 as the forward's gather over the padded δ with the flipped
+    kernel, else (conv2d_input_grad_depthwise) each δ row times each tap added where the
+    tap read."""
     _check_depthwise(x_shape, w.shape, δ.shape[2:], g)
     if δ.shape[:2] != (x_shape[0], w.shape[0]):
         raise ValueError(f"conv2d(): the 'depthwise' path got δ of shape {δ.shape} for input "
                          f"{tuple(x_shape)} and weight {w.shape}")
-    nt = get_num_threads()
-    dx = dw = None
-    if (g.sh, g.sw) == (1, 1) and (need_dx or need_dw):
-        dx = np.empty(x_shape, δ.dtype) if need_dx else None
-        dw = np.empty(w.shape, δ.dtype) if need_dw else None
-        dummy = np.zeros((1, 1, 1, 1), δ.dtype)
-        scratch = _workspace("depthwise", (nt, _depthwise_plane(w.shape, δ.shape[2:], g)), δ.dtype)
-        _depthwise.conv2d_backward_depthwise_s1(x if need_dw else dummy, δ, w,
-                                                dx if need_dx else np.empty(x_shape, δ.dtype),
-                                                dw if need_dw else dummy, scratch, g.ph, g.pw,
-                                                g.dh, g.dw, need_dx, need_dw, nt)
-        return dx, dw, (δ.sum(axis=(0, 2, 3)) if need_db else None)
-    if need_dx:
-        dx = np.empty(x_shape, δ.dtype)
+    C, _, kh, kw = w.shape
+    nt, dtype = get_num_threads(), δ.dtype
+    dx_plane = _depthwise_dx_gathers(x_shape, w.shape, g) if need_dx else 0
+    dx = np.empty(x_shape, dtype) if need_dx else None
+    gw = np.empty((C, kh * kw), np.float64) if need_dw else np.zeros((1, 1), np.float64)
+    if need_dw or dx_plane:
+        Wp = (δ.shape[3] - 1) * g.sw + (kw - 1) * g.dw + 1      # xp's rows, δ's copy's
+        plane = max(_depthwise_plane(w.shape, δ.shape[2:], g) + δ.shape[2] * Wp if need_dw else 0,
+                    dx_plane)
+        scratch = _workspace("depthwise", (nt, plane), dtype)
+        wf = np.ascontiguousarray(w[:, :, ::-1, ::-1]).reshape(C, kh * kw)   # flipped 180°
+        _depthwise.conv2d_backward_depthwise(x if need_dw else δ, δ, wf,
+                                             dx if dx_plane else np.zeros((1, 1, 1, 1), dtype),
+                                             gw, scratch, kh, kw, *g.args(), bool(dx_plane),
+                                             need_dw, nt)
+    if need_dx and not dx_plane:
         _depthwise.conv2d_input_grad_depthwise(δ, w, dx, *g.args(), nt)
-    if need_dw:
-        dw = np.empty(w.shape, δ.dtype)
-        _depthwise.conv2d_weight_grad_depthwise(x, δ, dw, *g.args(), nt)
+    dw = gw.astype(dtype).reshape(w.shape) if need_dw else None
     return dx, dw, (δ.sum(axis=(0, 2, 3)) if need_db else None)
 
 
