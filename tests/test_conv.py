@@ -569,6 +569,33 @@ def test_blas_path_skips_unneeded_gradients():
             assert [t.grad is not None for t in (xt, wt, bt)] == list(need)
 
 
+@pytest.mark.skipif(not _blas.available(), reason="no OpenBLAS next to NumPy")
+@pytest.mark.parametrize("threads", [1, 2, 3])
+@pytest.mark.parametrize("groups, K, Cg", [(1, 40, 37), (2, 6, 3), (3, 33, 11)])
+def test_blas_backward_sums_thread_partials(threads, groups, K, Cg):
+    """The 'blas' backward accumulates ∂L/∂wᵀ per thread, then sums the threads' partials
+    and transposes them back in one tiled pass (ext/conv_im2col.pyx sum_transpose): over
+    thread counts, groups, and weights not a multiple of its 32×32 tiles, the direct loops'
+    gradients."""
+    rng = np.random.default_rng(threads)
+    x = rng.standard_normal((5, groups * Cg, 4, 5))
+    w = rng.standard_normal((K, Cg, 3, 3))
+    δ = rng.standard_normal((5, K, 4, 5))
+    g = conv_dispatch.Geom((1, 1), (1, 1), (1, 1), groups)
+    before = mg.get_num_threads()
+    mg.set_num_threads(threads)
+    try:
+        paths = kernels.Paths("blas", "blas", "blas")
+        poison_workspaces()
+        got = conv_dispatch.backward(x, x.shape, δ, w, g, True, True, True, paths)
+        want = conv_dispatch.backward(x, x.shape, δ, w, g, True, True, True,
+                                      kernels.Paths("direct", "direct", "direct"))
+    finally:
+        mg.set_num_threads(before)
+    for a, r in zip(got, want):
+        np.testing.assert_allclose(a, r, rtol=1e-10, atol=1e-10)
+
+
 def test_fallback_without_openblas(monkeypatch):
     """Without a usable OpenBLAS next to NumPy, the default path is np.matmul's ('gemm'),
     with the same numbers."""
