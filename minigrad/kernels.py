@@ -69,14 +69,18 @@ class Tuning:
     winograd_min_ck: float = 6
     # ... and the call has ≥ this many 2×2 tiles: the 16·K·C transformed weights are paid per call
     winograd_min_tiles: int = 256
+    # ... and an output of at least this many rows and columns (7×7 wastes a quarter of its
+    # tiles on half tiles, and still pays; 4×4 and 2×2 do not)
+    winograd_min_size: int = 7
     # k16 when K ≤ this, output rows ≤ k16_max_ow and ≥ k16_min_taps taps per output: small
     # layers whose im2col copy costs as much as the GEMM
     k16_max_k: int = 32
     k16_max_ow: int = 15
     k16_min_taps: int = 64
     # w16 when K ≤ this on rows ≥ w16_min_ow wide: a GEMM of only K rows runs far below peak
+    # (asked before Winograd, which it beats on such layers)
     w16_max_k: int = 32
-    w16_min_ow: int = 16
+    w16_min_ow: int = 14
     # ---- block sizes ----
     # 'gemm': im2col workspace bound per call; the batch is processed in chunks
     workspace_bytes: int = 64 << 20
@@ -225,15 +229,15 @@ def _plan(op, x_shape, w_shape, dtype, g, out_hw, why=None):
         base = "blas" if _blas.available() else "gemm"
         note("base", "im2col + OpenBLAS GEMM per thread" if base == "blas"
              else "im2col + np.matmul (no OpenBLAS next to NumPy)")
-    # forward
-    if _winograd_fits(N, C, K, (kh, kw), g, (OH, OW), force, t, note, "forward"):
-        fwd = "winograd"
-    elif base in ("pointwise", "depthwise"):   # (pointwise: measured faster than k16/w16 on 1×1)
+    # forward (w16 before Winograd: on few output channels and wide rows it is faster)
+    if base in ("pointwise", "depthwise"):     # (pointwise: measured faster than k16/w16 on 1×1)
         fwd = base
-    elif _k16_fits(K, Cg * kh * kw, dtype, g, OW, force, t, note):
-        fwd = "k16"
     elif _w16_fits(K, dtype, g, OW, force, t, note):
         fwd = "w16"
+    elif _winograd_fits(N, C, K, (kh, kw), g, (OH, OW), force, t, note, "forward"):
+        fwd = "winograd"
+    elif _k16_fits(K, Cg * kh * kw, dtype, g, OW, force, t, note):
+        fwd = "k16"
     else:
         fwd = base
     # ∂L/∂x: at stride 1 and dilation 1 there is nothing to dilate, so it is the forward
@@ -306,9 +310,10 @@ def _winograd_fits(N, C, K, khw, g, out_hw, force, t, note, which):
     ck = C * K / (C + K)
     # short tile rows make the transforms dearer: below 16 it needs twice the channels
     need = t.winograd_min_ck * (1 if min(OH, OW) >= 16 else 2)
-    ok = ck >= need and min(OH, OW) >= 8 and tiles >= t.winograd_min_tiles
+    ok = ck >= need and min(OH, OW) >= t.winograd_min_size and tiles >= t.winograd_min_tiles
     note(which, f"winograd {'takes it' if ok else 'declines'}: C·K/(C+K) = {ck:.1f} (≥ {need:g}?), "
-                f"output {OH}×{OW} (≥ 8?), {tiles} tiles (≥ winograd_min_tiles = {t.winograd_min_tiles}?)")
+                f"output {OH}×{OW} (≥ winograd_min_size = {t.winograd_min_size}?), "
+                f"{tiles} tiles (≥ winograd_min_tiles = {t.winograd_min_tiles}?)")
     return ok
 
 
