@@ -332,3 +332,232 @@ def conv2d_backward_depthwise(const floating[:, :, :, ::1] x,    # IN  (N, C, H,
                 if need_dx:
                     _pad_plane(dy, n, c, pp, Hd, Wd, (kh - 1) * dh - ph, (kw - 1) * dw - pw)
                     _gather(&dx[n, c, 0, 0], W, pp, Wd, H, W, &wf[c, 0], kh, kw, 1, 1, dh, dw, 0)
+
+
+# ---- small planes: channels in the vector lanes -------------------------------------------
+#
+# On 4×4 and 2×2 planes (MobileNetV2's last stages at 64×64) the loops above spend their
+# time on per-plane overhead: rows of 2–4 pixels fill no vector. Here a block of cb
+# channels of one sample is transposed to channels-last, padded, (Hp, Wp, cb), so that
+# each output pixel of all cb channels is one short vector loop per tap:
+#     yt[i', j', :] = b[:] + Σ_p Σ_q wt[p·F_w + q, :] · xt[i'·S_h + p·D_h, j'·S_w + q·D_w, :]
+# (wt: the weights transposed to (F_h·F_w, C)); ∂L/∂w[c, p, q] sums δt · xt over the same
+# positions, and ∂L/∂x adds wt · δt where each tap read (the scatter form, at any stride:
+# the lanes are channels, so no two lanes ever add to the same element).
+
+cdef extern from *:
+    """
+    #define MINIGRAD_DWC(SUF, T)                                                            \\
+    /* xt[((i + top)·Wp + j + left)·cb + l] = a[l·H·W + i·W + j], zeros elsewhere */        \\
+    static void dwc_pack_##SUF(T *xt, const T *a, Py_ssize_t H, Py_ssize_t W,               \\
+                               Py_ssize_t cb, Py_ssize_t Hp, Py_ssize_t Wp,                 \\
+                               Py_ssize_t top, Py_ssize_t left) {                           \\
+        Py_ssize_t rows = H < Hp - top ? H : Hp - top, cols = W < Wp - left ? W : Wp - left; \\
+        memset(xt, 0, Hp * Wp * cb * sizeof(T));                                            \\
+        for (Py_ssize_t l = 0; l < cb; l++)                                                 \\
+            for (Py_ssize_t i = 0; i < rows; i++)                                           \\
+                for (Py_ssize_t j = 0; j < cols; j++)                                       \\
+                    xt[((i + top) * Wp + j + left) * cb + l] = a[(l * H + i) * W + j];      \\
+    }                                                                                       \\
+    /* a[l·H·W + i·W + j] = t[((i + top)·Wt + j + left)·cb + l] inside t (Ht, Wt, cb),      \\
+       0 outside */                                                                         \\
+    static void dwc_unpack_##SUF(T *a, const T *t, Py_ssize_t H, Py_ssize_t W,              \\
+                                 Py_ssize_t cb, Py_ssize_t Ht, Py_ssize_t Wt,               \\
+                                 Py_ssize_t top, Py_ssize_t left) {                         \\
+        for (Py_ssize_t l = 0; l < cb; l++)                                                 \\
+            for (Py_ssize_t i = 0; i < H; i++)                                              \\
+                for (Py_ssize_t j = 0; j < W; j++)                                          \\
+                    a[(l * H + i) * W + j] = (i + top < Ht && j + left < Wt)                \\
+                        ? t[((i + top) * Wt + j + left) * cb + l] : 0;                      \\
+    }                                                                                       \\
+    /* yt[o·cb + l] = b[l] + Σ_p Σ_q wt[(p·kw + q)·ldw + l] · xt[pos(o, p, q)·cb + l] */    \\
+    MG_DW_CLONES                                                                            \\
+    static void dwc_forward_##SUF(T *yt, const T *xt, Py_ssize_t Wp, Py_ssize_t OH,         \\
+                                  Py_ssize_t OW, const T *wt, Py_ssize_t ldw, const T *b,   \\
+                                  Py_ssize_t cb, Py_ssize_t kh, Py_ssize_t kw,              \\
+                                  Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t dh,              \\
+                                  Py_ssize_t dw) {                                          \\
+        for (Py_ssize_t i = 0; i < OH; i++)                                                 \\
+            for (Py_ssize_t j = 0; j < OW; j++) {                                           \\
+                T *acc = yt + (i * OW + j) * cb;                                            \\
+                _Pragma("omp simd")                                                         \\
+                for (Py_ssize_t l = 0; l < cb; l++) acc[l] = b[l];                          \\
+                for (Py_ssize_t p = 0; p < kh; p++)                                         \\
+                    for (Py_ssize_t q = 0; q < kw; q++) {                                   \\
+                        const T *s = xt + ((i * sh + p * dh) * Wp + j * sw + q * dw) * cb;  \\
+                        const T *wr = wt + (p * kw + q) * ldw;                              \\
+                        _Pragma("omp simd")                                                 \\
+                        for (Py_ssize_t l = 0; l < cb; l++) acc[l] += wr[l] * s[l];         \\
+                    }                                                                       \\
+            }                                                                               \\
+    }                                                                                       \\
+    /* ga[(p·kw + q)·cb + l] += Σ_o dt[o·cb + l] · xt[pos(o, p, q)·cb + l] (need_dw), and   \\
+       dxt[pos(o, p, q)·cb + l] += wt[(p·kw + q)·ldw + l] · dt[o·cb + l] (need_dx; dxt      \\
+       zeroed first) */                                                                     \\
+    MG_DW_CLONES                                                                            \\
+    static void dwc_backward_##SUF(T *ga, T *dxt, const T *dt, const T *xt, Py_ssize_t Wp,  \\
+                                   Py_ssize_t Hp, Py_ssize_t OH, Py_ssize_t OW,             \\
+                                   const T *wt, Py_ssize_t ldw, Py_ssize_t cb,              \\
+                                   Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh,             \\
+                                   Py_ssize_t sw, Py_ssize_t dh, Py_ssize_t dw,             \\
+                                   int need_dx, int need_dw) {                              \\
+        if (need_dx) memset(dxt, 0, Hp * Wp * cb * sizeof(T));                              \\
+        for (Py_ssize_t i = 0; i < OH; i++)                                                 \\
+            for (Py_ssize_t j = 0; j < OW; j++) {                                           \\
+                const T *d = dt + (i * OW + j) * cb;                                        \\
+                for (Py_ssize_t p = 0; p < kh; p++)                                         \\
+                    for (Py_ssize_t q = 0; q < kw; q++) {                                   \\
+                        Py_ssize_t at = ((i * sh + p * dh) * Wp + j * sw + q * dw) * cb;    \\
+                        if (need_dw) {                                                      \\
+                            T *g = ga + (p * kw + q) * cb;                                  \\
+                            const T *s = xt + at;                                           \\
+                            _Pragma("omp simd")                                             \\
+                            for (Py_ssize_t l = 0; l < cb; l++) g[l] += d[l] * s[l];        \\
+                        }                                                                   \\
+                        if (need_dx) {                                                      \\
+                            T *o = dxt + at;                                                \\
+                            const T *wr = wt + (p * kw + q) * ldw;                          \\
+                            _Pragma("omp simd")                                             \\
+                            for (Py_ssize_t l = 0; l < cb; l++) o[l] += wr[l] * d[l];       \\
+                        }                                                                   \\
+                    }                                                                       \\
+            }                                                                               \\
+    }
+    MINIGRAD_DWC(f, float)
+    MINIGRAD_DWC(d, double)
+    """
+    void dwc_pack_f(float *xt, const float *a, Py_ssize_t H, Py_ssize_t W, Py_ssize_t cb,
+                    Py_ssize_t Hp, Py_ssize_t Wp, Py_ssize_t top, Py_ssize_t left) nogil
+    void dwc_pack_d(double *xt, const double *a, Py_ssize_t H, Py_ssize_t W, Py_ssize_t cb,
+                    Py_ssize_t Hp, Py_ssize_t Wp, Py_ssize_t top, Py_ssize_t left) nogil
+    void dwc_unpack_f(float *a, const float *t, Py_ssize_t H, Py_ssize_t W, Py_ssize_t cb,
+                      Py_ssize_t Ht, Py_ssize_t Wt, Py_ssize_t top, Py_ssize_t left) nogil
+    void dwc_unpack_d(double *a, const double *t, Py_ssize_t H, Py_ssize_t W, Py_ssize_t cb,
+                      Py_ssize_t Ht, Py_ssize_t Wt, Py_ssize_t top, Py_ssize_t left) nogil
+    void dwc_forward_f(float *yt, const float *xt, Py_ssize_t Wp, Py_ssize_t OH, Py_ssize_t OW,
+                       const float *wt, Py_ssize_t ldw, const float *b, Py_ssize_t cb,
+                       Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh, Py_ssize_t sw,
+                       Py_ssize_t dh, Py_ssize_t dw) nogil
+    void dwc_forward_d(double *yt, const double *xt, Py_ssize_t Wp, Py_ssize_t OH, Py_ssize_t OW,
+                       const double *wt, Py_ssize_t ldw, const double *b, Py_ssize_t cb,
+                       Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh, Py_ssize_t sw,
+                       Py_ssize_t dh, Py_ssize_t dw) nogil
+    void dwc_backward_f(float *ga, float *dxt, const float *dt, const float *xt, Py_ssize_t Wp,
+                        Py_ssize_t Hp, Py_ssize_t OH, Py_ssize_t OW, const float *wt,
+                        Py_ssize_t ldw, Py_ssize_t cb, Py_ssize_t kh, Py_ssize_t kw,
+                        Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t dh, Py_ssize_t dw,
+                        int need_dx, int need_dw) nogil
+    void dwc_backward_d(double *ga, double *dxt, const double *dt, const double *xt,
+                        Py_ssize_t Wp, Py_ssize_t Hp, Py_ssize_t OH, Py_ssize_t OW,
+                        const double *wt, Py_ssize_t ldw, Py_ssize_t cb, Py_ssize_t kh,
+                        Py_ssize_t kw, Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t dh,
+                        Py_ssize_t dw, int need_dx, int need_dw) nogil
+
+
+cdef inline void _pack(floating *t, const floating *a, Py_ssize_t H, Py_ssize_t W,
+                       Py_ssize_t cb, Py_ssize_t Ht, Py_ssize_t Wt, Py_ssize_t top,
+                       Py_ssize_t left) noexcept nogil:
+    if floating is float:
+        dwc_pack_f(t, a, H, W, cb, Ht, Wt, top, left)
+    else:
+        dwc_pack_d(t, a, H, W, cb, Ht, Wt, top, left)
+
+
+cdef inline void _unpack(floating *a, const floating *t, Py_ssize_t H, Py_ssize_t W,
+                         Py_ssize_t cb, Py_ssize_t Ht, Py_ssize_t Wt, Py_ssize_t top,
+                         Py_ssize_t left) noexcept nogil:
+    if floating is float:
+        dwc_unpack_f(a, t, H, W, cb, Ht, Wt, top, left)
+    else:
+        dwc_unpack_d(a, t, H, W, cb, Ht, Wt, top, left)
+
+
+def conv2d_forward_depthwise_cl(const floating[:, :, :, ::1] x,   # IN  (N, C, H, W)
+                                const floating[:, ::1] wt,        # IN  (kh·kw, C) w transposed
+                                const floating[::1] b,            # IN  (C,) (zeros when no bias)
+                                floating[:, :, :, ::1] y,         # OUT (N, C, OH, OW)
+                                floating[:, ::1] scratch,         # TMP (threads, (Hp·Wp + OH·OW)·cb)
+                                Py_ssize_t cb, Py_ssize_t kh, Py_ssize_t kw,
+                                Py_ssize_t sh, Py_ssize_t sw,
+                                Py_ssize_t ph, Py_ssize_t pw,
+                                Py_ssize_t dh, Py_ssize_t dw,
+                                int num_threads):
+    """y[n,c,i',j'] = b[c] + Σ_p Σ_q w[c,0,p,q] · x_pad[n, c, i'·sh + p·dh − ph, j'·sw + q·dw − pw]
+    by blocks of cb channels of one sample in channels-last order (see above), one thread
+    per (n, block)."""
+    cdef Py_ssize_t N = y.shape[0], C = y.shape[1], OH = y.shape[2], OW = y.shape[3]
+    cdef Py_ssize_t H = x.shape[2], W = x.shape[3]
+    cdef Py_ssize_t Hp = (OH - 1) * sh + (kh - 1) * dh + 1, Wp = (OW - 1) * sw + (kw - 1) * dw + 1
+    cdef Py_ssize_t nblk = (C + cb - 1) // cb, item, n, c0, m, t
+    cdef floating *xt
+    cdef floating *yt
+    with nogil:
+        for item in prange(N * nblk, schedule='static', num_threads=num_threads):
+            t = threadid()
+            n = item // nblk
+            c0 = (item % nblk) * cb
+            m = cb if c0 + cb <= C else C - c0
+            xt = &scratch[t, 0]
+            yt = &scratch[t, Hp * Wp * m]
+            _pack(xt, &x[n, c0, 0, 0], H, W, m, Hp, Wp, ph, pw)
+            if floating is float:
+                dwc_forward_f(yt, xt, Wp, OH, OW, &wt[0, c0], C, &b[c0], m, kh, kw, sh, sw, dh, dw)
+            else:
+                dwc_forward_d(yt, xt, Wp, OH, OW, &wt[0, c0], C, &b[c0], m, kh, kw, sh, sw, dh, dw)
+            _unpack(&y[n, c0, 0, 0], yt, OH, OW, m, OH, OW, 0, 0)
+
+
+def conv2d_backward_depthwise_cl(const floating[:, :, :, ::1] x,    # IN  (N, C, H, W) (any, if not need_dw)
+                                 const floating[:, :, :, ::1] dy,   # IN  (N, C, OH, OW) δ
+                                 const floating[:, ::1] wt,         # IN  (kh·kw, C) w transposed
+                                 floating[:, :, :, ::1] dx,         # OUT (N, C, H, W), if need_dx
+                                 floating[:, ::1] gw,               # OUT (kh·kw, C) ∂L/∂w transposed, if need_dw
+                                 floating[:, ::1] scratch,          # TMP (threads, (2·Hp·Wp + OH·OW + kh·kw)·cb)
+                                 Py_ssize_t cb, Py_ssize_t kh, Py_ssize_t kw,
+                                 Py_ssize_t sh, Py_ssize_t sw,
+                                 Py_ssize_t ph, Py_ssize_t pw,
+                                 Py_ssize_t dh, Py_ssize_t dw,
+                                 bint need_dx, bint need_dw, int num_threads):
+    """By blocks of cb channels in channels-last order (see above), one thread per block
+    over all samples (so each ∂L/∂w[c] is summed by one thread, in a fixed order):
+
+        ∂L/∂w[c,0,p,q] = Σ_n Σ_i' Σ_j' δt[i', j', c] · xt[i'·sh + p·dh, j'·sw + q·dw, c]
+        dxt[i'·sh + p·dh, j'·sw + q·dw, c] += w[c,0,p,q] · δt[i', j', c],
+            ∂L/∂x[n,c,i,j] = dxt[i + ph, j + pw, c] (0 where no tap read)
+    """
+    cdef Py_ssize_t N = dy.shape[0], C = dy.shape[1], OH = dy.shape[2], OW = dy.shape[3]
+    cdef Py_ssize_t H = x.shape[2] if need_dw else dx.shape[2]     # (the same when both)
+    cdef Py_ssize_t W = x.shape[3] if need_dw else dx.shape[3]
+    cdef Py_ssize_t Hp = (OH - 1) * sh + (kh - 1) * dh + 1, Wp = (OW - 1) * sw + (kw - 1) * dw + 1
+    cdef Py_ssize_t nblk = (C + cb - 1) // cb, blk, n, c0, m, t, r, l
+    cdef floating *xt
+    cdef floating *dxt
+    cdef floating *dt
+    cdef floating *ga
+    with nogil:
+        for blk in prange(nblk, schedule='static', num_threads=num_threads):
+            t = threadid()
+            c0 = blk * cb
+            m = cb if c0 + cb <= C else C - c0
+            xt = &scratch[t, 0]
+            dxt = &scratch[t, Hp * Wp * m]
+            dt = &scratch[t, 2 * Hp * Wp * m]
+            ga = &scratch[t, (2 * Hp * Wp + OH * OW) * m]
+            for r in range(kh * kw * m):
+                ga[r] = 0
+            for n in range(N):
+                _pack(dt, &dy[n, c0, 0, 0], OH, OW, m, OH, OW, 0, 0)
+                if need_dw:
+                    _pack(xt, &x[n, c0, 0, 0], H, W, m, Hp, Wp, ph, pw)
+                if floating is float:
+                    dwc_backward_f(ga, dxt, dt, xt, Wp, Hp, OH, OW, &wt[0, c0], C, m, kh, kw,
+                                   sh, sw, dh, dw, need_dx, need_dw)
+                else:
+                    dwc_backward_d(ga, dxt, dt, xt, Wp, Hp, OH, OW, &wt[0, c0], C, m, kh, kw,
+                                   sh, sw, dh, dw, need_dx, need_dw)
+                if need_dx:
+                    _unpack(&dx[n, c0, 0, 0], dxt, H, W, m, Hp, Wp, ph, pw)
+            if need_dw:
+                for r in range(kh * kw):
+                    for l in range(m):
+                        gw[r, c0 + l] = ga[r * m + l]

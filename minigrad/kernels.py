@@ -81,6 +81,9 @@ class Tuning:
     # (asked before Winograd, which it beats on such layers)
     w16_max_k: int = 32
     w16_min_ow: int = 14
+    # 'depthwise': channels in the vector lanes (blocks of depthwise_block channels of one
+    # sample transposed to channels-last) for output planes of at most this many pixels
+    depthwise_cl_max_pixels: int = 16
     # ---- block sizes ----
     # 'gemm': im2col workspace bound per call; the batch is processed in chunks
     workspace_bytes: int = 64 << 20
@@ -506,6 +509,16 @@ def _blas_blocks(N, R, OH, OW, itemsize, nt):
         return max(1, min(t.blas_batch_columns // L, -(-N // nt))), OH
     cols = max(t.blas_block_bytes // max(R * itemsize, 1), t.blas_min_columns)
     return 1, max(1, min(OH, cols // OW))
+
+
+def _depthwise_channels_last(out_hw, C):
+    """(True, channels per block) when the 'depthwise' kernels should run channels-last
+    (small output planes: rows of 2–4 pixels fill no vector, channels do), else (False, 0).
+    RESULTS.md: depthwise."""
+    t = _state.get().tuning
+    if out_hw[0] * out_hw[1] > t.depthwise_cl_max_pixels:
+        return False, 0
+    return True, min(C, 64)
 
 
 def _blas_shift_rows(x_shape, kh, kw, OH, OW, g, rows):

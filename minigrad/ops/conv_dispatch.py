@@ -208,6 +208,13 @@ def _forward_depthwise(x, w, b, out_hw, g):
     y = np.empty((x.shape[0], C) + tuple(out_hw), x.dtype)
     bias = np.zeros(C, x.dtype) if b is None else b
     nt = get_num_threads()
+    cl, cb = kernels._depthwise_channels_last(out_hw, C)
+    if cl:                              # small planes: channels in the vector lanes
+        wt = np.ascontiguousarray(w.reshape(C, kh * kw).T)                    # (kh·kw, C)
+        size = (_depthwise_plane(w.shape, out_hw, g) + out_hw[0] * out_hw[1]) * cb
+        scratch = _workspace("depthwise", (nt, size), x.dtype)
+        _depthwise.conv2d_forward_depthwise_cl(x, wt, bias, y, scratch, cb, kh, kw, *g.args(), nt)
+        return y
     scratch = _workspace("depthwise", (nt, _depthwise_plane(w.shape, out_hw, g)), x.dtype)
     _depthwise.conv2d_forward_depthwise(x, w.reshape(C, kh * kw), bias, y, scratch, kh, kw,
                                         *g.args(), nt)
@@ -433,6 +440,19 @@ def _backward_depthwise(x, x_shape, δ, w, g, need_dx, need_dw, need_db):
                          f"{tuple(x_shape)} and weight {w.shape}")
     C, _, kh, kw = w.shape
     nt, dtype = get_num_threads(), δ.dtype
+    db = δ.sum(axis=(0, 2, 3)) if need_db else None
+    cl, cb = kernels._depthwise_channels_last(δ.shape[2:], C)
+    if cl and (need_dx or need_dw):     # small planes: channels in the vector lanes
+        OH, OW = δ.shape[2:]
+        dx = np.empty(x_shape, dtype) if need_dx else np.zeros((1, 1, 1, 1), dtype)
+        gw = np.empty((kh * kw, C), dtype) if need_dw else np.zeros((1, 1), dtype)
+        size = (2 * _depthwise_plane(w.shape, δ.shape[2:], g) + OH * OW + kh * kw) * cb
+        scratch = _workspace("depthwise", (nt, size), dtype)
+        wt = np.ascontiguousarray(w.reshape(C, kh * kw).T)                    # (kh·kw, C)
+        _depthwise.conv2d_backward_depthwise_cl(x if need_dw else δ, δ, wt, dx, gw, scratch, cb,
+                                                kh, kw, *g.args(), need_dx, need_dw, nt)
+        return ((dx if need_dx else None),
+                (np.ascontiguousarray(gw.T).reshape(w.shape) if need_dw else None), db)
     dx_plane = _depthwise_dx_gathers(x_shape, w.shape, g) if need_dx else 0
     dx = np.empty(x_shape, dtype) if need_dx else None
     gw = np.empty((C, kh * kw), np.float64) if need_dw else np.zeros((1, 1), np.float64)
@@ -449,7 +469,7 @@ def _backward_depthwise(x, x_shape, δ, w, g, need_dx, need_dw, need_db):
     if need_dx and not dx_plane:
         _depthwise.conv2d_input_grad_depthwise(δ, w, dx, *g.args(), nt)
     dw = gw.astype(dtype).reshape(w.shape) if need_dw else None
-    return dx, dw, (δ.sum(axis=(0, 2, 3)) if need_db else None)
+    return dx, dw, db
 
 
 _BACKWARD = {"direct": _backward_direct, "gemm": _backward_gemm, "blas": _backward_blas,
