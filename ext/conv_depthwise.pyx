@@ -261,6 +261,27 @@ cdef void _pad_plane(const floating[:, :, :, ::1] a, Py_ssize_t n, Py_ssize_t c,
             memcpy(out + (r + top) * Wp + left, &a[n, c, r, 0], cols * sizeof(floating))
 
 
+cdef void _dilate_plane(const floating[:, :, :, ::1] a, Py_ssize_t n, Py_ssize_t c,
+                        floating *out, Py_ssize_t Ho, Py_ssize_t Wo, Py_ssize_t top,
+                        Py_ssize_t left, Py_ssize_t sh, Py_ssize_t sw) noexcept nogil:
+    """out (Ho, Wo) = a[n, c] dilated by (sh, sw) (a[n,c,i,j] at (top + i·sh, left + j·sw),
+    top, left ≥ 0), zeros elsewhere, clipped to out."""
+    cdef Py_ssize_t H = a.shape[2], W = a.shape[3], i, j, r, col
+    if sh == 1 and sw == 1:
+        _pad_plane(a, n, c, out, Ho, Wo, top, left)
+        return
+    memset(out, 0, Ho * Wo * sizeof(floating))
+    for i in range(H):
+        r = top + i * sh
+        if r >= Ho:
+            break
+        for j in range(W):
+            col = left + j * sw
+            if col >= Wo:
+                break
+            out[r * Wo + col] = a[n, c, i, j]
+
+
 def conv2d_forward_depthwise(const floating[:, :, :, ::1] x,   # IN  (N, C, H, W)
                              const floating[:, ::1] w,         # IN  (C, kh·kw)
                              const floating[::1] b,            # IN  (C,) (zeros when no bias)
@@ -292,7 +313,7 @@ def conv2d_backward_depthwise(const floating[:, :, :, ::1] x,    # IN  (N, C, H,
                               const floating[:, ::1] wf,         # IN  (C, kh·kw) w flipped 180° (any, if not need_dx)
                               floating[:, :, :, ::1] dx,         # OUT (N, C, H, W), if need_dx
                               double[:, ::1] gw,                 # OUT (C, kh·kw) ∂L/∂w, if need_dw
-                              floating[:, ::1] scratch,          # TMP (threads, max(Hp·Wp + OH·Wp, Hd·Wd))
+                              floating[:, ::1] scratch,          # TMP (threads, max(Hp·Wp + OHd·Wp, Hd·Wd))
                               Py_ssize_t kh, Py_ssize_t kw,
                               Py_ssize_t sh, Py_ssize_t sw,
                               Py_ssize_t ph, Py_ssize_t pw,
@@ -301,15 +322,21 @@ def conv2d_backward_depthwise(const floating[:, :, :, ::1] x,    # IN  (N, C, H,
     """One thread per channel c, over the samples n (so ∂L/∂w[c] is summed by one thread,
     in a fixed order):
 
-        ∂L/∂w[c,0,p,q] = Σ_n Σ_i' Σ_j' δ[n,c,i',j'] · xp[i'·sh + p·dh, j'·sw + q·dw]
-        ∂L/∂x[n,c,i,j] = Σ_p Σ_q wf[c,0,p,q] · δp[i + p·dh, j + q·dw]   (need_dx: stride 1,
-            δp = δ[n, c] at (D_h·(F_h−1) − P_h, D_w·(F_w−1) − P_w) ≥ 0 in an Hd×Wd plane of
-            zeros, Hd = H + (F_h−1)·D_h, Wd = W + (F_w−1)·D_w)
+        ∂L/∂w[c,0,p,q] = Σ_n Σ_r Σ_s δd[r, s] · xp[r + p·dh, s + q·dw]
+        ∂L/∂x[n,c,i,j] = Σ_p Σ_q wf[c,0,p,q] · δp[i + p·dh, j + q·dw]   (need_dx)
+
+    with δd = δ[n, c] dilated by the stride (δd[i'·sh, j'·sw] = δ[n,c,i',j'], zeros between:
+    seed 004's dilated δ, so that both sums are stride-1 loops over whole planes; at
+    stride 2 that multiplies three zeros per entry and still runs 2–3× faster than the
+    strided loops), on rows of Wp, and δp = δd placed at (D_h·(F_h−1) − P_h,
+    D_w·(F_w−1) − P_w) ≥ 0 in an Hd×Wd plane of zeros, Hd = H + (F_h−1)·D_h,
+    Wd = W + (F_w−1)·D_w.
     """
     cdef Py_ssize_t N = dy.shape[0], C = dy.shape[1], OH = dy.shape[2], OW = dy.shape[3]
     cdef Py_ssize_t H = dx.shape[2], W = dx.shape[3]
     cdef Py_ssize_t Hp = (OH - 1) * sh + (kh - 1) * dh + 1, Wp = (OW - 1) * sw + (kw - 1) * dw + 1
     cdef Py_ssize_t Hd = H + (kh - 1) * dh, Wd = W + (kw - 1) * dw
+    cdef Py_ssize_t OHd = (OH - 1) * sh + 1, OWd = (OW - 1) * sw + 1     # δ dilated by S
     cdef Py_ssize_t c, n, t, r
     cdef floating *pp
     cdef floating *dp
@@ -322,15 +349,13 @@ def conv2d_backward_depthwise(const floating[:, :, :, ::1] x,    # IN  (N, C, H,
                 for r in range(kh * kw):
                     gw[c, r] = 0
             for n in range(N):
-                if need_dw:
+                if need_dw:                        # δ dilated by S on rows of Wp (dw_wgrad)
                     _pad_plane(x, n, c, pp, Hp, Wp, ph, pw)
-                    if sh == 1 and sw == 1:        # δ on rows of Wp (see dw_wgrad)
-                        _pad_plane(dy, n, c, dp, OH, Wp, 0, 0)
-                        _wgrad(&gw[c, 0], dp, Wp, pp, Wp, OH, OW, kh, kw, sh, sw, dh, dw)
-                    else:
-                        _wgrad(&gw[c, 0], &dy[n, c, 0, 0], OW, pp, Wp, OH, OW, kh, kw, sh, sw, dh, dw)
-                if need_dx:
-                    _pad_plane(dy, n, c, pp, Hd, Wd, (kh - 1) * dh - ph, (kw - 1) * dw - pw)
+                    _dilate_plane(dy, n, c, dp, OHd, Wp, 0, 0, sh, sw)
+                    _wgrad(&gw[c, 0], dp, Wp, pp, Wp, OHd, OWd, kh, kw, 1, 1, dh, dw)
+                if need_dx:                        # seed 004: dilate_pad(δ) ⋆ rot180(w)
+                    _dilate_plane(dy, n, c, pp, Hd, Wd, (kh - 1) * dh - ph, (kw - 1) * dw - pw,
+                                  sh, sw)
                     _gather(&dx[n, c, 0, 0], W, pp, Wd, H, W, &wf[c, 0], kh, kw, 1, 1, dh, dw, 0)
 
 

@@ -229,10 +229,10 @@ def _depthwise_plane(w_shape, out_hw, g):
 
 
 def _depthwise_dx_gathers(x_shape, w_shape, g):
-    """∂L/∂x as the forward's gather (δ padded by D·(F−1) − P, flipped kernel): at stride 1
-    when that padding is ≥ 0; then the plane is (H + (F_h−1)·D_h)·(W + (F_w−1)·D_w)."""
+    """∂L/∂x as the forward's gather (δ dilated by S, padded by D·(F−1) − P, flipped
+    kernel) when that padding is ≥ 0; then the plane is (H + (F_h−1)·D_h)·(W + (F_w−1)·D_w)."""
     (H, W), (kh, kw) = x_shape[2:], w_shape[2:]
-    if (g.sh, g.sw) != (1, 1) or g.ph > (kh - 1) * g.dh or g.pw > (kw - 1) * g.dw:
+    if g.ph > (kh - 1) * g.dh or g.pw > (kw - 1) * g.dw:
         return 0
     return (H + (kh - 1) * g.dh) * (W + (kw - 1) * g.dw)
 
@@ -430,10 +430,11 @@ def _backward_pointwise(x, x_shape, δ, w, g, need_dx, need_dw, need_db):
 
 def _backward_depthwise(x, x_shape, δ, w, g, need_dx, need_dw, need_db):
     """ext/conv_depthwise.pyx: one thread per channel over the samples, each plane padded
-    once into scratch; ∂L/∂w from the padded x against δ in place (summed per channel in
-    double), ∂L/∂x at stride 1 as the forward's gather over the padded δ with the flipped
-    kernel, else (conv2d_input_grad_depthwise) each δ row times each tap added where the
-    tap read."""
+    once into scratch; ∂L/∂w from the padded x against the dilated δ (summed per channel in
+    double), ∂L/∂x as the forward's gather over the dilated, padded δ with the flipped
+    kernel (seed 004), or, where that padding D·(F−1) − P would be negative,
+    (conv2d_input_grad_depthwise) each δ row times each tap added where the tap read.
+    Small planes: channels-last blocks (kernels._depthwise_channels_last)."""
     _check_depthwise(x_shape, w.shape, δ.shape[2:], g)
     if δ.shape[:2] != (x_shape[0], w.shape[0]):
         raise ValueError(f"conv2d(): the 'depthwise' path got δ of shape {δ.shape} for input "
@@ -457,8 +458,9 @@ def _backward_depthwise(x, x_shape, δ, w, g, need_dx, need_dw, need_db):
     dx = np.empty(x_shape, dtype) if need_dx else None
     gw = np.empty((C, kh * kw), np.float64) if need_dw else np.zeros((1, 1), np.float64)
     if need_dw or dx_plane:
-        Wp = (δ.shape[3] - 1) * g.sw + (kw - 1) * g.dw + 1      # xp's rows, δ's copy's
-        plane = max(_depthwise_plane(w.shape, δ.shape[2:], g) + δ.shape[2] * Wp if need_dw else 0,
+        Wp = (δ.shape[3] - 1) * g.sw + (kw - 1) * g.dw + 1      # xp's rows, dilated δ's
+        OHd = (δ.shape[2] - 1) * g.sh + 1
+        plane = max(_depthwise_plane(w.shape, δ.shape[2:], g) + OHd * Wp if need_dw else 0,
                     dx_plane)
         scratch = _workspace("depthwise", (nt, plane), dtype)
         wf = np.ascontiguousarray(w[:, :, ::-1, ::-1]).reshape(C, kh * kw)   # flipped 180°
