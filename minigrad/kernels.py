@@ -199,8 +199,9 @@ def _plan(op, x_shape, w_shape, dtype, g, out_hw, why=None):
 
     conv2d: x_shape (N, C, H, W), w_shape (K, C/G, F_h, F_w), dtype the compute dtype, g
     the geometry (sh, sw, ph, pw, dh, dw, groups: stride, top/left padding, dilation,
-    groups), out_hw (OH, OW). ∂L/∂w always takes the base path (direct, blas or gemm);
-    ∂L/∂x takes Winograd or the base path, so one fused call serves both where they meet.
+    groups), out_hw (OH, OW). ∂L/∂w always takes the base path (direct, blas, gemm,
+    pointwise or depthwise); ∂L/∂x takes Winograd or the base path, so one fused call
+    serves both where they meet.
     max_pool2d / avg_pool2d: g the pooling geometry (ops/pool.py's _Geometry); the other
     arguments are unused.
     """

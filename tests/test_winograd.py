@@ -103,13 +103,16 @@ def test_default_takes_winograd_where_it_pays_and_applies():
 
     assert runs((1, 64, 56, 56), (64, 64, 3, 3), padding=1)            # res-56-s1, one sample
     assert runs((8, 256, 14, 14), (256, 256, 3, 3), padding=1)         # res-14-s1
-    assert runs((4, 32, 20, 17), (32, 32, 3, 3), padding="same")
+    assert runs((4, 48, 20, 17), (48, 48, 3, 3), padding="same")
+    # K ≤ 32 on rows ≥ 14 wide: w16 is asked first (where the CPU has AVX2 or AVX-512)
+    assert runs((4, 32, 20, 17), (32, 32, 3, 3), padding="same") == (kernels._SIMD_LEVEL == 0)
     assert runs((64, 32, 8, 8), (32, 32, 3, 3), padding=1)             # short rows, C·K/(C+K) 16
     assert runs((4, 64, 16, 16), (64, 64, 3, 3), padding=1)            # 256 tiles
     assert not runs((2, 3, 32, 32), (16, 3, 3, 3), padding=1)          # cifar-3x3: C = 3
     assert not runs((4, 8, 32, 32), (8, 8, 3, 3), padding=1)           # C·K/(C+K) = 4
     assert not runs((64, 16, 8, 8), (16, 16, 3, 3), padding=1)         # short rows, 8 < 12
-    assert not runs((32, 64, 7, 7), (64, 64, 3, 3), padding=1)         # OH, OW < 8
+    assert runs((32, 64, 7, 7), (64, 64, 3, 3), padding=1)             # 7×7: winograd_min_size
+    assert not runs((32, 64, 6, 6), (64, 64, 3, 3), padding=1)         # OH, OW < 7
     assert not runs((3, 64, 16, 16), (64, 64, 3, 3), padding=1)        # 192 tiles
     assert not runs((4, 64, 16, 16), (64, 64, 3, 3), padding=1, stride=2)
     assert not runs((4, 64, 16, 16), (64, 64, 3, 3), padding=2, dilation=2)
