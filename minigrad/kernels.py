@@ -81,6 +81,9 @@ class Tuning:
     # (asked before Winograd, which it beats on such layers)
     w16_max_k: int = 32
     w16_min_ow: int = 14
+    # ∂L/∂x by w16 (stride 1: a forward correlation into C channels) when 8 ≤ C ≤ w16_max_k
+    # and K ≤ w16_max_k: fewer than 8 output channels leave its 8-wide blocks mostly empty
+    w16_min_k: int = 8
     # 'depthwise': channels in the vector lanes (blocks of depthwise_block channels of one
     # sample transposed to channels-last) for output planes of at most this many pixels
     depthwise_cl_max_pixels: int = 16
@@ -246,12 +249,16 @@ def _plan(op, x_shape, w_shape, dtype, g, out_hw, why=None):
         fwd = base
     # ∂L/∂x: at stride 1 and dilation 1 there is nothing to dilate, so it is the forward
     # correlation of δ (padded by F−1−P) with the flipped, channel-swapped kernel
+    # (by w16 where both channel counts are small, as for the forward; else Winograd)
     dx = base
     if (g.sh, g.sw, g.dh, g.dw) == (1, 1, 1, 1) and kh - 1 - g.ph >= 0 and kw - 1 - g.pw >= 0:
-        if _winograd_fits(N, K, C, (kh, kw), g, (H, W), force, t, note, "input_grad"):
+        if (base not in ("pointwise", "depthwise") and K <= t.w16_max_k and C >= t.w16_min_k
+                and _w16_fits(C, dtype, g, W, force, t, note, "input_grad")):
+            dx = "w16"
+        elif _winograd_fits(N, K, C, (kh, kw), g, (H, W), force, t, note, "input_grad"):
             dx = "winograd"
     else:
-        note("input_grad", "winograd needs stride 1, dilation 1 and padding ≤ F−1")
+        note("input_grad", "w16 and winograd need stride 1, dilation 1 and padding ≤ F−1")
     return Paths(fwd, dx, base)
 
 
@@ -339,20 +346,22 @@ def _k16_fits(K, taps, dtype, g, OW, force, t, note):
     return ok
 
 
-def _w16_fits(K, dtype, g, OW, force, t, note):
+def _w16_fits(K, dtype, g, OW, force, t, note, which="forward"):
     """ext/direct16.h vectorised over runs of 16 output pixels: float32, one group, column
-    stride 1, AVX2/AVX-512, few output channels on wide rows."""
+    stride 1, AVX2/AVX-512, few output channels (K: those of the correlation, so C for
+    ∂L/∂x) on wide rows."""
     if force not in (None, "w16"):
         return False
     if dtype != np.float32 or g.groups != 1 or g.sw != 1:
-        note("forward", "w16: needs float32, one group and column stride 1")
+        note(which, "w16: needs float32, one group and column stride 1")
         return False
     if force == "w16":
-        note("forward", "w16: forced")
+        note(which, "w16: forced")
         return True
     ok = _SIMD_LEVEL > 0 and K <= t.w16_max_k and OW >= t.w16_min_ow
-    note("forward", f"w16 {'takes it' if ok else 'declines'}: SIMD level {_SIMD_LEVEL} (> 0?), "
-                    f"K = {K} (≤ {t.w16_max_k}?), OW = {OW} (≥ {t.w16_min_ow}?)")
+    note(which, f"w16 {'takes it' if ok else 'declines'}: SIMD level {_SIMD_LEVEL} (> 0?), "
+                f"{'K' if which == 'forward' else 'C'} = {K} (≤ {t.w16_max_k}?), "
+                f"{'OW' if which == 'forward' else 'W'} = {OW} (≥ {t.w16_min_ow}?)")
     return ok
 
 

@@ -596,6 +596,36 @@ def test_blas_backward_sums_thread_partials(threads, groups, K, Cg):
         np.testing.assert_allclose(a, r, rtol=1e-10, atol=1e-10)
 
 
+@pytest.mark.parametrize("xs, ws, padding", [
+    ((3, 16, 15, 17), (8, 16, 3, 3), 1),        # ResNet-20-like, odd sizes
+    ((2, 12, 14, 14), (20, 12, 3, 3), 0),       # no padding: δ padded by F−1 all round
+    ((2, 8, 16, 18), (16, 8, 5, 5), 2),
+    ((2, 9, 16, 15), (9, 9, 3, 3), "same"),
+    ((2, 10, 14, 16), (6, 10, 2, 2), "same"),   # even kernel: the odd row of 'same'
+])
+def test_input_grad_by_w16_matches_direct(xs, ws, padding):
+    """∂L/∂x at stride 1 is the forward correlation of δ padded by F−1−P with the flipped,
+    channel-swapped kernel; where C and K are small (8 ≤ C ≤ 32, K ≤ 32) and rows wide,
+    the chooser runs it on w16's loops (ext/direct16.h): the same gradients as the direct
+    loops' phase-by-phase ∂L/∂x."""
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal(xs).astype(np.float32)
+    w = rng.standard_normal(ws).astype(np.float32)
+    got = {}
+    for path in (None, "direct"):
+        xt, wt = mg.tensor(x, requires_grad=True), mg.tensor(w, requires_grad=True)
+        with kernels.use(path, w16_min_ow=1), kernels.trace() as calls:
+            y = F.conv2d(xt, wt, padding=padding)
+            g = np.cos(np.arange(y.numpy().size, dtype=np.float32)).reshape(y.shape)
+            (y * mg.tensor(g)).sum().backward()
+        got[path] = (xt.grad.numpy(), wt.grad.numpy())
+        paths = {c.which: c.path for c in calls if c.op == "conv2d"}
+        if path is None and kernels._SIMD_LEVEL > 0:
+            assert paths["input_grad"] == "w16"
+    for a, r in zip(got[None], got["direct"]):
+        np.testing.assert_allclose(a, r, rtol=1e-4, atol=1e-4 * np.abs(r).max())
+
+
 def test_fallback_without_openblas(monkeypatch):
     """Without a usable OpenBLAS next to NumPy, the default path is np.matmul's ('gemm'),
     with the same numbers."""

@@ -269,7 +269,8 @@ _SAME_NAMES = {"forward": "forward", "input_grad": "input_grad", "weight_grad": 
 
 def backward(x, x_shape, δ, w, g, need_dx, need_dw, need_db, paths, op="conv2d", names=_SAME_NAMES):
     """(∂L/∂x, ∂L/∂w, ∂L/∂b) of y = b + x ⋆ w, each None unless asked for, by the paths
-    kernels._plan chose (`paths.input_grad` is 'winograd' or the same as `paths.weight_grad`).
+    kernels._plan chose (`paths.input_grad` is 'winograd', 'w16' or the same as
+    `paths.weight_grad`).
 
     ∂L/∂x = δ dilated by S, padded by D·(F−1) − P (plus, bottom/right, the rows the forward
         dropped), correlated with the kernel flipped 180° with its channel axes swapped
@@ -277,7 +278,7 @@ def backward(x, x_shape, δ, w, g, need_dx, need_dw, need_db, paths, op="conv2d"
         direct   — phase by phase (ext/conv_direct.pyx conv2d_input_grad_direct);
         gemm, blas — col2im(wᵀ · δ): each column of wᵀ·δ holds, for one real δ entry, its
             products with every tap; col2im adds each where the dilated correlation puts it;
-        winograd — at stride 1 and dilation 1 only (nothing to dilate): the forward
+        winograd, w16 — at stride 1 and dilation 1 only (nothing to dilate): the forward
             correlation of δ, padded by F−1−P, with the flipped, channel-swapped kernel.
     ∂L/∂w = x ⋆ δ: direct loops, or δ (Kg, N·OH·OW) @ im2col(x)ᵀ per group.
     ∂L/∂b = Σ_n Σ_i' Σ_j' δ[n,k,i',j'].
@@ -293,10 +294,10 @@ def backward(x, x_shape, δ, w, g, need_dx, need_dw, need_db, paths, op="conv2d"
                 np.zeros(w.shape, dtype) if need_dw else None,
                 np.zeros(K, dtype) if need_db else None)
     dx = None
-    if need_dx and paths.input_grad == "winograd":
+    if need_dx and paths.input_grad in ("winograd", "w16"):
         gt = Geom((1, 1), (kh - 1 - g.ph, kw - 1 - g.pw), (1, 1), g.groups)
         wt = np.ascontiguousarray(w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))  # (C, K, kh, kw)
-        dx = correlate(δ, wt, None, (H, W), gt, "winograd", op, names["input_grad"])
+        dx = correlate(δ, wt, None, (H, W), gt, paths.input_grad, op, names["input_grad"])
         need_dx = False
     if not (need_dx or need_dw or need_db):
         return dx, None, None
