@@ -16,11 +16,14 @@ The paths (their kernels in ext/; the Python glue in minigrad/ops/conv_dispatch.
     blas      ext/conv_im2col.pyx    per-thread im2col blocks × single-threaded OpenBLAS GEMM
     winograd  ext/winograd.pyx       F(2×2, 3×3): forward, and ∂L/∂x at stride 1
     k16, w16  ext/conv_direct16.pyx  the direct forward vectorised over 16 output channels
-              + ext/direct16.h       (k16) or 16 output pixels (w16): small float32 layers
+              + ext/direct16.h       (k16) or 16 output pixels (w16): small float32 layers;
+                                     w16 also ∂L/∂x at stride 1 (a forward correlation)
     pointwise ext/conv_pointwise.pyx 1×1, stride 1, no padding, one group: a GEMM per sample
                                      on the tensors in place (no im2col), every pass
-    depthwise ext/conv_depthwise.pyx groups = C = K (one filter per channel): the direct loops
-                                     with vectorised rows, every pass
+    depthwise ext/conv_depthwise.pyx groups = C = K (one filter per channel), every pass:
+                                     whole padded planes, each output row from all taps,
+                                     the backward over seed 004's dilated δ; planes of
+                                     ≤ 16 pixels channels-last, channels in the lanes
   max_pool2d, avg_pool2d, adaptive_avg_pool2d
     direct    ext/pool.pyx           windows from per-axis tables: any geometry
     2x2       ext/pool.pyx           2×2 windows at stride 2 tiling the plane
@@ -84,8 +87,8 @@ class Tuning:
     # ∂L/∂x by w16 (stride 1: a forward correlation into C channels) when 8 ≤ C ≤ w16_max_k
     # and K ≤ w16_max_k: fewer than 8 output channels leave its 8-wide blocks mostly empty
     w16_min_k: int = 8
-    # 'depthwise': channels in the vector lanes (blocks of depthwise_block channels of one
-    # sample transposed to channels-last) for output planes of at most this many pixels
+    # 'depthwise': channels in the vector lanes (blocks of 64 channels of one sample
+    # transposed to channels-last) for output planes of at most this many pixels
     depthwise_cl_max_pixels: int = 16
     # ---- block sizes ----
     # 'gemm': im2col workspace bound per call; the batch is processed in chunks
