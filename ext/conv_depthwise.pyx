@@ -482,6 +482,7 @@ cdef extern from *:
 cdef inline void _pack(floating *t, const floating *a, Py_ssize_t H, Py_ssize_t W,
                        Py_ssize_t cb, Py_ssize_t Ht, Py_ssize_t Wt, Py_ssize_t top,
                        Py_ssize_t left) noexcept nogil:
+    """cb planes a (cb, H, W) into the zero-padded channels-last block t (Ht, Wt, cb)."""
     if floating is float:
         dwc_pack_f(t, a, H, W, cb, Ht, Wt, top, left)
     else:
@@ -491,6 +492,8 @@ cdef inline void _pack(floating *t, const floating *a, Py_ssize_t H, Py_ssize_t 
 cdef inline void _unpack(floating *a, const floating *t, Py_ssize_t H, Py_ssize_t W,
                          Py_ssize_t cb, Py_ssize_t Ht, Py_ssize_t Wt, Py_ssize_t top,
                          Py_ssize_t left) noexcept nogil:
+    """The inverse: planes a (cb, H, W) from the interior of t (Ht, Wt, cb), zeros where
+    the interior ends before H×W."""
     if floating is float:
         dwc_unpack_f(a, t, H, W, cb, Ht, Wt, top, left)
     else:
