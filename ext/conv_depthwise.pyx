@@ -374,26 +374,37 @@ cdef extern from *:
     """
     #define MINIGRAD_DWC(SUF, T)                                                            \\
     /* xt[((i + top)·Wp + j + left)·cb + l] = a[l·H·W + i·W + j], zeros elsewhere */        \\
+    MG_DW_CLONES                                                                            \\
     static void dwc_pack_##SUF(T *xt, const T *a, Py_ssize_t H, Py_ssize_t W,               \\
                                Py_ssize_t cb, Py_ssize_t Hp, Py_ssize_t Wp,                 \\
                                Py_ssize_t top, Py_ssize_t left) {                           \\
         Py_ssize_t rows = H < Hp - top ? H : Hp - top, cols = W < Wp - left ? W : Wp - left; \\
         memset(xt, 0, Hp * Wp * cb * sizeof(T));                                            \\
-        for (Py_ssize_t l = 0; l < cb; l++)                                                 \\
-            for (Py_ssize_t i = 0; i < rows; i++)                                           \\
-                for (Py_ssize_t j = 0; j < cols; j++)                                       \\
-                    xt[((i + top) * Wp + j + left) * cb + l] = a[(l * H + i) * W + j];      \\
+        for (Py_ssize_t i = 0; i < rows; i++)                                               \\
+            for (Py_ssize_t j = 0; j < cols; j++) {                                         \\
+                T *o = xt + ((i + top) * Wp + j + left) * cb;                               \\
+                const T *s = a + i * W + j;                                                 \\
+                _Pragma("omp simd")                                                         \\
+                for (Py_ssize_t l = 0; l < cb; l++) o[l] = s[l * H * W];                    \\
+            }                                                                               \\
     }                                                                                       \\
     /* a[l·H·W + i·W + j] = t[((i + top)·Wt + j + left)·cb + l] inside t (Ht, Wt, cb),      \\
        0 outside */                                                                         \\
+    MG_DW_CLONES                                                                            \\
     static void dwc_unpack_##SUF(T *a, const T *t, Py_ssize_t H, Py_ssize_t W,              \\
                                  Py_ssize_t cb, Py_ssize_t Ht, Py_ssize_t Wt,               \\
                                  Py_ssize_t top, Py_ssize_t left) {                         \\
-        for (Py_ssize_t l = 0; l < cb; l++)                                                 \\
-            for (Py_ssize_t i = 0; i < H; i++)                                              \\
-                for (Py_ssize_t j = 0; j < W; j++)                                          \\
-                    a[(l * H + i) * W + j] = (i + top < Ht && j + left < Wt)                \\
-                        ? t[((i + top) * Wt + j + left) * cb + l] : 0;                      \\
+        for (Py_ssize_t i = 0; i < H; i++)                                                  \\
+            for (Py_ssize_t j = 0; j < W; j++) {                                            \\
+                T *o = a + i * W + j;                                                       \\
+                if (i + top < Ht && j + left < Wt) {                                        \\
+                    const T *s = t + ((i + top) * Wt + j + left) * cb;                      \\
+                    _Pragma("omp simd")                                                     \\
+                    for (Py_ssize_t l = 0; l < cb; l++) o[l * H * W] = s[l];                \\
+                } else {                                                                    \\
+                    for (Py_ssize_t l = 0; l < cb; l++) o[l * H * W] = 0;                   \\
+                }                                                                           \\
+            }                                                                               \\
     }                                                                                       \\
     /* yt[o·cb + l] = b[l] + Σ_p Σ_q wt[(p·kw + q)·ldw + l] · xt[pos(o, p, q)·cb + l] */    \\
     MG_DW_CLONES                                                                            \\
