@@ -344,8 +344,9 @@ def conv2d_backward_depthwise(const floating[:, :, :, ::1] x,    # IN  (N, C, H,
         for c in prange(C, schedule='static', num_threads=num_threads):
             t = threadid()
             pp = &scratch[t, 0]
-            dp = &scratch[t, Hp * Wp]
-            if need_dw:
+            dp = pp
+            if need_dw:                            # (the scratch has room for δd then only)
+                dp = &scratch[t, Hp * Wp]
                 for r in range(kh * kw):
                     gw[c, r] = 0
             for n in range(N):
