@@ -12,12 +12,15 @@ from hypothesis import HealthCheck, settings
 # preloaded into a CPython that was not built with it. matplotlib's ft2font is C++ that
 # throws an exception at import, and ASan's __cxa_throw interceptor then aborts the
 # process ("CHECK failed: asan_interceptors.cpp:320 real___cxa_throw != 0"): a crash in
-# the sanitizer's set-up, not in minigrad's kernels. The tests that need matplotlib (plots
-# and the lecture's animations; they ask with pytest.importorskip) skip there, and run in
-# CI's other two passes.
+# the sanitizer's set-up, not in minigrad's kernels. TensorFlow's pybind11 modules abort
+# the same way on their first C++ exception (where it is installed, e.g. for the
+# benchmarks). The tests that need matplotlib (plots and the lecture's animations) or
+# TensorFlow (a comparison in test_layout) ask with pytest.importorskip, so they skip
+# there, and run in CI's other two passes.
 if os.environ.get("MINIGRAD_SANITIZED") == "1":
     import sys
     sys.modules["matplotlib"] = None
+    sys.modules["tensorflow"] = None
 
 settings.register_profile("dev", max_examples=25, deadline=None,
                           suppress_health_check=[HealthCheck.too_slow])
