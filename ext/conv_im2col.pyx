@@ -445,14 +445,15 @@ def conv2d_backward_blas(const floating[:, :, :, ::1] x,    # IN  (N, C, H, W) (
                          const floating[:, :, :, ::1] w,    # IN  (K, C/G, kh, kw)
                          floating[:, :, :, ::1] dx,         # OUT (N, C, H, W) ∂L/∂x, if need_dx
                          floating[:, ::1] acc,              # OUT (threads, K·C/G·kh·kw + K), zeroed:
-                                                            #     per-thread partial ∂L/∂w as (G, Cg·kh·kw, Kg),
+                                                            #     per-thread partial ∂L/∂w as (G, Cg·kh·kw, Kg)
+                                                            #     (dw_rows: as (G, Kg, Cg·kh·kw)),
                                                             #     then ∂L/∂b
                          floating[:, ::1] scratch,          # TMP (threads, (C·kh·kw + K)·Lc + xq)
                          Py_ssize_t sh, Py_ssize_t sw,
                          Py_ssize_t ph, Py_ssize_t pw,
                          Py_ssize_t dh, Py_ssize_t dw,
                          Py_ssize_t groups, Py_ssize_t nb, Py_ssize_t rows, Py_ssize_t xq,
-                         bint need_dx, bint need_dw, bint need_db,
+                         bint need_dx, bint need_dw, bint need_db, bint dw_rows,
                          size_t gemm, bint ilp64, int num_threads):
     """Per block (see conv2d_forward_blas) and group g, with δ_blk the block's δ as a
     (K, Lc) matrix:
@@ -465,7 +466,9 @@ def conv2d_backward_blas(const floating[:, :, :, ::1] x,    # IN  (N, C, H, W) (
     ∂L/∂w and ∂L/∂b in its own row of acc (the caller adds the rows in a fixed order, so
     the result does not depend on timing) and owns the ∂L/∂x planes of its samples.
     ∂L/∂w is accumulated transposed: OpenBLAS runs cols·δᵀ faster than δ·colsᵀ here
-    (benchmarks/RESULTS.md); the caller transposes it back.
+    (benchmarks/RESULTS.md); the caller transposes it back. With dw_rows (many output
+    channels: the transpose of a large weight costs more than the slower product) the
+    rows of ∂L/∂w itself, (G, Kg, Cg·kh·kw), are accumulated instead.
     wᵀ·δ holds each real δ entry times each tap; col2im adds it where the dilated δ would
     meet that tap, so the dilation's zeros are never formed or multiplied. A one-sample
     block reads δ in place (ld = OH·OW); a several-sample block first copies its δ to
@@ -525,10 +528,16 @@ def conv2d_backward_blas(const floating[:, :, :, ::1] x,    # IN  (N, C, H, W) (
                         _im2col_block(x, n0 + j, scratch, t, Lc, j * L, oi0, oi1, OW,
                                       kh, kw, sh, sw, ph, pw, dh, dw, xo, xq)
                     for g in range(groups):
-                        # (Cg·kh·kw, Lc) @ (Lc, Kg) -> (Cg·kh·kw, Kg), accumulated
-                        _gemm(gemm, ilp64, NO_TRANS, TRANS, CgKK, Kg, Lc,
-                              &scratch[t, g * CgKK * Lc], Lc, d + g * Kg * ldd, ldd,
-                              1, &acc[t, g * CgKK * Kg], Kg)
+                        if dw_rows:
+                            # (Kg, Lc) @ (Lc, Cg·kh·kw) -> (Kg, Cg·kh·kw), accumulated
+                            _gemm(gemm, ilp64, NO_TRANS, TRANS, Kg, CgKK, Lc,
+                                  d + g * Kg * ldd, ldd, &scratch[t, g * CgKK * Lc], Lc,
+                                  1, &acc[t, g * Kg * CgKK], CgKK)
+                        else:
+                            # (Cg·kh·kw, Lc) @ (Lc, Kg) -> (Cg·kh·kw, Kg), accumulated
+                            _gemm(gemm, ilp64, NO_TRANS, TRANS, CgKK, Kg, Lc,
+                                  &scratch[t, g * CgKK * Lc], Lc, d + g * Kg * ldd, ldd,
+                                  1, &acc[t, g * CgKK * Kg], Kg)
                 if need_dx:
                     for g in range(groups):
                         # (Cg·kh·kw, Kg) @ (Kg, Lc) -> (Cg·kh·kw, Lc)

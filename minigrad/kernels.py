@@ -103,6 +103,9 @@ class Tuning:
     # blas_batch_columns output pixels
     blas_batch_below: int = 256
     blas_batch_columns: int = 256
+    # 'blas': ∂L/∂w as δ @ im2col(x)ᵀ when K/G ≥ this, else as im2col(x) @ δᵀ (faster with
+    # few output channels, but then transposed back: for the largest weights that costs more)
+    blas_dw_rows_min_k: int = 384
     # 'blas': two-step (shifted rows) im2col for output rows up to this wide
     shift_max_ow: int = 32
     # 'winograd': about this many 2×2 output tiles per block
@@ -532,6 +535,13 @@ def _depthwise_channels_last(out_hw, C):
     if out_hw[0] * out_hw[1] > t.depthwise_cl_max_pixels:
         return False, 0
     return True, min(C, 64)
+
+
+def _blas_dw_rows(Kg, CgKK):
+    """True: the 'blas' ∂L/∂w as δ (Kg, cols) @ im2col(x)ᵀ, the rows of ∂L/∂w itself (the
+    threads' partials summed, nothing to transpose); False: as im2col(x) @ δᵀ, ∂L/∂wᵀ,
+    transposed back by sum_transpose. RESULTS.md: blas_dw_rows_min_k."""
+    return Kg >= _state.get().tuning.blas_dw_rows_min_k
 
 
 def _blas_shift_rows(x_shape, kh, kw, OH, OW, g, rows):

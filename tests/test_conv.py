@@ -572,11 +572,13 @@ def test_blas_path_skips_unneeded_gradients():
 @pytest.mark.skipif(not _blas.available(), reason="no OpenBLAS next to NumPy")
 @pytest.mark.parametrize("threads", [1, 2, 3])
 @pytest.mark.parametrize("groups, K, Cg", [(1, 40, 37), (2, 6, 3), (3, 33, 11)])
-def test_blas_backward_sums_thread_partials(threads, groups, K, Cg):
+@pytest.mark.parametrize("dw_rows_min_k", [10**9, 0])
+def test_blas_backward_sums_thread_partials(threads, groups, K, Cg, dw_rows_min_k):
     """The 'blas' backward accumulates ∂L/∂wᵀ per thread, then sums the threads' partials
-    and transposes them back in one tiled pass (ext/conv_im2col.pyx sum_transpose): over
-    thread counts, groups, and weights not a multiple of its 32×32 tiles, the direct loops'
-    gradients."""
+    and transposes them back in one tiled pass (ext/conv_im2col.pyx sum_transpose), or,
+    for many output channels (blas_dw_rows_min_k), accumulates ∂L/∂w's own rows and sums
+    them: either way, over thread counts, groups, and weights not a multiple of the
+    32×32 tiles, the direct loops' gradients."""
     rng = np.random.default_rng(threads)
     x = rng.standard_normal((5, groups * Cg, 4, 5))
     w = rng.standard_normal((K, Cg, 3, 3))
@@ -587,7 +589,8 @@ def test_blas_backward_sums_thread_partials(threads, groups, K, Cg):
     try:
         paths = kernels.Paths("blas", "blas", "blas")
         poison_workspaces()
-        got = conv_dispatch.backward(x, x.shape, δ, w, g, True, True, True, paths)
+        with kernels.use(None, blas_dw_rows_min_k=dw_rows_min_k):
+            got = conv_dispatch.backward(x, x.shape, δ, w, g, True, True, True, paths)
         want = conv_dispatch.backward(x, x.shape, δ, w, g, True, True, True,
                                       kernels.Paths("direct", "direct", "direct"))
     finally:

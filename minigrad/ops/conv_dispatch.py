@@ -342,7 +342,8 @@ def _backward_direct(x, x_shape, δ, w, g, need_dx, need_dw, need_db):
 
 
 def _backward_blas(x, x_shape, δ, w, g, need_dx, need_dw, need_db):
-    """ext/conv_im2col.pyx's fused backward: per block, ∂L/∂wᵀ += im2col(x) @ δᵀ and
+    """ext/conv_im2col.pyx's fused backward: per block, ∂L/∂wᵀ += im2col(x) @ δᵀ (or, for
+    many output channels, ∂L/∂w += δ @ im2col(x)ᵀ: kernels._blas_dw_rows) and
     ∂L/∂x += col2im(wᵀ @ δ), partial ∂L/∂w and ∂L/∂b per thread, summed in a fixed order."""
     N, C, H, W = x_shape
     K, Cg, kh, kw = w.shape
@@ -357,12 +358,15 @@ def _backward_blas(x, x_shape, δ, w, g, need_dx, need_dw, need_db):
     acc[...] = 0
     dummy = np.zeros((1, 1, 1, 1), dtype)
     fn, ilp64 = _blas.gemm(dtype)
+    dw_rows = kernels._blas_dw_rows(K // G, Cg * kh * kw)
     with _blas.single_threaded():
         _im2col.conv2d_backward_blas(x if need_dw else dummy, δ, w, dx if need_dx else dummy,
                                      acc, scratch, *g.args(), g.groups, nb, rows, xq,
-                                     need_dx, need_dw, need_db, fn, ilp64, nt)
+                                     need_dx, need_dw, need_db, dw_rows, fn, ilp64, nt)
     dw = None
-    if need_dw:     # Σ_t (G, Cg·kh·kw, Kg) -> (G, Kg, Cg·kh·kw) = (K, Cg, kh, kw), fixed order
+    if need_dw and dw_rows:         # Σ_t (G, Kg, Cg·kh·kw) = (K, Cg, kh, kw), fixed order
+        dw = acc[:, :K * Cg * kh * kw].sum(axis=0).reshape(w.shape)
+    elif need_dw:   # Σ_t (G, Cg·kh·kw, Kg) -> (G, Kg, Cg·kh·kw) = (K, Cg, kh, kw), fixed order
         dw = np.empty(w.shape, dtype)
         _im2col.sum_transpose(acc, dw.reshape(G, K // G, Cg * kh * kw), nt)
     db = acc[:, K * Cg * kh * kw:].sum(axis=0) if need_db else None   # thread partials, fixed order
