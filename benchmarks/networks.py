@@ -35,7 +35,8 @@ alternate the libraries (the order flips every round); the table shows the media
 rounds of each library's per-round median, and the median of the per-round ratios.
 
 --profile runs minigrad alone, in this process: every Function's forward and backward timed
-(common.instrument_functions), grouped into convolution, BatchNorm, elementwise and
+(common.instrument_functions; each op its own time, the ops it runs inside counted to
+them), grouped into convolution, BatchNorm, elementwise and
 activations, pooling, linear, copies and shape ops, loss, reductions; the optimizer step
 and zero_grad timed apart; the rest of the step is Python overhead (Module calls, Tensor
 wrapping, the graph traversal). Also how many convolutions each kernel path ran
@@ -376,8 +377,9 @@ def compare(nets, libs, rounds, steps, warmup):
 # ---- --profile: where minigrad's step goes ------------------------------------------------
 
 # Function (op) class -> group; the rest by the module the op lives in
-_GROUP_OF_OP = {"Linear": "linear, matmul", "MatMul": "linear, matmul", "Dropout": "elementwise, activations",
-                "Softmax": "loss", "LogSoftmax": "loss"}
+_GROUP_OF_OP = {"LinearFunction": "linear, matmul", "MatMul": "linear, matmul",
+                "DropoutFunction": "elementwise, activations", "SoftmaxFunction": "loss",
+                "LogSoftmaxFunction": "loss"}
 _GROUP_OF_MODULE = {"conv": "convolution", "norm": "BatchNorm", "group_norm": "BatchNorm",
                     "sync_batchnorm": "BatchNorm", "elementwise": "elementwise, activations",
                     "activation": "elementwise, activations", "pool": "pooling",
