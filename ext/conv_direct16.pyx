@@ -1,7 +1,7 @@
 # The direct convolution of small float32 layers vectorised over 16 output channels ('k16')
 # or over runs of 16 output pixels of a row ('w16'): the Cython entry point around the C
-# loops of ext/direct16.h (which states the formula and the vector scheme). Forward only;
-# minigrad/kernels.py decides which layers take it.
+# loops of ext/direct16.h (which states the formulas and the vector schemes): the forward,
+# and (w16) ∂L/∂w and ∂L/∂b at stride 1; minigrad/kernels.py decides which layers take them.
 #
 # Contract: the Python side (minigrad/ops/conv_dispatch.py) validates every shape and
 # integer, passes C-contiguous float32 arrays, and allocates the outputs and the scratch
@@ -26,6 +26,11 @@ cdef extern from "direct16.h" nogil:
                         const float* wt, Py_ssize_t K, Py_ssize_t Kp, Py_ssize_t kh, Py_ssize_t kw,
                         const float* bias, float* y, Py_ssize_t OH, Py_ssize_t OW,
                         Py_ssize_t sh, Py_ssize_t dh, Py_ssize_t dw)
+    float mg_sum(const float* v, Py_ssize_t n)
+    void mg_wgrad_w16_4(const float* xs, const Py_ssize_t* off, Py_ssize_t T,
+                        const float* ds, Py_ssize_t ldd, Py_ssize_t K, Py_ssize_t L, float* dw)
+    void mg_wgrad_w16_8(const float* xs, const Py_ssize_t* off, Py_ssize_t T,
+                        const float* ds, Py_ssize_t ldd, Py_ssize_t K, Py_ssize_t L, float* dw)
 
 
 def simd_level():
@@ -86,3 +91,72 @@ def conv2d_forward_direct16(const float[:, :, :, ::1] x,   # IN  (N, C, H, W)
             else:
                 mg_conv_w16_16(&scratch[t, 0], C, Hp, Wp, &wt[0, 0], K, Kp, kh, kw, bias,
                                &y[n, 0, 0, 0], OH, OW, sh, dh, dw)
+
+
+cdef void _group_streams(const float[:, :, :, ::1] x, const float[:, :, :, ::1] δ,
+                         Py_ssize_t n0, Py_ssize_t S, float* xs, Py_ssize_t ldx,
+                         float* ds, Py_ssize_t ldd, Py_ssize_t Kp, float* db,
+                         Py_ssize_t Hp, Py_ssize_t Wp, Py_ssize_t ph, Py_ssize_t pw,
+                         bint need_x, bint need_db) noexcept nogil:
+    """The streams of mg_wgrad_w16 for samples n0 … n0+S−1: xs (C, ldx) holds channel c's
+    zero-padded planes (Hp × Wp, sample after sample, ph rows above, pw columns left);
+    ds (Kp, ldd) holds δ on the same grid (zero for j' ≥ OW, i' ≥ OH and k ≥ K); db[k] += Σ δ."""
+    cdef Py_ssize_t C = x.shape[1], H = x.shape[2], W = x.shape[3]
+    cdef Py_ssize_t K = δ.shape[1], OH = δ.shape[2], OW = δ.shape[3]
+    cdef Py_ssize_t s, c, k, i, j, plane = Hp * Wp
+    cdef Py_ssize_t rows = min(H, Hp - ph), cols = min(W, Wp - pw)
+    memset(ds, 0, Kp * ldd * sizeof(float))
+    for k in range(K):
+        for s in range(S):
+            for i in range(OH):
+                memcpy(&ds[k * ldd + s * plane + i * Wp], &δ[n0 + s, k, i, 0], OW * sizeof(float))
+        if need_db:                           # (the stream's other entries are zeros)
+            db[k] += mg_sum(&ds[k * ldd], ldd)
+    if not need_x:
+        return
+    memset(xs, 0, C * ldx * sizeof(float))
+    for c in range(C):
+        for s in range(S):
+            for i in range(rows):
+                memcpy(&xs[c * ldx + s * plane + (ph + i) * Wp + pw], &x[n0 + s, c, i, 0],
+                       cols * sizeof(float))
+
+
+def conv2d_weight_grad_w16(const float[:, :, :, ::1] x,   # IN  (N, C, H, W)
+                           const float[:, :, :, ::1] δ,   # IN  (N, K, OH, OW)
+                           const Py_ssize_t[::1] off,     # IN  (T rounded up to 3,) tap offsets
+                           float[:, ::1] acc,             # OUT (threads, K·T + K) partials, += 
+                           float[:, ::1] xscr,            # TMP (threads, C·ldx)
+                           float[:, ::1] dscr,            # TMP (threads, Kp·ldd + 16)
+                           Py_ssize_t T, Py_ssize_t ph, Py_ssize_t pw,
+                           Py_ssize_t Hp, Py_ssize_t Wp, Py_ssize_t S,
+                           Py_ssize_t ldx, Py_ssize_t ldd, int kb, bint need_dw, bint need_db,
+                           int num_threads):
+    """Per thread t, acc[t, :K·T] += its groups' ∂L/∂w (K, C·kh·kw) and acc[t, K·T:] += Σ δ
+    (∂L/∂b) of a stride-1 convolution, by mg_wgrad_w16_<kb> (ext/direct16.h) over groups of
+    S samples: each group's x and δ are first laid out as the kernel's streams (planes of
+    Hp × Wp; off[t] = c·ldx + p·dh·Wp + q·dw for tap t = (c, p, q)). Groups are dealt to
+    the threads statically, and the caller sums the thread partials in a fixed order: the
+    same numbers every run."""
+    cdef Py_ssize_t N = δ.shape[0], K = δ.shape[1], OH = δ.shape[2]
+    cdef Py_ssize_t Kp = (dscr.shape[1] - 16) // ldd, groups = (N + S - 1) // S
+    cdef Py_ssize_t gi, n0, Sg, L, tid
+    cdef float* ds
+    with nogil:
+        for gi in prange(groups, schedule='static', num_threads=num_threads):
+            tid = threadid()
+            n0 = gi * S
+            Sg = min(S, N - n0)
+            # δ's streams start on a 64-byte boundary (the row has 16 floats to spare):
+            # its vector loads, 8 per 3 of x, then never straddle two cache lines
+            ds = <float*>((<size_t>&dscr[tid, 0] + 63) & ~(<size_t>63))
+            _group_streams(x, δ, n0, Sg, &xscr[tid, 0], ldx, ds, ldd, Kp,
+                           &acc[tid, K * T], Hp, Wp, ph, pw, need_dw, need_db)
+            if need_dw:
+                L = ((Sg - 1) * Hp * Wp + OH * Wp + 15) // 16 * 16
+                if kb == 8:
+                    mg_wgrad_w16_8(&xscr[tid, 0], &off[0], T, ds, ldd, K, L,
+                                   &acc[tid, 0])
+                else:
+                    mg_wgrad_w16_4(&xscr[tid, 0], &off[0], T, ds, ldd, K, L,
+                                   &acc[tid, 0])

@@ -26,6 +26,10 @@
 
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
 #define MG_K16_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#define MG_AVX512 __attribute__((target("arch=x86-64-v4")))
+/* keeps v in a register: GCC would otherwise fold its load into each of the FMAs that
+ * use it, loading it again for each (AVX-512 code only: 32 vector registers) */
+#define MG_IN_REGISTER(v) __asm__("" : "+v"(v))
 static int mg_simd_level(void)
 {
     __builtin_cpu_init();
@@ -37,6 +41,8 @@ static int mg_simd_level(void)
 }
 #else
 #define MG_K16_CLONES
+#define MG_AVX512
+#define MG_IN_REGISTER(v) ((void)0)
 static int mg_simd_level(void) { return 0; }
 #endif
 
@@ -118,5 +124,103 @@ static void mg_conv_w16_##KB(const float *xp, Py_ssize_t C, Py_ssize_t Hp, Py_ss
 }
 MG_W16_KERNEL(8)
 MG_W16_KERNEL(16)
+
+/* ∂L/∂w of a stride-1 convolution, vectorised over 16 consecutive positions of a flat
+ * stream (the same sums as DESIGN.md's ∂L/∂w = x ⋆ δ):
+ *
+ *   ∂L/∂w[k, c, p, q] = Σ_n Σ_i' Σ_j' δ[n, k, i', j'] · x_pad[n, c, i' + p·dh, j' + q·dw]
+ *
+ * The caller lays a group of samples out so that every tap is one contiguous slice:
+ * x_pad's planes (Hp × Wp) of the group's samples one after the other per channel
+ * (channel c's stream starts at xs + c·ldx), and δ on the same grid (row length Wp, Hp
+ * rows per sample, zero where j' ≥ OW or i' ≥ OH), channel k's stream at ds + k·ldd. At
+ * stream position f = (sample·Hp + i')·Wp + j', tap t = (c, p, q) then reads x at
+ * xs + off[t] + f with off[t] = c·ldx + p·dh·Wp + q·dw: ∂L/∂w[k, t] is the dot product of
+ * δ's stream k with x's stream shifted by off[t], over L positions (a multiple of 16).
+ * The zeros of δ's padding columns and rows cancel the products that straddle a row or a
+ * sample. KB output channels × 3 taps are summed at once in 3·KB vector accumulators
+ * (24 of 32 registers for KB = 8, built for AVX-512 only; KB = 4 for every CPU): each
+ * step loads 3 x vectors and KB δ vectors for 3·KB multiply-adds. dw (K, T) receives += the sums; the tap list off is padded to a
+ * multiple of 3 (those sums are dropped) and δ's streams to a multiple of KB rows (zero). */
+/* The lane sums of v[0 … 7] in one vector's lanes 0 … 7, by halving: each step adds the
+ * halves of two vectors into one (4 + 2 + 1 shuffled sums and a last adjacent-lane sum),
+ * instead of 8 chains of 15 dependent scalar additions. */
+#define MG_HALVES(a, b, ...) (__builtin_shufflevector(a, b, __VA_ARGS__))
+static inline void mg_hsum8(const mg_v16 *v, float *out)
+{
+    mg_v16 u[4], z[2], y, r;
+    for (int i = 0; i < 4; i++)           /* lanes 0-7: v[2i]'s halves, 8-15: v[2i+1]'s */
+        u[i] = MG_HALVES(v[2 * i], v[2 * i + 1], 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23)
+             + MG_HALVES(v[2 * i], v[2 * i + 1], 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31);
+    for (int i = 0; i < 2; i++)           /* quarters: v[4i], v[4i+2], v[4i+1], v[4i+3] */
+        z[i] = MG_HALVES(u[2 * i], u[2 * i + 1], 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27)
+             + MG_HALVES(u[2 * i], u[2 * i + 1], 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31);
+    /* pairs of lanes: v0, v4, v2, v6, v1, v5, v3, v7 */
+    y = MG_HALVES(z[0], z[1], 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29)
+      + MG_HALVES(z[0], z[1], 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31);
+    r = y + MG_HALVES(y, y, 1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14);
+    out[0] = r[0]; out[4] = r[2]; out[2] = r[4]; out[6] = r[6];
+    out[1] = r[8]; out[5] = r[10]; out[3] = r[12]; out[7] = r[14];
+}
+
+#define MG_WGRAD_KERNEL(KB, TARGET, PIN)                                                   \
+TARGET                                                                                     \
+static void mg_wgrad_w16_##KB(const float *xs, const Py_ssize_t *off, Py_ssize_t T,        \
+                              const float *ds, Py_ssize_t ldd, Py_ssize_t K,               \
+                              Py_ssize_t L, float *dw)                                     \
+{                                                                                          \
+    for (Py_ssize_t k0 = 0; k0 < K; k0 += KB)                                              \
+    for (Py_ssize_t t0 = 0; t0 < T; t0 += 3) {                                             \
+        mg_v16 acc[KB][3];                                                                 \
+        const float *x0 = xs + off[t0], *x1 = xs + off[t0 + 1], *x2 = xs + off[t0 + 2];    \
+        const float *d0 = ds + k0 * ldd;                                                   \
+        for (int kk = 0; kk < KB; kk++)                                                    \
+            acc[kk][0] = acc[kk][1] = acc[kk][2] = (mg_v16){0};                            \
+        for (Py_ssize_t f = 0; f < L; f += 16) {                                           \
+            mg_v16 a, b, c;                                                                \
+            memcpy(&a, x0 + f, sizeof a);                                                  \
+            memcpy(&b, x1 + f, sizeof b);                                                  \
+            memcpy(&c, x2 + f, sizeof c);                                                  \
+            for (int kk = 0; kk < KB; kk++) {                                              \
+                mg_v16 d;                                                                  \
+                memcpy(&d, d0 + kk * ldd + f, sizeof d);                                   \
+                PIN(d);                                                                    \
+                acc[kk][0] += d * a;                                                       \
+                acc[kk][1] += d * b;                                                       \
+                acc[kk][2] += d * c;                                                       \
+            }                                                                              \
+        }                                                                                  \
+        for (int j = 0; j < 3 && t0 + j < T; j++) {                                        \
+            mg_v16 v[8];                                                                   \
+            float sum[8];                                                                  \
+            for (int kk = 0; kk < 8; kk++)                                                 \
+                v[kk] = kk < KB ? acc[kk % KB][j] : (mg_v16){0};                           \
+            mg_hsum8(v, sum);                                                              \
+            for (int kk = 0; kk < KB && k0 + kk < K; kk++)                                 \
+                dw[(k0 + kk) * T + t0 + j] += sum[kk];                                     \
+        }                                                                                  \
+    }                                                                                      \
+}
+/* Σ v[0 … n−1] in 16 lanes (then added up): the streams' copy of δ also gives ∂L/∂b. */
+MG_K16_CLONES
+static float mg_sum(const float *v, Py_ssize_t n)
+{
+    mg_v16 acc = {0}, t;
+    Py_ssize_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        memcpy(&t, v + i, sizeof t);
+        acc += t;
+    }
+    float s = 0.0f;
+    for (int l = 0; l < 16; l++)
+        s += acc[l];
+    for (; i < n; i++)
+        s += v[i];
+    return s;
+}
+
+#define MG_NO_PIN(v) ((void)0)
+MG_WGRAD_KERNEL(4, MG_K16_CLONES, MG_NO_PIN)         /* any CPU (AVX2: 12 of 16 registers) */
+MG_WGRAD_KERNEL(8, MG_AVX512, MG_IN_REGISTER)        /* AVX-512 only (simd level 2) */
 
 #endif

@@ -18,6 +18,8 @@ The paths (their kernels in ext/; the Python glue in minigrad/ops/conv_dispatch.
     k16, w16  ext/conv_direct16.pyx  the direct forward vectorised over 16 output channels
               + ext/direct16.h       (k16) or 16 output pixels (w16): small float32 layers;
                                      w16 also ∂L/∂x at stride 1 (a forward correlation)
+                                     and ∂L/∂w at stride 1 (each tap's shifted input
+                                     stream against δ's, 16 positions at a time)
     pointwise ext/conv_pointwise.pyx 1×1, stride 1, no padding, one group: a GEMM per sample
                                      on the tensors in place (no im2col), every pass
     depthwise ext/conv_depthwise.pyx groups = C = K (one filter per channel), every pass:
@@ -87,10 +89,18 @@ class Tuning:
     # ∂L/∂x by w16 (stride 1: a forward correlation into C channels) when 8 ≤ C ≤ w16_max_k
     # and K ≤ w16_max_k: fewer than 8 output channels leave its 8-wide blocks mostly empty
     w16_min_k: int = 8
+    # ∂L/∂w by w16 (stride 1) for K ≤ this on output planes of ≥ w16_wgrad_min_pixels
+    # pixels with ≥ w16_wgrad_min_taps taps (C/G·F_h·F_w): its streams beat im2col + GEMM
+    # on few output channels; on small planes the padding, with few taps the copy of δ costs
+    w16_wgrad_max_k: int = 64
+    w16_wgrad_min_pixels: int = 64
+    w16_wgrad_min_taps: int = 16
     # 'depthwise': channels in the vector lanes (blocks of 64 channels of one sample
     # transposed to channels-last) for output planes of at most this many pixels
     depthwise_cl_max_pixels: int = 16
     # ---- block sizes ----
+    # 'w16' ∂L/∂w: δ's streams of one block of output channels about this size
+    w16_wgrad_block_bytes: int = 32 << 10
     # 'gemm': im2col workspace bound per call; the batch is processed in chunks
     workspace_bytes: int = 64 << 20
     # 'gemm': threads for im2col/col2im between the (multithreaded) matmuls: one, so the two
@@ -208,9 +218,9 @@ def _plan(op, x_shape, w_shape, dtype, g, out_hw, why=None):
 
     conv2d: x_shape (N, C, H, W), w_shape (K, C/G, F_h, F_w), dtype the compute dtype, g
     the geometry (sh, sw, ph, pw, dh, dw, groups: stride, top/left padding, dilation,
-    groups), out_hw (OH, OW). ∂L/∂w always takes the base path (direct, blas, gemm,
-    pointwise or depthwise); ∂L/∂x takes Winograd or the base path, so one fused call
-    serves both where they meet.
+    groups), out_hw (OH, OW). ∂L/∂x takes w16, Winograd or the base path (direct, blas,
+    gemm, pointwise or depthwise); ∂L/∂w takes w16 or the base path; where both take the
+    base path, one fused call serves both.
     max_pool2d / avg_pool2d: g the pooling geometry (ops/pool.py's _Geometry); the other
     arguments are unused.
     """
@@ -265,7 +275,13 @@ def _plan(op, x_shape, w_shape, dtype, g, out_hw, why=None):
             dx = "winograd"
     else:
         note("input_grad", "w16 and winograd need stride 1, dilation 1 and padding ≤ F−1")
-    return Paths(fwd, dx, base)
+    # ∂L/∂w: by w16 (each tap's shifted x stream against δ's, no im2col matrix) at stride
+    # 1 on small enough layers, in place of an im2col GEMM
+    wg = base
+    if base in ("blas", "gemm") and _w16_wgrad_fits(K, Cg * kh * kw, dtype, g, (OH, OW), force,
+                                                    t, note):
+        wg = "w16"
+    return Paths(fwd, dx, wg)
 
 
 def _pointwise_fits(x_shape, w_shape, g, out_hw, force, note):
@@ -368,6 +384,30 @@ def _w16_fits(K, dtype, g, OW, force, t, note, which="forward"):
     note(which, f"w16 {'takes it' if ok else 'declines'}: SIMD level {_SIMD_LEVEL} (> 0?), "
                 f"{'K' if which == 'forward' else 'C'} = {K} (≤ {t.w16_max_k}?), "
                 f"{'OW' if which == 'forward' else 'W'} = {OW} (≥ {t.w16_min_ow}?)")
+    return ok
+
+
+def _w16_wgrad_fits(K, taps, dtype, g, out_hw, force, t, note):
+    """ext/direct16.h's ∂L/∂w: stride 1, float32, one group, AVX2/AVX-512, at most
+    w16_wgrad_max_k output channels, on output planes of at least w16_wgrad_min_pixels
+    (its sums run over the padded planes: on small ones the padding is much of the work)
+    and with at least w16_wgrad_min_taps taps (C/G·F_h·F_w: its copy of δ into streams is
+    paid once for all of them)."""
+    if force not in (None, "w16"):
+        return False
+    if dtype != np.float32 or g.groups != 1 or (g.sh, g.sw) != (1, 1):
+        note("weight_grad", "w16: needs float32, one group and stride 1")
+        return False
+    if force == "w16":
+        note("weight_grad", "w16: forced")
+        return True
+    px = out_hw[0] * out_hw[1]
+    ok = (_SIMD_LEVEL > 0 and K <= t.w16_wgrad_max_k and px >= t.w16_wgrad_min_pixels
+          and taps >= t.w16_wgrad_min_taps)
+    note("weight_grad", f"w16 {'takes it' if ok else 'declines'}: SIMD level {_SIMD_LEVEL} (> 0?), "
+                        f"K = {K} (≤ {t.w16_wgrad_max_k}?), output {out_hw[0]}×{out_hw[1]} = "
+                        f"{px} pixels (≥ {t.w16_wgrad_min_pixels}?), {taps} taps "
+                        f"(≥ {t.w16_wgrad_min_taps}?)")
     return ok
 
 
@@ -535,6 +575,19 @@ def _depthwise_channels_last(out_hw, C):
     if out_hw[0] * out_hw[1] > t.depthwise_cl_max_pixels:
         return False, 0
     return True, min(C, 64)
+
+
+def _w16_wgrad_blocks(N, K, plane, nt):
+    """(samples per group, output channels per block) of the w16 ∂L/∂w: groups whose δ
+    streams of one block (kb channels × the group's padded planes) stay about
+    w16_wgrad_block_bytes, so that the taps re-read them from L1; every thread the same
+    number of groups, as near equal in size as that allows.
+    kb = 8 with AVX-512 (3·8 accumulators in 32 registers), else 4."""
+    t = _state.get().tuning
+    kb = 8 if _SIMD_LEVEL >= 2 else 4
+    S = max(1, min(t.w16_wgrad_block_bytes // (kb * plane * 4), -(-N // nt)))
+    per = -(-N // (nt * S))                # groups per thread; then the same S for all
+    return -(-N // (nt * per)), kb
 
 
 def _blas_dw_rows(Kg, CgKK):

@@ -1,7 +1,8 @@
 """conv2d's direct loops of ext/direct16.h for small float32 layers, vectorised over 16
 output channels ('k16') or over runs of 16 output pixels ('w16'): forward against the
-reference over random shapes, strides, dilations and paddings; the dispatch rules;
-gradients through them."""
+reference over random shapes, strides, dilations and paddings; w16's ∂L/∂w and ∂L/∂b
+against the direct loops; the dispatch rules; gradients through them."""
+import contextlib
 import os
 import sys
 
@@ -12,10 +13,11 @@ from hypothesis import given, settings, strategies as st
 import minigrad as mg
 import minigrad.nn.functional as F
 from minigrad import kernels
+from minigrad.ops import conv_dispatch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import reference as ref  # noqa: E402
-from kernel_spy import forced, ran  # noqa: E402
+from kernel_spy import forced, poison_workspaces, ran  # noqa: E402
 
 
 def k16(force=True):
@@ -111,3 +113,98 @@ def test_gradients_through_the_direct16_forward(spy):
         grads.append([y.data] + [t.grad.data for t in ts])
     for a, r in zip(*grads):
         np.testing.assert_allclose(a, r, rtol=1e-4, atol=1e-4)
+
+
+@contextlib.contextmanager
+def simd_level(level):
+    """kernels' SIMD level set to `level` for the block: w16's ∂L/∂w takes blocks of 8
+    output channels at level 2 (its AVX-512 build), of 4 below (every CPU's build), so
+    both builds run here on an AVX-512 machine."""
+    before = kernels._SIMD_LEVEL
+    kernels._SIMD_LEVEL = level
+    try:
+        yield
+    finally:
+        kernels._SIMD_LEVEL = before
+
+
+@st.composite
+def wgrad_cases(draw):
+    kh, kw = draw(st.integers(1, 5)), draw(st.integers(1, 5))
+    dh, dw = draw(st.integers(1, 2)), draw(st.integers(1, 2))
+    ph, pw = draw(st.integers(0, 2)), draw(st.integers(0, 2))
+    H = max(1, (kh - 1) * dh + 1 - 2 * ph) + draw(st.integers(0, 12))
+    W = max(1, (kw - 1) * dw + 1 - 2 * pw) + draw(st.integers(0, 20))
+    # K: blocks of 8 (or 4) channels full and partial; C·kh·kw taps: groups of 3 full and
+    # partial; N and the group size: samples per group 1 … N, the last group partial
+    return dict(N=draw(st.integers(1, 6)), C=draw(st.integers(1, 5)), K=draw(st.integers(1, 20)),
+                H=H, W=W, k=(kh, kw), D=(dh, dw), P=(ph, pw),
+                block=draw(st.sampled_from([1, 2 << 10, 32 << 10, 1 << 20])),
+                level=draw(st.sampled_from([1, 2])), threads=draw(st.integers(1, 3)),
+                seed=draw(st.integers(0, 2**31)))
+
+
+@settings(max_examples=150, deadline=None)
+@given(case=wgrad_cases())
+def test_w16_weight_grad_matches_direct(case):
+    """∂L/∂w[k, c, p, q] = Σ_n Σ_i' Σ_j' δ[n, k, i', j'] · x_pad[n, c, i' + p·dh, j' + q·dw]
+    (stride 1) by w16's streams, and ∂L/∂b = Σ δ from the same copy of δ: the direct loops'
+    numbers, for both builds of the kernel (blocks of 8 and of 4 output channels), any
+    number of samples per group and 1–3 threads, with the scratch memory poisoned."""
+    if kernels.simd_level() < 2 and case["level"] == 2:
+        pytest.skip("the AVX-512 build needs an AVX-512 CPU")
+    rng = np.random.default_rng(case["seed"])
+    N, C, K, (kh, kw), (dh, dw), (ph, pw) = (case[k] for k in "N C K k D P".split())
+    x = rng.standard_normal((N, C, case["H"], case["W"])).astype(np.float32)
+    w = np.empty((K, C, kh, kw), np.float32)
+    OH = case["H"] + 2 * ph - (kh - 1) * dh
+    OW = case["W"] + 2 * pw - (kw - 1) * dw
+    δ = rng.standard_normal((N, K, OH, OW)).astype(np.float32)
+    g = conv_dispatch.Geom((1, 1), (ph, pw), (dh, dw), 1)
+    before = mg.get_num_threads()
+    try:
+        mg.set_num_threads(case["threads"])
+        poison_workspaces()
+        with simd_level(case["level"]), kernels.use(None, w16_wgrad_block_bytes=case["block"]):
+            _, dw_, db = conv_dispatch.backward(x, x.shape, δ, w, g, False, True, True,
+                                                kernels.Paths("w16", "direct", "w16"))
+            # ∂L/∂b alone (the bias-gradient op of a double backward): no x at all
+            db_alone = conv_dispatch.bias_grad(δ, x.shape, w, g, kernels.Paths("w16", "direct", "w16"))
+    finally:
+        mg.set_num_threads(before)
+    _, want_dw, want_db = conv_dispatch.backward(x, x.shape, δ, w, g, False, True, True,
+                                                 kernels.Paths("direct", "direct", "direct"))
+    np.testing.assert_allclose(dw_, want_dw, rtol=1e-4, atol=1e-4 * max(1.0, np.abs(want_dw).max()))
+    for got_db in (db, db_alone):
+        np.testing.assert_allclose(got_db, want_db, rtol=1e-4,
+                                   atol=1e-4 * max(1.0, np.abs(want_db).max()))
+
+
+@pytest.mark.parametrize("xs, ws, padding", [
+    ((5, 16, 28, 28), (16, 16, 3, 3), 1),       # ResNet-20's first stage
+    ((3, 12, 15, 17), (20, 12, 3, 3), 0),
+    ((2, 8, 16, 18), (24, 8, 5, 5), 2),
+    ((2, 8, 16, 18), (40, 8, 5, 5), 2),         # ∂L/∂x by 'blas', alone
+    ((2, 10, 14, 16), (9, 10, 2, 2), "same"),   # even kernel: one row more below
+])
+def test_conv2d_backward_takes_w16_weight_grad(xs, ws, padding):
+    """By default (a CPU with AVX2 or AVX-512), ∂L/∂w and ∂L/∂b of these stride-1 layers
+    run on w16's streams, next to a w16, Winograd or 'blas' ∂L/∂x: the gradients of the
+    direct loops."""
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal(xs).astype(np.float32)
+    w = rng.standard_normal(ws).astype(np.float32)
+    b = rng.standard_normal(ws[0]).astype(np.float32)
+    got = {}
+    for path in (None, "direct"):
+        ts = [mg.tensor(a, requires_grad=True) for a in (x, w, b)]
+        with forced(path, path is not None, w16_wgrad_min_pixels=1) as log:
+            y = F.conv2d(*ts, padding=padding)
+            g = np.cos(np.arange(y.numpy().size, dtype=np.float32)).reshape(y.shape)
+            (y * mg.tensor(g)).sum().backward()
+        got[path] = [t.grad.numpy() for t in ts]
+        paths = {c.which: c.path for c in log if c.op == "conv2d"}
+        if path is None and kernels.simd_level() > 0:
+            assert paths["weight_grad"] == paths["bias_grad"] == "w16", paths
+    for a, r in zip(got[None], got["direct"]):
+        np.testing.assert_allclose(a, r, rtol=1e-4, atol=1e-4 * np.abs(r).max())

@@ -71,9 +71,14 @@ def test_default_paths_of_known_layers():
         pytest.skip("no OpenBLAS next to NumPy")
     simd = kernels.simd_level() > 0
     lenet_c1 = kernels.choose((64, 1, 28, 28), (6, 1, 5, 5), padding=2)
-    assert lenet_c1 == ("w16" if simd else "blas", "blas", "blas")
+    assert lenet_c1 == ("w16", "blas", "w16") if simd else ("blas",) * 3
     assert kernels.choose((64, 6, 14, 14), (16, 6, 5, 5)).forward == ("k16" if simd else "blas")
-    assert kernels.choose((32, 64, 56, 56), (64, 64, 3, 3), padding=1) == ("winograd", "winograd", "blas")
+    # ∂L/∂w by w16 next to Winograd's ∂L/∂x: stride 1, K ≤ 64, planes ≥ 8×8
+    wg = "w16" if simd else "blas"
+    assert kernels.choose((32, 64, 56, 56), (64, 64, 3, 3), padding=1) == ("winograd", "winograd", wg)
+    assert kernels.choose((32, 128, 56, 56), (128, 128, 3, 3), padding=1) == ("winograd",) * 2 + ("blas",)
+    assert kernels.choose((128, 64, 7, 7), (64, 64, 3, 3), padding=1).weight_grad == "blas"
+    assert kernels.choose((128, 1, 28, 28), (16, 1, 3, 3), padding=1).weight_grad == "blas"  # 9 taps
     assert kernels.choose((8, 32, 28, 28), (32, 1, 3, 3), padding=1, groups=32) == ("depthwise",) * 3
     assert kernels.choose((8, 32, 28, 28), (64, 1, 3, 3), padding=1, groups=32) == ("direct",) * 3
     assert kernels.choose((8, 32, 28, 28), (64, 32, 3, 3), stride=2) == ("blas",) * 3
@@ -81,7 +86,7 @@ def test_default_paths_of_known_layers():
     assert kernels.choose((32, 144, 16, 16), (24, 144, 1, 1), stride=2) == ("blas",) * 3
     # conv_transpose2d is conv2d's ∂L/∂x: its forward is the adjoint conv's input gradient
     assert kernels.choose((8, 64, 28, 28), (64, 64, 3, 3), op="conv_transpose2d", padding=1) \
-        == ("winograd", "winograd", "blas")
+        == ("winograd", "winograd", wg)
     assert kernels.choose((64, 6, 28, 28), op="max_pool2d", kernel_size=2) == ("2x2", "direct", None)
     assert kernels.choose((64, 6, 28, 28), op="max_pool2d", kernel_size=3, stride=2) == ("direct", "direct", None)
     assert kernels.choose((64, 6, 7, 7), op="avg_pool2d", kernel_size=7) == ("plane", "plane", None)

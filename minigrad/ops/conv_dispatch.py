@@ -269,8 +269,8 @@ _SAME_NAMES = {"forward": "forward", "input_grad": "input_grad", "weight_grad": 
 
 def backward(x, x_shape, δ, w, g, need_dx, need_dw, need_db, paths, op="conv2d", names=_SAME_NAMES):
     """(∂L/∂x, ∂L/∂w, ∂L/∂b) of y = b + x ⋆ w, each None unless asked for, by the paths
-    kernels._plan chose (`paths.input_grad` is 'winograd', 'w16' or the same as
-    `paths.weight_grad`).
+    kernels._plan chose (`paths.input_grad` is 'winograd', 'w16' or the base path;
+    `paths.weight_grad` is 'w16' or the base path).
 
     ∂L/∂x = δ dilated by S, padded by D·(F−1) − P (plus, bottom/right, the rows the forward
         dropped), correlated with the kernel flipped 180° with its channel axes swapped
@@ -280,7 +280,8 @@ def backward(x, x_shape, δ, w, g, need_dx, need_dw, need_db, paths, op="conv2d"
             products with every tap; col2im adds each where the dilated correlation puts it;
         winograd, w16 — at stride 1 and dilation 1 only (nothing to dilate): the forward
             correlation of δ, padded by F−1−P, with the flipped, channel-swapped kernel.
-    ∂L/∂w = x ⋆ δ: direct loops, or δ (Kg, N·OH·OW) @ im2col(x)ᵀ per group.
+    ∂L/∂w = x ⋆ δ: direct loops, δ (Kg, N·OH·OW) @ im2col(x)ᵀ per group, or (w16, stride 1)
+        per tap the dot product of δ's stream with x's stream shifted by the tap.
     ∂L/∂b = Σ_n Σ_i' Σ_j' δ[n,k,i',j'].
 
     x may be None when only ∂L/∂x is needed; x_shape is the shape of ∂L/∂x. op and names
@@ -304,7 +305,12 @@ def backward(x, x_shape, δ, w, g, need_dx, need_dw, need_db, paths, op="conv2d"
     path = paths.weight_grad
     for which, need in (("input_grad", need_dx), ("weight_grad", need_dw), ("bias_grad", need_db)):
         if need:
-            kernels._ran(op, names[which], path, δ.shape, w.shape)
+            kernels._ran(op, names[which], paths.input_grad if which == "input_grad" else path,
+                         δ.shape, w.shape)
+    if path == "w16":                   # ∂L/∂x, if still needed, by the base path alone
+        if need_dx:
+            dx = _BACKWARD[paths.input_grad](x, x_shape, δ, w, g, True, False, False)[0]
+        return (dx,) + _weight_grad_w16(x, x_shape, δ, w.shape, g, need_dw, need_db)
     dx2, dw, db = _BACKWARD[path](x, x_shape, δ, w, g, need_dx, need_dw, need_db)
     return (dx2 if need_dx else dx), dw, db
 
@@ -339,6 +345,36 @@ def _backward_direct(x, x_shape, δ, w, g, need_dx, need_dw, need_db):
         dw = np.empty(w.shape, δ.dtype)
         _direct.conv2d_weight_grad_direct(x, δ, dw, *g.args(), g.groups, nt)
     return dx, dw, (δ.sum(axis=(0, 2, 3)) if need_db else None)
+
+
+def _weight_grad_w16(x, x_shape, δ, w_shape, g, need_dw, need_db):
+    """ext/direct16.h's ∂L/∂w at stride 1 (and ∂L/∂b): one parallel loop over groups of
+    samples; each thread lays its group's x and δ out as flat streams on the padded grid
+    (kernels._w16_wgrad_blocks), then sums every tap's shifted x stream against δ's,
+    16 positions at a time. Thread partials summed in a fixed order."""
+    N, C, H, W = x_shape
+    K, Cg, kh, kw = w_shape
+    _, _, OH, OW = δ.shape
+    nt = get_num_threads()
+    Hp, Wp = OH + (kh - 1) * g.dh, OW + (kw - 1) * g.dw
+    S, kb = kernels._w16_wgrad_blocks(N, K, Hp * Wp, nt)
+    T, Kp = C * kh * kw, -(-K // kb) * kb
+    ldd = -(-S * Hp * Wp // 16) * 16
+    ldx = S * Hp * Wp + (kh - 1) * g.dh * Wp + (kw - 1) * g.dw + 16
+    off = np.zeros(-(-T // 3) * 3, np.intp)            # tap t = (c, p, q): its x stream
+    off[:T] = (np.arange(C)[:, None, None] * ldx + np.arange(kh)[:, None] * (g.dh * Wp)
+               + np.arange(kw) * g.dw).ravel()
+    acc = _workspace("w16_wgrad_acc", (nt, K * T + K), np.float32)
+    acc[...] = 0
+    xscr = _workspace("w16_wgrad_x", (nt, C * ldx if need_dw else 1), np.float32)
+    dscr = _workspace("w16_wgrad_d", (nt, Kp * ldd + 16), np.float32)
+    if x is None:
+        x = np.zeros((1, 1, 1, 1), np.float32)
+    _d16.conv2d_weight_grad_w16(x, δ, off, acc, xscr, dscr, T, g.ph, g.pw, Hp, Wp, S, ldx, ldd,
+                                kb, need_dw, need_db, nt)
+    dw = acc[:, :K * T].sum(axis=0).reshape(w_shape) if need_dw else None
+    db = acc[:, K * T:].sum(axis=0) if need_db else None
+    return dw, db
 
 
 def _backward_blas(x, x_shape, δ, w, g, need_dx, need_dw, need_db):
