@@ -1,18 +1,19 @@
 """The convolution paths on the networks' own layers: every stride-1 layer of the networks
-of benchmarks/networks.py, its ∂L/∂w (and ∂L/∂b) by each path that can run it, side by
-side (the measurements behind kernels.Tuning's w16_wgrad_* fields).
+of benchmarks/networks.py, one pass of it (∂L/∂w and ∂L/∂b by default; the forward or
+∂L/∂x) by each path that can run it, side by side (the measurements behind
+kernels.Tuning's w16_* fields).
 
     python benchmarks/conv_paths.py                      # all networks
     python benchmarks/conv_paths.py --nets resnet20 densenet121
+    python benchmarks/conv_paths.py --pass forward       # or input_grad (∂L/∂x)
     python benchmarks/conv_paths.py --results            # also append to RESULTS.md
 
 The layers are found by running one forward of each network with a pre-hook on every
 Conv2d (input shape, weight shape, stride, padding, dilation, groups). Each layer's
-weight gradient (and bias gradient, if it has a bias) is then timed through
-ops/conv_dispatch.backward with the paths forced —
-'blas' (im2col + GEMM, ∂L/∂wᵀ or ∂L/∂w rows as kernels._blas_dw_rows says) and 'w16'
-(ext/direct16.h's streams) —, alternating, hot, in one process, medians in ms; `chosen`
-is what kernels._plan picks by default. A row per distinct layer, with how often the
+pass is then timed through ops/conv_dispatch with the paths forced — 'blas' (im2col +
+GEMM), 'w16' (ext/direct16.h's flat streams at stride 1), 'winograd' (3×3), 'k16' (the
+forward of K a multiple of 16) —, alternating, hot, in one process, medians in ms;
+`chosen` is what kernels._plan picks by default. A row per distinct layer, with how often the
 network has it; the totals weigh each layer by its count.
 """
 import argparse
@@ -51,8 +52,9 @@ def layers(net):
     return found
 
 
-def time_layer(xs, ws, padding, dilation, bias, reps):
-    """(chosen path, {path: median ms}) of ∂L/∂w (+ ∂L/∂b if the layer has a bias)."""
+def time_layer(xs, ws, padding, dilation, bias, reps, which):
+    """(chosen path, {path: median ms}) of one pass of one layer: 'forward', 'input_grad',
+    or 'weight_grad' (∂L/∂w, + ∂L/∂b if the layer has a bias), by each path that runs it."""
     from minigrad import kernels
     from minigrad.ops import conv_args, conv_dispatch
     rng = np.random.default_rng(0)
@@ -62,11 +64,23 @@ def time_layer(xs, ws, padding, dilation, bias, reps):
                                                            dilation, 1)
     g = conv_dispatch.Geom(S, (P[0], P[2]), D, G)
     δ = rng.standard_normal(out_shape).astype(np.float32)
-    chosen = kernels._plan("conv2d", xs, ws, np.dtype(np.float32), g, out_shape[2:]).weight_grad
+    b = rng.standard_normal(ws[0]).astype(np.float32) if bias else None
+    chosen = getattr(kernels._plan("conv2d", xs, ws, np.dtype(np.float32), g, out_shape[2:]), which)
+    paths = ["blas", "w16"] + (["winograd"] if ws[2:] == (3, 3) and D == (1, 1) else [])
+    if which == "forward" and ws[0] % 16 == 0:
+        paths.append("k16")
     fns = {}
-    for path in ("blas", "w16"):
-        paths = kernels.Paths(path, "direct", path)
-        fns[path] = (lambda p=paths: conv_dispatch.backward(x, xs, δ, w, g, False, True, bias, p))
+    for path in paths:
+        if which == "forward":
+            fns[path] = (lambda p=path: conv_dispatch.correlate(x, w, b, out_shape[2:], g, p))
+        elif which == "input_grad":
+            ps = kernels.Paths("blas", path, "blas")
+            fns[path] = (lambda p=ps: conv_dispatch.backward(x, xs, δ, w, g, True, False, False, p))
+        else:
+            ps = kernels.Paths("blas", "blas", path)
+            fns[path] = (lambda p=ps: conv_dispatch.backward(x, xs, δ, w, g, False, True, bias, p))
+    if which == "input_grad" and D != (1, 1):
+        fns.pop("w16")                        # (∂L/∂x by w16: dilation 1 only)
     times = common.paired_hot(fns, reps)
     return chosen, {p: statistics.median(t) * 1e3 for p, t in times.items()}
 
@@ -75,6 +89,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--nets", nargs="+", choices=networks.NETS, default=None,
                     help="networks (default: all but LeNet-5-256)")
+    ap.add_argument("--pass", dest="which", choices=["forward", "input_grad", "weight_grad"],
+                    default="weight_grad", help="which pass to time (default: weight_grad)")
     ap.add_argument("--reps", type=int, default=9, help="timed calls per path and layer")
     ap.add_argument("--results", action="store_true", help=common.RESULTS_HELP)
     args = ap.parse_args()
@@ -83,27 +99,31 @@ def main():
     import minigrad as mg
     mg.set_num_threads(networks.THREADS)
     print(common.blas_info())
-    print(f"∂L/∂w (+ ∂L/∂b where the layer has a bias: +b) of every stride-1 layer (not 1×1), float32, {networks.THREADS} "
-          f"threads, hot, alternating, median of {args.reps}; ms")
+    what = {"forward": "y = b + x ⋆ w", "input_grad": "∂L/∂x",
+            "weight_grad": "∂L/∂w (+ ∂L/∂b where the layer has a bias: +b)"}[args.which]
+    print(f"{what} of every stride-1 layer (not 1×1), float32, {networks.THREADS} threads, "
+          f"hot, alternating, median of {args.reps}; ms")
     for net in args.nets or [n for n in networks.NETS if n != "lenet5-256"]:
-        rows, tot = [], collections.Counter()
+        found, tot, names = [], collections.Counter(), []
         for (xs, ws, padding, dilation, bias), n in sorted(layers(net).items(),
                                                            key=lambda kv: kv[0][0][2:]):
-            chosen, t = time_layer(xs, ws, padding, dilation, bias, args.reps)
+            if args.which == "input_grad" and xs[1] < 4:
+                continue                      # (a first layer: its input needs no gradient)
+            chosen, t = time_layer(xs, ws, padding, dilation, bias, args.reps, args.which)
+            names += [p for p in t if p not in names]
             for p in t:
                 tot[p] += n * t[p]
             tot["chosen"] += n * t[chosen]
-            N, C, H, W = xs
-            rows.append([f"{N}×{C}×{H}×{W}", f"{ws[0]}, {ws[2]}×{ws[3]}" + (" +b" if bias else ""),
-                         n, f"{t['blas']:.3f}",
-                         f"{t['w16']:.3f}", f"{t['w16'] / t['blas']:.2f}", chosen])
-        if not rows:
+            found.append((xs, ws, bias, n, t, chosen))
+        if not found:
             continue
-        print(f"\n{net}: total {tot['blas']:.2f} ms all blas, {tot['w16']:.2f} all w16, "
-              f"{tot['chosen']:.2f} as chosen")
-        common.print_table(["input N×C×H×W", "K, kernel", "count", "blas", "w16", "w16/blas",
-                            "chosen"], rows)
-
+        print(f"\n{net}: total ms " + ", ".join(f"all {p} {tot[p]:.2f}" for p in names)
+              + f" (where it runs); as chosen {tot['chosen']:.2f}")
+        rows = [["×".join(map(str, xs)), f"{ws[0]}, {ws[2]}×{ws[3]}" + (" +b" if bias else ""), n]
+                + [f"{t[p]:.3f}" if p in t else "—" for p in names] + [min(t, key=t.get), chosen]
+                for xs, ws, bias, n, t, chosen in found]
+        common.print_table(["input N×C×H×W", "K, kernel", "count"] + names + ["fastest", "chosen"],
+                           rows)
 
 if __name__ == "__main__":
     main()

@@ -31,6 +31,12 @@ cdef extern from "direct16.h" nogil:
                         const float* ds, Py_ssize_t ldd, Py_ssize_t K, Py_ssize_t L, float* dw)
     void mg_wgrad_w16_8(const float* xs, const Py_ssize_t* off, Py_ssize_t T,
                         const float* ds, Py_ssize_t ldd, Py_ssize_t K, Py_ssize_t L, float* dw)
+    void mg_conv_flat_4(const float* xs, const Py_ssize_t* off, Py_ssize_t T, const float* wt,
+                        Py_ssize_t Kp, Py_ssize_t K, const float* bias, Py_ssize_t L,
+                        float* ys, Py_ssize_t ldy)
+    void mg_conv_flat_8(const float* xs, const Py_ssize_t* off, Py_ssize_t T, const float* wt,
+                        Py_ssize_t Kp, Py_ssize_t K, const float* bias, Py_ssize_t L,
+                        float* ys, Py_ssize_t ldy)
 
 
 def simd_level():
@@ -93,18 +99,41 @@ def conv2d_forward_direct16(const float[:, :, :, ::1] x,   # IN  (N, C, H, W)
                                &y[n, 0, 0, 0], OH, OW, sh, dh, dw)
 
 
+cdef void _x_streams(const float[:, :, :, ::1] x, Py_ssize_t n0, Py_ssize_t S, float* xs,
+                     Py_ssize_t ldx, Py_ssize_t Hp, Py_ssize_t Wp, Py_ssize_t ph,
+                     Py_ssize_t pw) noexcept nogil:
+    """xs (C, ldx): channel c's zero-padded planes (Hp × Wp) of samples n0 … n0+S−1, one
+    after the other (ph rows above, pw columns left; what does not fit the plane, e.g. the
+    rows a 'same' padding of an even kernel drops below, is left out)."""
+    cdef Py_ssize_t C = x.shape[1], H = x.shape[2], W = x.shape[3]
+    cdef Py_ssize_t s, c, i, plane = Hp * Wp
+    cdef Py_ssize_t lp = min(pw, Wp), rows = max(0, min(H, Hp - ph)), cols = max(0, min(W, Wp - pw))
+    cdef Py_ssize_t top = min(ph, Hp) * Wp, below = (Hp - min(ph, Hp) - rows) * Wp
+    cdef float* row
+    for c in range(C):                    # every entry written once: data or zero
+        for s in range(S):
+            row = &xs[c * ldx + s * plane]
+            memset(row, 0, top * sizeof(float))
+            row = row + top
+            for i in range(rows):
+                memset(row, 0, lp * sizeof(float))
+                memcpy(row + lp, &x[n0 + s, c, i, 0], cols * sizeof(float))
+                memset(row + lp + cols, 0, (Wp - lp - cols) * sizeof(float))
+                row = row + Wp
+            memset(row, 0, below * sizeof(float))
+        memset(&xs[c * ldx + S * plane], 0, (ldx - S * plane) * sizeof(float))
+
+
 cdef void _group_streams(const float[:, :, :, ::1] x, const float[:, :, :, ::1] δ,
                          Py_ssize_t n0, Py_ssize_t S, float* xs, Py_ssize_t ldx,
                          float* ds, Py_ssize_t ldd, Py_ssize_t Kp, float* db,
                          Py_ssize_t Hp, Py_ssize_t Wp, Py_ssize_t ph, Py_ssize_t pw,
                          bint need_x, bint need_db) noexcept nogil:
-    """The streams of mg_wgrad_w16 for samples n0 … n0+S−1: xs (C, ldx) holds channel c's
-    zero-padded planes (Hp × Wp, sample after sample, ph rows above, pw columns left);
-    ds (Kp, ldd) holds δ on the same grid (zero for j' ≥ OW, i' ≥ OH and k ≥ K); db[k] += Σ δ."""
-    cdef Py_ssize_t C = x.shape[1], H = x.shape[2], W = x.shape[3]
+    """The streams of mg_wgrad_w16 for samples n0 … n0+S−1: xs as _x_streams lays them out
+    (if need_x); ds (Kp, ldd) holds δ on the same grid (zero for j' ≥ OW, i' ≥ OH and
+    k ≥ K); db[k] += Σ δ (if need_db)."""
     cdef Py_ssize_t K = δ.shape[1], OH = δ.shape[2], OW = δ.shape[3]
-    cdef Py_ssize_t s, c, k, i, j, plane = Hp * Wp
-    cdef Py_ssize_t rows = min(H, Hp - ph), cols = min(W, Wp - pw)
+    cdef Py_ssize_t s, k, i, plane = Hp * Wp
     memset(ds, 0, Kp * ldd * sizeof(float))
     for k in range(K):
         for s in range(S):
@@ -112,14 +141,47 @@ cdef void _group_streams(const float[:, :, :, ::1] x, const float[:, :, :, ::1] 
                 memcpy(&ds[k * ldd + s * plane + i * Wp], &δ[n0 + s, k, i, 0], OW * sizeof(float))
         if need_db:                           # (the stream's other entries are zeros)
             db[k] += mg_sum(&ds[k * ldd], ldd)
-    if not need_x:
-        return
-    memset(xs, 0, C * ldx * sizeof(float))
-    for c in range(C):
-        for s in range(S):
-            for i in range(rows):
-                memcpy(&xs[c * ldx + s * plane + (ph + i) * Wp + pw], &x[n0 + s, c, i, 0],
-                       cols * sizeof(float))
+    if need_x:
+        _x_streams(x, n0, S, xs, ldx, Hp, Wp, ph, pw)
+
+
+def conv2d_forward_flat(const float[:, :, :, ::1] x,      # IN  (N, C, H, W)
+                        const float[:, ::1] wt,            # IN  (C·kh·kw, Kp) w as (c, p, q, k)
+                        const float[::1] b,                # IN  (K,) bias, or (0,) for none
+                        const Py_ssize_t[::1] off,         # IN  (C·kh·kw,) tap offsets
+                        float[:, :, :, ::1] y,             # OUT (N, K, OH, OW)
+                        float[:, ::1] xscr,                # TMP (threads, C·ldx)
+                        float[:, ::1] yscr,                # TMP (threads, K·ldy)
+                        Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t Hp, Py_ssize_t Wp,
+                        Py_ssize_t S, Py_ssize_t ldx, Py_ssize_t ldy, int kb, int num_threads):
+    """y = b + x ⋆ w at stride 1 by mg_conv_flat_<kb> (ext/direct16.h) over groups of S
+    samples: each group's x is laid out as the streams of _x_streams (off[t] = c·ldx +
+    p·dh·Wp + q·dw for tap t = (c, p, q)), the kernel writes the K output streams on the
+    same padded grid into yscr, and the OH × OW outputs of each plane are copied out.
+    Groups are dealt to the threads statically."""
+    cdef Py_ssize_t N = x.shape[0], K = y.shape[1], OH = y.shape[2], OW = y.shape[3]
+    cdef Py_ssize_t T = off.shape[0], Kp = wt.shape[1], groups = (N + S - 1) // S
+    cdef Py_ssize_t run = 48 if kb == 8 else 32
+    cdef Py_ssize_t gi, n0, Sg, L, tid, s, k, i, plane = Hp * Wp
+    cdef const float* bias = &b[0] if b.shape[0] > 0 else NULL
+    cdef float* ys
+    with nogil:
+        for gi in prange(groups, schedule='static', num_threads=num_threads):
+            tid = threadid()
+            n0 = gi * S
+            Sg = min(S, N - n0)
+            _x_streams(x, n0, Sg, &xscr[tid, 0], ldx, Hp, Wp, ph, pw)
+            L = ((Sg - 1) * plane + OH * Wp + run - 1) // run * run
+            ys = &yscr[tid, 0]
+            if kb == 8:
+                mg_conv_flat_8(&xscr[tid, 0], &off[0], T, &wt[0, 0], Kp, K, bias, L, ys, ldy)
+            else:
+                mg_conv_flat_4(&xscr[tid, 0], &off[0], T, &wt[0, 0], Kp, K, bias, L, ys, ldy)
+            for k in range(K):
+                for s in range(Sg):
+                    for i in range(OH):
+                        memcpy(&y[n0 + s, k, i, 0], &ys[k * ldy + s * plane + i * Wp],
+                               OW * sizeof(float))
 
 
 def conv2d_weight_grad_w16(const float[:, :, :, ::1] x,   # IN  (N, C, H, W)

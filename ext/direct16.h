@@ -125,6 +125,50 @@ static void mg_conv_w16_##KB(const float *xp, Py_ssize_t C, Py_ssize_t Hp, Py_ss
 MG_W16_KERNEL(8)
 MG_W16_KERNEL(16)
 
+/* The forward at stride 1 (any dilation) over the same flat streams as mg_wgrad_w16 below:
+ *
+ *   y[k, f] = b[k] + Σ_t w[k, t] · xs[off[t] + f],   off[t] = c·ldx + p·dh·Wp + q·dw
+ *
+ * for every position f = (sample·Hp + i')·Wp + j' of the group's padded grid (those with
+ * j' ≥ OW or i' ≥ OH are computed and dropped by the caller). Runs of RUNS·16 consecutive
+ * positions × KB output channels are summed in RUNS·KB vector accumulators: each tap
+ * loads RUNS x vectors and broadcasts KB weights (wt is w as (t, k), K padded to Kp) for
+ * RUNS·KB multiply-adds. ys (K rows of ldy) receives the sums of f < L (L a multiple of
+ * 16·RUNS, ldy ≥ L). The row kernel mg_conv_w16_<KB> above does the same sums one output
+ * row at a time; the flat streams also pack several small planes into one run. */
+/* v in all 16 lanes: a broadcast load (`{0} + v` would add 0.0 first, on the FMA ports) */
+#define MG_SPLAT16(v) ((mg_v16){v, v, v, v, v, v, v, v, v, v, v, v, v, v, v, v})
+#define MG_FLAT_KERNEL(KB, RUNS, TARGET, PIN)                                              \
+TARGET                                                                                     \
+static void mg_conv_flat_##KB(const float *xs, const Py_ssize_t *off, Py_ssize_t T,        \
+                              const float *wt, Py_ssize_t Kp, Py_ssize_t K,                \
+                              const float *bias, Py_ssize_t L, float *ys, Py_ssize_t ldy)  \
+{                                                                                          \
+    for (Py_ssize_t k0 = 0; k0 < K; k0 += KB)                                              \
+    for (Py_ssize_t f0 = 0; f0 < L; f0 += 16 * RUNS) {                                     \
+        mg_v16 acc[KB][RUNS];                                                              \
+        for (int kk = 0; kk < KB; kk++) {                                                  \
+            float b = (bias && k0 + kk < K) ? bias[k0 + kk] : 0.0f;                        \
+            for (int r = 0; r < RUNS; r++)                                                 \
+                acc[kk][r] = (mg_v16){0} + b;                                              \
+        }                                                                                  \
+        for (Py_ssize_t t = 0; t < T; t++) {                                               \
+            const float *xt = xs + off[t] + f0, *wr = wt + t * Kp + k0;                    \
+            mg_v16 xv[RUNS];                                                               \
+            for (int r = 0; r < RUNS; r++)                                                 \
+                memcpy(&xv[r], xt + 16 * r, sizeof xv[r]);                                 \
+            for (int kk = 0; kk < KB; kk++) {                                              \
+                mg_v16 wv = MG_SPLAT16(wr[kk]);                                            \
+                PIN(wv);                                                                   \
+                for (int r = 0; r < RUNS; r++)                                             \
+                    acc[kk][r] += wv * xv[r];                                              \
+            }                                                                              \
+        }                                                                                  \
+        for (int kk = 0; kk < KB && k0 + kk < K; kk++)                                     \
+            memcpy(ys + (k0 + kk) * ldy + f0, acc[kk], sizeof acc[kk]);                    \
+    }                                                                                      \
+}
+
 /* ∂L/∂w of a stride-1 convolution, vectorised over 16 consecutive positions of a flat
  * stream (the same sums as DESIGN.md's ∂L/∂w = x ⋆ δ):
  *
@@ -222,5 +266,7 @@ static float mg_sum(const float *v, Py_ssize_t n)
 #define MG_NO_PIN(v) ((void)0)
 MG_WGRAD_KERNEL(4, MG_K16_CLONES, MG_NO_PIN)         /* any CPU (AVX2: 12 of 16 registers) */
 MG_WGRAD_KERNEL(8, MG_AVX512, MG_IN_REGISTER)        /* AVX-512 only (simd level 2) */
+MG_FLAT_KERNEL(4, 2, MG_K16_CLONES, MG_NO_PIN)       /* any CPU: 4 × 32 positions */
+MG_FLAT_KERNEL(8, 3, MG_AVX512, MG_IN_REGISTER)      /* AVX-512 only: 8 × 48 positions */
 
 #endif

@@ -82,25 +82,35 @@ class Tuning:
     k16_max_k: int = 32
     k16_max_ow: int = 15
     k16_min_taps: int = 64
-    # w16 when K ≤ this on rows ≥ w16_min_ow wide: a GEMM of only K rows runs far below peak
-    # (asked before Winograd, which it beats on such layers)
+    # w16 when K ≤ this (asked before Winograd, which it beats on such layers: a GEMM of only
+    # K rows runs far below peak); at a row stride > 1 (the row kernel) on rows ≥
+    # w16_min_ow wide; at stride 1 (flat streams, several small planes to a stream) on any
+    # plane with ≥ w16_min_taps taps (C/G·F_h·F_w: each stream's copy is paid once for all)
     w16_max_k: int = 32
     w16_min_ow: int = 14
-    # ∂L/∂x by w16 (stride 1: a forward correlation into C channels) when 8 ≤ C ≤ w16_max_k
-    # and K ≤ w16_max_k: fewer than 8 output channels leave its 8-wide blocks mostly empty
+    w16_min_taps: int = 16
+    # ... and at stride 1 for K ≤ this where Winograd declines (before k16 and blas)
+    w16_flat_max_k: int = 64
+    # k16 before w16's flat streams where the streams' share of output positions is below
+    # this times k16's (kernels._k16_before_flat)
+    w16_flat_vs_k16: float = 0.75
+    # ∂L/∂x by w16 at stride 1 (a forward correlation of δ into C channels) when K ≤
+    # w16_max_k, w16_min_k ≤ C ≤ w16_flat_max_k and the planes have ≥ w16_min_pixels
+    # pixels: fewer than 8 output channels leave its 8-wide blocks mostly empty
     w16_min_k: int = 8
-    # ∂L/∂w by w16 (stride 1) for K ≤ this on output planes of ≥ w16_wgrad_min_pixels
-    # pixels with ≥ w16_wgrad_min_taps taps (C/G·F_h·F_w): its streams beat im2col + GEMM
-    # on few output channels; on small planes the padding, with few taps the copy of δ costs
+    w16_min_pixels: int = 64
+    # ∂L/∂w by w16 (stride 1) for K ≤ this on output planes of ≥ w16_min_pixels pixels with
+    # ≥ w16_min_taps taps: its streams beat im2col + GEMM on few output channels; on small
+    # planes the padding, with few taps the copy of δ costs
     w16_wgrad_max_k: int = 64
-    w16_wgrad_min_pixels: int = 64
-    w16_wgrad_min_taps: int = 16
     # 'depthwise': channels in the vector lanes (blocks of 64 channels of one sample
     # transposed to channels-last) for output planes of at most this many pixels
     depthwise_cl_max_pixels: int = 16
     # ---- block sizes ----
     # 'w16' ∂L/∂w: δ's streams of one block of output channels about this size
     w16_wgrad_block_bytes: int = 32 << 10
+    # 'w16' forward at stride 1: groups of samples of at least this many padded positions
+    w16_flat_min_positions: int = 1024
     # 'gemm': im2col workspace bound per call; the batch is processed in chunks
     workspace_bytes: int = 64 << 20
     # 'gemm': threads for im2col/col2im between the (multithreaded) matmuls: one, so the two
@@ -255,10 +265,15 @@ def _plan(op, x_shape, w_shape, dtype, g, out_hw, why=None):
     # forward (w16 before Winograd: on few output channels and wide rows it is faster)
     if base in ("pointwise", "depthwise"):     # (pointwise: measured faster than k16/w16 on 1×1)
         fwd = base
-    elif _w16_fits(K, dtype, g, OW, force, t, note):
+    elif (_w16_fits(K, Cg * kh * kw, dtype, g, (OH, OW), force, t, note, t.w16_max_k)
+          and not _k16_before_flat(K, Cg * kh * kw, dtype, g, (OH, OW), (kh, kw), force, t, note)):
         fwd = "w16"
     elif _winograd_fits(N, C, K, (kh, kw), g, (OH, OW), force, t, note, "forward"):
         fwd = "winograd"
+    elif (g.sh == 1 and _w16_fits(K, Cg * kh * kw, dtype, g, (OH, OW), force, t, note,
+                                  t.w16_flat_max_k)
+          and not _k16_before_flat(K, Cg * kh * kw, dtype, g, (OH, OW), (kh, kw), force, t, note)):
+        fwd = "w16"
     elif _k16_fits(K, Cg * kh * kw, dtype, g, OW, force, t, note):
         fwd = "k16"
     else:
@@ -269,7 +284,8 @@ def _plan(op, x_shape, w_shape, dtype, g, out_hw, why=None):
     dx = base
     if (g.sh, g.sw, g.dh, g.dw) == (1, 1, 1, 1) and kh - 1 - g.ph >= 0 and kw - 1 - g.pw >= 0:
         if (base not in ("pointwise", "depthwise") and K <= t.w16_max_k and C >= t.w16_min_k
-                and _w16_fits(C, dtype, g, W, force, t, note, "input_grad")):
+                and _w16_fits(C, K * kh * kw, dtype, g, (H, W), force, t, note,
+                              t.w16_flat_max_k, "input_grad")):
             dx = "w16"
         elif _winograd_fits(N, K, C, (kh, kw), g, (H, W), force, t, note, "input_grad"):
             dx = "winograd"
@@ -368,10 +384,11 @@ def _k16_fits(K, taps, dtype, g, OW, force, t, note):
     return ok
 
 
-def _w16_fits(K, dtype, g, OW, force, t, note, which="forward"):
+def _w16_fits(K, taps, dtype, g, out_hw, force, t, note, max_k, which="forward"):
     """ext/direct16.h vectorised over runs of 16 output pixels: float32, one group, column
-    stride 1, AVX2/AVX-512, few output channels (K: those of the correlation, so C for
-    ∂L/∂x) on wide rows."""
+    stride 1, AVX2/AVX-512, K ≤ max_k output channels (those of the correlation, so C for
+    ∂L/∂x). At row stride 1 the flat streams: ≥ w16_min_taps taps (and, for ∂L/∂x, planes
+    of ≥ w16_min_pixels); else the row kernel: rows ≥ w16_min_ow wide."""
     if force not in (None, "w16"):
         return False
     if dtype != np.float32 or g.groups != 1 or g.sw != 1:
@@ -380,19 +397,45 @@ def _w16_fits(K, dtype, g, OW, force, t, note, which="forward"):
     if force == "w16":
         note(which, "w16: forced")
         return True
-    ok = _SIMD_LEVEL > 0 and K <= t.w16_max_k and OW >= t.w16_min_ow
-    note(which, f"w16 {'takes it' if ok else 'declines'}: SIMD level {_SIMD_LEVEL} (> 0?), "
-                f"{'K' if which == 'forward' else 'C'} = {K} (≤ {t.w16_max_k}?), "
-                f"{'OW' if which == 'forward' else 'W'} = {OW} (≥ {t.w16_min_ow}?)")
+    k = "K" if which == "forward" else "C"
+    if g.sh == 1:
+        px = out_hw[0] * out_hw[1]
+        ok = (_SIMD_LEVEL > 0 and K <= max_k and taps >= t.w16_min_taps
+              and (which == "forward" or px >= t.w16_min_pixels))
+        note(which, f"w16 {'takes it' if ok else 'declines'} (flat streams): SIMD level "
+                    f"{_SIMD_LEVEL} (> 0?), {k} = {K} (≤ {max_k}?), {taps} taps "
+                    f"(≥ {t.w16_min_taps}?)" + ("" if which == "forward" else
+                                                f", {px} pixels (≥ {t.w16_min_pixels}?)"))
+        return ok
+    ok = _SIMD_LEVEL > 0 and K <= t.w16_max_k and out_hw[1] >= t.w16_min_ow
+    note(which, f"w16 {'takes it' if ok else 'declines'} (rows): SIMD level {_SIMD_LEVEL} (> 0?), "
+                f"{k} = {K} (≤ {t.w16_max_k}?), OW = {out_hw[1]} (≥ {t.w16_min_ow}?)")
     return ok
+
+
+def _k16_before_flat(K, taps, dtype, g, out_hw, khw, force, t, note):
+    """Whether k16 should run a forward that w16's flat streams (stride 1) could: where k16
+    fits and the share of the flat streams' positions that are outputs, OH·OW / (H_p·W_p),
+    is below w16_flat_vs_k16 times the share of k16's runs of 10 pixels that are
+    (LeNet's second layer: 100 of 196 against 10 of 10)."""
+    if g.sh != 1 or force == "w16" or not _k16_fits(K, taps, dtype, g, out_hw[1], force, t, note):
+        return False
+    OH, OW = out_hw
+    flat = OH * OW / ((OH + (khw[0] - 1) * g.dh) * (OW + (khw[1] - 1) * g.dw))
+    run = _d16.k16_run()
+    rows = OW / (-(-OW // run) * run)
+    first = flat < t.w16_flat_vs_k16 * rows
+    note("forward", f"{'k16' if first else 'w16'} first: outputs {flat:.2f} of the flat positions, "
+                    f"{rows:.2f} of k16's (× w16_flat_vs_k16 = {t.w16_flat_vs_k16})")
+    return first
 
 
 def _w16_wgrad_fits(K, taps, dtype, g, out_hw, force, t, note):
     """ext/direct16.h's ∂L/∂w: stride 1, float32, one group, AVX2/AVX-512, at most
-    w16_wgrad_max_k output channels, on output planes of at least w16_wgrad_min_pixels
-    (its sums run over the padded planes: on small ones the padding is much of the work)
-    and with at least w16_wgrad_min_taps taps (C/G·F_h·F_w: its copy of δ into streams is
-    paid once for all of them)."""
+    w16_wgrad_max_k output channels, on output planes of at least w16_min_pixels (its
+    sums run over the padded planes: on small ones the padding is much of the work) and
+    with at least w16_min_taps taps (C/G·F_h·F_w: its copy of δ into streams is paid once
+    for all of them)."""
     if force not in (None, "w16"):
         return False
     if dtype != np.float32 or g.groups != 1 or (g.sh, g.sw) != (1, 1):
@@ -402,12 +445,12 @@ def _w16_wgrad_fits(K, taps, dtype, g, out_hw, force, t, note):
         note("weight_grad", "w16: forced")
         return True
     px = out_hw[0] * out_hw[1]
-    ok = (_SIMD_LEVEL > 0 and K <= t.w16_wgrad_max_k and px >= t.w16_wgrad_min_pixels
-          and taps >= t.w16_wgrad_min_taps)
+    ok = (_SIMD_LEVEL > 0 and K <= t.w16_wgrad_max_k and px >= t.w16_min_pixels
+          and taps >= t.w16_min_taps)
     note("weight_grad", f"w16 {'takes it' if ok else 'declines'}: SIMD level {_SIMD_LEVEL} (> 0?), "
                         f"K = {K} (≤ {t.w16_wgrad_max_k}?), output {out_hw[0]}×{out_hw[1]} = "
-                        f"{px} pixels (≥ {t.w16_wgrad_min_pixels}?), {taps} taps "
-                        f"(≥ {t.w16_wgrad_min_taps}?)")
+                        f"{px} pixels (≥ {t.w16_min_pixels}?), {taps} taps "
+                        f"(≥ {t.w16_min_taps}?)")
     return ok
 
 
@@ -588,6 +631,19 @@ def _w16_wgrad_blocks(N, K, plane, nt):
     S = max(1, min(t.w16_wgrad_block_bytes // (kb * plane * 4), -(-N // nt)))
     per = -(-N // (nt * S))                # groups per thread; then the same S for all
     return -(-N // (nt * per)), kb
+
+
+def _w16_flat_blocks(N, plane, nt):
+    """(samples per group, output channels per block, positions per run) of the w16
+    forward at stride 1 (ext/direct16.h mg_conv_flat): groups of at least
+    w16_flat_min_positions padded-grid positions (small planes share a stream), every
+    thread the same number of groups. kb × run = 8 × 48 with AVX-512 (24 accumulators in
+    32 registers), else 4 × 32."""
+    t = _state.get().tuning
+    kb, run = (8, 48) if _SIMD_LEVEL >= 2 else (4, 32)
+    S = max(1, min(-(-t.w16_flat_min_positions // plane), -(-N // nt)))
+    per = -(-N // (nt * S))
+    return -(-N // (nt * per)), kb, run
 
 
 def _blas_dw_rows(Kg, CgKK):

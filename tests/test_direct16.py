@@ -20,15 +20,28 @@ import reference as ref  # noqa: E402
 from kernel_spy import forced, poison_workspaces, ran  # noqa: E402
 
 
-def k16(force=True):
+def k16(force=True, **tuning):
     """Force (or not) the 'k16' path (the scratch memory poisoned first: see kernel_spy);
     yields the kernels.trace() log."""
-    return forced("k16", force)
+    return forced("k16", force, **tuning)
 
 
-def w16(force=True):
+def w16(force=True, **tuning):
     """The same for the 'w16' path."""
-    return forced("w16", force)
+    return forced("w16", force, **tuning)
+
+
+@contextlib.contextmanager
+def simd_level(level):
+    """kernels' SIMD level set to `level` for the block: w16's ∂L/∂w takes blocks of 8
+    output channels at level 2 (its AVX-512 build), of 4 below (every CPU's build), so
+    both builds run here on an AVX-512 machine."""
+    before = kernels._SIMD_LEVEL
+    kernels._SIMD_LEVEL = level
+    try:
+        yield
+    finally:
+        kernels._SIMD_LEVEL = before
 
 
 @st.composite
@@ -45,8 +58,11 @@ def cases(draw):
     # stride 1, rows shorter and longer than one run of 16
     K = draw(st.sampled_from([16, 32, 48]) if kernel == "k16" else st.integers(1, 40))
     S = (draw(st.integers(1, 3)), draw(st.integers(1, 3)) if kernel == "k16" else 1)
-    return dict(kernel=kernel, N=draw(st.integers(1, 3)), C=draw(st.integers(1, 5)), K=K,
+    # w16 at row stride 1 runs over flat streams: both builds (8 × 48 and 4 × 32 positions),
+    # groups of 1 … N samples (the last one partial)
+    return dict(kernel=kernel, N=draw(st.integers(1, 5)), C=draw(st.integers(1, 5)), K=K,
                 H=H, W=W, k=(kh, kw), S=S, D=(dh, dw), P=(ph, pw), bias=draw(st.booleans()),
+                level=draw(st.sampled_from([1, 2])), positions=draw(st.sampled_from([1, 300, 5000])),
                 seed=draw(st.integers(0, 2**31)))
 
 
@@ -57,7 +73,10 @@ def test_forward_matches_reference(case):
     x = rng.standard_normal((case["N"], case["C"], case["H"], case["W"])).astype(np.float32)
     w = rng.standard_normal((case["K"], case["C"]) + case["k"]).astype(np.float32)
     b = rng.standard_normal(case["K"]).astype(np.float32) if case["bias"] else None
-    with (k16 if case["kernel"] == "k16" else w16)() as log:
+    if kernels.simd_level() < 2 and case["level"] == 2:
+        case["level"] = kernels.simd_level()    # (the AVX-512 build needs an AVX-512 CPU)
+    with simd_level(case["level"]), (k16 if case["kernel"] == "k16" else w16)(
+            w16_flat_min_positions=case["positions"]) as log:
         y = F.conv2d(x, w, b, stride=case["S"], padding=case["P"], dilation=case["D"])
     assert ran(log, case["kernel"]), f"the {case['kernel']} kernel did not run"
     P4 = (case["P"][0], case["P"][0], case["P"][1], case["P"][1])
@@ -68,9 +87,11 @@ def test_forward_matches_reference(case):
 
 
 def test_default_takes_k16_and_w16_only_where_they_apply_and_pay():
-    """On a CPU with AVX2/AVX-512, LeNet's second layer takes k16 and its first layer,
-    cifar-3x3 and a 32-channel 3×3 layer on 16-wide rows take w16 by default; float64,
-    groups, many output channels, strided columns and the shapes Winograd takes do not."""
+    """On a CPU with AVX2/AVX-512, LeNet's second layer takes k16; its first layer,
+    cifar-3x3, layers of ≤ 32 output channels at stride 1 (flat streams, any row width)
+    and, where Winograd declines, of ≤ 64 take w16, as does a row stride of 2 on wide rows
+    (the row kernel); float64, groups, 128 output channels, strided columns, 9 taps and
+    the shapes Winograd takes do not."""
     rng = np.random.default_rng(1)
     simd = kernels.simd_level() > 0
 
@@ -80,18 +101,23 @@ def test_default_takes_k16_and_w16_only_where_they_apply_and_pay():
         with forced(None, force=False) as log:
             F.conv2d(x, w, padding=padding, groups=groups, stride=stride)
         return ("k16" if ran(log, "k16") else "") + ("w16" if ran(log, "w16") else "")
-    assert runs((4, 6, 14, 14), (16, 6, 5, 5)) == ("k16" if simd else "")          # LeNet c2
-    assert runs((4, 1, 28, 28), (6, 1, 5, 5), padding=2) == ("w16" if simd else "")  # LeNet c1
-    assert runs((4, 3, 32, 32), (16, 3, 3, 3), padding=1) == ("w16" if simd else "")  # cifar
+    W16 = "w16" if simd else ""
+    assert runs((4, 6, 14, 14), (16, 6, 5, 5)) == ("k16" if simd else "")    # LeNet c2: k16
+    assert runs((4, 1, 28, 28), (6, 1, 5, 5), padding=2) == W16               # LeNet c1
+    assert runs((4, 3, 32, 32), (16, 3, 3, 3), padding=1) == W16               # cifar
+    assert runs((4, 6, 14, 14), (12, 6, 5, 5)) == W16                         # any K ≤ 32
+    assert runs((4, 6, 14, 14), (64, 6, 5, 5)) == W16                         # no Winograd
+    assert runs((4, 6, 40, 40), (64, 6, 5, 5)) == W16
+    assert runs((8, 32, 16, 16), (32, 32, 3, 3), padding=1) == W16            # before Winograd
+    assert runs((4, 3, 32, 32), (16, 3, 3, 3), stride=(2, 1), padding=1) == W16   # rows
     assert runs((4, 6, 14, 14), (16, 6, 5, 5), dtype=np.float64) == ""
-    assert runs((4, 6, 14, 14), (12, 6, 5, 5)) == ""                         # K % 16, rows of 10
     assert runs((4, 6, 14, 14), (16, 3, 5, 5), groups=2) == ""
-    assert runs((4, 6, 14, 14), (64, 6, 5, 5)) == ""                         # K = 64
-    assert runs((4, 6, 40, 40), (64, 6, 5, 5)) == ""
+    assert runs((4, 6, 14, 14), (128, 6, 5, 5)) == ""                        # K = 128
     assert runs((4, 3, 64, 64), (16, 3, 3, 3), stride=2) == ""               # column stride 2
+    assert runs((4, 3, 64, 64), (16, 3, 3, 3), stride=(2, 1)) == W16
+    assert runs((4, 3, 16, 12), (16, 3, 3, 3), stride=(2, 1)) == ""          # rows of 10 < 14
+    assert runs((4, 1, 28, 28), (16, 1, 3, 3), padding=1) == ""              # 9 taps
     assert runs((8, 64, 16, 16), (64, 64, 3, 3), padding=1) == ""            # Winograd's
-    # K ≤ 32 on rows ≥ 14: w16 is asked before Winograd (RESULTS.md, w16_max_k)
-    assert runs((8, 32, 16, 16), (32, 32, 3, 3), padding=1) == ("w16" if simd else "")
 
 
 @pytest.mark.parametrize("spy", [k16, w16])
@@ -113,19 +139,6 @@ def test_gradients_through_the_direct16_forward(spy):
         grads.append([y.data] + [t.grad.data for t in ts])
     for a, r in zip(*grads):
         np.testing.assert_allclose(a, r, rtol=1e-4, atol=1e-4)
-
-
-@contextlib.contextmanager
-def simd_level(level):
-    """kernels' SIMD level set to `level` for the block: w16's ∂L/∂w takes blocks of 8
-    output channels at level 2 (its AVX-512 build), of 4 below (every CPU's build), so
-    both builds run here on an AVX-512 machine."""
-    before = kernels._SIMD_LEVEL
-    kernels._SIMD_LEVEL = level
-    try:
-        yield
-    finally:
-        kernels._SIMD_LEVEL = before
 
 
 @st.composite
@@ -198,7 +211,7 @@ def test_conv2d_backward_takes_w16_weight_grad(xs, ws, padding):
     got = {}
     for path in (None, "direct"):
         ts = [mg.tensor(a, requires_grad=True) for a in (x, w, b)]
-        with forced(path, path is not None, w16_wgrad_min_pixels=1) as log:
+        with forced(path, path is not None, w16_min_pixels=1) as log:
             y = F.conv2d(*ts, padding=padding)
             g = np.cos(np.arange(y.numpy().size, dtype=np.float32)).reshape(y.shape)
             (y * mg.tensor(g)).sum().backward()

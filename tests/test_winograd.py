@@ -104,9 +104,10 @@ def test_default_takes_winograd_where_it_pays_and_applies():
     assert runs((1, 64, 56, 56), (64, 64, 3, 3), padding=1)            # res-56-s1, one sample
     assert runs((8, 256, 14, 14), (256, 256, 3, 3), padding=1)         # res-14-s1
     assert runs((4, 48, 20, 17), (48, 48, 3, 3), padding="same")
-    # K ≤ 32 on rows ≥ 14 wide: w16 is asked first (where the CPU has AVX2 or AVX-512)
+    # K ≤ 32 (at stride 1, any rows): w16 is asked first (where the CPU has AVX2 or AVX-512)
     assert runs((4, 32, 20, 17), (32, 32, 3, 3), padding="same") == (kernels._SIMD_LEVEL == 0)
-    assert runs((64, 32, 8, 8), (32, 32, 3, 3), padding=1)             # short rows, C·K/(C+K) 16
+    assert runs((64, 32, 8, 8), (32, 32, 3, 3), padding=1) == (kernels._SIMD_LEVEL == 0)
+    assert runs((64, 48, 8, 8), (48, 48, 3, 3), padding=1)             # short rows, C·K/(C+K) 24
     assert runs((4, 64, 16, 16), (64, 64, 3, 3), padding=1)            # 256 tiles
     assert not runs((2, 3, 32, 32), (16, 3, 3, 3), padding=1)          # cifar-3x3: C = 3
     assert not runs((4, 8, 32, 32), (8, 8, 3, 3), padding=1)           # C·K/(C+K) = 4

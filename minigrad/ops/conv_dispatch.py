@@ -114,9 +114,12 @@ def _forward_k16(x, w, b, out_hw, g):
 
 def _forward_w16(x, w, b, out_hw, g):
     """As k16, with runs of 16 output pixels and kb output channels at a time (the weights
-    padded with zero channels to a multiple of kb)."""
+    padded with zero channels to a multiple of kb); at stride 1 over flat streams
+    (_forward_flat), else row by row."""
     K, Cg, kh, kw = w.shape
     OH, OW = out_hw
+    if g.sh == 1:
+        return _forward_flat(x, w, b, out_hw, g)
     kb = 8 if K <= 8 else 16
     Kp = -(-K // kb) * kb
     Hp = max(x.shape[2] + g.ph, (OH - 1) * g.sh + (kh - 1) * g.dh + 1)
@@ -124,6 +127,40 @@ def _forward_w16(x, w, b, out_hw, g):
     wt = np.zeros((Cg * kh * kw, Kp), x.dtype)
     wt[:, :K] = w.transpose(1, 2, 3, 0).reshape(Cg * kh * kw, K)              # (c, p, q, k)
     return _direct16(x, wt, b, w.shape, out_hw, g, Hp, Wp, kb)
+
+
+def _tap_offsets(C, kh, kw, ldx, Wp, g, multiple):
+    """The offsets c·ldx + p·dh·Wp + q·dw of the taps t = (c, p, q) in w16's flat streams
+    (ext/direct16.h), padded with zeros to a multiple of `multiple` entries."""
+    T = C * kh * kw
+    off = np.zeros(-(-T // multiple) * multiple, np.intp)
+    off[:T] = (np.arange(C)[:, None, None] * ldx + np.arange(kh)[:, None] * (g.dh * Wp)
+               + np.arange(kw) * g.dw).ravel()
+    return off
+
+
+def _forward_flat(x, w, b, out_hw, g):
+    """ext/direct16.h's mg_conv_flat at stride 1: one parallel loop over groups of samples
+    (kernels._w16_flat_blocks); each thread lays its group's padded planes out as one flat
+    stream per channel, sums every tap's shifted stream times its weights into the output
+    streams, kb channels × 16·runs positions at a time, and copies the outputs out."""
+    N, C, H, W = x.shape
+    K, Cg, kh, kw = w.shape
+    OH, OW = out_hw
+    nt = get_num_threads()
+    Hp, Wp = OH + (kh - 1) * g.dh, OW + (kw - 1) * g.dw
+    S, kb, run = kernels._w16_flat_blocks(N, Hp * Wp, nt)
+    Kp = -(-K // kb) * kb
+    ldy = -(-S * Hp * Wp // run) * run
+    ldx = S * Hp * Wp + (kh - 1) * g.dh * Wp + (kw - 1) * g.dw + run
+    wt = np.zeros((C * kh * kw, Kp), np.float32)
+    wt[:, :K] = w.transpose(1, 2, 3, 0).reshape(C * kh * kw, K)              # (c, p, q, k)
+    y = np.empty((N, K, OH, OW), np.float32)
+    xscr = _workspace("w16_flat_x", (nt, C * ldx), np.float32)
+    yscr = _workspace("w16_flat_y", (nt, K * ldy), np.float32)
+    _d16.conv2d_forward_flat(x, wt, _bias(b, x.dtype), _tap_offsets(C, kh, kw, ldx, Wp, g, 1),
+                             y, xscr, yscr, g.ph, g.pw, Hp, Wp, S, ldx, ldy, kb, nt)
+    return y
 
 
 def _direct16(x, wt, b, w_shape, out_hw, g, Hp, Wp, kb):
@@ -361,9 +398,7 @@ def _weight_grad_w16(x, x_shape, δ, w_shape, g, need_dw, need_db):
     T, Kp = C * kh * kw, -(-K // kb) * kb
     ldd = -(-S * Hp * Wp // 16) * 16
     ldx = S * Hp * Wp + (kh - 1) * g.dh * Wp + (kw - 1) * g.dw + 16
-    off = np.zeros(-(-T // 3) * 3, np.intp)            # tap t = (c, p, q): its x stream
-    off[:T] = (np.arange(C)[:, None, None] * ldx + np.arange(kh)[:, None] * (g.dh * Wp)
-               + np.arange(kw) * g.dw).ravel()
+    off = _tap_offsets(C, kh, kw, ldx, Wp, g, 3)
     acc = _workspace("w16_wgrad_acc", (nt, K * T + K), np.float32)
     acc[...] = 0
     xscr = _workspace("w16_wgrad_x", (nt, C * ldx if need_dw else 1), np.float32)
