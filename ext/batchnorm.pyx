@@ -34,45 +34,142 @@ ctypedef fused floating:
     float
     double
 
-# Work smaller than this runs on one thread: spinning up a team costs more.
+# Work smaller than this runs on one thread: spinning up a team costs more. The
+# elementwise passes go in blocks of about ROW_BLOCK values.
 cdef enum:
     GRAIN = 32768
+    ROW_BLOCK = 4096
+# Rows of fewer values than this (planes of 4×4 and below) take the baseline build of the
+# same loops (inlined, `_short`): there the vector builds' remainder code and the call
+# through the loader's choice cost more than they save (measured: 32×1280×2² float32,
+# forward 0.16 ms baseline, 0.30 ms by the clones).
+cdef enum:
+    VECTOR_MIN_L = 32
 
-# The sums over one row of L values, s1 += Σ (x − s), s2 += Σ (x − s)·(y − t), in double.
-# As plain loops these are one chain of dependent additions (one per 4 cycles); the
-# `omp simd` reduction lets the compiler keep a partial sum per vector lane (and unroll),
-# which reorders the additions: the result differs from a serial sum by rounding only.
-# (Without OpenMP the pragma is ignored and the loop runs serially.)
+# The loops, as C functions GCC builds three times (AVX-512, AVX2, baseline x86-64) for the
+# loader to pick the one this CPU runs (target_clones, as in ext/direct16.h; one plain build
+# elsewhere): each pass is one or two reads and a write per value, which the baseline
+# build's two-lane double arithmetic could not keep up with. Each call covers a channel or
+# a range of (n, c) rows, so that rows of a few values (2×2 planes) do not pay a call each.
+#   channel sums  s1 = Σ (x − s), s2 = Σ (x − s)·(y − t) over channel c's N rows, in double.
+#                 As plain loops these are one chain of dependent additions (one per 4
+#                 cycles); the `omp simd` reduction lets the compiler keep a partial sum per
+#                 vector lane (and unroll), which reorders the additions: the result differs
+#                 from a serial sum by rounding only. (Without OpenMP the pragma is ignored.)
+#   affine        y = a[c] · (x − μ[c]) + b[c]            over rows r0 … r1−1 (c = r mod C)
+#   input grad    dx = a[c] · δ + k[c] · (x − μ[c]) + m[c]  over rows r0 … r1−1
 cdef extern from *:
     """
-    #define MINIGRAD_BN_ROW_SUMS(NAME, T)                                              \
-    static inline void NAME(const T *x, const T *y, Py_ssize_t L, double s, double t,  \
-                            double *s1, double *s2) {                                  \
+    #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
+    #define MG_BN_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+    #else
+    #define MG_BN_CLONES
+    #endif
+    #define MINIGRAD_BN_LOOPS(SUF, T, ATTR)                                                \
+    ATTR                                                                               \
+    static void bn_channel_sums_##SUF(const T *x, const T *y, Py_ssize_t N,            \
+                                      Py_ssize_t C, Py_ssize_t L, Py_ssize_t c,        \
+                                      double s, double t, double *s1, double *s2) {    \
         double a = 0, b = 0;                                                           \
-        _Pragma("omp simd reduction(+:a, b)")                                          \
-        for (Py_ssize_t l = 0; l < L; l++) {                                           \
-            double d = (double)x[l] - s;                                               \
-            a += d;                                                                    \
-            b += d * ((double)y[l] - t);                                               \
+        for (Py_ssize_t n = 0; n < N; n++) {                                           \
+            const T *xr = x + (n * C + c) * L, *yr = y + (n * C + c) * L;              \
+            _Pragma("omp simd reduction(+:a, b)")                                      \
+            for (Py_ssize_t l = 0; l < L; l++) {                                       \
+                double d = (double)xr[l] - s;                                          \
+                a += d;                                                                \
+                b += d * ((double)yr[l] - t);                                          \
+            }                                                                          \
         }                                                                              \
-        *s1 += a;                                                                      \
-        *s2 += b;                                                                      \
+        *s1 = a;                                                                       \
+        *s2 = b;                                                                       \
+    }                                                                                  \
+    ATTR                                                                               \
+    static void bn_affine_rows_##SUF(const T *x, T *y, Py_ssize_t r0, Py_ssize_t r1,   \
+                                     Py_ssize_t C, Py_ssize_t L, const T *a,           \
+                                     const T *mu, const T *b) {                        \
+        for (Py_ssize_t r = r0; r < r1; r++) {                                         \
+            Py_ssize_t c = r % C;                                                      \
+            T ac = a[c], mc = mu[c], bc = b[c];                                        \
+            const T *xr = x + r * L;                                                   \
+            T *yr = y + r * L;                                                         \
+            for (Py_ssize_t l = 0; l < L; l++)                                         \
+                yr[l] = ac * (xr[l] - mc) + bc;                                        \
+        }                                                                              \
+    }                                                                                  \
+    ATTR                                                                               \
+    static void bn_input_grad_rows_##SUF(const T *x, const T *dy, T *dx, Py_ssize_t r0,\
+                                         Py_ssize_t r1, Py_ssize_t C, Py_ssize_t L,    \
+                                         const T *a, const T *k, const T *m,           \
+                                         const T *mu) {                                \
+        for (Py_ssize_t r = r0; r < r1; r++) {                                         \
+            Py_ssize_t c = r % C;                                                      \
+            T ac = a[c], kc = k[c], mc = m[c], uc = mu[c];                             \
+            const T *xr = x + r * L, *dr = dy + r * L;                                 \
+            T *or_ = dx + r * L;                                                       \
+            for (Py_ssize_t l = 0; l < L; l++)                                         \
+                or_[l] = ac * dr[l] + kc * (xr[l] - uc) + mc;                          \
+        }                                                                              \
     }
-    MINIGRAD_BN_ROW_SUMS(bn_row_sums_f, float)
-    MINIGRAD_BN_ROW_SUMS(bn_row_sums_d, double)
+    MINIGRAD_BN_LOOPS(f, float, MG_BN_CLONES)
+    MINIGRAD_BN_LOOPS(d, double, MG_BN_CLONES)
+    MINIGRAD_BN_LOOPS(f_short, float, inline)
+    MINIGRAD_BN_LOOPS(d_short, double, inline)
     """
-    void bn_row_sums_f(const float *x, const float *y, Py_ssize_t L, double s, double t,
-                       double *s1, double *s2) nogil
-    void bn_row_sums_d(const double *x, const double *y, Py_ssize_t L, double s, double t,
-                       double *s1, double *s2) nogil
+    void bn_channel_sums_f(const float *x, const float *y, Py_ssize_t N, Py_ssize_t C,
+                           Py_ssize_t L, Py_ssize_t c, double s, double t,
+                           double *s1, double *s2) nogil
+    void bn_channel_sums_d(const double *x, const double *y, Py_ssize_t N, Py_ssize_t C,
+                           Py_ssize_t L, Py_ssize_t c, double s, double t,
+                           double *s1, double *s2) nogil
+    void bn_affine_rows_f(const float *x, float *y, Py_ssize_t r0, Py_ssize_t r1, Py_ssize_t C,
+                          Py_ssize_t L, const float *a, const float *mu, const float *b) nogil
+    void bn_affine_rows_d(const double *x, double *y, Py_ssize_t r0, Py_ssize_t r1,
+                          Py_ssize_t C, Py_ssize_t L, const double *a, const double *mu,
+                          const double *b) nogil
+    void bn_input_grad_rows_f(const float *x, const float *dy, float *dx, Py_ssize_t r0,
+                              Py_ssize_t r1, Py_ssize_t C, Py_ssize_t L, const float *a,
+                              const float *k, const float *m, const float *mu) nogil
+    void bn_input_grad_rows_d(const double *x, const double *dy, double *dx, Py_ssize_t r0,
+                              Py_ssize_t r1, Py_ssize_t C, Py_ssize_t L, const double *a,
+                              const double *k, const double *m, const double *mu) nogil
+    void bn_channel_sums_f_short(const float *x, const float *y, Py_ssize_t N, Py_ssize_t C,
+                           Py_ssize_t L, Py_ssize_t c, double s, double t,
+                           double *s1, double *s2) nogil
+    void bn_channel_sums_d_short(const double *x, const double *y, Py_ssize_t N, Py_ssize_t C,
+                           Py_ssize_t L, Py_ssize_t c, double s, double t,
+                           double *s1, double *s2) nogil
+    void bn_affine_rows_f_short(const float *x, float *y, Py_ssize_t r0, Py_ssize_t r1, Py_ssize_t C,
+                          Py_ssize_t L, const float *a, const float *mu, const float *b) nogil
+    void bn_affine_rows_d_short(const double *x, double *y, Py_ssize_t r0, Py_ssize_t r1,
+                          Py_ssize_t C, Py_ssize_t L, const double *a, const double *mu,
+                          const double *b) nogil
+    void bn_input_grad_rows_f_short(const float *x, const float *dy, float *dx, Py_ssize_t r0,
+                              Py_ssize_t r1, Py_ssize_t C, Py_ssize_t L, const float *a,
+                              const float *k, const float *m, const float *mu) nogil
+    void bn_input_grad_rows_d_short(const double *x, const double *dy, double *dx, Py_ssize_t r0,
+                              Py_ssize_t r1, Py_ssize_t C, Py_ssize_t L, const double *a,
+                              const double *k, const double *m, const double *mu) nogil
 
 
-cdef inline void row_sums(const floating *x, const floating *y, Py_ssize_t L, double s,
-                          double t, double *s1, double *s2) noexcept nogil:
+cdef inline void channel_sums(const floating *x, const floating *y, Py_ssize_t N, Py_ssize_t C,
+                              Py_ssize_t L, Py_ssize_t c, double s, double t, double *s1,
+                              double *s2) noexcept nogil:
     if floating is float:
-        bn_row_sums_f(x, y, L, s, t, s1, s2)
+        if L >= VECTOR_MIN_L:
+            bn_channel_sums_f(x, y, N, C, L, c, s, t, s1, s2)
+        else:
+            bn_channel_sums_f_short(x, y, N, C, L, c, s, t, s1, s2)
+    elif L >= VECTOR_MIN_L:
+        bn_channel_sums_d(x, y, N, C, L, c, s, t, s1, s2)
     else:
-        bn_row_sums_d(x, y, L, s, t, s1, s2)
+        bn_channel_sums_d_short(x, y, N, C, L, c, s, t, s1, s2)
+
+
+cdef inline Py_ssize_t row_blocks(Py_ssize_t R, Py_ssize_t L, int nt) noexcept nogil:
+    """Rows per block of the elementwise passes: about ROW_BLOCK values, and every thread
+    at least one block."""
+    cdef Py_ssize_t rows = max(1, ROW_BLOCK // max(L, 1))
+    return max(1, min(rows, (R + nt - 1) // nt))
 
 
 def batchnorm_stats(const floating[:, :, ::1] x,     # IN  (N, C, L)
@@ -81,16 +178,15 @@ def batchnorm_stats(const floating[:, :, ::1] x,     # IN  (N, C, L)
                     int num_threads):
     """μ and the biased σ² of each channel in one pass (shifted sums in double)."""
     cdef Py_ssize_t N = x.shape[0], C = x.shape[1], L = x.shape[2]
-    cdef Py_ssize_t n, c, l
+    cdef Py_ssize_t c
     cdef double s, s1, s2, m, v, count = <double>(N * L)
     cdef int nt = num_threads if N * C * L >= GRAIN else 1
     with nogil:
         for c in prange(C, schedule='static', num_threads=nt):
-            s = x[0, c, 0]
-            s1 = 0
+            s = x[0, c, 0]                  # s1 = Σ (x − s), s2 = Σ (x − s)²
+            s1 = 0                          # (assigned here, so private to the thread)
             s2 = 0
-            for n in range(N):              # s1 += Σ_l (x − s), s2 += Σ_l (x − s)²
-                row_sums(&x[n, c, 0], &x[n, c, 0], L, s, s, &s1, &s2)
+            channel_sums(&x[0, 0, 0], &x[0, 0, 0], N, C, L, c, s, s, &s1, &s2)
             m = s1 / count
             v = s2 / count - m * m
             mean[c] = <floating>(s + m)
@@ -106,18 +202,24 @@ def batchnorm_affine(const floating[:, :, ::1] x,    # IN  (N, C, L)
     """y = a · (x − μ) + b per channel (= γ · x̂ + β). (Not a · x + (b − a·μ): when
     |μ| ≫ σ the two large terms would cancel, and float32 keep few digits of y.)"""
     cdef Py_ssize_t N = x.shape[0], C = x.shape[1], L = x.shape[2]
-    cdef Py_ssize_t r, n, c, l
-    cdef floating ac, bc, muc
+    cdef Py_ssize_t blk, r0, R = N * C
     cdef int nt = num_threads if N * C * L >= GRAIN else 1
+    cdef Py_ssize_t B = row_blocks(R, L, nt)
     with nogil:
-        for r in prange(N * C, schedule='static', num_threads=nt):
-            n = r // C
-            c = r % C
-            ac = a[c]
-            bc = b[c]
-            muc = mean[c]
-            for l in range(L):
-                y[n, c, l] = ac * (x[n, c, l] - muc) + bc
+        for blk in prange((R + B - 1) // B, schedule='static', num_threads=nt):
+            r0 = blk * B
+            if floating is float and L < VECTOR_MIN_L:
+                bn_affine_rows_f_short(&x[0, 0, 0], &y[0, 0, 0], r0, min(r0 + B, R), C, L,
+                                       &a[0], &mean[0], &b[0])
+            elif floating is float:
+                bn_affine_rows_f(&x[0, 0, 0], &y[0, 0, 0], r0, min(r0 + B, R), C, L, &a[0],
+                                 &mean[0], &b[0])
+            elif L < VECTOR_MIN_L:
+                bn_affine_rows_d_short(&x[0, 0, 0], &y[0, 0, 0], r0, min(r0 + B, R), C, L,
+                                       &a[0], &mean[0], &b[0])
+            else:
+                bn_affine_rows_d(&x[0, 0, 0], &y[0, 0, 0], r0, min(r0 + B, R), C, L, &a[0],
+                                 &mean[0], &b[0])
 
 
 def batchnorm_grad_sums(const floating[:, :, ::1] x,     # IN  (N, C, L)
@@ -128,16 +230,15 @@ def batchnorm_grad_sums(const floating[:, :, ::1] x,     # IN  (N, C, L)
                         int num_threads):
     """The two per-channel sums of the backward, in one pass (double accumulators)."""
     cdef Py_ssize_t N = x.shape[0], C = x.shape[1], L = x.shape[2]
-    cdef Py_ssize_t n, c, l
+    cdef Py_ssize_t c
     cdef double s1, s2, mc
     cdef int nt = num_threads if N * C * L >= GRAIN else 1
     with nogil:
         for c in prange(C, schedule='static', num_threads=nt):
-            mc = mean[c]
-            s1 = 0
+            mc = mean[c]                    # s1 = Σ δ, s2 = Σ δ · (x − μ)
+            s1 = 0                          # (assigned here, so private to the thread)
             s2 = 0
-            for n in range(N):              # s1 += Σ_l δ, s2 += Σ_l δ · (x − μ)
-                row_sums(&dy[n, c, 0], &x[n, c, 0], L, 0, mc, &s1, &s2)
+            channel_sums(&dy[0, 0, 0], &x[0, 0, 0], N, C, L, c, 0, mc, &s1, &s2)
             sum_dy[c] = <floating>s1
             sum_dy_xmu[c] = <floating>s2
 
@@ -153,16 +254,21 @@ def batchnorm_input_grad(const floating[:, :, ::1] x,    # IN  (N, C, L)
     """∂L/∂x = a · δ + k · (x − μ) + m per channel
              = γ/σ̂ · (δ − ⟨δ⟩ − x̂ · ⟨δ · x̂⟩)."""
     cdef Py_ssize_t N = x.shape[0], C = x.shape[1], L = x.shape[2]
-    cdef Py_ssize_t r, n, c, l
-    cdef floating ac, kc, mc, muc
+    cdef Py_ssize_t blk, r0, R = N * C
     cdef int nt = num_threads if N * C * L >= GRAIN else 1
+    cdef Py_ssize_t B = row_blocks(R, L, nt)
     with nogil:
-        for r in prange(N * C, schedule='static', num_threads=nt):
-            n = r // C
-            c = r % C
-            ac = a[c]
-            kc = k[c]
-            mc = m[c]
-            muc = mean[c]
-            for l in range(L):
-                dx[n, c, l] = ac * dy[n, c, l] + kc * (x[n, c, l] - muc) + mc
+        for blk in prange((R + B - 1) // B, schedule='static', num_threads=nt):
+            r0 = blk * B
+            if floating is float and L < VECTOR_MIN_L:
+                bn_input_grad_rows_f_short(&x[0, 0, 0], &dy[0, 0, 0], &dx[0, 0, 0], r0,
+                                           min(r0 + B, R), C, L, &a[0], &k[0], &m[0], &mean[0])
+            elif floating is float:
+                bn_input_grad_rows_f(&x[0, 0, 0], &dy[0, 0, 0], &dx[0, 0, 0], r0,
+                                     min(r0 + B, R), C, L, &a[0], &k[0], &m[0], &mean[0])
+            elif L < VECTOR_MIN_L:
+                bn_input_grad_rows_d_short(&x[0, 0, 0], &dy[0, 0, 0], &dx[0, 0, 0], r0,
+                                           min(r0 + B, R), C, L, &a[0], &k[0], &m[0], &mean[0])
+            else:
+                bn_input_grad_rows_d(&x[0, 0, 0], &dy[0, 0, 0], &dx[0, 0, 0], r0,
+                                     min(r0 + B, R), C, L, &a[0], &k[0], &m[0], &mean[0])

@@ -1,4 +1,5 @@
-# Elementwise kernels: the fused ReLU forward and its backward mask.
+# Elementwise kernels: the sum of two arrays, the fused ReLU forward and its backward mask,
+# the SGD momentum step.
 #
 # Contract: the Python side (minigrad/ops/elementwise.py) passes C-contiguous 1-d
 # views of matching length and dtype; bounds checks are off by default (see setup.py).
@@ -48,6 +49,20 @@ def _probe(const double[::1] x, Py_ssize_t i):
 # Work smaller than this runs on one thread: spinning up a team costs more.
 cdef enum:
     GRAIN = 32768
+
+
+def add(const floating[::1] a,              # IN  (n,)
+        const floating[::1] b,              # IN  (n,)
+        floating[::1] out,                  # OUT (n,) (may be a or b itself)
+        int num_threads):
+    """out = a + b, split over the threads: NumPy's add runs on one core, and a training
+    step adds whole activations (a residual connection, a gradient reaching a tensor from
+    two uses). Each element is read before it is written, so out may alias a or b."""
+    cdef Py_ssize_t i, n = a.shape[0]
+    cdef int nt = num_threads if n >= GRAIN else 1
+    with nogil:
+        for i in prange(n, schedule='static', num_threads=nt):
+            out[i] = a[i] + b[i]
 
 
 def relu_forward(const floating[::1] x,      # IN  (n,)

@@ -147,3 +147,28 @@ def test_python_side_checks_before_the_kernels():
         norm._batch_stats_fused(np.ones((2, 3, 0), np.float32))
     with pytest.raises(ValueError, match=r"dtype int64"):
         norm._batch_stats_fused(np.ones((2, 3, 4), np.int64))
+
+
+@pytest.mark.parametrize("shape, dtype", [((4, 300, 7, 7), np.float32), ((8, 1030, 2, 2), np.float32),
+                                          ((2, 3, 130, 130), np.float64), ((3, 70, 1, 40), np.float64)])
+def test_fused_on_threads_and_row_blocks(shape, dtype):
+    """Shapes past the one-thread grain: the elementwise passes in blocks of (n, c) rows
+    over two threads, long rows (≥ 32 values) on the vector builds, short ones on the
+    baseline: the NumPy formulas' numbers."""
+    rng = np.random.default_rng(7)
+    C = shape[1]
+    x = (rng.standard_normal(shape) * 2 + 3).astype(dtype)
+    g = rng.standard_normal(shape).astype(dtype)
+    w, b = rng.uniform(0.5, 2, C).astype(dtype), rng.standard_normal(C).astype(dtype)
+    before = mg.get_num_threads()
+    try:
+        mg.set_num_threads(2)
+        fused, _ = _run(x, w, b, g, True, None)
+    finally:
+        mg.set_num_threads(before)
+    ref, _ = _run(x, w, b, g, True, "direct")
+    tol = 1e-10 if dtype == np.float64 else 2e-4
+    for name, a, r in zip(["y", "dx", "dw", "db", "running_mean", "running_var"], fused, ref):
+        scale = 1 + np.abs(r).max()
+        np.testing.assert_allclose(a, r, rtol=0, atol=tol * scale * (10 if name == "dx" else 1),
+                                   err_msg=name)

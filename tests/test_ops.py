@@ -344,3 +344,28 @@ def test_comparisons_are_not_differentiable():
     for c in (x > 0, x >= 0, x < 0, x <= 0, x == 1, x != 1):
         assert not c.requires_grad and c.dtype == bool
     np.testing.assert_array_equal((x > 0).numpy(), [True, False])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n", [32767, 32768, 100003])
+def test_add_of_large_arrays_is_numpys_sum(dtype, n):
+    """Whole activations are added by the threaded kernel (ext/elementwise.pyx add): the
+    same numbers as NumPy's a + b, bit for bit (inf and NaN included), into a new array or
+    into one of the operands; its gradient is δ for both."""
+    from minigrad.ops.elementwise import add_arrays
+    rng = np.random.default_rng(n)
+    a = rng.standard_normal(n).astype(dtype).reshape(-1, 1)
+    b = rng.standard_normal(n).astype(dtype).reshape(-1, 1)
+    a[::97], b[5::101] = np.inf, np.nan
+    want = a + b
+    np.testing.assert_array_equal(add_arrays(a, b), want)
+    at, bt = mg.tensor(a, requires_grad=True), mg.tensor(b, requires_grad=True)
+    y = at + bt
+    np.testing.assert_array_equal(y.numpy(), want)
+    y.backward(np.full_like(a, 3))
+    np.testing.assert_array_equal(at.grad.numpy(), np.full_like(a, 3))
+    np.testing.assert_array_equal(bt.grad.numpy(), np.full_like(b, 3))
+    c = a.copy()
+    assert add_arrays(c, b, out=c) is c
+    np.testing.assert_array_equal(c, want)
+    np.testing.assert_array_equal(add_arrays(a[::2], b[::2]), want[::2])     # strided: NumPy
