@@ -39,18 +39,13 @@ ctypedef fused floating:
 cdef enum:
     GRAIN = 32768
     ROW_BLOCK = 4096
-# Rows of fewer values than this (planes of 4×4 and below) take the baseline build of the
-# same loops (inlined, `_short`): there the vector builds' remainder code and the call
-# through the loader's choice cost more than they save (measured: 32×1280×2² float32,
-# forward 0.16 ms baseline, 0.30 ms by the clones).
-cdef enum:
-    VECTOR_MIN_L = 32
 
 # The loops, as C functions GCC builds three times (AVX-512, AVX2, baseline x86-64) for the
 # loader to pick the one this CPU runs (target_clones, as in ext/direct16.h; one plain build
 # elsewhere): each pass is one or two reads and a write per value, which the baseline
 # build's two-lane double arithmetic could not keep up with. Each call covers a channel or
-# a range of (n, c) rows, so that rows of a few values (2×2 planes) do not pay a call each.
+# a range of (n, c) rows, so that rows of a few values (2×2 planes) do not pay a call each;
+# rows under MG_BN_VECTOR_MIN_L values take the baseline build (`_short`), inlined.
 #   channel sums  s1 = Σ (x − s), s2 = Σ (x − s)·(y − t) over channel c's N rows, in double.
 #                 As plain loops these are one chain of dependent additions (one per 4
 #                 cycles); the `omp simd` reduction lets the compiler keep a partial sum per
@@ -110,10 +105,40 @@ cdef extern from *:
                 or_[l] = ac * dr[l] + kc * (xr[l] - uc) + mc;                          \
         }                                                                              \
     }
-    MINIGRAD_BN_LOOPS(f, float, MG_BN_CLONES)
-    MINIGRAD_BN_LOOPS(d, double, MG_BN_CLONES)
+    MINIGRAD_BN_LOOPS(f_vec, float, MG_BN_CLONES)
+    MINIGRAD_BN_LOOPS(d_vec, double, MG_BN_CLONES)
     MINIGRAD_BN_LOOPS(f_short, float, inline)
     MINIGRAD_BN_LOOPS(d_short, double, inline)
+    /* Rows of fewer values than this (planes of 4×4 and below) take the baseline build,
+       inlined: there the vector builds' remainder code and the call through the loader
+       cost more than they save (32×1280×2² float32, forward 0.16 ms against 0.30). */
+    #define MG_BN_VECTOR_MIN_L 32
+    #define MG_BN_BY_ROW_LENGTH(SUF, T)                                                \
+    static inline void bn_channel_sums_##SUF(const T *x, const T *y, Py_ssize_t N,     \
+                                             Py_ssize_t C, Py_ssize_t L, Py_ssize_t c, \
+                                             double s, double t, double *s1,           \
+                                             double *s2) {                             \
+        (L >= MG_BN_VECTOR_MIN_L ? bn_channel_sums_##SUF##_vec                         \
+                                 : bn_channel_sums_##SUF##_short)(x, y, N, C, L, c, s, \
+                                                                  t, s1, s2);          \
+    }                                                                                  \
+    static inline void bn_affine_rows_##SUF(const T *x, T *y, Py_ssize_t r0,           \
+                                            Py_ssize_t r1, Py_ssize_t C, Py_ssize_t L, \
+                                            const T *a, const T *mu, const T *b) {     \
+        (L >= MG_BN_VECTOR_MIN_L ? bn_affine_rows_##SUF##_vec                          \
+                                 : bn_affine_rows_##SUF##_short)(x, y, r0, r1, C, L, a,\
+                                                                 mu, b);               \
+    }                                                                                  \
+    static inline void bn_input_grad_rows_##SUF(const T *x, const T *dy, T *dx,        \
+                                                Py_ssize_t r0, Py_ssize_t r1,          \
+                                                Py_ssize_t C, Py_ssize_t L, const T *a,\
+                                                const T *k, const T *m, const T *mu) { \
+        (L >= MG_BN_VECTOR_MIN_L ? bn_input_grad_rows_##SUF##_vec                      \
+                                 : bn_input_grad_rows_##SUF##_short)(x, dy, dx, r0, r1,\
+                                                                     C, L, a, k, m, mu);\
+    }
+    MG_BN_BY_ROW_LENGTH(f, float)
+    MG_BN_BY_ROW_LENGTH(d, double)
     """
     void bn_channel_sums_f(const float *x, const float *y, Py_ssize_t N, Py_ssize_t C,
                            Py_ssize_t L, Py_ssize_t c, double s, double t,
@@ -132,37 +157,15 @@ cdef extern from *:
     void bn_input_grad_rows_d(const double *x, const double *dy, double *dx, Py_ssize_t r0,
                               Py_ssize_t r1, Py_ssize_t C, Py_ssize_t L, const double *a,
                               const double *k, const double *m, const double *mu) nogil
-    void bn_channel_sums_f_short(const float *x, const float *y, Py_ssize_t N, Py_ssize_t C,
-                           Py_ssize_t L, Py_ssize_t c, double s, double t,
-                           double *s1, double *s2) nogil
-    void bn_channel_sums_d_short(const double *x, const double *y, Py_ssize_t N, Py_ssize_t C,
-                           Py_ssize_t L, Py_ssize_t c, double s, double t,
-                           double *s1, double *s2) nogil
-    void bn_affine_rows_f_short(const float *x, float *y, Py_ssize_t r0, Py_ssize_t r1, Py_ssize_t C,
-                          Py_ssize_t L, const float *a, const float *mu, const float *b) nogil
-    void bn_affine_rows_d_short(const double *x, double *y, Py_ssize_t r0, Py_ssize_t r1,
-                          Py_ssize_t C, Py_ssize_t L, const double *a, const double *mu,
-                          const double *b) nogil
-    void bn_input_grad_rows_f_short(const float *x, const float *dy, float *dx, Py_ssize_t r0,
-                              Py_ssize_t r1, Py_ssize_t C, Py_ssize_t L, const float *a,
-                              const float *k, const float *m, const float *mu) nogil
-    void bn_input_grad_rows_d_short(const double *x, const double *dy, double *dx, Py_ssize_t r0,
-                              Py_ssize_t r1, Py_ssize_t C, Py_ssize_t L, const double *a,
-                              const double *k, const double *m, const double *mu) nogil
 
 
 cdef inline void channel_sums(const floating *x, const floating *y, Py_ssize_t N, Py_ssize_t C,
                               Py_ssize_t L, Py_ssize_t c, double s, double t, double *s1,
                               double *s2) noexcept nogil:
     if floating is float:
-        if L >= VECTOR_MIN_L:
-            bn_channel_sums_f(x, y, N, C, L, c, s, t, s1, s2)
-        else:
-            bn_channel_sums_f_short(x, y, N, C, L, c, s, t, s1, s2)
-    elif L >= VECTOR_MIN_L:
-        bn_channel_sums_d(x, y, N, C, L, c, s, t, s1, s2)
+        bn_channel_sums_f(x, y, N, C, L, c, s, t, s1, s2)
     else:
-        bn_channel_sums_d_short(x, y, N, C, L, c, s, t, s1, s2)
+        bn_channel_sums_d(x, y, N, C, L, c, s, t, s1, s2)
 
 
 cdef inline Py_ssize_t row_blocks(Py_ssize_t R, Py_ssize_t L, int nt) noexcept nogil:
@@ -208,15 +211,9 @@ def batchnorm_affine(const floating[:, :, ::1] x,    # IN  (N, C, L)
     with nogil:
         for blk in prange((R + B - 1) // B, schedule='static', num_threads=nt):
             r0 = blk * B
-            if floating is float and L < VECTOR_MIN_L:
-                bn_affine_rows_f_short(&x[0, 0, 0], &y[0, 0, 0], r0, min(r0 + B, R), C, L,
-                                       &a[0], &mean[0], &b[0])
-            elif floating is float:
+            if floating is float:
                 bn_affine_rows_f(&x[0, 0, 0], &y[0, 0, 0], r0, min(r0 + B, R), C, L, &a[0],
                                  &mean[0], &b[0])
-            elif L < VECTOR_MIN_L:
-                bn_affine_rows_d_short(&x[0, 0, 0], &y[0, 0, 0], r0, min(r0 + B, R), C, L,
-                                       &a[0], &mean[0], &b[0])
             else:
                 bn_affine_rows_d(&x[0, 0, 0], &y[0, 0, 0], r0, min(r0 + B, R), C, L, &a[0],
                                  &mean[0], &b[0])
@@ -260,15 +257,9 @@ def batchnorm_input_grad(const floating[:, :, ::1] x,    # IN  (N, C, L)
     with nogil:
         for blk in prange((R + B - 1) // B, schedule='static', num_threads=nt):
             r0 = blk * B
-            if floating is float and L < VECTOR_MIN_L:
-                bn_input_grad_rows_f_short(&x[0, 0, 0], &dy[0, 0, 0], &dx[0, 0, 0], r0,
-                                           min(r0 + B, R), C, L, &a[0], &k[0], &m[0], &mean[0])
-            elif floating is float:
+            if floating is float:
                 bn_input_grad_rows_f(&x[0, 0, 0], &dy[0, 0, 0], &dx[0, 0, 0], r0,
                                      min(r0 + B, R), C, L, &a[0], &k[0], &m[0], &mean[0])
-            elif L < VECTOR_MIN_L:
-                bn_input_grad_rows_d_short(&x[0, 0, 0], &dy[0, 0, 0], &dx[0, 0, 0], r0,
-                                           min(r0 + B, R), C, L, &a[0], &k[0], &m[0], &mean[0])
             else:
                 bn_input_grad_rows_d(&x[0, 0, 0], &dy[0, 0, 0], &dx[0, 0, 0], r0,
                                      min(r0 + B, R), C, L, &a[0], &k[0], &m[0], &mean[0])
