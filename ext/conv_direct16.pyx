@@ -107,7 +107,8 @@ cdef void _x_streams(const float[:, :, :, ::1] x, Py_ssize_t n0, Py_ssize_t S, f
     rows a 'same' padding of an even kernel drops below, is left out)."""
     cdef Py_ssize_t C = x.shape[1], H = x.shape[2], W = x.shape[3]
     cdef Py_ssize_t s, c, i, plane = Hp * Wp
-    cdef Py_ssize_t lp = min(pw, Wp), rows = max(0, min(H, Hp - ph)), cols = max(0, min(W, Wp - pw))
+    cdef Py_ssize_t lp = min(pw, Wp), rows = max(0, min(H, Hp - ph))
+    cdef Py_ssize_t cols = max(0, min(W, Wp - pw))
     cdef Py_ssize_t top = min(ph, Hp) * Wp, below = (Hp - min(ph, Hp) - rows) * Wp
     cdef float* row
     for c in range(C):                    # every entry written once: data or zero

@@ -620,7 +620,7 @@ def _depthwise_channels_last(out_hw, C):
     return True, min(C, 64)
 
 
-def _w16_wgrad_blocks(N, K, plane, nt):
+def _w16_wgrad_blocks(N, plane, nt):
     """(samples per group, output channels per block) of the w16 ∂L/∂w: groups whose δ
     streams of one block (kb channels × the group's padded planes) stay about
     w16_wgrad_block_bytes, so that the taps re-read them from L1; every thread the same

@@ -347,6 +347,8 @@ def backward(x, x_shape, δ, w, g, need_dx, need_dw, need_db, paths, op="conv2d"
     if path == "w16":                   # ∂L/∂x, if still needed, by the base path alone
         if need_dx:
             dx = _BACKWARD[paths.input_grad](x, x_shape, δ, w, g, True, False, False)[0]
+        if not (need_dw or need_db):
+            return dx, None, None
         return (dx,) + _weight_grad_w16(x, x_shape, δ, w.shape, g, need_dw, need_db)
     dx2, dw, db = _BACKWARD[path](x, x_shape, δ, w, g, need_dx, need_dw, need_db)
     return (dx2 if need_dx else dx), dw, db
@@ -394,7 +396,7 @@ def _weight_grad_w16(x, x_shape, δ, w_shape, g, need_dw, need_db):
     _, _, OH, OW = δ.shape
     nt = get_num_threads()
     Hp, Wp = OH + (kh - 1) * g.dh, OW + (kw - 1) * g.dw
-    S, kb = kernels._w16_wgrad_blocks(N, K, Hp * Wp, nt)
+    S, kb = kernels._w16_wgrad_blocks(N, Hp * Wp, nt)
     T, Kp = C * kh * kw, -(-K // kb) * kb
     ldd = -(-S * Hp * Wp // 16) * 16
     ldx = S * Hp * Wp + (kh - 1) * g.dh * Wp + (kw - 1) * g.dw + 16
