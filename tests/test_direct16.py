@@ -44,15 +44,21 @@ def simd_level(level):
         kernels._SIMD_LEVEL = before
 
 
-@st.composite
-def cases(draw):
+def geometry(draw, extra_w):
+    """Kernel 1–5, dilation 1–2, padding 0–2 per axis, and the smallest input the dilated
+    kernel fits in plus a few rows and up to `extra_w` columns (rows shorter than, equal
+    to and longer than one run of the kernels): (kh, kw), (dh, dw), (ph, pw), H, W."""
     kh, kw = draw(st.integers(1, 5)), draw(st.integers(1, 5))
     dh, dw = draw(st.integers(1, 2)), draw(st.integers(1, 2))
     ph, pw = draw(st.integers(0, 2)), draw(st.integers(0, 2))
-    # the smallest input the dilated kernel fits in, plus a few (runs of 10 output pixels:
-    # rows shorter than, equal to and longer than one run)
     H = max(1, (kh - 1) * dh + 1 - 2 * ph) + draw(st.integers(0, 12))
-    W = max(1, (kw - 1) * dw + 1 - 2 * pw) + draw(st.integers(0, 25))
+    W = max(1, (kw - 1) * dw + 1 - 2 * pw) + draw(st.integers(0, extra_w))
+    return (kh, kw), (dh, dw), (ph, pw), H, W
+
+
+@st.composite
+def cases(draw):
+    (kh, kw), (dh, dw), (ph, pw), H, W = geometry(draw, 25)     # runs of 10 and of 16
     kernel = draw(st.sampled_from(["k16", "w16"]))
     # k16: K a multiple of 16; w16: any K (its blocks of 8 or 16 channels padded), column
     # stride 1, rows shorter and longer than one run of 16
@@ -143,11 +149,7 @@ def test_gradients_through_the_direct16_forward(spy):
 
 @st.composite
 def wgrad_cases(draw):
-    kh, kw = draw(st.integers(1, 5)), draw(st.integers(1, 5))
-    dh, dw = draw(st.integers(1, 2)), draw(st.integers(1, 2))
-    ph, pw = draw(st.integers(0, 2)), draw(st.integers(0, 2))
-    H = max(1, (kh - 1) * dh + 1 - 2 * ph) + draw(st.integers(0, 12))
-    W = max(1, (kw - 1) * dw + 1 - 2 * pw) + draw(st.integers(0, 20))
+    (kh, kw), (dh, dw), (ph, pw), H, W = geometry(draw, 20)
     # K: blocks of 8 (or 4) channels full and partial; C·kh·kw taps: groups of 3 full and
     # partial; N and the group size: samples per group 1 … N, the last group partial
     return dict(N=draw(st.integers(1, 6)), C=draw(st.integers(1, 5)), K=draw(st.integers(1, 20)),
