@@ -66,7 +66,8 @@ def time_layer(xs, ws, padding, dilation, bias, reps, which):
     δ = rng.standard_normal(out_shape).astype(np.float32)
     b = rng.standard_normal(ws[0]).astype(np.float32) if bias else None
     chosen = getattr(kernels._plan("conv2d", xs, ws, np.dtype(np.float32), g, out_shape[2:]), which)
-    paths = ["blas", "w16"] + (["winograd"] if ws[2:] == (3, 3) and D == (1, 1) else [])
+    paths = ["blas", "w16", "hwnc"] + (["winograd"] if ws[2:] == (3, 3) and D == (1, 1)
+                                       and which != "weight_grad" else [])
     if which == "forward" and ws[0] % 16 == 0:
         paths.append("k16")
     fns = {}

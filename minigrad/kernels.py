@@ -26,6 +26,10 @@ The paths (their kernels in ext/; the Python glue in minigrad/ops/conv_dispatch.
                                      whole padded planes, each output row from all taps,
                                      the backward over seed 004's dilated δ; planes of
                                      ≤ 16 pixels channels-last, channels in the lanes
+    hwnc      ext/conv_hwnc.pyx      stride 1, one group, small planes: x copied once into
+                                     (H, W, N, kw·C) rows, then one GEMM per kernel row over
+                                     all output rows (samples in the GEMM's long side);
+                                     every pass (∂L/∂x as a forward correlation)
   max_pool2d, avg_pool2d, adaptive_avg_pool2d
     direct    ext/pool.pyx           windows from per-axis tables: any geometry
     2x2       ext/pool.pyx           2×2 windows at stride 2 tiling the plane
@@ -57,7 +61,8 @@ from ._ext import conv_direct16 as _d16
 __all__ = ["use", "trace", "choose", "explain", "Paths", "Tuning", "KernelCall",
            "CONV_PATHS", "POOL_PATHS", "simd_level"]
 
-CONV_PATHS = ("direct", "gemm", "blas", "winograd", "k16", "w16", "pointwise", "depthwise")
+CONV_PATHS = ("direct", "gemm", "blas", "winograd", "k16", "w16", "pointwise", "depthwise",
+              "hwnc")
 POOL_PATHS = ("direct", "2x2", "plane")
 
 
@@ -103,6 +108,12 @@ class Tuning:
     # ≥ w16_min_taps taps: its streams beat im2col + GEMM on few output channels; on small
     # planes the padding, with few taps the copy of δ costs
     w16_wgrad_max_k: int = 64
+    # 'hwnc' (stride 1, one group) for the forward and ∂L/∂x on planes of at most this many
+    # output pixels (∂L/∂x: input pixels), before every other path: there im2col's
+    # per-sample blocks make GEMMs of a few columns and Winograd's tiles are mostly padding
+    hwnc_max_pixels: int = 49
+    # ... and for ∂L/∂w on output planes of at most this many (on 7×7 w16's streams win)
+    hwnc_wgrad_max_pixels: int = 16
     # 'depthwise': channels in the vector lanes (blocks of 64 channels of one sample
     # transposed to channels-last) for output planes of at most this many pixels
     depthwise_cl_max_pixels: int = 16
@@ -265,6 +276,8 @@ def _plan(op, x_shape, w_shape, dtype, g, out_hw, why=None):
     # forward (w16 before Winograd: on few output channels and wide rows it is faster)
     if base in ("pointwise", "depthwise"):     # (pointwise: measured faster than k16/w16 on 1×1)
         fwd = base
+    elif _hwnc_fits(base, g, (OH, OW), force, t, note, "forward"):
+        fwd = "hwnc"
     elif (_w16_fits(K, Cg * kh * kw, dtype, g, (OH, OW), force, t, note, t.w16_max_k)
           and not _k16_before_flat(K, Cg * kh * kw, dtype, g, (OH, OW), (kh, kw), force, t, note)):
         fwd = "w16"
@@ -283,7 +296,9 @@ def _plan(op, x_shape, w_shape, dtype, g, out_hw, why=None):
     # (by w16 where both channel counts are small, as for the forward; else Winograd)
     dx = base
     if (g.sh, g.sw, g.dh, g.dw) == (1, 1, 1, 1) and kh - 1 - g.ph >= 0 and kw - 1 - g.pw >= 0:
-        if (base not in ("pointwise", "depthwise") and K <= t.w16_max_k and C >= t.w16_min_k
+        if _hwnc_fits(base, g, (H, W), force, t, note, "input_grad"):
+            dx = "hwnc"
+        elif (base not in ("pointwise", "depthwise") and K <= t.w16_max_k and C >= t.w16_min_k
                 and _w16_fits(C, K * kh * kw, dtype, g, (H, W), force, t, note,
                               t.w16_flat_max_k, "input_grad")):
             dx = "w16"
@@ -294,7 +309,9 @@ def _plan(op, x_shape, w_shape, dtype, g, out_hw, why=None):
     # ∂L/∂w: by w16 (each tap's shifted x stream against δ's, no im2col matrix) at stride
     # 1 on small enough layers, in place of an im2col GEMM
     wg = base
-    if base in ("blas", "gemm") and _w16_wgrad_fits(K, Cg * kh * kw, dtype, g, (OH, OW), force,
+    if _hwnc_fits(base, g, (OH, OW), force, t, note, "weight_grad"):
+        wg = "hwnc"
+    elif base in ("blas", "gemm") and _w16_wgrad_fits(K, Cg * kh * kw, dtype, g, (OH, OW), force,
                                                     t, note):
         wg = "w16"
     return Paths(fwd, dx, wg)
@@ -338,6 +355,26 @@ def _notes(why):
     if why is None:
         return _no_note
     return lambda which, text: why.setdefault(which, []).append(text)
+
+
+def _hwnc_fits(base, g, out_hw, force, t, note, which):
+    """ext/conv_hwnc.pyx for one pass whose output plane is out_hw (x's plane for ∂L/∂x):
+    stride 1, one group, OpenBLAS (the base path an im2col GEMM), planes of at most
+    hwnc_max_pixels pixels (hwnc_wgrad_max_pixels for ∂L/∂w)."""
+    if force not in (None, "hwnc"):
+        return False
+    if base not in ("blas", "gemm") or not _blas.available() or (g.sh, g.sw, g.groups) != (1, 1, 1):
+        note(which, "hwnc: needs stride 1, one group and OpenBLAS")
+        return False
+    if force == "hwnc":
+        note(which, "hwnc: forced")
+        return True
+    px = out_hw[0] * out_hw[1]
+    name = "hwnc_wgrad_max_pixels" if which == "weight_grad" else "hwnc_max_pixels"
+    ok = px <= getattr(t, name)
+    note(which, f"hwnc {'takes it' if ok else 'declines'}: plane {out_hw[0]}×{out_hw[1]} = {px} "
+                f"pixels (≤ {name} = {getattr(t, name)}?)")
+    return ok
 
 
 def _winograd_fits(N, C, K, khw, g, out_hw, force, t, note, which):
@@ -522,7 +559,8 @@ def explain(x_shape, w_shape=None, *, op="conv2d", stride=None, padding=0, dilat
 _FILES = {"direct": "ext/conv_direct.pyx", "gemm": "ext/conv_im2col.pyx + np.matmul",
           "blas": "ext/conv_im2col.pyx + OpenBLAS", "winograd": "ext/winograd.pyx",
           "k16": "ext/conv_direct16.pyx, direct16.h", "w16": "ext/conv_direct16.pyx, direct16.h",
-          "pointwise": "ext/conv_pointwise.pyx + OpenBLAS", "depthwise": "ext/conv_depthwise.pyx"}
+          "pointwise": "ext/conv_pointwise.pyx + OpenBLAS", "depthwise": "ext/conv_depthwise.pyx",
+          "hwnc": "ext/conv_hwnc.pyx + OpenBLAS"}
 _PASS_NAMES = {"forward": "forward", "input_grad": "∂L/∂x", "weight_grad": "∂L/∂w"}
 
 

@@ -112,7 +112,10 @@ def test_default_takes_winograd_where_it_pays_and_applies():
     assert not runs((2, 3, 32, 32), (16, 3, 3, 3), padding=1)          # cifar-3x3: C = 3
     assert not runs((4, 8, 32, 32), (8, 8, 3, 3), padding=1)           # C·K/(C+K) = 4
     assert not runs((64, 16, 8, 8), (16, 16, 3, 3), padding=1)         # short rows, 8 < 12
-    assert runs((32, 64, 7, 7), (64, 64, 3, 3), padding=1)             # 7×7: winograd_min_size
+    # 7×7: winograd_min_size, where 'hwnc' (asked first, on planes ≤ hwnc_max_pixels) declines
+    with kernels.use(None, hwnc_max_pixels=36):
+        assert runs((32, 64, 7, 7), (64, 64, 3, 3), padding=1)
+    assert not runs((32, 64, 7, 7), (64, 64, 3, 3), padding=1) or not _blas.available()
     assert not runs((32, 64, 6, 6), (64, 64, 3, 3), padding=1)         # OH, OW < 7
     assert not runs((3, 64, 16, 16), (64, 64, 3, 3), padding=1)        # 192 tiles
     assert not runs((4, 64, 16, 16), (64, 64, 3, 3), padding=1, stride=2)

@@ -23,6 +23,7 @@ from .. import kernels
 from .._ext import conv_depthwise as _depthwise
 from .._ext import conv_direct as _direct
 from .._ext import conv_direct16 as _d16
+from .._ext import conv_hwnc as _hwnc
 from .._ext import conv_im2col as _im2col
 from .._ext import conv_pointwise as _pointwise
 from .._ext import winograd as _wino
@@ -174,6 +175,64 @@ def _direct16(x, wt, b, w_shape, out_hw, g, Hp, Wp, kb):
     return y
 
 
+def _forward_hwnc(x, w, b, out_hw, g):
+    """ext/conv_hwnc.pyx (stride 1, one group; small planes): x copied once into rows
+    xq[h, j, n] holding each channel's kw taps side by side, then one GEMM per kernel row
+    p over every output row whose input row i + p·D_h − P_h is in the plane, samples and
+    columns in the GEMM's long dimension; the (OH, OW, N, K) result moved to NCHW with
+    the bias added."""
+    _check_hwnc(x.shape, w.shape, g)
+    K, C, kh, kw = w.shape
+    wr = _workspace("hwnc_w", (kh, K, C * kw), w.dtype)
+    _hwnc.weight_rows(w, wr, False, get_num_threads())
+    return _hwnc_correlate(x, wr, b, out_hw, (kh, kw), g)
+
+
+def _input_grad_hwnc(δ, w, x_shape, g):
+    """∂L/∂x by ext/conv_hwnc.pyx (stride 1): the forward correlation of δ, padded by
+    D·(F−1)−P (negative: rows and columns dropped), with the kernel flipped 180° and its
+    channel axes swapped (seed 004) at the same dilation, the flip made while the weight
+    is laid out as the GEMMs' rows."""
+    K, C, kh, kw = w.shape
+    gt = Geom((1, 1), ((kh - 1) * g.dh - g.ph, (kw - 1) * g.dw - g.pw), (g.dh, g.dw), 1)
+    _check_hwnc(x_shape, w.shape, g)
+    wr = _workspace("hwnc_w", (kh, C, K * kw), w.dtype)
+    _hwnc.weight_rows(w, wr, True, get_num_threads())
+    return _hwnc_correlate(δ, wr, None, x_shape[2:], (kh, kw), gt)
+
+
+def _hwnc_correlate(x, wr, b, out_hw, khw, g):
+    """y = b + x ⋆ w with w given as the GEMMs' rows wr (kh, K, C·kw)."""
+    N, C, H, W = x.shape
+    kh, K = wr.shape[:2]
+    OH, OW = out_hw
+    dtype, nt = x.dtype, get_num_threads()
+    xq = _hwnc_rows(x, OW, khw[1], g.pw, g.dw, "hwnc_x", nt)
+    yq = _workspace("hwnc_y", (OH * OW * N, K), dtype)
+    fn, ilp64 = _blas.gemm(dtype)
+    with _blas.single_threaded():
+        _hwnc.conv_rows(xq, wr, yq, g.ph, g.dh, fn, ilp64, nt)
+    y = np.empty((N, K, OH, OW), dtype)
+    _hwnc.scatter_nchw(yq.reshape(OH, OW, N, K), _bias(b, dtype), y, nt)
+    return y
+
+
+def _hwnc_rows(x, OW, kw, pw, dw, name, nt):
+    """x (N, C, H, W) as the 'hwnc' rows (H, OW·N, C·kw): xq[h, j·N + n, c·kw + q] =
+    x[n, c, h, j + q·dw − pw], 0 outside the plane (a scratch array)."""
+    N, C, H, _ = x.shape
+    xq = _workspace(name, (H, OW * N, C * kw), x.dtype)
+    _hwnc.gather_rows(x, xq.reshape(H, OW, N, C * kw), kw, pw, dw, nt)
+    return xq
+
+
+def _check_hwnc(x_shape, w_shape, g):
+    if (g.sh, g.sw, g.groups) != (1, 1, 1) or x_shape[1] != w_shape[1]:
+        raise ValueError(f"conv2d(): the 'hwnc' path needs stride 1 and one group; got input "
+                         f"{tuple(x_shape)}, weight {tuple(w_shape)}, stride ({g.sh}, {g.sw}), "
+                         f"groups {g.groups}")
+
+
 def _forward_blas(x, w, b, out_hw, g):
     """ext/conv_im2col.pyx's fused path: one parallel loop over blocks (several samples, or
     one sample's rows); each thread: im2col of its block into its scratch row, then
@@ -295,7 +354,8 @@ def _check_pointwise(x_shape, w_shape, out_hw, g):
 
 _FORWARD = {"direct": _forward_direct, "gemm": _forward_gemm, "blas": _forward_blas,
             "winograd": _forward_winograd, "k16": _forward_k16, "w16": _forward_w16,
-            "pointwise": _forward_pointwise, "depthwise": _forward_depthwise}
+            "pointwise": _forward_pointwise, "depthwise": _forward_depthwise,
+            "hwnc": _forward_hwnc}
 
 
 # ---- ∂L/∂x, ∂L/∂w, ∂L/∂b ------------------------------------------------------------------
@@ -332,6 +392,10 @@ def backward(x, x_shape, δ, w, g, need_dx, need_dw, need_db, paths, op="conv2d"
                 np.zeros(w.shape, dtype) if need_dw else None,
                 np.zeros(K, dtype) if need_db else None)
     dx = None
+    if need_dx and paths.input_grad == "hwnc":
+        kernels._ran(op, names["input_grad"], "hwnc", δ.shape, w.shape)
+        dx = _input_grad_hwnc(δ, w, x_shape, g)
+        need_dx = False
     if need_dx and paths.input_grad in ("winograd", "w16"):
         gt = Geom((1, 1), (kh - 1 - g.ph, kw - 1 - g.pw), (1, 1), g.groups)
         wt = np.ascontiguousarray(w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))  # (C, K, kh, kw)
@@ -344,12 +408,12 @@ def backward(x, x_shape, δ, w, g, need_dx, need_dw, need_db, paths, op="conv2d"
         if need:
             kernels._ran(op, names[which], paths.input_grad if which == "input_grad" else path,
                          δ.shape, w.shape)
-    if path == "w16":                   # ∂L/∂x, if still needed, by the base path alone
+    if path in _WEIGHT_GRAD:            # ∂L/∂x, if still needed, by the base path alone
         if need_dx:
             dx = _BACKWARD[paths.input_grad](x, x_shape, δ, w, g, True, False, False)[0]
         if not (need_dw or need_db):
             return dx, None, None
-        return (dx,) + _weight_grad_w16(x, x_shape, δ, w.shape, g, need_dw, need_db)
+        return (dx,) + _WEIGHT_GRAD[path](x, x_shape, δ, w.shape, g, need_dw, need_db)
     dx2, dw, db = _BACKWARD[path](x, x_shape, δ, w, g, need_dx, need_dw, need_db)
     return (dx2 if need_dx else dx), dw, db
 
@@ -411,6 +475,32 @@ def _weight_grad_w16(x, x_shape, δ, w_shape, g, need_dw, need_db):
                                 kb, need_dw, need_db, nt)
     dw = acc[:, :K * T].sum(axis=0).reshape(w_shape) if need_dw else None
     db = acc[:, K * T:].sum(axis=0) if need_db else None
+    return dw, db
+
+
+def _weight_grad_hwnc(x, x_shape, δ, w_shape, g, need_dw, need_db):
+    """ext/conv_hwnc.pyx: ∂L/∂wr[p] = δq[rows]ᵀ @ xq[rows + shift], one GEMM per kernel row
+    p over the output rows whose input row is in the plane (xq as in the forward, δq =
+    δ as (OH, OW, N, K) rows), each thread a block of its result columns; ∂L/∂b summed
+    per channel in double."""
+    N, C, H, W = x_shape
+    K, _, kh, kw = w_shape
+    _, _, OH, OW = δ.shape
+    dtype, nt = δ.dtype, get_num_threads()
+    dw = db = None
+    if need_dw:
+        _check_hwnc(x_shape, w_shape, g)
+        xq = _hwnc_rows(x, OW, kw, g.pw, g.dw, "hwnc_x", nt)
+        dyq = _hwnc_rows(δ, OW, 1, 0, 1, "hwnc_y", nt).reshape(OH * OW * N, K)
+        dwr = _workspace("hwnc_w", (kh, K, C * kw), dtype)
+        fn, ilp64 = _blas.gemm(dtype)
+        with _blas.single_threaded():
+            _hwnc.wgrad_rows(xq, dyq, dwr, g.ph, g.dh, fn, ilp64, nt)
+        dw = np.empty(w_shape, dtype)
+        _hwnc.weight_from_rows(dwr, dw, nt)
+    if need_db:
+        db = np.empty(K, dtype)
+        _hwnc.bias_grad(δ.reshape(N, K, OH * OW), db, nt)
     return dw, db
 
 
@@ -554,3 +644,5 @@ def _backward_depthwise(x, x_shape, δ, w, g, need_dx, need_dw, need_db):
 
 _BACKWARD = {"direct": _backward_direct, "gemm": _backward_gemm, "blas": _backward_blas,
              "pointwise": _backward_pointwise, "depthwise": _backward_depthwise}
+# paths that compute ∂L/∂w and ∂L/∂b alone (∂L/∂x, if wanted, by another path)
+_WEIGHT_GRAD = {"w16": _weight_grad_w16, "hwnc": _weight_grad_hwnc}
