@@ -358,17 +358,21 @@ def _notes(why):
 
 
 def _hwnc_fits(base, g, out_hw, force, t, note, which):
-    """ext/conv_hwnc.pyx for one pass whose output plane is out_hw (x's plane for ∂L/∂x):
-    stride 1, one group, OpenBLAS (the base path an im2col GEMM), planes of at most
+    """ext/conv_hwnc.pyx for one pass whose output plane is out_hw (x's plane for ∂L/∂x,
+    asked at stride 1 only): one group, OpenBLAS (the base path an im2col GEMM); unless
+    forced, stride 1 and planes of at most
     hwnc_max_pixels pixels (hwnc_wgrad_max_pixels for ∂L/∂w)."""
     if force not in (None, "hwnc"):
         return False
-    if base not in ("blas", "gemm") or not _blas.available() or (g.sh, g.sw, g.groups) != (1, 1, 1):
-        note(which, "hwnc: needs stride 1, one group and OpenBLAS")
+    if base not in ("blas", "gemm") or not _blas.available() or g.groups != 1:
+        note(which, "hwnc: needs one group and OpenBLAS")
         return False
     if force == "hwnc":
         note(which, "hwnc: forced")
         return True
+    if (g.sh, g.sw) != (1, 1):     # it runs them, but slower than 'blas' (RESULTS.md: hwnc)
+        note(which, "hwnc declines: stride > 1")
+        return False
     px = out_hw[0] * out_hw[1]
     name = "hwnc_wgrad_max_pixels" if which == "weight_grad" else "hwnc_max_pixels"
     ok = px <= getattr(t, name)

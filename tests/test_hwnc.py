@@ -24,7 +24,7 @@ pytestmark = pytest.mark.skipif(not _blas.available(), reason="'hwnc' needs NumP
 
 @st.composite
 def cases(draw):
-    """Kernel 1–4 per axis, dilation 1–2, padding 0–3 on each of the four sides (so the
+    """Kernel 1–4 per axis, stride 1–3, dilation 1–2, padding 0–3 on each of the four sides (so the
     first kernel row to cover every output row is not always the middle one, and some
     kernel rows reach no row of the plane), planes of 1–7 pixels per axis."""
     kh, kw = draw(st.integers(1, 4)), draw(st.integers(1, 4))
@@ -33,7 +33,8 @@ def cases(draw):
     H = max(1, (kh - 1) * dh + 1 - pad[0] - pad[1]) + draw(st.integers(0, 6))
     W = max(1, (kw - 1) * dw + 1 - pad[2] - pad[3]) + draw(st.integers(0, 6))
     return dict(N=draw(st.integers(1, 5)), C=draw(st.integers(1, 9)), K=draw(st.integers(1, 9)),
-                H=H, W=W, k=(kh, kw), D=(dh, dw), pad=pad, bias=draw(st.booleans()),
+                H=H, W=W, k=(kh, kw), S=(draw(st.integers(1, 3)), draw(st.integers(1, 3))),
+                D=(dh, dw), pad=pad, bias=draw(st.booleans()),
                 dtype=draw(st.sampled_from([np.float32, np.float64])),
                 threads=draw(st.integers(1, 3)), seed=draw(st.integers(0, 2**31)))
 
@@ -41,21 +42,22 @@ def cases(draw):
 @settings(max_examples=200, deadline=None)
 @given(case=cases())
 def test_hwnc_matches_reference(case):
-    """y = b + x ⋆ w, ∂L/∂x (the flipped correlation, any dilation), ∂L/∂w and ∂L/∂b by
-    'hwnc' with padding (pt, pb, pl, pr): the numbers of the reference loops, on 1–3
-    threads, the scratch memory poisoned."""
+    """y = b + x ⋆ w, ∂L/∂x (at stride 1: the flipped correlation, any dilation), ∂L/∂w and
+    ∂L/∂b by 'hwnc' with padding (pt, pb, pl, pr): the numbers of the reference loops, on
+    1–3 threads, the scratch memory poisoned."""
     rng = np.random.default_rng(case["seed"])
     dt = case["dtype"]
-    N, C, K, (kh, kw), (dh, dw) = (case[k] for k in "N C K k D".split())
+    N, C, K, (kh, kw), S, (dh, dw) = (case[k] for k in "N C K k S D".split())
     pt, pb, pl, pr = case["pad"]
     x = rng.standard_normal((N, C, case["H"], case["W"])).astype(dt)
     w = rng.standard_normal((K, C, kh, kw)).astype(dt)
     b = rng.standard_normal(K).astype(dt) if case["bias"] else None
-    want_y = ref.conv2d(x, w, b, (1, 1), case["pad"], (dh, dw), 1)
+    want_y = ref.conv2d(x, w, b, S, case["pad"], (dh, dw), 1)
     gy = rng.standard_normal(want_y.shape).astype(dt)
-    want = ref.conv2d_vjp(x, w, gy, (1, 1), case["pad"], (dh, dw), 1)
-    g = conv_dispatch.Geom((1, 1), (pt, pl), (dh, dw), 1)
-    paths = kernels.Paths("hwnc", "hwnc", "hwnc")
+    want = ref.conv2d_vjp(x, w, gy, S, case["pad"], (dh, dw), 1)
+    g = conv_dispatch.Geom(S, (pt, pl), (dh, dw), 1)
+    dx_path = "hwnc" if S == (1, 1) else "direct"
+    paths = kernels.Paths("hwnc", dx_path, "hwnc")
     before = mg.get_num_threads()
     try:
         mg.set_num_threads(case["threads"])
@@ -67,7 +69,7 @@ def test_hwnc_matches_reference(case):
             db_alone = conv_dispatch.bias_grad(gy, x.shape, w, g, paths)
     finally:
         mg.set_num_threads(before)
-    assert {c.path for c in log} == {"hwnc"} and len(log) == 5, log
+    assert [c.path for c in log] == ["hwnc", dx_path, "hwnc", "hwnc", "hwnc"], log
     tol = 1e-4 if dt == np.float32 else 1e-10
     for name, a, r in zip(["y", "∂L/∂x", "∂L/∂w", "∂L/∂b", "∂L/∂b alone"],
                           [y, *got, db_alone], [want_y, *want, want[2]]):
@@ -105,9 +107,9 @@ def test_default_takes_hwnc_on_small_planes(xs, ws, padding):
 
 
 def test_rules_where_hwnc_declines():
-    """Not on 8×8 planes (the other paths are as fast there), not at stride 2, not with
-    groups, not for a 1×1 layer (the pointwise GEMM needs no copy at all); the tuning
-    fields move the limit."""
+    """Not on 8×8 planes (the other paths are as fast there), not at stride 2 (it runs
+    those when forced, slower than 'blas'), not with groups, not for a 1×1 layer (the
+    pointwise GEMM needs no copy at all); the tuning fields move the limit."""
     g1 = conv_dispatch.Geom((1, 1), (1, 1), (1, 1), 1)
     plan = kernels._plan("conv2d", (8, 64, 8, 8), (64, 64, 3, 3), np.dtype(np.float32), g1, (8, 8))
     assert "hwnc" not in plan
@@ -125,13 +127,16 @@ def test_hwnc_refuses_what_it_cannot_run():
     the shapes instead of computing something else."""
     x = np.ones((2, 4, 4, 4), np.float32)
     w = np.ones((3, 4, 3, 3), np.float32)
-    for g in (conv_dispatch.Geom((2, 2), (1, 1), (1, 1), 1),
-              conv_dispatch.Geom((1, 1), (1, 1), (1, 1), 2)):
-        with pytest.raises(ValueError, match=r"'hwnc' path needs stride 1 and one group.*\(2, 4, 4, 4\)"):
-            conv_dispatch.correlate(x, w, None, (2, 2), g, "hwnc")
+    with pytest.raises(ValueError, match=r"'hwnc' path needs one group.*\(2, 4, 4, 4\)"):
+        conv_dispatch.correlate(x, w, None, (4, 4), conv_dispatch.Geom((1, 1), (1, 1), (1, 1), 2),
+                                "hwnc")
     with pytest.raises(ValueError, match="'hwnc' path"):
         conv_dispatch.correlate(x, np.ones((3, 2, 3, 3), np.float32), None, (4, 4),
                                 conv_dispatch.Geom((1, 1), (1, 1), (1, 1), 1), "hwnc")
+    δ = np.ones((2, 3, 2, 2), np.float32)                  # ∂L/∂x at stride 2: not this path
+    with pytest.raises(ValueError, match=r"'hwnc' path needs stride 1 and one group"):
+        conv_dispatch.backward(x, x.shape, δ, w, conv_dispatch.Geom((2, 2), (1, 1), (1, 1), 1),
+                               True, False, False, kernels.Paths("hwnc", "hwnc", "hwnc"))
 
 
 def test_hwnc_scratch_is_fully_written():

@@ -176,11 +176,11 @@ def _direct16(x, wt, b, w_shape, out_hw, g, Hp, Wp, kb):
 
 
 def _forward_hwnc(x, w, b, out_hw, g):
-    """ext/conv_hwnc.pyx (stride 1, one group; small planes): x copied once into rows
-    xq[h, j, n] holding each channel's kw taps side by side, then one GEMM per kernel row
-    p over every output row whose input row i + p·D_h − P_h is in the plane, samples and
-    columns in the GEMM's long dimension; the (OH, OW, N, K) result moved to NCHW with
-    the bias added."""
+    """ext/conv_hwnc.pyx (one group; small planes): x copied once into rows xq[h, j, n]
+    holding each channel's kw taps side by side (the rows in phases of the row stride),
+    then one GEMM per kernel row p over every output row whose input row i·S_h + p·D_h −
+    P_h is in the plane, samples and columns in the GEMM's long dimension; the
+    (OH, OW, N, K) result moved to NCHW with the bias added."""
     _check_hwnc(x.shape, w.shape, g)
     K, C, kh, kw = w.shape
     wr = _workspace("hwnc_w", (kh, K, C * kw), w.dtype)
@@ -195,7 +195,7 @@ def _input_grad_hwnc(δ, w, x_shape, g):
     is laid out as the GEMMs' rows."""
     K, C, kh, kw = w.shape
     gt = Geom((1, 1), ((kh - 1) * g.dh - g.ph, (kw - 1) * g.dw - g.pw), (g.dh, g.dw), 1)
-    _check_hwnc(x_shape, w.shape, g)
+    _check_hwnc(x_shape, w.shape, g, stride1=True)
     wr = _workspace("hwnc_w", (kh, C, K * kw), w.dtype)
     _hwnc.weight_rows(w, wr, True, get_num_threads())
     return _hwnc_correlate(δ, wr, None, x_shape[2:], (kh, kw), gt)
@@ -207,28 +207,32 @@ def _hwnc_correlate(x, wr, b, out_hw, khw, g):
     kh, K = wr.shape[:2]
     OH, OW = out_hw
     dtype, nt = x.dtype, get_num_threads()
-    xq = _hwnc_rows(x, OW, khw[1], g.pw, g.dw, "hwnc_x", nt)
+    xq = _hwnc_rows(x, OW, khw[1], g, "hwnc_x", nt)
     yq = _workspace("hwnc_y", (OH * OW * N, K), dtype)
     fn, ilp64 = _blas.gemm(dtype)
     with _blas.single_threaded():
-        _hwnc.conv_rows(xq, wr, yq, g.ph, g.dh, fn, ilp64, nt)
+        _hwnc.conv_rows(xq, wr, yq, H, g.sh, g.ph, g.dh, fn, ilp64, nt)
     y = np.empty((N, K, OH, OW), dtype)
     _hwnc.scatter_nchw(yq.reshape(OH, OW, N, K), _bias(b, dtype), y, nt)
     return y
 
 
-def _hwnc_rows(x, OW, kw, pw, dw, name, nt):
-    """x (N, C, H, W) as the 'hwnc' rows (H, OW·N, C·kw): xq[h, j·N + n, c·kw + q] =
-    x[n, c, h, j + q·dw − pw], 0 outside the plane (a scratch array)."""
+def _hwnc_rows(x, OW, kw, g, name, nt):
+    """x (N, C, H, W) as the 'hwnc' rows (sh·⌈H/sh⌉, OW·N, C·kw): xq[φ·⌈H/sh⌉ + m, j·N + n,
+    c·kw + q] = x[n, c, m·sh + φ, j·sw + q·dw − pw], 0 outside the plane (a scratch
+    array; g None: δ's plain (OH, OW·N, K) transpose)."""
     N, C, H, _ = x.shape
-    xq = _workspace(name, (H, OW * N, C * kw), x.dtype)
-    _hwnc.gather_rows(x, xq.reshape(H, OW, N, C * kw), kw, pw, dw, nt)
+    sh, sw, pw, dw = (1, 1, 0, 1) if g is None else (g.sh, g.sw, g.pw, g.dw)
+    Hq = -(-H // sh) * sh
+    xq = _workspace(name, (Hq, OW * N, C * kw), x.dtype)
+    _hwnc.gather_rows(x, xq.reshape(Hq, OW, N, C * kw), kw, sw, pw, dw, sh, nt)
     return xq
 
 
-def _check_hwnc(x_shape, w_shape, g):
-    if (g.sh, g.sw, g.groups) != (1, 1, 1) or x_shape[1] != w_shape[1]:
-        raise ValueError(f"conv2d(): the 'hwnc' path needs stride 1 and one group; got input "
+def _check_hwnc(x_shape, w_shape, g, stride1=False):
+    if g.groups != 1 or x_shape[1] != w_shape[1] or (stride1 and (g.sh, g.sw) != (1, 1)):
+        need = "stride 1 and one group" if stride1 else "one group"
+        raise ValueError(f"conv2d(): the 'hwnc' path needs {need}; got input "
                          f"{tuple(x_shape)}, weight {tuple(w_shape)}, stride ({g.sh}, {g.sw}), "
                          f"groups {g.groups}")
 
@@ -490,12 +494,12 @@ def _weight_grad_hwnc(x, x_shape, δ, w_shape, g, need_dw, need_db):
     dw = db = None
     if need_dw:
         _check_hwnc(x_shape, w_shape, g)
-        xq = _hwnc_rows(x, OW, kw, g.pw, g.dw, "hwnc_x", nt)
-        dyq = _hwnc_rows(δ, OW, 1, 0, 1, "hwnc_y", nt).reshape(OH * OW * N, K)
+        xq = _hwnc_rows(x, OW, kw, g, "hwnc_x", nt)
+        dyq = _hwnc_rows(δ, OW, 1, None, "hwnc_y", nt).reshape(OH * OW * N, K)
         dwr = _workspace("hwnc_w", (kh, K, C * kw), dtype)
         fn, ilp64 = _blas.gemm(dtype)
         with _blas.single_threaded():
-            _hwnc.wgrad_rows(xq, dyq, dwr, g.ph, g.dh, fn, ilp64, nt)
+            _hwnc.wgrad_rows(xq, dyq, dwr, H, g.sh, g.ph, g.dh, fn, ilp64, nt)
         dw = np.empty(w_shape, dtype)
         _hwnc.weight_from_rows(dwr, dw, nt)
     if need_db:
