@@ -112,8 +112,11 @@ class Tuning:
     # output pixels (∂L/∂x: input pixels), before every other path: there im2col's
     # per-sample blocks make GEMMs of a few columns and Winograd's tiles are mostly padding
     hwnc_max_pixels: int = 49
-    # ... and for ∂L/∂w on output planes of at most this many (on 7×7 w16's streams win)
+    # ... and for ∂L/∂w on output planes of at most this many
     hwnc_wgrad_max_pixels: int = 16
+    # ... and for any pass on planes of at most this many where every other specialised
+    # path declines (the pass would take the im2col GEMM)
+    hwnc_fallback_max_pixels: int = 64
     # 'depthwise': channels in the vector lanes (blocks of 64 channels of one sample
     # transposed to channels-last) for output planes of at most this many pixels
     depthwise_cl_max_pixels: int = 16
@@ -289,6 +292,8 @@ def _plan(op, x_shape, w_shape, dtype, g, out_hw, why=None):
         fwd = "w16"
     elif _k16_fits(K, Cg * kh * kw, dtype, g, OW, force, t, note):
         fwd = "k16"
+    elif _hwnc_fits(base, g, (OH, OW), force, t, note, "forward", fallback=True):
+        fwd = "hwnc"
     else:
         fwd = base
     # ∂L/∂x: at stride 1 and dilation 1 there is nothing to dilate, so it is the forward
@@ -304,6 +309,8 @@ def _plan(op, x_shape, w_shape, dtype, g, out_hw, why=None):
             dx = "w16"
         elif _winograd_fits(N, K, C, (kh, kw), g, (H, W), force, t, note, "input_grad"):
             dx = "winograd"
+        elif _hwnc_fits(base, g, (H, W), force, t, note, "input_grad", fallback=True):
+            dx = "hwnc"
     else:
         note("input_grad", "w16 and winograd need stride 1, dilation 1 and padding ≤ F−1")
     # ∂L/∂w: by w16 (each tap's shifted x stream against δ's, no im2col matrix) at stride
@@ -314,6 +321,8 @@ def _plan(op, x_shape, w_shape, dtype, g, out_hw, why=None):
     elif base in ("blas", "gemm") and _w16_wgrad_fits(K, Cg * kh * kw, dtype, g, (OH, OW), force,
                                                     t, note):
         wg = "w16"
+    elif _hwnc_fits(base, g, (OH, OW), force, t, note, "weight_grad", fallback=True):
+        wg = "hwnc"
     return Paths(fwd, dx, wg)
 
 
@@ -357,11 +366,12 @@ def _notes(why):
     return lambda which, text: why.setdefault(which, []).append(text)
 
 
-def _hwnc_fits(base, g, out_hw, force, t, note, which):
+def _hwnc_fits(base, g, out_hw, force, t, note, which, fallback=False):
     """ext/conv_hwnc.pyx for one pass whose output plane is out_hw (x's plane for ∂L/∂x,
     asked at stride 1 only): one group, OpenBLAS (the base path an im2col GEMM); unless
     forced, stride 1 and planes of at most
-    hwnc_max_pixels pixels (hwnc_wgrad_max_pixels for ∂L/∂w)."""
+    hwnc_max_pixels pixels (hwnc_wgrad_max_pixels for ∂L/∂w; fallback: where only the base
+    path is left, hwnc_fallback_max_pixels)."""
     if force not in (None, "hwnc"):
         return False
     if base not in ("blas", "gemm") or not _blas.available() or g.groups != 1:
@@ -374,7 +384,8 @@ def _hwnc_fits(base, g, out_hw, force, t, note, which):
         note(which, "hwnc declines: stride > 1")
         return False
     px = out_hw[0] * out_hw[1]
-    name = "hwnc_wgrad_max_pixels" if which == "weight_grad" else "hwnc_max_pixels"
+    name = ("hwnc_fallback_max_pixels" if fallback else
+            "hwnc_wgrad_max_pixels" if which == "weight_grad" else "hwnc_max_pixels")
     ok = px <= getattr(t, name)
     note(which, f"hwnc {'takes it' if ok else 'declines'}: plane {out_hw[0]}×{out_hw[1]} = {px} "
                 f"pixels (≤ {name} = {getattr(t, name)}?)")

@@ -86,7 +86,8 @@ def test_hwnc_matches_reference(case):
 ])
 def test_default_takes_hwnc_on_small_planes(xs, ws, padding):
     """By default these stride-1 layers run on 'hwnc' — every pass on planes of ≤ 16
-    pixels, the forward and ∂L/∂x on 7×7 —, with the reference's gradients."""
+    pixels, the forward and ∂L/∂x on 7×7, and ∂L/∂w there too because w16's streams
+    decline planes under 64 pixels —, with the reference's gradients."""
     rng = np.random.default_rng(3)
     x, w = rng.standard_normal(xs).astype(np.float32), rng.standard_normal(ws).astype(np.float32)
     b = rng.standard_normal(ws[0]).astype(np.float32)
@@ -99,20 +100,24 @@ def test_default_takes_hwnc_on_small_planes(xs, ws, padding):
         got[path] = [y.numpy()] + [t.grad.numpy() for t in ts]
         if path is None:
             paths = {c.which: c.path for c in log if c.op == "conv2d"}
-            small = xs[2] * xs[3] <= 16
-            assert paths["forward"] == paths["input_grad"] == "hwnc", paths
-            assert (paths["weight_grad"] == "hwnc") == small, paths
+            assert paths["forward"] == paths["input_grad"] == paths["weight_grad"] == "hwnc", paths
     for a, r in zip(got[None], got["direct"]):
         np.testing.assert_allclose(a, r, rtol=1e-4, atol=1e-4 * np.abs(r).max())
 
 
 def test_rules_where_hwnc_declines():
-    """Not on 8×8 planes (the other paths are as fast there), not at stride 2 (it runs
+    """On 8×8 planes only where every other specialised path declines, not at stride 2 (it runs
     those when forced, slower than 'blas'), not with groups, not for a 1×1 layer (the
     pointwise GEMM needs no copy at all); the tuning fields move the limit."""
     g1 = conv_dispatch.Geom((1, 1), (1, 1), (1, 1), 1)
-    plan = kernels._plan("conv2d", (8, 64, 8, 8), (64, 64, 3, 3), np.dtype(np.float32), g1, (8, 8))
-    assert "hwnc" not in plan
+    with kernels.use(None, hwnc_fallback_max_pixels=0):
+        plan = kernels._plan("conv2d", (8, 64, 8, 8), (64, 64, 3, 3), np.dtype(np.float32), g1, (8, 8))
+        assert "hwnc" not in plan
+    # up to hwnc_fallback_max_pixels where every other specialised path declines: DenseNet's
+    # ∂L/∂x on 8×8 (C = 128 is too many for w16, 128 tiles too few for Winograd)
+    plan = kernels._plan("conv2d", (8, 128, 8, 8), (32, 128, 3, 3), np.dtype(np.float32), g1, (8, 8))
+    assert plan.input_grad == "hwnc" and plan.forward != "hwnc", plan
+    assert "hwnc" not in kernels.choose((8, 128, 9, 9), (32, 128, 3, 3), padding=1)
     assert kernels.choose((8, 64, 8, 8), (64, 64, 3, 3), padding=1, stride=2).forward != "hwnc"
     assert "hwnc" not in kernels.choose((8, 64, 4, 4), (64, 32, 3, 3), padding=1, groups=2)
     assert "hwnc" not in kernels.choose((8, 64, 4, 4), (64, 64, 1, 1))
