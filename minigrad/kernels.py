@@ -26,10 +26,11 @@ The paths (their kernels in ext/; the Python glue in minigrad/ops/conv_dispatch.
                                      whole padded planes, each output row from all taps,
                                      the backward over seed 004's dilated δ; planes of
                                      ≤ 16 pixels channels-last, channels in the lanes
-    hwnc      ext/conv_hwnc.pyx      stride 1, one group, small planes: x copied once into
-                                     (H, W, N, kw·C) rows, then one GEMM per kernel row over
+    hwnc      ext/conv_hwnc.pyx      one group, small planes: x copied once into
+                                     (H, W, N, C·F_w) rows, then one GEMM per kernel row over
                                      all output rows (samples in the GEMM's long side);
-                                     every pass (∂L/∂x as a forward correlation)
+                                     every pass (∂L/∂x as a forward correlation, stride 1);
+                                     chosen at stride 1, any stride when forced
   max_pool2d, avg_pool2d, adaptive_avg_pool2d
     direct    ext/pool.pyx           windows from per-axis tables: any geometry
     2x2       ext/pool.pyx           2×2 windows at stride 2 tiling the plane
@@ -108,8 +109,8 @@ class Tuning:
     # ≥ w16_min_taps taps: its streams beat im2col + GEMM on few output channels; on small
     # planes the padding, with few taps the copy of δ costs
     w16_wgrad_max_k: int = 64
-    # 'hwnc' (stride 1, one group) for the forward and ∂L/∂x on planes of at most this many
-    # output pixels (∂L/∂x: input pixels), before every other path: there im2col's
+    # 'hwnc' (one group, stride 1) for the forward and ∂L/∂x on planes of at most this
+    # many output pixels (∂L/∂x: input pixels), before every other path: there im2col's
     # per-sample blocks make GEMMs of a few columns and Winograd's tiles are mostly padding
     hwnc_max_pixels: int = 49
     # ... and for ∂L/∂w on output planes of at most this many
@@ -369,9 +370,9 @@ def _notes(why):
 def _hwnc_fits(base, g, out_hw, force, t, note, which, fallback=False):
     """ext/conv_hwnc.pyx for one pass whose output plane is out_hw (x's plane for ∂L/∂x,
     asked at stride 1 only): one group, OpenBLAS (the base path an im2col GEMM); unless
-    forced, stride 1 and planes of at most
-    hwnc_max_pixels pixels (hwnc_wgrad_max_pixels for ∂L/∂w; fallback: where only the base
-    path is left, hwnc_fallback_max_pixels)."""
+    forced, also stride 1 and a plane of at most hwnc_max_pixels pixels
+    (hwnc_wgrad_max_pixels for ∂L/∂w; with fallback=True, asked where every other
+    specialised path declined: hwnc_fallback_max_pixels)."""
     if force not in (None, "hwnc"):
         return False
     if base not in ("blas", "gemm") or not _blas.available() or g.groups != 1:
