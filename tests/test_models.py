@@ -6,12 +6,13 @@ import os
 
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import assume, given, settings, strategies as st
 
 import minigrad as mg
 import minigrad.models as M
 import minigrad.nn as nn
 import minigrad.nn.functional as F
+from minigrad.gradcheck import GradcheckError
 
 with open(os.path.join(os.path.dirname(__file__), "data", "torchvision_models.json")) as f:
     TORCHVISION = json.load(f)["models"]
@@ -196,7 +197,41 @@ def gradcheck_block(block, x):
         out = block(x)
         return out
 
-    return mg.gradcheck(fn, [mg.tensor(x, requires_grad=True)] + params, atol=1e-6, rtol=1e-4)
+    inputs = [mg.tensor(x, requires_grad=True)] + params
+    try:
+        return mg.gradcheck(fn, inputs, atol=1e-6, rtol=1e-4)
+    except GradcheckError:
+        # Finite differences measure a derivative only where the block is differentiable
+        # within ±eps: a ReLU input or a max-pool tie that close to x (the batch statistics
+        # move every normalised value when any input moves) is a kink, where the left and
+        # right differences part. Such a draw is no test of the gradient: reject it. At a
+        # differentiable point both agree, so a wrong gradient still fails.
+        assume(smooth_within_eps(fn, inputs))
+        raise
+
+
+def smooth_within_eps(fn, inputs, eps=1e-6, atol=1e-6, rtol=1e-4):
+    """Whether L = Σ r · fn(inputs) (gradcheck's projection, seed 0) has matching left and
+    right differences (L(x) − L(x − eps))/eps and (L(x + eps) − L(x))/eps at every element
+    of every input, to gradcheck's tolerance."""
+    leaves = [mg.tensor(np.array(t.numpy(), np.float64)) for t in inputs]
+    r = np.random.default_rng(0).standard_normal(fn(*leaves).shape)
+
+    def L():
+        return float(np.sum(fn(*leaves).numpy() * r))
+    base = L()
+    for t in leaves:
+        flat = t.data.reshape(-1)
+        for k in range(flat.size):
+            orig = flat[k]
+            flat[k] = orig + eps
+            right = (L() - base) / eps
+            flat[k] = orig - eps
+            left = (base - L()) / eps
+            flat[k] = orig
+            if abs(right - left) > atol + rtol * abs(right + left) / 2:
+                return False
+    return True
 
 
 def _input(n, c, h, w, seed):
