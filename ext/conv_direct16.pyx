@@ -104,7 +104,9 @@ cdef void _x_streams(const float[:, :, :, ::1] x, Py_ssize_t n0, Py_ssize_t S, f
                      Py_ssize_t pw) noexcept nogil:
     """xs (C, ldx): channel c's zero-padded planes (Hp × Wp) of samples n0 … n0+S−1, one
     after the other (ph rows above, pw columns left; what does not fit the plane, e.g. the
-    rows a 'same' padding of an even kernel drops below, is left out)."""
+    rows a 'same' padding of an even kernel drops below, is left out). The zeros below and
+    to the right need not fit either: where the taps overhang a row (a plane), they read
+    the next one's leading zeros (minigrad/kernels.py _flat_grid sizes Hp and Wp)."""
     cdef Py_ssize_t C = x.shape[1], H = x.shape[2], W = x.shape[3]
     cdef Py_ssize_t s, c, i, plane = Hp * Wp
     cdef Py_ssize_t lp = min(pw, Wp), rows = max(0, min(H, Hp - ph))

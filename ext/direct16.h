@@ -182,10 +182,13 @@ static void mg_conv_flat_##KB(const float *xs, const Py_ssize_t *off, Py_ssize_t
  * xs + off[t] + f with off[t] = c·ldx + p·dh·Wp + q·dw: ∂L/∂w[k, t] is the dot product of
  * δ's stream k with x's stream shifted by off[t], over L positions (a multiple of 16).
  * The zeros of δ's padding columns and rows cancel the products that straddle a row or a
- * sample. KB output channels × 3 taps are summed at once in 3·KB vector accumulators
- * (24 of 32 registers for KB = 8, built for AVX-512 only; KB = 4 for every CPU): each
- * step loads 3 x vectors and KB δ vectors for 3·KB multiply-adds. dw (K, T) receives += the sums; the tap list off is padded to a
- * multiple of 3 (those sums are dropped) and δ's streams to a multiple of KB rows (zero). */
+ * sample (a row's trailing pad zeros may be the next row's leading ones: the caller's
+ * grid, minigrad/kernels.py _flat_grid, shares them where that suffices). KB output
+ * channels × 3 taps are summed at once in 3·KB vector accumulators (24 of 32 registers
+ * for KB = 8, built for AVX-512 only; KB = 4 for every CPU): each step loads 3 x vectors
+ * and KB δ vectors for 3·KB multiply-adds. dw (K, T) receives += the sums; the tap list
+ * off is padded to a multiple of 3 (those sums are dropped) and δ's streams to a multiple
+ * of KB rows (zero). */
 /* The lane sums of v[0 … 7] in one vector's lanes 0 … 7, by halving: each step adds the
  * halves of two vectors into one (4 + 2 + 1 shuffled sums and a last adjacent-lane sum),
  * instead of 8 chains of 15 dependent scalar additions. */

@@ -104,7 +104,7 @@ class Tuning:
     # w16_max_k, w16_min_k ≤ C ≤ w16_flat_max_k and the planes have ≥ w16_min_pixels
     # pixels: fewer than 8 output channels leave its 8-wide blocks mostly empty
     w16_min_k: int = 8
-    w16_min_pixels: int = 64
+    w16_min_pixels: int = 49
     # ∂L/∂w by w16 (stride 1) for K ≤ this on output planes of ≥ w16_min_pixels pixels with
     # ≥ w16_min_taps taps: its streams beat im2col + GEMM on few output channels; on small
     # planes the padding, with few taps the copy of δ costs
@@ -113,6 +113,9 @@ class Tuning:
     # many output pixels (∂L/∂x: input pixels), before every other path: there im2col's
     # per-sample blocks make GEMMs of a few columns and Winograd's tiles are mostly padding
     hwnc_max_pixels: int = 49
+    # ... unless w16's flat streams run the pass and at least this share of their grid
+    # positions are outputs (kernels._flat_grid: 'same' 3×3 on 7×7 planes 49 of 64)
+    hwnc_vs_w16_fill: float = 0.75
     # ... and for ∂L/∂w on output planes of at most this many
     hwnc_wgrad_max_pixels: int = 16
     # ... and for any pass on planes of at most this many where every other specialised
@@ -281,15 +284,20 @@ def _plan(op, x_shape, w_shape, dtype, g, out_hw, why=None):
     if base in ("pointwise", "depthwise"):     # (pointwise: measured faster than k16/w16 on 1×1)
         fwd = base
     elif _hwnc_fits(base, g, (OH, OW), force, t, note, "forward"):
-        fwd = "hwnc"
+        fwd = ("w16" if g.sh == 1 and _w16_fits(K, Cg * kh * kw, dtype, g, (OH, OW), force, t,
+                                                note, t.w16_flat_max_k)
+               and _w16_fuller(g, (H, W), (OH, OW), (kh, kw), force, t, note, "forward")
+               else "hwnc")
     elif (_w16_fits(K, Cg * kh * kw, dtype, g, (OH, OW), force, t, note, t.w16_max_k)
-          and not _k16_before_flat(K, Cg * kh * kw, dtype, g, (OH, OW), (kh, kw), force, t, note)):
+          and not _k16_before_flat(K, Cg * kh * kw, dtype, g, (H, W), (OH, OW), (kh, kw), force, t,
+                                   note)):
         fwd = "w16"
     elif _winograd_fits(N, C, K, (kh, kw), g, (OH, OW), force, t, note, "forward"):
         fwd = "winograd"
     elif (g.sh == 1 and _w16_fits(K, Cg * kh * kw, dtype, g, (OH, OW), force, t, note,
                                   t.w16_flat_max_k)
-          and not _k16_before_flat(K, Cg * kh * kw, dtype, g, (OH, OW), (kh, kw), force, t, note)):
+          and not _k16_before_flat(K, Cg * kh * kw, dtype, g, (H, W), (OH, OW), (kh, kw), force, t,
+                                   note)):
         fwd = "w16"
     elif _k16_fits(K, Cg * kh * kw, dtype, g, OW, force, t, note):
         fwd = "k16"
@@ -302,11 +310,14 @@ def _plan(op, x_shape, w_shape, dtype, g, out_hw, why=None):
     # (by w16 where both channel counts are small, as for the forward; else Winograd)
     dx = base
     if (g.sh, g.sw, g.dh, g.dw) == (1, 1, 1, 1) and kh - 1 - g.ph >= 0 and kw - 1 - g.pw >= 0:
+        w16 = (base not in ("pointwise", "depthwise") and C >= t.w16_min_k
+               and _w16_fits(C, K * kh * kw, dtype, g, (H, W), force, t, note,
+                             t.w16_flat_max_k, "input_grad"))
         if _hwnc_fits(base, g, (H, W), force, t, note, "input_grad"):
-            dx = "hwnc"
-        elif (base not in ("pointwise", "depthwise") and K <= t.w16_max_k and C >= t.w16_min_k
-                and _w16_fits(C, K * kh * kw, dtype, g, (H, W), force, t, note,
-                              t.w16_flat_max_k, "input_grad")):
+            gt = _Geom1(kh - 1 - g.ph, kw - 1 - g.pw)      # δ padded by F−1−P
+            dx = ("w16" if w16 and _w16_fuller(gt, (OH, OW), (H, W), (kh, kw), force, t, note,
+                                               "input_grad") else "hwnc")
+        elif w16 and K <= t.w16_max_k:
             dx = "w16"
         elif _winograd_fits(N, K, C, (kh, kw), g, (H, W), force, t, note, "input_grad"):
             dx = "winograd"
@@ -466,15 +477,37 @@ def _w16_fits(K, taps, dtype, g, out_hw, force, t, note, max_k, which="forward")
     return ok
 
 
-def _k16_before_flat(K, taps, dtype, g, out_hw, khw, force, t, note):
+class _Geom1:
+    """The geometry of a stride-1, dilation-1, one-group correlation with top/left padding
+    (ph, pw): ∂L/∂x's, of δ against the flipped kernel."""
+    sh = sw = dh = dw = groups = 1
+
+    def __init__(self, ph, pw):
+        self.ph, self.pw = ph, pw
+
+
+def _w16_fuller(g, in_hw, out_hw, khw, force, t, note, which):
+    """Whether w16's flat streams should take a pass that hwnc claimed (a small plane):
+    where at least hwnc_vs_w16_fill of their grid positions are outputs (_flat_grid),
+    unless hwnc is forced."""
+    if force == "hwnc":
+        return False
+    fill = _flat_fill(in_hw, out_hw, khw, g)
+    ok = fill >= t.hwnc_vs_w16_fill
+    note(which, f"{'w16' if ok else 'hwnc'} first: outputs {fill:.2f} of w16's flat positions "
+                f"(≥ hwnc_vs_w16_fill = {t.hwnc_vs_w16_fill}?)")
+    return ok
+
+
+def _k16_before_flat(K, taps, dtype, g, in_hw, out_hw, khw, force, t, note):
     """Whether k16 should run a forward that w16's flat streams (stride 1) could: where k16
-    fits and the share of the flat streams' positions that are outputs, OH·OW / (H_p·W_p),
-    is below w16_flat_vs_k16 times the share of k16's runs of 10 pixels that are
-    (LeNet's second layer: 100 of 196 against 10 of 10)."""
+    fits and the share of the flat streams' positions that are outputs, OH·OW / (H_p·W_p)
+    (_flat_grid), is below w16_flat_vs_k16 times the share of k16's runs of 10 pixels that
+    are (LeNet's second layer: 100 of 196 against 10 of 10)."""
     if g.sh != 1 or force == "w16" or not _k16_fits(K, taps, dtype, g, out_hw[1], force, t, note):
         return False
     OH, OW = out_hw
-    flat = OH * OW / ((OH + (khw[0] - 1) * g.dh) * (OW + (khw[1] - 1) * g.dw))
+    flat = _flat_fill(in_hw, out_hw, khw, g)
     run = _d16.k16_run()
     rows = OW / (-(-OW // run) * run)
     first = flat < t.w16_flat_vs_k16 * rows
@@ -672,6 +705,33 @@ def _depthwise_channels_last(out_hw, C):
     if out_hw[0] * out_hw[1] > t.depthwise_cl_max_pixels:
         return False, 0
     return True, min(C, 64)
+
+
+def _flat_axis(n_in, n_out, extent, pad):
+    """The length of one axis of w16's flat grid (a row's positions; a sample's rows): room
+    for n_out outputs and for the pad zeros and input entries the taps reach, but for the
+    zeros past the input's end only where the next row's (sample's) leading pad zeros do
+    not already stand in for them. Read along the stream, the taps of an output at the
+    end of a row overhang into the next row's first entries: those are its `pad` zeros
+    whenever the overhang is no longer, so a 'same' 3×3 layer's rows are W + 1 long, not
+    W + 2 (7×7 planes: 64 positions, not 81)."""
+    need = n_out + extent - 1                       # x_pad entries the outputs read
+    data = max(0, min(n_in, need - pad))            # ... of which input entries
+    return max(n_out, pad + data, need - pad)
+
+
+def _flat_grid(in_hw, out_hw, khw, g):
+    """(H_p, W_p): rows per sample and positions per row of w16's flat streams at stride 1
+    (ext/direct16.h; _flat_axis per axis) for a correlation of in_hw planes into out_hw
+    with a (kh, kw) kernel, geometry g (top/left padding, dilation)."""
+    return (_flat_axis(in_hw[0], out_hw[0], (khw[0] - 1) * g.dh + 1, g.ph),
+            _flat_axis(in_hw[1], out_hw[1], (khw[1] - 1) * g.dw + 1, g.pw))
+
+
+def _flat_fill(in_hw, out_hw, khw, g):
+    """The share of w16's flat grid positions that are outputs: OH·OW / (H_p·W_p)."""
+    Hp, Wp = _flat_grid(in_hw, out_hw, khw, g)
+    return out_hw[0] * out_hw[1] / (Hp * Wp)
 
 
 def _w16_wgrad_blocks(N, plane, nt):

@@ -201,6 +201,7 @@ def test_w16_weight_grad_matches_direct(case):
     ((2, 8, 16, 18), (24, 8, 5, 5), 2),
     ((2, 8, 16, 18), (40, 8, 5, 5), 2),         # ∂L/∂x by 'blas', alone
     ((2, 10, 14, 16), (9, 10, 2, 2), "same"),   # even kernel: one row more below
+    ((3, 64, 7, 7), (64, 64, 3, 3), 1),         # ResNet-20's 7×7 stage: shared pad columns
 ])
 def test_conv2d_backward_takes_w16_weight_grad(xs, ws, padding):
     """By default (a CPU with AVX2 or AVX-512), ∂L/∂w and ∂L/∂b of these stride-1 layers
@@ -223,3 +224,67 @@ def test_conv2d_backward_takes_w16_weight_grad(xs, ws, padding):
             assert paths["weight_grad"] == paths["bias_grad"] == "w16", paths
     for a, r in zip(got[None], got["direct"]):
         np.testing.assert_allclose(a, r, rtol=1e-4, atol=1e-4 * np.abs(r).max())
+
+
+@st.composite
+def grid_cases(draw):
+    """A stride-1 layer with any top/left padding 0–3 and any output size that fits: the
+    implied bottom/right padding from −(crop) to 3, so the rows and planes of w16's flat
+    streams share the padding on one side, the other, both or neither."""
+    kh, kw = draw(st.integers(1, 4)), draw(st.integers(1, 4))
+    dh, dw = draw(st.integers(1, 2)), draw(st.integers(1, 2))
+    ph, pw = draw(st.integers(0, 3)), draw(st.integers(0, 3))
+    Eh, Ew = (kh - 1) * dh + 1, (kw - 1) * dw + 1
+    H = max(1, Eh - ph) + draw(st.integers(0, 8))
+    W = max(1, Ew - pw) + draw(st.integers(0, 20))
+    OH = draw(st.integers(1, H + ph + 3 - Eh + 1))
+    OW = draw(st.integers(1, W + pw + 3 - Ew + 1))
+    return dict(N=draw(st.integers(1, 4)), C=draw(st.integers(1, 4)), K=draw(st.integers(1, 12)),
+                H=H, W=W, k=(kh, kw), D=(dh, dw), P=(ph, pw), out=(OH, OW),
+                level=draw(st.sampled_from([1, 2])), positions=draw(st.sampled_from([1, 300, 5000])),
+                seed=draw(st.integers(0, 2**31)))
+
+
+@settings(max_examples=150, deadline=None)
+@given(case=grid_cases())
+def test_w16_flat_grid_shares_padding_exactly(case):
+    """The flat streams' rows and sample planes are only as long as kernels._flat_grid
+    says (a row's trailing pad zeros are the next row's leading ones where they suffice):
+    forward and ∂L/∂w at stride 1 by w16 equal the reference for every top/left padding
+    and every output size (bottom/right padding cropping to 3), both builds of the kernels,
+    the scratch memory poisoned."""
+    if kernels.simd_level() < 2 and case["level"] == 2:
+        case["level"] = kernels.simd_level()
+    rng = np.random.default_rng(case["seed"])
+    N, C, K, (kh, kw), (ph, pw), (OH, OW) = (case[k] for k in "N C K k P out".split())
+    x = rng.standard_normal((N, C, case["H"], case["W"])).astype(np.float32)
+    w = rng.standard_normal((K, C, kh, kw)).astype(np.float32)
+    b = rng.standard_normal(K).astype(np.float32)
+    δ = rng.standard_normal((N, K, OH, OW)).astype(np.float32)
+    g = conv_dispatch.Geom((1, 1), (ph, pw), case["D"], 1)
+    poison_workspaces()
+    with simd_level(case["level"]), kernels.use(None, w16_flat_min_positions=case["positions"]):
+        y = conv_dispatch.correlate(x, w, b, (OH, OW), g, "w16")
+        _, dw_, db = conv_dispatch.backward(x, x.shape, δ, w, g, False, True, True,
+                                            kernels.Paths("w16", "direct", "w16"))
+    # the reference pads the bottom/right by what the output size implies (≥ 0) and keeps
+    # the first OH × OW outputs (a negative implied padding crops rows no output reads)
+    Eh, Ew = (kh - 1) * case["D"][0] + 1, (kw - 1) * case["D"][1] + 1
+    P4 = (ph, max(0, OH + Eh - 1 - ph - case["H"]), pw, max(0, OW + Ew - 1 - pw - case["W"]))
+    want = ref.conv2d(x, w, b, (1, 1), P4, case["D"], 1)[:, :, :OH, :OW]
+    np.testing.assert_allclose(y, want, rtol=1e-4, atol=1e-5 * max(1.0, np.abs(want).max()))
+    _, want_dw, want_db = ref.conv2d_vjp(x, w, δ, (1, 1), P4, case["D"], 1)
+    np.testing.assert_allclose(dw_, want_dw, rtol=1e-4, atol=1e-4 * max(1.0, np.abs(want_dw).max()))
+    np.testing.assert_allclose(db, want_db, rtol=1e-4, atol=1e-4 * max(1.0, np.abs(want_db).max()))
+
+
+@pytest.mark.parametrize("in_hw, k, pad, out_hw, want", [
+    ((7, 7), 3, 1, (7, 7), (8, 8)),             # 'same' 3×3: one shared zero column and row
+    ((28, 28), 5, 2, (28, 28), (30, 30)),       # 'same' 5×5: two
+    ((7, 7), 3, 0, (5, 5), (7, 7)),             # no padding: nothing to share
+    ((5, 5), 3, 2, (7, 7), (7, 7)),             # ∂L/∂x's full correlation of a 'valid' layer
+])
+def test_w16_flat_grid_length(in_hw, k, pad, out_hw, want):
+    """_flat_grid: a 'same' layer's rows hold W + P positions, not W + 2P."""
+    g = conv_dispatch.Geom((1, 1), (pad, pad), (1, 1), 1)
+    assert kernels._flat_grid(in_hw, out_hw, (k, k), g) == want

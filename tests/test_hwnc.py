@@ -81,13 +81,14 @@ def test_hwnc_matches_reference(case):
 @pytest.mark.parametrize("xs, ws, padding", [
     ((6, 24, 4, 4), (40, 24, 3, 3), 1),          # a GoogLeNet 4×4 layer, smaller
     ((5, 20, 2, 2), (12, 20, 3, 3), 1),          # DenseNet's 2×2 planes: most taps in padding
-    ((4, 16, 7, 7), (16, 16, 3, 3), 1),          # ResNet-20's 7×7 stage
+    ((4, 96, 7, 7), (96, 96, 3, 3), 1),          # 7×7, more channels than w16 takes
     ((3, 8, 5, 6), (6, 8, 2, 2), "same"),        # even kernel: one row more below
 ])
 def test_default_takes_hwnc_on_small_planes(xs, ws, padding):
     """By default these stride-1 layers run on 'hwnc' — every pass on planes of ≤ 16
-    pixels, the forward and ∂L/∂x on 7×7, and ∂L/∂w there too because w16's streams
-    decline planes under 64 pixels —, with the reference's gradients."""
+    pixels; the forward and ∂L/∂x on 7×7 where w16's flat streams decline them or are
+    less than hwnc_vs_w16_fill outputs, and ∂L/∂w there too where w16's streams
+    decline —, with the reference's gradients."""
     rng = np.random.default_rng(3)
     x, w = rng.standard_normal(xs).astype(np.float32), rng.standard_normal(ws).astype(np.float32)
     b = rng.standard_normal(ws[0]).astype(np.float32)
@@ -121,7 +122,7 @@ def test_rules_where_hwnc_declines():
     assert kernels.choose((8, 64, 8, 8), (64, 64, 3, 3), padding=1, stride=2).forward != "hwnc"
     assert "hwnc" not in kernels.choose((8, 64, 4, 4), (64, 32, 3, 3), padding=1, groups=2)
     assert "hwnc" not in kernels.choose((8, 64, 4, 4), (64, 64, 1, 1))
-    with kernels.use(None, hwnc_max_pixels=64, hwnc_wgrad_max_pixels=64):
+    with kernels.use(None, hwnc_max_pixels=64, hwnc_wgrad_max_pixels=64, hwnc_vs_w16_fill=1.0):
         assert set(kernels.choose((8, 64, 8, 8), (64, 64, 3, 3), padding=1)) == {"hwnc"}
     why = kernels.explain((8, 64, 4, 4), (64, 64, 3, 3), padding=1)
     assert "hwnc takes it" in str(why)
@@ -160,3 +161,20 @@ def test_hwnc_scratch_is_fully_written():
         want = ref.conv2d(np.pad(x, ((0, 0), (0, 0), (2, 0), (0, 0))), w, None, (1, 1),
                           (0, 0, 0, 0), (1, 1), 1)
         np.testing.assert_allclose(y, want, rtol=1e-10, atol=1e-10)
+
+
+def test_hwnc_yields_small_planes_to_w16_where_its_grid_is_full():
+    """hwnc's claim on planes of ≤ hwnc_max_pixels gives way to w16's flat streams where at
+    least hwnc_vs_w16_fill of their grid positions are outputs: ResNet-20's 7×7 stage
+    ('same' 3×3: 49 of 64) runs every pass on w16; a 'same' 5×5 on the same planes (49 of
+    121) keeps hwnc for the forward and ∂L/∂x, unless the threshold is lowered."""
+    if not _blas.available() or kernels.simd_level() == 0:
+        pytest.skip("needs OpenBLAS and AVX2/AVX-512")
+    assert kernels.choose((128, 64, 7, 7), (64, 64, 3, 3), padding=1) == ("w16",) * 3
+    five = kernels.choose((16, 16, 7, 7), (16, 16, 5, 5), padding=2)
+    assert (five.forward, five.input_grad) == ("hwnc", "hwnc"), five
+    with kernels.use(None, hwnc_vs_w16_fill=0.4):
+        five = kernels.choose((16, 16, 7, 7), (16, 16, 5, 5), padding=2)
+        assert (five.forward, five.input_grad) == ("w16", "w16"), five
+    # more output channels than w16's flat streams take (w16_flat_max_k): hwnc stays
+    assert kernels.choose((128, 96, 7, 7), (96, 96, 3, 3), padding=1)[:2] == ("hwnc", "hwnc")

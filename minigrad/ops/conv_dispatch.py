@@ -149,7 +149,7 @@ def _forward_flat(x, w, b, out_hw, g):
     K, Cg, kh, kw = w.shape
     OH, OW = out_hw
     nt = get_num_threads()
-    Hp, Wp = OH + (kh - 1) * g.dh, OW + (kw - 1) * g.dw
+    Hp, Wp = kernels._flat_grid((H, W), out_hw, (kh, kw), g)
     S, kb, run = kernels._w16_flat_blocks(N, Hp * Wp, nt)
     Kp = -(-K // kb) * kb
     ldy = -(-S * Hp * Wp // run) * run
@@ -463,7 +463,7 @@ def _weight_grad_w16(x, x_shape, δ, w_shape, g, need_dw, need_db):
     K, Cg, kh, kw = w_shape
     _, _, OH, OW = δ.shape
     nt = get_num_threads()
-    Hp, Wp = OH + (kh - 1) * g.dh, OW + (kw - 1) * g.dw
+    Hp, Wp = kernels._flat_grid((H, W), (OH, OW), (kh, kw), g)
     S, kb = kernels._w16_wgrad_blocks(N, Hp * Wp, nt)
     T, Kp = C * kh * kw, -(-K // kb) * kb
     ldd = -(-S * Hp * Wp // 16) * 16
