@@ -149,6 +149,41 @@ def test_use_restores_nests_and_is_per_thread():
     assert kernels.choose(xs, ws) == default
 
 
+def test_plans_are_remembered_per_layer_and_settings(monkeypatch):
+    """_plan remembers _decide's answer per layer, and every setting the answer depends on
+    is part of what it remembers by: a `use` block's path or threshold, the SIMD level,
+    OpenBLAS being there. The memo stays bounded."""
+    xs, ws = (8, 64, 7, 7), (64, 64, 3, 3)
+    kernels._PLANS.clear()
+    first = kernels.choose(xs, ws, padding=1)
+    assert len(kernels._PLANS) == 1
+    assert kernels.choose(xs, ws, padding=1) is first and len(kernels._PLANS) == 1
+    why = {}
+    assert kernels._choose(xs, ws, "conv2d", 1, 1, 1, 1, np.float32, 0, None, False, True, None,
+                           why) == first                  # (asking for reasons: not remembered)
+    with kernels.use(None, w16_flat_max_k=0, w16_wgrad_max_k=0, hwnc_max_pixels=0,
+                     hwnc_fallback_max_pixels=0):
+        assert not {"w16", "hwnc"} & set(kernels.choose(xs, ws, padding=1))
+    with kernels.use("direct"):
+        assert kernels.choose(xs, ws, padding=1) == ("direct",) * 3
+    before = kernels._SIMD_LEVEL
+    try:
+        kernels._SIMD_LEVEL = 0
+        assert "w16" not in kernels.choose(xs, ws, padding=1)
+    finally:
+        kernels._SIMD_LEVEL = before
+    big = (8, 256, 7, 7), (256, 256, 3, 3)             # (on OpenBLAS's GEMMs by default)
+    with_blas = kernels.choose(*big, padding=1)
+    monkeypatch.setattr(_blas, "_lib", None)
+    assert set(kernels.choose(*big, padding=1)) == {"gemm"}
+    monkeypatch.undo()
+    assert kernels.choose(*big, padding=1) == with_blas
+    assert kernels.choose(xs, ws, padding=1) == first
+    for n in range(kernels._PLANS_MAX + 5):
+        kernels.choose((1 + n % 50, 3, 8 + n // 50, 8), (4, 3, 3, 3))
+    assert 0 < len(kernels._PLANS) <= kernels._PLANS_MAX
+
+
 def test_trace_records_pooling_too():
     x = mg.tensor(np.random.default_rng(1).standard_normal((2, 3, 8, 8)), requires_grad=True)
     with kernels.trace() as calls:

@@ -14,6 +14,7 @@ the number of output channels), δ (N, K, OH, OW), geometry g: stride (sh, sw), 
 padding (ph, pw) — the bottom/right is implied by the explicit output size —, dilation
 (dh, dw), groups G.
 """
+import math
 import threading
 
 import numpy as np
@@ -49,7 +50,7 @@ _tls = threading.local()
 def _workspace(name, shape, dtype):
     """A scratch array reused across calls (per Python thread, so concurrent calls never
     share one). Grows when needed; never returned to the caller."""
-    nbytes = int(np.prod(shape)) * np.dtype(dtype).itemsize
+    nbytes = math.prod(shape) * np.dtype(dtype).itemsize
     bufs = _tls.__dict__.setdefault("bufs", {})
     buf = bufs.get(name)
     if buf is None or buf.size < nbytes:
