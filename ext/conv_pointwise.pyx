@@ -77,3 +77,105 @@ def conv2d_backward_pointwise(const floating[:, :, ::1] x,    # IN  (N, C, L) (a
                     for l in range(L):
                         s = s + dy[n, k, l]
                     acc[t, C * K + k] += <floating>s
+
+
+# ---- small planes: the batch in the GEMM's long side ----------------------------------------
+#
+# On a plane of a few pixels (DenseNet's 4×4 and 2×2) the per-sample products above are
+# K × L GEMMs with L = 16 or 4 columns, and each call packs all of w again for them. Laid
+# out channel-major over the whole batch — xs (C, N·L) with xs[c, n·L + l] = x[n, c, l],
+# the same for δ as ds (K, N·L) — the same sums are one product per pass:
+#     ys  = w · xs                (K, C) @ (C, N·L)     then y[n, k, l] = ys[k, n·L + l] + b[k]
+#     dxs = wᵀ · ds               (C, K) @ (K, N·L)     then ∂L/∂x[n, c, l] = dxs[c, n·L + l]
+#     ∂L/∂w = ds · xsᵀ            (K, N·L) @ (N·L, C)   (no partial sums: a fixed order)
+#     ∂L/∂b[k] = Σ_j ds[k, j]
+# each thread one block of the product's rows (w packed once per thread), with the copies
+# in and out split over the threads too.
+
+cdef inline void _rows(Py_ssize_t R, int nt, int t, Py_ssize_t* r0, Py_ssize_t* r1) noexcept nogil:
+    """Thread t's block [r0, r1) of R rows split into nt near-equal blocks."""
+    r0[0] = R * t // nt
+    r1[0] = R * (t + 1) // nt
+
+
+cdef void _gather(const floating[:, :, ::1] a, floating[:, ::1] out,
+                  int num_threads) noexcept nogil:
+    """out (C, N·L) = a (N, C, L) channel-major: out[c, n·L + l] = a[n, c, l]."""
+    cdef Py_ssize_t N = a.shape[0], C = a.shape[1], L = a.shape[2], c, n, l
+    for c in prange(C, schedule='static', num_threads=num_threads):
+        for n in range(N):
+            for l in range(L):
+                out[c, n * L + l] = a[n, c, l]
+
+
+def conv2d_forward_pointwise_batched(const floating[:, :, ::1] x,   # IN  (N, C, L)
+                                     const floating[:, ::1] w,      # IN  (K, C)
+                                     const floating[::1] b,         # IN  (K,) or (0,)
+                                     floating[:, :, ::1] y,         # OUT (N, K, L)
+                                     floating[:, ::1] xs,           # TMP (C, N·L)
+                                     floating[:, ::1] ys,           # TMP (K, N·L)
+                                     size_t gemm, bint ilp64, int num_threads):
+    """y = w @ x + b over the whole batch at once: ys = w (K, C) @ xs (C, N·L), each
+    thread a block of K rows, then y[n, k, l] = ys[k, n·L + l] + b[k]."""
+    cdef Py_ssize_t N = x.shape[0], C = x.shape[1], L = x.shape[2], K = w.shape[0]
+    cdef Py_ssize_t NL = N * L, k, n, l, k0, k1
+    cdef int t
+    cdef bint has_bias = b.shape[0] > 0
+    cdef floating bk
+    with nogil:
+        _gather(x, xs, num_threads)
+        for t in prange(num_threads, schedule='static', num_threads=num_threads):
+            _rows(K, num_threads, t, &k0, &k1)
+            if k1 > k0:
+                _gemm(gemm, ilp64, NO_TRANS, NO_TRANS, k1 - k0, NL, C, &w[k0, 0], C,
+                      &xs[0, 0], NL, 0, &ys[k0, 0], NL)
+        for k in prange(K, schedule='static', num_threads=num_threads):
+            bk = b[k] if has_bias else 0
+            for n in range(N):
+                for l in range(L):
+                    y[n, k, l] = ys[k, n * L + l] + bk
+
+
+def conv2d_backward_pointwise_batched(const floating[:, :, ::1] x,    # IN  (N, C, L) (any, if not need_dw)
+                                      const floating[:, :, ::1] dy,   # IN  (N, K, L) δ
+                                      const floating[:, ::1] w,       # IN  (K, C)
+                                      floating[:, :, ::1] dx,         # OUT (N, C, L), if need_dx
+                                      floating[:, ::1] dw,            # OUT (K, C), if need_dw
+                                      double[::1] db,                 # OUT (K,), if need_db
+                                      floating[:, ::1] xs,            # TMP (C, N·L), if need_dw
+                                      floating[:, ::1] ds,            # TMP (K, N·L)
+                                      floating[:, ::1] dxs,           # TMP (C, N·L), if need_dx
+                                      bint need_dx, bint need_dw, bint need_db,
+                                      size_t gemm, bint ilp64, int num_threads):
+    """∂L/∂x, ∂L/∂w, ∂L/∂b of y = w @ x + b over the whole batch at once (the products in
+    the comment above), each thread a block of the product's rows."""
+    cdef Py_ssize_t N = dy.shape[0], K = dy.shape[1], L = dy.shape[2], C = w.shape[1]
+    cdef Py_ssize_t NL = N * L, k, c, n, l, j, r0, r1
+    cdef int t
+    cdef double s
+    with nogil:
+        _gather(dy, ds, num_threads)
+        if need_dw:
+            _gather(x, xs, num_threads)
+        for t in prange(num_threads, schedule='static', num_threads=num_threads):
+            if need_dx:                    # (C, K) @ (K, N·L): rows c of wᵀ
+                _rows(C, num_threads, t, &r0, &r1)
+                if r1 > r0:
+                    _gemm(gemm, ilp64, TRANS, NO_TRANS, r1 - r0, NL, K, &w[0, r0], C,
+                          &ds[0, 0], NL, 0, &dxs[r0, 0], NL)
+            if need_dw:                    # (K, N·L) @ (N·L, C): rows k of ∂L/∂w
+                _rows(K, num_threads, t, &r0, &r1)
+                if r1 > r0:
+                    _gemm(gemm, ilp64, NO_TRANS, TRANS, r1 - r0, C, NL, &ds[r0, 0], NL,
+                          &xs[0, 0], NL, 0, &dw[r0, 0], C)
+        if need_db:
+            for k in prange(K, schedule='static', num_threads=num_threads):
+                s = 0
+                for j in range(NL):
+                    s = s + ds[k, j]
+                db[k] = s
+        if need_dx:
+            for c in prange(C, schedule='static', num_threads=num_threads):
+                for n in range(N):
+                    for l in range(L):
+                        dx[n, c, l] = dxs[c, n * L + l]

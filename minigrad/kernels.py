@@ -21,7 +21,8 @@ The paths (their kernels in ext/; the Python glue in minigrad/ops/conv_dispatch.
                                      and ∂L/∂w at stride 1 (each tap's shifted input
                                      stream against δ's, 16 positions at a time)
     pointwise ext/conv_pointwise.pyx 1×1, stride 1, no padding, one group: a GEMM per sample
-                                     on the tensors in place (no im2col), every pass
+                                     on the tensors in place (no im2col), every pass; on
+                                     planes of ≤ 4 pixels one GEMM for the whole batch
     depthwise ext/conv_depthwise.pyx groups = C = K (one filter per channel), every pass:
                                      whole padded planes, each output row from all taps,
                                      the backward over seed 004's dilated δ; planes of
@@ -122,6 +123,10 @@ class Tuning:
     # ... and for any pass on planes of at most this many where every other specialised
     # path declines (the pass would take the im2col GEMM)
     hwnc_fallback_max_pixels: int = 64
+    # 'pointwise' on planes of at most this many pixels: the whole batch in one product
+    # per pass (x, δ copied channel-major), not one per sample with the plane's few pixels
+    # as its columns (each of which packs all of w again)
+    pointwise_batch_max_pixels: int = 4
     # 'depthwise': channels in the vector lanes (blocks of 64 channels of one sample
     # transposed to channels-last) for output planes of at most this many pixels
     depthwise_cl_max_pixels: int = 16
@@ -758,6 +763,13 @@ def _flat_fill(in_hw, out_hw, khw, g):
     """The share of w16's flat grid positions that are outputs: OH·OW / (H_p·W_p)."""
     Hp, Wp = _flat_grid(in_hw, out_hw, khw, g)
     return out_hw[0] * out_hw[1] / (Hp * Wp)
+
+
+def _pointwise_batched(L):
+    """Whether the 'pointwise' passes on planes of L pixels take the whole batch in one
+    product (ext/conv_pointwise.pyx: conv2d_*_pointwise_batched) rather than one per
+    sample: L ≤ pointwise_batch_max_pixels. RESULTS.md: pointwise_batch_max_pixels."""
+    return L <= _state.get().tuning.pointwise_batch_max_pixels
 
 
 def _w16_wgrad_blocks(N, plane, nt):

@@ -3,10 +3,13 @@
 before the unchecked loops:
 
   pointwise  ext/conv_pointwise.pyx  a 1×1 convolution (stride 1, no padding, one group) as
-                                     one GEMM per sample
+                                     one GEMM per sample, or on small planes one for the batch
   depthwise  ext/conv_depthwise.pyx  groups = C = K, one filter per channel, over strides,
                                      paddings, dilations and odd sizes
 """
+import os
+import sys
+
 import numpy as np
 import pytest
 from hypothesis import given, strategies as st
@@ -15,6 +18,9 @@ import minigrad as mg
 import minigrad.nn.functional as F
 from minigrad import _blas, kernels
 from minigrad.ops import conv_dispatch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from kernel_spy import poison_workspaces  # noqa: E402
 
 needs_blas = pytest.mark.skipif(not _blas.available(), reason="no OpenBLAS next to NumPy")
 
@@ -51,13 +57,24 @@ def _transpose_agrees(x, w, **kw):
 @needs_blas
 @given(N=st.integers(1, 4), C=st.integers(1, 7), K=st.integers(1, 7), H=st.integers(1, 9),
        W=st.integers(1, 9), bias=st.booleans(), dtype=st.sampled_from([np.float32, np.float64]),
-       dilation=st.integers(1, 2), seed=st.integers(0, 2 ** 16))
-def test_pointwise_matches_direct(N, C, K, H, W, bias, dtype, dilation, seed):
+       dilation=st.integers(1, 2), seed=st.integers(0, 2 ** 16), batched=st.booleans(),
+       threads=st.integers(1, 3))
+def test_pointwise_matches_direct(N, C, K, H, W, bias, dtype, dilation, seed, batched, threads):
+    """Both layouts (one product per sample; on small planes the whole batch in one
+    product, channel-major copies in and out, over 1–3 threads' blocks of rows), the
+    scratch memory poisoned: the direct loops' numbers."""
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((N, C, H, W)).astype(dtype)
     w = rng.standard_normal((K, C, 1, 1)).astype(dtype)
     b = rng.standard_normal(K).astype(dtype) if bias else None
-    got, paths = _conv(x, w, b, None, dilation=dilation)
+    before = mg.get_num_threads()
+    try:
+        mg.set_num_threads(threads)
+        poison_workspaces()
+        with kernels.use(None, pointwise_batch_max_pixels=10 ** 6 if batched else 0):
+            got, paths = _conv(x, w, b, None, dilation=dilation)
+    finally:
+        mg.set_num_threads(before)
     want, ref_paths = _conv(x, w, b, "direct", dilation=dilation)
     assert paths == {"pointwise"} and ref_paths == {"direct"}
     tol = 1e-12 if dtype == np.float64 else 1e-5
@@ -67,6 +84,14 @@ def test_pointwise_matches_direct(N, C, K, H, W, bias, dtype, dilation, seed):
             continue
         assert a.shape == r.shape and a.dtype == r.dtype, name
         np.testing.assert_allclose(a, r, rtol=0, atol=tol * (1 + np.abs(r).max()) * C * 4, err_msg=name)
+
+
+def test_pointwise_takes_the_batch_at_once_on_tiny_planes():
+    """The one-product layout on planes of ≤ pointwise_batch_max_pixels (4: GoogLeNet's and
+    DenseNet's 2×2 planes), the per-sample products above; the field moves the limit."""
+    assert kernels._pointwise_batched(4) and not kernels._pointwise_batched(5)
+    with kernels.use(None, pointwise_batch_max_pixels=16):
+        assert kernels._pointwise_batched(16) and not kernels._pointwise_batched(17)
 
 
 @needs_blas

@@ -288,16 +288,26 @@ def _forward_gemm(x, w, b, out_hw, g):
 def _forward_pointwise(x, w, b, out_hw, g):
     """ext/conv_pointwise.pyx: a 1×1 convolution (stride 1, no padding, one group) is
     y[n] = w (K, C) @ x[n] (C, H·W) + b: one single-threaded GEMM per sample on the
-    tensors in place, threads over samples; no im2col."""
+    tensors in place, threads over samples; no im2col. On planes of a few pixels
+    (kernels._pointwise_batched) the whole batch as one product instead, x copied
+    channel-major (C, N·H·W), each thread a block of y's K rows."""
     N, C, H, W = x.shape
     K = w.shape[0]
     _check_pointwise(x.shape, w.shape, out_hw, g)
     y = np.empty((N, K, H, W), x.dtype)
     fn, ilp64 = _blas.gemm(x.dtype)
+    nt = get_num_threads()
     with _blas.single_threaded():
-        _pointwise.conv2d_forward_pointwise(x.reshape(N, C, H * W), w.reshape(K, C),
-                                            _bias(b, x.dtype), y.reshape(N, K, H * W),
-                                            fn, ilp64, get_num_threads())
+        if kernels._pointwise_batched(H * W):         # small planes: the batch in one product
+            xs = _workspace("pointwise_x", (C, N * H * W), x.dtype)
+            ys = _workspace("pointwise_y", (K, N * H * W), x.dtype)
+            _pointwise.conv2d_forward_pointwise_batched(
+                x.reshape(N, C, H * W), w.reshape(K, C), _bias(b, x.dtype),
+                y.reshape(N, K, H * W), xs, ys, fn, ilp64, nt)
+        else:
+            _pointwise.conv2d_forward_pointwise(x.reshape(N, C, H * W), w.reshape(K, C),
+                                                _bias(b, x.dtype), y.reshape(N, K, H * W),
+                                                fn, ilp64, nt)
     return y
 
 
@@ -578,12 +588,15 @@ def _backward_gemm(x, x_shape, δ, w, g, need_dx, need_dw, need_db):
 
 def _backward_pointwise(x, x_shape, δ, w, g, need_dx, need_dw, need_db):
     """ext/conv_pointwise.pyx: per sample ∂L/∂x[n] = wᵀ @ δ[n] and ∂L/∂wᵀ += x[n] @ δ[n]ᵀ
-    (partial sums per thread, added in a fixed order), on the tensors in place."""
+    (partial sums per thread, added in a fixed order), on the tensors in place; on planes
+    of a few pixels the whole batch at once (_backward_pointwise_batched)."""
     N, C, H, W = x_shape
     K = w.shape[0]
     _check_pointwise(x_shape, w.shape, δ.shape[2:], g)
     dtype, nt = δ.dtype, get_num_threads()
     dx = np.empty(x_shape, dtype) if need_dx else None
+    if kernels._pointwise_batched(H * W):            # small planes: the batch in one product
+        return _backward_pointwise_batched(x, x_shape, δ, w, dx, need_dw, need_db)
     acc = _workspace("pointwise_acc", (nt, C * K + K), dtype)
     acc[...] = 0
     dummy = np.zeros((1, 1, 1), dtype)
@@ -599,6 +612,29 @@ def _backward_pointwise(x, x_shape, δ, w, g, need_dx, need_dw, need_db):
         _im2col.sum_transpose(acc, dw.reshape(1, K, C), nt)
     db = acc[:, C * K:].sum(axis=0) if need_db else None      # thread partials, fixed order
     return dx, dw, db
+
+
+def _backward_pointwise_batched(x, x_shape, δ, w, dx, need_dw, need_db):
+    """ext/conv_pointwise.pyx on small planes: x and δ copied channel-major over the batch,
+    (C, N·H·W) and (K, N·H·W), then ∂L/∂x = wᵀ @ δ, ∂L/∂w = δ @ xᵀ, one product each,
+    each thread a block of its rows; ∂L/∂b summed per channel in double."""
+    N, C, H, W = x_shape
+    K, L, dtype, nt = w.shape[0], H * W, δ.dtype, get_num_threads()
+    need_dx = dx is not None
+    dw = np.empty((K, C), dtype) if need_dw else np.zeros((1, 1), dtype)
+    db = np.empty(K, np.float64) if need_db else np.zeros(1, np.float64)
+    ds = _workspace("pointwise_y", (K, N * L), dtype)
+    xs = (_workspace("pointwise_x", (C, N * L), dtype) if need_dw else np.zeros((1, 1), dtype))
+    dxs = (_workspace("pointwise_dx", (C, N * L), dtype) if need_dx else np.zeros((1, 1), dtype))
+    dummy = np.zeros((1, 1, 1), dtype)
+    fn, ilp64 = _blas.gemm(dtype)
+    with _blas.single_threaded():
+        _pointwise.conv2d_backward_pointwise_batched(
+            x.reshape(N, C, L) if need_dw else dummy, δ.reshape(N, K, L), w.reshape(K, C),
+            dx.reshape(N, C, L) if need_dx else dummy, dw, db, xs, ds, dxs,
+            need_dx, need_dw, need_db, fn, ilp64, nt)
+    return (dx, dw.reshape(w.shape) if need_dw else None,
+            db.astype(dtype) if need_db else None)
 
 
 def _backward_depthwise(x, x_shape, δ, w, g, need_dx, need_dw, need_db):
