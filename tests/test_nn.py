@@ -52,11 +52,20 @@ def test_linear_gradcheck(seed, batch, fin, fout, bias):
     assert mg.gradcheck(lambda *a: F.linear(*a), inputs)
 
 
-def test_linear_forward_formula(rng):
-    x, w, b = rng.standard_normal((5, 3)), rng.standard_normal((4, 3)), rng.standard_normal(4)
+@pytest.mark.parametrize("xs, fout", [
+    ((5, 3), 4),            # more rows than output features: X Wᵀ
+    ((2, 3), 7),            # fewer: (W Xᵀ)ᵀ
+    ((2, 2, 3), 7),         # leading dims flattened to 4 rows
+    ((3,), 4),              # one row
+    ((0, 3), 4),            # none
+])
+def test_linear_forward_formula(rng, xs, fout):
+    x, w, b = rng.standard_normal(xs), rng.standard_normal((fout, 3)), rng.standard_normal(fout)
     y = F.linear(mg.tensor(x), mg.tensor(w), mg.tensor(b))
-    expect = np.array([[sum(x[n, i] * w[o, i] for i in range(3)) + b[o] for o in range(4)]
-                       for n in range(5)])
+    X = x.reshape(-1, 3)
+    expect = np.array([[sum(X[n, i] * w[o, i] for i in range(3)) + b[o] for o in range(fout)]
+                       for n in range(X.shape[0])]).reshape(xs[:-1] + (fout,))
+    assert y.shape == xs[:-1] + (fout,) and y.data.flags.c_contiguous
     np.testing.assert_allclose(y.numpy(), expect, rtol=1e-12)
     assert y.dtype == np.float64
 
