@@ -240,3 +240,121 @@ def conv2d_forward_winograd(const floating[:, :, :, ::1] x,   # IN  (N, C, H, W)
                     bk = b[k] if has_bias else 0
                     _output_tiles(scratch, t, mo + k * Tb + (r - r0) * TW, K * Tb, y, n, k,
                                   2 * ti, bk)
+
+
+# ---- ∂L/∂w by the same tiles ----------------------------------------------------------------
+#
+# For one tile and channel pair the forward is linear in g = w[k, c]:
+#   tile = Aᵀ·[(G·g·Gᵀ) ⊙ V]·A,   V = Bᵀ·d·B.
+# With Δ = ∂L/∂tile (2×2), ⟨Δ, Aᵀ·[U ⊙ V]·A⟩ = ⟨A·Δ·Aᵀ, U ⊙ V⟩ = ⟨(A·Δ·Aᵀ) ⊙ V, G·g·Gᵀ⟩
+# = ⟨Gᵀ·[(A·Δ·Aᵀ) ⊙ V]·G, g⟩, so, summed over the tiles of every sample,
+#   ∂L/∂w[k, c] = Gᵀ · Mw[·, k, c] · G,   Mw[ξ] = D[ξ] @ V[ξ]ᵀ   (K, tiles) @ (tiles, C)
+# with D[ξ] = (A·Δ·Aᵀ)[ξ] as a (K, tiles) matrix: 16 GEMMs over the tiles for the 36
+# multiply-adds per tile and channel pair of DESIGN.md's ∂L/∂w = x ⋆ δ. A tile hanging over
+# the bottom/right edge gets Δ = 0 at the outputs that do not exist, so what it read
+# beyond them adds nothing.
+
+cdef inline void _grad_tiles(const floating[:, :, :, ::1] dy, Py_ssize_t n, Py_ssize_t oi,
+                             floating[:, ::1] s, Py_ssize_t t, Py_ssize_t v,
+                             Py_ssize_t ldk, Py_ssize_t ld, Py_ssize_t TW) noexcept nogil:
+    """s[t, v + ξ·ld + k·ldk + tj] = (A·Δ·Aᵀ)[ξ] for the tiles tj = 0..TW−1 of the tile row
+    at output row oi, every output channel k: Δ = dy[n, k, oi + (0..1), 2tj + (0..1)], zero
+    outside OH×OW. With A·Δ row by row (e_a, a = 0..3, of Δ's rows δ0, δ1):
+        (δ0, δ0 + δ1, δ0 − δ1, −δ1)
+    and then the same along each row: (e0, e0 + e1, e0 − e1, −e1)."""
+    cdef Py_ssize_t K = dy.shape[1], OH = dy.shape[2], OW = dy.shape[3]
+    cdef Py_ssize_t chunk, tj0, nc, k, i, j, r, vo, cols
+    cdef floating dt[2][2 * CH]
+    cdef floating e[8][CH]
+    cdef floating a0, a1
+    for chunk in range((TW + CH - 1) // CH):
+        tj0 = chunk * CH
+        nc = min(TW - tj0, <Py_ssize_t>CH)
+        cols = min(2 * nc, OW - 2 * tj0)        # δ's columns inside OW
+        for k in range(K):
+            for r in range(2):
+                for j in range(2 * nc):
+                    dt[r][j] = 0
+                if oi + r < OH:
+                    memcpy(&dt[r][0], &dy[n, k, oi + r, 2 * tj0], cols * sizeof(floating))
+            for j in range(2):                  # column j of each tile: e[4a + j] = (A·Δ)[a, j]
+                for i in range(nc):
+                    a0 = dt[0][2 * i + j]
+                    a1 = dt[1][2 * i + j]
+                    e[j][i] = a0
+                    e[2 + j][i] = a0 + a1
+                    e[4 + j][i] = a0 - a1
+                    e[6 + j][i] = -a1
+            for r in range(4):                  # row r of (A·Δ)·Aᵀ
+                vo = v + k * ldk + tj0 + 4 * r * ld
+                for i in range(nc):
+                    a0 = e[2 * r][i]
+                    a1 = e[2 * r + 1][i]
+                    s[t, vo + i] = a0
+                    s[t, vo + ld + i] = a0 + a1
+                    s[t, vo + 2 * ld + i] = a0 - a1
+                    s[t, vo + 3 * ld + i] = -a1
+
+
+def conv2d_weight_grad_winograd(const floating[:, :, :, ::1] x,   # IN  (N, C, H, W)
+                                const floating[:, :, :, ::1] dy,  # IN  (N, K, OH, OW) δ
+                                floating[:, ::1] acc,             # OUT (threads, 16·K·C), zeroed: += Mw
+                                floating[:, ::1] scratch,         # TMP (threads, 16·(C + K)·rows·TW)
+                                Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t rows,
+                                size_t gemm, bint ilp64, int num_threads):
+    """Per thread t, acc[t] (16, K, C) += Σ over its blocks of tiles of D[ξ] @ V[ξ]ᵀ (the
+    comment above): the blocks of tile rows as in conv2d_forward_winograd, V (16, C, Tb) and
+    D (16, K, Tb) in the thread's scratch row. The caller adds the thread rows in a fixed
+    order and transforms back (winograd_weight_grad)."""
+    cdef Py_ssize_t N = x.shape[0], C = x.shape[1]
+    cdef Py_ssize_t K = dy.shape[1], OH = dy.shape[2], OW = dy.shape[3]
+    cdef Py_ssize_t TH = (OH + 1) // 2, TW = (OW + 1) // 2, R = N * TH
+    cdef Py_ssize_t nitems = (R + rows - 1) // rows
+    cdef Py_ssize_t item, t, r, r0, r1, xi, Tb, do
+    with nogil:
+        for item in prange(nitems, schedule='static', num_threads=num_threads):
+            t = threadid()
+            r0 = item * rows
+            r1 = min(r0 + rows, R)
+            Tb = (r1 - r0) * TW
+            do = 16 * C * Tb
+            for r in range(r0, r1):
+                _input_tiles(x, r // TH, 2 * (r % TH) - ph, pw, scratch, t, (r - r0) * TW,
+                             Tb, C * Tb, TW)
+                _grad_tiles(dy, r // TH, 2 * (r % TH), scratch, t, do + (r - r0) * TW,
+                            Tb, K * Tb, TW)
+            for xi in range(16):
+                # (K, Tb) @ (Tb, C) -> (K, C), accumulated
+                _gemm(gemm, ilp64, NO_TRANS, TRANS, K, C, Tb, &scratch[t, do + xi * K * Tb], Tb,
+                      &scratch[t, xi * C * Tb], Tb, 1, &acc[t, xi * K * C], C)
+
+
+cdef inline void _weight_grad_row(const floating[:, :, ::1] m, floating[:, :, :, ::1] dw,
+                                  Py_ssize_t k) noexcept nogil:
+    """dw[k, c] = Gᵀ · m[·, k, c] · G for every c (winograd_weight_grad)."""
+    cdef Py_ssize_t C = m.shape[2], c, q, p
+    cdef floating h[3][4]
+    cdef floating s
+    for c in range(C):
+        for q in range(4):
+            s = (m[4 + q, k, c] + m[8 + q, k, c]) * <floating>0.5
+            h[0][q] = m[q, k, c] + s
+            h[1][q] = (m[4 + q, k, c] - m[8 + q, k, c]) * <floating>0.5
+            h[2][q] = s + m[12 + q, k, c]
+        for p in range(3):
+            s = (h[p][1] + h[p][2]) * <floating>0.5
+            dw[k, c, p, 0] = h[p][0] + s
+            dw[k, c, p, 1] = (h[p][1] - h[p][2]) * <floating>0.5
+            dw[k, c, p, 2] = s + h[p][3]
+
+
+def winograd_weight_grad(const floating[:, :, ::1] m,     # IN  (16, K, C) Σ_tiles D[ξ] @ V[ξ]ᵀ
+                         floating[:, :, :, ::1] dw,        # OUT (K, C, 3, 3)
+                         int num_threads):
+    """dw[k, c] = Gᵀ · m[·, k, c] · G (4×4 → 3×3): with the rows m_a of the 4×4 matrix,
+    h = Gᵀ·m is (m0 + (m1 + m2)/2, (m1 − m2)/2, (m1 + m2)/2 + m3), and the same along each
+    row of h. One thread per k."""
+    cdef Py_ssize_t K = m.shape[1], k
+    with nogil:
+        for k in prange(K, schedule='static', num_threads=num_threads):
+            _weight_grad_row(m, dw, k)

@@ -14,7 +14,8 @@ The paths (their kernels in ext/; the Python glue in minigrad/ops/conv_dispatch.
                                      seed 004's ∂L/∂x phase by phase; every configuration
     gemm      ext/conv_im2col.pyx    im2col / col2im around np.matmul (no OpenBLAS found)
     blas      ext/conv_im2col.pyx    per-thread im2col blocks × single-threaded OpenBLAS GEMM
-    winograd  ext/winograd.pyx       F(2×2, 3×3): forward, and ∂L/∂x at stride 1
+    winograd  ext/winograd.pyx       F(2×2, 3×3): forward, and ∂L/∂x at stride 1; ∂L/∂w
+                                     (the same tiles, 16 GEMMs over them) only when forced
     k16, w16  ext/conv_direct16.pyx  the direct forward vectorised over 16 output channels
               + ext/direct16.h       (k16) or 16 output pixels (w16): small float32 layers;
                                      w16 also ∂L/∂x at stride 1 (a forward correlation)
@@ -277,9 +278,9 @@ def _decide(op, x_shape, w_shape, dtype, g, out_hw, why=None):
 
     conv2d: x_shape (N, C, H, W), w_shape (K, C/G, F_h, F_w), dtype the compute dtype, g
     the geometry (sh, sw, ph, pw, dh, dw, groups: stride, top/left padding, dilation,
-    groups), out_hw (OH, OW). ∂L/∂x takes w16, Winograd or the base path (direct, blas,
-    gemm, pointwise or depthwise); ∂L/∂w takes w16 or the base path; where both take the
-    base path, one fused call serves both.
+    groups), out_hw (OH, OW). ∂L/∂x takes w16, Winograd, hwnc or the base path (direct,
+    blas, gemm, pointwise or depthwise); ∂L/∂w takes w16, hwnc, Winograd (when forced) or
+    the base path; where both take the base path, one fused call serves both.
     max_pool2d / avg_pool2d: g the pooling geometry (ops/pool.py's _Geometry); the other
     arguments are unused.
     """
@@ -359,7 +360,10 @@ def _decide(op, x_shape, w_shape, dtype, g, out_hw, why=None):
     # ∂L/∂w: by w16 (each tap's shifted x stream against δ's, no im2col matrix) at stride
     # 1 on small enough layers, in place of an im2col GEMM
     wg = base
-    if _hwnc_fits(base, g, (OH, OW), force, t, note, "weight_grad"):
+    if force == "winograd" and _winograd_fits(N, C, K, (kh, kw), g, (OH, OW), force, t, note,
+                                              "weight_grad"):
+        wg = "winograd"          # (only when forced: RESULTS.md, Winograd's ∂L/∂w)
+    elif _hwnc_fits(base, g, (OH, OW), force, t, note, "weight_grad"):
         wg = "hwnc"
     elif base in ("blas", "gemm") and _w16_wgrad_fits(K, Cg * kh * kw, dtype, g, (OH, OW), force,
                                                     t, note):

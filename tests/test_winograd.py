@@ -7,7 +7,7 @@ import sys
 
 import numpy as np
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given, settings, strategies as st
 
 import minigrad as mg
 import minigrad.nn.functional as F
@@ -199,3 +199,46 @@ def test_input_gradient_at_stride_1_through_winograd(padding):
     P4 = ref.conv_padding4(padding, 16, 18, 3, 3, (1, 1), (1, 1))
     dx = ref.conv2d_vjp(x, w, δ, (1, 1), P4, (1, 1), 1)[0]
     np.testing.assert_allclose(grads["default"][0], dx, rtol=1e-10, atol=1e-10)
+
+
+@settings(deadline=None)
+@given(case=cases(), threads=st.integers(1, 3))
+def test_weight_gradient_by_winograd_matches_reference(case, threads):
+    """∂L/∂w[k, c] = Gᵀ·(Σ_tiles (A·Δ·Aᵀ) ⊙ (Bᵀ·d·B))·G (ext/winograd.pyx; chosen only when
+    forced): the reference's ∂L/∂w and ∂L/∂b over paddings, odd sizes (half tiles whose
+    missing outputs get Δ = 0), block sizes from one tile row to all, 1–3 threads, both
+    dtypes, the scratch memory poisoned."""
+    rng = np.random.default_rng(case["seed"])
+    dt = case["dtype"]
+    x = rng.standard_normal((case["N"], case["C"], case["H"], case["W"])).astype(dt)
+    w = rng.standard_normal((case["K"], case["C"], 3, 3)).astype(dt)
+    xt, wt = mg.tensor(x), mg.tensor(w, requires_grad=True)
+    bt = mg.tensor(rng.standard_normal(case["K"]).astype(dt), requires_grad=True)
+    before = mg.get_num_threads()
+    try:
+        mg.set_num_threads(threads)
+        with winograd(tiles=case["tiles"]) as calls, kernels.trace() as log:
+            y = F.conv2d(xt, wt, bt, padding=case["padding"])
+            δ = rng.standard_normal(y.shape).astype(dt)
+            y.backward(mg.tensor(δ))
+    finally:
+        mg.set_num_threads(before)
+    assert {c.path for c in log if c.which == "weight_grad"} == {"winograd"}, log
+    P4 = ref.conv_padding4(case["padding"], case["H"], case["W"], 3, 3, (1, 1), (1, 1))
+    _, want_dw, want_db = ref.conv2d_vjp(x, w, δ, (1, 1), P4, (1, 1), 1)
+    for got, want in ((wt.grad.numpy(), want_dw), (bt.grad.numpy(), want_db)):
+        assert got.dtype == dt
+        if dt == np.float64:
+            np.testing.assert_allclose(got, want, rtol=1e-11, atol=1e-11 * max(1.0, np.abs(want).max()))
+        else:
+            np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * max(1.0, np.abs(want).max()))
+
+
+def test_weight_gradient_takes_winograd_only_when_forced():
+    """By default ∂L/∂w never takes Winograd (measured no faster than the other paths:
+    RESULTS.md); forced, it does where the kernel applies, and not at stride 2."""
+    for xs, ws in (((32, 128, 16, 16), (128, 128, 3, 3)), ((32, 256, 8, 8), (256, 256, 3, 3))):
+        assert kernels.choose(xs, ws, padding=1).weight_grad != "winograd"
+    with kernels.use("winograd"):
+        assert kernels.choose((2, 4, 9, 9), (5, 4, 3, 3), padding=1).weight_grad == "winograd"
+        assert kernels.choose((2, 4, 9, 9), (5, 4, 3, 3), padding=1, stride=2).weight_grad != "winograd"

@@ -519,6 +519,34 @@ def _weight_grad_hwnc(x, x_shape, δ, w_shape, g, need_dw, need_db):
     return dw, db
 
 
+def _weight_grad_winograd(x, x_shape, δ, w_shape, g, need_dw, need_db):
+    """ext/winograd.pyx: ∂L/∂w[k, c] = Gᵀ·(Σ_tiles (A·Δ·Aᵀ) ⊙ (Bᵀ·d·B))·G, as 16 GEMMs
+    D[ξ] (K, tiles) @ V[ξ]ᵀ (tiles, C) over blocks of tile rows (the forward's blocks),
+    each thread summing its own (16, K, C) partial; the partials added in a fixed order,
+    then transformed back. ∂L/∂b summed per channel in double."""
+    N, C, H, W = x_shape
+    K = w_shape[0]
+    _, _, OH, OW = δ.shape
+    dtype, nt = δ.dtype, get_num_threads()
+    dw = db = None
+    if need_dw:
+        TH, TW = -(-OH // 2), -(-OW // 2)
+        rows = kernels._winograd_rows(N, TH, TW, nt)
+        acc = _workspace("winograd_acc", (nt, 16 * K * C), dtype)
+        acc[...] = 0
+        scratch = _workspace("winograd", (nt, 16 * (C + K) * rows * TW), dtype)
+        fn, ilp64 = _blas.gemm(dtype)
+        with _blas.single_threaded():
+            _wino.conv2d_weight_grad_winograd(x, δ, acc, scratch, g.ph, g.pw, rows, fn, ilp64, nt)
+        m = acc.sum(axis=0).reshape(16, K, C)               # thread partials, fixed order
+        dw = np.empty(w_shape, dtype)
+        _wino.winograd_weight_grad(m, dw, nt)
+    if need_db:
+        db = np.empty(K, dtype)
+        _hwnc.bias_grad(δ.reshape(N, K, OH * OW), db, nt)
+    return dw, db
+
+
 def _backward_blas(x, x_shape, δ, w, g, need_dx, need_dw, need_db):
     """ext/conv_im2col.pyx's fused backward: per block, ∂L/∂wᵀ += im2col(x) @ δᵀ (or, for
     many output channels, ∂L/∂w += δ @ im2col(x)ᵀ: kernels._blas_dw_rows) and
@@ -686,4 +714,5 @@ def _backward_depthwise(x, x_shape, δ, w, g, need_dx, need_dw, need_db):
 _BACKWARD = {"direct": _backward_direct, "gemm": _backward_gemm, "blas": _backward_blas,
              "pointwise": _backward_pointwise, "depthwise": _backward_depthwise}
 # paths that compute ∂L/∂w and ∂L/∂b alone (∂L/∂x, if wanted, by another path)
-_WEIGHT_GRAD = {"w16": _weight_grad_w16, "hwnc": _weight_grad_hwnc}
+_WEIGHT_GRAD = {"w16": _weight_grad_w16, "hwnc": _weight_grad_hwnc,
+                "winograd": _weight_grad_winograd}
