@@ -288,6 +288,29 @@ def test_notes_example():
                                                       [3, 3, 4, 4], [3, 3, 4, 4]])
 
 
+@pytest.mark.parametrize("k, s, p, d, ceil_mode", [
+    (3, 1, 1, 1, False),        # GoogLeNet's branch pool: whole windows between the edges
+    (3, 2, 0, 1, True),         # its stage pool: the last window cut by the ceil mode
+    ((2, 3), (1, 2), (1, 1), (1, 2), False),
+    (5, 3, 2, 1, False),
+])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_max_pool_runs_of_whole_windows_match_naive(k, s, p, d, ceil_mode, dtype):
+    """Wide rows (150 columns) of whole windows and the cut windows at their ends: the
+    naive loops' values and indices, with ties, NaNs (the last NaN of a window wins) and
+    −inf."""
+    rng = np.random.default_rng(7)
+    x = np.round(rng.standard_normal((2, 3, 9, 150)) * 2).astype(dtype)
+    x[rng.random(x.shape) < 0.01] = np.nan
+    x[rng.random(x.shape) < 0.01] = -np.inf
+    xt = mg.tensor(x, requires_grad=True)
+    y, idx = F.max_pool2d(xt, k, s, p, d, ceil_mode, return_indices=True)
+    kk, ss, pp, dd = (a if isinstance(a, tuple) else (a, a) for a in (k, s, p, d))
+    y_ref, idx_ref = naive_max_pool(x, kk, ss, pp, dd, ceil_mode)
+    np.testing.assert_array_equal(y.data, y_ref)
+    np.testing.assert_array_equal(idx.data, idx_ref)
+
+
 def test_ties_go_to_the_first_in_scan_order():
     x = mg.tensor(np.array([[[[1, 3, 3, 0], [3, 2, 0, 0], [5, 5, 0, 0], [5, 5, 0, 0]]]],
                            np.float32), requires_grad=True)
