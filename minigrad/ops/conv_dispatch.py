@@ -502,7 +502,7 @@ def _weight_grad_hwnc(x, x_shape, δ, w_shape, g, need_dw, need_db):
     K, _, kh, kw = w_shape
     _, _, OH, OW = δ.shape
     dtype, nt = δ.dtype, get_num_threads()
-    dw = db = None
+    dw = None
     if need_dw:
         _check_hwnc(x_shape, w_shape, g)
         xq = _hwnc_rows(x, OW, kw, g, "hwnc_x", nt)
@@ -513,10 +513,16 @@ def _weight_grad_hwnc(x, x_shape, δ, w_shape, g, need_dw, need_db):
             _hwnc.wgrad_rows(xq, dyq, dwr, H, g.sh, g.ph, g.dh, fn, ilp64, nt)
         dw = np.empty(w_shape, dtype)
         _hwnc.weight_from_rows(dwr, dw, nt)
-    if need_db:
-        db = np.empty(K, dtype)
-        _hwnc.bias_grad(δ.reshape(N, K, OH * OW), db, nt)
-    return dw, db
+    return dw, (_bias_sums(δ) if need_db else None)
+
+
+def _bias_sums(δ):
+    """∂L/∂b[k] = Σ_n Σ_ij δ[n, k, i, j], each channel summed in double
+    (ext/conv_hwnc.pyx bias_grad)."""
+    N, K, OH, OW = δ.shape
+    db = np.empty(K, δ.dtype)
+    _hwnc.bias_grad(δ.reshape(N, K, OH * OW), db, get_num_threads())
+    return db
 
 
 def _weight_grad_winograd(x, x_shape, δ, w_shape, g, need_dw, need_db):
@@ -528,7 +534,7 @@ def _weight_grad_winograd(x, x_shape, δ, w_shape, g, need_dw, need_db):
     K = w_shape[0]
     _, _, OH, OW = δ.shape
     dtype, nt = δ.dtype, get_num_threads()
-    dw = db = None
+    dw = None
     if need_dw:
         TH, TW = -(-OH // 2), -(-OW // 2)
         rows = kernels._winograd_rows(N, TH, TW, nt)
@@ -541,10 +547,7 @@ def _weight_grad_winograd(x, x_shape, δ, w_shape, g, need_dw, need_db):
         m = acc.sum(axis=0).reshape(16, K, C)               # thread partials, fixed order
         dw = np.empty(w_shape, dtype)
         _wino.winograd_weight_grad(m, dw, nt)
-    if need_db:
-        db = np.empty(K, dtype)
-        _hwnc.bias_grad(δ.reshape(N, K, OH * OW), db, nt)
-    return dw, db
+    return dw, (_bias_sums(δ) if need_db else None)
 
 
 def _backward_blas(x, x_shape, δ, w, g, need_dx, need_dw, need_db):
