@@ -92,12 +92,6 @@ def conv2d_backward_pointwise(const floating[:, :, ::1] x,    # IN  (N, C, L) (a
 # each thread one block of the product's rows (w packed once per thread), with the copies
 # in and out split over the threads too.
 
-cdef inline void _rows(Py_ssize_t R, int nt, int t, Py_ssize_t* r0, Py_ssize_t* r1) noexcept nogil:
-    """Thread t's block [r0, r1) of R rows split into nt near-equal blocks."""
-    r0[0] = R * t // nt
-    r1[0] = R * (t + 1) // nt
-
-
 cdef void _gather(const floating[:, :, ::1] a, floating[:, ::1] out,
                   int num_threads) noexcept nogil:
     """out (C, N·L) = a (N, C, L) channel-major: out[c, n·L + l] = a[n, c, l]."""
@@ -125,7 +119,11 @@ def conv2d_forward_pointwise_batched(const floating[:, :, ::1] x,   # IN  (N, C,
     with nogil:
         _gather(x, xs, num_threads)
         for t in prange(num_threads, schedule='static', num_threads=num_threads):
-            _rows(K, num_threads, t, &k0, &k1)
+            # thread t's block of rows, assigned here so that it is private to the thread
+            # (a helper writing it through a pointer would share it, and two threads could
+            # then run the same rows: OpenBLAS's β = 0 zeroes, then adds — twice)
+            k0 = K * t // num_threads
+            k1 = K * (t + 1) // num_threads
             if k1 > k0:
                 _gemm(gemm, ilp64, NO_TRANS, NO_TRANS, k1 - k0, NL, C, &w[k0, 0], C,
                       &xs[0, 0], NL, 0, &ys[k0, 0], NL)
@@ -158,13 +156,16 @@ def conv2d_backward_pointwise_batched(const floating[:, :, ::1] x,    # IN  (N, 
         if need_dw:
             _gather(x, xs, num_threads)
         for t in prange(num_threads, schedule='static', num_threads=num_threads):
+            # each block of rows assigned here, private to the thread (see the forward)
             if need_dx:                    # (C, K) @ (K, N·L): rows c of wᵀ
-                _rows(C, num_threads, t, &r0, &r1)
+                r0 = C * t // num_threads
+                r1 = C * (t + 1) // num_threads
                 if r1 > r0:
                     _gemm(gemm, ilp64, TRANS, NO_TRANS, r1 - r0, NL, K, &w[0, r0], C,
                           &ds[0, 0], NL, 0, &dxs[r0, 0], NL)
             if need_dw:                    # (K, N·L) @ (N·L, C): rows k of ∂L/∂w
-                _rows(K, num_threads, t, &r0, &r1)
+                r0 = K * t // num_threads
+                r1 = K * (t + 1) // num_threads
                 if r1 > r0:
                     _gemm(gemm, ilp64, NO_TRANS, TRANS, r1 - r0, C, NL, &ds[r0, 0], NL,
                           &xs[0, 0], NL, 0, &dw[r0, 0], C)
