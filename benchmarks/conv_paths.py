@@ -11,7 +11,8 @@ kernels.Tuning's w16_* fields).
 The layers are found by running one forward of each network with a pre-hook on every
 Conv2d (input shape, weight shape, stride, padding, dilation, groups). Each layer's
 pass is then timed through ops/conv_dispatch with the paths forced — 'blas' (im2col +
-GEMM), 'w16' (ext/direct16.h's flat streams at stride 1), 'winograd' (3×3; for ∂L/∂w
+GEMM), 'w16' (ext/direct16.h's flat streams at stride 1), 'winograd' and 'winograd4'
+(F(2×2, 3×3) and F(4×4, 3×3); for ∂L/∂w
 only when forced), 'k16' (the
 forward of K a multiple of 16) —, alternating, hot, in one process, medians in ms;
 `chosen` is what kernels._plan picks by default. A row per distinct layer, with how often the
@@ -67,7 +68,9 @@ def time_layer(xs, ws, padding, dilation, bias, reps, which):
     δ = rng.standard_normal(out_shape).astype(np.float32)
     b = rng.standard_normal(ws[0]).astype(np.float32) if bias else None
     chosen = getattr(kernels._plan("conv2d", xs, ws, np.dtype(np.float32), g, out_shape[2:]), which)
-    paths = ["blas", "w16", "hwnc"] + (["winograd"] if ws[2:] == (3, 3) and D == (1, 1) else [])
+    paths = ["blas", "w16", "hwnc"] + (["winograd", "winograd4"] if ws[2:] == (3, 3) and D == (1, 1)
+                                       and (which != "weight_grad" or "winograd4" in
+                                            conv_dispatch._WEIGHT_GRAD) else [])
     if which == "forward" and ws[0] % 16 == 0:
         paths.append("k16")
     fns = {}

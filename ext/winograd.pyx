@@ -1,5 +1,6 @@
-# Winograd F(2×2, 3×3) convolution: the conv2d forward of 3×3 kernels with stride 1,
-# dilation 1 and one group, with 2.25× fewer multiplications than im2col + GEMM.
+# Winograd F(2×2, 3×3) and F(4×4, 3×3) convolution: the conv2d forward of 3×3 kernels with
+# stride 1, dilation 1 and one group, with 2.25× (4×) fewer multiplications than im2col +
+# GEMM; and F(2×2, 3×3)'s ∂L/∂w (at the end of the file).
 #
 # Notation (DESIGN.md): x (N, C, H, W) input, w (K, C, 3, 3) weight, y (N, K, OH, OW),
 # padding (ph, pw) on the top/left; the bottom/right padding is implicit in OH×OW (an
@@ -51,15 +52,20 @@ include "_gemm.pxi"
 
 
 def winograd_weights(const floating[:, :, :, ::1] w,   # IN  (K, C, 3, 3)
-                     floating[:, :, ::1] u,             # OUT (16, K, C)
+                     floating[:, :, ::1] u,             # OUT (T², K, C), T² = 16 or 36
                      int num_threads):
-    """u[4a + a', k, c] = (G · w[k,c] · Gᵀ)[a, a']: the transformed kernels, one (K, C)
-    matrix per position ξ = 4a + a' of the 4×4 transformed tile. One thread per k."""
+    """u[T·a + a', k, c] = (G · w[k,c] · Gᵀ)[a, a']: the transformed kernels, one (K, C)
+    matrix per position ξ = T·a + a' of the T×T transformed tile — F(2×2, 3×3)'s G (4×3)
+    when u has 16 rows, F(4×4, 3×3)'s (6×3) when 36. One thread per k."""
     cdef Py_ssize_t K = w.shape[0], C = w.shape[1]
     cdef Py_ssize_t k
+    cdef bint four = u.shape[0] == 36
     with nogil:
         for k in prange(K, schedule='static', num_threads=num_threads):
-            _weight_tiles(w, k, u)
+            if four:
+                _weight_tiles4(w, k, u)
+            else:
+                _weight_tiles(w, k, u)
 
 
 # The tile transforms work on chunks of up to CH kernels or tiles through small arrays on
@@ -194,27 +200,252 @@ cdef inline void _output_tiles(const floating[:, ::1] s, Py_ssize_t t, Py_ssize_
                 y[n, k, oi + j, 2 * (tj0 + nf)] = f[4 * j][nf] + f[4 * j + 1][nf] + f[4 * j + 2][nf] + bk
 
 
+# ---- F(4×4, 3×3) -------------------------------------------------------------------------
+#
+# The same construction with 4×4 output tiles from 6×6 input patches (Lavin & Gray; the
+# interpolation points 0, 1, −1, 2, −2 and ∞):
+#
+#        ⎡4  0 −5  0  1  0⎤        ⎡ 1/4     0     0 ⎤
+#        ⎢0 −4 −4  1  1  0⎥        ⎢−1/6  −1/6  −1/6 ⎥        ⎡1  1  1  1  1  0⎤
+#   Bᵀ = ⎢0  4 −4 −1  1  0⎥    G = ⎢−1/6   1/6  −1/6 ⎥   Aᵀ = ⎢0  1 −1  2 −2  0⎥
+#        ⎢0 −2 −1  2  1  0⎥        ⎢1/24  1/12   1/6 ⎥        ⎢0  1  1  4  4  0⎥
+#        ⎢0  2 −1 −2  1  0⎥        ⎢1/24 −1/12   1/6 ⎥        ⎣0  1 −1  8 −8  1⎦
+#        ⎣0  4  0 −5  0  1⎦        ⎣  0     0     1  ⎦
+#
+#   tile = Aᵀ · [(G·g·Gᵀ) ⊙ (Bᵀ·d·B)] · A        (4×4, d the 6×6 patch)
+#
+# In one dimension Aᵀ·[(G·g) ⊙ (Bᵀ·d)] = (Σ_q d[i + q]·g[q])_{i = 0..3}: the product of the
+# polynomials d and g evaluated at the five points and at infinity, and interpolated back
+# (tests/test_winograd.py checks the whole path against the reference correlation). 36
+# multiplications per tile and channel pair instead of 144 (F(2×2, 3×3): 16 for 36); the
+# price is larger transforms and rounding errors a few times F(2×2)'s (entries up to 8).
+# conv2d_forward_winograd runs both: the same blocks of tile rows, with 6×6 tiles and 36
+# GEMMs per block for F(4×4).
+
+cdef inline void _weight_tiles4(const floating[:, :, :, ::1] w, Py_ssize_t k,
+                                floating[:, :, ::1] u) noexcept nogil:
+    """u[·, k, c] = 576 · G · g · Gᵀ (6×6) for g = w[k, c], c = 0..C−1, in chunks of CH
+    channels. G = D⁻¹·G' with D = diag(4, 6, 6, 24, 24, 1) and G' of integers, so
+        576 · G·g·Gᵀ = S ⊙ (G'·g·G'ᵀ),   S[a, a'] = 576 / (D[a]·D[a'])   (integers)
+    and the output transform divides by 576 once at the end: every constant on the way is
+    an integer, so integer-valued images and kernels (seed 000's worked example) come out
+    exact, as with the other paths. h = G'·g column by column, with the kernel's rows
+    g0, g1, g2:
+        (g0, −(g0 + g1 + g2), −(g0 − g1 + g2), g0 + 2g1 + 4g2, g0 − 2g1 + 4g2, g2)
+    and then the same along the rows of h, times S."""
+    cdef Py_ssize_t C = w.shape[1]
+    cdef Py_ssize_t chunk, c0, nc, i, p, q, a
+    cdef floating gc[9][CH]
+    cdef floating h[18][CH]
+    cdef floating h0, h1, h2, sa
+    cdef floating d[6]
+    d[:] = [4, 6, 6, 24, 24, 1]
+    for chunk in range((C + CH - 1) // CH):
+        c0 = chunk * CH
+        nc = min(C - c0, <Py_ssize_t>CH)
+        for i in range(nc):
+            for p in range(3):
+                for q in range(3):
+                    gc[3 * p + q][i] = w[k, c0 + i, p, q]
+        for q in range(3):                  # h[3a + q] = (G'·g)[a, q]
+            for i in range(nc):
+                h0 = gc[q][i]
+                h1 = gc[3 + q][i]
+                h2 = gc[6 + q][i]
+                h[q][i] = h0
+                h[3 + q][i] = -(h0 + h1 + h2)
+                h[6 + q][i] = -(h0 - h1 + h2)
+                h[9 + q][i] = h0 + <floating>2 * h1 + <floating>4 * h2
+                h[12 + q][i] = h0 - <floating>2 * h1 + <floating>4 * h2
+                h[15 + q][i] = h2
+        for a in range(6):                  # row a of h·G'ᵀ, times S[a, ·]
+            sa = <floating>576 / d[a]
+            for i in range(nc):
+                h0 = h[3 * a][i]
+                h1 = h[3 * a + 1][i]
+                h2 = h[3 * a + 2][i]
+                u[6 * a, k, c0 + i] = h0 * (sa / d[0])
+                u[6 * a + 1, k, c0 + i] = -(h0 + h1 + h2) * (sa / d[1])
+                u[6 * a + 2, k, c0 + i] = -(h0 - h1 + h2) * (sa / d[2])
+                u[6 * a + 3, k, c0 + i] = (h0 + <floating>2 * h1 + <floating>4 * h2) * (sa / d[3])
+                u[6 * a + 4, k, c0 + i] = (h0 - <floating>2 * h1 + <floating>4 * h2) * (sa / d[4])
+                u[6 * a + 5, k, c0 + i] = h2 * sa
+
+
+cdef inline void _input_tiles4(const floating* x, Py_ssize_t C, Py_ssize_t H, Py_ssize_t W,
+                               Py_ssize_t ih0, Py_ssize_t pw, floating* s, Py_ssize_t ldc,
+                               Py_ssize_t ld, Py_ssize_t TW) noexcept nogil:
+    """s[ξ·ld + c·ldc + tj] = (Bᵀ·d·B)[ξ] for the tiles tj = 0..TW−1 of one tile row, every
+    channel c: d = x_pad[c, ih0 + (0..5), 4tj − pw + (0..5)] (x one sample (C, H, W),
+    ih0 = 4ti − ph). As _input_tiles: per chunk of tiles the six input rows are copied into
+    `row` (the zeros outside the input written once per chunk), then d·B row by row and
+    Bᵀ·(d·B) column by column, each by Bᵀ's rows applied to a 6-vector v:
+        (4v0 − 5v2 + v4,  (v3 + v4) − 4(v1 + v2),  (v4 − v3) + 4(v1 − v2),
+         (v4 − v2) + 2(v3 − v1),  (v4 − v2) − 2(v3 − v1),  4v1 − 5v3 + v5)
+    (raw pointers: the compiler then sees that the stores into s do not touch the stack
+    arrays, and vectorises the loops over a chunk)."""
+    cdef Py_ssize_t r, ih, chunk, tj0, nc, c, i, j, o, a, e, lim
+    cdef floating row[6][4 * CH + 2]
+    cdef floating ev[36][CH]
+    cdef floating* so
+    cdef floating* s0
+    cdef floating* s1
+    cdef floating* s2
+    cdef floating e0, e1, e2, e3, e4, e5, p, q
+    for chunk in range((TW + CH - 1) // CH):
+        tj0 = chunk * CH
+        nc = min(TW - tj0, <Py_ssize_t>CH)
+        o = 4 * tj0 - pw                # the input column of row[·][0]
+        lim = 4 * nc + 2
+        a = min(max(-o, 0), lim)        # row[·][a:e] lies inside the input
+        e = max(min(W - o, lim), a)
+        for r in range(6):
+            for j in range(lim):
+                row[r][j] = 0
+        for c in range(C):
+            for r in range(6):
+                ih = ih0 + r
+                if ih >= 0 and ih < H and e > a:
+                    memcpy(&row[r][a], &x[(c * H + ih) * W + o + a], (e - a) * sizeof(floating))
+            for r in range(6):          # d·B: ev[6r + j][i]
+                for i in range(nc):
+                    e0 = row[r][4 * i]
+                    e1 = row[r][4 * i + 1]
+                    e2 = row[r][4 * i + 2]
+                    e3 = row[r][4 * i + 3]
+                    e4 = row[r][4 * i + 4]
+                    e5 = row[r][4 * i + 5]
+                    p = e4 - e2
+                    q = e3 - e1
+                    ev[6 * r][i] = <floating>4 * e0 - <floating>5 * e2 + e4
+                    ev[6 * r + 1][i] = (e3 + e4) - <floating>4 * (e1 + e2)
+                    ev[6 * r + 2][i] = (e4 - e3) + <floating>4 * (e1 - e2)
+                    ev[6 * r + 3][i] = p + <floating>2 * q
+                    ev[6 * r + 4][i] = p - <floating>2 * q
+                    ev[6 * r + 5][i] = <floating>4 * e1 - <floating>5 * e3 + e5
+            for j in range(6):          # Bᵀ·(d·B), column j: V[j], V[6 + j], ...
+                so = s + j * ld + c * ldc + tj0
+                s0 = so
+                s1 = so + 6 * ld
+                s2 = so + 12 * ld
+                # (in two loops of three stores: then the compiler's check that the
+                # stores do not overlap fits its limit, and it vectorises them)
+                for i in range(nc):
+                    e0 = ev[j][i]
+                    e1 = ev[6 + j][i]
+                    e2 = ev[12 + j][i]
+                    e3 = ev[18 + j][i]
+                    e4 = ev[24 + j][i]
+                    s0[i] = <floating>4 * e0 - <floating>5 * e2 + e4
+                    s1[i] = (e3 + e4) - <floating>4 * (e1 + e2)
+                    s2[i] = (e4 - e3) + <floating>4 * (e1 - e2)
+                s0 = so + 18 * ld
+                s1 = so + 24 * ld
+                s2 = so + 30 * ld
+                for i in range(nc):
+                    e1 = ev[6 + j][i]
+                    e2 = ev[12 + j][i]
+                    e3 = ev[18 + j][i]
+                    e4 = ev[24 + j][i]
+                    e5 = ev[30 + j][i]
+                    p = e4 - e2
+                    q = e3 - e1
+                    s0[i] = p + <floating>2 * q
+                    s1[i] = p - <floating>2 * q
+                    s2[i] = <floating>4 * e1 - <floating>5 * e3 + e5
+
+
+cdef inline void _output_tiles4(const floating* m, Py_ssize_t ld, floating* y, Py_ssize_t OH,
+                                Py_ssize_t OW, Py_ssize_t oi, floating bk) noexcept nogil:
+    """y[oi + (0..3), 4tj + (0..3)] = Aᵀ · M[·, tj] · A / 576 + b[k] for the tiles of one tile
+    row and one output channel (y that channel's (OH, OW) plane), M[ξ, tj] = m[ξ·ld + tj]
+    (576: the scale of the transformed kernels, _weight_tiles4):
+    f = Aᵀ·M column by column, then f·A row by row, each by Aᵀ's rows applied to a
+    6-vector v:
+        (v0 + v1 + v2 + v3 + v4,  (v1 − v2) + 2(v3 − v4),  (v1 + v2) + 4(v3 + v4),
+         (v1 − v2) + 8(v3 − v4) + v5)
+    Only the outputs inside OH×OW are written (the last tile row/column may be cut)."""
+    cdef Py_ssize_t TW = (OW + 3) // 4
+    cdef Py_ssize_t chunk, tj0, nc, nf, i, j, a, last
+    cdef const floating* m0
+    cdef const floating* m1
+    cdef const floating* m2
+    cdef const floating* m3
+    cdef const floating* m4
+    cdef const floating* m5
+    cdef floating f[24][CH]
+    cdef floating z[4][4 * CH]
+    cdef floating v0, v1, v2, v3, v4, v5, sp, dm, sq, dq
+    for chunk in range((TW + CH - 1) // CH):
+        tj0 = chunk * CH
+        nc = min(TW - tj0, <Py_ssize_t>CH)
+        for j in range(6):              # f[6a + j] = (Aᵀ·M)[a, j]
+            m0 = m + tj0 + j * ld
+            m1 = m0 + 6 * ld
+            m2 = m0 + 12 * ld
+            m3 = m0 + 18 * ld
+            m4 = m0 + 24 * ld
+            m5 = m0 + 30 * ld
+            for i in range(nc):
+                v0 = m0[i]
+                v1 = m1[i]
+                v2 = m2[i]
+                v3 = m3[i]
+                v4 = m4[i]
+                v5 = m5[i]
+                sp = v1 + v2
+                dm = v1 - v2
+                sq = v3 + v4
+                dq = v3 - v4
+                f[j][i] = v0 + sp + sq
+                f[6 + j][i] = dm + <floating>2 * dq
+                f[12 + j][i] = sp + <floating>4 * sq
+                f[18 + j][i] = dm + <floating>8 * dq + v5
+        for a in range(4):              # z[a][4i + b] = (f·A)[a, b] / 576 + b[k]: output row a
+            for i in range(nc):
+                v0 = f[6 * a][i]
+                v1 = f[6 * a + 1][i]
+                v2 = f[6 * a + 2][i]
+                v3 = f[6 * a + 3][i]
+                v4 = f[6 * a + 4][i]
+                v5 = f[6 * a + 5][i]
+                sp = v1 + v2
+                dm = v1 - v2
+                sq = v3 + v4
+                dq = v3 - v4
+                z[a][4 * i] = (v0 + sp + sq) / <floating>576 + bk
+                z[a][4 * i + 1] = (dm + <floating>2 * dq) / <floating>576 + bk
+                z[a][4 * i + 2] = (sp + <floating>4 * sq) / <floating>576 + bk
+                z[a][4 * i + 3] = (dm + <floating>8 * dq + v5) / <floating>576 + bk
+        # the chunk's columns inside OW, row by row
+        nf = min(4 * nc, OW - 4 * tj0)
+        for a in range(min(OH - oi, 4)):
+            memcpy(&y[(oi + a) * OW + 4 * tj0], &z[a][0], nf * sizeof(floating))
+
+
 def conv2d_forward_winograd(const floating[:, :, :, ::1] x,   # IN  (N, C, H, W)
-                            const floating[:, :, ::1] u,      # IN  (16, K, C) winograd_weights(w)
+                            const floating[:, :, ::1] u,      # IN  (T², K, C) winograd_weights(w)
                             const floating[::1] b,            # IN  (K,) bias, or (0,) for none
                             floating[:, :, :, ::1] y,         # OUT (N, K, OH, OW)
-                            floating[:, ::1] scratch,         # TMP (threads, 16·(C + K)·rows·TW)
+                            floating[:, ::1] scratch,         # TMP (threads, T²·(C + K)·rows·TW)
                             Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t rows,
                             size_t gemm, bint ilp64, int num_threads):
-    """y = b + x ⋆ w for 3×3 w, stride 1, by Winograd F(2×2, 3×3) (see the top of the file).
+    """y = b + x ⋆ w for 3×3 w, stride 1, by Winograd F(m×m, 3×3) (see the top of the file
+    for m = 2, F(4×4, 3×3) below for m = 4): m = 2 when u has T² = 16 rows, 4 when 36.
 
-    The tiles, TH = ⌈OH/2⌉ rows of TW = ⌈OW/2⌉ per sample, are taken tile row by tile
+    The tiles, TH = ⌈OH/m⌉ rows of TW = ⌈OW/m⌉ per sample, are taken tile row by tile
     row across the whole batch (tile row r is row r mod TH of sample r div TH) in blocks
     of `rows` tile rows, so that a block of a small image spans several samples and its
     GEMMs stay wide. For a block of Tb = (its tile rows)·TW tiles, in thread t's scratch row:
 
         V[ξ] (C, Tb) at ξ·C·Tb          the transformed input tiles Bᵀ·d·B
-        M[ξ] (K, Tb) at 16·C·Tb + ξ·K·Tb = U[ξ] (K, C) @ V[ξ] (C, Tb), ξ = 0..15
+        M[ξ] (K, Tb) at T²·C·Tb + ξ·K·Tb = U[ξ] (K, C) @ V[ξ] (C, Tb), ξ = 0..T²−1
     then each output tile is Aᵀ·M·A plus the bias.
     """
     cdef Py_ssize_t N = x.shape[0], C = x.shape[1]
     cdef Py_ssize_t K = y.shape[1], OH = y.shape[2], OW = y.shape[3]
-    cdef Py_ssize_t TH = (OH + 1) // 2, TW = (OW + 1) // 2, R = N * TH
+    cdef Py_ssize_t P = u.shape[0], m = 2 if P == 16 else 4
+    cdef Py_ssize_t TH = (OH + m - 1) // m, TW = (OW + m - 1) // m, R = N * TH
     cdef Py_ssize_t nitems = (R + rows - 1) // rows
     cdef Py_ssize_t item, t, r, r0, r1, n, ti, k, xi, Tb, mo
     cdef bint has_bias = b.shape[0] > 0
@@ -225,11 +456,15 @@ def conv2d_forward_winograd(const floating[:, :, :, ::1] x,   # IN  (N, C, H, W)
             r0 = item * rows
             r1 = min(r0 + rows, R)
             Tb = (r1 - r0) * TW
-            mo = 16 * C * Tb
+            mo = P * C * Tb
             for r in range(r0, r1):
-                _input_tiles(x, r // TH, 2 * (r % TH) - ph, pw, scratch, t, (r - r0) * TW,
-                             Tb, C * Tb, TW)
-            for xi in range(16):
+                if m == 2:
+                    _input_tiles(x, r // TH, 2 * (r % TH) - ph, pw, scratch, t, (r - r0) * TW,
+                                 Tb, C * Tb, TW)
+                else:
+                    _input_tiles4(&x[r // TH, 0, 0, 0], C, x.shape[2], x.shape[3],
+                                  4 * (r % TH) - ph, pw, &scratch[t, (r - r0) * TW], Tb, C * Tb, TW)
+            for xi in range(P):
                 # (K, C) @ (C, Tb) -> (K, Tb)
                 _gemm(gemm, ilp64, NO_TRANS, NO_TRANS, K, Tb, C, &u[xi, 0, 0], C,
                       &scratch[t, xi * C * Tb], Tb, 0, &scratch[t, mo + xi * K * Tb], Tb)
@@ -238,8 +473,12 @@ def conv2d_forward_winograd(const floating[:, :, :, ::1] x,   # IN  (N, C, H, W)
                 ti = r % TH
                 for k in range(K):
                     bk = b[k] if has_bias else 0
-                    _output_tiles(scratch, t, mo + k * Tb + (r - r0) * TW, K * Tb, y, n, k,
-                                  2 * ti, bk)
+                    if m == 2:
+                        _output_tiles(scratch, t, mo + k * Tb + (r - r0) * TW, K * Tb, y, n, k,
+                                      2 * ti, bk)
+                    else:
+                        _output_tiles4(&scratch[t, mo + k * Tb + (r - r0) * TW], K * Tb,
+                                       &y[n, k, 0, 0], OH, OW, 4 * ti, bk)
 
 
 # ---- ∂L/∂w by the same tiles ----------------------------------------------------------------

@@ -16,6 +16,9 @@ The paths (their kernels in ext/; the Python glue in minigrad/ops/conv_dispatch.
     blas      ext/conv_im2col.pyx    per-thread im2col blocks × single-threaded OpenBLAS GEMM
     winograd  ext/winograd.pyx       F(2×2, 3×3): forward, and ∂L/∂x at stride 1; ∂L/∂w
                                      (the same tiles, 16 GEMMs over them) only when forced
+    winograd4 ext/winograd.pyx       F(4×4, 3×3): forward and ∂L/∂x as 'winograd', 36 GEMMs
+                                     over 4×4 tiles, on outputs of 12×12 and more with
+                                     many channels
     k16, w16  ext/conv_direct16.pyx  the direct forward vectorised over 16 output channels
               + ext/direct16.h       (k16) or 16 output pixels (w16): small float32 layers;
                                      w16 also ∂L/∂x at stride 1 (a forward correlation)
@@ -65,8 +68,8 @@ from ._ext import conv_direct16 as _d16
 __all__ = ["use", "trace", "choose", "explain", "Paths", "Tuning", "KernelCall",
            "CONV_PATHS", "POOL_PATHS", "simd_level"]
 
-CONV_PATHS = ("direct", "gemm", "blas", "winograd", "k16", "w16", "pointwise", "depthwise",
-              "hwnc")
+CONV_PATHS = ("direct", "gemm", "blas", "winograd", "winograd4", "k16", "w16", "pointwise",
+              "depthwise", "hwnc")
 POOL_PATHS = ("direct", "2x2", "plane")
 
 
@@ -86,6 +89,12 @@ class Tuning:
     # ... and an output of at least this many rows and columns (7×7 wastes a quarter of its
     # tiles on half tiles, and still pays; 4×4 and 2×2 do not)
     winograd_min_size: int = 7
+    # ... and by F(4×4, 3×3) ('winograd4': 36 products per 16 outputs instead of 16 per 4,
+    # but larger transforms) on outputs of at least this many rows and columns (on smaller
+    # ones its 4×4 tiles are too few per row, and more of them cut by the edge) ...
+    winograd4_min_size: int = 12
+    # ... where C·K/(C+K) ≥ this (with fewer channels the dearer transforms eat the saving)
+    winograd4_min_ck: float = 48
     # k16 when K ≤ this, output rows ≤ k16_max_ow and ≥ k16_min_taps taps per output: small
     # layers whose im2col copy costs as much as the GEMM
     k16_max_k: int = 32
@@ -155,6 +164,8 @@ class Tuning:
     shift_max_ow: int = 32
     # 'winograd': about this many 2×2 output tiles per block
     winograd_block_tiles: int = 96
+    # 'winograd4': about this many 4×4 output tiles per block
+    winograd4_block_tiles: int = 32
 
 
 Paths = collections.namedtuple("Paths", "forward input_grad weight_grad")
@@ -324,8 +335,8 @@ def _decide(op, x_shape, w_shape, dtype, g, out_hw, why=None):
           and not _k16_before_flat(K, Cg * kh * kw, dtype, g, (H, W), (OH, OW), (kh, kw), force, t,
                                    note)):
         fwd = "w16"
-    elif _winograd_fits(N, C, K, (kh, kw), g, (OH, OW), force, t, note, "forward"):
-        fwd = "winograd"
+    elif wino := _winograd_fits(N, C, K, (kh, kw), g, (OH, OW), force, t, note, "forward"):
+        fwd = wino
     elif (g.sh == 1 and _w16_fits(K, Cg * kh * kw, dtype, g, (OH, OW), force, t, note,
                                   t.w16_flat_max_k)
           and not _k16_before_flat(K, Cg * kh * kw, dtype, g, (H, W), (OH, OW), (kh, kw), force, t,
@@ -351,8 +362,8 @@ def _decide(op, x_shape, w_shape, dtype, g, out_hw, why=None):
                                                "input_grad") else "hwnc")
         elif w16 and K <= t.w16_max_k:
             dx = "w16"
-        elif _winograd_fits(N, K, C, (kh, kw), g, (H, W), force, t, note, "input_grad"):
-            dx = "winograd"
+        elif wino := _winograd_fits(N, K, C, (kh, kw), g, (H, W), force, t, note, "input_grad"):
+            dx = wino
         elif _hwnc_fits(base, g, (H, W), force, t, note, "input_grad", fallback=True):
             dx = "hwnc"
     else:
@@ -440,19 +451,21 @@ def _hwnc_fits(base, g, out_hw, force, t, note, which, fallback=False):
 
 
 def _winograd_fits(N, C, K, khw, g, out_hw, force, t, note, which):
-    """Winograd F(2×2, 3×3) for a correlation of an (N, C, ·, ·) input into K channels of
-    out_hw: 3×3, stride 1, dilation 1, one group, OpenBLAS, and where it pays."""
-    if force not in (None, "winograd"):
-        return False
+    """The Winograd path for a correlation of an (N, C, ·, ·) input into K channels of
+    out_hw, or None: 3×3, stride 1, dilation 1, one group, OpenBLAS, and where it pays —
+    'winograd4' (F(4×4, 3×3)) on outputs of at least winograd4_min_size with C·K/(C+K) ≥
+    winograd4_min_ck, else 'winograd' (F(2×2, 3×3))."""
+    if force not in (None, "winograd", "winograd4"):
+        return None
     if not _blas.available():
         note(which, "winograd: no OpenBLAS next to NumPy")
-        return False
+        return None
     if khw != (3, 3) or (g.sh, g.sw, g.dh, g.dw, g.groups) != (1, 1, 1, 1, 1):
         note(which, "winograd: needs a 3×3 kernel, stride 1, dilation 1, one group")
-        return False
-    if force == "winograd":
-        note(which, "winograd: forced")
-        return True
+        return None
+    if force is not None:
+        note(which, f"{force}: forced")
+        return force
     OH, OW = out_hw
     tiles = N * -(-OH // 2) * -(-OW // 2)
     ck = C * K / (C + K)
@@ -462,7 +475,13 @@ def _winograd_fits(N, C, K, khw, g, out_hw, force, t, note, which):
     note(which, f"winograd {'takes it' if ok else 'declines'}: C·K/(C+K) = {ck:.1f} (≥ {need:g}?), "
                 f"output {OH}×{OW} (≥ winograd_min_size = {t.winograd_min_size}?), "
                 f"{tiles} tiles (≥ winograd_min_tiles = {t.winograd_min_tiles}?)")
-    return ok
+    if not ok:
+        return None
+    four = min(OH, OW) >= t.winograd4_min_size and ck >= t.winograd4_min_ck
+    note(which, f"F({'4×4' if four else '2×2'}, 3×3): output {OH}×{OW} "
+                f"(≥ winograd4_min_size = {t.winograd4_min_size}?), C·K/(C+K) = {ck:.1f} "
+                f"(≥ winograd4_min_ck = {t.winograd4_min_ck:g}?)")
+    return "winograd4" if four else "winograd"
 
 
 def _k16_fits(K, taps, dtype, g, OW, force, t, note):
@@ -642,6 +661,7 @@ def explain(x_shape, w_shape=None, *, op="conv2d", stride=None, padding=0, dilat
 
 _FILES = {"direct": "ext/conv_direct.pyx", "gemm": "ext/conv_im2col.pyx + np.matmul",
           "blas": "ext/conv_im2col.pyx + OpenBLAS", "winograd": "ext/winograd.pyx",
+          "winograd4": "ext/winograd.pyx",
           "k16": "ext/conv_direct16.pyx, direct16.h", "w16": "ext/conv_direct16.pyx, direct16.h",
           "pointwise": "ext/conv_pointwise.pyx + OpenBLAS", "depthwise": "ext/conv_depthwise.pyx",
           "hwnc": "ext/conv_hwnc.pyx + OpenBLAS"}
@@ -829,8 +849,11 @@ def _gemm_chunk(N, per_sample_bytes):
     return max(1, min(N, t.workspace_bytes // max(per_sample_bytes, 1))), t.gemm_helper_threads
 
 
-def _winograd_rows(N, TH, TW, nt):
-    """'winograd': tile rows per block, for about winograd_block_tiles 2×2 tiles per block
-    split evenly over the threads (tile rows across samples: small images share a block)."""
-    per = max(1, round(N * TH * TW / (nt * _state.get().tuning.winograd_block_tiles)))
+def _winograd_rows(N, TH, TW, nt, m=2):
+    """'winograd' (m = 2) / 'winograd4' (m = 4): tile rows per block, for about
+    winograd_block_tiles 2×2 tiles (winograd4_block_tiles 4×4 tiles) per block, split
+    evenly over the threads (tile rows across samples: small images share a block)."""
+    t = _state.get().tuning
+    per = max(1, round(N * TH * TW / (nt * (t.winograd_block_tiles if m == 2 else
+                                            t.winograd4_block_tiles))))
     return -(-N * TH // (nt * per))

@@ -23,9 +23,9 @@ from kernel_spy import poison_workspaces, ran  # noqa: E402
 # bound so the batch goes through im2col/col2im one sample at a time; 'blas-rows' shrinks
 # the per-thread im2col block of the 'blas' path to one output row, 'blas-batch' grows it
 # to ⌈N / threads⌉ whole samples (the last block shorter when that does not divide N);
-# 'winograd' runs the Winograd forward wherever it applies (3×3, stride 1, dilation 1, one
-# group), the usual choice elsewhere.
-PATHS = ["direct", "gemm", "gemm-chunked", "blas", "blas-rows", "blas-batch", "winograd"]
+# 'winograd' and 'winograd4' run the Winograd F(2×2, 3×3) / F(4×4, 3×3) forward wherever it
+# applies (3×3, stride 1, dilation 1, one group), the usual choice elsewhere.
+PATHS = ["direct", "gemm", "gemm-chunked", "blas", "blas-rows", "blas-batch", "winograd", "winograd4"]
 
 
 # the kernels.Tuning each test path sets besides forcing its family

@@ -288,7 +288,7 @@ def test_first_order_backward_runs_the_same_passes():
         ("conv2d", "input_grad"), ("conv2d", "weight_grad"), ("conv2d", "forward")}
 
 
-@pytest.mark.parametrize("path", [None, "direct", "gemm", "blas", "winograd"])
+@pytest.mark.parametrize("path", [None, "direct", "gemm", "blas", "winograd", "winograd4"])
 @pytest.mark.parametrize("xs, ws, S, padding, G", [
     ((8, 6, 14, 14), (16, 6, 5, 5), 1, 0, 1),
     ((4, 16, 12, 12), (16, 16, 3, 3), 1, 1, 1),

@@ -46,7 +46,8 @@ LAYERS = [  # (x shape, w shape, kwargs): LeNet, CIFAR, ResNet, depthwise, strid
 
 @pytest.mark.parametrize("xs, ws, kw", LAYERS)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("force", [None, "direct", "gemm", "blas", "winograd", "k16", "w16", "pointwise", "depthwise"])
+@pytest.mark.parametrize("force", [None, "direct", "gemm", "blas", "winograd", "winograd4", "k16", "w16",
+                                   "pointwise", "depthwise"])
 def test_choose_is_what_runs(xs, ws, kw, dtype, force):
     """For every pass, the path choose() and explain() name is the one the trace records."""
     if force == "blas" and not _blas.available():
@@ -73,10 +74,12 @@ def test_default_paths_of_known_layers():
     lenet_c1 = kernels.choose((64, 1, 28, 28), (6, 1, 5, 5), padding=2)
     assert lenet_c1 == ("w16", "blas", "w16") if simd else ("blas",) * 3
     assert kernels.choose((64, 6, 14, 14), (16, 6, 5, 5)).forward == ("k16" if simd else "blas")
-    # ∂L/∂w by w16 next to Winograd's ∂L/∂x: stride 1, K ≤ 64, planes ≥ 8×8
+    # ∂L/∂w by w16 next to Winograd's ∂L/∂x: stride 1, K ≤ 64, planes ≥ 8×8; F(4×4, 3×3)
+    # on outputs of ≥ 12×12 with C·K/(C+K) ≥ 48, F(2×2, 3×3) otherwise
     wg = "w16" if simd else "blas"
     assert kernels.choose((32, 64, 56, 56), (64, 64, 3, 3), padding=1) == ("winograd", "winograd", wg)
-    assert kernels.choose((32, 128, 56, 56), (128, 128, 3, 3), padding=1) == ("winograd",) * 2 + ("blas",)
+    assert kernels.choose((32, 128, 56, 56), (128, 128, 3, 3), padding=1) == ("winograd4",) * 2 + ("blas",)
+    assert kernels.choose((32, 256, 8, 8), (256, 256, 3, 3), padding=1)[:2] == ("winograd",) * 2
     # ResNet-20's 7×7 stage: every pass on w16's flat streams (hwnc's claim on ≤ 49 pixels
     # yields: 49 of their 64 grid positions are outputs)
     assert kernels.choose((128, 64, 7, 7), (64, 64, 3, 3), padding=1) == ((wg,) * 3 if simd else ("hwnc",) * 3)
@@ -108,7 +111,31 @@ def test_explain_gives_the_reasons():
     assert any("winograd takes it" in r for r in e.why["forward"])
     with kernels.use(None, winograd_min_tiles=10**9):
         e = kernels.explain((32, 64, 56, 56), (64, 64, 3, 3), padding=1)
-    assert e.forward != "winograd" and any("winograd declines" in r for r in e.why["forward"])
+    assert e.forward not in ("winograd", "winograd4") and any("winograd declines" in r for r in e.why["forward"])
+    e = kernels.explain((32, 128, 56, 56), (128, 128, 3, 3), padding=1)
+    assert e.forward == "winograd4" and any("F(4×4, 3×3)" in r for r in e.why["forward"])
+    for tuning in (dict(winograd4_min_size=57), dict(winograd4_min_ck=65)):
+        with kernels.use(None, **tuning):
+            e = kernels.explain((32, 128, 56, 56), (128, 128, 3, 3), padding=1)
+        assert e.forward == "winograd" and any("F(2×2, 3×3)" in r for r in e.why["forward"])
+
+
+@pytest.mark.parametrize("path", kernels.CONV_PATHS)
+def test_explain_names_every_path_forced(path):
+    """Every convolution path, forced where it applies, is reported with its source file."""
+    xs, ws = (2, 8, 16, 16), (16, 8, 3, 3)          # (k16: K a multiple of 16)
+    if path == "depthwise":
+        ws = (8, 1, 3, 3)
+    kw = dict(padding=0 if path == "pointwise" else 1, groups=8 if path == "depthwise" else 1)
+    if path == "pointwise":
+        ws = (16, 8, 1, 1)
+    if path in ("blas", "winograd", "winograd4", "pointwise", "hwnc") and not _blas.available():
+        pytest.skip("no OpenBLAS next to NumPy")
+    if path in ("k16", "w16") and kernels.simd_level() == 0:
+        pytest.skip("no AVX2/AVX-512")
+    with kernels.use(path):
+        e = kernels.explain(xs, ws, **kw)
+    assert e.forward == path and f"{path} " in str(e) and "ext/" in str(e)
 
 
 @pytest.mark.parametrize("call, exc, words", [

@@ -1,6 +1,7 @@
-"""The Winograd F(2×2, 3×3) forward (ext/winograd.pyx): values against the naive reference
-over random shapes, paddings, dtypes and block sizes; that the default dispatch takes it
-for ResNet-like layers and only where it applies; gradients through the whole op."""
+"""The Winograd F(2×2, 3×3) and F(4×4, 3×3) forwards (ext/winograd.pyx, paths 'winograd'
+and 'winograd4'): values against the naive reference over random shapes, paddings, dtypes
+and block sizes; that the default dispatch takes them for ResNet-like layers and only where
+they apply; gradients through the whole op; F(2×2, 3×3)'s ∂L/∂w."""
 import contextlib
 import os
 import sys
@@ -22,13 +23,16 @@ pytestmark = pytest.mark.skipif(not _blas.available(),
 
 
 @contextlib.contextmanager
-def winograd(force=True, tiles=None):
-    """Force (or not) the Winograd path, optionally with another block size; yields a
-    function giving the list of the (x.shape, weights.shape) of every call that ran the
-    Winograd kernel so far (the scratch memory poisoned first: see kernel_spy)."""
-    tuning = {} if tiles is None else dict(winograd_block_tiles=tiles)
-    with forced("winograd", force, **tuning) as log:
-        yield lambda: ran(log, "winograd")
+def winograd(force=True, tiles=None, path="winograd"):
+    """Force `path` ('winograd' or 'winograd4'; force=False: the choice by shape),
+    optionally with another block size; yields a function giving the list of the
+    (x.shape, weights.shape) of every call that ran that Winograd kernel so far (either
+    of them when not forced; the scratch memory poisoned first: see kernel_spy)."""
+    field = "winograd_block_tiles" if path == "winograd" else "winograd4_block_tiles"
+    tuning = {} if tiles is None else {field: tiles}
+    with forced(path, force, **tuning) as log:
+        yield lambda: (ran(log, path) if force else
+                       ran(log, "winograd") + ran(log, "winograd4"))
 
 
 @st.composite
@@ -40,13 +44,14 @@ def cases(draw):
     else:
         ph, pw = (padding, padding) if isinstance(padding, int) else padding
     # input size: from the smallest the 3×3 kernel fits (1 with padding ≥ 1) to a few more,
-    # odd and even (half tiles at the bottom/right), not square
-    H = max(1, 3 - 2 * ph) + draw(st.integers(0, 7))
-    W = max(1, 3 - 2 * pw) + draw(st.integers(0, 7))
+    # any remainder mod 2 and mod 4 (tiles cut at the bottom/right), not square
+    H = max(1, 3 - 2 * ph) + draw(st.integers(0, 11))
+    W = max(1, 3 - 2 * pw) + draw(st.integers(0, 11))
     return dict(N=draw(st.integers(1, 3)), C=draw(st.integers(1, 12)), K=draw(st.integers(1, 12)),
                 H=H, W=W, padding=padding, bias=draw(st.booleans()),
                 dtype=draw(st.sampled_from([np.float32, np.float64])),
-                tiles=draw(st.sampled_from([None, 1, 5, 1 << 20])), seed=draw(st.integers(0, 2**31)))
+                tiles=draw(st.sampled_from([None, 1, 5, 1 << 20])), seed=draw(st.integers(0, 2**31)),
+                path=draw(st.sampled_from(["winograd", "winograd4"])))
 
 
 def check_forward(case):
@@ -55,7 +60,7 @@ def check_forward(case):
     x = rng.standard_normal((case["N"], case["C"], case["H"], case["W"])).astype(dt)
     w = rng.standard_normal((case["K"], case["C"], 3, 3)).astype(dt)
     b = rng.standard_normal(case["K"]).astype(dt) if case["bias"] else None
-    with winograd(tiles=case["tiles"]) as calls:
+    with winograd(tiles=case["tiles"], path=case.get("path", "winograd")) as calls:
         y = F.conv2d(mg.tensor(x), mg.tensor(w), None if b is None else mg.tensor(b),
                      padding=case["padding"])
     assert calls(), "the winograd kernel did not run"
@@ -76,16 +81,19 @@ def test_forward_matches_reference(case):
 
 @pytest.mark.parametrize("N, C, K, H, W, padding", [
     (2, 40, 3, 5, 6, 1),          # more channels than one chunk of the kernel transform (32)
-    (1, 2, 3, 4, 70, 1),          # more tiles per row than one chunk of the tile transforms
-    (2, 3, 2, 3, 131, "same"),    # ... and an odd width: the last chunk ends on a half tile
-    (3, 5, 4, 1, 1, 1),           # one output pixel: one tile, three quarters of it unused
+    (1, 2, 3, 4, 70, 1),          # more tiles per row than one chunk of F(2×2)'s transforms
+    (2, 3, 2, 3, 131, "same"),    # ... and of F(4×4)'s; an odd width: the last chunk ends on
+    (1, 2, 2, 6, 130, 1),         # a cut tile (130: three of its four columns)
+    (3, 5, 4, 1, 1, 1),           # one output pixel: one tile, most of it unused
     (1, 2, 2, 2, 9, (2, 0)),      # every tile row reads padding rows
+    (2, 3, 2, 13, 11, 0),         # F(4×4): the last tile row has three rows, the column one
 ])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_forward_edges(N, C, K, H, W, padding, dtype):
+@pytest.mark.parametrize("path", ["winograd", "winograd4"])
+def test_forward_edges(N, C, K, H, W, padding, dtype, path):
     for tiles in (None, 1):
         check_forward(dict(N=N, C=C, K=K, H=H, W=W, padding=padding, bias=True, dtype=dtype,
-                           tiles=tiles, seed=N * 1000 + W))
+                           tiles=tiles, seed=N * 1000 + W, path=path))
 
 
 def test_default_takes_winograd_where_it_pays_and_applies():
@@ -109,6 +117,15 @@ def test_default_takes_winograd_where_it_pays_and_applies():
     assert runs((64, 32, 8, 8), (32, 32, 3, 3), padding=1) == (kernels._SIMD_LEVEL == 0)
     assert runs((64, 48, 8, 8), (48, 48, 3, 3), padding=1)             # short rows, C·K/(C+K) 24
     assert runs((4, 64, 16, 16), (64, 64, 3, 3), padding=1)            # 256 tiles
+    # which of the two: F(4×4, 3×3) on outputs of ≥ winograd4_min_size rows and columns
+    # where C·K/(C+K) ≥ winograd4_min_ck
+    for xs, K, four in (((8, 96, 16, 16), 96, True), ((8, 96, 12, 40), 96, True),
+                        ((8, 96, 11, 40), 96, False), ((64, 96, 8, 8), 96, False),
+                        ((8, 64, 16, 16), 64, False), ((8, 64, 16, 16), 192, True)):
+        x = rng.standard_normal(xs).astype(np.float32)
+        with forced(None, False) as log:
+            F.conv2d(x, rng.standard_normal((K, xs[1], 3, 3)).astype(np.float32), padding=1)
+        assert {c.path for c in log} == {"winograd4" if four else "winograd"}, (xs, K, log)
     assert not runs((2, 3, 32, 32), (16, 3, 3, 3), padding=1)          # cifar-3x3: C = 3
     assert not runs((4, 8, 32, 32), (8, 8, 3, 3), padding=1)           # C·K/(C+K) = 4
     assert not runs((64, 16, 8, 8), (16, 16, 3, 3), padding=1)         # short rows, 8 < 12
@@ -129,11 +146,12 @@ def test_default_takes_winograd_where_it_pays_and_applies():
 
 
 @pytest.mark.parametrize("padding", [0, 1, (2, 1), "same"])
-def test_gradcheck_through_the_winograd_forward(padding):
+@pytest.mark.parametrize("path", ["winograd", "winograd4"])
+def test_gradcheck_through_the_winograd_forward(padding, path):
     rng = np.random.default_rng(5)
     ts = [mg.tensor(rng.standard_normal(s), requires_grad=True)
-          for s in ((2, 3, 5, 4), (4, 3, 3, 3), (4,))]
-    with winograd() as calls:
+          for s in ((2, 3, 6, 5), (4, 3, 3, 3), (4,))]
+    with winograd(path=path) as calls:
         assert mg.gradcheck(lambda x, w, b: F.conv2d(x, w, b, padding=padding), ts)
         assert calls()
 
@@ -156,14 +174,18 @@ def test_conv_transpose_input_gradient_through_winograd():
     np.testing.assert_allclose(wt.grad.data, dw, rtol=1e-11, atol=1e-11)
 
 
-def test_float32_agrees_with_im2col_on_a_resnet_layer():
-    """Float32 Winograd vs the float32 im2col path and the float64 reference on a
-    64-channel layer, at the tolerances of tests/test_conv.py."""
+@pytest.mark.parametrize("path", ["winograd", "winograd4"])
+@pytest.mark.parametrize("N, C, HW", [(8, 64, 16), (2, 512, 12)])
+def test_float32_agrees_with_im2col_on_a_resnet_layer(path, N, C, HW):
+    """Float32 Winograd vs the float32 im2col path and the float64 reference on ResNet-like
+    layers (F(4×4)'s transforms have entries up to 8 and 1/24: its rounding errors are a
+    few times F(2×2)'s, and grow with the channels summed), at the tolerances of
+    tests/test_conv.py."""
     rng = np.random.default_rng(7)
-    x = rng.standard_normal((8, 64, 16, 16)).astype(np.float32)
-    w = (rng.standard_normal((64, 64, 3, 3)) / np.sqrt(64 * 9)).astype(np.float32)
-    b = rng.standard_normal(64).astype(np.float32)
-    with winograd(force=False) as calls:
+    x = rng.standard_normal((N, C, HW, HW)).astype(np.float32)
+    w = (rng.standard_normal((C, C, 3, 3)) / np.sqrt(C * 9)).astype(np.float32)
+    b = rng.standard_normal(C).astype(np.float32)
+    with winograd(path=path) as calls:
         y = F.conv2d(x, w, b, padding=1).data
         assert calls()
     with kernels.use("blas"):

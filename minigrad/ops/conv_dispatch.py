@@ -82,23 +82,29 @@ def _forward_direct(x, w, b, out_hw, g):
     return y
 
 
-def _forward_winograd(x, w, b, out_hw, g):
-    """ext/winograd.pyx: one parallel loop over blocks of 2×2 output tiles; each thread
-    transforms its tiles, runs 16 GEMMs (K, C) @ (C, tiles), writes y."""
+def _forward_winograd(x, w, b, out_hw, g, m=2):
+    """ext/winograd.pyx: one parallel loop over blocks of m×m output tiles (F(m×m, 3×3),
+    m = 2 or 4); each thread transforms its tiles, runs (m+2)² GEMMs (K, C) @ (C, tiles),
+    writes y."""
     N, K, Cg = x.shape[0], w.shape[0], w.shape[1]
     OH, OW = out_hw
     dtype, nt = x.dtype, get_num_threads()
-    TH, TW = -(-OH // 2), -(-OW // 2)
-    rows = kernels._winograd_rows(N, TH, TW, nt)                     # tile rows per block
-    u = _workspace("winograd_u", (16, K, Cg), dtype)
-    _wino.winograd_weights(w, u, nt)                                 # (16, K, C) = G·w·Gᵀ
+    TH, TW, P = -(-OH // m), -(-OW // m), (m + 2) ** 2
+    rows = kernels._winograd_rows(N, TH, TW, nt, m)                  # tile rows per block
+    u = _workspace("winograd_u", (P, K, Cg), dtype)
+    _wino.winograd_weights(w, u, nt)                                 # (P, K, C) = G·w·Gᵀ
     y = np.empty((N, K, OH, OW), dtype)
-    scratch = _workspace("winograd", (nt, 16 * (Cg + K) * rows * TW), dtype)
+    scratch = _workspace("winograd", (nt, P * (Cg + K) * rows * TW), dtype)
     fn, ilp64 = _blas.gemm(dtype)
     with _blas.single_threaded():
         _wino.conv2d_forward_winograd(x, u, _bias(b, dtype), y, scratch, g.ph, g.pw, rows,
                                       fn, ilp64, nt)
     return y
+
+
+def _forward_winograd4(x, w, b, out_hw, g):
+    """ext/winograd.pyx's F(4×4, 3×3): _forward_winograd with 4×4 tiles, 36 GEMMs."""
+    return _forward_winograd(x, w, b, out_hw, g, 4)
 
 
 def _forward_k16(x, w, b, out_hw, g):
@@ -368,7 +374,7 @@ def _check_pointwise(x_shape, w_shape, out_hw, g):
 
 
 _FORWARD = {"direct": _forward_direct, "gemm": _forward_gemm, "blas": _forward_blas,
-            "winograd": _forward_winograd, "k16": _forward_k16, "w16": _forward_w16,
+            "winograd": _forward_winograd, "winograd4": _forward_winograd4, "k16": _forward_k16, "w16": _forward_w16,
             "pointwise": _forward_pointwise, "depthwise": _forward_depthwise,
             "hwnc": _forward_hwnc}
 
@@ -381,8 +387,8 @@ _SAME_NAMES = {"forward": "forward", "input_grad": "input_grad", "weight_grad": 
 
 def backward(x, x_shape, δ, w, g, need_dx, need_dw, need_db, paths, op="conv2d", names=_SAME_NAMES):
     """(∂L/∂x, ∂L/∂w, ∂L/∂b) of y = b + x ⋆ w, each None unless asked for, by the paths
-    kernels._plan chose (`paths.input_grad` is 'winograd', 'w16' or the base path;
-    `paths.weight_grad` is 'w16' or the base path).
+    kernels._plan chose (`paths.input_grad` is 'winograd', 'winograd4', 'w16', 'hwnc' or the
+    base path; `paths.weight_grad` is 'w16', 'hwnc', 'winograd' or the base path).
 
     ∂L/∂x = δ dilated by S, padded by D·(F−1) − P (plus, bottom/right, the rows the forward
         dropped), correlated with the kernel flipped 180° with its channel axes swapped
@@ -390,8 +396,8 @@ def backward(x, x_shape, δ, w, g, need_dx, need_dw, need_db, paths, op="conv2d"
         direct   — phase by phase (ext/conv_direct.pyx conv2d_input_grad_direct);
         gemm, blas — col2im(wᵀ · δ): each column of wᵀ·δ holds, for one real δ entry, its
             products with every tap; col2im adds each where the dilated correlation puts it;
-        winograd, w16 — at stride 1 and dilation 1 only (nothing to dilate): the forward
-            correlation of δ, padded by F−1−P, with the flipped, channel-swapped kernel.
+        winograd, winograd4, w16 — at stride 1 and dilation 1 only (nothing to dilate): the
+            forward correlation of δ, padded by F−1−P, with the flipped, channel-swapped kernel.
     ∂L/∂w = x ⋆ δ: direct loops, δ (Kg, N·OH·OW) @ im2col(x)ᵀ per group, or (w16, stride 1)
         per tap the dot product of δ's stream with x's stream shifted by the tap.
     ∂L/∂b = Σ_n Σ_i' Σ_j' δ[n,k,i',j'].
@@ -411,7 +417,7 @@ def backward(x, x_shape, δ, w, g, need_dx, need_dw, need_db, paths, op="conv2d"
         kernels._ran(op, names["input_grad"], "hwnc", δ.shape, w.shape)
         dx = _input_grad_hwnc(δ, w, x_shape, g)
         need_dx = False
-    if need_dx and paths.input_grad in ("winograd", "w16"):
+    if need_dx and paths.input_grad in ("winograd", "winograd4", "w16"):
         gt = Geom((1, 1), (kh - 1 - g.ph, kw - 1 - g.pw), (1, 1), g.groups)
         wt = np.ascontiguousarray(w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))  # (C, K, kh, kw)
         dx = correlate(δ, wt, None, (H, W), gt, paths.input_grad, op, names["input_grad"])
