@@ -42,7 +42,7 @@
 # passes C-contiguous arrays of one dtype, and allocates the outputs and the scratch
 # memory; bounds checks are off by default (see setup.py).
 from cython.parallel cimport prange, threadid
-from libc.string cimport memcpy
+from libc.string cimport memcpy, memset
 
 ctypedef fused floating:
     float
@@ -110,22 +110,46 @@ cdef inline void _weight_tiles(const floating[:, :, :, ::1] w, Py_ssize_t k,
                 u[4 * a + 3, k, c0 + i] = h2
 
 
-cdef inline void _input_tiles(const floating[:, :, :, ::1] x, Py_ssize_t n, Py_ssize_t ih0,
-                              Py_ssize_t pw, floating[:, ::1] s, Py_ssize_t t, Py_ssize_t v,
-                              Py_ssize_t ldc, Py_ssize_t ld, Py_ssize_t TW) noexcept nogil:
+cdef inline (Py_ssize_t, Py_ssize_t) _patch_span(Py_ssize_t o, Py_ssize_t lim,
+                                                 Py_ssize_t W) noexcept nogil:
+    """(a, e): the columns a ≤ j < e of a chunk's rows, row[j] = x[·, o + j] for j < lim,
+    that lie inside the input's W columns (a = e when none does)."""
+    cdef Py_ssize_t a = min(max(-o, 0), lim)
+    return a, max(min(W - o, lim), a)
+
+
+cdef inline void _patch_rows(const floating* xc, Py_ssize_t H, Py_ssize_t W, Py_ssize_t ih0,
+                             Py_ssize_t R, Py_ssize_t o, Py_ssize_t a, Py_ssize_t e,
+                             floating* row, Py_ssize_t L) noexcept nogil:
+    """row[r·L + j] = xc[ih0 + r, o + j] for a ≤ j < e and the rows r < R inside the H rows
+    of the channel plane xc (H, W); the rest of `row` keeps the zeros the caller wrote once
+    per chunk (they are the same for every channel)."""
+    cdef Py_ssize_t r, ih
+    if e <= a:
+        return
+    for r in range(R):
+        ih = ih0 + r
+        if ih >= 0 and ih < H:
+            memcpy(&row[r * L + a], &xc[ih * W + o + a], (e - a) * sizeof(floating))
+
+
+cdef inline void _input_tiles(const floating* x, Py_ssize_t C, Py_ssize_t H, Py_ssize_t W,
+                              Py_ssize_t ih0, Py_ssize_t pw, floating[:, ::1] s, Py_ssize_t t,
+                              Py_ssize_t v, Py_ssize_t ldc, Py_ssize_t ld,
+                              Py_ssize_t TW) noexcept nogil:
     """s[t, v + ξ·ld + c·ldc + tj] = (Bᵀ·d·B)[ξ] for the tiles tj = 0..TW−1 of one tile row,
-    every channel c: d = x_pad[n, c, ih0 + (0..3), 2tj − pw + (0..3)] (ih0 = 2ti − ph).
+    every channel c: d = x_pad[c, ih0 + (0..3), 2tj − pw + (0..3)] (x one sample (C, H, W),
+    ih0 = 2ti − ph).
 
     Per chunk of tiles tj0 ≤ tj < tj0 + nc and channel, the four input rows it reads,
-    columns iw = 2tj0 − pw + j for j < 2·nc + 2, are copied into `row`; the zeros (the
-    columns or rows outside the input) are the same for every channel and are written
-    once per chunk. Then, tile by tile (i = tj − tj0; columns 2i .. 2i+3 of `row`),
+    columns iw = 2tj0 − pw + j for j < 2·nc + 2, are copied into `row` (_patch_rows); the
+    zeros (the columns or rows outside the input) are the same for every channel and are
+    written once per chunk. Then, tile by tile (i = tj − tj0; columns 2i .. 2i+3 of `row`),
         e = d·B, row by row:      (d0 − d2, d1 + d2, d2 − d1, d1 − d3)
         V = Bᵀ·e, column by col:  (e0 − e2, e1 + e2, e2 − e1, e1 − e3)
     (each pass reads back its input as the previous one stored it: whole vectors, no
     store-to-load forwarding stalls)."""
-    cdef Py_ssize_t C = x.shape[1], H = x.shape[2], W = x.shape[3]
-    cdef Py_ssize_t r, ih, chunk, tj0, nc, c, i, j, o, vo, a, e, lim
+    cdef Py_ssize_t r, chunk, tj0, nc, c, i, j, o, vo, a, e, lim
     cdef floating row[4][2 * CH + 2]
     cdef floating ev[16][CH]
     cdef floating e0, e1, e2, e3
@@ -134,16 +158,10 @@ cdef inline void _input_tiles(const floating[:, :, :, ::1] x, Py_ssize_t n, Py_s
         nc = min(TW - tj0, <Py_ssize_t>CH)
         o = 2 * tj0 - pw                # the input column of row[·][0]
         lim = 2 * nc + 2
-        a = min(max(-o, 0), lim)        # row[·][a:e] lies inside the input
-        e = max(min(W - o, lim), a)
-        for r in range(4):
-            for j in range(lim):
-                row[r][j] = 0
+        a, e = _patch_span(o, lim, W)
+        memset(&row[0][0], 0, sizeof(row))
         for c in range(C):
-            for r in range(4):
-                ih = ih0 + r
-                if ih >= 0 and ih < H and e > a:
-                    memcpy(&row[r][a], &x[n, c, ih, o + a], (e - a) * sizeof(floating))
+            _patch_rows(&x[c * H * W], H, W, ih0, 4, o, a, e, &row[0][0], 2 * CH + 2)
             for r in range(4):          # e = d·B: ev[4r + j][i]
                 for i in range(nc):
                     ev[4 * r + 0][i] = row[r][2 * i] - row[r][2 * i + 2]
@@ -284,7 +302,7 @@ cdef inline void _input_tiles4(const floating* x, Py_ssize_t C, Py_ssize_t H, Py
          (v4 − v2) + 2(v3 − v1),  (v4 − v2) − 2(v3 − v1),  4v1 − 5v3 + v5)
     (raw pointers: the compiler then sees that the stores into s do not touch the stack
     arrays, and vectorises the loops over a chunk)."""
-    cdef Py_ssize_t r, ih, chunk, tj0, nc, c, i, j, o, a, e, lim
+    cdef Py_ssize_t r, chunk, tj0, nc, c, i, j, o, a, e, lim
     cdef floating row[6][4 * CH + 2]
     cdef floating ev[36][CH]
     cdef floating* so
@@ -297,16 +315,10 @@ cdef inline void _input_tiles4(const floating* x, Py_ssize_t C, Py_ssize_t H, Py
         nc = min(TW - tj0, <Py_ssize_t>CH)
         o = 4 * tj0 - pw                # the input column of row[·][0]
         lim = 4 * nc + 2
-        a = min(max(-o, 0), lim)        # row[·][a:e] lies inside the input
-        e = max(min(W - o, lim), a)
-        for r in range(6):
-            for j in range(lim):
-                row[r][j] = 0
+        a, e = _patch_span(o, lim, W)
+        memset(&row[0][0], 0, sizeof(row))
         for c in range(C):
-            for r in range(6):
-                ih = ih0 + r
-                if ih >= 0 and ih < H and e > a:
-                    memcpy(&row[r][a], &x[(c * H + ih) * W + o + a], (e - a) * sizeof(floating))
+            _patch_rows(&x[c * H * W], H, W, ih0, 6, o, a, e, &row[0][0], 4 * CH + 2)
             for r in range(6):          # d·B: ev[6r + j][i]
                 for i in range(nc):
                     e0 = row[r][4 * i]
@@ -459,8 +471,8 @@ def conv2d_forward_winograd(const floating[:, :, :, ::1] x,   # IN  (N, C, H, W)
             mo = P * C * Tb
             for r in range(r0, r1):
                 if m == 2:
-                    _input_tiles(x, r // TH, 2 * (r % TH) - ph, pw, scratch, t, (r - r0) * TW,
-                                 Tb, C * Tb, TW)
+                    _input_tiles(&x[r // TH, 0, 0, 0], C, x.shape[2], x.shape[3],
+                                 2 * (r % TH) - ph, pw, scratch, t, (r - r0) * TW, Tb, C * Tb, TW)
                 else:
                     _input_tiles4(&x[r // TH, 0, 0, 0], C, x.shape[2], x.shape[3],
                                   4 * (r % TH) - ph, pw, &scratch[t, (r - r0) * TW], Tb, C * Tb, TW)
@@ -558,8 +570,8 @@ def conv2d_weight_grad_winograd(const floating[:, :, :, ::1] x,   # IN  (N, C, H
             Tb = (r1 - r0) * TW
             do = 16 * C * Tb
             for r in range(r0, r1):
-                _input_tiles(x, r // TH, 2 * (r % TH) - ph, pw, scratch, t, (r - r0) * TW,
-                             Tb, C * Tb, TW)
+                _input_tiles(&x[r // TH, 0, 0, 0], C, x.shape[2], x.shape[3],
+                             2 * (r % TH) - ph, pw, scratch, t, (r - r0) * TW, Tb, C * Tb, TW)
                 _grad_tiles(dy, r // TH, 2 * (r % TH), scratch, t, do + (r - r0) * TW,
                             Tb, K * Tb, TW)
             for xi in range(16):
