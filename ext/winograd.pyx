@@ -290,19 +290,24 @@ cdef inline void _weight_tiles4(const floating[:, :, :, ::1] w, Py_ssize_t k,
                 u[6 * a + 5, k, c0 + i] = h2 * sa
 
 
-cdef inline void _input_tiles4(const floating* x, Py_ssize_t C, Py_ssize_t H, Py_ssize_t W,
-                               Py_ssize_t ih0, Py_ssize_t pw, floating* s, Py_ssize_t ldc,
-                               Py_ssize_t ld, Py_ssize_t TW) noexcept nogil:
-    """s[ξ·ld + c·ldc + tj] = (Bᵀ·d·B)[ξ] for the tiles tj = 0..TW−1 of one tile row, every
-    channel c: d = x_pad[c, ih0 + (0..5), 4tj − pw + (0..5)] (x one sample (C, H, W),
-    ih0 = 4ti − ph). As _input_tiles: per chunk of tiles the six input rows are copied into
-    `row` (the zeros outside the input written once per chunk), then d·B row by row and
-    Bᵀ·(d·B) column by column, each by Bᵀ's rows applied to a 6-vector v:
+cdef inline void _input_block4(const floating[:, :, :, ::1] x, Py_ssize_t r0, Py_ssize_t Tb,
+                               Py_ssize_t TH, Py_ssize_t TW, Py_ssize_t ph, Py_ssize_t pw,
+                               floating* s) noexcept nogil:
+    """s[ξ·C·Tb + c·Tb + tb] = (Bᵀ·d·B)[ξ] for the Tb tiles tb of a block, every channel c:
+    tile tb is tile tj = tb mod TW of tile row r = r0 + tb div TW, i.e. of row ti = r mod TH
+    of sample n = r div TH, and d = x_pad[n, c, 4ti − ph + (0..5), 4tj − pw + (0..5)].
+
+    In chunks of CH tiles across the block's tile rows: per channel and piece (the chunk's
+    tiles in one tile row) the six input rows the piece reads are copied into `row`, with
+    zeros outside the input (_patch_span), and d·B is taken row by row into ev; then, for
+    the whole chunk at once (long vectors even where a tile row has a few tiles),
+    Bᵀ·(d·B) column by column. Both passes apply Bᵀ's rows to a 6-vector v:
         (4v0 − 5v2 + v4,  (v3 + v4) − 4(v1 + v2),  (v4 − v3) + 4(v1 − v2),
          (v4 − v2) + 2(v3 − v1),  (v4 − v2) − 2(v3 − v1),  4v1 − 5v3 + v5)
-    (raw pointers: the compiler then sees that the stores into s do not touch the stack
-    arrays, and vectorises the loops over a chunk)."""
-    cdef Py_ssize_t r, chunk, tj0, nc, c, i, j, o, a, e, lim
+    (s a raw pointer: the compiler then sees that the stores into it do not touch the
+    stack arrays, and vectorises the loops over a chunk)."""
+    cdef Py_ssize_t C = x.shape[1], H = x.shape[2], W = x.shape[3], ld = C * Tb
+    cdef Py_ssize_t r, rr, ih, ih0, chunk, c0, nc, c, i, j, t, o, a, e, lim, tb, qq, tj, cnt, n
     cdef floating row[6][4 * CH + 2]
     cdef floating ev[36][CH]
     cdef floating* so
@@ -310,33 +315,52 @@ cdef inline void _input_tiles4(const floating* x, Py_ssize_t C, Py_ssize_t H, Py
     cdef floating* s1
     cdef floating* s2
     cdef floating e0, e1, e2, e3, e4, e5, p, q
-    for chunk in range((TW + CH - 1) // CH):
-        tj0 = chunk * CH
-        nc = min(TW - tj0, <Py_ssize_t>CH)
-        o = 4 * tj0 - pw                # the input column of row[·][0]
-        lim = 4 * nc + 2
-        a, e = _patch_span(o, lim, W)
-        memset(&row[0][0], 0, sizeof(row))
+    for chunk in range((Tb + CH - 1) // CH):
+        c0 = chunk * CH
+        nc = min(Tb - c0, <Py_ssize_t>CH)
         for c in range(C):
-            _patch_rows(&x[c * H * W], H, W, ih0, 6, o, a, e, &row[0][0], 4 * CH + 2)
-            for r in range(6):          # d·B: ev[6r + j][i]
-                for i in range(nc):
-                    e0 = row[r][4 * i]
-                    e1 = row[r][4 * i + 1]
-                    e2 = row[r][4 * i + 2]
-                    e3 = row[r][4 * i + 3]
-                    e4 = row[r][4 * i + 4]
-                    e5 = row[r][4 * i + 5]
-                    p = e4 - e2
-                    q = e3 - e1
-                    ev[6 * r][i] = <floating>4 * e0 - <floating>5 * e2 + e4
-                    ev[6 * r + 1][i] = (e3 + e4) - <floating>4 * (e1 + e2)
-                    ev[6 * r + 2][i] = (e4 - e3) + <floating>4 * (e1 - e2)
-                    ev[6 * r + 3][i] = p + <floating>2 * q
-                    ev[6 * r + 4][i] = p - <floating>2 * q
-                    ev[6 * r + 5][i] = <floating>4 * e1 - <floating>5 * e3 + e5
+            i = 0
+            while i < nc:               # the pieces: d·B into ev[6rr + j][i + t]
+                tb = c0 + i
+                qq = tb // TW
+                tj = tb - qq * TW
+                cnt = min(TW - tj, nc - i)
+                r = r0 + qq
+                n = r // TH
+                ih0 = 4 * (r - n * TH) - ph
+                o = 4 * tj - pw         # the input column of row[·][0]
+                lim = 4 * cnt + 2
+                a, e = _patch_span(o, lim, W)
+                for rr in range(6):
+                    ih = ih0 + rr
+                    if ih >= 0 and ih < H and e > a:
+                        for j in range(a):
+                            row[rr][j] = 0
+                        memcpy(&row[rr][a], &x[n, c, ih, o + a], (e - a) * sizeof(floating))
+                        for j in range(e, lim):
+                            row[rr][j] = 0
+                    else:
+                        for j in range(lim):
+                            row[rr][j] = 0
+                for rr in range(6):
+                    for t in range(cnt):
+                        e0 = row[rr][4 * t]
+                        e1 = row[rr][4 * t + 1]
+                        e2 = row[rr][4 * t + 2]
+                        e3 = row[rr][4 * t + 3]
+                        e4 = row[rr][4 * t + 4]
+                        e5 = row[rr][4 * t + 5]
+                        p = e4 - e2
+                        q = e3 - e1
+                        ev[6 * rr][i + t] = <floating>4 * e0 - <floating>5 * e2 + e4
+                        ev[6 * rr + 1][i + t] = (e3 + e4) - <floating>4 * (e1 + e2)
+                        ev[6 * rr + 2][i + t] = (e4 - e3) + <floating>4 * (e1 - e2)
+                        ev[6 * rr + 3][i + t] = p + <floating>2 * q
+                        ev[6 * rr + 4][i + t] = p - <floating>2 * q
+                        ev[6 * rr + 5][i + t] = <floating>4 * e1 - <floating>5 * e3 + e5
+                i = i + cnt
             for j in range(6):          # Bᵀ·(d·B), column j: V[j], V[6 + j], ...
-                so = s + j * ld + c * ldc + tj0
+                so = s + j * ld + c * Tb + c0
                 s0 = so
                 s1 = so + 6 * ld
                 s2 = so + 12 * ld
@@ -367,18 +391,23 @@ cdef inline void _input_tiles4(const floating* x, Py_ssize_t C, Py_ssize_t H, Py
                     s2[i] = <floating>4 * e1 - <floating>5 * e3 + e5
 
 
-cdef inline void _output_tiles4(const floating* m, Py_ssize_t ld, floating* y, Py_ssize_t OH,
-                                Py_ssize_t OW, Py_ssize_t oi, floating bk) noexcept nogil:
-    """y[oi + (0..3), 4tj + (0..3)] = Aᵀ · M[·, tj] · A / 576 + b[k] for the tiles of one tile
-    row and one output channel (y that channel's (OH, OW) plane), M[ξ, tj] = m[ξ·ld + tj]
-    (576: the scale of the transformed kernels, _weight_tiles4):
+cdef inline void _output_block4(const floating* m, Py_ssize_t ld, Py_ssize_t Tb,
+                                floating[:, :, :, ::1] y, Py_ssize_t k, Py_ssize_t r0,
+                                Py_ssize_t TH, Py_ssize_t TW, floating bk) noexcept nogil:
+    """y[n, k, 4ti + (0..3), 4tj + (0..3)] = Aᵀ · M[·, tb] · A / 576 + b[k] for the Tb tiles
+    tb of a block (tile row r0 + tb div TW, which is row ti = r mod TH of sample
+    n = r div TH; tj = tb mod TW) and one output channel k, M[ξ, tb] = m[ξ·ld + tb] (576:
+    the scale of the transformed kernels, _weight_tiles4). In chunks of CH tiles across
+    the block's tile rows (long vectors even where a tile row has a few tiles):
     f = Aᵀ·M column by column, then f·A row by row, each by Aᵀ's rows applied to a
     6-vector v:
         (v0 + v1 + v2 + v3 + v4,  (v1 − v2) + 2(v3 − v4),  (v1 + v2) + 4(v3 + v4),
          (v1 − v2) + 8(v3 − v4) + v5)
-    Only the outputs inside OH×OW are written (the last tile row/column may be cut)."""
-    cdef Py_ssize_t TW = (OW + 3) // 4
-    cdef Py_ssize_t chunk, tj0, nc, nf, i, j, a, last
+    into four output rows z[a] (tile i's columns at 4i .. 4i+3), which are then copied
+    into y piece by piece (a piece: the chunk's tiles in one tile row). Only the outputs
+    inside OH×OW are written (the last tile row/column may be cut)."""
+    cdef Py_ssize_t OH = y.shape[2], OW = y.shape[3]
+    cdef Py_ssize_t chunk, c0, nc, i, j, a, tb, q, tj, cnt, r, n, oi, ncols
     cdef const floating* m0
     cdef const floating* m1
     cdef const floating* m2
@@ -388,11 +417,11 @@ cdef inline void _output_tiles4(const floating* m, Py_ssize_t ld, floating* y, P
     cdef floating f[24][CH]
     cdef floating z[4][4 * CH]
     cdef floating v0, v1, v2, v3, v4, v5, sp, dm, sq, dq
-    for chunk in range((TW + CH - 1) // CH):
-        tj0 = chunk * CH
-        nc = min(TW - tj0, <Py_ssize_t>CH)
+    for chunk in range((Tb + CH - 1) // CH):
+        c0 = chunk * CH
+        nc = min(Tb - c0, <Py_ssize_t>CH)
         for j in range(6):              # f[6a + j] = (Aᵀ·M)[a, j]
-            m0 = m + tj0 + j * ld
+            m0 = m + c0 + j * ld
             m1 = m0 + 6 * ld
             m2 = m0 + 12 * ld
             m3 = m0 + 18 * ld
@@ -429,10 +458,19 @@ cdef inline void _output_tiles4(const floating* m, Py_ssize_t ld, floating* y, P
                 z[a][4 * i + 1] = (dm + <floating>2 * dq) / <floating>576 + bk
                 z[a][4 * i + 2] = (sp + <floating>4 * sq) / <floating>576 + bk
                 z[a][4 * i + 3] = (dm + <floating>8 * dq + v5) / <floating>576 + bk
-        # the chunk's columns inside OW, row by row
-        nf = min(4 * nc, OW - 4 * tj0)
-        for a in range(min(OH - oi, 4)):
-            memcpy(&y[(oi + a) * OW + 4 * tj0], &z[a][0], nf * sizeof(floating))
+        i = 0
+        while i < nc:                   # the pieces: runs of the chunk's tiles in one tile row
+            tb = c0 + i
+            q = tb // TW
+            tj = tb - q * TW
+            cnt = min(TW - tj, nc - i)
+            r = r0 + q
+            n = r // TH
+            oi = 4 * (r - n * TH)
+            ncols = min(4 * cnt, OW - 4 * tj)
+            for a in range(min(OH - oi, 4)):
+                memcpy(&y[n, k, oi + a, 4 * tj], &z[a][4 * i], ncols * sizeof(floating))
+            i = i + cnt
 
 
 def conv2d_forward_winograd(const floating[:, :, :, ::1] x,   # IN  (N, C, H, W)
@@ -469,28 +507,28 @@ def conv2d_forward_winograd(const floating[:, :, :, ::1] x,   # IN  (N, C, H, W)
             r1 = min(r0 + rows, R)
             Tb = (r1 - r0) * TW
             mo = P * C * Tb
-            for r in range(r0, r1):
-                if m == 2:
+            if m == 2:
+                for r in range(r0, r1):
                     _input_tiles(&x[r // TH, 0, 0, 0], C, x.shape[2], x.shape[3],
                                  2 * (r % TH) - ph, pw, scratch, t, (r - r0) * TW, Tb, C * Tb, TW)
-                else:
-                    _input_tiles4(&x[r // TH, 0, 0, 0], C, x.shape[2], x.shape[3],
-                                  4 * (r % TH) - ph, pw, &scratch[t, (r - r0) * TW], Tb, C * Tb, TW)
+            else:
+                _input_block4(x, r0, Tb, TH, TW, ph, pw, &scratch[t, 0])
             for xi in range(P):
                 # (K, C) @ (C, Tb) -> (K, Tb)
                 _gemm(gemm, ilp64, NO_TRANS, NO_TRANS, K, Tb, C, &u[xi, 0, 0], C,
                       &scratch[t, xi * C * Tb], Tb, 0, &scratch[t, mo + xi * K * Tb], Tb)
-            for r in range(r0, r1):
-                n = r // TH
-                ti = r % TH
-                for k in range(K):
-                    bk = b[k] if has_bias else 0
-                    if m == 2:
+            if m == 2:
+                for r in range(r0, r1):
+                    n = r // TH
+                    ti = r % TH
+                    for k in range(K):
+                        bk = b[k] if has_bias else 0
                         _output_tiles(scratch, t, mo + k * Tb + (r - r0) * TW, K * Tb, y, n, k,
                                       2 * ti, bk)
-                    else:
-                        _output_tiles4(&scratch[t, mo + k * Tb + (r - r0) * TW], K * Tb,
-                                       &y[n, k, 0, 0], OH, OW, 4 * ti, bk)
+            else:
+                for k in range(K):
+                    bk = b[k] if has_bias else 0
+                    _output_block4(&scratch[t, mo + k * Tb], K * Tb, Tb, y, k, r0, TH, TW, bk)
 
 
 # ---- ∂L/∂w by the same tiles ----------------------------------------------------------------

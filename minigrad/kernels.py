@@ -17,8 +17,8 @@ The paths (their kernels in ext/; the Python glue in minigrad/ops/conv_dispatch.
     winograd  ext/winograd.pyx       F(2×2, 3×3): forward, and ∂L/∂x at stride 1; ∂L/∂w
                                      (the same tiles, 16 GEMMs over them) only when forced
     winograd4 ext/winograd.pyx       F(4×4, 3×3): forward and ∂L/∂x as 'winograd', 36 GEMMs
-                                     over 4×4 tiles, on outputs of 12×12 and more with
-                                     many channels
+                                     over 4×4 tiles; asked first, on outputs of 7×7 and
+                                     more with enough channels
     k16, w16  ext/conv_direct16.pyx  the direct forward vectorised over 16 output channels
               + ext/direct16.h       (k16) or 16 output pixels (w16): small float32 layers;
                                      w16 also ∂L/∂x at stride 1 (a forward correlation)
@@ -89,12 +89,15 @@ class Tuning:
     # ... and an output of at least this many rows and columns (7×7 wastes a quarter of its
     # tiles on half tiles, and still pays; 4×4 and 2×2 do not)
     winograd_min_size: int = 7
-    # ... and by F(4×4, 3×3) ('winograd4': 36 products per 16 outputs instead of 16 per 4,
-    # but larger transforms) on outputs of at least this many rows and columns (on smaller
-    # ones its 4×4 tiles are too few per row, and more of them cut by the edge) ...
-    winograd4_min_size: int = 12
-    # ... where C·K/(C+K) ≥ this (with fewer channels the dearer transforms eat the saving)
-    winograd4_min_ck: float = 48
+    # Winograd F(4×4, 3×3) ('winograd4': 36 products per 16 outputs, F(2×2)'s 16 per 4),
+    # asked before hwnc and w16, on outputs of at least this many rows and columns (on
+    # smaller ones most of its 6×6 patches are padding: hwnc) ...
+    winograd4_min_size: int = 7
+    # ... where C·K/(C+K) ≥ this (with fewer channels the transforms eat the saving: w16) ...
+    winograd4_min_ck: float = 24
+    # ... and the call has ≥ this many 4×4 tiles (the 36·K·C transformed weights are paid
+    # per call)
+    winograd4_min_tiles: int = 32
     # k16 when K ≤ this, output rows ≤ k16_max_ow and ≥ k16_min_taps taps per output: small
     # layers whose im2col copy costs as much as the GEMM
     k16_max_k: int = 32
@@ -323,9 +326,14 @@ def _decide(op, x_shape, w_shape, dtype, g, out_hw, why=None):
         base = "blas" if _blas.available() else "gemm"
         note("base", "im2col + OpenBLAS GEMM per thread" if base == "blas"
              else "im2col + np.matmul (no OpenBLAS next to NumPy)")
-    # forward (w16 before Winograd: on few output channels and wide rows it is faster)
+    # forward (Winograd F(4×4) first where it applies; then hwnc on small planes, w16 on
+    # few output channels and wide rows, before Winograd F(2×2))
+    wino = (None if base in ("pointwise", "depthwise") else
+            _winograd_fits(N, C, K, (kh, kw), g, (OH, OW), force, t, note, "forward"))
     if base in ("pointwise", "depthwise"):     # (pointwise: measured faster than k16/w16 on 1×1)
         fwd = base
+    elif wino == "winograd4":
+        fwd = wino
     elif _hwnc_fits(base, g, (OH, OW), force, t, note, "forward"):
         fwd = ("w16" if g.sh == 1 and _w16_fits(K, Cg * kh * kw, dtype, g, (OH, OW), force, t,
                                                 note, t.w16_flat_max_k)
@@ -335,7 +343,7 @@ def _decide(op, x_shape, w_shape, dtype, g, out_hw, why=None):
           and not _k16_before_flat(K, Cg * kh * kw, dtype, g, (H, W), (OH, OW), (kh, kw), force, t,
                                    note)):
         fwd = "w16"
-    elif wino := _winograd_fits(N, C, K, (kh, kw), g, (OH, OW), force, t, note, "forward"):
+    elif wino:
         fwd = wino
     elif (g.sh == 1 and _w16_fits(K, Cg * kh * kw, dtype, g, (OH, OW), force, t, note,
                                   t.w16_flat_max_k)
@@ -350,19 +358,24 @@ def _decide(op, x_shape, w_shape, dtype, g, out_hw, why=None):
         fwd = base
     # ∂L/∂x: at stride 1 and dilation 1 there is nothing to dilate, so it is the forward
     # correlation of δ (padded by F−1−P) with the flipped, channel-swapped kernel
-    # (by w16 where both channel counts are small, as for the forward; else Winograd)
+    # (by Winograd F(4×4) where it applies; else by hwnc or w16 where both channel counts
+    # are small, as for the forward; else by Winograd F(2×2))
     dx = base
     if (g.sh, g.sw, g.dh, g.dw) == (1, 1, 1, 1) and kh - 1 - g.ph >= 0 and kw - 1 - g.pw >= 0:
         w16 = (base not in ("pointwise", "depthwise") and C >= t.w16_min_k
                and _w16_fits(C, K * kh * kw, dtype, g, (H, W), force, t, note,
                              t.w16_flat_max_k, "input_grad"))
-        if _hwnc_fits(base, g, (H, W), force, t, note, "input_grad"):
+        wino = (None if base in ("pointwise", "depthwise") else
+                _winograd_fits(N, K, C, (kh, kw), g, (H, W), force, t, note, "input_grad"))
+        if wino == "winograd4":
+            dx = wino
+        elif _hwnc_fits(base, g, (H, W), force, t, note, "input_grad"):
             gt = _Geom1(kh - 1 - g.ph, kw - 1 - g.pw)      # δ padded by F−1−P
             dx = ("w16" if w16 and _w16_fuller(gt, (OH, OW), (H, W), (kh, kw), force, t, note,
                                                "input_grad") else "hwnc")
         elif w16 and K <= t.w16_max_k:
             dx = "w16"
-        elif wino := _winograd_fits(N, K, C, (kh, kw), g, (H, W), force, t, note, "input_grad"):
+        elif wino:
             dx = wino
         elif _hwnc_fits(base, g, (H, W), force, t, note, "input_grad", fallback=True):
             dx = "hwnc"
@@ -454,7 +467,8 @@ def _winograd_fits(N, C, K, khw, g, out_hw, force, t, note, which):
     """The Winograd path for a correlation of an (N, C, ·, ·) input into K channels of
     out_hw, or None: 3×3, stride 1, dilation 1, one group, OpenBLAS, and where it pays —
     'winograd4' (F(4×4, 3×3)) on outputs of at least winograd4_min_size with C·K/(C+K) ≥
-    winograd4_min_ck, else 'winograd' (F(2×2, 3×3))."""
+    winograd4_min_ck and ≥ winograd4_min_tiles 4×4 tiles (asked before hwnc and w16), else
+    'winograd' (F(2×2, 3×3)) by its winograd_* thresholds."""
     if force not in (None, "winograd", "winograd4"):
         return None
     if not _blas.available():
@@ -467,21 +481,24 @@ def _winograd_fits(N, C, K, khw, g, out_hw, force, t, note, which):
         note(which, f"{force}: forced")
         return force
     OH, OW = out_hw
-    tiles = N * -(-OH // 2) * -(-OW // 2)
     ck = C * K / (C + K)
+    tiles4 = N * -(-OH // 4) * -(-OW // 4)
+    four = (min(OH, OW) >= t.winograd4_min_size and ck >= t.winograd4_min_ck
+            and tiles4 >= t.winograd4_min_tiles)
+    note(which, f"winograd4 {'takes it' if four else 'declines'}: C·K/(C+K) = {ck:.1f} "
+                f"(≥ winograd4_min_ck = {t.winograd4_min_ck:g}?), output {OH}×{OW} "
+                f"(≥ winograd4_min_size = {t.winograd4_min_size}?), {tiles4} 4×4 tiles "
+                f"(≥ winograd4_min_tiles = {t.winograd4_min_tiles}?)")
+    if four:
+        return "winograd4"
+    tiles = N * -(-OH // 2) * -(-OW // 2)
     # short tile rows make the transforms dearer: below 16 it needs twice the channels
     need = t.winograd_min_ck * (1 if min(OH, OW) >= 16 else 2)
     ok = ck >= need and min(OH, OW) >= t.winograd_min_size and tiles >= t.winograd_min_tiles
     note(which, f"winograd {'takes it' if ok else 'declines'}: C·K/(C+K) = {ck:.1f} (≥ {need:g}?), "
                 f"output {OH}×{OW} (≥ winograd_min_size = {t.winograd_min_size}?), "
                 f"{tiles} tiles (≥ winograd_min_tiles = {t.winograd_min_tiles}?)")
-    if not ok:
-        return None
-    four = min(OH, OW) >= t.winograd4_min_size and ck >= t.winograd4_min_ck
-    note(which, f"F({'4×4' if four else '2×2'}, 3×3): output {OH}×{OW} "
-                f"(≥ winograd4_min_size = {t.winograd4_min_size}?), C·K/(C+K) = {ck:.1f} "
-                f"(≥ winograd4_min_ck = {t.winograd4_min_ck:g}?)")
-    return "winograd4" if four else "winograd"
+    return "winograd" if ok else None
 
 
 def _k16_fits(K, taps, dtype, g, OW, force, t, note):

@@ -75,14 +75,17 @@ def test_default_paths_of_known_layers():
     assert lenet_c1 == ("w16", "blas", "w16") if simd else ("blas",) * 3
     assert kernels.choose((64, 6, 14, 14), (16, 6, 5, 5)).forward == ("k16" if simd else "blas")
     # ∂L/∂w by w16 next to Winograd's ∂L/∂x: stride 1, K ≤ 64, planes ≥ 8×8; F(4×4, 3×3)
-    # on outputs of ≥ 12×12 with C·K/(C+K) ≥ 48, F(2×2, 3×3) otherwise
+    # on outputs of ≥ 7×7 with C·K/(C+K) ≥ 24, F(2×2, 3×3) with fewer channels
     wg = "w16" if simd else "blas"
-    assert kernels.choose((32, 64, 56, 56), (64, 64, 3, 3), padding=1) == ("winograd", "winograd", wg)
+    assert kernels.choose((32, 64, 56, 56), (64, 64, 3, 3), padding=1) == ("winograd4", "winograd4", wg)
     assert kernels.choose((32, 128, 56, 56), (128, 128, 3, 3), padding=1) == ("winograd4",) * 2 + ("blas",)
-    assert kernels.choose((32, 256, 8, 8), (256, 256, 3, 3), padding=1)[:2] == ("winograd",) * 2
-    # ResNet-20's 7×7 stage: every pass on w16's flat streams (hwnc's claim on ≤ 49 pixels
-    # yields: 49 of their 64 grid positions are outputs)
-    assert kernels.choose((128, 64, 7, 7), (64, 64, 3, 3), padding=1) == ((wg,) * 3 if simd else ("hwnc",) * 3)
+    assert kernels.choose((32, 256, 8, 8), (256, 256, 3, 3), padding=1)[:2] == ("winograd4",) * 2
+    assert kernels.choose((32, 24, 16, 16), (48, 24, 3, 3), padding=1).forward == "winograd"
+    # ResNet-20's 7×7 stage: the forward and ∂L/∂x by F(4×4, 3×3) (asked before hwnc's claim on
+    # ≤ 49 pixels), ∂L/∂w on w16's flat streams (hwnc's claim yields: 49 of their 64 grid
+    # positions are outputs)
+    assert kernels.choose((128, 64, 7, 7), (64, 64, 3, 3), padding=1) == ("winograd4",) * 2 + (
+        (wg,) if simd else ("hwnc",))
     assert kernels.choose((128, 1, 28, 28), (16, 1, 3, 3), padding=1).weight_grad == "blas"  # 9 taps
     assert kernels.choose((8, 32, 28, 28), (32, 1, 3, 3), padding=1, groups=32) == ("depthwise",) * 3
     assert kernels.choose((8, 32, 28, 28), (64, 1, 3, 3), padding=1, groups=32) == ("direct",) * 3
@@ -91,14 +94,14 @@ def test_default_paths_of_known_layers():
     assert kernels.choose((32, 144, 16, 16), (24, 144, 1, 1), stride=2) == ("blas",) * 3
     # conv_transpose2d is conv2d's ∂L/∂x: its forward is the adjoint conv's input gradient
     assert kernels.choose((8, 64, 28, 28), (64, 64, 3, 3), op="conv_transpose2d", padding=1) \
-        == ("winograd", "winograd", wg)
+        == ("winograd4", "winograd4", wg)
     assert kernels.choose((64, 6, 28, 28), op="max_pool2d", kernel_size=2) == ("2x2", "direct", None)
     assert kernels.choose((64, 6, 28, 28), op="max_pool2d", kernel_size=3, stride=2) == ("direct", "direct", None)
     assert kernels.choose((64, 6, 7, 7), op="avg_pool2d", kernel_size=7) == ("plane", "plane", None)
     with kernels.use("direct"):
         assert kernels.choose((64, 6, 28, 28), op="avg_pool2d", kernel_size=2) == ("direct", "direct", None)
     with kernels.use("2x2"):                   # a pooling path: convolutions choose by shape
-        assert kernels.choose((32, 64, 56, 56), (64, 64, 3, 3), padding=1).forward == "winograd"
+        assert kernels.choose((32, 64, 56, 56), (64, 64, 3, 3), padding=1).forward == "winograd4"
     with kernels.use("winograd"):              # a convolution path: poolings choose by shape
         assert kernels.choose((64, 6, 28, 28), op="max_pool2d", kernel_size=2).forward == "2x2"
 
@@ -108,16 +111,19 @@ def test_explain_gives_the_reasons():
     assert text.startswith("conv2d: input (64, 6, 14, 14), weight (16, 6, 5, 5)")
     assert "winograd: needs a 3×3 kernel" in text and "∂L/∂w" in text
     e = kernels.explain((32, 64, 56, 56), (64, 64, 3, 3), padding=1)
-    assert any("winograd takes it" in r for r in e.why["forward"])
-    with kernels.use(None, winograd_min_tiles=10**9):
+    assert e.forward == "winograd4" and any("winograd4 takes it" in r for r in e.why["forward"])
+    # each of F(4×4)'s thresholds hands the layer to F(2×2) ...
+    for tuning in (dict(winograd4_min_size=57), dict(winograd4_min_ck=33),
+                   dict(winograd4_min_tiles=32 * 14 * 14 + 1)):
+        with kernels.use(None, **tuning):
+            e = kernels.explain((32, 64, 56, 56), (64, 64, 3, 3), padding=1)
+        assert e.forward == "winograd", tuning
+        assert any("winograd4 declines" in r for r in e.why["forward"])
+        assert any("winograd takes it" in r for r in e.why["forward"])
+    # ... and F(2×2)'s to the next path
+    with kernels.use(None, winograd4_min_tiles=10**9, winograd_min_tiles=10**9):
         e = kernels.explain((32, 64, 56, 56), (64, 64, 3, 3), padding=1)
     assert e.forward not in ("winograd", "winograd4") and any("winograd declines" in r for r in e.why["forward"])
-    e = kernels.explain((32, 128, 56, 56), (128, 128, 3, 3), padding=1)
-    assert e.forward == "winograd4" and any("F(4×4, 3×3)" in r for r in e.why["forward"])
-    for tuning in (dict(winograd4_min_size=57), dict(winograd4_min_ck=65)):
-        with kernels.use(None, **tuning):
-            e = kernels.explain((32, 128, 56, 56), (128, 128, 3, 3), padding=1)
-        assert e.forward == "winograd" and any("F(2×2, 3×3)" in r for r in e.why["forward"])
 
 
 @pytest.mark.parametrize("path", kernels.CONV_PATHS)

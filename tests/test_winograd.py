@@ -118,23 +118,29 @@ def test_default_takes_winograd_where_it_pays_and_applies():
     assert runs((64, 48, 8, 8), (48, 48, 3, 3), padding=1)             # short rows, C·K/(C+K) 24
     assert runs((4, 64, 16, 16), (64, 64, 3, 3), padding=1)            # 256 tiles
     # which of the two: F(4×4, 3×3) on outputs of ≥ winograd4_min_size rows and columns
-    # where C·K/(C+K) ≥ winograd4_min_ck
-    for xs, K, four in (((8, 96, 16, 16), 96, True), ((8, 96, 12, 40), 96, True),
-                        ((8, 96, 11, 40), 96, False), ((64, 96, 8, 8), 96, False),
-                        ((8, 64, 16, 16), 64, False), ((8, 64, 16, 16), 192, True)):
+    # where C·K/(C+K) ≥ winograd4_min_ck, with ≥ winograd4_min_tiles 4×4 tiles
+    for xs, K, want in (((8, 96, 16, 16), 96, "winograd4"), ((8, 96, 7, 40), 96, "winograd4"),
+                        ((2, 96, 16, 16), 96, "winograd4"),              # 32 4×4 tiles
+                        ((16, 24, 16, 16), 48, "winograd"),              # C·K/(C+K) = 16
+                        ((8, 96, 6, 40), 96, None),                      # 6 rows: neither
+                        ((1, 96, 16, 16), 96, None)):                    # 16 4×4, 64 2×2 tiles
         x = rng.standard_normal(xs).astype(np.float32)
         with forced(None, False) as log:
             F.conv2d(x, rng.standard_normal((K, xs[1], 3, 3)).astype(np.float32), padding=1)
-        assert {c.path for c in log} == {"winograd4" if four else "winograd"}, (xs, K, log)
+        got = {c.path for c in log} & {"winograd", "winograd4"}
+        assert got == ({want} if want else set()), (xs, K, log)
     assert not runs((2, 3, 32, 32), (16, 3, 3, 3), padding=1)          # cifar-3x3: C = 3
     assert not runs((4, 8, 32, 32), (8, 8, 3, 3), padding=1)           # C·K/(C+K) = 4
     assert not runs((64, 16, 8, 8), (16, 16, 3, 3), padding=1)         # short rows, 8 < 12
-    # 7×7: winograd_min_size, where 'hwnc' (asked first, on planes ≤ hwnc_max_pixels) declines
-    with kernels.use(None, hwnc_max_pixels=36):
+    # 7×7: F(4×4) asked before 'hwnc' (which takes planes ≤ hwnc_max_pixels); F(2×2) only
+    # where hwnc declines
+    assert runs((32, 64, 7, 7), (64, 64, 3, 3), padding=1)
+    with kernels.use(None, winograd4_min_size=8, hwnc_max_pixels=36):
         assert runs((32, 64, 7, 7), (64, 64, 3, 3), padding=1)
-    assert not runs((32, 64, 7, 7), (64, 64, 3, 3), padding=1) or not _blas.available()
+    with kernels.use(None, winograd4_min_size=8):
+        assert not runs((32, 64, 7, 7), (64, 64, 3, 3), padding=1)
     assert not runs((32, 64, 6, 6), (64, 64, 3, 3), padding=1)         # OH, OW < 7
-    assert not runs((3, 64, 16, 16), (64, 64, 3, 3), padding=1)        # 192 tiles
+    assert not runs((1, 64, 16, 16), (64, 64, 3, 3), padding=1)        # 16 4×4, 64 2×2 tiles
     assert not runs((4, 64, 16, 16), (64, 64, 3, 3), padding=1, stride=2)
     assert not runs((4, 64, 16, 16), (64, 64, 3, 3), padding=2, dilation=2)
     assert not runs((4, 64, 16, 16), (64, 32, 3, 3), padding=1, groups=2)
