@@ -585,19 +585,104 @@ cdef inline void _grad_tiles(const floating[:, :, :, ::1] dy, Py_ssize_t n, Py_s
                     s[t, vo + 3 * ld + i] = -a1
 
 
+cdef inline void _grad_block4(const floating[:, :, :, ::1] dy, Py_ssize_t r0, Py_ssize_t Tb,
+                              Py_ssize_t TH, Py_ssize_t TW, floating* s) noexcept nogil:
+    """s[ξ·K·Tb + k·Tb + tb] = (A·Δ·Aᵀ)[ξ] (6×6) for the Tb tiles tb of a block (laid out as
+    in _input_block4), every output channel k: Δ = dy[n, k, 4ti + (0..3), 4tj + (0..3)], zero
+    outside OH×OW. Per chunk of CH tiles, channel and piece, Δ's four rows are copied into
+    `dt` (zeros outside); then, with A (6×4) applied to a 4-vector v,
+        A·v = (v0,  v0 + v1 + v2 + v3,  v0 − v1 + v2 − v3,  v0 + 2v1 + 4v2 + 8v3,
+               v0 − 2v1 + 4v2 − 8v3,  v3)
+    along each row of Δ (into e) and then, for the whole chunk, down each column of e."""
+    cdef Py_ssize_t K = dy.shape[1], OH = dy.shape[2], OW = dy.shape[3], ld = K * Tb
+    cdef Py_ssize_t chunk, c0, nc, k, i, j, t, rr, tb, qq, tj, cnt, r, n, oi, cols
+    cdef floating dt[4][4 * CH]
+    cdef floating e[24][CH]
+    cdef floating* so
+    cdef floating* s0
+    cdef floating* s1
+    cdef floating* s2
+    cdef floating v0, v1, v2, v3, p02, p13, q02, q13
+    for chunk in range((Tb + CH - 1) // CH):
+        c0 = chunk * CH
+        nc = min(Tb - c0, <Py_ssize_t>CH)
+        for k in range(K):
+            i = 0
+            while i < nc:               # the pieces: A along Δ's rows into e[6rr + a][i + t]
+                tb = c0 + i
+                qq = tb // TW
+                tj = tb - qq * TW
+                cnt = min(TW - tj, nc - i)
+                r = r0 + qq
+                n = r // TH
+                oi = 4 * (r - n * TH)
+                cols = min(4 * cnt, OW - 4 * tj)       # δ's columns inside OW
+                for rr in range(4):
+                    if oi + rr < OH:
+                        memcpy(&dt[rr][0], &dy[n, k, oi + rr, 4 * tj], cols * sizeof(floating))
+                        for j in range(cols, 4 * cnt):
+                            dt[rr][j] = 0
+                    else:
+                        for j in range(4 * cnt):
+                            dt[rr][j] = 0
+                for rr in range(4):
+                    for t in range(cnt):
+                        v0 = dt[rr][4 * t]
+                        v1 = dt[rr][4 * t + 1]
+                        v2 = dt[rr][4 * t + 2]
+                        v3 = dt[rr][4 * t + 3]
+                        p02 = v0 + v2
+                        p13 = v1 + v3
+                        q02 = v0 + <floating>4 * v2
+                        q13 = <floating>2 * v1 + <floating>8 * v3
+                        e[6 * rr][i + t] = v0
+                        e[6 * rr + 1][i + t] = p02 + p13
+                        e[6 * rr + 2][i + t] = p02 - p13
+                        e[6 * rr + 3][i + t] = q02 + q13
+                        e[6 * rr + 4][i + t] = q02 - q13
+                        e[6 * rr + 5][i + t] = v3
+                i = i + cnt
+            for j in range(6):          # A down column j of e: D[j], D[6 + j], ...
+                so = s + j * ld + k * Tb + c0
+                s0 = so
+                s1 = so + 6 * ld
+                s2 = so + 12 * ld
+                for i in range(nc):
+                    v0 = e[j][i]
+                    v1 = e[6 + j][i]
+                    v2 = e[12 + j][i]
+                    v3 = e[18 + j][i]
+                    s0[i] = v0
+                    s1[i] = (v0 + v2) + (v1 + v3)
+                    s2[i] = (v0 + v2) - (v1 + v3)
+                s0 = so + 18 * ld
+                s1 = so + 24 * ld
+                s2 = so + 30 * ld
+                for i in range(nc):
+                    v0 = e[j][i]
+                    v1 = e[6 + j][i]
+                    v2 = e[12 + j][i]
+                    v3 = e[18 + j][i]
+                    s0[i] = (v0 + <floating>4 * v2) + (<floating>2 * v1 + <floating>8 * v3)
+                    s1[i] = (v0 + <floating>4 * v2) - (<floating>2 * v1 + <floating>8 * v3)
+                    s2[i] = v3
+
+
 def conv2d_weight_grad_winograd(const floating[:, :, :, ::1] x,   # IN  (N, C, H, W)
                                 const floating[:, :, :, ::1] dy,  # IN  (N, K, OH, OW) δ
-                                floating[:, ::1] acc,             # OUT (threads, 16·K·C), zeroed: += Mw
-                                floating[:, ::1] scratch,         # TMP (threads, 16·(C + K)·rows·TW)
-                                Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t rows,
+                                floating[:, ::1] acc,             # OUT (threads, T²·K·C), zeroed: += Mw
+                                floating[:, ::1] scratch,         # TMP (threads, T²·(C + K)·rows·TW)
+                                Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t rows, Py_ssize_t m,
                                 size_t gemm, bint ilp64, int num_threads):
-    """Per thread t, acc[t] (16, K, C) += Σ over its blocks of tiles of D[ξ] @ V[ξ]ᵀ (the
-    comment above): the blocks of tile rows as in conv2d_forward_winograd, V (16, C, Tb) and
-    D (16, K, Tb) in the thread's scratch row. The caller adds the thread rows in a fixed
-    order and transforms back (winograd_weight_grad)."""
+    """Per thread t, acc[t] (T², K, C) += Σ over its blocks of tiles of D[ξ] @ V[ξ]ᵀ (the
+    comment above), F(m×m, 3×3) for m = 2 or 4 (T = m + 2): the blocks of tile rows as in
+    conv2d_forward_winograd, V (T², C, Tb) and D (T², K, Tb) in the thread's scratch row.
+    The caller adds the thread rows in a fixed order and transforms back
+    (winograd_weight_grad)."""
     cdef Py_ssize_t N = x.shape[0], C = x.shape[1]
     cdef Py_ssize_t K = dy.shape[1], OH = dy.shape[2], OW = dy.shape[3]
-    cdef Py_ssize_t TH = (OH + 1) // 2, TW = (OW + 1) // 2, R = N * TH
+    cdef Py_ssize_t P = (m + 2) * (m + 2)
+    cdef Py_ssize_t TH = (OH + m - 1) // m, TW = (OW + m - 1) // m, R = N * TH
     cdef Py_ssize_t nitems = (R + rows - 1) // rows
     cdef Py_ssize_t item, t, r, r0, r1, xi, Tb, do
     with nogil:
@@ -606,13 +691,17 @@ def conv2d_weight_grad_winograd(const floating[:, :, :, ::1] x,   # IN  (N, C, H
             r0 = item * rows
             r1 = min(r0 + rows, R)
             Tb = (r1 - r0) * TW
-            do = 16 * C * Tb
-            for r in range(r0, r1):
-                _input_tiles(&x[r // TH, 0, 0, 0], C, x.shape[2], x.shape[3],
-                             2 * (r % TH) - ph, pw, scratch, t, (r - r0) * TW, Tb, C * Tb, TW)
-                _grad_tiles(dy, r // TH, 2 * (r % TH), scratch, t, do + (r - r0) * TW,
-                            Tb, K * Tb, TW)
-            for xi in range(16):
+            do = P * C * Tb
+            if m == 2:
+                for r in range(r0, r1):
+                    _input_tiles(&x[r // TH, 0, 0, 0], C, x.shape[2], x.shape[3],
+                                 2 * (r % TH) - ph, pw, scratch, t, (r - r0) * TW, Tb, C * Tb, TW)
+                    _grad_tiles(dy, r // TH, 2 * (r % TH), scratch, t, do + (r - r0) * TW,
+                                Tb, K * Tb, TW)
+            else:
+                _input_block4(x, r0, Tb, TH, TW, ph, pw, &scratch[t, 0])
+                _grad_block4(dy, r0, Tb, TH, TW, &scratch[t, do])
+            for xi in range(P):
                 # (K, Tb) @ (Tb, C) -> (K, C), accumulated
                 _gemm(gemm, ilp64, NO_TRANS, TRANS, K, C, Tb, &scratch[t, do + xi * K * Tb], Tb,
                       &scratch[t, xi * C * Tb], Tb, 1, &acc[t, xi * K * C], C)
@@ -637,13 +726,43 @@ cdef inline void _weight_grad_row(const floating[:, :, ::1] m, floating[:, :, :,
             dw[k, c, p, 2] = s + h[p][3]
 
 
-def winograd_weight_grad(const floating[:, :, ::1] m,     # IN  (16, K, C) Σ_tiles D[ξ] @ V[ξ]ᵀ
+cdef inline void _weight_grad_row4(const floating[:, :, ::1] m, floating[:, :, :, ::1] dw,
+                                   Py_ssize_t k) noexcept nogil:
+    """dw[k, c] = Gᵀ · m[·, k, c] · G for every c, F(4×4): with G = D⁻¹·G' as in
+    _weight_tiles4, Gᵀ·M·G = G'ᵀ·(S ⊙ M)·G' / 576, S[a, a'] = 576 / (D[a]·D[a']), and G'ᵀ
+    applied to a 6-vector v is
+        (v0 − v1 − v2 + v3 + v4,  −v1 + v2 + 2v3 − 2v4,  −v1 − v2 + 4v3 + 4v4 + v5)."""
+    cdef Py_ssize_t C = m.shape[2], c, a, p
+    cdef floating h[3][6]
+    cdef floating v[6]
+    cdef floating d[6]
+    d[:] = [4, 6, 6, 24, 24, 1]
+    for c in range(C):
+        for a in range(6):              # column a' = a of G'ᵀ·(S ⊙ M): h[·][a]
+            for p in range(6):
+                v[p] = m[6 * p + a, k, c] * (<floating>576 / (d[p] * d[a]))
+            h[0][a] = v[0] - v[1] - v[2] + v[3] + v[4]
+            h[1][a] = -v[1] + v[2] + <floating>2 * v[3] - <floating>2 * v[4]
+            h[2][a] = -v[1] - v[2] + <floating>4 * v[3] + <floating>4 * v[4] + v[5]
+        for p in range(3):              # row p of h·G', / 576
+            dw[k, c, p, 0] = (h[p][0] - h[p][1] - h[p][2] + h[p][3] + h[p][4]) / <floating>576
+            dw[k, c, p, 1] = (-h[p][1] + h[p][2] + <floating>2 * h[p][3]
+                              - <floating>2 * h[p][4]) / <floating>576
+            dw[k, c, p, 2] = (-h[p][1] - h[p][2] + <floating>4 * h[p][3] + <floating>4 * h[p][4]
+                              + h[p][5]) / <floating>576
+
+
+def winograd_weight_grad(const floating[:, :, ::1] m,     # IN  (T², K, C) Σ_tiles D[ξ] @ V[ξ]ᵀ
                          floating[:, :, :, ::1] dw,        # OUT (K, C, 3, 3)
                          int num_threads):
-    """dw[k, c] = Gᵀ · m[·, k, c] · G (4×4 → 3×3): with the rows m_a of the 4×4 matrix,
-    h = Gᵀ·m is (m0 + (m1 + m2)/2, (m1 − m2)/2, (m1 + m2)/2 + m3), and the same along each
-    row of h. One thread per k."""
+    """dw[k, c] = Gᵀ · m[·, k, c] · G: F(2×2)'s (T² = 16: 4×4 → 3×3; with the rows m_a of the
+    4×4 matrix, h = Gᵀ·m is (m0 + (m1 + m2)/2, (m1 − m2)/2, (m1 + m2)/2 + m3), and the same
+    along each row of h) or F(4×4)'s (T² = 36: _weight_grad_row4). One thread per k."""
     cdef Py_ssize_t K = m.shape[1], k
+    cdef bint four = m.shape[0] == 36
     with nogil:
         for k in prange(K, schedule='static', num_threads=num_threads):
-            _weight_grad_row(m, dw, k)
+            if four:
+                _weight_grad_row4(m, dw, k)
+            else:
+                _weight_grad_row(m, dw, k)

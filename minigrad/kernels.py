@@ -18,7 +18,7 @@ The paths (their kernels in ext/; the Python glue in minigrad/ops/conv_dispatch.
                                      (the same tiles, 16 GEMMs over them) only when forced
     winograd4 ext/winograd.pyx       F(4×4, 3×3): forward and ∂L/∂x as 'winograd', 36 GEMMs
                                      over 4×4 tiles; asked first, on outputs of 7×7 and
-                                     more with enough channels
+                                     more with enough channels; ∂L/∂w on the larger of them
     k16, w16  ext/conv_direct16.pyx  the direct forward vectorised over 16 output channels
               + ext/direct16.h       (k16) or 16 output pixels (w16): small float32 layers;
                                      w16 also ∂L/∂x at stride 1 (a forward correlation)
@@ -98,6 +98,13 @@ class Tuning:
     # ... and the call has ≥ this many 4×4 tiles (the 36·K·C transformed weights are paid
     # per call)
     winograd4_min_tiles: int = 32
+    # ∂L/∂w by F(4×4) where the forward would take it and C·K/(C+K) ≥ this, outputs of at
+    # least winograd4_wgrad_min_size, ≥ winograd4_wgrad_min_tiles 4×4 tiles and K·C ≤
+    # winograd4_wgrad_max_kc (few tiles: short GEMMs that each add 36·K·C partial sums)
+    winograd4_wgrad_min_ck: float = 32
+    winograd4_wgrad_min_size: int = 8
+    winograd4_wgrad_min_tiles: int = 128
+    winograd4_wgrad_max_kc: int = 256 * 256
     # k16 when K ≤ this, output rows ≤ k16_max_ow and ≥ k16_min_taps taps per output: small
     # layers whose im2col copy costs as much as the GEMM
     k16_max_k: int = 32
@@ -293,8 +300,9 @@ def _decide(op, x_shape, w_shape, dtype, g, out_hw, why=None):
     conv2d: x_shape (N, C, H, W), w_shape (K, C/G, F_h, F_w), dtype the compute dtype, g
     the geometry (sh, sw, ph, pw, dh, dw, groups: stride, top/left padding, dilation,
     groups), out_hw (OH, OW). ∂L/∂x takes w16, Winograd, hwnc or the base path (direct,
-    blas, gemm, pointwise or depthwise); ∂L/∂w takes w16, hwnc, Winograd (when forced) or
-    the base path; where both take the base path, one fused call serves both.
+    blas, gemm, pointwise or depthwise); ∂L/∂w takes Winograd F(4×4), w16, hwnc, Winograd
+    F(2×2) (when forced) or the base path; where both take the base path, one fused call
+    serves both.
     max_pool2d / avg_pool2d: g the pooling geometry (ops/pool.py's _Geometry); the other
     arguments are unused.
     """
@@ -384,9 +392,11 @@ def _decide(op, x_shape, w_shape, dtype, g, out_hw, why=None):
     # ∂L/∂w: by w16 (each tap's shifted x stream against δ's, no im2col matrix) at stride
     # 1 on small enough layers, in place of an im2col GEMM
     wg = base
-    if force == "winograd" and _winograd_fits(N, C, K, (kh, kw), g, (OH, OW), force, t, note,
-                                              "weight_grad"):
-        wg = "winograd"          # (only when forced: RESULTS.md, Winograd's ∂L/∂w)
+    if force in ("winograd", "winograd4") and _winograd_fits(N, C, K, (kh, kw), g, (OH, OW), force,
+                                                             t, note, "weight_grad"):
+        wg = force               # (F(2×2) only when forced: RESULTS.md, Winograd's ∂L/∂w)
+    elif _winograd4_wgrad_fits(N, C, K, (kh, kw), g, (OH, OW), force, t, note):
+        wg = "winograd4"
     elif _hwnc_fits(base, g, (OH, OW), force, t, note, "weight_grad"):
         wg = "hwnc"
     elif base in ("blas", "gemm") and _w16_wgrad_fits(K, Cg * kh * kw, dtype, g, (OH, OW), force,
@@ -499,6 +509,29 @@ def _winograd_fits(N, C, K, khw, g, out_hw, force, t, note, which):
                 f"output {OH}×{OW} (≥ winograd_min_size = {t.winograd_min_size}?), "
                 f"{tiles} tiles (≥ winograd_min_tiles = {t.winograd_min_tiles}?)")
     return "winograd" if ok else None
+
+
+def _winograd4_wgrad_fits(N, C, K, khw, g, out_hw, force, t, note):
+    """∂L/∂w by Winograd F(4×4, 3×3) (unforced): where the forward's conditions hold
+    (_winograd_fits) and also C·K/(C+K) ≥ winograd4_wgrad_min_ck, outputs of at least
+    winograd4_wgrad_min_size, ≥ winograd4_wgrad_min_tiles 4×4 tiles (the GEMMs' inner
+    dimension is the block's tiles, and each block adds 36·K·C partial sums) and K·C ≤
+    winograd4_wgrad_max_kc (the threads' (36, K, C) partial sums stay small)."""
+    if force is not None or _winograd_fits(N, C, K, khw, g, out_hw, force, t, _no_note,
+                                           "weight_grad") != "winograd4":
+        return False
+    OH, OW = out_hw
+    ck = C * K / (C + K)
+    tiles4 = N * -(-OH // 4) * -(-OW // 4)
+    ok = (ck >= t.winograd4_wgrad_min_ck and min(OH, OW) >= t.winograd4_wgrad_min_size
+          and tiles4 >= t.winograd4_wgrad_min_tiles and K * C <= t.winograd4_wgrad_max_kc)
+    note("weight_grad", f"winograd4 {'takes it' if ok else 'declines'}: C·K/(C+K) = {ck:.1f} "
+                        f"(≥ winograd4_wgrad_min_ck = {t.winograd4_wgrad_min_ck:g}?), output "
+                        f"{OH}×{OW} (≥ winograd4_wgrad_min_size = {t.winograd4_wgrad_min_size}?), "
+                        f"{tiles4} 4×4 tiles (≥ winograd4_wgrad_min_tiles = "
+                        f"{t.winograd4_wgrad_min_tiles}?), K·C = {K * C} (≤ winograd4_wgrad_max_kc "
+                        f"= {t.winograd4_wgrad_max_kc}?)")
+    return ok
 
 
 def _k16_fits(K, taps, dtype, g, OW, force, t, note):

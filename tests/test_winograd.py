@@ -232,10 +232,10 @@ def test_input_gradient_at_stride_1_through_winograd(padding):
 @settings(deadline=None)
 @given(case=cases(), threads=st.integers(1, 3))
 def test_weight_gradient_by_winograd_matches_reference(case, threads):
-    """∂L/∂w[k, c] = Gᵀ·(Σ_tiles (A·Δ·Aᵀ) ⊙ (Bᵀ·d·B))·G (ext/winograd.pyx; chosen only when
-    forced): the reference's ∂L/∂w and ∂L/∂b over paddings, odd sizes (half tiles whose
-    missing outputs get Δ = 0), block sizes from one tile row to all, 1–3 threads, both
-    dtypes, the scratch memory poisoned."""
+    """∂L/∂w[k, c] = Gᵀ·(Σ_tiles (A·Δ·Aᵀ) ⊙ (Bᵀ·d·B))·G (ext/winograd.pyx, F(2×2) and F(4×4);
+    chosen only when forced): the reference's ∂L/∂w and ∂L/∂b over paddings, odd sizes (cut
+    tiles whose missing outputs get Δ = 0), block sizes from one tile row to all, 1–3
+    threads, both dtypes, the scratch memory poisoned."""
     rng = np.random.default_rng(case["seed"])
     dt = case["dtype"]
     x = rng.standard_normal((case["N"], case["C"], case["H"], case["W"])).astype(dt)
@@ -245,13 +245,13 @@ def test_weight_gradient_by_winograd_matches_reference(case, threads):
     before = mg.get_num_threads()
     try:
         mg.set_num_threads(threads)
-        with winograd(tiles=case["tiles"]) as calls, kernels.trace() as log:
+        with winograd(tiles=case["tiles"], path=case["path"]) as calls, kernels.trace() as log:
             y = F.conv2d(xt, wt, bt, padding=case["padding"])
             δ = rng.standard_normal(y.shape).astype(dt)
             y.backward(mg.tensor(δ))
     finally:
         mg.set_num_threads(before)
-    assert {c.path for c in log if c.which == "weight_grad"} == {"winograd"}, log
+    assert {c.path for c in log if c.which == "weight_grad"} == {case["path"]}, log
     P4 = ref.conv_padding4(case["padding"], case["H"], case["W"], 3, 3, (1, 1), (1, 1))
     _, want_dw, want_db = ref.conv2d_vjp(x, w, δ, (1, 1), P4, (1, 1), 1)
     for got, want in ((wt.grad.numpy(), want_dw), (bt.grad.numpy(), want_db)):
@@ -262,11 +262,54 @@ def test_weight_gradient_by_winograd_matches_reference(case, threads):
             np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * max(1.0, np.abs(want).max()))
 
 
-def test_weight_gradient_takes_winograd_only_when_forced():
-    """By default ∂L/∂w never takes Winograd (measured no faster than the other paths:
-    RESULTS.md); forced, it does where the kernel applies, and not at stride 2."""
-    for xs, ws in (((32, 128, 16, 16), (128, 128, 3, 3)), ((32, 256, 8, 8), (256, 256, 3, 3))):
+@pytest.mark.parametrize("path", ["winograd", "winograd4"])
+def test_weight_gradient_by_winograd_when_forced(path):
+    """Forced, ∂L/∂w takes the Winograd path where the kernel applies, and not at stride 2;
+    F(2×2)'s ∂L/∂w is never chosen by default (measured no faster than the other paths:
+    RESULTS.md)."""
+    for xs, ws in (((32, 128, 16, 16), (128, 128, 3, 3)), ((32, 16, 28, 28), (16, 16, 3, 3)),
+                   ((32, 256, 4, 4), (256, 256, 3, 3))):
         assert kernels.choose(xs, ws, padding=1).weight_grad != "winograd"
-    with kernels.use("winograd"):
-        assert kernels.choose((2, 4, 9, 9), (5, 4, 3, 3), padding=1).weight_grad == "winograd"
-        assert kernels.choose((2, 4, 9, 9), (5, 4, 3, 3), padding=1, stride=2).weight_grad != "winograd"
+    with kernels.use(path):
+        assert kernels.choose((2, 4, 9, 9), (5, 4, 3, 3), padding=1).weight_grad == path
+        assert kernels.choose((2, 4, 9, 9), (5, 4, 3, 3), padding=1, stride=2).weight_grad != path
+
+
+def test_weight_gradient_takes_winograd4_where_it_pays():
+    """F(4×4)'s ∂L/∂w by default where the forward takes F(4×4) and also C·K/(C+K) ≥ 32,
+    outputs ≥ 8×8, ≥ 128 4×4 tiles and K·C ≤ 256²: ResNet-18's 32×32 … 8×8 layers; not
+    ResNet-20's 7×7 stage, thin layers, small batches or 512-channel layers. Each
+    threshold, moved past the layer, hands it back."""
+    yes = ((32, 64, 32, 32), (64, 64, 3, 3))
+    for xs, ws in (yes, ((32, 128, 16, 16), (128, 128, 3, 3)), ((32, 256, 8, 8), (256, 256, 3, 3)),
+                   ((16, 64, 16, 16), (192, 64, 3, 3))):
+        assert kernels.choose(xs, ws, padding=1).weight_grad == "winograd4", (xs, ws)
+    for xs, ws in (((128, 64, 7, 7), (64, 64, 3, 3)),          # 7×7
+                   ((8, 128, 16, 16), (32, 128, 3, 3)),        # C·K/(C+K) = 25.6
+                   ((16, 96, 8, 8), (128, 96, 3, 3)),          # 64 4×4 tiles
+                   ((32, 512, 8, 8), (512, 512, 3, 3))):       # K·C = 512²
+        assert kernels.choose(xs, ws, padding=1).weight_grad != "winograd4", (xs, ws)
+    for tuning in (dict(winograd4_wgrad_min_ck=33), dict(winograd4_wgrad_min_size=33),
+                   dict(winograd4_wgrad_min_tiles=32 * 64 + 1), dict(winograd4_wgrad_max_kc=64 * 64 - 1),
+                   dict(winograd4_min_ck=33)):
+        with kernels.use(None, **tuning):
+            assert kernels.choose(*yes, padding=1).weight_grad != "winograd4", tuning
+    why = kernels.explain(*yes, padding=1).why["weight_grad"]
+    assert any("winograd4 takes it" in r for r in why)
+
+
+def test_weight_gradient_of_integers_is_exact():
+    """Integer images, kernels and δ: F(4×4)'s ∂L/∂w, every constant of its transforms an
+    integer until one division by 576 (ext/winograd.pyx), gives the exact integer sums in
+    float32 — as the other paths do."""
+    rng = np.random.default_rng(11)
+    x = rng.integers(-3, 4, (2, 5, 9, 11)).astype(np.float32)
+    w = rng.integers(-2, 3, (4, 5, 3, 3)).astype(np.float32)
+    δ = rng.integers(-2, 3, (2, 4, 9, 11)).astype(np.float32)
+    want = ref.conv2d_vjp(x.astype(np.float64), w.astype(np.float64), δ.astype(np.float64),
+                          (1, 1), (1, 1, 1, 1), (1, 1), 1)[1]
+    for path in ("winograd", "winograd4"):
+        wt = mg.tensor(w, requires_grad=True)
+        with winograd(path=path):
+            F.conv2d(mg.tensor(x), wt, padding=1).backward(mg.tensor(δ))
+        np.testing.assert_array_equal(wt.grad.numpy(), want)

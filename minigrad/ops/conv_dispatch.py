@@ -531,29 +531,35 @@ def _bias_sums(δ):
     return db
 
 
-def _weight_grad_winograd(x, x_shape, δ, w_shape, g, need_dw, need_db):
-    """ext/winograd.pyx: ∂L/∂w[k, c] = Gᵀ·(Σ_tiles (A·Δ·Aᵀ) ⊙ (Bᵀ·d·B))·G, as 16 GEMMs
-    D[ξ] (K, tiles) @ V[ξ]ᵀ (tiles, C) over blocks of tile rows (the forward's blocks),
-    each thread summing its own (16, K, C) partial; the partials added in a fixed order,
-    then transformed back. ∂L/∂b summed per channel in double."""
+def _weight_grad_winograd(x, x_shape, δ, w_shape, g, need_dw, need_db, m=2):
+    """ext/winograd.pyx, F(m×m, 3×3) (m = 2 or 4, T = m + 2): ∂L/∂w[k, c] =
+    Gᵀ·(Σ_tiles (A·Δ·Aᵀ) ⊙ (Bᵀ·d·B))·G, as T² GEMMs D[ξ] (K, tiles) @ V[ξ]ᵀ (tiles, C) over
+    blocks of tile rows (the forward's blocks), each thread summing its own (T², K, C)
+    partial; the partials added in a fixed order, then transformed back. ∂L/∂b summed per
+    channel in double."""
     N, C, H, W = x_shape
     K = w_shape[0]
     _, _, OH, OW = δ.shape
     dtype, nt = δ.dtype, get_num_threads()
     dw = None
     if need_dw:
-        TH, TW = -(-OH // 2), -(-OW // 2)
-        rows = kernels._winograd_rows(N, TH, TW, nt)
-        acc = _workspace("winograd_acc", (nt, 16 * K * C), dtype)
+        TH, TW, P = -(-OH // m), -(-OW // m), (m + 2) ** 2
+        rows = kernels._winograd_rows(N, TH, TW, nt, m)
+        acc = _workspace("winograd_acc", (nt, P * K * C), dtype)
         acc[...] = 0
-        scratch = _workspace("winograd", (nt, 16 * (C + K) * rows * TW), dtype)
+        scratch = _workspace("winograd", (nt, P * (C + K) * rows * TW), dtype)
         fn, ilp64 = _blas.gemm(dtype)
         with _blas.single_threaded():
-            _wino.conv2d_weight_grad_winograd(x, δ, acc, scratch, g.ph, g.pw, rows, fn, ilp64, nt)
-        m = acc.sum(axis=0).reshape(16, K, C)               # thread partials, fixed order
+            _wino.conv2d_weight_grad_winograd(x, δ, acc, scratch, g.ph, g.pw, rows, m, fn, ilp64, nt)
+        total = acc.sum(axis=0).reshape(P, K, C)             # thread partials, fixed order
         dw = np.empty(w_shape, dtype)
-        _wino.winograd_weight_grad(m, dw, nt)
+        _wino.winograd_weight_grad(total, dw, nt)
     return dw, (_bias_sums(δ) if need_db else None)
+
+
+def _weight_grad_winograd4(x, x_shape, δ, w_shape, g, need_dw, need_db):
+    """ext/winograd.pyx's F(4×4, 3×3) ∂L/∂w: _weight_grad_winograd with 4×4 tiles, 36 GEMMs."""
+    return _weight_grad_winograd(x, x_shape, δ, w_shape, g, need_dw, need_db, 4)
 
 
 def _backward_blas(x, x_shape, δ, w, g, need_dx, need_dw, need_db):
@@ -724,4 +730,4 @@ _BACKWARD = {"direct": _backward_direct, "gemm": _backward_gemm, "blas": _backwa
              "pointwise": _backward_pointwise, "depthwise": _backward_depthwise}
 # paths that compute ∂L/∂w and ∂L/∂b alone (∂L/∂x, if wanted, by another path)
 _WEIGHT_GRAD = {"w16": _weight_grad_w16, "hwnc": _weight_grad_hwnc,
-                "winograd": _weight_grad_winograd}
+                "winograd": _weight_grad_winograd, "winograd4": _weight_grad_winograd4}
