@@ -252,11 +252,14 @@ cdef inline void _weight_tiles4(const floating[:, :, :, ::1] w, Py_ssize_t k,
         (g0, −(g0 + g1 + g2), −(g0 − g1 + g2), g0 + 2g1 + 4g2, g0 − 2g1 + 4g2, g2)
     and then the same along the rows of h, times S."""
     cdef Py_ssize_t C = w.shape[1]
-    cdef Py_ssize_t chunk, c0, nc, i, p, q, a
+    cdef Py_ssize_t chunk, c0, nc, i, p, q, a, b
     cdef floating gc[9][CH]
     cdef floating h[18][CH]
+    cdef floating ut[6][CH]
+    cdef floating* uo
     cdef floating h0, h1, h2, sa
     cdef floating d[6]
+    cdef floating sc[6]
     d[:] = [4, 6, 6, 24, 24, 1]
     for chunk in range((C + CH - 1) // CH):
         c0 = chunk * CH
@@ -278,16 +281,22 @@ cdef inline void _weight_tiles4(const floating[:, :, :, ::1] w, Py_ssize_t k,
                 h[15 + q][i] = h2
         for a in range(6):                  # row a of h·G'ᵀ, times S[a, ·]
             sa = <floating>576 / d[a]
+            for b in range(6):
+                sc[b] = sa / d[b]
             for i in range(nc):
                 h0 = h[3 * a][i]
                 h1 = h[3 * a + 1][i]
                 h2 = h[3 * a + 2][i]
-                u[6 * a, k, c0 + i] = h0 * (sa / d[0])
-                u[6 * a + 1, k, c0 + i] = -(h0 + h1 + h2) * (sa / d[1])
-                u[6 * a + 2, k, c0 + i] = -(h0 - h1 + h2) * (sa / d[2])
-                u[6 * a + 3, k, c0 + i] = (h0 + <floating>2 * h1 + <floating>4 * h2) * (sa / d[3])
-                u[6 * a + 4, k, c0 + i] = (h0 - <floating>2 * h1 + <floating>4 * h2) * (sa / d[4])
-                u[6 * a + 5, k, c0 + i] = h2 * sa
+                ut[0][i] = h0 * sc[0]
+                ut[1][i] = -(h0 + h1 + h2) * sc[1]
+                ut[2][i] = -(h0 - h1 + h2) * sc[2]
+                ut[3][i] = (h0 + <floating>2 * h1 + <floating>4 * h2) * sc[3]
+                ut[4][i] = (h0 - <floating>2 * h1 + <floating>4 * h2) * sc[4]
+                ut[5][i] = h2 * sc[5]
+            for b in range(6):              # (through the stack: one store stream a loop)
+                uo = &u[6 * a + b, k, c0]
+                for i in range(nc):
+                    uo[i] = ut[b][i]
 
 
 cdef inline void _input_block4(const floating[:, :, :, ::1] x, Py_ssize_t r0, Py_ssize_t Tb,
@@ -707,18 +716,31 @@ def conv2d_weight_grad_winograd(const floating[:, :, :, ::1] x,   # IN  (N, C, H
                       &scratch[t, xi * C * Tb], Tb, 1, &acc[t, xi * K * C], C)
 
 
-cdef inline void _weight_grad_row(const floating[:, :, ::1] m, floating[:, :, :, ::1] dw,
+cdef inline floating _partials(const floating[:, :, :, ::1] m, Py_ssize_t xi, Py_ssize_t k,
+                               Py_ssize_t c) noexcept nogil:
+    """Σ_t m[t, xi, k, c]: the threads' partial sums of one entry, in thread order."""
+    cdef Py_ssize_t t
+    cdef floating acc = m[0, xi, k, c]
+    for t in range(1, m.shape[0]):
+        acc = acc + m[t, xi, k, c]
+    return acc
+
+
+cdef inline void _weight_grad_row(const floating[:, :, :, ::1] m, floating[:, :, :, ::1] dw,
                                   Py_ssize_t k) noexcept nogil:
-    """dw[k, c] = Gᵀ · m[·, k, c] · G for every c (winograd_weight_grad)."""
-    cdef Py_ssize_t C = m.shape[2], c, q, p
+    """dw[k, c] = Gᵀ · (Σ_t m[t, ·, k, c]) · G for every c (winograd_weight_grad)."""
+    cdef Py_ssize_t C = m.shape[3], c, q, p
     cdef floating h[3][4]
+    cdef floating g[16]
     cdef floating s
     for c in range(C):
+        for q in range(16):
+            g[q] = _partials(m, q, k, c)
         for q in range(4):
-            s = (m[4 + q, k, c] + m[8 + q, k, c]) * <floating>0.5
-            h[0][q] = m[q, k, c] + s
-            h[1][q] = (m[4 + q, k, c] - m[8 + q, k, c]) * <floating>0.5
-            h[2][q] = s + m[12 + q, k, c]
+            s = (g[4 + q] + g[8 + q]) * <floating>0.5
+            h[0][q] = g[q] + s
+            h[1][q] = (g[4 + q] - g[8 + q]) * <floating>0.5
+            h[2][q] = s + g[12 + q]
         for p in range(3):
             s = (h[p][1] + h[p][2]) * <floating>0.5
             dw[k, c, p, 0] = h[p][0] + s
@@ -726,40 +748,70 @@ cdef inline void _weight_grad_row(const floating[:, :, ::1] m, floating[:, :, :,
             dw[k, c, p, 2] = s + h[p][3]
 
 
-cdef inline void _weight_grad_row4(const floating[:, :, ::1] m, floating[:, :, :, ::1] dw,
+cdef inline void _weight_grad_row4(const floating[:, :, :, ::1] m, floating[:, :, :, ::1] dw,
                                    Py_ssize_t k) noexcept nogil:
-    """dw[k, c] = Gᵀ · m[·, k, c] · G for every c, F(4×4): with G = D⁻¹·G' as in
+    """dw[k, c] = Gᵀ · M · G for every c, M = Σ_t m[t, ·, k, c] (the threads' partial sums,
+    added in thread order as they are read), F(4×4): with G = D⁻¹·G' as in
     _weight_tiles4, Gᵀ·M·G = G'ᵀ·(S ⊙ M)·G' / 576, S[a, a'] = 576 / (D[a]·D[a']), and G'ᵀ
     applied to a 6-vector v is
-        (v0 − v1 − v2 + v3 + v4,  −v1 + v2 + 2v3 − 2v4,  −v1 − v2 + 4v3 + 4v4 + v5)."""
-    cdef Py_ssize_t C = m.shape[2], c, a, p
-    cdef floating h[3][6]
+        (v0 − v1 − v2 + v3 + v4,  −v1 + v2 + 2v3 − 2v4,  −v1 − v2 + 4v3 + 4v4 + v5).
+    In chunks of CH channels: G'ᵀ down each column a of S ⊙ M into h[3a + p], then along
+    each row p of h."""
+    cdef Py_ssize_t C = m.shape[3], T = m.shape[0], chunk, c0, nc, i, a, p, t
+    cdef floating h[18][CH]
+    cdef floating ms[6][CH]
     cdef floating v[6]
     cdef floating d[6]
+    cdef floating sc[6]
+    cdef floating v0, v1, v2, v3, v4, v5
+    cdef const floating* mo
     d[:] = [4, 6, 6, 24, 24, 1]
-    for c in range(C):
-        for a in range(6):              # column a' = a of G'ᵀ·(S ⊙ M): h[·][a]
+    for chunk in range((C + CH - 1) // CH):
+        c0 = chunk * CH
+        nc = min(C - c0, <Py_ssize_t>CH)
+        for a in range(6):                  # column a of G'ᵀ·(S ⊙ M): h[3a + p]
             for p in range(6):
-                v[p] = m[6 * p + a, k, c] * (<floating>576 / (d[p] * d[a]))
-            h[0][a] = v[0] - v[1] - v[2] + v[3] + v[4]
-            h[1][a] = -v[1] + v[2] + <floating>2 * v[3] - <floating>2 * v[4]
-            h[2][a] = -v[1] - v[2] + <floating>4 * v[3] + <floating>4 * v[4] + v[5]
-        for p in range(3):              # row p of h·G', / 576
-            dw[k, c, p, 0] = (h[p][0] - h[p][1] - h[p][2] + h[p][3] + h[p][4]) / <floating>576
-            dw[k, c, p, 1] = (-h[p][1] + h[p][2] + <floating>2 * h[p][3]
-                              - <floating>2 * h[p][4]) / <floating>576
-            dw[k, c, p, 2] = (-h[p][1] - h[p][2] + <floating>4 * h[p][3] + <floating>4 * h[p][4]
-                              + h[p][5]) / <floating>576
+                sc[p] = <floating>576 / (d[p] * d[a])
+                mo = &m[0, 6 * p + a, k, c0]
+                for i in range(nc):
+                    ms[p][i] = mo[i]
+                for t in range(1, T):
+                    mo = &m[t, 6 * p + a, k, c0]
+                    for i in range(nc):
+                        ms[p][i] = ms[p][i] + mo[i]
+            for i in range(nc):
+                v0 = ms[0][i] * sc[0]
+                v1 = ms[1][i] * sc[1]
+                v2 = ms[2][i] * sc[2]
+                v3 = ms[3][i] * sc[3]
+                v4 = ms[4][i] * sc[4]
+                v5 = ms[5][i] * sc[5]
+                h[3 * a][i] = v0 - v1 - v2 + v3 + v4
+                h[3 * a + 1][i] = -v1 + v2 + <floating>2 * v3 - <floating>2 * v4
+                h[3 * a + 2][i] = -v1 - v2 + <floating>4 * v3 + <floating>4 * v4 + v5
+        for i in range(nc):                 # row p of h·G', / 576
+            for p in range(3):
+                v0 = h[p][i]
+                v1 = h[3 + p][i]
+                v2 = h[6 + p][i]
+                v3 = h[9 + p][i]
+                v4 = h[12 + p][i]
+                v5 = h[15 + p][i]
+                dw[k, c0 + i, p, 0] = (v0 - v1 - v2 + v3 + v4) / <floating>576
+                dw[k, c0 + i, p, 1] = (-v1 + v2 + <floating>2 * v3 - <floating>2 * v4) / <floating>576
+                dw[k, c0 + i, p, 2] = (-v1 - v2 + <floating>4 * v3 + <floating>4 * v4 + v5) / <floating>576
 
 
-def winograd_weight_grad(const floating[:, :, ::1] m,     # IN  (T², K, C) Σ_tiles D[ξ] @ V[ξ]ᵀ
+def winograd_weight_grad(const floating[:, :, :, ::1] m,  # IN  (threads, T², K, C) partial Σ D[ξ] @ V[ξ]ᵀ
                          floating[:, :, :, ::1] dw,        # OUT (K, C, 3, 3)
                          int num_threads):
-    """dw[k, c] = Gᵀ · m[·, k, c] · G: F(2×2)'s (T² = 16: 4×4 → 3×3; with the rows m_a of the
-    4×4 matrix, h = Gᵀ·m is (m0 + (m1 + m2)/2, (m1 − m2)/2, (m1 + m2)/2 + m3), and the same
-    along each row of h) or F(4×4)'s (T² = 36: _weight_grad_row4). One thread per k."""
-    cdef Py_ssize_t K = m.shape[1], k
-    cdef bint four = m.shape[0] == 36
+    """dw[k, c] = Gᵀ · M[·, k, c] · G, M = Σ_t m[t] (the threads' partial sums of
+    conv2d_weight_grad_winograd, added in thread order): F(2×2)'s (T² = 16: 4×4 → 3×3;
+    with the rows M_a of the 4×4 matrix, h = Gᵀ·M is (M0 + (M1 + M2)/2, (M1 − M2)/2,
+    (M1 + M2)/2 + M3), and the same along each row of h) or F(4×4)'s (T² = 36:
+    _weight_grad_row4). One thread per k."""
+    cdef Py_ssize_t K = m.shape[2], k
+    cdef bint four = m.shape[1] == 36
     with nogil:
         for k in prange(K, schedule='static', num_threads=num_threads):
             if four:

@@ -535,8 +535,8 @@ def _weight_grad_winograd(x, x_shape, δ, w_shape, g, need_dw, need_db, m=2):
     """ext/winograd.pyx, F(m×m, 3×3) (m = 2 or 4, T = m + 2): ∂L/∂w[k, c] =
     Gᵀ·(Σ_tiles (A·Δ·Aᵀ) ⊙ (Bᵀ·d·B))·G, as T² GEMMs D[ξ] (K, tiles) @ V[ξ]ᵀ (tiles, C) over
     blocks of tile rows (the forward's blocks), each thread summing its own (T², K, C)
-    partial; the partials added in a fixed order, then transformed back. ∂L/∂b summed per
-    channel in double."""
+    partial; the partials added in thread order as they are transformed back. ∂L/∂b summed
+    per channel in double."""
     N, C, H, W = x_shape
     K = w_shape[0]
     _, _, OH, OW = δ.shape
@@ -551,9 +551,8 @@ def _weight_grad_winograd(x, x_shape, δ, w_shape, g, need_dw, need_db, m=2):
         fn, ilp64 = _blas.gemm(dtype)
         with _blas.single_threaded():
             _wino.conv2d_weight_grad_winograd(x, δ, acc, scratch, g.ph, g.pw, rows, m, fn, ilp64, nt)
-        total = acc.sum(axis=0).reshape(P, K, C)             # thread partials, fixed order
-        dw = np.empty(w_shape, dtype)
-        _wino.winograd_weight_grad(total, dw, nt)
+        dw = np.empty(w_shape, dtype)                       # (+ the thread partials, in order)
+        _wino.winograd_weight_grad(acc.reshape(nt, P, K, C), dw, nt)
     return dw, (_bias_sums(δ) if need_db else None)
 
 
