@@ -299,6 +299,17 @@ cdef inline void _weight_tiles4(const floating[:, :, :, ::1] w, Py_ssize_t k,
                     uo[i] = ut[b][i]
 
 
+cdef inline (Py_ssize_t, Py_ssize_t, Py_ssize_t, Py_ssize_t) _piece(
+        Py_ssize_t tb, Py_ssize_t left, Py_ssize_t r0, Py_ssize_t TH, Py_ssize_t TW) noexcept nogil:
+    """(n, ti, tj, cnt) of tile tb of a block of tile rows that starts at row r0 (TW tiles a
+    row, TH rows a sample): it is tile tj of tile row ti of sample n, and cnt tiles from it
+    on (at most `left`) lie in the same tile row — one piece of a chunk of the block."""
+    cdef Py_ssize_t q = tb // TW, r, n
+    r = r0 + q
+    n = r // TH
+    return n, r - n * TH, tb - q * TW, min(TW - (tb - q * TW), left)
+
+
 cdef inline void _input_block4(const floating[:, :, :, ::1] x, Py_ssize_t r0, Py_ssize_t Tb,
                                Py_ssize_t TH, Py_ssize_t TW, Py_ssize_t ph, Py_ssize_t pw,
                                floating* s) noexcept nogil:
@@ -316,7 +327,7 @@ cdef inline void _input_block4(const floating[:, :, :, ::1] x, Py_ssize_t r0, Py
     (s a raw pointer: the compiler then sees that the stores into it do not touch the
     stack arrays, and vectorises the loops over a chunk)."""
     cdef Py_ssize_t C = x.shape[1], H = x.shape[2], W = x.shape[3], ld = C * Tb
-    cdef Py_ssize_t r, rr, ih, ih0, chunk, c0, nc, c, i, j, t, o, a, e, lim, tb, qq, tj, cnt, n
+    cdef Py_ssize_t rr, ih, ih0, chunk, c0, nc, c, i, j, t, o, a, e, lim, ti, tj, cnt, n
     cdef floating row[6][4 * CH + 2]
     cdef floating ev[36][CH]
     cdef floating* so
@@ -330,13 +341,8 @@ cdef inline void _input_block4(const floating[:, :, :, ::1] x, Py_ssize_t r0, Py
         for c in range(C):
             i = 0
             while i < nc:               # the pieces: d·B into ev[6rr + j][i + t]
-                tb = c0 + i
-                qq = tb // TW
-                tj = tb - qq * TW
-                cnt = min(TW - tj, nc - i)
-                r = r0 + qq
-                n = r // TH
-                ih0 = 4 * (r - n * TH) - ph
+                n, ti, tj, cnt = _piece(c0 + i, nc - i, r0, TH, TW)
+                ih0 = 4 * ti - ph
                 o = 4 * tj - pw         # the input column of row[·][0]
                 lim = 4 * cnt + 2
                 a, e = _patch_span(o, lim, W)
@@ -416,7 +422,7 @@ cdef inline void _output_block4(const floating* m, Py_ssize_t ld, Py_ssize_t Tb,
     into y piece by piece (a piece: the chunk's tiles in one tile row). Only the outputs
     inside OH×OW are written (the last tile row/column may be cut)."""
     cdef Py_ssize_t OH = y.shape[2], OW = y.shape[3]
-    cdef Py_ssize_t chunk, c0, nc, i, j, a, tb, q, tj, cnt, r, n, oi, ncols
+    cdef Py_ssize_t chunk, c0, nc, i, j, a, ti, tj, cnt, n, oi, ncols
     cdef const floating* m0
     cdef const floating* m1
     cdef const floating* m2
@@ -469,13 +475,8 @@ cdef inline void _output_block4(const floating* m, Py_ssize_t ld, Py_ssize_t Tb,
                 z[a][4 * i + 3] = (dm + <floating>8 * dq + v5) / <floating>576 + bk
         i = 0
         while i < nc:                   # the pieces: runs of the chunk's tiles in one tile row
-            tb = c0 + i
-            q = tb // TW
-            tj = tb - q * TW
-            cnt = min(TW - tj, nc - i)
-            r = r0 + q
-            n = r // TH
-            oi = 4 * (r - n * TH)
+            n, ti, tj, cnt = _piece(c0 + i, nc - i, r0, TH, TW)
+            oi = 4 * ti
             ncols = min(4 * cnt, OW - 4 * tj)
             for a in range(min(OH - oi, 4)):
                 memcpy(&y[n, k, oi + a, 4 * tj], &z[a][4 * i], ncols * sizeof(floating))
@@ -604,7 +605,7 @@ cdef inline void _grad_block4(const floating[:, :, :, ::1] dy, Py_ssize_t r0, Py
                v0 − 2v1 + 4v2 − 8v3,  v3)
     along each row of Δ (into e) and then, for the whole chunk, down each column of e."""
     cdef Py_ssize_t K = dy.shape[1], OH = dy.shape[2], OW = dy.shape[3], ld = K * Tb
-    cdef Py_ssize_t chunk, c0, nc, k, i, j, t, rr, tb, qq, tj, cnt, r, n, oi, cols
+    cdef Py_ssize_t chunk, c0, nc, k, i, j, t, rr, ti, tj, cnt, n, oi, cols
     cdef floating dt[4][4 * CH]
     cdef floating e[24][CH]
     cdef floating* so
@@ -618,13 +619,8 @@ cdef inline void _grad_block4(const floating[:, :, :, ::1] dy, Py_ssize_t r0, Py
         for k in range(K):
             i = 0
             while i < nc:               # the pieces: A along Δ's rows into e[6rr + a][i + t]
-                tb = c0 + i
-                qq = tb // TW
-                tj = tb - qq * TW
-                cnt = min(TW - tj, nc - i)
-                r = r0 + qq
-                n = r // TH
-                oi = 4 * (r - n * TH)
+                n, ti, tj, cnt = _piece(c0 + i, nc - i, r0, TH, TW)
+                oi = 4 * ti
                 cols = min(4 * cnt, OW - 4 * tj)       # δ's columns inside OW
                 for rr in range(4):
                     if oi + rr < OH:
