@@ -93,8 +93,9 @@ class Tuning:
     # asked before hwnc and w16, on outputs of at least this many rows and columns (on
     # smaller ones most of its 6×6 patches are padding: hwnc) ...
     winograd4_min_size: int = 7
-    # ... where C·K/(C+K) ≥ this (with fewer channels the transforms eat the saving: w16) ...
-    winograd4_min_ck: float = 24
+    # ... where C·K/(C+K) ≥ this (with fewer channels the transforms eat the saving: w16,
+    # hwnc; DenseNet's 128 → 32, 25.6, stays with them) ...
+    winograd4_min_ck: float = 28
     # ... and the call has ≥ this many 4×4 tiles (the 36·K·C transformed weights are paid
     # per call)
     winograd4_min_tiles: int = 32
@@ -103,7 +104,7 @@ class Tuning:
     # winograd4_wgrad_max_kc (few tiles: short GEMMs that each add 36·K·C partial sums)
     winograd4_wgrad_min_ck: float = 32
     winograd4_wgrad_min_size: int = 8
-    winograd4_wgrad_min_tiles: int = 128
+    winograd4_wgrad_min_tiles: int = 64
     winograd4_wgrad_max_kc: int = 256 * 256
     # k16 when K ≤ this, output rows ≤ k16_max_ow and ≥ k16_min_taps taps per output: small
     # layers whose im2col copy costs as much as the GEMM

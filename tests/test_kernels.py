@@ -74,12 +74,12 @@ def test_default_paths_of_known_layers():
     lenet_c1 = kernels.choose((64, 1, 28, 28), (6, 1, 5, 5), padding=2)
     assert lenet_c1 == ("w16", "blas", "w16") if simd else ("blas",) * 3
     assert kernels.choose((64, 6, 14, 14), (16, 6, 5, 5)).forward == ("k16" if simd else "blas")
-    # F(4×4, 3×3) on outputs of ≥ 7×7 with C·K/(C+K) ≥ 24, F(2×2, 3×3) with fewer channels;
+    # F(4×4, 3×3) on outputs of ≥ 7×7 with C·K/(C+K) ≥ 28, F(2×2, 3×3) with fewer channels;
     # ∂L/∂w by F(4×4) too where there are more channels (C·K/(C+K) ≥ 32), else by w16
     # (stride 1, K ≤ 64, planes ≥ 7×7)
     wg = "w16" if simd else "blas"
     assert kernels.choose((32, 64, 56, 56), (64, 64, 3, 3), padding=1) == ("winograd4",) * 3
-    assert kernels.choose((32, 48, 56, 56), (48, 48, 3, 3), padding=1) == ("winograd4", "winograd4", wg)
+    assert kernels.choose((32, 60, 56, 56), (60, 60, 3, 3), padding=1) == ("winograd4", "winograd4", wg)
     assert kernels.choose((32, 128, 56, 56), (128, 128, 3, 3), padding=1) == ("winograd4",) * 3
     assert kernels.choose((32, 256, 8, 8), (256, 256, 3, 3), padding=1)[:2] == ("winograd4",) * 2
     assert kernels.choose((32, 24, 16, 16), (48, 24, 3, 3), padding=1).forward == "winograd"
@@ -95,7 +95,7 @@ def test_default_paths_of_known_layers():
     assert kernels.choose((32, 144, 16, 16), (24, 144, 1, 1)) == ("pointwise",) * 3
     assert kernels.choose((32, 144, 16, 16), (24, 144, 1, 1), stride=2) == ("blas",) * 3
     # conv_transpose2d is conv2d's ∂L/∂x: its forward is the adjoint conv's input gradient
-    assert kernels.choose((8, 48, 28, 28), (48, 48, 3, 3), op="conv_transpose2d", padding=1) \
+    assert kernels.choose((8, 60, 28, 28), (60, 60, 3, 3), op="conv_transpose2d", padding=1) \
         == ("winograd4", "winograd4", wg)
     assert kernels.choose((64, 6, 28, 28), op="max_pool2d", kernel_size=2) == ("2x2", "direct", None)
     assert kernels.choose((64, 6, 28, 28), op="max_pool2d", kernel_size=3, stride=2) == ("direct", "direct", None)

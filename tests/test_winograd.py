@@ -122,6 +122,7 @@ def test_default_takes_winograd_where_it_pays_and_applies():
     for xs, K, want in (((8, 96, 16, 16), 96, "winograd4"), ((8, 96, 7, 40), 96, "winograd4"),
                         ((2, 96, 16, 16), 96, "winograd4"),              # 32 4×4 tiles
                         ((16, 24, 16, 16), 48, "winograd"),              # C·K/(C+K) = 16
+                        ((8, 128, 16, 16), 32, None),                    # 25.6: DenseNet's, w16
                         ((8, 96, 6, 40), 96, None),                      # 6 rows: neither
                         ((1, 96, 16, 16), 96, None)):                    # 16 4×4, 64 2×2 tiles
         x = rng.standard_normal(xs).astype(np.float32)
@@ -277,16 +278,16 @@ def test_weight_gradient_by_winograd_when_forced(path):
 
 def test_weight_gradient_takes_winograd4_where_it_pays():
     """F(4×4)'s ∂L/∂w by default where the forward takes F(4×4) and also C·K/(C+K) ≥ 32,
-    outputs ≥ 8×8, ≥ 128 4×4 tiles and K·C ≤ 256²: ResNet-18's 32×32 … 8×8 layers; not
-    ResNet-20's 7×7 stage, thin layers, small batches or 512-channel layers. Each
-    threshold, moved past the layer, hands it back."""
+    outputs ≥ 8×8, ≥ 64 4×4 tiles and K·C ≤ 256²: ResNet-18's 32×32 … 8×8 layers,
+    GoogLeNet's 8×8 and 16×16; not ResNet-20's 7×7 stage, thin layers, small batches or
+    512-channel layers. Each threshold, moved past the layer, hands it back."""
     yes = ((32, 64, 32, 32), (64, 64, 3, 3))
     for xs, ws in (yes, ((32, 128, 16, 16), (128, 128, 3, 3)), ((32, 256, 8, 8), (256, 256, 3, 3)),
-                   ((16, 64, 16, 16), (192, 64, 3, 3))):
+                   ((16, 64, 16, 16), (192, 64, 3, 3)), ((16, 96, 8, 8), (128, 96, 3, 3))):
         assert kernels.choose(xs, ws, padding=1).weight_grad == "winograd4", (xs, ws)
     for xs, ws in (((128, 64, 7, 7), (64, 64, 3, 3)),          # 7×7
                    ((8, 128, 16, 16), (32, 128, 3, 3)),        # C·K/(C+K) = 25.6
-                   ((16, 96, 8, 8), (128, 96, 3, 3)),          # 64 4×4 tiles
+                   ((8, 96, 8, 8), (128, 96, 3, 3)),           # 32 4×4 tiles
                    ((32, 512, 8, 8), (512, 512, 3, 3))):       # K·C = 512²
         assert kernels.choose(xs, ws, padding=1).weight_grad != "winograd4", (xs, ws)
     for tuning in (dict(winograd4_wgrad_min_ck=33), dict(winograd4_wgrad_min_size=33),
