@@ -1,6 +1,6 @@
 # Winograd F(2×2, 3×3) and F(4×4, 3×3) convolution: the conv2d forward of 3×3 kernels with
 # stride 1, dilation 1 and one group, with 2.25× (4×) fewer multiplications than im2col +
-# GEMM; and F(2×2, 3×3)'s ∂L/∂w (at the end of the file).
+# GEMM; and ∂L/∂w by the same tiles (at the end of the file).
 #
 # Notation (DESIGN.md): x (N, C, H, W) input, w (K, C, 3, 3) weight, y (N, K, OH, OW),
 # padding (ph, pw) on the top/left; the bottom/right padding is implicit in OH×OW (an
@@ -56,7 +56,8 @@ def winograd_weights(const floating[:, :, :, ::1] w,   # IN  (K, C, 3, 3)
                      int num_threads):
     """u[T·a + a', k, c] = (G · w[k,c] · Gᵀ)[a, a']: the transformed kernels, one (K, C)
     matrix per position ξ = T·a + a' of the T×T transformed tile — F(2×2, 3×3)'s G (4×3)
-    when u has 16 rows, F(4×4, 3×3)'s (6×3) when 36. One thread per k."""
+    when u has 16 rows, F(4×4, 3×3)'s (6×3), scaled by 576 (_weight_tiles4), when 36. One
+    thread per k."""
     cdef Py_ssize_t K = w.shape[0], C = w.shape[1]
     cdef Py_ssize_t k
     cdef bint four = u.shape[0] == 36
@@ -551,7 +552,8 @@ def conv2d_forward_winograd(const floating[:, :, :, ::1] x,   # IN  (N, C, H, W)
 # with D[ξ] = (A·Δ·Aᵀ)[ξ] as a (K, tiles) matrix: 16 GEMMs over the tiles for the 36
 # multiply-adds per tile and channel pair of DESIGN.md's ∂L/∂w = x ⋆ δ. A tile hanging over
 # the bottom/right edge gets Δ = 0 at the outputs that do not exist, so what it read
-# beyond them adds nothing.
+# beyond them adds nothing. F(4×4, 3×3) is the same with its A (6×4), G and 4×4 Δ: 36 GEMMs
+# for the 144 multiply-adds per 4×4 tile (_grad_block4, _weight_grad_row4).
 
 cdef inline void _grad_tiles(const floating[:, :, :, ::1] dy, Py_ssize_t n, Py_ssize_t oi,
                              floating[:, ::1] s, Py_ssize_t t, Py_ssize_t v,
