@@ -601,3 +601,183 @@ def conv2d_backward_depthwise_cl(const floating[:, :, :, ::1] x,    # IN  (N, C,
                 for r in range(kh * kw):
                     for l in range(m):
                         gw[r, c0 + l] = ga[r * m + l]
+
+
+# ---- planes of at most 16 pixels: one plane per 16-lane vector ("lanes", float32) ---------
+#
+# A 4×4 plane is sixteen floats, one AVX-512 vector. Number its pixels k = i·W + j; tap
+# t = p·F_w + q of output pixel o = i'·OW + j' reads input pixel
+#     idx[t][o] = (i'·S_h + p·D_h − P_h)·W + (j'·S_w + q·D_w − P_w)   (16 where outside)
+# so the tap's contribution to the whole output plane is one shuffle of the input plane
+# (lane o takes lane idx[t][o]; index 16 takes a zero) and one multiply-add:
+#     y[n,c,:]  = b[c] + Σ_t w[c,t] · pick(x[n,c,:], idx[t])
+#     ∂L/∂w[c,t] = Σ_n Σ_o δ[n,c,o] · pick(x[n,c,:], idx[t])[o]
+#     ∂L/∂x[n,c,:] = Σ_t w[c,t] · pick(δ[n,c,:], inv[t])
+# where inv[t][k] = the o with idx[t][o] = k (16 if none: for one tap o ↦ k is one-to-one,
+# so the adjoint of a pick is the pick of the inverse indices). No copy, no transpose:
+# each plane is one load and each result one store, in the tensors' own NCHW order.
+# (GCC's vector extensions; AVX-512 runs a pick as one instruction, AVX2 and older lower
+# it to element moves, where the channels-last blocks above are faster: kernels.
+# _depthwise_lanes asks for AVX-512.)
+cdef extern from *:
+    """
+    /* The helpers below pass 64-byte vectors by value; they are static inline, so the
+       baseline build's different vector ABI (GCC's -Wpsabi note) never meets a caller. */
+    #pragma GCC diagnostic ignored "-Wpsabi"
+    #define MG_DWL_MAX_TAPS 25
+    typedef float mg_v16f __attribute__((vector_size(64)));
+    typedef int mg_v16i __attribute__((vector_size(64)));
+    #if defined(__GNUC__) && !defined(__clang__)
+    #define MG_PICK(v, ix) __builtin_shuffle((v), (mg_v16f){0}, (ix))
+    #else
+    static inline mg_v16f MG_PICK(mg_v16f v, mg_v16i ix) {
+        mg_v16f r;
+        for (int o = 0; o < 16; o++) r[o] = ix[o] < 16 ? v[ix[o]] : 0.0f;
+        return r;
+    }
+    #endif
+    /* the first n ≤ 16 floats at a, zeros after */
+    static inline mg_v16f mg_lanes_load(const float *a, Py_ssize_t n) {
+        mg_v16f v = {0};
+        if (n == 16) memcpy(&v, a, 64);
+        else for (Py_ssize_t k = 0; k < n; k++) v[k] = a[k];
+        return v;
+    }
+    static inline void mg_lanes_store(float *a, mg_v16f v, Py_ssize_t n) {
+        if (n == 16) memcpy(a, &v, 64);
+        else for (Py_ssize_t k = 0; k < n; k++) a[k] = v[k];
+    }
+    static inline float mg_lanes_sum(mg_v16f v) {
+        float s = 0;
+        for (int k = 0; k < 16; k++) s += v[k];
+        return s;
+    }
+    /* y plane r = b[c] + Σ_t w[c·taps + t] · pick(x plane r, idx[t]), c = r mod C, for the
+       planes r0 … r1−1 of the (N·C) planes */
+    MG_DW_CLONES
+    static void dwl_forward(float *y, const float *x, const float *w, const float *b,
+                            const int *idx, Py_ssize_t taps, Py_ssize_t r0, Py_ssize_t r1,
+                            Py_ssize_t C, Py_ssize_t Pin, Py_ssize_t Pout) {
+        for (Py_ssize_t r = r0; r < r1; r++) {
+            const float *wc = w + (r % C) * taps;
+            mg_v16f xv = mg_lanes_load(x + r * Pin, Pin);
+            mg_v16f acc = (mg_v16f){0} + b[r % C];
+            for (Py_ssize_t t = 0; t < taps; t++) {
+                mg_v16i ix;
+                memcpy(&ix, idx + 16 * t, 64);
+                acc += wc[t] * MG_PICK(xv, ix);
+            }
+            mg_lanes_store(y + r * Pout, acc, Pout);
+        }
+    }
+    /* channel c over the N samples: ∂L/∂x planes, ∂L/∂w[c, :] (gw + c·taps), ∂L/∂b[c] */
+    MG_DW_CLONES
+    static void dwl_backward(float *dx, float *gw, float *gb, const float *x,
+                             const float *dy, const float *w, const int *idx,
+                             const int *inv, Py_ssize_t taps, Py_ssize_t N, Py_ssize_t C,
+                             Py_ssize_t c, Py_ssize_t Pin, Py_ssize_t Pout, int need_dx,
+                             int need_dw, int need_db) {
+        mg_v16f acc[MG_DWL_MAX_TAPS], accb = {0};
+        mg_v16i ix;
+        const float *wc = w + c * taps;
+        for (Py_ssize_t t = 0; t < taps; t++) acc[t] = (mg_v16f){0};
+        for (Py_ssize_t n = 0; n < N; n++) {
+            Py_ssize_t r = n * C + c;
+            mg_v16f dv = mg_lanes_load(dy + r * Pout, Pout);
+            if (need_db) accb += dv;
+            if (need_dw) {
+                mg_v16f xv = mg_lanes_load(x + r * Pin, Pin);
+                for (Py_ssize_t t = 0; t < taps; t++) {
+                    memcpy(&ix, idx + 16 * t, 64);
+                    acc[t] += dv * MG_PICK(xv, ix);
+                }
+            }
+            if (need_dx) {
+                mg_v16f d = {0};
+                for (Py_ssize_t t = 0; t < taps; t++) {
+                    memcpy(&ix, inv + 16 * t, 64);
+                    d += wc[t] * MG_PICK(dv, ix);
+                }
+                mg_lanes_store(dx + r * Pin, d, Pin);
+            }
+        }
+        if (need_dw)
+            for (Py_ssize_t t = 0; t < taps; t++) gw[c * taps + t] = mg_lanes_sum(acc[t]);
+        if (need_db) gb[c] = mg_lanes_sum(accb);
+    }
+    """
+    const int MG_DWL_MAX_TAPS
+    void dwl_forward(float *y, const float *x, const float *w, const float *b, const int *idx,
+                     Py_ssize_t taps, Py_ssize_t r0, Py_ssize_t r1, Py_ssize_t C,
+                     Py_ssize_t Pin, Py_ssize_t Pout) nogil
+    void dwl_backward(float *dx, float *gw, float *gb, const float *x, const float *dy,
+                      const float *w, const int *idx, const int *inv, Py_ssize_t taps,
+                      Py_ssize_t N, Py_ssize_t C, Py_ssize_t c, Py_ssize_t Pin,
+                      Py_ssize_t Pout, int need_dx, int need_dw, int need_db) nogil
+
+LANES_MAX_TAPS = MG_DWL_MAX_TAPS
+
+
+def _lanes_check(which, x_shape, y_shape, w_shape, idx_shape, inv_shape):
+    """What the unchecked vector loops assume (they hold a plane in one 16-lane vector)."""
+    x_shape, y_shape = tuple(x_shape)[:4], tuple(y_shape)[:4]
+    taps = w_shape[1]
+    if (x_shape[2] * x_shape[3] > 16 or y_shape[2] * y_shape[3] > 16 or x_shape[:2] != y_shape[:2]
+            or w_shape[0] != y_shape[1] or not 0 < taps <= MG_DWL_MAX_TAPS
+            or tuple(idx_shape)[:2] != (taps, 16)
+            or (inv_shape is not None and tuple(inv_shape)[:2] != (taps, 16))):
+        raise ValueError(f"conv2d_{which}_depthwise_lanes(): input planes {x_shape}, output "
+                         f"{y_shape}, filters {tuple(w_shape)[:2]} and pick tables "
+                         f"{tuple(idx_shape)[:2]} do not fit one 16-lane vector per plane, "
+                         f"≤ {MG_DWL_MAX_TAPS} taps")
+
+
+def conv2d_forward_depthwise_lanes(const float[:, :, :, ::1] x,   # IN  (N, C, H, W), H·W ≤ 16
+                                   const float[:, ::1] w,         # IN  (C, taps) the filters
+                                   const float[::1] b,            # IN  (C,) (zeros when no bias)
+                                   const int[:, ::1] idx,         # IN  (taps, 16) pick indices
+                                   float[:, :, :, ::1] y,         # OUT (N, C, OH, OW), OH·OW ≤ 16
+                                   int num_threads):
+    """y[n,c,:] = b[c] + Σ_t w[c,t] · pick(x[n,c,:], idx[t]) (see above), blocks of planes
+    per thread."""
+    cdef Py_ssize_t N = y.shape[0], C = y.shape[1], NC = y.shape[0] * y.shape[1]
+    cdef Py_ssize_t Pin = x.shape[2] * x.shape[3], Pout = y.shape[2] * y.shape[3]
+    cdef Py_ssize_t taps = w.shape[1], nb, per, blk, r0, r1
+    cdef int nt = num_threads if NC * Pout * taps >= 65536 else 1
+    _lanes_check("forward", x.shape, y.shape, w.shape, idx.shape, None)
+    nb = nt * 8 if NC >= nt * 8 else nt
+    per = (NC + nb - 1) // nb
+    with nogil:
+        for blk in prange(nb, schedule='static', num_threads=nt):
+            r0 = blk * per
+            r1 = min(r0 + per, NC)
+            if r0 < r1:
+                dwl_forward(&y[0, 0, 0, 0], &x[0, 0, 0, 0], &w[0, 0], &b[0], &idx[0, 0],
+                            taps, r0, r1, C, Pin, Pout)
+
+
+def conv2d_backward_depthwise_lanes(const float[:, :, :, ::1] x,    # IN  (N, C, H, W) (any, if not need_dw)
+                                    const float[:, :, :, ::1] dy,   # IN  (N, C, OH, OW) δ
+                                    const float[:, ::1] w,          # IN  (C, taps)
+                                    const int[:, ::1] idx,          # IN  (taps, 16) pick indices
+                                    const int[:, ::1] inv,          # IN  (taps, 16) their inverse
+                                    float[:, :, :, ::1] dx,         # OUT (N, C, H, W), if need_dx
+                                    float[:, ::1] gw,               # OUT (C, taps), if need_dw
+                                    float[::1] gb,                  # OUT (C,), if need_db
+                                    bint need_dx, bint need_dw, bint need_db, int num_threads):
+    """∂L/∂x, ∂L/∂w and ∂L/∂b by the picks above, one thread per channel over all samples
+    (so each ∂L/∂w[c] is summed by one thread, in a fixed order)."""
+    cdef Py_ssize_t N = dy.shape[0], C = dy.shape[1], Pout = dy.shape[2] * dy.shape[3]
+    cdef Py_ssize_t Pin = dx.shape[2] * dx.shape[3] if need_dx else x.shape[2] * x.shape[3]
+    cdef Py_ssize_t taps = w.shape[1], c
+    cdef int nt = num_threads if N * C * Pout * taps >= 65536 else 1
+    _lanes_check("backward", (x if need_dw else dx).shape, dy.shape, w.shape, idx.shape,
+                 inv.shape)
+    if (need_dw and gw.shape[0] * gw.shape[1] != C * taps) or (need_db and gb.shape[0] != C):
+        raise ValueError(f"conv2d_backward_depthwise_lanes(): ∂L/∂w {tuple(gw.shape)[:2]} or "
+                         f"∂L/∂b ({gb.shape[0]},) does not hold {C} channels of {taps} taps")
+    with nogil:
+        for c in prange(C, schedule='static', num_threads=nt):
+            dwl_backward(&dx[0, 0, 0, 0], &gw[0, 0], &gb[0], &x[0, 0, 0, 0], &dy[0, 0, 0, 0],
+                         &w[0, 0], &idx[0, 0], &inv[0, 0], taps, N, C, c, Pin, Pout,
+                         need_dx, need_dw, need_db)

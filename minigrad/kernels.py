@@ -29,8 +29,10 @@ The paths (their kernels in ext/; the Python glue in minigrad/ops/conv_dispatch.
                                      planes of ≤ 4 pixels one GEMM for the whole batch
     depthwise ext/conv_depthwise.pyx groups = C = K (one filter per channel), every pass:
                                      whole padded planes, each output row from all taps,
-                                     the backward over seed 004's dilated δ; planes of
-                                     ≤ 16 pixels channels-last, channels in the lanes
+                                     the backward over seed 004's dilated δ; float32
+                                     planes of ≤ 16 pixels one per 16-lane vector, each
+                                     tap one shuffle (AVX-512), else channels-last,
+                                     channels in the lanes
     hwnc      ext/conv_hwnc.pyx      one group, small planes: x copied once into
                                      (H, W, N, C·F_w) rows, then one GEMM per kernel row over
                                      all output rows (samples in the GEMM's long side);
@@ -151,6 +153,15 @@ class Tuning:
     # 'depthwise': channels in the vector lanes (blocks of 64 channels of one sample
     # transposed to channels-last) for output planes of at most this many pixels
     depthwise_cl_max_pixels: int = 16
+    # ... and, before that, one plane per 16-lane vector (float32, input and output planes of
+    # at most depthwise_lanes_max_pixels ≤ 16 pixels, ≤ 25 taps) on CPUs of at least this
+    # SIMD level (2: AVX-512 shuffles a plane in one instruction; AVX2 lowers the shuffle to
+    # element moves and is slower than channels-last there)
+    depthwise_lanes_max_pixels: int = 16
+    depthwise_lanes_min_simd: int = 2
+    # ... on input planes of at least this many pixels (a 2×2 plane fills a quarter of the
+    # vector, where channels-last fills all of it: MobileNetV2's 32×960×2² 0.40 vs 0.26 ms)
+    depthwise_lanes_min_pixels: int = 9
     # ---- block sizes ----
     # 'w16' ∂L/∂w: δ's streams of one block of output channels about this size
     w16_wgrad_block_bytes: int = 32 << 10
@@ -811,6 +822,17 @@ def _depthwise_channels_last(out_hw, C):
     if out_hw[0] * out_hw[1] > t.depthwise_cl_max_pixels:
         return False, 0
     return True, min(C, 64)
+
+
+def _depthwise_lanes(in_hw, out_hw, khw, dtype):
+    """Whether the 'depthwise' kernels should hold each plane in one 16-lane vector
+    (ext/conv_depthwise.pyx "lanes"): float32, ≤ 25 taps, input planes of
+    depthwise_lanes_min_pixels to depthwise_lanes_max_pixels (≤ 16) pixels, output planes of
+    at most that, SIMD level ≥ depthwise_lanes_min_simd. RESULTS.md: depthwise_lanes_*."""
+    t = _state.get().tuning
+    most, n_in = min(t.depthwise_lanes_max_pixels, 16), in_hw[0] * in_hw[1]
+    return (dtype == np.float32 and khw[0] * khw[1] <= 25 and _SIMD_LEVEL >= t.depthwise_lanes_min_simd
+            and t.depthwise_lanes_min_pixels <= n_in <= most and out_hw[0] * out_hw[1] <= most)
 
 
 def _flat_axis(n_in, n_out, extent, pad):

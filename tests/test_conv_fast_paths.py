@@ -197,6 +197,76 @@ def test_depthwise_3x3_specialisations_match_direct(stride, dilation, dtype, lay
                                            err_msg=f"{name} W={W + 2} {kw_}")
 
 
+@given(N=st.integers(1, 3), C=st.integers(1, 40), H=st.integers(1, 16), W=st.integers(1, 16),
+       kh=st.integers(1, 5), kw=st.integers(1, 5), stride=st.sampled_from([1, 1, 2, 3, (1, 2)]),
+       padding=st.sampled_from([0, 1, 1, 2, (0, 2)]), dilation=st.sampled_from([1, 1, 2]),
+       bias=st.booleans(), threads=st.integers(1, 3), seed=st.integers(0, 2 ** 16))
+def test_depthwise_lanes_match_direct(N, C, H, W, kh, kw, stride, padding, dilation, bias,
+                                      threads, seed):
+    """One plane per 16-lane vector (float32 planes of ≤ 16 pixels in and out, ≤ 25 taps),
+    run on any CPU (depthwise_lanes_min_simd=0: the baseline build where there is no
+    AVX-512) and any plane size it takes, over 1–3 threads: the direct loops' numbers. Each tap is a shuffle of the
+    plane with pick indices from conv_dispatch._lanes_picks, ∂L/∂x the shuffle by their
+    inverse; 16 = a zero lane, which must never let another channel's values in."""
+    if H * W > 16:
+        H = max(1, 16 // W)
+    _check_lanes(N, C, H, W, kh, kw, stride, padding, dilation, bias, threads, seed)
+
+
+@pytest.mark.parametrize("H, W, k, stride, padding, dilation", [
+    (4, 4, 3, 1, 1, 1), (4, 4, 3, 2, 1, 1), (2, 2, 3, 1, 1, 1), (4, 4, 3, 1, 2, 2),
+    (4, 4, 5, 1, 2, 1), (1, 16, 3, 1, 1, 1), (16, 1, 3, 1, (1, 0), 1), (3, 5, 2, 1, 0, 1)])
+def test_depthwise_lanes_mobilenet_geometries(H, W, k, stride, padding, dilation):
+    """The same check on the planes MobileNetV2 gives the lanes kernels (4×4 and 2×2,
+    'same' 3×3, stride 1 and 2) and a few edges, 70 channels (not a multiple of 16)."""
+    _check_lanes(3, 70, H, W, k, k, stride, padding, dilation, True, 2, 0)
+
+
+def _check_lanes(N, C, H, W, kh, kw, stride, padding, dilation, bias, threads, seed):
+    pad = (padding, padding) if isinstance(padding, int) else padding
+    st_ = (stride, stride) if isinstance(stride, int) else stride
+    OH = (H + 2 * pad[0] - dilation * (kh - 1) - 1) // st_[0] + 1
+    OW = (W + 2 * pad[1] - dilation * (kw - 1) - 1) // st_[1] + 1
+    if OH < 1 or OW < 1 or OH * OW > 16:
+        return                                  # no output, or a plane the kernel does not take
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((N, C, H, W)).astype(np.float32)
+    x[:, ::3] *= 1e3                            # neighbouring planes of very different size
+    w = rng.standard_normal((C, 1, kh, kw)).astype(np.float32)
+    b = rng.standard_normal(C).astype(np.float32) if bias else None
+    kw_ = dict(stride=stride, padding=padding, dilation=dilation, groups=C)
+    before = mg.get_num_threads()
+    try:
+        mg.set_num_threads(threads)
+        with kernels.use(None, depthwise_lanes_min_simd=0, depthwise_lanes_min_pixels=1):
+            assert kernels._depthwise_lanes((H, W), (OH, OW), (kh, kw), np.float32)
+            got, paths = _conv(x, w, b, None, **kw_)
+    finally:
+        mg.set_num_threads(before)
+    want, _ = _conv(x.astype(np.float64), w.astype(np.float64),
+                    None if b is None else b.astype(np.float64), "direct", **kw_)
+    if C > 1:
+        assert paths == {"depthwise"}
+    # float32 rounding of each channel's own sums (T taps, or M = N·OH·OW terms for ∂L/∂w
+    # and ∂L/∂b; |g| ≤ 1): another channel's values (×1000 on every third) leaking into a
+    # lane, or a tap read from the wrong pixel, is far outside these
+    T, M, u = kh * kw, N * OH * OW, 1e-6
+    xs = np.abs(x).max(axis=(0, 2, 3))                      # (C,)
+    ws = np.abs(w).reshape(C, -1).max(axis=1)               # (C,)
+    bs = np.zeros(C) if b is None else np.abs(b)
+    bounds = {"y": (u * T * (T * xs * ws + bs) + 1e-30).reshape(1, C, 1, 1),
+              "dx": (u * T * T * ws + 1e-30).reshape(1, C, 1, 1),
+              "dw": (u * M * M * xs + 1e-30).reshape(C, 1, 1, 1),
+              "db": np.full(C, u * M * M)}
+    for name, a, r in zip(["y", "dx", "dw", "db"], got, want):
+        if r is None:
+            assert a is None
+            continue
+        assert a.shape == r.shape and a.dtype == np.float32, name
+        err = np.abs(a - r)
+        assert np.all(err <= bounds[name]), f"{name} {kw_}: worst error {err.max()}"
+
+
 @pytest.mark.parametrize("stride, padding", [(1, 1), (2, 1), (1, 0)])
 def test_depthwise_gradcheck(stride, padding, rng):
     x = mg.tensor(rng.standard_normal((2, 3, 6, 5)), requires_grad=True)
@@ -220,6 +290,43 @@ def test_chooser_takes_depthwise_only_for_one_filter_per_channel():
     assert "depthwise" not in kernels.choose((8, 32, 28, 28), (16, 2, 3, 3), padding=1, groups=16)
     with kernels.use("direct"):
         assert kernels.choose((8, 32, 28, 28), (32, 1, 3, 3), padding=1, groups=32) == ("direct",) * 3
+
+
+def test_depthwise_lanes_rule():
+    lanes = kernels._depthwise_lanes
+    with kernels.use(None, depthwise_lanes_min_simd=0):
+        assert lanes((4, 4), (4, 4), (3, 3), np.float32)
+        assert lanes((4, 4), (2, 2), (3, 3), np.float32)          # stride 2 from a 4×4 plane
+        assert lanes((3, 3), (3, 3), (5, 5), np.float32)          # 25 taps
+        assert not lanes((4, 4), (4, 4), (3, 3), np.float64)      # float32 only
+        assert not lanes((4, 5), (4, 5), (3, 3), np.float32)      # 20 pixels: not one vector
+        assert not lanes((4, 4), (6, 6), (1, 1), np.float32)      # nor the output
+        assert not lanes((2, 2), (2, 2), (3, 3), np.float32)      # a quarter vector: channels-last
+        assert not lanes((4, 4), (4, 4), (1, 26), np.float32)     # 26 taps
+        with kernels.use(None, depthwise_lanes_min_simd=0, depthwise_lanes_min_pixels=4):
+            assert lanes((2, 2), (2, 2), (3, 3), np.float32)
+        with kernels.use(None, depthwise_lanes_min_simd=0, depthwise_lanes_max_pixels=8):
+            assert not lanes((3, 3), (3, 3), (3, 3), np.float32)
+    with kernels.use(None, depthwise_lanes_min_simd=kernels.simd_level() + 1):
+        assert not lanes((4, 4), (4, 4), (3, 3), np.float32)
+    assert lanes((4, 4), (4, 4), (3, 3), np.float32) == (kernels.simd_level() >= 2)
+
+
+def test_depthwise_lanes_kernels_check_their_planes():
+    # the vector loops hold a plane in 16 lanes: a 5×5 plane or 26 taps must not reach them
+    from minigrad._ext import conv_depthwise as dwk
+    x = np.ones((2, 3, 5, 5), np.float32)
+    idx = np.full((9, 16), 16, np.int32)
+    with pytest.raises(ValueError, match=r"conv2d_forward_depthwise_lanes\(\): input planes \(2, 3, 5, 5\)"):
+        dwk.conv2d_forward_depthwise_lanes(x, np.ones((3, 9), np.float32), np.zeros(3, np.float32),
+                                           idx, np.empty((2, 3, 5, 5), np.float32), 1)
+    x = np.ones((2, 3, 4, 4), np.float32)
+    with pytest.raises(ValueError, match=r"≤ 25 taps"):
+        dwk.conv2d_backward_depthwise_lanes(x, x, np.ones((3, 26), np.float32),
+                                            np.full((26, 16), 16, np.int32),
+                                            np.full((26, 16), 16, np.int32), x.copy(),
+                                            np.empty((3, 26), np.float32), np.empty(3, np.float32),
+                                            True, True, True, 1)
 
 
 def test_depthwise_checks_before_the_kernels():

@@ -14,6 +14,7 @@ the number of output channels), δ (N, K, OH, OW), geometry g: stride (sh, sw), 
 padding (ph, pw) — the bottom/right is implied by the explicit output size —, dilation
 (dh, dw), groups G.
 """
+import functools
 import math
 import threading
 
@@ -325,6 +326,10 @@ def _forward_depthwise(x, w, b, out_hw, g):
     y = np.empty((x.shape[0], C) + tuple(out_hw), x.dtype)
     bias = np.zeros(C, x.dtype) if b is None else b
     nt = get_num_threads()
+    if kernels._depthwise_lanes(x.shape[2:], out_hw, (kh, kw), x.dtype):   # a plane per vector
+        idx, _ = _lanes_picks(*x.shape[2:], *out_hw, kh, kw, *g.args())
+        _depthwise.conv2d_forward_depthwise_lanes(x, w.reshape(C, kh * kw), bias, idx, y, nt)
+        return y
     cl, cb = kernels._depthwise_channels_last(out_hw, C)
     if cl:                              # small planes: channels in the vector lanes
         wt = np.ascontiguousarray(w.reshape(C, kh * kw).T)                    # (kh·kw, C)
@@ -336,6 +341,28 @@ def _forward_depthwise(x, w, b, out_hw, g):
     _depthwise.conv2d_forward_depthwise(x, w.reshape(C, kh * kw), bias, y, scratch, kh, kw,
                                         *g.args(), nt)
     return y
+
+
+@functools.lru_cache(maxsize=256)
+def _lanes_picks(H, W, OH, OW, kh, kw, sh, sw, ph, pw, dh, dw):
+    """The pick indices of ext/conv_depthwise.pyx's "lanes" kernels, (taps, 16) int32 each,
+    read-only: idx[t, o] = the input pixel k = i·W + j that tap t = p·F_w + q of output pixel
+    o = i'·OW + j' reads, i = i'·S_h + p·D_h − P_h, j = j'·S_w + q·D_w − P_w (16: outside
+    the plane, and for o ≥ OH·OW); inv[t, k] = the o whose tap t reads k (16: none)."""
+    taps, P = kh * kw, OH * OW
+    idx = np.full((taps, 16), 16, np.int32)
+    inv = np.full((taps, 16), 16, np.int32)
+    o = np.arange(P)
+    i, j = np.divmod(o, OW)
+    for t in range(taps):
+        p, q = divmod(t, kw)
+        ii, jj = i * sh + p * dh - ph, j * sw + q * dw - pw
+        inside = (ii >= 0) & (ii < H) & (jj >= 0) & (jj < W)
+        k = ii * W + jj
+        idx[t, :P] = np.where(inside, k, 16)
+        inv[t, k[inside]] = o[inside]
+    idx.flags.writeable = inv.flags.writeable = False
+    return idx, inv
 
 
 def _depthwise_plane(w_shape, out_hw, g):
@@ -692,6 +719,16 @@ def _backward_depthwise(x, x_shape, δ, w, g, need_dx, need_dw, need_db):
                          f"{tuple(x_shape)} and weight {w.shape}")
     C, _, kh, kw = w.shape
     nt, dtype = get_num_threads(), δ.dtype
+    if kernels._depthwise_lanes(x_shape[2:], δ.shape[2:], (kh, kw), dtype):   # a plane per vector
+        idx, inv = _lanes_picks(*x_shape[2:], *δ.shape[2:], kh, kw, *g.args())
+        dx = np.empty(x_shape, dtype) if need_dx else np.zeros((1, 1, 1, 1), dtype)
+        gw = np.empty((C, kh * kw), dtype) if need_dw else np.zeros((1, 1), dtype)
+        db = np.empty(C, dtype) if need_db else np.zeros(1, dtype)
+        _depthwise.conv2d_backward_depthwise_lanes(x if need_dw else δ, δ, w.reshape(C, kh * kw),
+                                                   idx, inv, dx, gw, db, need_dx, need_dw,
+                                                   need_db, nt)
+        return ((dx if need_dx else None), (gw.reshape(w.shape) if need_dw else None),
+                (db if need_db else None))
     db = δ.sum(axis=(0, 2, 3)) if need_db else None
     cl, cb = kernels._depthwise_channels_last(δ.shape[2:], C)
     if cl and (need_dx or need_dw):     # small planes: channels in the vector lanes
