@@ -771,8 +771,8 @@ def conv2d_backward_depthwise_lanes(const float[:, :, :, ::1] x,    # IN  (N, C,
     cdef Py_ssize_t Pin = dx.shape[2] * dx.shape[3] if need_dx else x.shape[2] * x.shape[3]
     cdef Py_ssize_t taps = w.shape[1], c
     cdef int nt = num_threads if N * C * Pout * taps >= 65536 else 1
-    _lanes_check("backward", (x if need_dw else dx).shape, dy.shape, w.shape, idx.shape,
-                 inv.shape)
+    _lanes_check("backward", (x if need_dw else dx if need_dx else dy).shape, dy.shape,
+                 w.shape, idx.shape, inv.shape)
     if (need_dw and gw.shape[0] * gw.shape[1] != C * taps) or (need_db and gb.shape[0] != C):
         raise ValueError(f"conv2d_backward_depthwise_lanes(): ∂L/∂w {tuple(gw.shape)[:2]} or "
                          f"∂L/∂b ({gb.shape[0]},) does not hold {C} channels of {taps} taps")

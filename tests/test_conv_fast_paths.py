@@ -292,6 +292,27 @@ def test_chooser_takes_depthwise_only_for_one_filter_per_channel():
         assert kernels.choose((8, 32, 28, 28), (32, 1, 3, 3), padding=1, groups=32) == ("direct",) * 3
 
 
+@pytest.mark.parametrize("grads", ["x", "w", "b", "xw", "wb", "xb"])
+@pytest.mark.parametrize("H", [4, 2])
+def test_depthwise_small_planes_any_subset_of_gradients(grads, H, rng):
+    # each small-plane layout (lanes on 4×4, channels-last on 2×2) with only some of x, w, b
+    # requiring grad: the kernels get dummies for the rest (and none at all for ∂L/∂b alone)
+    x = rng.standard_normal((3, 20, H, H)).astype(np.float32)
+    w = rng.standard_normal((20, 1, 3, 3)).astype(np.float32)
+    b = rng.standard_normal(20).astype(np.float32)
+    got, want = {}, {}
+    for path, out in ((None, got), ("direct", want)):
+        ts = {k: mg.tensor(v, requires_grad=k in grads) for k, v in (("x", x), ("w", w), ("b", b))}
+        with kernels.use(path, depthwise_lanes_min_simd=0):
+            y = F.conv2d(ts["x"], ts["w"], ts["b"], padding=1, groups=20)
+            (y * mg.tensor(np.cos(np.arange(y.numpy().size, dtype=np.float32)).reshape(y.shape))).sum().backward()
+        out.update({k: (t.grad.numpy() if t.grad is not None else None) for k, t in ts.items()})
+    for k in "xwb":
+        assert (got[k] is None) == (k not in grads) == (want[k] is None), k
+        if got[k] is not None:
+            np.testing.assert_allclose(got[k], want[k], rtol=1e-5, atol=1e-4, err_msg=k)
+
+
 def test_depthwise_lanes_rule():
     lanes = kernels._depthwise_lanes
     with kernels.use(None, depthwise_lanes_min_simd=0):

@@ -719,8 +719,8 @@ def _backward_depthwise(x, x_shape, δ, w, g, need_dx, need_dw, need_db):
                          f"{tuple(x_shape)} and weight {w.shape}")
     C, _, kh, kw = w.shape
     nt, dtype = get_num_threads(), δ.dtype
-    if kernels._depthwise_lanes(x_shape[2:], δ.shape[2:], (kh, kw), dtype):   # a plane per vector
-        idx, inv = _lanes_picks(*x_shape[2:], *δ.shape[2:], kh, kw, *g.args())
+    if (need_dx or need_dw) and kernels._depthwise_lanes(x_shape[2:], δ.shape[2:], (kh, kw), dtype):
+        idx, inv = _lanes_picks(*x_shape[2:], *δ.shape[2:], kh, kw, *g.args())   # a plane per vector
         dx = np.empty(x_shape, dtype) if need_dx else np.zeros((1, 1, 1, 1), dtype)
         gw = np.empty((C, kh * kw), dtype) if need_dw else np.zeros((1, 1), dtype)
         db = np.empty(C, dtype) if need_db else np.zeros(1, dtype)
