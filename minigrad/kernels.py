@@ -65,6 +65,7 @@ import dataclasses
 import numpy as np
 
 from . import _blas
+from ._ext import conv_depthwise as _dwk
 from ._ext import conv_direct16 as _d16
 
 __all__ = ["use", "trace", "choose", "explain", "Paths", "Tuning", "KernelCall",
@@ -826,12 +827,13 @@ def _depthwise_channels_last(out_hw, C):
 
 def _depthwise_lanes(in_hw, out_hw, khw, dtype):
     """Whether the 'depthwise' kernels should hold each plane in one 16-lane vector
-    (ext/conv_depthwise.pyx "lanes"): float32, ≤ 25 taps, input planes of
+    (ext/conv_depthwise.pyx "lanes"): float32, ≤ LANES_MAX_TAPS (25) taps, input planes of
     depthwise_lanes_min_pixels to depthwise_lanes_max_pixels (≤ 16) pixels, output planes of
     at most that, SIMD level ≥ depthwise_lanes_min_simd. RESULTS.md: depthwise_lanes_*."""
     t = _state.get().tuning
     most, n_in = min(t.depthwise_lanes_max_pixels, 16), in_hw[0] * in_hw[1]
-    return (dtype == np.float32 and khw[0] * khw[1] <= 25 and _SIMD_LEVEL >= t.depthwise_lanes_min_simd
+    return (dtype == np.float32 and khw[0] * khw[1] <= _dwk.LANES_MAX_TAPS
+            and _SIMD_LEVEL >= t.depthwise_lanes_min_simd
             and t.depthwise_lanes_min_pixels <= n_in <= most and out_hw[0] * out_hw[1] <= most)
 
 
