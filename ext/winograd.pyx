@@ -119,104 +119,167 @@ cdef inline (Py_ssize_t, Py_ssize_t) _patch_span(Py_ssize_t o, Py_ssize_t lim,
     return a, max(min(W - o, lim), a)
 
 
-cdef inline void _patch_rows(const floating* xc, Py_ssize_t H, Py_ssize_t W, Py_ssize_t ih0,
-                             Py_ssize_t R, Py_ssize_t o, Py_ssize_t a, Py_ssize_t e,
+cdef inline Py_ssize_t _pieces(Py_ssize_t c0, Py_ssize_t nc, Py_ssize_t r0, Py_ssize_t TH,
+                               Py_ssize_t TW, Py_ssize_t* pc) noexcept nogil:
+    """The pieces of the chunk of nc tiles from tile c0 of a block of tile rows that starts
+    at row r0 (TW tiles a row, TH rows a sample): pc[4p .. 4p + 3] = (n, ti, tj, cnt) for
+    piece p — cnt tiles from tile tj of tile row ti of sample n. Returns how many (≤ nc).
+
+    The transforms take a block's tiles in chunks of CH across its tile rows (long vectors
+    even where a tile row has two tiles, as on a 4×4 plane); a chunk's tiles in one tile
+    row are a piece, whose input (or δ) rows are contiguous runs of one plane. The table
+    is made once per chunk and serves every channel."""
+    cdef Py_ssize_t i = 0, count = 0, q, r, n, tj, cnt
+    while i < nc:
+        q = (c0 + i) // TW
+        r = r0 + q
+        n = r // TH
+        tj = c0 + i - q * TW
+        cnt = min(TW - tj, nc - i)
+        pc[4 * count] = n
+        pc[4 * count + 1] = r - n * TH
+        pc[4 * count + 2] = tj
+        pc[4 * count + 3] = cnt
+        count = count + 1
+        i = i + cnt
+    return count
+
+
+cdef inline void _piece_rows(const floating[:, :, :, ::1] x, Py_ssize_t n, Py_ssize_t c,
+                             Py_ssize_t ih0, Py_ssize_t o, Py_ssize_t R, Py_ssize_t lim,
                              floating* row, Py_ssize_t L) noexcept nogil:
-    """row[r·L + j] = xc[ih0 + r, o + j] for a ≤ j < e and the rows r < R inside the H rows
-    of the channel plane xc (H, W); the rest of `row` keeps the zeros the caller wrote once
-    per chunk (they are the same for every channel)."""
-    cdef Py_ssize_t r, ih
-    if e <= a:
-        return
+    """row[r·L + j] = x[n, c, ih0 + r, o + j] for r < R, j < lim, and 0 where that is
+    outside the plane: the R rows of `lim` columns a piece of tiles reads (its input rows,
+    or the rows of δ it covers)."""
+    cdef Py_ssize_t H = x.shape[2], a, e, r, ih, j
+    a, e = _patch_span(o, lim, x.shape[3])
     for r in range(R):
         ih = ih0 + r
-        if ih >= 0 and ih < H:
-            memcpy(&row[r * L + a], &xc[ih * W + o + a], (e - a) * sizeof(floating))
+        if ih >= 0 and ih < H and e > a:
+            for j in range(a):
+                row[r * L + j] = 0
+            memcpy(&row[r * L + a], &x[n, c, ih, o + a], (e - a) * sizeof(floating))
+            for j in range(e, lim):
+                row[r * L + j] = 0
+        else:
+            for j in range(lim):
+                row[r * L + j] = 0
 
 
-cdef inline void _input_tiles(const floating* x, Py_ssize_t C, Py_ssize_t H, Py_ssize_t W,
-                              Py_ssize_t ih0, Py_ssize_t pw, floating[:, ::1] s, Py_ssize_t t,
-                              Py_ssize_t v, Py_ssize_t ldc, Py_ssize_t ld,
-                              Py_ssize_t TW) noexcept nogil:
-    """s[t, v + ξ·ld + c·ldc + tj] = (Bᵀ·d·B)[ξ] for the tiles tj = 0..TW−1 of one tile row,
-    every channel c: d = x_pad[c, ih0 + (0..3), 2tj − pw + (0..3)] (x one sample (C, H, W),
-    ih0 = 2ti − ph).
+cdef inline void _store_pieces(const floating* z, Py_ssize_t L, Py_ssize_t m,
+                               const Py_ssize_t* pc, Py_ssize_t npc,
+                               floating[:, :, :, ::1] y, Py_ssize_t k) noexcept nogil:
+    """The m output rows z[a·L + m·i + b] (a, b < m) of a chunk's tiles i into
+    y[n, k, m·ti + a, m·tj + b], piece by piece (pc, npc from _pieces); only the outputs
+    inside OH×OW (the last tile row or column of a sample may be cut)."""
+    cdef Py_ssize_t OH = y.shape[2], OW = y.shape[3], i = 0, pj, a, n, oi, oj, cnt, ncols
+    for pj in range(npc):
+        n = pc[4 * pj]
+        oi = m * pc[4 * pj + 1]
+        oj = m * pc[4 * pj + 2]
+        cnt = pc[4 * pj + 3]
+        ncols = min(m * cnt, OW - oj)
+        for a in range(min(OH - oi, m)):
+            memcpy(&y[n, k, oi + a, oj], &z[a * L + m * i], ncols * sizeof(floating))
+        i = i + cnt
 
-    Per chunk of tiles tj0 ≤ tj < tj0 + nc and channel, the four input rows it reads,
-    columns iw = 2tj0 − pw + j for j < 2·nc + 2, are copied into `row` (_patch_rows); the
-    zeros (the columns or rows outside the input) are the same for every channel and are
-    written once per chunk. Then, tile by tile (i = tj − tj0; columns 2i .. 2i+3 of `row`),
-        e = d·B, row by row:      (d0 − d2, d1 + d2, d2 − d1, d1 − d3)
-        V = Bᵀ·e, column by col:  (e0 − e2, e1 + e2, e2 − e1, e1 − e3)
-    (each pass reads back its input as the previous one stored it: whole vectors, no
-    store-to-load forwarding stalls)."""
-    cdef Py_ssize_t r, chunk, tj0, nc, c, i, j, o, vo, a, e, lim
+
+cdef inline void _input_block2(const floating[:, :, :, ::1] x, Py_ssize_t r0, Py_ssize_t Tb,
+                               Py_ssize_t TH, Py_ssize_t TW, Py_ssize_t ph, Py_ssize_t pw,
+                               floating* s) noexcept nogil:
+    """s[ξ·C·Tb + c·Tb + tb] = (Bᵀ·d·B)[ξ] for the Tb tiles tb of a block, every channel c:
+    tile tb is tile tj = tb mod TW of tile row r = r0 + tb div TW, i.e. of row ti = r mod TH
+    of sample n = r div TH, and d = x_pad[n, c, 2ti − ph + (0..3), 2tj − pw + (0..3)].
+
+    In chunks of CH tiles (_piece): per channel and piece the four input rows the piece
+    reads go into `row` (_piece_rows), and d·B is taken row by row into ev; then, for the
+    whole chunk at once, Bᵀ·(d·B) column by column. Both apply Bᵀ's rows to a 4-vector v:
+        (v0 − v2,  v1 + v2,  v2 − v1,  v1 − v3)
+    (s a raw pointer: the compiler then sees that the stores into it do not touch the
+    stack arrays, and vectorises the loops over a chunk)."""
+    cdef Py_ssize_t C = x.shape[1], ld = C * Tb
+    cdef Py_ssize_t chunk, c0, nc, c, i, j, t, rr, pj, cnt, npc
+    cdef Py_ssize_t pc[4 * CH]
     cdef floating row[4][2 * CH + 2]
     cdef floating ev[16][CH]
+    cdef floating* so
     cdef floating e0, e1, e2, e3
-    for chunk in range((TW + CH - 1) // CH):
-        tj0 = chunk * CH
-        nc = min(TW - tj0, <Py_ssize_t>CH)
-        o = 2 * tj0 - pw                # the input column of row[·][0]
-        lim = 2 * nc + 2
-        a, e = _patch_span(o, lim, W)
-        memset(&row[0][0], 0, sizeof(row))
+    for chunk in range((Tb + CH - 1) // CH):
+        c0 = chunk * CH
+        nc = min(Tb - c0, <Py_ssize_t>CH)
+        npc = _pieces(c0, nc, r0, TH, TW, &pc[0])
         for c in range(C):
-            _patch_rows(&x[c * H * W], H, W, ih0, 4, o, a, e, &row[0][0], 2 * CH + 2)
-            for r in range(4):          # e = d·B: ev[4r + j][i]
-                for i in range(nc):
-                    ev[4 * r + 0][i] = row[r][2 * i] - row[r][2 * i + 2]
-                    ev[4 * r + 1][i] = row[r][2 * i + 1] + row[r][2 * i + 2]
-                    ev[4 * r + 2][i] = row[r][2 * i + 2] - row[r][2 * i + 1]
-                    ev[4 * r + 3][i] = row[r][2 * i + 1] - row[r][2 * i + 3]
-            for j in range(4):          # V = Bᵀ·e, column j of e: V[j], V[4 + j], ...
-                vo = v + c * ldc + tj0 + j * ld
+            i = 0
+            for pj in range(npc):       # the pieces: d·B into ev[4rr + j][i + t]
+                cnt = pc[4 * pj + 3]
+                _piece_rows(x, pc[4 * pj], c, 2 * pc[4 * pj + 1] - ph, 2 * pc[4 * pj + 2] - pw,
+                            4, 2 * cnt + 2, &row[0][0], 2 * CH + 2)
+                for rr in range(4):
+                    for t in range(cnt):
+                        e0 = row[rr][2 * t]
+                        e1 = row[rr][2 * t + 1]
+                        e2 = row[rr][2 * t + 2]
+                        e3 = row[rr][2 * t + 3]
+                        ev[4 * rr][i + t] = e0 - e2
+                        ev[4 * rr + 1][i + t] = e1 + e2
+                        ev[4 * rr + 2][i + t] = e2 - e1
+                        ev[4 * rr + 3][i + t] = e1 - e3
+                i = i + cnt
+            for j in range(4):          # Bᵀ·(d·B), column j: V[j], V[4 + j], V[8 + j], V[12 + j]
+                so = s + j * ld + c * Tb + c0
                 for i in range(nc):
                     e0 = ev[j][i]
                     e1 = ev[4 + j][i]
                     e2 = ev[8 + j][i]
                     e3 = ev[12 + j][i]
-                    s[t, vo + i] = e0 - e2
-                    s[t, vo + 4 * ld + i] = e1 + e2
-                    s[t, vo + 8 * ld + i] = e2 - e1
-                    s[t, vo + 12 * ld + i] = e1 - e3
+                    so[i] = e0 - e2
+                    so[4 * ld + i] = e1 + e2
+                    so[8 * ld + i] = e2 - e1
+                    so[12 * ld + i] = e1 - e3
 
 
-cdef inline void _output_tiles(const floating[:, ::1] s, Py_ssize_t t, Py_ssize_t m,
-                               Py_ssize_t ld, floating[:, :, :, ::1] y, Py_ssize_t n,
-                               Py_ssize_t k, Py_ssize_t oi, floating bk) noexcept nogil:
-    """y[n, k, oi + (0..1), 2tj + (0..1)] = Aᵀ · M[·, tj] · A + b[k] for the tiles of one
-    tile row and one output channel, M[ξ, tj] = s[t, m + ξ·ld + tj]:
-        f = Aᵀ·M, column by column: (m0 + m1 + m2, m1 − m2 − m3)
-        tile = f·A, row by row:     (f0 + f1 + f2, f1 − f2 − f3)
-    Only the outputs inside OH×OW are written (the last tile row/column may be half a
-    tile)."""
-    cdef Py_ssize_t OH = y.shape[2], OW = y.shape[3], TW = (OW + 1) // 2
-    cdef Py_ssize_t chunk, tj0, nc, nf, i, j, o
+cdef inline void _output_block2(const floating* m, Py_ssize_t Tb, const floating[::1] b,
+                                floating[:, :, :, ::1] y, Py_ssize_t r0, Py_ssize_t TH,
+                                Py_ssize_t TW) noexcept nogil:
+    """y[n, k, 2ti + (0..1), 2tj + (0..1)] = Aᵀ · M[·, k, tb] · A + b[k] for the Tb tiles tb
+    of a block (laid out as in _input_block2), every output channel k, M[ξ, k, tb] =
+    m[ξ·K·Tb + k·Tb + tb]; b of length 0: no bias. Per chunk of CH tiles and channel:
+    f = Aᵀ·M column by column, then f·A row by row, each by Aᵀ's rows applied to a
+    4-vector v:
+        (v0 + v1 + v2,  v1 − v2 − v3)
+    into two output rows z[a] (tile i's columns at 2i, 2i + 1), which _store_pieces copies
+    into y."""
+    cdef Py_ssize_t K = y.shape[1], ld = K * Tb
+    cdef Py_ssize_t chunk, c0, nc, i, j, a, k, npc
+    cdef Py_ssize_t pc[4 * CH]
+    cdef const floating* mo
     cdef floating f[8][CH]
-    cdef floating m0, m1, m2, m3
-    for chunk in range((TW + CH - 1) // CH):
-        tj0 = chunk * CH
-        nc = min(TW - tj0, <Py_ssize_t>CH)
-        o = m + tj0
-        for j in range(4):              # f[j] = (Aᵀ·M)[0, j], f[4 + j] = (Aᵀ·M)[1, j]
-            for i in range(nc):
-                m0 = s[t, o + j * ld + i]
-                m1 = s[t, o + (4 + j) * ld + i]
-                m2 = s[t, o + (8 + j) * ld + i]
-                m3 = s[t, o + (12 + j) * ld + i]
-                f[j][i] = m0 + m1 + m2
-                f[4 + j][i] = m1 - m2 - m3
-        # tile = f·A into y; the tiles i < nf have both columns inside OW, the last one
-        # of the row may have only its first
-        nf = min(OW // 2 - tj0, nc)
-        for j in range(2 if oi + 1 < OH else 1):
-            for i in range(nf):
-                y[n, k, oi + j, 2 * (tj0 + i)] = f[4 * j][i] + f[4 * j + 1][i] + f[4 * j + 2][i] + bk
-                y[n, k, oi + j, 2 * (tj0 + i) + 1] = (f[4 * j + 1][i] - f[4 * j + 2][i]
-                                                      - f[4 * j + 3][i] + bk)
-            if nf < nc:
-                y[n, k, oi + j, 2 * (tj0 + nf)] = f[4 * j][nf] + f[4 * j + 1][nf] + f[4 * j + 2][nf] + bk
+    cdef floating z[2][2 * CH]
+    cdef floating v0, v1, v2, v3, bk
+    for chunk in range((Tb + CH - 1) // CH):
+        c0 = chunk * CH
+        nc = min(Tb - c0, <Py_ssize_t>CH)
+        npc = _pieces(c0, nc, r0, TH, TW, &pc[0])
+        for k in range(K):
+            bk = b[k] if b.shape[0] > 0 else 0
+            for j in range(4):          # f[4a + j] = (Aᵀ·M)[a, j]
+                mo = m + k * Tb + c0 + j * ld
+                for i in range(nc):
+                    v0 = mo[i]
+                    v1 = mo[4 * ld + i]
+                    v2 = mo[8 * ld + i]
+                    v3 = mo[12 * ld + i]
+                    f[j][i] = v0 + v1 + v2
+                    f[4 + j][i] = v1 - v2 - v3
+            for a in range(2):          # z[a][2i + b] = (f·A)[a, b] + b[k]: output row a
+                for i in range(nc):
+                    v0 = f[4 * a][i]
+                    v1 = f[4 * a + 1][i]
+                    v2 = f[4 * a + 2][i]
+                    v3 = f[4 * a + 3][i]
+                    z[a][2 * i] = v0 + v1 + v2 + bk
+                    z[a][2 * i + 1] = v1 - v2 - v3 + bk
+            _store_pieces(&z[0][0], 2 * CH, 2, &pc[0], npc, y, k)
 
 
 # ---- F(4×4, 3×3) -------------------------------------------------------------------------
@@ -300,17 +363,6 @@ cdef inline void _weight_tiles4(const floating[:, :, :, ::1] w, Py_ssize_t k,
                     uo[i] = ut[b][i]
 
 
-cdef inline (Py_ssize_t, Py_ssize_t, Py_ssize_t, Py_ssize_t) _piece(
-        Py_ssize_t tb, Py_ssize_t left, Py_ssize_t r0, Py_ssize_t TH, Py_ssize_t TW) noexcept nogil:
-    """(n, ti, tj, cnt) of tile tb of a block of tile rows that starts at row r0 (TW tiles a
-    row, TH rows a sample): it is tile tj of tile row ti of sample n, and cnt tiles from it
-    on (at most `left`) lie in the same tile row — one piece of a chunk of the block."""
-    cdef Py_ssize_t q = tb // TW, r, n
-    r = r0 + q
-    n = r // TH
-    return n, r - n * TH, tb - q * TW, min(TW - (tb - q * TW), left)
-
-
 cdef inline void _input_block4(const floating[:, :, :, ::1] x, Py_ssize_t r0, Py_ssize_t Tb,
                                Py_ssize_t TH, Py_ssize_t TW, Py_ssize_t ph, Py_ssize_t pw,
                                floating* s) noexcept nogil:
@@ -318,17 +370,16 @@ cdef inline void _input_block4(const floating[:, :, :, ::1] x, Py_ssize_t r0, Py
     tile tb is tile tj = tb mod TW of tile row r = r0 + tb div TW, i.e. of row ti = r mod TH
     of sample n = r div TH, and d = x_pad[n, c, 4ti − ph + (0..5), 4tj − pw + (0..5)].
 
-    In chunks of CH tiles across the block's tile rows: per channel and piece (the chunk's
-    tiles in one tile row) the six input rows the piece reads are copied into `row`, with
-    zeros outside the input (_patch_span), and d·B is taken row by row into ev; then, for
-    the whole chunk at once (long vectors even where a tile row has a few tiles),
-    Bᵀ·(d·B) column by column. Both passes apply Bᵀ's rows to a 6-vector v:
+    As _input_block2 with 6×6 patches: per chunk of CH tiles, channel and piece the six
+    input rows the piece reads go into `row` (_piece_rows), and d·B is taken row by row into
+    ev; then, for the whole chunk at once, Bᵀ·(d·B) column by column. Both passes apply Bᵀ's rows to a 6-vector v:
         (4v0 − 5v2 + v4,  (v3 + v4) − 4(v1 + v2),  (v4 − v3) + 4(v1 − v2),
          (v4 − v2) + 2(v3 − v1),  (v4 − v2) − 2(v3 − v1),  4v1 − 5v3 + v5)
     (s a raw pointer: the compiler then sees that the stores into it do not touch the
     stack arrays, and vectorises the loops over a chunk)."""
-    cdef Py_ssize_t C = x.shape[1], H = x.shape[2], W = x.shape[3], ld = C * Tb
-    cdef Py_ssize_t rr, ih, ih0, chunk, c0, nc, c, i, j, t, o, a, e, lim, ti, tj, cnt, n
+    cdef Py_ssize_t C = x.shape[1], ld = C * Tb
+    cdef Py_ssize_t rr, chunk, c0, nc, c, i, j, t, pj, cnt, npc
+    cdef Py_ssize_t pc[4 * CH]
     cdef floating row[6][4 * CH + 2]
     cdef floating ev[36][CH]
     cdef floating* so
@@ -339,25 +390,13 @@ cdef inline void _input_block4(const floating[:, :, :, ::1] x, Py_ssize_t r0, Py
     for chunk in range((Tb + CH - 1) // CH):
         c0 = chunk * CH
         nc = min(Tb - c0, <Py_ssize_t>CH)
+        npc = _pieces(c0, nc, r0, TH, TW, &pc[0])
         for c in range(C):
             i = 0
-            while i < nc:               # the pieces: d·B into ev[6rr + j][i + t]
-                n, ti, tj, cnt = _piece(c0 + i, nc - i, r0, TH, TW)
-                ih0 = 4 * ti - ph
-                o = 4 * tj - pw         # the input column of row[·][0]
-                lim = 4 * cnt + 2
-                a, e = _patch_span(o, lim, W)
-                for rr in range(6):
-                    ih = ih0 + rr
-                    if ih >= 0 and ih < H and e > a:
-                        for j in range(a):
-                            row[rr][j] = 0
-                        memcpy(&row[rr][a], &x[n, c, ih, o + a], (e - a) * sizeof(floating))
-                        for j in range(e, lim):
-                            row[rr][j] = 0
-                    else:
-                        for j in range(lim):
-                            row[rr][j] = 0
+            for pj in range(npc):       # the pieces: d·B into ev[6rr + j][i + t]
+                cnt = pc[4 * pj + 3]
+                _piece_rows(x, pc[4 * pj], c, 4 * pc[4 * pj + 1] - ph, 4 * pc[4 * pj + 2] - pw,
+                            6, 4 * cnt + 2, &row[0][0], 4 * CH + 2)
                 for rr in range(6):
                     for t in range(cnt):
                         e0 = row[rr][4 * t]
@@ -407,23 +446,22 @@ cdef inline void _input_block4(const floating[:, :, :, ::1] x, Py_ssize_t r0, Py
                     s2[i] = <floating>4 * e1 - <floating>5 * e3 + e5
 
 
-cdef inline void _output_block4(const floating* m, Py_ssize_t ld, Py_ssize_t Tb,
-                                floating[:, :, :, ::1] y, Py_ssize_t k, Py_ssize_t r0,
-                                Py_ssize_t TH, Py_ssize_t TW, floating bk) noexcept nogil:
-    """y[n, k, 4ti + (0..3), 4tj + (0..3)] = Aᵀ · M[·, tb] · A / 576 + b[k] for the Tb tiles
-    tb of a block (tile row r0 + tb div TW, which is row ti = r mod TH of sample
-    n = r div TH; tj = tb mod TW) and one output channel k, M[ξ, tb] = m[ξ·ld + tb] (576:
-    the scale of the transformed kernels, _weight_tiles4). In chunks of CH tiles across
-    the block's tile rows (long vectors even where a tile row has a few tiles):
+cdef inline void _output_block4(const floating* m, Py_ssize_t Tb, const floating[::1] b,
+                                floating[:, :, :, ::1] y, Py_ssize_t r0, Py_ssize_t TH,
+                                Py_ssize_t TW) noexcept nogil:
+    """y[n, k, 4ti + (0..3), 4tj + (0..3)] = Aᵀ · M[·, k, tb] · A / 576 + b[k] for the Tb
+    tiles tb of a block (laid out as in _input_block2), every output channel k,
+    M[ξ, k, tb] = m[ξ·K·Tb + k·Tb + tb] (576: the scale of the transformed kernels,
+    _weight_tiles4); b of length 0: no bias. Per chunk of CH tiles and channel:
     f = Aᵀ·M column by column, then f·A row by row, each by Aᵀ's rows applied to a
     6-vector v:
         (v0 + v1 + v2 + v3 + v4,  (v1 − v2) + 2(v3 − v4),  (v1 + v2) + 4(v3 + v4),
          (v1 − v2) + 8(v3 − v4) + v5)
-    into four output rows z[a] (tile i's columns at 4i .. 4i+3), which are then copied
-    into y piece by piece (a piece: the chunk's tiles in one tile row). Only the outputs
-    inside OH×OW are written (the last tile row/column may be cut)."""
-    cdef Py_ssize_t OH = y.shape[2], OW = y.shape[3]
-    cdef Py_ssize_t chunk, c0, nc, i, j, a, ti, tj, cnt, n, oi, ncols
+    into four output rows z[a] (tile i's columns at 4i .. 4i+3), which _store_pieces copies
+    into y."""
+    cdef Py_ssize_t K = y.shape[1], ld = K * Tb
+    cdef Py_ssize_t chunk, c0, nc, i, j, a, k, npc
+    cdef Py_ssize_t pc[4 * CH]
     cdef const floating* m0
     cdef const floating* m1
     cdef const floating* m2
@@ -432,56 +470,52 @@ cdef inline void _output_block4(const floating* m, Py_ssize_t ld, Py_ssize_t Tb,
     cdef const floating* m5
     cdef floating f[24][CH]
     cdef floating z[4][4 * CH]
-    cdef floating v0, v1, v2, v3, v4, v5, sp, dm, sq, dq
+    cdef floating v0, v1, v2, v3, v4, v5, sp, dm, sq, dq, bk
     for chunk in range((Tb + CH - 1) // CH):
         c0 = chunk * CH
         nc = min(Tb - c0, <Py_ssize_t>CH)
-        for j in range(6):              # f[6a + j] = (Aᵀ·M)[a, j]
-            m0 = m + c0 + j * ld
-            m1 = m0 + 6 * ld
-            m2 = m0 + 12 * ld
-            m3 = m0 + 18 * ld
-            m4 = m0 + 24 * ld
-            m5 = m0 + 30 * ld
-            for i in range(nc):
-                v0 = m0[i]
-                v1 = m1[i]
-                v2 = m2[i]
-                v3 = m3[i]
-                v4 = m4[i]
-                v5 = m5[i]
-                sp = v1 + v2
-                dm = v1 - v2
-                sq = v3 + v4
-                dq = v3 - v4
-                f[j][i] = v0 + sp + sq
-                f[6 + j][i] = dm + <floating>2 * dq
-                f[12 + j][i] = sp + <floating>4 * sq
-                f[18 + j][i] = dm + <floating>8 * dq + v5
-        for a in range(4):              # z[a][4i + b] = (f·A)[a, b] / 576 + b[k]: output row a
-            for i in range(nc):
-                v0 = f[6 * a][i]
-                v1 = f[6 * a + 1][i]
-                v2 = f[6 * a + 2][i]
-                v3 = f[6 * a + 3][i]
-                v4 = f[6 * a + 4][i]
-                v5 = f[6 * a + 5][i]
-                sp = v1 + v2
-                dm = v1 - v2
-                sq = v3 + v4
-                dq = v3 - v4
-                z[a][4 * i] = (v0 + sp + sq) / <floating>576 + bk
-                z[a][4 * i + 1] = (dm + <floating>2 * dq) / <floating>576 + bk
-                z[a][4 * i + 2] = (sp + <floating>4 * sq) / <floating>576 + bk
-                z[a][4 * i + 3] = (dm + <floating>8 * dq + v5) / <floating>576 + bk
-        i = 0
-        while i < nc:                   # the pieces: runs of the chunk's tiles in one tile row
-            n, ti, tj, cnt = _piece(c0 + i, nc - i, r0, TH, TW)
-            oi = 4 * ti
-            ncols = min(4 * cnt, OW - 4 * tj)
-            for a in range(min(OH - oi, 4)):
-                memcpy(&y[n, k, oi + a, 4 * tj], &z[a][4 * i], ncols * sizeof(floating))
-            i = i + cnt
+        npc = _pieces(c0, nc, r0, TH, TW, &pc[0])
+        for k in range(K):
+            bk = b[k] if b.shape[0] > 0 else 0
+            for j in range(6):          # f[6a + j] = (Aᵀ·M)[a, j]
+                m0 = m + k * Tb + c0 + j * ld
+                m1 = m0 + 6 * ld
+                m2 = m0 + 12 * ld
+                m3 = m0 + 18 * ld
+                m4 = m0 + 24 * ld
+                m5 = m0 + 30 * ld
+                for i in range(nc):
+                    v0 = m0[i]
+                    v1 = m1[i]
+                    v2 = m2[i]
+                    v3 = m3[i]
+                    v4 = m4[i]
+                    v5 = m5[i]
+                    sp = v1 + v2
+                    dm = v1 - v2
+                    sq = v3 + v4
+                    dq = v3 - v4
+                    f[j][i] = v0 + sp + sq
+                    f[6 + j][i] = dm + <floating>2 * dq
+                    f[12 + j][i] = sp + <floating>4 * sq
+                    f[18 + j][i] = dm + <floating>8 * dq + v5
+            for a in range(4):          # z[a][4i + b] = (f·A)[a, b] / 576 + b[k]: output row a
+                for i in range(nc):
+                    v0 = f[6 * a][i]
+                    v1 = f[6 * a + 1][i]
+                    v2 = f[6 * a + 2][i]
+                    v3 = f[6 * a + 3][i]
+                    v4 = f[6 * a + 4][i]
+                    v5 = f[6 * a + 5][i]
+                    sp = v1 + v2
+                    dm = v1 - v2
+                    sq = v3 + v4
+                    dq = v3 - v4
+                    z[a][4 * i] = (v0 + sp + sq) / <floating>576 + bk
+                    z[a][4 * i + 1] = (dm + <floating>2 * dq) / <floating>576 + bk
+                    z[a][4 * i + 2] = (sp + <floating>4 * sq) / <floating>576 + bk
+                    z[a][4 * i + 3] = (dm + <floating>8 * dq + v5) / <floating>576 + bk
+            _store_pieces(&z[0][0], 4 * CH, 4, &pc[0], npc, y, k)
 
 
 def conv2d_forward_winograd(const floating[:, :, :, ::1] x,   # IN  (N, C, H, W)
@@ -508,9 +542,7 @@ def conv2d_forward_winograd(const floating[:, :, :, ::1] x,   # IN  (N, C, H, W)
     cdef Py_ssize_t P = u.shape[0], m = 2 if P == 16 else 4
     cdef Py_ssize_t TH = (OH + m - 1) // m, TW = (OW + m - 1) // m, R = N * TH
     cdef Py_ssize_t nitems = (R + rows - 1) // rows
-    cdef Py_ssize_t item, t, r, r0, r1, n, ti, k, xi, Tb, mo
-    cdef bint has_bias = b.shape[0] > 0
-    cdef floating bk
+    cdef Py_ssize_t item, t, r0, r1, xi, Tb, mo
     with nogil:
         for item in prange(nitems, schedule='static', num_threads=num_threads):
             t = threadid()
@@ -519,9 +551,7 @@ def conv2d_forward_winograd(const floating[:, :, :, ::1] x,   # IN  (N, C, H, W)
             Tb = (r1 - r0) * TW
             mo = P * C * Tb
             if m == 2:
-                for r in range(r0, r1):
-                    _input_tiles(&x[r // TH, 0, 0, 0], C, x.shape[2], x.shape[3],
-                                 2 * (r % TH) - ph, pw, scratch, t, (r - r0) * TW, Tb, C * Tb, TW)
+                _input_block2(x, r0, Tb, TH, TW, ph, pw, &scratch[t, 0])
             else:
                 _input_block4(x, r0, Tb, TH, TW, ph, pw, &scratch[t, 0])
             for xi in range(P):
@@ -529,17 +559,9 @@ def conv2d_forward_winograd(const floating[:, :, :, ::1] x,   # IN  (N, C, H, W)
                 _gemm(gemm, ilp64, NO_TRANS, NO_TRANS, K, Tb, C, &u[xi, 0, 0], C,
                       &scratch[t, xi * C * Tb], Tb, 0, &scratch[t, mo + xi * K * Tb], Tb)
             if m == 2:
-                for r in range(r0, r1):
-                    n = r // TH
-                    ti = r % TH
-                    for k in range(K):
-                        bk = b[k] if has_bias else 0
-                        _output_tiles(scratch, t, mo + k * Tb + (r - r0) * TW, K * Tb, y, n, k,
-                                      2 * ti, bk)
+                _output_block2(&scratch[t, mo], Tb, b, y, r0, TH, TW)
             else:
-                for k in range(K):
-                    bk = b[k] if has_bias else 0
-                    _output_block4(&scratch[t, mo + k * Tb], K * Tb, Tb, y, k, r0, TH, TW, bk)
+                _output_block4(&scratch[t, mo], Tb, b, y, r0, TH, TW)
 
 
 # ---- ∂L/∂w by the same tiles ----------------------------------------------------------------
@@ -555,59 +577,63 @@ def conv2d_forward_winograd(const floating[:, :, :, ::1] x,   # IN  (N, C, H, W)
 # beyond them adds nothing. F(4×4, 3×3) is the same with its A (6×4), G and 4×4 Δ: 36 GEMMs
 # for the 144 multiply-adds per 4×4 tile (_grad_block4, _weight_grad_row4).
 
-cdef inline void _grad_tiles(const floating[:, :, :, ::1] dy, Py_ssize_t n, Py_ssize_t oi,
-                             floating[:, ::1] s, Py_ssize_t t, Py_ssize_t v,
-                             Py_ssize_t ldk, Py_ssize_t ld, Py_ssize_t TW) noexcept nogil:
-    """s[t, v + ξ·ld + k·ldk + tj] = (A·Δ·Aᵀ)[ξ] for the tiles tj = 0..TW−1 of the tile row
-    at output row oi, every output channel k: Δ = dy[n, k, oi + (0..1), 2tj + (0..1)], zero
-    outside OH×OW. With A·Δ row by row (e_a, a = 0..3, of Δ's rows δ0, δ1):
-        (δ0, δ0 + δ1, δ0 − δ1, −δ1)
-    and then the same along each row: (e0, e0 + e1, e0 − e1, −e1)."""
-    cdef Py_ssize_t K = dy.shape[1], OH = dy.shape[2], OW = dy.shape[3]
-    cdef Py_ssize_t chunk, tj0, nc, k, i, j, r, vo, cols
+cdef inline void _grad_block2(const floating[:, :, :, ::1] dy, Py_ssize_t r0, Py_ssize_t Tb,
+                              Py_ssize_t TH, Py_ssize_t TW, floating* s) noexcept nogil:
+    """s[ξ·K·Tb + k·Tb + tb] = (A·Δ·Aᵀ)[ξ] (4×4) for the Tb tiles tb of a block (laid out as
+    in _input_block2), every output channel k: Δ = dy[n, k, 2ti + (0..1), 2tj + (0..1)],
+    zero outside OH×OW. Per chunk of CH tiles, channel and piece, Δ's two rows go into `dt`
+    (_piece_rows); then, with A (4×2) applied to a 2-vector v,
+        A·v = (v0,  v0 + v1,  v0 − v1,  −v1)
+    along each row of Δ (into e) and then, for the whole chunk, down each column of e."""
+    cdef Py_ssize_t K = dy.shape[1], ld = K * Tb
+    cdef Py_ssize_t chunk, c0, nc, k, i, j, t, rr, pj, cnt, npc
+    cdef Py_ssize_t pc[4 * CH]
     cdef floating dt[2][2 * CH]
     cdef floating e[8][CH]
-    cdef floating a0, a1
-    for chunk in range((TW + CH - 1) // CH):
-        tj0 = chunk * CH
-        nc = min(TW - tj0, <Py_ssize_t>CH)
-        cols = min(2 * nc, OW - 2 * tj0)        # δ's columns inside OW
+    cdef floating* so
+    cdef floating v0, v1
+    for chunk in range((Tb + CH - 1) // CH):
+        c0 = chunk * CH
+        nc = min(Tb - c0, <Py_ssize_t>CH)
+        npc = _pieces(c0, nc, r0, TH, TW, &pc[0])
         for k in range(K):
-            for r in range(2):
-                for j in range(2 * nc):
-                    dt[r][j] = 0
-                if oi + r < OH:
-                    memcpy(&dt[r][0], &dy[n, k, oi + r, 2 * tj0], cols * sizeof(floating))
-            for j in range(2):                  # column j of each tile: e[4a + j] = (A·Δ)[a, j]
+            i = 0
+            for pj in range(npc):       # the pieces: A along Δ's rows into e[4rr + a][i + t]
+                cnt = pc[4 * pj + 3]
+                _piece_rows(dy, pc[4 * pj], k, 2 * pc[4 * pj + 1], 2 * pc[4 * pj + 2], 2,
+                            2 * cnt, &dt[0][0], 2 * CH)
+                for rr in range(2):
+                    for t in range(cnt):
+                        v0 = dt[rr][2 * t]
+                        v1 = dt[rr][2 * t + 1]
+                        e[4 * rr][i + t] = v0
+                        e[4 * rr + 1][i + t] = v0 + v1
+                        e[4 * rr + 2][i + t] = v0 - v1
+                        e[4 * rr + 3][i + t] = -v1
+                i = i + cnt
+            for j in range(4):          # A down column j of e: D[j], D[4 + j], D[8 + j], D[12 + j]
+                so = s + j * ld + k * Tb + c0
                 for i in range(nc):
-                    a0 = dt[0][2 * i + j]
-                    a1 = dt[1][2 * i + j]
-                    e[j][i] = a0
-                    e[2 + j][i] = a0 + a1
-                    e[4 + j][i] = a0 - a1
-                    e[6 + j][i] = -a1
-            for r in range(4):                  # row r of (A·Δ)·Aᵀ
-                vo = v + k * ldk + tj0 + 4 * r * ld
-                for i in range(nc):
-                    a0 = e[2 * r][i]
-                    a1 = e[2 * r + 1][i]
-                    s[t, vo + i] = a0
-                    s[t, vo + ld + i] = a0 + a1
-                    s[t, vo + 2 * ld + i] = a0 - a1
-                    s[t, vo + 3 * ld + i] = -a1
+                    v0 = e[j][i]
+                    v1 = e[4 + j][i]
+                    so[i] = v0
+                    so[4 * ld + i] = v0 + v1
+                    so[8 * ld + i] = v0 - v1
+                    so[12 * ld + i] = -v1
 
 
 cdef inline void _grad_block4(const floating[:, :, :, ::1] dy, Py_ssize_t r0, Py_ssize_t Tb,
                               Py_ssize_t TH, Py_ssize_t TW, floating* s) noexcept nogil:
     """s[ξ·K·Tb + k·Tb + tb] = (A·Δ·Aᵀ)[ξ] (6×6) for the Tb tiles tb of a block (laid out as
     in _input_block4), every output channel k: Δ = dy[n, k, 4ti + (0..3), 4tj + (0..3)], zero
-    outside OH×OW. Per chunk of CH tiles, channel and piece, Δ's four rows are copied into
-    `dt` (zeros outside); then, with A (6×4) applied to a 4-vector v,
+    outside OH×OW. Per chunk of CH tiles, channel and piece, Δ's four rows go into `dt`
+    (_piece_rows); then, with A (6×4) applied to a 4-vector v,
         A·v = (v0,  v0 + v1 + v2 + v3,  v0 − v1 + v2 − v3,  v0 + 2v1 + 4v2 + 8v3,
                v0 − 2v1 + 4v2 − 8v3,  v3)
     along each row of Δ (into e) and then, for the whole chunk, down each column of e."""
-    cdef Py_ssize_t K = dy.shape[1], OH = dy.shape[2], OW = dy.shape[3], ld = K * Tb
-    cdef Py_ssize_t chunk, c0, nc, k, i, j, t, rr, ti, tj, cnt, n, oi, cols
+    cdef Py_ssize_t K = dy.shape[1], ld = K * Tb
+    cdef Py_ssize_t chunk, c0, nc, k, i, j, t, rr, pj, cnt, npc
+    cdef Py_ssize_t pc[4 * CH]
     cdef floating dt[4][4 * CH]
     cdef floating e[24][CH]
     cdef floating* so
@@ -618,20 +644,13 @@ cdef inline void _grad_block4(const floating[:, :, :, ::1] dy, Py_ssize_t r0, Py
     for chunk in range((Tb + CH - 1) // CH):
         c0 = chunk * CH
         nc = min(Tb - c0, <Py_ssize_t>CH)
+        npc = _pieces(c0, nc, r0, TH, TW, &pc[0])
         for k in range(K):
             i = 0
-            while i < nc:               # the pieces: A along Δ's rows into e[6rr + a][i + t]
-                n, ti, tj, cnt = _piece(c0 + i, nc - i, r0, TH, TW)
-                oi = 4 * ti
-                cols = min(4 * cnt, OW - 4 * tj)       # δ's columns inside OW
-                for rr in range(4):
-                    if oi + rr < OH:
-                        memcpy(&dt[rr][0], &dy[n, k, oi + rr, 4 * tj], cols * sizeof(floating))
-                        for j in range(cols, 4 * cnt):
-                            dt[rr][j] = 0
-                    else:
-                        for j in range(4 * cnt):
-                            dt[rr][j] = 0
+            for pj in range(npc):       # the pieces: A along Δ's rows into e[6rr + a][i + t]
+                cnt = pc[4 * pj + 3]
+                _piece_rows(dy, pc[4 * pj], k, 4 * pc[4 * pj + 1], 4 * pc[4 * pj + 2], 4,
+                            4 * cnt, &dt[0][0], 4 * CH)
                 for rr in range(4):
                     for t in range(cnt):
                         v0 = dt[rr][4 * t]
@@ -691,7 +710,7 @@ def conv2d_weight_grad_winograd(const floating[:, :, :, ::1] x,   # IN  (N, C, H
     cdef Py_ssize_t P = (m + 2) * (m + 2)
     cdef Py_ssize_t TH = (OH + m - 1) // m, TW = (OW + m - 1) // m, R = N * TH
     cdef Py_ssize_t nitems = (R + rows - 1) // rows
-    cdef Py_ssize_t item, t, r, r0, r1, xi, Tb, do
+    cdef Py_ssize_t item, t, r0, r1, xi, Tb, do
     with nogil:
         for item in prange(nitems, schedule='static', num_threads=num_threads):
             t = threadid()
@@ -700,11 +719,8 @@ def conv2d_weight_grad_winograd(const floating[:, :, :, ::1] x,   # IN  (N, C, H
             Tb = (r1 - r0) * TW
             do = P * C * Tb
             if m == 2:
-                for r in range(r0, r1):
-                    _input_tiles(&x[r // TH, 0, 0, 0], C, x.shape[2], x.shape[3],
-                                 2 * (r % TH) - ph, pw, scratch, t, (r - r0) * TW, Tb, C * Tb, TW)
-                    _grad_tiles(dy, r // TH, 2 * (r % TH), scratch, t, do + (r - r0) * TW,
-                                Tb, K * Tb, TW)
+                _input_block2(x, r0, Tb, TH, TW, ph, pw, &scratch[t, 0])
+                _grad_block2(dy, r0, Tb, TH, TW, &scratch[t, do])
             else:
                 _input_block4(x, r0, Tb, TH, TW, ph, pw, &scratch[t, 0])
                 _grad_block4(dy, r0, Tb, TH, TW, &scratch[t, do])

@@ -82,6 +82,9 @@ def test_forward_matches_reference(case):
 @pytest.mark.parametrize("N, C, K, H, W, padding", [
     (2, 40, 3, 5, 6, 1),          # more channels than one chunk of the kernel transform (32)
     (1, 2, 3, 4, 70, 1),          # more tiles per row than one chunk of F(2×2)'s transforms
+    (9, 3, 4, 4, 4, 1),           # 4×4 planes: a chunk of the transforms spans many tile rows
+    (40, 2, 3, 2, 3, 1),          # ... and samples (one tile row each, the last tile cut)
+    (35, 2, 2, 5, 1, 1),          # one tile a row: every tile of a chunk a piece of its own
     (2, 3, 2, 3, 131, "same"),    # ... and of F(4×4)'s; an odd width: the last chunk ends on
     (1, 2, 2, 6, 130, 1),         # a cut tile (130: three of its four columns)
     (3, 5, 4, 1, 1, 1),           # one output pixel: one tile, most of it unused
