@@ -90,8 +90,13 @@ class Tuning:
     # ... and the call has ≥ this many 2×2 tiles: the 16·K·C transformed weights are paid per call
     winograd_min_tiles: int = 256
     # ... and an output of at least this many rows and columns (7×7 wastes a quarter of its
-    # tiles on half tiles, and still pays; 4×4 and 2×2 do not)
+    # tiles on half tiles, and still pays; 4×4 and 2×2 do not) ...
     winograd_min_size: int = 7
+    # ... except for the forward on outputs of winograd_small_min_size up to winograd_min_size
+    # (4×4: two tiles a row, which the transforms take in chunks across tile rows) with ≥
+    # winograd_small_min_tiles tiles: there F(2×2) is asked before hwnc
+    winograd_small_min_size: int = 4
+    winograd_small_min_tiles: int = 32
     # Winograd F(4×4, 3×3) ('winograd4': 36 products per 16 outputs, F(2×2)'s 16 per 4),
     # asked before hwnc and w16, on outputs of at least this many rows and columns (on
     # smaller ones most of its 6×6 patches are padding: hwnc) ...
@@ -347,13 +352,14 @@ def _decide(op, x_shape, w_shape, dtype, g, out_hw, why=None):
         base = "blas" if _blas.available() else "gemm"
         note("base", "im2col + OpenBLAS GEMM per thread" if base == "blas"
              else "im2col + np.matmul (no OpenBLAS next to NumPy)")
-    # forward (Winograd F(4×4) first where it applies; then hwnc on small planes, w16 on
-    # few output channels and wide rows, before Winograd F(2×2))
+    # forward (Winograd F(4×4) first where it applies, and F(2×2) on outputs smaller than
+    # winograd_min_size; then hwnc on small planes, w16 on few output channels and wide
+    # rows, before Winograd F(2×2))
     wino = (None if base in ("pointwise", "depthwise") else
             _winograd_fits(N, C, K, (kh, kw), g, (OH, OW), force, t, note, "forward"))
     if base in ("pointwise", "depthwise"):     # (pointwise: measured faster than k16/w16 on 1×1)
         fwd = base
-    elif wino == "winograd4":
+    elif wino == "winograd4" or (wino and min(OH, OW) < t.winograd_min_size):
         fwd = wino
     elif _hwnc_fits(base, g, (OH, OW), force, t, note, "forward"):
         fwd = ("w16" if g.sh == 1 and _w16_fits(K, Cg * kh * kw, dtype, g, (OH, OW), force, t,
@@ -517,6 +523,13 @@ def _winograd_fits(N, C, K, khw, g, out_hw, force, t, note, which):
     tiles = N * -(-OH // 2) * -(-OW // 2)
     # short tile rows make the transforms dearer: below 16 it needs twice the channels
     need = t.winograd_min_ck * (1 if min(OH, OW) >= 16 else 2)
+    if which == "forward" and t.winograd_small_min_size <= min(OH, OW) < t.winograd_min_size:
+        ok = ck >= need and tiles >= t.winograd_small_min_tiles
+        note(which, f"winograd {'takes it' if ok else 'declines'} (a small plane's forward, "
+                    f"asked before hwnc): C·K/(C+K) = {ck:.1f} (≥ {need:g}?), output {OH}×{OW} "
+                    f"(≥ winograd_small_min_size = {t.winograd_small_min_size}?), {tiles} tiles "
+                    f"(≥ winograd_small_min_tiles = {t.winograd_small_min_tiles}?)")
+        return "winograd" if ok else None
     ok = ck >= need and min(OH, OW) >= t.winograd_min_size and tiles >= t.winograd_min_tiles
     note(which, f"winograd {'takes it' if ok else 'declines'}: C·K/(C+K) = {ck:.1f} (≥ {need:g}?), "
                 f"output {OH}×{OW} (≥ winograd_min_size = {t.winograd_min_size}?), "

@@ -126,7 +126,7 @@ def test_default_takes_winograd_where_it_pays_and_applies():
                         ((2, 96, 16, 16), 96, "winograd4"),              # 32 4×4 tiles
                         ((16, 24, 16, 16), 48, "winograd"),              # C·K/(C+K) = 16
                         ((8, 128, 16, 16), 32, None),                    # 25.6: DenseNet's, w16
-                        ((8, 96, 6, 40), 96, None),                      # 6 rows: neither
+                        ((8, 96, 6, 40), 96, "winograd"),                # 6 rows: a small plane's
                         ((1, 96, 16, 16), 96, None)):                    # 16 4×4, 64 2×2 tiles
         x = rng.standard_normal(xs).astype(np.float32)
         with forced(None, False) as log:
@@ -143,7 +143,20 @@ def test_default_takes_winograd_where_it_pays_and_applies():
         assert runs((32, 64, 7, 7), (64, 64, 3, 3), padding=1)
     with kernels.use(None, winograd4_min_size=8):
         assert not runs((32, 64, 7, 7), (64, 64, 3, 3), padding=1)
-    assert not runs((32, 64, 6, 6), (64, 64, 3, 3), padding=1)         # OH, OW < 7
+    # outputs of winograd_small_min_size (4) to 6 rows and columns: F(2×2) for the forward,
+    # asked before hwnc, with ≥ winograd_small_min_tiles (32) tiles and C·K/(C+K) ≥ 12;
+    # never for ∂L/∂x (hwnc's there)
+    assert runs((32, 64, 6, 6), (64, 64, 3, 3), padding=1)
+    assert runs((8, 128, 4, 4), (32, 128, 3, 3), padding=1)            # 32 tiles, 25.6
+    assert not runs((7, 128, 4, 4), (32, 128, 3, 3), padding=1)        # 28 tiles
+    assert runs((16, 16, 4, 4), (48, 16, 3, 3), padding=1)             # C·K/(C+K) = 12
+    assert not runs((16, 15, 4, 4), (48, 15, 3, 3), padding=1)         # 11.4
+    assert not runs((32, 128, 3, 3), (128, 128, 3, 3), padding=1)      # 3 rows: hwnc
+    with kernels.use(None, winograd_small_min_size=5):
+        assert not runs((8, 128, 4, 4), (32, 128, 3, 3), padding=1)
+    with kernels.use(None, winograd_small_min_tiles=33):
+        assert not runs((8, 128, 4, 4), (32, 128, 3, 3), padding=1)
+    assert kernels.choose((16, 96, 4, 4), (208, 96, 3, 3), padding=1) == ("winograd", "hwnc", "hwnc")
     assert not runs((1, 64, 16, 16), (64, 64, 3, 3), padding=1)        # 16 4×4, 64 2×2 tiles
     assert not runs((4, 64, 16, 16), (64, 64, 3, 3), padding=1, stride=2)
     assert not runs((4, 64, 16, 16), (64, 64, 3, 3), padding=2, dilation=2)
