@@ -52,21 +52,26 @@ include "_gemm.pxi"
 
 
 def winograd_weights(const floating[:, :, :, ::1] w,   # IN  (K, C, 3, 3)
-                     floating[:, :, ::1] u,             # OUT (T², K, C), T² = 16 or 36
-                     int num_threads):
+                     floating[:, :, ::1] u,             # OUT (T², K, C), T² = 16 or 36; flip: (T², C, K)
+                     int num_threads, bint flip=False):
     """u[T·a + a', k, c] = (G · w[k,c] · Gᵀ)[a, a']: the transformed kernels, one (K, C)
     matrix per position ξ = T·a + a' of the T×T transformed tile — F(2×2, 3×3)'s G (4×3)
     when u has 16 rows, F(4×4, 3×3)'s (6×3), scaled by 576 (_weight_tiles4), when 36. One
-    thread per k."""
-    cdef Py_ssize_t K = w.shape[0], C = w.shape[1]
+    thread per row of u.
+
+    flip: the kernel of ∂L/∂x at stride 1 instead, w turned by 180° with its channel axes
+    swapped (seed 004; DESIGN.md's ∂L/∂x = pad(δ) ⋆ flip(w)ᵀ):
+        u[ξ, c, k] = (G · rot180(w[k, c]) · Gᵀ)[ξ]
+    read from w as it is (no flipped copy)."""
+    cdef Py_ssize_t K = w.shape[1] if flip else w.shape[0]
     cdef Py_ssize_t k
     cdef bint four = u.shape[0] == 36
     with nogil:
         for k in prange(K, schedule='static', num_threads=num_threads):
             if four:
-                _weight_tiles4(w, k, u)
+                _weight_tiles4(w, k, u, flip)
             else:
-                _weight_tiles(w, k, u)
+                _weight_tiles(w, k, u, flip)
 
 
 # The tile transforms work on chunks of up to CH kernels or tiles through small arrays on
@@ -76,13 +81,31 @@ cdef enum:
     CH = 32
 
 
+cdef inline void _kernel_taps(const floating[:, :, :, ::1] w, Py_ssize_t k, Py_ssize_t c0,
+                              Py_ssize_t nc, bint flip, floating* gc) noexcept nogil:
+    """gc[(3p + q)·CH + i] = g[p, q] for the chunk's kernels i < nc (tap-major): g =
+    w[k, c0 + i], or with flip rot180(w[c0 + i, k]), i.e. g[p, q] = w[c0 + i, k, 2 − p, 2 − q]."""
+    cdef Py_ssize_t i, p, q
+    if flip:
+        for i in range(nc):
+            for p in range(3):
+                for q in range(3):
+                    gc[(3 * p + q) * CH + i] = w[c0 + i, k, 2 - p, 2 - q]
+    else:
+        for i in range(nc):
+            for p in range(3):
+                for q in range(3):
+                    gc[(3 * p + q) * CH + i] = w[k, c0 + i, p, q]
+
+
 cdef inline void _weight_tiles(const floating[:, :, :, ::1] w, Py_ssize_t k,
-                               floating[:, :, ::1] u) noexcept nogil:
-    """u[·, k, c] = G · g · Gᵀ for g = w[k, c], c = 0..C−1, a chunk of CH channels at a
-    time: g is copied to `gc` (tap-major), then h = G·g (4×3, column by column)
+                               floating[:, :, ::1] u, bint flip) noexcept nogil:
+    """u[·, k, c] = G · g · Gᵀ for g = w[k, c] (flip: rot180(w[c, k])), c = 0..C−1, a chunk
+    of CH channels at a time: g is copied to `gc` (_kernel_taps), then h = G·g (4×3,
+    column by column)
         h[0] = g[0],  h[1] = (g[0] + g[1] + g[2])/2,  h[2] = (g[0] − g[1] + g[2])/2,  h[3] = g[2]
     (g[p] the kernel's row p) and, the same way along the rows, h·Gᵀ."""
-    cdef Py_ssize_t C = w.shape[1]
+    cdef Py_ssize_t C = w.shape[0] if flip else w.shape[1]
     cdef Py_ssize_t chunk, c0, nc, i, p, q, a
     cdef floating gc[9][CH]
     cdef floating h[12][CH]
@@ -90,10 +113,7 @@ cdef inline void _weight_tiles(const floating[:, :, :, ::1] w, Py_ssize_t k,
     for chunk in range((C + CH - 1) // CH):
         c0 = chunk * CH
         nc = min(C - c0, <Py_ssize_t>CH)
-        for i in range(nc):
-            for p in range(3):
-                for q in range(3):
-                    gc[3 * p + q][i] = w[k, c0 + i, p, q]
+        _kernel_taps(w, k, c0, nc, flip, &gc[0][0])
         for q in range(3):                  # h[3a + q] = (G·g)[a, q]
             for i in range(nc):
                 h[q][i] = gc[q][i]
@@ -305,9 +325,9 @@ cdef inline void _output_block2(const floating* m, Py_ssize_t Tb, const floating
 # GEMMs per block for F(4×4).
 
 cdef inline void _weight_tiles4(const floating[:, :, :, ::1] w, Py_ssize_t k,
-                                floating[:, :, ::1] u) noexcept nogil:
-    """u[·, k, c] = 576 · G · g · Gᵀ (6×6) for g = w[k, c], c = 0..C−1, in chunks of CH
-    channels. G = D⁻¹·G' with D = diag(4, 6, 6, 24, 24, 1) and G' of integers, so
+                                floating[:, :, ::1] u, bint flip) noexcept nogil:
+    """u[·, k, c] = 576 · G · g · Gᵀ (6×6) for g = w[k, c] (flip: rot180(w[c, k])),
+    c = 0..C−1, in chunks of CH channels (the taps by _kernel_taps). G = D⁻¹·G' with D = diag(4, 6, 6, 24, 24, 1) and G' of integers, so
         576 · G·g·Gᵀ = S ⊙ (G'·g·G'ᵀ),   S[a, a'] = 576 / (D[a]·D[a'])   (integers)
     and the output transform divides by 576 once at the end: every constant on the way is
     an integer, so integer-valued images and kernels (seed 000's worked example) come out
@@ -315,7 +335,7 @@ cdef inline void _weight_tiles4(const floating[:, :, :, ::1] w, Py_ssize_t k,
     g0, g1, g2:
         (g0, −(g0 + g1 + g2), −(g0 − g1 + g2), g0 + 2g1 + 4g2, g0 − 2g1 + 4g2, g2)
     and then the same along the rows of h, times S."""
-    cdef Py_ssize_t C = w.shape[1]
+    cdef Py_ssize_t C = w.shape[0] if flip else w.shape[1]
     cdef Py_ssize_t chunk, c0, nc, i, p, q, a, b
     cdef floating gc[9][CH]
     cdef floating h[18][CH]
@@ -328,10 +348,7 @@ cdef inline void _weight_tiles4(const floating[:, :, :, ::1] w, Py_ssize_t k,
     for chunk in range((C + CH - 1) // CH):
         c0 = chunk * CH
         nc = min(C - c0, <Py_ssize_t>CH)
-        for i in range(nc):
-            for p in range(3):
-                for q in range(3):
-                    gc[3 * p + q][i] = w[k, c0 + i, p, q]
+        _kernel_taps(w, k, c0, nc, flip, &gc[0][0])
         for q in range(3):                  # h[3a + q] = (G'·g)[a, q]
             for i in range(nc):
                 h0 = gc[q][i]

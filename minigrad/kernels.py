@@ -92,11 +92,13 @@ class Tuning:
     # ... and an output of at least this many rows and columns (7×7 wastes a quarter of its
     # tiles on half tiles, and still pays; 4×4 and 2×2 do not) ...
     winograd_min_size: int = 7
-    # ... except for the forward on outputs of winograd_small_min_size up to winograd_min_size
-    # (4×4: two tiles a row, which the transforms take in chunks across tile rows) with ≥
-    # winograd_small_min_tiles tiles: there F(2×2) is asked before hwnc
+    # ... except on outputs of winograd_small_min_size up to winograd_min_size (4×4: two
+    # tiles a row, which the transforms take in chunks across tile rows) with ≥
+    # winograd_small_min_tiles tiles: there F(2×2) is asked before hwnc for the forward,
+    # and for ∂L/∂x where C·K/(C+K) ≥ winograd_small_dx_min_ck
     winograd_small_min_size: int = 4
     winograd_small_min_tiles: int = 32
+    winograd_small_dx_min_ck: float = 64
     # Winograd F(4×4, 3×3) ('winograd4': 36 products per 16 outputs, F(2×2)'s 16 per 4),
     # asked before hwnc and w16, on outputs of at least this many rows and columns (on
     # smaller ones most of its 6×6 patches are padding: hwnc) ...
@@ -354,7 +356,7 @@ def _decide(op, x_shape, w_shape, dtype, g, out_hw, why=None):
              else "im2col + np.matmul (no OpenBLAS next to NumPy)")
     # forward (Winograd F(4×4) first where it applies, and F(2×2) on outputs smaller than
     # winograd_min_size; then hwnc on small planes, w16 on few output channels and wide
-    # rows, before Winograd F(2×2))
+    # rows, before Winograd F(2×2) elsewhere)
     wino = (None if base in ("pointwise", "depthwise") else
             _winograd_fits(N, C, K, (kh, kw), g, (OH, OW), force, t, note, "forward"))
     if base in ("pointwise", "depthwise"):     # (pointwise: measured faster than k16/w16 on 1×1)
@@ -385,8 +387,9 @@ def _decide(op, x_shape, w_shape, dtype, g, out_hw, why=None):
         fwd = base
     # ∂L/∂x: at stride 1 and dilation 1 there is nothing to dilate, so it is the forward
     # correlation of δ (padded by F−1−P) with the flipped, channel-swapped kernel
-    # (by Winograd F(4×4) where it applies; else by hwnc or w16 where both channel counts
-    # are small, as for the forward; else by Winograd F(2×2))
+    # (by Winograd F(4×4) where it applies, or F(2×2) on a small plane with many channels;
+    # else by hwnc or w16 where both channel counts are small, as for the forward; else by
+    # Winograd F(2×2))
     dx = base
     if (g.sh, g.sw, g.dh, g.dw) == (1, 1, 1, 1) and kh - 1 - g.ph >= 0 and kw - 1 - g.pw >= 0:
         w16 = (base not in ("pointwise", "depthwise") and C >= t.w16_min_k
@@ -394,7 +397,7 @@ def _decide(op, x_shape, w_shape, dtype, g, out_hw, why=None):
                              t.w16_flat_max_k, "input_grad"))
         wino = (None if base in ("pointwise", "depthwise") else
                 _winograd_fits(N, K, C, (kh, kw), g, (H, W), force, t, note, "input_grad"))
-        if wino == "winograd4":
+        if wino == "winograd4" or (wino and min(H, W) < t.winograd_min_size):
             dx = wino
         elif _hwnc_fits(base, g, (H, W), force, t, note, "input_grad"):
             gt = _Geom1(kh - 1 - g.ph, kw - 1 - g.pw)      # δ padded by F−1−P
@@ -523,10 +526,12 @@ def _winograd_fits(N, C, K, khw, g, out_hw, force, t, note, which):
     tiles = N * -(-OH // 2) * -(-OW // 2)
     # short tile rows make the transforms dearer: below 16 it needs twice the channels
     need = t.winograd_min_ck * (1 if min(OH, OW) >= 16 else 2)
-    if which == "forward" and t.winograd_small_min_size <= min(OH, OW) < t.winograd_min_size:
+    if which != "weight_grad" and t.winograd_small_min_size <= min(OH, OW) < t.winograd_min_size:
+        if which == "input_grad":
+            need = max(need, t.winograd_small_dx_min_ck)
         ok = ck >= need and tiles >= t.winograd_small_min_tiles
-        note(which, f"winograd {'takes it' if ok else 'declines'} (a small plane's forward, "
-                    f"asked before hwnc): C·K/(C+K) = {ck:.1f} (≥ {need:g}?), output {OH}×{OW} "
+        note(which, f"winograd {'takes it' if ok else 'declines'} (a small plane, asked before "
+                    f"hwnc): C·K/(C+K) = {ck:.1f} (≥ {need:g}?), output {OH}×{OW} "
                     f"(≥ winograd_small_min_size = {t.winograd_small_min_size}?), {tiles} tiles "
                     f"(≥ winograd_small_min_tiles = {t.winograd_small_min_tiles}?)")
         return "winograd" if ok else None

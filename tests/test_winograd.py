@@ -145,7 +145,7 @@ def test_default_takes_winograd_where_it_pays_and_applies():
         assert not runs((32, 64, 7, 7), (64, 64, 3, 3), padding=1)
     # outputs of winograd_small_min_size (4) to 6 rows and columns: F(2×2) for the forward,
     # asked before hwnc, with ≥ winograd_small_min_tiles (32) tiles and C·K/(C+K) ≥ 12;
-    # never for ∂L/∂x (hwnc's there)
+    # for ∂L/∂x with C·K/(C+K) ≥ winograd_small_dx_min_ck (64)
     assert runs((32, 64, 6, 6), (64, 64, 3, 3), padding=1)
     assert runs((8, 128, 4, 4), (32, 128, 3, 3), padding=1)            # 32 tiles, 25.6
     assert not runs((7, 128, 4, 4), (32, 128, 3, 3), padding=1)        # 28 tiles
@@ -156,7 +156,12 @@ def test_default_takes_winograd_where_it_pays_and_applies():
         assert not runs((8, 128, 4, 4), (32, 128, 3, 3), padding=1)
     with kernels.use(None, winograd_small_min_tiles=33):
         assert not runs((8, 128, 4, 4), (32, 128, 3, 3), padding=1)
-    assert kernels.choose((16, 96, 4, 4), (208, 96, 3, 3), padding=1) == ("winograd", "hwnc", "hwnc")
+    assert kernels.choose((16, 128, 4, 4), (128, 128, 3, 3), padding=1) == ("winograd", "winograd", "hwnc")
+    assert kernels.choose((16, 126, 4, 4), (126, 126, 3, 3), padding=1) == ("winograd", "hwnc", "hwnc")
+    assert kernels.choose((8, 128, 4, 4), (32, 128, 3, 3), padding=1) == ("winograd", "hwnc", "hwnc")
+    with kernels.use(None, winograd_small_dx_min_ck=257):              # 512·512/1024 = 256
+        assert kernels.choose((32, 512, 4, 4), (512, 512, 3, 3), padding=1).input_grad == "hwnc"
+    assert kernels.choose((32, 512, 3, 3), (512, 512, 3, 3), padding=1) == ("hwnc", "hwnc", "hwnc")
     assert not runs((1, 64, 16, 16), (64, 64, 3, 3), padding=1)        # 16 4×4, 64 2×2 tiles
     assert not runs((4, 64, 16, 16), (64, 64, 3, 3), padding=1, stride=2)
     assert not runs((4, 64, 16, 16), (64, 64, 3, 3), padding=2, dilation=2)
@@ -244,6 +249,22 @@ def test_input_gradient_at_stride_1_through_winograd(padding):
     P4 = ref.conv_padding4(padding, 16, 18, 3, 3, (1, 1), (1, 1))
     dx = ref.conv2d_vjp(x, w, δ, (1, 1), P4, (1, 1), 1)[0]
     np.testing.assert_allclose(grads["default"][0], dx, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("T2", [16, 36])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("K, C", [(3, 5), (40, 33), (1, 70)])
+def test_flipped_kernel_transform_is_the_transform_of_the_flipped_copy(T2, dtype, K, C):
+    """∂L/∂x's transformed kernels (winograd_weights(flip=True), read from w as it is) are
+    those of rot180(w) with the channel axes swapped — seed 004's kernel — bit for bit;
+    channel counts across the kernel transform's chunks of 32."""
+    from minigrad._ext import winograd as _wino
+    w = np.random.default_rng(K * C).standard_normal((K, C, 3, 3)).astype(dtype)
+    want = np.empty((T2, C, K), dtype)
+    _wino.winograd_weights(np.ascontiguousarray(w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3)), want, 2)
+    got = np.full((T2, C, K), np.nan, dtype)
+    _wino.winograd_weights(w, got, 2, True)
+    np.testing.assert_array_equal(got, want)
 
 
 @settings(deadline=None)

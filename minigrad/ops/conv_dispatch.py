@@ -83,17 +83,18 @@ def _forward_direct(x, w, b, out_hw, g):
     return y
 
 
-def _forward_winograd(x, w, b, out_hw, g, m=2):
+def _forward_winograd(x, w, b, out_hw, g, m=2, flip=False):
     """ext/winograd.pyx: one parallel loop over blocks of m×m output tiles (F(m×m, 3×3),
     m = 2 or 4); each thread transforms its tiles, runs (m+2)² GEMMs (K, C) @ (C, tiles),
-    writes y."""
-    N, K, Cg = x.shape[0], w.shape[0], w.shape[1]
+    writes y. flip: x ⋆ flip(w)ᵀ, w (C, K, 3, 3) turned and transposed by the kernel
+    transform itself (∂L/∂x at stride 1, _input_grad_winograd)."""
+    N, K, Cg = x.shape[0], w.shape[1 if flip else 0], w.shape[0 if flip else 1]
     OH, OW = out_hw
     dtype, nt = x.dtype, get_num_threads()
     TH, TW, P = -(-OH // m), -(-OW // m), (m + 2) ** 2
     rows = kernels._winograd_rows(N, TH, TW, nt, m)                  # tile rows per block
     u = _workspace("winograd_u", (P, K, Cg), dtype)
-    _wino.winograd_weights(w, u, nt)                                 # (P, K, C) = G·w·Gᵀ
+    _wino.winograd_weights(w, u, nt, flip)                           # (P, K, C) = G·w·Gᵀ
     y = np.empty((N, K, OH, OW), dtype)
     scratch = _workspace("winograd", (nt, P * (Cg + K) * rows * TW), dtype)
     fn, ilp64 = _blas.gemm(dtype)
@@ -106,6 +107,14 @@ def _forward_winograd(x, w, b, out_hw, g, m=2):
 def _forward_winograd4(x, w, b, out_hw, g):
     """ext/winograd.pyx's F(4×4, 3×3): _forward_winograd with 4×4 tiles, 36 GEMMs."""
     return _forward_winograd(x, w, b, out_hw, g, 4)
+
+
+def _input_grad_winograd(δ, w, x_shape, g, path):
+    """∂L/∂x at stride 1 by Winograd ('winograd' or 'winograd4'): the forward correlation
+    of δ, padded by F−1−P, with the kernel turned by 180° and its channel axes swapped
+    (seed 004) — the turn and the swap made by the kernel transform as it reads w."""
+    gt = Geom((1, 1), (2 - g.ph, 2 - g.pw), (1, 1), 1)
+    return _forward_winograd(δ, w, None, x_shape[2:], gt, 2 if path == "winograd" else 4, True)
 
 
 def _forward_k16(x, w, b, out_hw, g):
@@ -443,6 +452,10 @@ def backward(x, x_shape, δ, w, g, need_dx, need_dw, need_db, paths, op="conv2d"
     if need_dx and paths.input_grad == "hwnc":
         kernels._ran(op, names["input_grad"], "hwnc", δ.shape, w.shape)
         dx = _input_grad_hwnc(δ, w, x_shape, g)
+        need_dx = False
+    if need_dx and paths.input_grad in ("winograd", "winograd4"):
+        kernels._ran(op, names["input_grad"], paths.input_grad, δ.shape, (C, K, kh, kw))
+        dx = _input_grad_winograd(δ, w, x_shape, g, paths.input_grad)
         need_dx = False
     if need_dx and paths.input_grad in ("winograd", "winograd4", "w16"):
         gt = Geom((1, 1), (kh - 1 - g.ph, kw - 1 - g.pw), (1, 1), g.groups)
