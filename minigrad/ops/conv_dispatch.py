@@ -86,8 +86,9 @@ def _forward_direct(x, w, b, out_hw, g):
 def _forward_winograd(x, w, b, out_hw, g, m=2, flip=False):
     """ext/winograd.pyx: one parallel loop over blocks of m×m output tiles (F(m×m, 3×3),
     m = 2 or 4); each thread transforms its tiles, runs (m+2)² GEMMs (K, C) @ (C, tiles),
-    writes y. flip: x ⋆ flip(w)ᵀ, w (C, K, 3, 3) turned and transposed by the kernel
-    transform itself (∂L/∂x at stride 1, _input_grad_winograd)."""
+    writes y. flip: y = x ⋆ w turned by 180° with its channel axes swapped, w of shape
+    (x's channels, y's channels, 3, 3) as the forward's weight is for its ∂L/∂x — the turn
+    and the swap made by the kernel transform (_input_grad_winograd)."""
     N, K, Cg = x.shape[0], w.shape[1 if flip else 0], w.shape[0 if flip else 1]
     OH, OW = out_hw
     dtype, nt = x.dtype, get_num_threads()
@@ -113,7 +114,7 @@ def _input_grad_winograd(δ, w, x_shape, g, path):
     """∂L/∂x at stride 1 by Winograd ('winograd' or 'winograd4'): the forward correlation
     of δ, padded by F−1−P, with the kernel turned by 180° and its channel axes swapped
     (seed 004) — the turn and the swap made by the kernel transform as it reads w."""
-    gt = Geom((1, 1), (2 - g.ph, 2 - g.pw), (1, 1), 1)
+    gt = Geom((1, 1), (2 - g.ph, 2 - g.pw), (1, 1), 1)             # F − 1 − P, F = 3
     return _forward_winograd(δ, w, None, x_shape[2:], gt, 2 if path == "winograd" else 4, True)
 
 
@@ -433,7 +434,8 @@ def backward(x, x_shape, δ, w, g, need_dx, need_dw, need_db, paths, op="conv2d"
         gemm, blas — col2im(wᵀ · δ): each column of wᵀ·δ holds, for one real δ entry, its
             products with every tap; col2im adds each where the dilated correlation puts it;
         winograd, winograd4, w16 — at stride 1 and dilation 1 only (nothing to dilate): the
-            forward correlation of δ, padded by F−1−P, with the flipped, channel-swapped kernel.
+            forward correlation of δ, padded by F−1−P, with the flipped, channel-swapped kernel
+            (turned and swapped by Winograd's kernel transform as it reads w; for w16 a copy).
     ∂L/∂w = x ⋆ δ: direct loops, δ (Kg, N·OH·OW) @ im2col(x)ᵀ per group, or (w16, stride 1)
         per tap the dot product of δ's stream with x's stream shifted by the tap.
     ∂L/∂b = Σ_n Σ_i' Σ_j' δ[n,k,i',j'].
@@ -457,7 +459,7 @@ def backward(x, x_shape, δ, w, g, need_dx, need_dw, need_db, paths, op="conv2d"
         kernels._ran(op, names["input_grad"], paths.input_grad, δ.shape, (C, K, kh, kw))
         dx = _input_grad_winograd(δ, w, x_shape, g, paths.input_grad)
         need_dx = False
-    if need_dx and paths.input_grad in ("winograd", "winograd4", "w16"):
+    if need_dx and paths.input_grad == "w16":
         gt = Geom((1, 1), (kh - 1 - g.ph, kw - 1 - g.pw), (1, 1), g.groups)
         wt = np.ascontiguousarray(w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))  # (C, K, kh, kw)
         dx = correlate(δ, wt, None, (H, W), gt, paths.input_grad, op, names["input_grad"])
