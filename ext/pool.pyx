@@ -184,6 +184,118 @@ def max_pool2d_backward(const floating[:, :, ::1] dy,      # IN  (P, OH, OW) δ 
                         plane[k] = plane[k] + dy[p, i, j]
 
 
+# ---- max pooling over a tap table -----------------------------------------------------
+#
+# The forward above walks each window's rows and columns from the tables: a scalar loop
+# whose every step is a compare, two selects and a NaN test, 4–5 cycles per tap. On the
+# planes of GoogLeNet's pools (3×3 at stride 1 and 2 on 32×32 … 4×4 planes, hundreds of
+# channels) that was most of a step's pooling time. Here the windows are a table instead:
+# idx[t, o] is the flat index h·W + w of the t-th real input (row-major) of output o's
+# window (o = i·OW + j), the window's last input repeated where it has fewer than T
+# (ops/pool.py's _tap_table). The loop runs over the outputs of a whole plane at once, per
+# tap, without a branch — a load through the table, a compare, two selects —, which GCC
+# vectorises (AVX-512 and AVX2 get their own build: target_clones, as in ext/batchnorm.pyx):
+#     y[o] = −∞, mask[o] = idx[0, o]
+#     for t = 0 … T − 1, for every o:
+#         v = x[idx[t, o]]
+#         if v > y[o] or v is NaN:  y[o] = v, mask[o] = idx[t, o]
+# The inputs of a window are visited in row-major order, so the winner is the table walk's:
+# the first strict maximum, or the last NaN (a repeated last input changes neither).
+# Padding is not in the table: −∞ never wins.
+cdef extern from *:
+    """
+    #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
+    #define MG_POOL_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+    #else
+    #define MG_POOL_CLONES
+    #endif
+    #define MINIGRAD_MAX_TAPS(SUF, T)                                                   \
+    MG_POOL_CLONES                                                                     \
+    static void max_pool_taps_##SUF(const T *x, T *y, int *mask, Py_ssize_t g0,        \
+                                    Py_ssize_t g1, Py_ssize_t P, Py_ssize_t G,         \
+                                    Py_ssize_t HW, Py_ssize_t O, Py_ssize_t taps,      \
+                                    const int *idx) {                                  \
+        for (Py_ssize_t gi = g0; gi < g1; gi++) {       /* G planes, the last maybe fewer */ \
+            Py_ssize_t p = gi * G, n = (P - p < G ? P - p : G) * O;                    \
+            const T *xp = x + p * HW;                                                  \
+            T *yp = y + p * O;                                                         \
+            int *mp = mask + p * O;                                                    \
+            for (Py_ssize_t o = 0; o < n; o++) {                                       \
+                yp[o] = -INFINITY;                                                     \
+                mp[o] = idx[o];                                                        \
+            }                                                                          \
+            for (Py_ssize_t t = 0; t < taps; t++) {                                    \
+                const int *it = idx + t * G * O;                                       \
+                _Pragma("omp simd")                                                    \
+                for (Py_ssize_t o = 0; o < n; o++) {                                   \
+                    int k = it[o];                                                     \
+                    T v = xp[k];                                                       \
+                    int c = (v > yp[o]) | (v != v);                                    \
+                    yp[o] = c ? v : yp[o];                                             \
+                    mp[o] = c ? k : mp[o];                                             \
+                }                                                                      \
+            }                                                                          \
+            for (Py_ssize_t g = 1; g * O < n; g++)      /* into each plane's own index */ \
+                for (Py_ssize_t o = g * O; o < (g + 1) * O; o++)                       \
+                    mp[o] -= (int)(g * HW);                                            \
+        }                                                                              \
+    }
+    MINIGRAD_MAX_TAPS(f, float)
+    MINIGRAD_MAX_TAPS(d, double)
+    """
+    void max_pool_taps_f(const float *x, float *y, int *mask, Py_ssize_t g0, Py_ssize_t g1,
+                         Py_ssize_t P, Py_ssize_t G, Py_ssize_t HW, Py_ssize_t O,
+                         Py_ssize_t taps, const int *idx) nogil
+    void max_pool_taps_d(const double *x, double *y, int *mask, Py_ssize_t g0, Py_ssize_t g1,
+                         Py_ssize_t P, Py_ssize_t G, Py_ssize_t HW, Py_ssize_t O,
+                         Py_ssize_t taps, const int *idx) nogil
+
+
+def max_pool2d_taps_forward(const floating[:, :, ::1] x,   # IN  (P, H, W)
+                            const int[:, ::1] idx,          # IN  (T, G·OH·OW) flat index of tap t of output o
+                            Py_ssize_t G,                   # IN  planes a column of idx covers
+                            floating[:, :, ::1] y,          # OUT (P, OH, OW)
+                            int[:, :, ::1] mask,            # OUT (P, OH, OW) flat index of the winner
+                            int num_threads):
+    """The same y and mask as max_pool2d_forward, the windows given as a tap table (see
+    above) over groups of G planes: column g·OH·OW + o of idx lists the inputs of output
+    o of the group's plane g, as indices g·H·W + h·W + w into the group's G planes (on
+    planes of few outputs one loop then covers several planes; the last group may have
+    fewer). y[p, o] = max over t of x[p, idx[t, o]]; mask the winner's index h·W + w in
+    its own plane. The Python side builds idx from the geometry; this function checks its
+    shape and that every index lies in its column's plane, since the loop reads x[idx]
+    unchecked."""
+    cdef Py_ssize_t P = x.shape[0], HW = x.shape[1] * x.shape[2]
+    cdef Py_ssize_t O = y.shape[1] * y.shape[2], T = idx.shape[0]
+    cdef Py_ssize_t blk, g0, B, t, o, groups
+    cdef int bad = 0
+    cdef int nt = _threads(P * HW, num_threads)
+    if (T < 1 or G < 1 or idx.shape[1] != G * O or y.shape[0] != P or mask.shape[0] != P
+            or mask.shape[1] != y.shape[1] or mask.shape[2] != y.shape[2]):
+        raise ValueError(f"max_pool2d_taps_forward: idx must be (T ≥ 1, G·OH·OW = {G}·{O}), "
+                         f"y and mask (P = {P}, OH, OW); got idx ({idx.shape[0]}, "
+                         f"{idx.shape[1]}), y ({y.shape[0]}, {y.shape[1]}, {y.shape[2]}), "
+                         f"mask ({mask.shape[0]}, {mask.shape[1]}, {mask.shape[2]})")
+    for t in range(T):
+        for o in range(G * O):
+            bad |= idx[t, o] < (o // O) * HW or idx[t, o] >= (o // O + 1) * HW
+    if bad:
+        raise ValueError("max_pool2d_taps_forward: an index of idx outside its column's plane")
+    if P == 0 or O == 0:
+        return
+    groups = (P + G - 1) // G
+    B = max(1, min(max(1, 4096 // (G * O)), (groups + nt - 1) // nt))   # groups per block: ~4096 outputs
+    with nogil:
+        for blk in prange((groups + B - 1) // B, schedule='static', num_threads=nt):
+            g0 = blk * B
+            if floating is float:
+                max_pool_taps_f(&x[0, 0, 0], &y[0, 0, 0], &mask[0, 0, 0], g0,
+                                min(g0 + B, groups), P, G, HW, O, T, &idx[0, 0])
+            else:
+                max_pool_taps_d(&x[0, 0, 0], &y[0, 0, 0], &mask[0, 0, 0], g0,
+                                min(g0 + B, groups), P, G, HW, O, T, &idx[0, 0])
+
+
 # ---- average pooling ---------------------------------------------------------------
 
 def avg_pool2d_forward(const floating[:, :, ::1] x,        # IN  (P, H, W)

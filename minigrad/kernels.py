@@ -42,6 +42,9 @@ The paths (their kernels in ext/; the Python glue in minigrad/ops/conv_dispatch.
     direct    ext/pool.pyx           windows from per-axis tables: any geometry
     2x2       ext/pool.pyx           2×2 windows at stride 2 tiling the plane
     plane     ext/pool.pyx           one window = the whole plane (global average pooling)
+    taps      ext/pool.pyx           max pooling: every window's inputs listed in a table,
+                                     one vector loop per tap over a plane (or a group of small
+                                     planes): any geometry whose windows all have a real input
   batch_norm
     direct    minigrad/ops/norm.py   the formulas as NumPy broadcasting
     fused     ext/batchnorm.pyx      one pass for μ and σ², one for y; two for the backward
@@ -73,7 +76,7 @@ __all__ = ["use", "trace", "choose", "explain", "Paths", "Tuning", "KernelCall",
 
 CONV_PATHS = ("direct", "gemm", "blas", "winograd", "winograd4", "k16", "w16", "pointwise",
               "depthwise", "hwnc")
-POOL_PATHS = ("direct", "2x2", "plane")
+POOL_PATHS = ("direct", "2x2", "plane", "taps")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -170,6 +173,11 @@ class Tuning:
     # ... on input planes of at least this many pixels (a 2×2 plane fills a quarter of the
     # vector, where channels-last fills all of it: MobileNetV2's 32×960×2² 0.40 vs 0.26 ms)
     depthwise_lanes_min_pixels: int = 9
+    # max pooling by its tap table ('taps': every window's inputs listed, one vector loop
+    # per tap over a plane, or a group of small planes) where the table (the most real
+    # inputs of a window × the outputs of a plane or group) has at most this many entries,
+    # 4 bytes each, made once per geometry; larger planes walk the per-axis tables
+    maxpool_taps_max_entries: int = 1 << 20
     # ---- block sizes ----
     # 'w16' ∂L/∂w: δ's streams of one block of output channels about this size
     w16_wgrad_block_bytes: int = 32 << 10
@@ -329,7 +337,7 @@ def _decide(op, x_shape, w_shape, dtype, g, out_hw, why=None):
     st = _state.get()
     force, t = st.force, st.tuning
     if op in ("max_pool2d", "avg_pool2d"):
-        return _pool_plan(op, g, force, why)
+        return _pool_plan(op, g, force, t, why)
     if force not in CONV_PATHS:           # a pooling path forced: convolutions choose by shape
         force = None
     K, Cg, kh, kw = w_shape
@@ -675,9 +683,22 @@ def _w16_wgrad_fits(K, taps, dtype, g, out_hw, force, t, note):
     return ok
 
 
-def _pool_plan(op, g, force, why):
-    """Pooling: the specialised kernels where the geometry is theirs, unless 'direct' is forced."""
+def _pool_plan(op, g, force, t, why):
+    """Pooling: the specialised kernels where the geometry is theirs, unless 'direct' is
+    forced; max pooling's other windows by the tap table ('taps') where it has at most
+    maxpool_taps_max_entries entries (or 'taps' is forced), else the table walk."""
     note = _notes(why)
+    if op == "max_pool2d" and g.path != "2x2" and force in (None, "taps"):
+        entries = g.window_taps * g.taps_group * g.out[0] * g.out[1]
+        ok = g.window_taps > 0 and (force == "taps" or entries <= t.maxpool_taps_max_entries)
+        note("forward", "taps: forced" if force == "taps" and ok else
+             f"taps {'takes it' if ok else 'declines'}: {g.window_taps} inputs in the largest "
+             f"window (> 0: every window has a real input?) × {g.taps_group * g.out[0] * g.out[1]} "
+             f"outputs of {g.taps_group} plane(s), a table of {entries} "
+             f"entries (≤ {t.maxpool_taps_max_entries}?)")
+        if ok:
+            note("input_grad", "the mask recorded in forward routes δ: one kernel for every geometry")
+            return Paths("taps", "direct", None)
     if force == "direct" or g.path == "general":
         path = "direct"
         note("forward", "forced 'direct'" if g.path != "general" else "windows from the per-axis tables")

@@ -98,7 +98,7 @@ def test_default_paths_of_known_layers():
     assert kernels.choose((8, 60, 28, 28), (60, 60, 3, 3), op="conv_transpose2d", padding=1) \
         == ("winograd4", "winograd4", wg)
     assert kernels.choose((64, 6, 28, 28), op="max_pool2d", kernel_size=2) == ("2x2", "direct", None)
-    assert kernels.choose((64, 6, 28, 28), op="max_pool2d", kernel_size=3, stride=2) == ("direct", "direct", None)
+    assert kernels.choose((64, 6, 28, 28), op="max_pool2d", kernel_size=3, stride=2) == ("taps", "direct", None)
     assert kernels.choose((64, 6, 7, 7), op="avg_pool2d", kernel_size=7) == ("plane", "plane", None)
     with kernels.use("direct"):
         assert kernels.choose((64, 6, 28, 28), op="avg_pool2d", kernel_size=2) == ("direct", "direct", None)

@@ -173,17 +173,23 @@ def pad_pair(p):
 
 # ---- max pooling ----------------------------------------------------------------------------
 
+@pytest.mark.parametrize("path", [None, "direct", "taps"])
 @given(cfg=pool_config(), seed=st.integers(0, 2**32 - 1),
        dtype=st.sampled_from([np.float32, np.float64]),
        kind=st.sampled_from(["c", "fortran", "reversed", "strided"]), ties=st.booleans())
-def test_max_pool_matches_naive(cfg, seed, dtype, kind, ties):
+def test_max_pool_matches_naive(path, cfg, seed, dtype, kind, ties):
+    """Each forward kernel (the default choice, the table walk, the tap table) against the
+    naive loops."""
     shape, k, s, p, d, ceil_mode = cfg
     rng = np.random.default_rng(seed)
     x = rng.standard_normal(shape).astype(dtype)
     if ties:
         x = np.round(x)                                  # many equal values: the first must win
     xt = mg.tensor(layout(x, kind), requires_grad=True)
-    y, idx = F.max_pool2d(xt, k, s, p, d, ceil_mode, return_indices=True)
+    with kernels.use(path), kernels.trace() as calls:
+        y, idx = F.max_pool2d(xt, k, s, p, d, ceil_mode, return_indices=True)
+    if path == "taps":                                   # unless a window has no real input
+        assert calls[0].path == "taps" or (idx.data < 0).any()
     y_ref, idx_ref = naive_max_pool(x, k, s, pad_pair(p), d, ceil_mode)
     assert y.dtype == dtype and idx.dtype == np.int64
     np.testing.assert_array_equal(y.data, y_ref)
@@ -295,16 +301,21 @@ def test_notes_example():
     (5, 3, 2, 1, False),
 ])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_max_pool_runs_of_whole_windows_match_naive(k, s, p, d, ceil_mode, dtype):
-    """Wide rows (150 columns) of whole windows and the cut windows at their ends: the
-    naive loops' values and indices, with ties, NaNs (the last NaN of a window wins) and
-    −inf."""
+@pytest.mark.parametrize("path", ["direct", "taps"])
+@pytest.mark.parametrize("shape", [(2, 3, 9, 150), (3, 7, 4, 4), (5, 9, 2, 3), (2, 40, 6, 5)])
+def test_max_pool_runs_of_whole_windows_match_naive(k, s, p, d, ceil_mode, dtype, path, shape):
+    """Wide rows (150 columns) of whole windows and the cut windows at their ends, and small
+    planes that the tap table takes in groups (P = N·C not a multiple of the group): the
+    naive loops' values and indices, on both forward kernels, with ties, NaNs (the last
+    NaN of a window wins) and −inf."""
     rng = np.random.default_rng(7)
-    x = np.round(rng.standard_normal((2, 3, 9, 150)) * 2).astype(dtype)
-    x[rng.random(x.shape) < 0.01] = np.nan
-    x[rng.random(x.shape) < 0.01] = -np.inf
+    x = np.round(rng.standard_normal(shape) * 2).astype(dtype)
+    x[rng.random(x.shape) < 0.03] = np.nan
+    x[rng.random(x.shape) < 0.03] = -np.inf
     xt = mg.tensor(x, requires_grad=True)
-    y, idx = F.max_pool2d(xt, k, s, p, d, ceil_mode, return_indices=True)
+    with kernels.use(path), kernels.trace() as calls:
+        y, idx = F.max_pool2d(xt, k, s, p, d, ceil_mode, return_indices=True)
+    assert calls[0].path == path
     kk, ss, pp, dd = (a if isinstance(a, tuple) else (a, a) for a in (k, s, p, d))
     y_ref, idx_ref = naive_max_pool(x, kk, ss, pp, dd, ceil_mode)
     np.testing.assert_array_equal(y.data, y_ref)
@@ -613,3 +624,81 @@ def test_2x2_fast_path_matches_general(shape, stride, rng):
         else:                                          # the plane path sums in another order
             np.testing.assert_allclose(y.data, yg.data, rtol=1e-14, atol=1e-15)
         np.testing.assert_allclose(xt.grad.data, xg.grad.data, rtol=1e-15)
+
+
+# ---- max pooling's tap table ('taps') -------------------------------------------------------
+
+def test_taps_rule_and_its_limits():
+    """'taps' takes max pooling's windows unless they tile 2×2, its table would exceed
+    maxpool_taps_max_entries, or a window has no real input (then not even when forced)."""
+    google = dict(op="max_pool2d", kernel_size=3, stride=1, padding=1)
+    assert kernels.choose((16, 512, 4, 4), **google).forward == "taps"
+    assert kernels.choose((16, 64, 32, 32), op="max_pool2d", kernel_size=3, stride=2,
+                          ceil_mode=True).forward == "taps"
+    assert kernels.choose((64, 6, 28, 28), op="max_pool2d", kernel_size=2).forward == "2x2"
+    # 9 inputs a window × 4·4 outputs (a group of two planes: 32) = 288 entries
+    with kernels.use(None, maxpool_taps_max_entries=288):
+        assert kernels.choose((16, 512, 4, 4), **google).forward == "taps"
+    with kernels.use(None, maxpool_taps_max_entries=287):
+        assert kernels.choose((16, 512, 4, 4), **google).forward == "direct"
+    with kernels.use("taps", maxpool_taps_max_entries=1):
+        assert kernels.choose((16, 512, 4, 4), **google).forward == "taps"
+    with kernels.use("taps"):                          # avg pooling: chosen by shape
+        assert kernels.choose((64, 6, 7, 7), op="avg_pool2d", kernel_size=7).forward == "plane"
+    # dilation 3 puts both column taps of the one window in the padding of a 2-wide row
+    nowhere = dict(op="max_pool2d", kernel_size=(1, 2), stride=1, padding=(0, 1), dilation=(1, 3))
+    assert kernels.choose((1, 1, 1, 2), **nowhere).forward == "direct"
+    with kernels.use("taps"):
+        assert kernels.choose((1, 1, 1, 2), **nowhere).forward == "direct"
+    why = str(kernels.explain((16, 512, 4, 4), **google))
+    assert "taps takes it" in why and "a table of 288 entries" in why
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_taps_groups_of_small_planes_equal_the_table_walk(threads, dtype):
+    """Planes of 2×2 … 4×4 outputs go through the tap table in groups of several planes
+    (the indices of a group's later planes offset by H·W, the mask brought back to each
+    plane's own): bit for bit the table walk's values, indices and gradient, with the
+    planes (21, 45) not a multiple of the group and any number of threads."""
+    rng = np.random.default_rng(3)
+    prev = mg.get_num_threads()
+    try:
+        mg.set_num_threads(threads)
+        for shape, args in (((3, 7, 2, 2), (3, 1, 1)), ((3, 15, 4, 4), (3, 1, 1)),
+                            ((5, 9, 5, 5), (3, 2, 0, 1, True)), ((3, 7, 3, 7), (2, 2, 1))):
+            x = np.round(rng.standard_normal(shape) * 2).astype(dtype)
+            x[rng.random(shape) < 0.05] = np.nan
+            dy = rng.standard_normal((1,) + shape).astype(dtype)
+            out = {}
+            for path in ("direct", "taps"):
+                xt = mg.tensor(x, requires_grad=True)
+                with kernels.use(path), kernels.trace() as calls:
+                    y, idx = F.max_pool2d(xt, *args, return_indices=True)
+                y.backward(dy[0, :, :, :y.shape[2], :y.shape[3]])
+                assert calls[0].path == path
+                out[path] = (y.data, idx.data, xt.grad.data)
+            for a, b in zip(out["direct"], out["taps"]):
+                np.testing.assert_array_equal(a, b)
+    finally:
+        mg.set_num_threads(prev)
+
+
+def test_taps_kernel_checks_its_table():
+    """The kernel reads x[idx] unchecked, so it checks the table first: shape, and every
+    index inside its own plane of the group."""
+    from minigrad._ext import pool as _k
+    x = np.zeros((4, 3, 3), np.float32)
+    y, mask = np.empty((4, 2, 2), np.float32), np.empty((4, 2, 2), np.int32)
+    good = np.tile(np.array([[0, 1, 3, 4]], np.int32), (1, 2))
+    good[:, 4:] += 9                                    # the group's second plane
+    _k.max_pool2d_taps_forward(x, good, 2, y, mask, 1)
+    for bad, G, match in ((np.full((1, 8), 9, np.int32), 2, "outside its column's plane"),
+                          (np.full((1, 8), -1, np.int32), 2, "outside its column's plane"),
+                          (np.tile(np.array([[0, 1, 3, 4]], np.int32), (1, 2)), 2,
+                           "outside its column's plane"),      # the second plane's read the first's
+                          (good[:, :4], 2, "idx must be"),
+                          (good, 1, "idx must be"),
+                          (np.empty((0, 8), np.int32), 2, "idx must be")):
+        with pytest.raises(ValueError, match=match):
+            _k.max_pool2d_taps_forward(x, np.ascontiguousarray(bad), G, y, mask, 1)

@@ -119,7 +119,8 @@ class _Geometry:
     plane, no padding) or "plane" (average pooling, one window = the whole plane).
     divisor: the uniform divisor on the "2x2" and "plane" paths.
     """
-    __slots__ = ("H", "W", "out", "rows", "cols", "step", "path", "divisor")
+    __slots__ = ("H", "W", "out", "rows", "cols", "step", "path", "divisor", "window_taps",
+                 "taps_group", "taps")
 
     def __init__(self, H, W, rows, cols, step=(1, 1), plane_ok=True):
         self.H, self.W = H, W
@@ -129,6 +130,13 @@ class _Geometry:
         self.step = step
         self.path = "2x2" if _tiles_2x2(self.rows, self.cols, step, H, W) else "general"
         self.divisor = None
+        # max pooling's tap table (_tap_table, made on first use): the most real inputs a
+        # window has (0 if some window has none: dilation can do that), and how many planes
+        # share a column of the table (planes of fewer than 32 outputs go in groups)
+        n = [(hi - lo + d - 1) // d for (lo, hi, _), d in zip((self.rows, self.cols), step)]
+        self.window_taps = int(n[0].max() * n[1].max()) if min(n[0].min(), n[1].min()) > 0 else 0
+        self.taps_group = max(1, 32 // (self.out[0] * self.out[1]))
+        self.taps = None
         if self.path == "2x2":
             self.divisor = int(self.rows[2][0] * self.cols[2][0])
         if (plane_ok and self.out == (1, 1) and self.rows[0][0] == 0 and self.rows[1][0] == H
@@ -178,6 +186,36 @@ def _max_geometry(fn, H, W, kernel, stride, padding, dilation, ceil_mode):
         hi = np.minimum(start + d * (k - 1) + 1, n)
         tables += [lo, hi, np.ones_like(lo)]
     return _Geometry(H, W, rows, cols, step=dilation, plane_ok=False)
+
+
+def _tap_table(g):
+    """The windows of a max-pooling geometry g as ext/pool.pyx's max_pool2d_taps_forward
+    reads them: (idx, G), made once per geometry. G = g.taps_group planes share a column
+    of the table (about 32 outputs; G = 1 on planes of 32 outputs or more).
+
+    idx (T, G·OH·OW), read-only int32, T = g.window_taps, the most real inputs a window has
+    (every window must have one: g.window_taps > 0). Column q·OH·OW + o (o = i·OW + j) lists
+    the flat indices q·H·W + h·W + w of the real inputs of window (i, j) of the group's
+    plane q, in row-major order, the last one repeated to fill the column (visiting the last
+    input again changes nothing: it cannot be greater than the maximum it took part in, and
+    if it is a NaN it is the last NaN already); padding is never listed (a −∞ never wins)."""
+    if g.taps is None:
+        (h_lo, h_hi, _), (w_lo, w_hi, _) = g.rows, g.cols
+        dh, dw = g.step
+        nr, nc = (h_hi - h_lo + dh - 1) // dh, (w_hi - w_lo + dw - 1) // dw   # real rows, cols
+        # window (i, j)'s t-th real input is its row t // nc[j], column t % nc[j]; past its
+        # last (t ≥ nr[i]·nc[j]) the last again
+        t = np.arange(g.window_taps)[:, None, None]                             # (T, 1, 1)
+        t = np.minimum(t, (nr[:, None] * nc[None, :] - 1)[None])               # (T, OH, OW)
+        h = h_lo[None, :, None] + dh * (t // nc[None, None, :])
+        w = w_lo[None, None, :] + dw * (t % nc[None, None, :])
+        flat = (h * g.W + w).reshape(len(t), -1)                                 # (T, OH·OW)
+        G = g.taps_group
+        idx = np.concatenate([flat + q * g.H * g.W for q in range(G)], axis=1)
+        idx = np.ascontiguousarray(idx, dtype=np.int32)
+        idx.flags.writeable = False
+        g.taps = idx, G
+    return g.taps
 
 
 @functools.lru_cache(maxsize=256)
@@ -257,6 +295,8 @@ class MaxPool2dFunction(Function):
         kernels._ran("max_pool2d", "forward", path, x3.shape)
         if path == "2x2":
             _k.max_pool2d_2x2_forward(x3, y, mask, nt)
+        elif path == "taps":
+            _k.max_pool2d_taps_forward(x3, *_tap_table(g), y, mask, nt)
         else:
             (h_lo, h_hi, _), (w_lo, w_hi, _) = g.rows, g.cols
             _k.max_pool2d_forward(x3, h_lo, h_hi, g.step[0], w_lo, w_hi, g.step[1], y, mask, nt)
