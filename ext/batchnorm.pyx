@@ -15,7 +15,8 @@
 #                         shift s = the channel's first value (so that the difference of
 #                         the two sums does not cancel when |μ| ≫ σ); then
 #                         μ = s + Σ(x − s)/n,  σ² = Σ(x − s)²/n − (Σ(x − s)/n)²
-#   batchnorm_affine      one pass: y = a · (x − μ) + β with a = γ/σ̂  (= γ x̂ + β)
+#   batchnorm_affine      one pass: y = a · (x − μ) + β with a = γ/σ̂  (= γ x̂ + β), and
+#                         max(y, 0) in the same pass for BatchNorm followed by ReLU
 #   batchnorm_grad_sums   one pass over x and δ: Σ δ and Σ δ · (x − μ)  (∂L/∂β and σ̂ · ∂L/∂γ)
 #   batchnorm_input_grad  one pass: ∂L/∂x = a · δ + k · (x − μ) + m, with, from the line
 #                         above, a = γ/σ̂, k = −a · ∂L/∂γ / (n σ̂), m = −a · ∂L/∂β / n
@@ -81,14 +82,20 @@ cdef extern from *:
     ATTR                                                                               \
     static void bn_affine_rows_##SUF(const T *x, T *y, Py_ssize_t r0, Py_ssize_t r1,   \
                                      Py_ssize_t C, Py_ssize_t L, const T *a,           \
-                                     const T *mu, const T *b) {                        \
+                                     const T *mu, const T *b, int relu) {              \
         for (Py_ssize_t r = r0; r < r1; r++) {                                         \
             Py_ssize_t c = r % C;                                                      \
             T ac = a[c], mc = mu[c], bc = b[c];                                        \
             const T *xr = x + r * L;                                                   \
             T *yr = y + r * L;                                                         \
-            for (Py_ssize_t l = 0; l < L; l++)                                         \
-                yr[l] = ac * (xr[l] - mc) + bc;                                        \
+            if (relu)                           /* max(·, 0) as ReLU has it: NaN stays */ \
+                for (Py_ssize_t l = 0; l < L; l++) {                                   \
+                    T v = ac * (xr[l] - mc) + bc;                                      \
+                    yr[l] = v <= 0 ? (T)0 : v;                                         \
+                }                                                                      \
+            else                                                                       \
+                for (Py_ssize_t l = 0; l < L; l++)                                     \
+                    yr[l] = ac * (xr[l] - mc) + bc;                                    \
         }                                                                              \
     }                                                                                  \
     ATTR                                                                               \
@@ -124,10 +131,11 @@ cdef extern from *:
     }                                                                                  \
     static inline void bn_affine_rows_##SUF(const T *x, T *y, Py_ssize_t r0,           \
                                             Py_ssize_t r1, Py_ssize_t C, Py_ssize_t L, \
-                                            const T *a, const T *mu, const T *b) {     \
+                                            const T *a, const T *mu, const T *b,       \
+                                            int relu) {                                \
         (L >= MG_BN_VECTOR_MIN_L ? bn_affine_rows_##SUF##_vec                          \
                                  : bn_affine_rows_##SUF##_short)(x, y, r0, r1, C, L, a,\
-                                                                 mu, b);               \
+                                                                 mu, b, relu);         \
     }                                                                                  \
     static inline void bn_input_grad_rows_##SUF(const T *x, const T *dy, T *dx,        \
                                                 Py_ssize_t r0, Py_ssize_t r1,          \
@@ -147,10 +155,11 @@ cdef extern from *:
                            Py_ssize_t L, Py_ssize_t c, double s, double t,
                            double *s1, double *s2) nogil
     void bn_affine_rows_f(const float *x, float *y, Py_ssize_t r0, Py_ssize_t r1, Py_ssize_t C,
-                          Py_ssize_t L, const float *a, const float *mu, const float *b) nogil
+                          Py_ssize_t L, const float *a, const float *mu, const float *b,
+                          int relu) nogil
     void bn_affine_rows_d(const double *x, double *y, Py_ssize_t r0, Py_ssize_t r1,
                           Py_ssize_t C, Py_ssize_t L, const double *a, const double *mu,
-                          const double *b) nogil
+                          const double *b, int relu) nogil
     void bn_input_grad_rows_f(const float *x, const float *dy, float *dx, Py_ssize_t r0,
                               Py_ssize_t r1, Py_ssize_t C, Py_ssize_t L, const float *a,
                               const float *k, const float *m, const float *mu) nogil
@@ -201,9 +210,13 @@ def batchnorm_affine(const floating[:, :, ::1] x,    # IN  (N, C, L)
                      const floating[::1] a,          # IN  (C,) γ/σ̂
                      const floating[::1] b,          # IN  (C,) β
                      floating[:, :, ::1] y,          # OUT (N, C, L)
-                     int num_threads):
+                     int num_threads,
+                     bint relu=False):               # IN  y = max(·, 0) as well
     """y = a · (x − μ) + b per channel (= γ · x̂ + β). (Not a · x + (b − a·μ): when
-    |μ| ≫ σ the two large terms would cancel, and float32 keep few digits of y.)"""
+    |μ| ≫ σ the two large terms would cancel, and float32 keep few digits of y.)
+    relu: y = max(a · (x − μ) + b, 0) in the same pass, bit for bit what ReLU's kernel
+    (ext/elementwise.pyx) makes of the first (a NaN stays NaN): BatchNorm followed by ReLU
+    without writing and reading the activation in between."""
     cdef Py_ssize_t N = x.shape[0], C = x.shape[1], L = x.shape[2]
     cdef Py_ssize_t blk, r0, R = N * C
     cdef int nt = num_threads if N * C * L >= GRAIN else 1
@@ -213,10 +226,10 @@ def batchnorm_affine(const floating[:, :, ::1] x,    # IN  (N, C, L)
             r0 = blk * B
             if floating is float:
                 bn_affine_rows_f(&x[0, 0, 0], &y[0, 0, 0], r0, min(r0 + B, R), C, L, &a[0],
-                                 &mean[0], &b[0])
+                                 &mean[0], &b[0], relu)
             else:
                 bn_affine_rows_d(&x[0, 0, 0], &y[0, 0, 0], r0, min(r0 + B, R), C, L, &a[0],
-                                 &mean[0], &b[0])
+                                 &mean[0], &b[0], relu)
 
 
 def batchnorm_grad_sums(const floating[:, :, ::1] x,     # IN  (N, C, L)

@@ -37,8 +37,8 @@ class DenseLayer(nn.Module):
 
     def forward(self, inputs):
         x = cat(inputs, dim=1) if isinstance(inputs, (list, tuple)) else inputs   # (N, ΣC_i, H, W)
-        x = self.conv1(self.relu1(self.norm1(x)))          # (N, bn_size·k, H, W)  bottleneck
-        y = self.conv2(self.relu2(self.norm2(x)))          # (N, k, H, W)
+        x = self.conv1(nn.bn_relu(self.norm1, self.relu1, x))   # (N, bn_size·k, H, W)  bottleneck
+        y = self.conv2(nn.bn_relu(self.norm2, self.relu2, x))   # (N, k, H, W)
         if self.drop_rate > 0:
             y = F.dropout(y, self.drop_rate, self.training)
         return y

@@ -26,7 +26,7 @@ class BasicConv2d(nn.Module):
         self.bn = nn.BatchNorm2d(out_channels, eps=0.001)
 
     def forward(self, x):
-        return F.relu(self.bn(self.conv(x)))
+        return nn.bn_relu(self.bn, None, self.conv(x))     # F.relu(self.bn(·)), one op
 
 
 class Inception(nn.Module):

@@ -61,7 +61,7 @@ class BasicBlock(nn.Module):
         self.downsample = downsample
 
     def forward(self, x):
-        out = self.relu(self.bn1(self.conv1(x)))       # (N, C_out, H/s, W/s)
+        out = nn.bn_relu(self.bn1, self.relu, self.conv1(x))   # relu(bn1(·)): (N, C_out, H/s, W/s)
         out = self.bn2(self.conv2(out))                 # (N, C_out, H/s, W/s)  F(x)
         identity = x if self.downsample is None else self.downsample(x)
         return self.relu(out + identity)                # y = relu(F(x) + x)
@@ -101,8 +101,8 @@ class Bottleneck(nn.Module):
         self.downsample = downsample
 
     def forward(self, x):
-        out = self.relu(self.bn1(self.conv1(x)))       # (N, width, H, W)      1×1 reduce
-        out = self.relu(self.bn2(self.conv2(out)))     # (N, width, H/s, W/s)  3×3
+        out = nn.bn_relu(self.bn1, self.relu, self.conv1(x))    # (N, width, H, W)      1×1 reduce
+        out = nn.bn_relu(self.bn2, self.relu, self.conv2(out))  # (N, width, H/s, W/s)  3×3
         out = self.bn3(self.conv3(out))                 # (N, 4·width, H/s, W/s) 1×1 expand: F(x)
         identity = x if self.downsample is None else self.downsample(x)
         return self.relu(out + identity)                # y = relu(F(x) + x)
@@ -179,7 +179,7 @@ class ResNet(nn.Module):
         return nn.Sequential(*stage)
 
     def forward(self, x):
-        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))   # (N, 64, H/4, W/4)
+        x = self.maxpool(nn.bn_relu(self.bn1, self.relu, self.conv1(x)))   # (N, 64, H/4, W/4)
         x = self.layer1(x)                                      # (N, 64·e, H/4, W/4)
         x = self.layer2(x)                                      # (N, 128·e, H/8, W/8)
         x = self.layer3(x)                                      # (N, 256·e, H/16, W/16)
@@ -222,7 +222,7 @@ class CifarResNet(nn.Module):
         return nn.Sequential(*stage)
 
     def forward(self, x):
-        x = self.relu(self.bn1(self.conv1(x)))   # (N, 16, H, W)
+        x = nn.bn_relu(self.bn1, self.relu, self.conv1(x))   # relu(bn1(·)): (N, 16, H, W)
         x = self.layer1(x)                        # (N, 16, H, W)
         x = self.layer2(x)                        # (N, 32, H/2, W/2)
         x = self.layer3(x)                        # (N, 64, H/4, W/4)

@@ -178,6 +178,10 @@ class _BatchNorm(Module):
             self.num_batches_tracked = np.array(0, dtype=np.int64)
 
     def forward(self, x):
+        return B.batch_norm(*self._norm_args(x))
+
+    def _norm_args(self, x):
+        """batch_norm's arguments for input x, checked; counts the batch (num_batches_tracked)."""
         x = N.as_float_tensor(x, type(self).__name__, "input")
         if x.ndim not in self._ndims:
             raise ValueError(f"{type(self).__name__}: expected a {' or '.join(map(str, self._ndims))}-d "
@@ -194,14 +198,41 @@ class _BatchNorm(Module):
             if self.momentum is None:
                 factor = 1.0 / float(self.num_batches_tracked)
         use_batch_stats = self.training or not self.track_running_stats
-        return B.batch_norm(x,
-                            self.running_mean if not self.training or self.track_running_stats else None,
-                            self.running_var if not self.training or self.track_running_stats else None,
-                            self.weight, self.bias, use_batch_stats, factor, self.eps)
+        return (x, self.running_mean if not self.training or self.track_running_stats else None,
+                self.running_var if not self.training or self.track_running_stats else None,
+                self.weight, self.bias, use_batch_stats, factor, self.eps)
 
     def extra_repr(self):
         return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
                 f"affine={self.affine}, track_running_stats={self.track_running_stats}")
+
+
+def bn_relu(bn, relu, x):
+    """relu(bn(x)) — a BatchNorm1d/2d module `bn`, then a ReLU module `relu` (None: F.relu) —
+    as one op when nothing can tell the difference: ops/norm.py's BatchNormReLU, the same
+    numbers and gradients bit for bit, with max(y, 0) written in the pass that computes y
+    (one pass over the activation and one graph node less). That is when neither module
+    has a forward hook or pre-hook and neither is a subclass with a forward of its own;
+    otherwise the two calls are made as written. nn.Sequential applies it to every
+    BatchNorm followed by a ReLU; models call it where their forward does the same.
+
+    Shapes: x (N, C) / (N, C, L) for BatchNorm1d, (N, C, H, W) for BatchNorm2d; out as x."""
+    if _fusable(bn, relu):
+        return B.batch_norm_relu(*bn._norm_args(x))
+    y = bn(x)
+    return E.relu(y) if relu is None else relu(y)
+
+
+def _fusable(bn, relu):
+    """Whether bn_relu may run bn then relu as one op (see there)."""
+    return (isinstance(bn, _BatchNorm) and type(bn).forward is _BatchNorm.forward
+            and (relu is None or (isinstance(relu, ReLU) and type(relu).forward is ReLU.forward
+                                  and not _hooked(relu)))
+            and not _hooked(bn))
+
+
+def _hooked(m):
+    return bool(m.__dict__.get("_forward_pre_hooks") or m.__dict__.get("_forward_hooks"))
 
 
 class BatchNorm1d(_BatchNorm):

@@ -9,6 +9,7 @@ from ..autograd import Function, is_grad_enabled
 from ..tensor_base import TensorBase, wrap
 from ..threads import get_num_threads
 from ._args import as_float_tensor, check_same_dtype
+from .elementwise import ReLUBackward
 
 
 class BatchNorm(Function):
@@ -37,26 +38,8 @@ class BatchNorm(Function):
 
     @staticmethod
     def forward(ctx, x, weight, bias, training, momentum, eps, running_mean=None, running_var=None):
-        fused = kernels._norm_path(x) == "fused"
-        if training:
-            n = x.size // x.shape[1]
-            mean, var = _batch_stats_fused(x) if fused else _batch_stats_numpy(x)   # (C,), (C,)
-            if running_mean is not None:
-                running_mean *= 1 - momentum
-                running_mean += momentum * mean
-            if running_var is not None:
-                running_var *= 1 - momentum
-                running_var += momentum * var * (n / (n - 1))
-        else:
-            mean, var = running_mean, running_var
-        mean = np.array(mean, dtype=x.dtype)                       # (C,) μ (a copy: running stats move)
-        inv_std = (1.0 / np.sqrt(var + eps)).astype(x.dtype)       # (C,) 1/σ̂
-        kernels._ran("batch_norm", "forward", "fused" if fused else "direct", x.shape)
-        y = (_forward_fused if fused else _forward_numpy)(x, mean, inv_std, weight, bias)
-        ctx.save_for_backward(mean, inv_std)
-        ctx.fused = fused
-        ctx.stats = NormStats(x.shape, x.shape, _axes(x), _axes(x), _bshape(x), training, eps)
-        return y
+        return _normalize(ctx, x, weight, bias, training, momentum, eps, running_mean,
+                          running_var, relu=False)
 
     @staticmethod
     def backward(ctx, δ):
@@ -65,7 +48,7 @@ class BatchNorm(Function):
         BatchNormBackward and ∂L/∂γ = Σ δ · x̂ is NormWeightGrad, ops of their own whose
         backward gives the second derivatives; ∂L/∂β = Σ δ."""
         x, weight = ctx.inputs[:2]
-        mean, inv_std = ctx.saved
+        mean, inv_std = ctx.saved[:2]
         stats, needs = ctx.stats, ctx.needs_input_grad
         rest = (None,) * (len(ctx.inputs) - 3)
         if not is_grad_enabled():
@@ -83,6 +66,53 @@ class BatchNorm(Function):
         if needs[2]:
             db = δ.sum(stats.axes)                                           # (C,)
         return (dx, dw, db) + rest
+
+
+class BatchNormReLU(BatchNorm):
+    """r = max(y, 0) with y = γ · x̂ + β, BatchNorm's y: `relu(batch_norm(x))` as one op,
+    the same numbers bit for bit (nn.Sequential and the models call it for a BatchNorm
+    followed by a ReLU). The forward writes r in the pass that computes y (y itself is
+    never stored: one pass over the activation less, and one op less in the graph).
+
+    Backward: ReLU's, then BatchNorm's, ∂L/∂y = δ where r > 0, else 0 (ReLUBackward, an op,
+    so a recorded backward is differentiated through both), and ∂L/∂x, ∂L/∂γ, ∂L/∂β from
+    ∂L/∂y as in BatchNorm.
+    """
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, training, momentum, eps, running_mean=None, running_var=None):
+        return _normalize(ctx, x, weight, bias, training, momentum, eps, running_mean,
+                          running_var, relu=True)
+
+    @staticmethod
+    def backward(ctx, δ):
+        """∂L/∂y = δ · [r > 0] (ReLU's backward), then BatchNorm's backward of ∂L/∂y."""
+        return BatchNorm.backward(ctx, ReLUBackward.apply(δ, ctx.saved[2]))
+
+
+def _normalize(ctx, x, weight, bias, training, momentum, eps, running_mean, running_var, relu):
+    """BatchNorm's forward (and BatchNormReLU's, relu=True): the statistics, the running
+    averages, y (or max(y, 0)); saves μ, 1/σ̂ (and r) for the backward."""
+    fused = kernels._norm_path(x) == "fused"
+    if training:
+        n = x.size // x.shape[1]
+        mean, var = _batch_stats_fused(x) if fused else _batch_stats_numpy(x)   # (C,), (C,)
+        if running_mean is not None:
+            running_mean *= 1 - momentum
+            running_mean += momentum * mean
+        if running_var is not None:
+            running_var *= 1 - momentum
+            running_var += momentum * var * (n / (n - 1))
+    else:
+        mean, var = running_mean, running_var
+    mean = np.array(mean, dtype=x.dtype)                       # (C,) μ (a copy: running stats move)
+    inv_std = (1.0 / np.sqrt(var + eps)).astype(x.dtype)       # (C,) 1/σ̂
+    kernels._ran("batch_norm", "forward", "fused" if fused else "direct", x.shape)
+    y = (_forward_fused if fused else _forward_numpy)(x, mean, inv_std, weight, bias, relu)
+    ctx.save_for_backward(mean, inv_std, *((y,) if relu else ()))
+    ctx.fused = fused
+    ctx.stats = NormStats(x.shape, x.shape, _axes(x), _axes(x), _bshape(x), training, eps)
+    return y
 
 
 def _bshape(x):
@@ -105,13 +135,15 @@ def _batch_stats_numpy(x):
     return mean, var
 
 
-def _forward_numpy(x, mean, inv_std, weight, bias):
-    """y = γ · x̂ + β, x̂ = (x − μ) / σ̂, as NumPy broadcasting."""
+def _forward_numpy(x, mean, inv_std, weight, bias, relu=False):
+    """y = γ · x̂ + β, x̂ = (x − μ) / σ̂, as NumPy broadcasting (relu: max(y, 0), NaN kept)."""
     bshape = _bshape(x)
     xhat = (x - mean.reshape(bshape)) * inv_std.reshape(bshape)    # (N, C, ...)
     y = xhat if weight is None else xhat * weight.reshape(bshape)
     if bias is not None:
         y = y + bias.reshape(bshape)
+    if relu:
+        y = np.where(y <= 0, 0, y)
     return np.ascontiguousarray(y, dtype=x.dtype)
 
 
@@ -161,15 +193,17 @@ def _batch_stats_fused(x):
     return mean, var
 
 
-def _forward_fused(x, mean, inv_std, weight, bias):
-    """y = a · (x − μ) + β per channel, a = γ/σ̂ (= γ · x̂ + β), in one pass."""
+def _forward_fused(x, mean, inv_std, weight, bias, relu=False):
+    """y = a · (x − μ) + β per channel, a = γ/σ̂ (= γ · x̂ + β), in one pass (relu: max(y, 0)
+    in the same pass)."""
     C = x.shape[1]
     x3 = _ncl(x, "input", C)                                       # (N, C, L)
     a = inv_std if weight is None else inv_std * _per_channel(weight, C, x.dtype, "weight")  # (C,) γ/σ̂
     b = np.zeros(C, x.dtype) if bias is None else bias             # (C,) β
     y = np.empty(x.shape, x.dtype)
     _bn.batchnorm_affine(x3, _per_channel(mean, C, x.dtype, "mean"), _per_channel(a, C, x.dtype, "weight"),
-                         _per_channel(b, C, x.dtype, "bias"), y.reshape(x3.shape), get_num_threads())
+                         _per_channel(b, C, x.dtype, "bias"), y.reshape(x3.shape), get_num_threads(),
+                         relu)
     return y
 
 
@@ -343,16 +377,16 @@ class NormWeightGrad(Function):
         return dδ, dx, None, None, None, None
 
 
-def _stat_array(v, name, C):
+def _stat_array(fn, v, name, C):
     if v is None:
         return None
     arr = v.data if isinstance(v, TensorBase) else v
     if not isinstance(arr, np.ndarray):
-        raise TypeError(f"batch_norm(): {name} must be an ndarray or a Tensor, got {type(v).__name__}")
+        raise TypeError(f"{fn}(): {name} must be an ndarray or a Tensor, got {type(v).__name__}")
     if arr.shape != (C,):
-        raise ValueError(f"batch_norm(): {name} must have shape ({C},) (one per channel), got {arr.shape}")
+        raise ValueError(f"{fn}(): {name} must have shape ({C},) (one per channel), got {arr.shape}")
     if arr.dtype.kind != "f":
-        raise TypeError(f"batch_norm(): {name} must be floating point, got dtype {arr.dtype}")
+        raise TypeError(f"{fn}(): {name} must be floating point, got dtype {arr.dtype}")
     return arr
 
 
@@ -362,29 +396,47 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
 
     training=True normalises with the batch statistics and updates running_mean and
     running_var in place (when given); training=False normalises with them."""
-    x = as_float_tensor(input, "batch_norm", "input")
+    *args, rm, rv = _batch_norm_args("batch_norm", input, running_mean, running_var, weight,
+                                     bias, training, momentum, eps)
+    return BatchNorm.apply(*args, running_mean=rm, running_var=rv)
+
+
+def batch_norm_relu(input, running_mean, running_var, weight=None, bias=None, training=False,
+                    momentum=0.1, eps=1e-5):
+    """relu(batch_norm(input, …)) as one op (BatchNormReLU): the same arguments as
+    batch_norm and the same numbers as the two calls, bit for bit, with max(y, 0) written in
+    the pass that computes y. nn.Sequential and the models use it for a BatchNorm2d followed
+    by a ReLU (nn.batch_norm_relu)."""
+    *args, rm, rv = _batch_norm_args("batch_norm_relu", input, running_mean, running_var,
+                                     weight, bias, training, momentum, eps)
+    return BatchNormReLU.apply(*args, running_mean=rm, running_var=rv)
+
+
+def _batch_norm_args(fn, input, running_mean, running_var, weight, bias, training, momentum, eps):
+    """BatchNorm.apply's arguments, checked: x, weight, bias, training, momentum, eps and the
+    running mean and variance (ndarrays or None)."""
+    x = as_float_tensor(input, fn, "input")
     if x.ndim < 2:
-        raise ValueError(f"batch_norm(): input must be (N, C), (N, C, L) or (N, C, H, W), "
+        raise ValueError(f"{fn}(): input must be (N, C), (N, C, L) or (N, C, H, W), "
                          f"got shape {x.shape}")
     C = x.shape[1]
-    rm = _stat_array(running_mean, "running_mean", C)
-    rv = _stat_array(running_var, "running_var", C)
-    w = None if weight is None else as_float_tensor(weight, "batch_norm", "weight")
-    b = None if bias is None else as_float_tensor(bias, "batch_norm", "bias")
+    rm = _stat_array(fn, running_mean, "running_mean", C)
+    rv = _stat_array(fn, running_var, "running_var", C)
+    w = None if weight is None else as_float_tensor(weight, fn, "weight")
+    b = None if bias is None else as_float_tensor(bias, fn, "bias")
     for name, t in (("weight", w), ("bias", b)):
         if t is not None and t.shape != (C,):
-            raise ValueError(f"batch_norm(): {name} must have shape ({C},) for input of shape "
+            raise ValueError(f"{fn}(): {name} must have shape ({C},) for input of shape "
                              f"{x.shape}, got {t.shape}")
-    check_same_dtype("batch_norm", x, weight=w, bias=b, running_mean=rm, running_var=rv)
+    check_same_dtype(fn, x, weight=w, bias=b, running_mean=rm, running_var=rv)
     if not isinstance(eps, numbers.Real) or not eps >= 0:
-        raise ValueError(f"batch_norm(): eps must be a non-negative number, got {eps!r}")
+        raise ValueError(f"{fn}(): eps must be a non-negative number, got {eps!r}")
     if training:
         if not isinstance(momentum, numbers.Real) or not 0.0 <= momentum <= 1.0:
-            raise ValueError(f"batch_norm(): momentum must be a number in [0, 1], got {momentum!r}")
+            raise ValueError(f"{fn}(): momentum must be a number in [0, 1], got {momentum!r}")
         if x.size // max(C, 1) <= 1:
-            raise ValueError(f"batch_norm(): expected more than 1 value per channel when training, "
+            raise ValueError(f"{fn}(): expected more than 1 value per channel when training, "
                              f"got input of shape {x.shape}")
     elif rm is None or rv is None:
-        raise ValueError("batch_norm(): running_mean and running_var are needed when training=False")
-    return BatchNorm.apply(x, w, b, bool(training), float(momentum), float(eps),
-                           running_mean=rm, running_var=rv)
+        raise ValueError(f"{fn}(): running_mean and running_var are needed when training=False")
+    return x, w, b, bool(training), float(momentum), float(eps), rm, rv
