@@ -39,7 +39,7 @@ class BatchNorm(Function):
     @staticmethod
     def forward(ctx, x, weight, bias, training, momentum, eps, running_mean=None, running_var=None):
         return _normalize(ctx, x, weight, bias, training, momentum, eps, running_mean,
-                          running_var, relu=False)
+                          running_var, relu=isinstance(ctx, BatchNormReLU))
 
     @staticmethod
     def backward(ctx, δ):
@@ -78,11 +78,6 @@ class BatchNormReLU(BatchNorm):
     so a recorded backward is differentiated through both), and ∂L/∂x, ∂L/∂γ, ∂L/∂β from
     ∂L/∂y as in BatchNorm.
     """
-
-    @staticmethod
-    def forward(ctx, x, weight, bias, training, momentum, eps, running_mean=None, running_var=None):
-        return _normalize(ctx, x, weight, bias, training, momentum, eps, running_mean,
-                          running_var, relu=True)
 
     @staticmethod
     def backward(ctx, δ):
