@@ -686,9 +686,10 @@ def _w16_wgrad_fits(K, taps, dtype, g, out_hw, force, t, note):
 def _pool_plan(op, g, force, t, why):
     """Pooling: the specialised kernels where the geometry is theirs, unless 'direct' is
     forced; max pooling's other windows by the tap table ('taps') where it has at most
-    maxpool_taps_max_entries entries (or 'taps' is forced), else the table walk."""
+    maxpool_taps_max_entries entries, else the table walk. Forced, 'taps' takes every max
+    pooling whose windows all have a real input (2×2 tilings included)."""
     note = _notes(why)
-    if op == "max_pool2d" and g.path != "2x2" and force in (None, "taps"):
+    if op == "max_pool2d" and (force == "taps" or (force is None and g.path != "2x2")):
         entries = g.window_taps * g.taps_group * g.out[0] * g.out[1]
         ok = g.window_taps > 0 and (force == "taps" or entries <= t.maxpool_taps_max_entries)
         note("forward", "taps: forced" if force == "taps" and ok else
