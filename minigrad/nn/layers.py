@@ -218,7 +218,7 @@ def bn_relu(bn, relu, x):
 
     Shapes: x (N, C) / (N, C, L) for BatchNorm1d, (N, C, H, W) for BatchNorm2d; out as x."""
     if _fusable(bn, relu):
-        return B.batch_norm_relu(*bn._norm_args(x))
+        return _fused(bn, x)
     y = bn(x)
     return E.relu(y) if relu is None else relu(y)
 
@@ -229,6 +229,11 @@ def _fusable(bn, relu):
             and (relu is None or (isinstance(relu, ReLU) and type(relu).forward is ReLU.forward
                                   and not _hooked(relu)))
             and not _hooked(bn))
+
+
+def _fused(bn, x):
+    """bn's forward with the ReLU after it, as one op (the caller checked _fusable)."""
+    return B.batch_norm_relu(*bn._norm_args(x))
 
 
 def _hooked(m):

@@ -38,8 +38,27 @@ class BatchNorm(Function):
 
     @staticmethod
     def forward(ctx, x, weight, bias, training, momentum, eps, running_mean=None, running_var=None):
-        return _normalize(ctx, x, weight, bias, training, momentum, eps, running_mean,
-                          running_var, relu=isinstance(ctx, BatchNormReLU))
+        relu = isinstance(ctx, BatchNormReLU)      # max(y, 0) in the same pass; r kept for the mask
+        fused = kernels._norm_path(x) == "fused"
+        if training:
+            n = x.size // x.shape[1]
+            mean, var = _batch_stats_fused(x) if fused else _batch_stats_numpy(x)   # (C,), (C,)
+            if running_mean is not None:
+                running_mean *= 1 - momentum
+                running_mean += momentum * mean
+            if running_var is not None:
+                running_var *= 1 - momentum
+                running_var += momentum * var * (n / (n - 1))
+        else:
+            mean, var = running_mean, running_var
+        mean = np.array(mean, dtype=x.dtype)                       # (C,) μ (a copy: running stats move)
+        inv_std = (1.0 / np.sqrt(var + eps)).astype(x.dtype)       # (C,) 1/σ̂
+        kernels._ran("batch_norm", "forward", "fused" if fused else "direct", x.shape)
+        y = (_forward_fused if fused else _forward_numpy)(x, mean, inv_std, weight, bias, relu)
+        ctx.save_for_backward(mean, inv_std, *((y,) if relu else ()))
+        ctx.fused = fused
+        ctx.stats = NormStats(x.shape, x.shape, _axes(x), _axes(x), _bshape(x), training, eps)
+        return y
 
     @staticmethod
     def backward(ctx, δ):
@@ -83,31 +102,6 @@ class BatchNormReLU(BatchNorm):
     def backward(ctx, δ):
         """∂L/∂y = δ · [r > 0] (ReLU's backward), then BatchNorm's backward of ∂L/∂y."""
         return BatchNorm.backward(ctx, ReLUBackward.apply(δ, ctx.saved[2]))
-
-
-def _normalize(ctx, x, weight, bias, training, momentum, eps, running_mean, running_var, relu):
-    """BatchNorm's forward (and BatchNormReLU's, relu=True): the statistics, the running
-    averages, y (or max(y, 0)); saves μ, 1/σ̂ (and r) for the backward."""
-    fused = kernels._norm_path(x) == "fused"
-    if training:
-        n = x.size // x.shape[1]
-        mean, var = _batch_stats_fused(x) if fused else _batch_stats_numpy(x)   # (C,), (C,)
-        if running_mean is not None:
-            running_mean *= 1 - momentum
-            running_mean += momentum * mean
-        if running_var is not None:
-            running_var *= 1 - momentum
-            running_var += momentum * var * (n / (n - 1))
-    else:
-        mean, var = running_mean, running_var
-    mean = np.array(mean, dtype=x.dtype)                       # (C,) μ (a copy: running stats move)
-    inv_std = (1.0 / np.sqrt(var + eps)).astype(x.dtype)       # (C,) 1/σ̂
-    kernels._ran("batch_norm", "forward", "fused" if fused else "direct", x.shape)
-    y = (_forward_fused if fused else _forward_numpy)(x, mean, inv_std, weight, bias, relu)
-    ctx.save_for_backward(mean, inv_std, *((y,) if relu else ()))
-    ctx.fused = fused
-    ctx.stats = NormStats(x.shape, x.shape, _axes(x), _axes(x), _bshape(x), training, eps)
-    return y
 
 
 def _bshape(x):

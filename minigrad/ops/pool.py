@@ -119,8 +119,8 @@ class _Geometry:
     plane, no padding) or "plane" (average pooling, one window = the whole plane).
     divisor: the uniform divisor on the "2x2" and "plane" paths.
     """
-    __slots__ = ("H", "W", "out", "rows", "cols", "step", "path", "divisor", "window_taps",
-                 "taps_group", "taps")
+    __slots__ = ("H", "W", "out", "rows", "cols", "step", "path", "divisor", "real",
+                 "window_taps", "taps_group", "taps")
 
     def __init__(self, H, W, rows, cols, step=(1, 1), plane_ok=True):
         self.H, self.W = H, W
@@ -130,11 +130,14 @@ class _Geometry:
         self.step = step
         self.path = "2x2" if _tiles_2x2(self.rows, self.cols, step, H, W) else "general"
         self.divisor = None
-        # max pooling's tap table (_tap_table, made on first use): the most real inputs a
-        # window has (0 if some window has none: dilation can do that), and how many planes
-        # share a column of the table (planes of fewer than 32 outputs go in groups)
-        n = [(hi - lo + d - 1) // d for (lo, hi, _), d in zip((self.rows, self.cols), step)]
-        self.window_taps = int(n[0].max() * n[1].max()) if min(n[0].min(), n[1].min()) > 0 else 0
+        # max pooling's tap table (_tap_table, made on first use): the real rows and columns
+        # of each window (lo, lo + D, … < hi), the most real inputs a window has (0 if some
+        # window has none: dilation can do that), and how many planes share a column of the
+        # table (planes of fewer than 32 outputs go in groups)
+        self.real = tuple((hi - lo + d - 1) // d
+                          for (lo, hi, _), d in zip((self.rows, self.cols), step))
+        nr, nc = self.real
+        self.window_taps = int(nr.max() * nc.max()) if min(nr.min(), nc.min()) > 0 else 0
         self.taps_group = max(1, 32 // (self.out[0] * self.out[1]))
         self.taps = None
         if self.path == "2x2":
@@ -201,8 +204,7 @@ def _tap_table(g):
     if it is a NaN it is the last NaN already); padding is never listed (a −∞ never wins)."""
     if g.taps is None:
         (h_lo, h_hi, _), (w_lo, w_hi, _) = g.rows, g.cols
-        dh, dw = g.step
-        nr, nc = (h_hi - h_lo + dh - 1) // dh, (w_hi - w_lo + dw - 1) // dw   # real rows, cols
+        (dh, dw), (nr, nc) = g.step, g.real                                    # real rows, cols
         # window (i, j)'s t-th real input is its row t // nc[j], column t % nc[j]; past its
         # last (t ≥ nr[i]·nc[j]) the last again
         t = np.arange(g.window_taps)[:, None, None]                             # (T, 1, 1)
