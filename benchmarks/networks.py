@@ -439,7 +439,7 @@ def profile(nets, steps, warmup):
         rows.append(("Python overhead (Modules, Tensors, graph)", f"{rest * 1e3:.2f}", f"{rest / whole:.1%}"))
         print_table(["part of the step", "ms/step", "share"], rows)
         top = [(name, f"{t / steps * 1e3:.2f}", f"{t / steps / whole:.1%}")
-               for name, t in totals.most_common(8)]
+               for name, t in totals.most_common(int(os.environ.get("MG_TOP", 8)))]
         print("top ops:")
         print_table(["op", "ms/step", "share"], top)
         paths = collections.Counter((c.op, c.which, c.path) for c in calls if c.op.startswith("conv"))

@@ -76,6 +76,22 @@ def relu_forward(const floating[::1] x,      # IN  (n,)
             y[i] = x[i] if not (x[i] <= 0) else 0
 
 
+def add_relu(const floating[::1] a,         # IN  (n,)
+             const floating[::1] b,         # IN  (n,)
+             floating[::1] out,             # OUT (n,) (may be a or b itself)
+             int num_threads):
+    """out = max(a + b, 0) in one pass — a residual connection and the ReLU after it
+    (ResNet's y = relu(F(x) + x)) without the sum ever stored. The same numbers as add
+    then relu_forward: the float sum rounded once, NaN kept."""
+    cdef Py_ssize_t i, n = a.shape[0]
+    cdef int nt = num_threads if n >= GRAIN else 1
+    cdef floating s
+    with nogil:
+        for i in prange(n, schedule='static', num_threads=nt):
+            s = a[i] + b[i]
+            out[i] = s if not (s <= 0) else 0
+
+
 def relu_backward(const floating[::1] y,     # IN  (n,) the forward's output
                   const floating[::1] dy,    # IN  (n,) δ = ∂L/∂y
                   floating[::1] dx,          # OUT (n,) ∂L/∂x

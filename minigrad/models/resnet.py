@@ -64,7 +64,7 @@ class BasicBlock(nn.Module):
         out = nn.bn_relu(self.bn1, self.relu, self.conv1(x))   # relu(bn1(·)): (N, C_out, H/s, W/s)
         out = self.bn2(self.conv2(out))                 # (N, C_out, H/s, W/s)  F(x)
         identity = x if self.downsample is None else self.downsample(x)
-        return self.relu(out + identity)                # y = relu(F(x) + x)
+        return nn.add_relu(self.relu, out, identity)    # y = relu(F(x) + x), one op
 
 
 class Bottleneck(nn.Module):
@@ -105,7 +105,7 @@ class Bottleneck(nn.Module):
         out = nn.bn_relu(self.bn2, self.relu, self.conv2(out))  # (N, width, H/s, W/s)  3×3
         out = self.bn3(self.conv3(out))                 # (N, 4·width, H/s, W/s) 1×1 expand: F(x)
         identity = x if self.downsample is None else self.downsample(x)
-        return self.relu(out + identity)                # y = relu(F(x) + x)
+        return nn.add_relu(self.relu, out, identity)    # y = relu(F(x) + x), one op
 
 
 class ZeroPadShortcut(nn.Module):

@@ -1,5 +1,5 @@
 """minigrad.nn.functional (imported as F): the differentiable functions behind the layers."""
-from ..ops.elementwise import sigmoid, tanh
+from ..ops.elementwise import sigmoid, tanh, add_relu
 from ..ops.activation import (relu, relu6, hardtanh, leaky_relu, silu, gelu, hardsigmoid,
                               hardswish)
 from ..ops.shape import pad, flatten

@@ -223,6 +223,19 @@ def bn_relu(bn, relu, x):
     return E.relu(y) if relu is None else relu(y)
 
 
+def add_relu(relu, a, b):
+    """relu(a + b) — a ReLU module `relu` (None: F.relu) after a sum, ResNet's
+    y = relu(F(x) + x) — as one op when nothing can tell the difference: ops/elementwise.py's
+    AddReLU, the same numbers and gradients bit for bit, with the sum never stored (one pass
+    over the activation and one graph node less). That is when `relu` has no forward hook or
+    pre-hook and is not a subclass with a forward of its own; otherwise the two calls are
+    made as written. a and b broadcast as in `+`; out has their broadcast shape."""
+    if relu is None or (isinstance(relu, ReLU) and type(relu).forward is ReLU.forward
+                        and not _hooked(relu)):
+        return E.add_relu(a, b)
+    return relu(a + b)
+
+
 def _fusable(bn, relu):
     """Whether bn_relu may run bn then relu as one op (see there)."""
     return (isinstance(bn, _BatchNorm) and type(bn).forward is _BatchNorm.forward

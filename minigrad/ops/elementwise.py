@@ -227,6 +227,35 @@ class ReLUFunction(Function):
         return ReLUBackward.apply(δ, y)
 
 
+class AddReLU(Function):
+    """y = max(a + b, 0): `relu(a + b)` as one op, the same numbers bit for bit (a + b
+    rounded once, NaN kept), with the sum never stored — a residual connection and its
+    ReLU (ResNet's y = relu(F(x) + x), through nn.add_relu). a and b broadcast as in add.
+
+    Backward: ReLU's, then Add's, ∂L/∂a = ∂L/∂b = δ where y > 0, else 0 (ReLUBackward,
+    an op, so a recorded backward is differentiated through it)."""
+
+    @staticmethod
+    def forward(ctx, a, b):
+        if (type(a) is np.ndarray and type(b) is np.ndarray and a.shape == b.shape
+                and a.dtype == b.dtype and a.dtype in (np.float32, np.float64)
+                and a.flags.c_contiguous and b.flags.c_contiguous):
+            y = np.empty_like(a)
+            _k.add_relu(a.reshape(-1), b.reshape(-1), y.reshape(-1), get_num_threads())
+        else:                                          # broadcasting, scalars
+            y = np.add(a, b)
+            y[y <= 0] = 0
+        ctx.save_for_backward(y)
+        return y
+
+    @staticmethod
+    def backward(ctx, δ):
+        """∂L/∂a = ∂L/∂b = δ masked by y > 0 (at the broadcast shape; apply sums back)."""
+        y, = ctx.saved
+        masked = ReLUBackward.apply(δ, y)
+        return masked, masked
+
+
 class ReLUBackward(Function):
     """δ masked by y > 0: ReLU's backward, by the Cython kernel. Linear in δ with a
     constant mask, so its own backward is the same mask again."""
@@ -418,6 +447,26 @@ def clip(x, min=None, max=None):
 def relu(x):
     """ReLU, max(x, 0) elementwise; ∂/∂x = 1 where x > 0, else 0."""
     return ReLUFunction.apply(_float_input(x, "relu"))
+
+
+def add_relu(a, b):
+    """relu(a + b) as one op (AddReLU) when a and b are float tensors of one dtype (the
+    same numbers bit for bit, the sum never stored); otherwise the two calls, as add and
+    relu promote and broadcast. ∂L/∂a = ∂L/∂b = δ where the result is > 0 (summed back to
+    each input's shape)."""
+    try:
+        a, b = promote(operand(a), operand(b))
+    except TypeError as e:
+        raise TypeError(f"add_relu(): {e}") from None
+    try:
+        np.broadcast_shapes(np.shape(_values(a)), np.shape(_values(b)))
+    except ValueError:
+        raise ValueError(f"add_relu(): the shapes {np.shape(_values(a))} and "
+                         f"{np.shape(_values(b))} do not broadcast") from None
+    if (isinstance(a, TensorBase) and isinstance(b, TensorBase) and a.dtype == b.dtype
+            and a.dtype.kind == "f"):
+        return AddReLU.apply(a, b)
+    return relu(_binary(Add, a, b))
 
 
 def sigmoid(x):
