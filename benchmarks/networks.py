@@ -4,7 +4,7 @@ it is importable), issue 18's protocol.
     python benchmarks/networks.py [--nets resnet18 vgg11_bn ...] [--rounds 3] [--steps 10]
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/networks.py --results
     python benchmarks/networks.py --quick                 # 1 round, 3 steps, small nets
-    python benchmarks/networks.py --profile [--nets ...]  # where minigrad's step goes
+    python benchmarks/networks.py --profile [--nets ...] [--top 16]  # where minigrad's step goes
 
 One step = forward, cross-entropy loss, zero_grad, backward, SGD step (lr 0.01, momentum
 0.9); float32, 2 threads, training mode (BatchNorm with batch statistics, dropout on), a
@@ -405,7 +405,7 @@ def _op_classes(cls):
         yield from _op_classes(sub)
 
 
-def profile(nets, steps, warmup):
+def profile(nets, steps, warmup, top=8):
     import minigrad as mg
     import minigrad.kernels as kernels
     totals = collections.Counter()
@@ -439,7 +439,7 @@ def profile(nets, steps, warmup):
         rows.append(("Python overhead (Modules, Tensors, graph)", f"{rest * 1e3:.2f}", f"{rest / whole:.1%}"))
         print_table(["part of the step", "ms/step", "share"], rows)
         top = [(name, f"{t / steps * 1e3:.2f}", f"{t / steps / whole:.1%}")
-               for name, t in totals.most_common(int(os.environ.get("MG_TOP", 8)))]
+               for name, t in totals.most_common(top)]
         print("top ops:")
         print_table(["op", "ms/step", "share"], top)
         paths = collections.Counter((c.op, c.which, c.path) for c in calls if c.op.startswith("conv"))
@@ -458,6 +458,7 @@ def main(argv=None):
     p.add_argument("--warmup", type=int, default=3, help="untimed steps first")
     p.add_argument("--quick", action="store_true", help="1 round, 3 steps, 2 warm-up steps, three small networks")
     p.add_argument("--profile", action="store_true", help="minigrad only: where the step's time goes")
+    p.add_argument("--top", type=int, default=8, help="--profile: how many of the costliest ops to list")
     p.add_argument("--child", choices=LIBS, help=argparse.SUPPRESS)
     p.add_argument("--results", action="store_true", help=RESULTS_HELP)
     args = p.parse_args(argv)
@@ -472,7 +473,7 @@ def main(argv=None):
     print(blas_info())
     print(f"load average at start: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
     if args.profile:
-        return profile(nets, args.steps, args.warmup)
+        return profile(nets, args.steps, args.warmup, args.top)
     libs = args.libs or ["minigrad"] + (["torch"] if torch_available() else []) + \
         (["tf"] if tf_available() else [])
     if libs[0] != "minigrad":
