@@ -127,14 +127,47 @@ cdef void _x_streams(const float[:, :, :, ::1] x, Py_ssize_t n0, Py_ssize_t S, f
         memset(&xs[c * ldx + S * plane], 0, (ldx - S * plane) * sizeof(float))
 
 
+cdef void _phase_streams(const float[:, :, :, ::1] x, Py_ssize_t n0, Py_ssize_t S, float* xs,
+                         Py_ssize_t ldx, Py_ssize_t Hq, Py_ssize_t Wq, Py_ssize_t st,
+                         Py_ssize_t ph, Py_ssize_t pw) noexcept nogil:
+    """The streams of a correlation at stride st > 1 (dilation 1): x_pad split into its
+    st×st phases, X_ab[u, v] = x_pad[u·st + a, v·st + b], each a plane of Hq × Wq. Stream
+    (c·st + a)·st + b of xs ((C·st², ldx)) holds channel c's phase (a, b) of samples
+    n0 … n0+S−1, one plane after the other, zero where x_pad is padding or past the input,
+    and zero from S·Hq·Wq to ldx. Then x_pad[c, i'·st + p, j'·st + q] =
+    X_{p mod st, q mod st}[c, i' + p div st, j' + q div st]: a stride-1 sum over the taps'
+    shifted phase streams, which mg_conv_flat and mg_wgrad_w16 run as they are."""
+    cdef Py_ssize_t C = x.shape[1], H = x.shape[2], W = x.shape[3]
+    cdef Py_ssize_t c, a, b, smp, u, v, ih, iw, plane = Hq * Wq
+    cdef float* out
+    cdef const float* src
+    for c in range(C):
+        for a in range(st):
+            for b in range(st):
+                out = &xs[((c * st + a) * st + b) * ldx]
+                for smp in range(S):
+                    for u in range(Hq):
+                        ih = u * st + a - ph
+                        if ih < 0 or ih >= H:
+                            for v in range(Wq):
+                                out[v] = 0
+                        else:
+                            src = &x[n0 + smp, c, ih, 0]
+                            for v in range(Wq):
+                                iw = v * st + b - pw
+                                out[v] = src[iw] if 0 <= iw < W else 0
+                        out = out + Wq
+                memset(out, 0, (ldx - S * plane) * sizeof(float))
+
+
 cdef void _group_streams(const float[:, :, :, ::1] x, const float[:, :, :, ::1] δ,
                          Py_ssize_t n0, Py_ssize_t S, float* xs, Py_ssize_t ldx,
                          float* ds, Py_ssize_t ldd, Py_ssize_t Kp, float* db,
                          Py_ssize_t Hp, Py_ssize_t Wp, Py_ssize_t ph, Py_ssize_t pw,
-                         bint need_x, bint need_db) noexcept nogil:
+                         Py_ssize_t st, bint need_x, bint need_db) noexcept nogil:
     """The streams of mg_wgrad_w16 for samples n0 … n0+S−1: xs as _x_streams lays them out
-    (if need_x); ds (Kp, ldd) holds δ on the same grid (zero for j' ≥ OW, i' ≥ OH and
-    k ≥ K); db[k] += Σ δ (if need_db)."""
+    (if need_x; at stride st > 1 the phase streams of _phase_streams); ds (Kp, ldd) holds δ
+    on the same grid (zero for j' ≥ OW, i' ≥ OH and k ≥ K); db[k] += Σ δ (if need_db)."""
     cdef Py_ssize_t K = δ.shape[1], OH = δ.shape[2], OW = δ.shape[3]
     cdef Py_ssize_t s, k, i, plane = Hp * Wp
     memset(ds, 0, Kp * ldd * sizeof(float))
@@ -144,8 +177,10 @@ cdef void _group_streams(const float[:, :, :, ::1] x, const float[:, :, :, ::1] 
                 memcpy(&ds[k * ldd + s * plane + i * Wp], &δ[n0 + s, k, i, 0], OW * sizeof(float))
         if need_db:                           # (the stream's other entries are zeros)
             db[k] += mg_sum(&ds[k * ldd], ldd)
-    if need_x:
+    if need_x and st == 1:
         _x_streams(x, n0, S, xs, ldx, Hp, Wp, ph, pw)
+    elif need_x:
+        _phase_streams(x, n0, S, xs, ldx, Hp, Wp, st, ph, pw)
 
 
 def conv2d_forward_flat(const float[:, :, :, ::1] x,      # IN  (N, C, H, W)
@@ -156,12 +191,15 @@ def conv2d_forward_flat(const float[:, :, :, ::1] x,      # IN  (N, C, H, W)
                         float[:, ::1] xscr,                # TMP (threads, C·ldx)
                         float[:, ::1] yscr,                # TMP (threads, K·ldy)
                         Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t Hp, Py_ssize_t Wp,
-                        Py_ssize_t S, Py_ssize_t ldx, Py_ssize_t ldy, int kb, int num_threads):
+                        Py_ssize_t S, Py_ssize_t ldx, Py_ssize_t ldy, int kb, int num_threads,
+                        Py_ssize_t stride=1):
     """y = b + x ⋆ w at stride 1 by mg_conv_flat_<kb> (ext/direct16.h) over groups of S
     samples: each group's x is laid out as the streams of _x_streams (off[t] = c·ldx +
     p·dh·Wp + q·dw for tap t = (c, p, q)), the kernel writes the K output streams on the
     same padded grid into yscr, and the OH × OW outputs of each plane are copied out.
-    Groups are dealt to the threads statically."""
+    stride > 1 (dilation 1): the streams of x's phases (_phase_streams, Hp × Wp their
+    planes, off[t] = ((c·stride + p mod stride)·stride + q mod stride)·ldx +
+    (p div stride)·Wp + q div stride). Groups are dealt to the threads statically."""
     cdef Py_ssize_t N = x.shape[0], K = y.shape[1], OH = y.shape[2], OW = y.shape[3]
     cdef Py_ssize_t T = off.shape[0], Kp = wt.shape[1], groups = (N + S - 1) // S
     cdef Py_ssize_t run = 48 if kb == 8 else 32
@@ -173,7 +211,10 @@ def conv2d_forward_flat(const float[:, :, :, ::1] x,      # IN  (N, C, H, W)
             tid = threadid()
             n0 = gi * S
             Sg = min(S, N - n0)
-            _x_streams(x, n0, Sg, &xscr[tid, 0], ldx, Hp, Wp, ph, pw)
+            if stride == 1:
+                _x_streams(x, n0, Sg, &xscr[tid, 0], ldx, Hp, Wp, ph, pw)
+            else:
+                _phase_streams(x, n0, Sg, &xscr[tid, 0], ldx, Hp, Wp, stride, ph, pw)
             L = ((Sg - 1) * plane + OH * Wp + run - 1) // run * run
             ys = &yscr[tid, 0]
             if kb == 8:
@@ -196,13 +237,13 @@ def conv2d_weight_grad_w16(const float[:, :, :, ::1] x,   # IN  (N, C, H, W)
                            Py_ssize_t T, Py_ssize_t ph, Py_ssize_t pw,
                            Py_ssize_t Hp, Py_ssize_t Wp, Py_ssize_t S,
                            Py_ssize_t ldx, Py_ssize_t ldd, int kb, bint need_dw, bint need_db,
-                           int num_threads):
+                           int num_threads, Py_ssize_t stride=1):
     """Per thread t, acc[t, :K·T] += its groups' ∂L/∂w (K, C·kh·kw) and acc[t, K·T:] += Σ δ
-    (∂L/∂b) of a stride-1 convolution, by mg_wgrad_w16_<kb> (ext/direct16.h) over groups of
+    (∂L/∂b) of a convolution, by mg_wgrad_w16_<kb> (ext/direct16.h) over groups of
     S samples: each group's x and δ are first laid out as the kernel's streams (planes of
-    Hp × Wp; off[t] = c·ldx + p·dh·Wp + q·dw for tap t = (c, p, q)). Groups are dealt to
-    the threads statically, and the caller sums the thread partials in a fixed order: the
-    same numbers every run."""
+    Hp × Wp; off[t] = c·ldx + p·dh·Wp + q·dw for tap t = (c, p, q); at stride > 1 x's
+    phases, as in conv2d_forward_flat). Groups are dealt to the threads statically, and
+    the caller sums the thread partials in a fixed order: the same numbers every run."""
     cdef Py_ssize_t N = δ.shape[0], K = δ.shape[1], OH = δ.shape[2]
     cdef Py_ssize_t Kp = (dscr.shape[1] - 16) // ldd, groups = (N + S - 1) // S
     cdef Py_ssize_t gi, n0, Sg, L, tid
@@ -216,7 +257,7 @@ def conv2d_weight_grad_w16(const float[:, :, :, ::1] x,   # IN  (N, C, H, W)
             # its vector loads, 8 per 3 of x, then never straddle two cache lines
             ds = <float*>((<size_t>&dscr[tid, 0] + 63) & ~(<size_t>63))
             _group_streams(x, δ, n0, Sg, &xscr[tid, 0], ldx, ds, ldd, Kp,
-                           &acc[tid, K * T], Hp, Wp, ph, pw, need_dw, need_db)
+                           &acc[tid, K * T], Hp, Wp, ph, pw, stride, need_dw, need_db)
             if need_dw:
                 L = ((Sg - 1) * Hp * Wp + OH * Wp + 15) // 16 * 16
                 if kb == 8:

@@ -145,6 +145,11 @@ class Tuning:
     # ≥ w16_min_taps taps: its streams beat im2col + GEMM on few output channels; on small
     # planes the padding, with few taps the copy of δ costs
     w16_wgrad_max_k: int = 64
+    # w16 (forward, ∂L/∂w) at a stride s > 1 over x's s×s phases: only with ≥ this many taps
+    # and output planes of ≥ w16_phase_min_pixels: the phases' strided gather costs more
+    # than stride 1's padded copy, and must be shared by enough work
+    w16_phase_min_taps: int = 64
+    w16_phase_min_pixels: int = 100
     # 'hwnc' (one group, stride 1) for the forward and ∂L/∂x on planes of at most this
     # many output pixels (∂L/∂x: input pixels), before every other path: there im2col's
     # per-sample blocks make GEMMs of a few columns and Winograd's tiles are mostly padding
@@ -382,8 +387,8 @@ def _decide(op, x_shape, w_shape, dtype, g, out_hw, why=None):
         fwd = "w16"
     elif wino:
         fwd = wino
-    elif (g.sh == 1 and _w16_fits(K, Cg * kh * kw, dtype, g, (OH, OW), force, t, note,
-                                  t.w16_flat_max_k)
+    elif (_flat_streams(g) and _w16_fits(K, Cg * kh * kw, dtype, g, (OH, OW), force, t, note,
+                                         t.w16_flat_max_k)
           and not _k16_before_flat(K, Cg * kh * kw, dtype, g, (H, W), (OH, OW), (kh, kw), force, t,
                                    note)):
         fwd = "w16"
@@ -593,26 +598,30 @@ def _k16_fits(K, taps, dtype, g, OW, force, t, note):
 
 def _w16_fits(K, taps, dtype, g, out_hw, force, t, note, max_k, which="forward"):
     """ext/direct16.h vectorised over runs of 16 output pixels: float32, one group, column
-    stride 1, AVX2/AVX-512, K ≤ max_k output channels (those of the correlation, so C for
-    ∂L/∂x). At row stride 1 the flat streams: ≥ w16_min_taps taps (and, for ∂L/∂x, planes
-    of ≥ w16_min_pixels); else the row kernel: rows ≥ w16_min_ow wide."""
+    stride 1 or one stride along both axes, AVX2/AVX-512, K ≤ max_k output channels (those
+    of the correlation, so C for ∂L/∂x). Where the flat streams run (_flat_streams: stride 1,
+    or x's phases at stride s): ≥ w16_min_taps taps (and, for ∂L/∂x, planes of ≥
+    w16_min_pixels); else (a row stride only) the row kernel: rows ≥ w16_min_ow wide."""
     if force not in (None, "w16"):
         return False
-    if dtype != np.float32 or g.groups != 1 or g.sw != 1:
-        note(which, "w16: needs float32, one group and column stride 1")
+    flat = _flat_streams(g)
+    if dtype != np.float32 or g.groups != 1 or not (g.sw == 1 or flat):
+        note(which, "w16: needs float32, one group and column stride 1 (or one stride along "
+                    "both axes, dilation 1)")
         return False
     if force == "w16":
         note(which, "w16: forced")
         return True
     k = "K" if which == "forward" else "C"
-    if g.sh == 1:
+    if flat:
         px = out_hw[0] * out_hw[1]
         ok = (_SIMD_LEVEL > 0 and K <= max_k and taps >= t.w16_min_taps
-              and (which == "forward" or px >= t.w16_min_pixels))
+              and (which == "forward" or px >= t.w16_min_pixels) and _phases_pay(g, taps, px, t))
         note(which, f"w16 {'takes it' if ok else 'declines'} (flat streams): SIMD level "
                     f"{_SIMD_LEVEL} (> 0?), {k} = {K} (≤ {max_k}?), {taps} taps "
                     f"(≥ {t.w16_min_taps}?)" + ("" if which == "forward" else
-                                                f", {px} pixels (≥ {t.w16_min_pixels}?)"))
+                                                f", {px} pixels (≥ {t.w16_min_pixels}?)")
+                    + _phases_note(g, taps, px, t))
         return ok
     ok = _SIMD_LEVEL > 0 and K <= t.w16_max_k and out_hw[1] >= t.w16_min_ow
     note(which, f"w16 {'takes it' if ok else 'declines'} (rows): SIMD level {_SIMD_LEVEL} (> 0?), "
@@ -643,11 +652,12 @@ def _w16_fuller(g, in_hw, out_hw, khw, force, t, note, which):
 
 
 def _k16_before_flat(K, taps, dtype, g, in_hw, out_hw, khw, force, t, note):
-    """Whether k16 should run a forward that w16's flat streams (stride 1) could: where k16
+    """Whether k16 should run a forward that w16's flat streams (_flat_streams) could: where k16
     fits and the share of the flat streams' positions that are outputs, OH·OW / (H_p·W_p)
     (_flat_grid), is below w16_flat_vs_k16 times the share of k16's runs of 10 pixels that
     are (LeNet's second layer: 100 of 196 against 10 of 10)."""
-    if g.sh != 1 or force == "w16" or not _k16_fits(K, taps, dtype, g, out_hw[1], force, t, note):
+    if not _flat_streams(g) or force == "w16" or not _k16_fits(K, taps, dtype, g, out_hw[1], force,
+                                                               t, note):
         return False
     OH, OW = out_hw
     flat = _flat_fill(in_hw, out_hw, khw, g)
@@ -659,27 +669,42 @@ def _k16_before_flat(K, taps, dtype, g, in_hw, out_hw, khw, force, t, note):
     return first
 
 
+def _phases_pay(g, taps, px, t):
+    """At stride 1 True; at a stride s > 1 (w16 over x's phases) whether the work shares
+    the phases' gather: ≥ w16_phase_min_taps taps, ≥ w16_phase_min_pixels output pixels."""
+    return g.sh == 1 or (taps >= t.w16_phase_min_taps and px >= t.w16_phase_min_pixels)
+
+
+def _phases_note(g, taps, px, t):
+    return ("" if g.sh == 1 else
+            f"; stride {g.sh} over x's phases: {taps} taps (≥ w16_phase_min_taps = "
+            f"{t.w16_phase_min_taps}?), {px} output pixels (≥ w16_phase_min_pixels = "
+            f"{t.w16_phase_min_pixels}?)")
+
+
 def _w16_wgrad_fits(K, taps, dtype, g, out_hw, force, t, note):
-    """ext/direct16.h's ∂L/∂w: stride 1, float32, one group, AVX2/AVX-512, at most
+    """ext/direct16.h's ∂L/∂w: flat streams (_flat_streams), float32, one group,
+    AVX2/AVX-512, at most
     w16_wgrad_max_k output channels, on output planes of at least w16_min_pixels (its
     sums run over the padded planes: on small ones the padding is much of the work) and
     with at least w16_min_taps taps (C/G·F_h·F_w: its copy of δ into streams is paid once
     for all of them)."""
     if force not in (None, "w16"):
         return False
-    if dtype != np.float32 or g.groups != 1 or (g.sh, g.sw) != (1, 1):
-        note("weight_grad", "w16: needs float32, one group and stride 1")
+    if dtype != np.float32 or g.groups != 1 or not _flat_streams(g):
+        note("weight_grad", "w16: needs float32, one group and stride 1 (or one stride along "
+                            "both axes, dilation 1)")
         return False
     if force == "w16":
         note("weight_grad", "w16: forced")
         return True
     px = out_hw[0] * out_hw[1]
     ok = (_SIMD_LEVEL > 0 and K <= t.w16_wgrad_max_k and px >= t.w16_min_pixels
-          and taps >= t.w16_min_taps)
+          and taps >= t.w16_min_taps and _phases_pay(g, taps, px, t))
     note("weight_grad", f"w16 {'takes it' if ok else 'declines'}: SIMD level {_SIMD_LEVEL} (> 0?), "
                         f"K = {K} (≤ {t.w16_wgrad_max_k}?), output {out_hw[0]}×{out_hw[1]} = "
                         f"{px} pixels (≥ {t.w16_min_pixels}?), {taps} taps "
-                        f"(≥ {t.w16_min_taps}?)")
+                        f"(≥ {t.w16_min_taps}?)" + _phases_note(g, taps, px, t))
     return ok
 
 
@@ -898,9 +923,27 @@ def _flat_grid(in_hw, out_hw, khw, g):
             _flat_axis(in_hw[1], out_hw[1], (khw[1] - 1) * g.dw + 1, g.pw))
 
 
+def _flat_streams(g):
+    """Whether w16's flat streams can run a correlation of geometry g: at stride 1 (any
+    dilation), or at a stride s > 1 the same along both axes with dilation 1 — then over
+    x's s×s phases (ext/conv_direct16.pyx _phase_streams), where every tap is a stride-1
+    shift of one phase."""
+    return (g.sh, g.sw) == (1, 1) or (g.sh == g.sw and (g.dh, g.dw) == (1, 1))
+
+
+def _flat_layout(in_hw, out_hw, khw, g):
+    """(H_p, W_p, s): the grid of w16's flat streams — the padded planes at stride 1
+    (_flat_grid), s = 1; at stride s > 1 the planes of x's phases, H_p = OH + (F_h − 1) div s
+    rows of W_p = OW + (F_w − 1) div s (what the taps of the outputs reach in a phase)."""
+    if g.sh == 1:
+        return _flat_grid(in_hw, out_hw, khw, g) + (1,)
+    s = g.sh
+    return out_hw[0] + (khw[0] - 1) // s, out_hw[1] + (khw[1] - 1) // s, s
+
+
 def _flat_fill(in_hw, out_hw, khw, g):
     """The share of w16's flat grid positions that are outputs: OH·OW / (H_p·W_p)."""
-    Hp, Wp = _flat_grid(in_hw, out_hw, khw, g)
+    Hp, Wp, _ = _flat_layout(in_hw, out_hw, khw, g)
     return out_hw[0] * out_hw[1] / (Hp * Wp)
 
 

@@ -8,7 +8,7 @@ import sys
 
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import assume, given, settings, strategies as st
 
 import minigrad as mg
 import minigrad.nn.functional as F
@@ -64,8 +64,12 @@ def cases(draw):
     # stride 1, rows shorter and longer than one run of 16
     K = draw(st.sampled_from([16, 32, 48]) if kernel == "k16" else st.integers(1, 40))
     S = (draw(st.integers(1, 3)), draw(st.integers(1, 3)) if kernel == "k16" else 1)
-    # w16 at row stride 1 runs over flat streams: both builds (8 × 48 and 4 × 32 positions),
-    # groups of 1 … N samples (the last one partial)
+    if kernel == "w16" and draw(st.booleans()):  # one stride s on both axes: over x's phases
+        S, (dh, dw) = (draw(st.integers(2, 3)),) * 2, (1, 1)
+        # (an axis with one output has its stride set to 1: stride (1, s), not the phases')
+        assume(min(H + 2 * ph - kh, W + 2 * pw - kw) >= S[0])
+    # w16 at row stride 1 (or over the phases) runs over flat streams: both builds (8 × 48
+    # and 4 × 32 positions), groups of 1 … N samples (the last one partial)
     return dict(kernel=kernel, N=draw(st.integers(1, 5)), C=draw(st.integers(1, 5)), K=K,
                 H=H, W=W, k=(kh, kw), S=S, D=(dh, dw), P=(ph, pw), bias=draw(st.booleans()),
                 level=draw(st.sampled_from([1, 2])), positions=draw(st.sampled_from([1, 300, 5000])),
@@ -119,7 +123,11 @@ def test_default_takes_k16_and_w16_only_where_they_apply_and_pay():
     assert runs((4, 6, 14, 14), (16, 6, 5, 5), dtype=np.float64) == ""
     assert runs((4, 6, 14, 14), (16, 3, 5, 5), groups=2) == ""
     assert runs((4, 6, 14, 14), (128, 6, 5, 5)) == ""                        # K = 128
-    assert runs((4, 3, 64, 64), (16, 3, 3, 3), stride=2) == ""               # column stride 2
+    assert runs((4, 3, 64, 64), (16, 3, 3, 3), stride=2) == ""               # stride 2, 27 taps
+    assert runs((4, 3, 64, 64), (64, 3, 7, 7), stride=2, padding=3) == W16   # stem: the phases
+    assert runs((4, 3, 64, 64), (64, 3, 7, 7), stride=(2, 3), padding=3) == ""
+    assert runs((4, 16, 28, 28), (32, 16, 3, 3), stride=2, padding=1) == W16  # ResNet-20's
+    assert runs((4, 32, 14, 14), (64, 32, 3, 3), stride=2, padding=1) == ""   # 7×7 outputs
     assert runs((4, 3, 64, 64), (16, 3, 3, 3), stride=(2, 1)) == W16
     assert runs((4, 3, 16, 12), (16, 3, 3, 3), stride=(2, 1)) == ""          # rows of 10 < 14
     assert runs((4, 1, 28, 28), (16, 1, 3, 3), padding=1) == ""              # 9 taps
@@ -150,10 +158,13 @@ def test_gradients_through_the_direct16_forward(spy):
 @st.composite
 def wgrad_cases(draw):
     (kh, kw), (dh, dw), (ph, pw), H, W = geometry(draw, 20)
+    S = (1, 1)
+    if draw(st.booleans()):                      # one stride s on both axes: over x's phases
+        S, (dh, dw) = (draw(st.integers(2, 3)),) * 2, (1, 1)
     # K: blocks of 8 (or 4) channels full and partial; C·kh·kw taps: groups of 3 full and
     # partial; N and the group size: samples per group 1 … N, the last group partial
     return dict(N=draw(st.integers(1, 6)), C=draw(st.integers(1, 5)), K=draw(st.integers(1, 20)),
-                H=H, W=W, k=(kh, kw), D=(dh, dw), P=(ph, pw),
+                H=H, W=W, k=(kh, kw), S=S, D=(dh, dw), P=(ph, pw),
                 block=draw(st.sampled_from([1, 2 << 10, 32 << 10, 1 << 20])),
                 level=draw(st.sampled_from([1, 2])), threads=draw(st.integers(1, 3)),
                 seed=draw(st.integers(0, 2**31)))
@@ -162,20 +173,21 @@ def wgrad_cases(draw):
 @settings(max_examples=150, deadline=None)
 @given(case=wgrad_cases())
 def test_w16_weight_grad_matches_direct(case):
-    """∂L/∂w[k, c, p, q] = Σ_n Σ_i' Σ_j' δ[n, k, i', j'] · x_pad[n, c, i' + p·dh, j' + q·dw]
-    (stride 1) by w16's streams, and ∂L/∂b = Σ δ from the same copy of δ: the direct loops'
-    numbers, for both builds of the kernel (blocks of 8 and of 4 output channels), any
-    number of samples per group and 1–3 threads, with the scratch memory poisoned."""
+    """∂L/∂w[k, c, p, q] = Σ_n Σ_i' Σ_j' δ[n, k, i', j'] · x_pad[n, c, i'·s + p·dh, j'·s + q·dw]
+    (stride 1 with any dilation, or a stride s on both axes over x's phases) by w16's
+    streams, and ∂L/∂b = Σ δ from the same copy of δ: the direct loops' numbers, for both
+    builds of the kernel (blocks of 8 and of 4 output channels), any number of samples per
+    group and 1–3 threads, with the scratch memory poisoned."""
     if kernels.simd_level() < 2 and case["level"] == 2:
         pytest.skip("the AVX-512 build needs an AVX-512 CPU")
     rng = np.random.default_rng(case["seed"])
-    N, C, K, (kh, kw), (dh, dw), (ph, pw) = (case[k] for k in "N C K k D P".split())
+    N, C, K, (kh, kw), (sh, sw), (dh, dw), (ph, pw) = (case[k] for k in "N C K k S D P".split())
     x = rng.standard_normal((N, C, case["H"], case["W"])).astype(np.float32)
     w = np.empty((K, C, kh, kw), np.float32)
-    OH = case["H"] + 2 * ph - (kh - 1) * dh
-    OW = case["W"] + 2 * pw - (kw - 1) * dw
+    OH = (case["H"] + 2 * ph - (kh - 1) * dh - 1) // sh + 1
+    OW = (case["W"] + 2 * pw - (kw - 1) * dw - 1) // sw + 1
     δ = rng.standard_normal((N, K, OH, OW)).astype(np.float32)
-    g = conv_dispatch.Geom((1, 1), (ph, pw), (dh, dw), 1)
+    g = conv_dispatch.Geom((sh, sw), (ph, pw), (dh, dw), 1)
     before = mg.get_num_threads()
     try:
         mg.set_num_threads(case["threads"])

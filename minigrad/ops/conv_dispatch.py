@@ -133,11 +133,12 @@ def _forward_k16(x, w, b, out_hw, g):
 
 def _forward_w16(x, w, b, out_hw, g):
     """As k16, with runs of 16 output pixels and kb output channels at a time (the weights
-    padded with zero channels to a multiple of kb); at stride 1 over flat streams
-    (_forward_flat), else row by row."""
+    padded with zero channels to a multiple of kb); over flat streams (_forward_flat) at
+    stride 1 or at one stride along both axes with dilation 1 (kernels._flat_streams),
+    else (a row stride only) row by row."""
     K, Cg, kh, kw = w.shape
     OH, OW = out_hw
-    if g.sh == 1:
+    if kernels._flat_streams(g):
         return _forward_flat(x, w, b, out_hw, g)
     kb = 8 if K <= 8 else 16
     Kp = -(-K // kb) * kb
@@ -148,14 +149,27 @@ def _forward_w16(x, w, b, out_hw, g):
     return _direct16(x, wt, b, w.shape, out_hw, g, Hp, Wp, kb)
 
 
-def _tap_offsets(C, kh, kw, ldx, Wp, g, multiple):
-    """The offsets c·ldx + p·dh·Wp + q·dw of the taps t = (c, p, q) in w16's flat streams
-    (ext/direct16.h), padded with zeros to a multiple of `multiple` entries."""
+def _tap_offsets(C, kh, kw, ldx, Wp, g, s, multiple):
+    """The offsets of the taps t = (c, p, q) in w16's flat streams (ext/direct16.h), padded
+    with zeros to a multiple of `multiple` entries: c·ldx + p·dh·Wp + q·dw at stride s = 1;
+    at stride s > 1 (x's phases, ext/conv_direct16.pyx _phase_streams) the stream of phase
+    (p mod s, q mod s) of channel c shifted by p div s rows and q div s columns,
+    ((c·s + p mod s)·s + q mod s)·ldx + (p div s)·Wp + q div s."""
     T = C * kh * kw
     off = np.zeros(-(-T // multiple) * multiple, np.intp)
-    off[:T] = (np.arange(C)[:, None, None] * ldx + np.arange(kh)[:, None] * (g.dh * Wp)
-               + np.arange(kw) * g.dw).ravel()
+    c, p, q = np.arange(C)[:, None, None], np.arange(kh)[:, None], np.arange(kw)
+    if s == 1:
+        off[:T] = (c * ldx + p * (g.dh * Wp) + q * g.dw).ravel()
+    else:
+        off[:T] = (((c * s + p % s) * s + q % s) * ldx + (p // s) * Wp + q // s).ravel()
     return off
+
+
+def _tap_reach(kh, kw, Wp, g, s):
+    """How far past a position of its stream a tap reads at most (the largest shift in
+    _tap_offsets): the room each stream needs after its planes."""
+    return ((kh - 1) * g.dh * Wp + (kw - 1) * g.dw if s == 1
+            else (kh - 1) // s * Wp + (kw - 1) // s)
 
 
 def _forward_flat(x, w, b, out_hw, g):
@@ -167,18 +181,18 @@ def _forward_flat(x, w, b, out_hw, g):
     K, Cg, kh, kw = w.shape
     OH, OW = out_hw
     nt = get_num_threads()
-    Hp, Wp = kernels._flat_grid((H, W), out_hw, (kh, kw), g)
+    Hp, Wp, s = kernels._flat_layout((H, W), out_hw, (kh, kw), g)
     S, kb, run = kernels._w16_flat_blocks(N, Hp * Wp, nt)
     Kp = -(-K // kb) * kb
     ldy = -(-S * Hp * Wp // run) * run
-    ldx = S * Hp * Wp + (kh - 1) * g.dh * Wp + (kw - 1) * g.dw + run
+    ldx = S * Hp * Wp + _tap_reach(kh, kw, Wp, g, s) + run
     wt = np.zeros((C * kh * kw, Kp), np.float32)
     wt[:, :K] = w.transpose(1, 2, 3, 0).reshape(C * kh * kw, K)              # (c, p, q, k)
     y = np.empty((N, K, OH, OW), np.float32)
-    xscr = _workspace("w16_flat_x", (nt, C * ldx), np.float32)
+    xscr = _workspace("w16_flat_x", (nt, C * s * s * ldx), np.float32)
     yscr = _workspace("w16_flat_y", (nt, K * ldy), np.float32)
-    _d16.conv2d_forward_flat(x, wt, _bias(b, x.dtype), _tap_offsets(C, kh, kw, ldx, Wp, g, 1),
-                             y, xscr, yscr, g.ph, g.pw, Hp, Wp, S, ldx, ldy, kb, nt)
+    _d16.conv2d_forward_flat(x, wt, _bias(b, x.dtype), _tap_offsets(C, kh, kw, ldx, Wp, g, s, 1),
+                             y, xscr, yscr, g.ph, g.pw, Hp, Wp, S, ldx, ldy, kb, nt, s)
     return y
 
 
@@ -514,28 +528,29 @@ def _backward_direct(x, x_shape, δ, w, g, need_dx, need_dw, need_db):
 
 
 def _weight_grad_w16(x, x_shape, δ, w_shape, g, need_dw, need_db):
-    """ext/direct16.h's ∂L/∂w at stride 1 (and ∂L/∂b): one parallel loop over groups of
-    samples; each thread lays its group's x and δ out as flat streams on the padded grid
-    (kernels._w16_wgrad_blocks), then sums every tap's shifted x stream against δ's,
+    """ext/direct16.h's ∂L/∂w (and ∂L/∂b) over flat streams (kernels._flat_streams): one
+    parallel loop over groups of samples; each thread lays its group's x and δ out as flat
+    streams on the padded grid, or on the grid of x's phases at stride s > 1
+    (kernels._w16_wgrad_blocks, _flat_layout), then sums every tap's shifted x stream against δ's,
     16 positions at a time. Thread partials summed in a fixed order."""
     N, C, H, W = x_shape
     K, Cg, kh, kw = w_shape
     _, _, OH, OW = δ.shape
     nt = get_num_threads()
-    Hp, Wp = kernels._flat_grid((H, W), (OH, OW), (kh, kw), g)
+    Hp, Wp, s = kernels._flat_layout((H, W), (OH, OW), (kh, kw), g)
     S, kb = kernels._w16_wgrad_blocks(N, Hp * Wp, nt)
     T, Kp = C * kh * kw, -(-K // kb) * kb
     ldd = -(-S * Hp * Wp // 16) * 16
-    ldx = S * Hp * Wp + (kh - 1) * g.dh * Wp + (kw - 1) * g.dw + 16
-    off = _tap_offsets(C, kh, kw, ldx, Wp, g, 3)
+    ldx = S * Hp * Wp + _tap_reach(kh, kw, Wp, g, s) + 16
+    off = _tap_offsets(C, kh, kw, ldx, Wp, g, s, 3)
     acc = _workspace("w16_wgrad_acc", (nt, K * T + K), np.float32)
     acc[...] = 0
-    xscr = _workspace("w16_wgrad_x", (nt, C * ldx if need_dw else 1), np.float32)
+    xscr = _workspace("w16_wgrad_x", (nt, C * s * s * ldx if need_dw else 1), np.float32)
     dscr = _workspace("w16_wgrad_d", (nt, Kp * ldd + 16), np.float32)
     if x is None:
         x = np.zeros((1, 1, 1, 1), np.float32)
     _d16.conv2d_weight_grad_w16(x, δ, off, acc, xscr, dscr, T, g.ph, g.pw, Hp, Wp, S, ldx, ldd,
-                                kb, need_dw, need_db, nt)
+                                kb, need_dw, need_db, nt, s)
     dw = acc[:, :K * T].sum(axis=0).reshape(w_shape) if need_dw else None
     db = acc[:, K * T:].sum(axis=0) if need_db else None
     return dw, db
