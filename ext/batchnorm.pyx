@@ -82,13 +82,19 @@ cdef extern from *:
     ATTR                                                                               \
     static void bn_affine_rows_##SUF(const T *x, T *y, Py_ssize_t r0, Py_ssize_t r1,   \
                                      Py_ssize_t C, Py_ssize_t L, const T *a,           \
-                                     const T *mu, const T *b, int relu) {              \
+                                     const T *mu, const T *b, int relu, const T *z) {  \
         for (Py_ssize_t r = r0; r < r1; r++) {                                         \
             Py_ssize_t c = r % C;                                                      \
             T ac = a[c], mc = mu[c], bc = b[c];                                        \
-            const T *xr = x + r * L;                                                   \
+            const T *xr = x + r * L, *zr = z ? z + r * L : NULL;                       \
             T *yr = y + r * L;                                                         \
-            if (relu)                           /* max(·, 0) as ReLU has it: NaN stays */ \
+            if (zr)                             /* max(y + z, 0): a residual sum, ReLU */ \
+                for (Py_ssize_t l = 0; l < L; l++) {                                   \
+                    T v = ac * (xr[l] - mc) + bc;                                      \
+                    v = v + zr[l];                                                     \
+                    yr[l] = v <= 0 ? (T)0 : v;                                         \
+                }                                                                      \
+            else if (relu)                      /* max(·, 0) as ReLU has it: NaN stays */ \
                 for (Py_ssize_t l = 0; l < L; l++) {                                   \
                     T v = ac * (xr[l] - mc) + bc;                                      \
                     yr[l] = v <= 0 ? (T)0 : v;                                         \
@@ -132,10 +138,10 @@ cdef extern from *:
     static inline void bn_affine_rows_##SUF(const T *x, T *y, Py_ssize_t r0,           \
                                             Py_ssize_t r1, Py_ssize_t C, Py_ssize_t L, \
                                             const T *a, const T *mu, const T *b,       \
-                                            int relu) {                                \
+                                            int relu, const T *z) {                    \
         (L >= MG_BN_VECTOR_MIN_L ? bn_affine_rows_##SUF##_vec                          \
                                  : bn_affine_rows_##SUF##_short)(x, y, r0, r1, C, L, a,\
-                                                                 mu, b, relu);         \
+                                                                 mu, b, relu, z);      \
     }                                                                                  \
     static inline void bn_input_grad_rows_##SUF(const T *x, const T *dy, T *dx,        \
                                                 Py_ssize_t r0, Py_ssize_t r1,          \
@@ -156,10 +162,10 @@ cdef extern from *:
                            double *s1, double *s2) nogil
     void bn_affine_rows_f(const float *x, float *y, Py_ssize_t r0, Py_ssize_t r1, Py_ssize_t C,
                           Py_ssize_t L, const float *a, const float *mu, const float *b,
-                          int relu) nogil
+                          int relu, const float *z) nogil
     void bn_affine_rows_d(const double *x, double *y, Py_ssize_t r0, Py_ssize_t r1,
                           Py_ssize_t C, Py_ssize_t L, const double *a, const double *mu,
-                          const double *b, int relu) nogil
+                          const double *b, int relu, const double *z) nogil
     void bn_input_grad_rows_f(const float *x, const float *dy, float *dx, Py_ssize_t r0,
                               Py_ssize_t r1, Py_ssize_t C, Py_ssize_t L, const float *a,
                               const float *k, const float *m, const float *mu) nogil
@@ -211,25 +217,34 @@ def batchnorm_affine(const floating[:, :, ::1] x,    # IN  (N, C, L)
                      const floating[::1] b,          # IN  (C,) β
                      floating[:, :, ::1] y,          # OUT (N, C, L)
                      int num_threads,
-                     bint relu=False):               # IN  y = max(·, 0) as well
+                     bint relu=False,                # IN  y = max(·, 0) as well
+                     const floating[:, :, ::1] z=None):   # IN  (N, C, L) or None: y = max(· + z, 0)
     """y = a · (x − μ) + b per channel (= γ · x̂ + β). (Not a · x + (b − a·μ): when
     |μ| ≫ σ the two large terms would cancel, and float32 keep few digits of y.)
     relu: y = max(a · (x − μ) + b, 0) in the same pass, bit for bit what ReLU's kernel
     (ext/elementwise.pyx) makes of the first (a NaN stays NaN): BatchNorm followed by ReLU
-    without writing and reading the activation in between."""
+    without writing and reading the activation in between. z (x's shape): y =
+    max(a · (x − μ) + b + z, 0), bit for bit add_relu's of the BatchNorm output and z — a
+    residual block's end, relu(bn(·) + identity), in one pass."""
     cdef Py_ssize_t N = x.shape[0], C = x.shape[1], L = x.shape[2]
     cdef Py_ssize_t blk, r0, R = N * C
     cdef int nt = num_threads if N * C * L >= GRAIN else 1
     cdef Py_ssize_t B = row_blocks(R, L, nt)
+    cdef const floating* zp = NULL
+    if z is not None:
+        if z.shape[0] != N or z.shape[1] != C or z.shape[2] != L:
+            raise ValueError(f"batchnorm_affine(): z of shape {tuple(z.shape)[:3]} for x of "
+                             f"shape {(N, C, L)}")
+        zp = &z[0, 0, 0]
     with nogil:
         for blk in prange((R + B - 1) // B, schedule='static', num_threads=nt):
             r0 = blk * B
             if floating is float:
                 bn_affine_rows_f(&x[0, 0, 0], &y[0, 0, 0], r0, min(r0 + B, R), C, L, &a[0],
-                                 &mean[0], &b[0], relu)
+                                 &mean[0], &b[0], relu, zp)
             else:
                 bn_affine_rows_d(&x[0, 0, 0], &y[0, 0, 0], r0, min(r0 + B, R), C, L, &a[0],
-                                 &mean[0], &b[0], relu)
+                                 &mean[0], &b[0], relu, zp)
 
 
 def batchnorm_grad_sums(const floating[:, :, ::1] x,     # IN  (N, C, L)

@@ -1,8 +1,12 @@
-"""A sum followed by ReLU as one op (ops/elementwise.py AddReLU, F.add_relu, nn.add_relu,
-and the ResNet blocks' y = relu(F(x) + x)): the same numbers as relu(a + b), bit for bit —
-output and every gradient, first and second order, broadcast inputs included —, the two
-calls wherever the one op would not be the same (other dtypes, a hooked or subclassed ReLU).
-"""
+"""A sum followed by ReLU as one op (ops/elementwise.py AddReLU, F.add_relu, nn.add_relu)
+and BatchNorm, a residual sum and ReLU as one op (ops/norm.py BatchNormAddReLU,
+F.batch_norm_add_relu, nn.bn_add_relu: the ResNet blocks' y = relu(bn(·) + x)): the same
+numbers as the separate calls, bit for bit — output, running statistics and every gradient,
+first and second order —, the separate calls wherever one op would not be the same (other
+dtypes or shapes, a hooked or subclassed module)."""
+import os
+import sys
+
 import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
@@ -12,6 +16,9 @@ import minigrad.nn as nn
 import minigrad.nn.functional as F
 from minigrad.autograd import grad
 from minigrad.gradcheck import gradcheck, gradgradcheck
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from test_bn_relu import nodes  # noqa: E402  (the names of the ops on a graph)
 
 
 def specials(x, rng):
@@ -119,24 +126,13 @@ def test_nn_add_relu_fuses_only_where_nothing_can_tell():
     np.testing.assert_array_equal(y.data, F.leaky_relu(a + b, 0.5).data)
 
 
-def nodes(y):
-    out, seen, todo = [], set(), [y]
-    while todo:
-        t = todo.pop()
-        if t.grad_fn is None or id(t.grad_fn) in seen:
-            continue
-        seen.add(id(t.grad_fn))
-        out.append(t.grad_fn.name)
-        todo += [i for i in t.grad_fn.inputs if isinstance(i, mg.Tensor)]
-    return out
-
-
 @pytest.mark.parametrize("name,shape", [("resnet18", (2, 3, 40, 40)), ("resnet50", (2, 3, 40, 40)),
                                         ("resnet20", (4, 1, 28, 28))])
 def test_resnets_fuse_and_train_as_before(name, shape):
-    """The blocks' relu(F(x) + x) as one op: a training step's output, input gradient,
-    parameter gradients and buffers equal those of the same model whose ReLU modules carry
-    a hook (which keeps every ReLU a call of its own), bit for bit."""
+    """The blocks' relu(bn(·) + x) as one op (BatchNormAddReLU): a training step's output,
+    input gradient, parameter gradients and buffers equal those of the same model whose ReLU
+    modules carry a hook (which keeps every BatchNorm, sum and ReLU a call of its own), bit
+    for bit."""
     import minigrad.models as models
     mg.manual_seed(0)
     kwargs = {"in_channels": 1} if name == "resnet20" else {}
@@ -158,6 +154,102 @@ def test_resnets_fuse_and_train_as_before(name, shape):
         results.append((ops, [y.data, xt.grad.data] + [p.grad.data for p in model.parameters()]
                         + [b.copy() for _, b in model.named_buffers()]))
     (ops, got), (ops2, want) = results
-    assert "AddReLU" in ops and "AddReLU" not in ops2
+    assert "BatchNormAddReLU" in ops and not {"BatchNormAddReLU", "AddReLU"} & set(ops2)
     for a, b in zip(got, want):
         np.testing.assert_array_equal(a, b)
+
+
+# ---- BatchNorm, the residual sum and ReLU ----------------------------------------------------
+
+def bn_both(x, z, C, dtype, training, affine, rng, path):
+    """[output, running stats, ∂L/∂x, ∂L/∂z, ∂L/∂γ, ∂L/∂β] of relu(batch_norm(x) + z) and of
+    batch_norm_add_relu(x, z)."""
+    from minigrad import kernels
+    w = rng.uniform(0.5, 1.5, C).astype(dtype) if affine else None
+    b = rng.standard_normal(C).astype(dtype) if affine else None
+    stats = (rng.standard_normal(C).astype(dtype), rng.uniform(0.5, 2, C).astype(dtype))
+    δ = rng.standard_normal(x.shape).astype(dtype)
+    out = []
+    for fused in (False, True):
+        xt, zt = mg.tensor(x, requires_grad=True), mg.tensor(z, requires_grad=True)
+        wt, bt = (None, None) if not affine else (mg.tensor(w, requires_grad=True),
+                                                  mg.tensor(b, requires_grad=True))
+        rm, rv = stats[0].copy(), stats[1].copy()
+        with kernels.use(path):
+            if fused:
+                y = F.batch_norm_add_relu(xt, zt, rm, rv, wt, bt, training=training)
+                assert y.grad_fn.name == "BatchNormAddReLU"
+            else:
+                y = F.relu(F.batch_norm(xt, rm, rv, wt, bt, training=training) + zt)
+            y.backward(mg.tensor(δ))
+        out.append([y.data, rm, rv, xt.grad.data, zt.grad.data]
+                   + ([wt.grad.data, bt.grad.data] if affine else []))
+    return out
+
+
+@settings(max_examples=40, deadline=None)
+@given(N=st.integers(2, 4), C=st.integers(1, 5), spatial=st.sampled_from([(), (3,), (2, 3), (6, 7)]),
+       dtype=st.sampled_from([np.float32, np.float64]), training=st.booleans(),
+       affine=st.booleans(), path=st.sampled_from([None, "direct"]), seed=st.integers(0, 2**31 - 1))
+def test_batch_norm_add_relu_equals_the_three_calls_bit_for_bit(N, C, spatial, dtype, training,
+                                                                 affine, path, seed):
+    """Every shape BatchNorm takes, planes shorter and longer than the kernels' vector
+    threshold (32 values), both dtypes, training and evaluation, with and without γ, β, on
+    the fused kernels and the NumPy formulas ('direct'); NaN, ±0 and sums that cancel."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((N, C) + spatial).astype(dtype)
+    z = specials(rng.standard_normal(x.shape).astype(dtype), rng)
+    plain, fused = bn_both(x, z, C, dtype, training, affine, rng, path)
+    for a, b in zip(plain, fused):
+        np.testing.assert_array_equal(a.view(f"u{a.itemsize}"), b.view(f"u{b.itemsize}"))
+
+
+def test_batch_norm_add_relu_large_planes_and_second_derivatives():
+    """64×64 planes (the threads, the vector loops) bit for bit; create_graph=True: the
+    second derivatives are the three ops' and match finite differences."""
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((3, 4, 64, 64)).astype(np.float32)
+    z = rng.standard_normal(x.shape).astype(np.float32)
+    for a, b in zip(*bn_both(x, z, 4, np.float32, True, True, rng, None)):
+        np.testing.assert_array_equal(a, b)
+    x0, z0 = rng.standard_normal((3, 2, 2, 2)) * 2, rng.standard_normal((3, 2, 2, 2))
+    w0, b0, v = rng.uniform(0.5, 1.5, 2), rng.standard_normal(2), rng.standard_normal(x0.shape)
+
+    def second(op):
+        x, z, w, b = (mg.tensor(a, requires_grad=True) for a in (x0, z0, w0, b0))
+        y = op(x, z, w, b)
+        gx, gz = grad((y * y * mg.tensor(v)).sum(), [x, z], create_graph=True)
+        return [g.data for g in grad((gx * gz).sum(), [x, z, w])]
+
+    fused = second(lambda x, z, w, b: F.batch_norm_add_relu(x, z, None, None, w, b, training=True))
+    plain = second(lambda x, z, w, b: F.relu(F.batch_norm(x, None, None, w, b, training=True) + z))
+    for a, b in zip(plain, fused):
+        np.testing.assert_array_equal(a, b)
+    y = F.batch_norm(mg.tensor(x0), None, None, mg.tensor(w0), mg.tensor(b0), training=True)
+    assert np.abs(y.data + z0).min() > 1e-3                     # away from the kink
+    inputs = [mg.tensor(a, requires_grad=True) for a in (x0, z0, w0, b0)]
+
+    def fn(x, z, w, b):
+        return F.batch_norm_add_relu(x, z, None, None, w, b, training=True)
+    assert gradcheck(fn, inputs)
+    assert gradgradcheck(fn, inputs)
+
+
+def test_nn_bn_add_relu_fuses_only_where_nothing_can_tell():
+    """Plain modules and a residual of the output's shape and dtype: one op. A hook on either
+    module, a subclass with its own forward, or a residual that broadcasts: the calls as
+    written (bn, then add_relu), with the same numbers as those calls."""
+    rng = np.random.default_rng(7)
+    x = mg.tensor(rng.standard_normal((2, 3, 4, 4)).astype(np.float32), requires_grad=True)
+    z = mg.tensor(rng.standard_normal((2, 3, 4, 4)).astype(np.float32))
+    assert nn.bn_add_relu(nn.BatchNorm2d(3), nn.ReLU(), x, z).grad_fn.name == "BatchNormAddReLU"
+    assert nn.bn_add_relu(nn.BatchNorm2d(3), None, x, z).grad_fn.name == "BatchNormAddReLU"
+    seen = []
+    bn = nn.BatchNorm2d(3)
+    bn.register_forward_hook(lambda m, a, out: seen.append("bn"))
+    assert nn.bn_add_relu(bn, nn.ReLU(), x, z).grad_fn.name == "AddReLU" and seen == ["bn"]
+    z1 = mg.tensor(rng.standard_normal((3, 1, 1)).astype(np.float32))
+    y = nn.bn_add_relu(nn.BatchNorm2d(3), nn.ReLU(), x, z1)
+    want = F.relu(nn.BatchNorm2d(3)(x) + z1)
+    assert y.grad_fn.name == "AddReLU"
+    np.testing.assert_array_equal(y.data, want.data)

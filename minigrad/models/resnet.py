@@ -33,7 +33,8 @@ from ._common import check_model_args, init_weights
 class BasicBlock(nn.Module):
     """Two 3×3 convolutions with batch norm, and the residual connection y = F(x) + x.
 
-    F(x) = bn2(conv2(relu(bn1(conv1(x))))), then y = relu(F(x) + shortcut(x)).
+    F(x) = bn2(conv2(relu(bn1(conv1(x))))), then y = relu(F(x) + shortcut(x)) (bn2, the sum
+    and the ReLU as one op: nn.bn_add_relu).
 
     Shapes: x (N, C_in, H, W) -> y (N, C_out, H/s, W/s) with s = stride. When the shape
     changes (s = 2 or C_in ≠ C_out) the shortcut is `downsample` (a 1×1 convolution with
@@ -62,9 +63,9 @@ class BasicBlock(nn.Module):
 
     def forward(self, x):
         out = nn.bn_relu(self.bn1, self.relu, self.conv1(x))   # relu(bn1(·)): (N, C_out, H/s, W/s)
-        out = self.bn2(self.conv2(out))                 # (N, C_out, H/s, W/s)  F(x)
+        out = self.conv2(out)                           # (N, C_out, H/s, W/s)
         identity = x if self.downsample is None else self.downsample(x)
-        return nn.add_relu(self.relu, out, identity)    # y = relu(F(x) + x), one op
+        return nn.bn_add_relu(self.bn2, self.relu, out, identity)   # y = relu(F(x) + x), one op
 
 
 class Bottleneck(nn.Module):
@@ -103,9 +104,9 @@ class Bottleneck(nn.Module):
     def forward(self, x):
         out = nn.bn_relu(self.bn1, self.relu, self.conv1(x))    # (N, width, H, W)      1×1 reduce
         out = nn.bn_relu(self.bn2, self.relu, self.conv2(out))  # (N, width, H/s, W/s)  3×3
-        out = self.bn3(self.conv3(out))                 # (N, 4·width, H/s, W/s) 1×1 expand: F(x)
+        out = self.conv3(out)                           # (N, 4·width, H/s, W/s) 1×1 expand
         identity = x if self.downsample is None else self.downsample(x)
-        return nn.add_relu(self.relu, out, identity)    # y = relu(F(x) + x), one op
+        return nn.bn_add_relu(self.bn3, self.relu, out, identity)   # y = relu(F(x) + x), one op
 
 
 class ZeroPadShortcut(nn.Module):

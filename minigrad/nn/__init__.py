@@ -3,7 +3,7 @@ from .module import Module, Parameter, Sequential
 from .container import ModuleList, ModuleDict
 from .layers import (Linear, ReLU, Sigmoid, Tanh, Softmax, LogSoftmax, Flatten, Dropout,
                      BatchNorm1d, BatchNorm2d, CrossEntropyLoss, MSELoss, NLLLoss, bn_relu,
-                     add_relu)
+                     add_relu, bn_add_relu)
 from .activation import (Identity, ReLU6, LeakyReLU, Hardtanh, SiLU, GELU, Hardsigmoid,
                          Hardswish, Dropout2d, Softmax2d)
 from .normalization import LocalResponseNorm, GroupNorm

@@ -5,7 +5,7 @@ from ..ops.activation import (relu, relu6, hardtanh, leaky_relu, silu, gelu, har
 from ..ops.shape import pad, flatten
 from ..ops.nn import linear, softmax, log_softmax, dropout, dropout2d
 from ..ops.loss import cross_entropy, mse_loss, nll_loss, one_hot
-from ..ops.norm import batch_norm, batch_norm_relu
+from ..ops.norm import batch_norm, batch_norm_relu, batch_norm_add_relu
 from ..ops.lrn import local_response_norm
 from ..ops.group_norm import group_norm
 from ..ops.resize import interpolate

@@ -10,6 +10,7 @@ from ..ops import loss as L
 from ..ops import nn as N
 from ..ops import norm as B
 from ..ops.shape import flatten
+from ..tensor_base import TensorBase
 from . import init
 from .module import Module, Parameter
 
@@ -221,6 +222,23 @@ def bn_relu(bn, relu, x):
         return _fused(bn, x)
     y = bn(x)
     return E.relu(y) if relu is None else relu(y)
+
+
+def bn_add_relu(bn, relu, x, z):
+    """relu(bn(x) + z) — a BatchNorm1d/2d module `bn`, a residual z of its output's shape
+    and dtype, then a ReLU module `relu` (None: F.relu): a residual block's end, as one op
+    when nothing can tell the difference (the rule of bn_relu: no hooks, no overridden
+    forward): ops/norm.py's BatchNormAddReLU, the same numbers and gradients bit for bit,
+    with max(bn(x) + z, 0) written in the pass that computes bn(x) (neither it nor the sum is
+    stored). Otherwise bn is called as written, then add_relu(relu, ·, z).
+
+    Shapes: x and z (N, C, H, W) for BatchNorm2d ((N, C) / (N, C, L) for BatchNorm1d);
+    out as x."""
+    if (_fusable(bn, relu) and isinstance(z, TensorBase) and isinstance(x, TensorBase)
+            and z.shape == x.shape and z.dtype == x.dtype):
+        x, *args = bn._norm_args(x)
+        return B.batch_norm_add_relu(x, z, *args)
+    return add_relu(relu, bn(x), z)
 
 
 def add_relu(relu, a, b):

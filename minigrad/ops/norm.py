@@ -39,6 +39,7 @@ class BatchNorm(Function):
     @staticmethod
     def forward(ctx, x, weight, bias, training, momentum, eps, running_mean=None, running_var=None):
         relu = isinstance(ctx, BatchNormReLU)      # max(y, 0) in the same pass; r kept for the mask
+        residual = getattr(ctx, "residual", None)  # BatchNormAddReLU: max(y + z, 0)
         fused = kernels._norm_path(x) == "fused"
         if training:
             n = x.size // x.shape[1]
@@ -54,7 +55,8 @@ class BatchNorm(Function):
         mean = np.array(mean, dtype=x.dtype)                       # (C,) μ (a copy: running stats move)
         inv_std = (1.0 / np.sqrt(var + eps)).astype(x.dtype)       # (C,) 1/σ̂
         kernels._ran("batch_norm", "forward", "fused" if fused else "direct", x.shape)
-        y = (_forward_fused if fused else _forward_numpy)(x, mean, inv_std, weight, bias, relu)
+        y = (_forward_fused if fused else _forward_numpy)(x, mean, inv_std, weight, bias, relu,
+                                                          residual)
         ctx.save_for_backward(mean, inv_std, *((y,) if relu else ()))
         ctx.fused = fused
         ctx.stats = NormStats(x.shape, x.shape, _axes(x), _axes(x), _bshape(x), training, eps)
@@ -104,6 +106,34 @@ class BatchNormReLU(BatchNorm):
         return BatchNorm.backward(ctx, ReLUBackward.apply(δ, ctx.saved[2]))
 
 
+class BatchNormAddReLU(BatchNormReLU):
+    """r = max(y + z, 0) with y BatchNorm's output and z a tensor of y's shape: a residual
+    block's end, `relu(batch_norm(x) + z)`, as one op, the same numbers bit for bit (the
+    sum rounded once, NaN kept). The forward writes r in the pass that computes y (neither
+    y nor y + z is stored: ResNet's relu(bn2(conv2(·)) + identity), through nn.bn_add_relu).
+
+    Backward: ReLU's, then the sum's and BatchNorm's, ∂L/∂z = ∂L/∂y = δ where r > 0, else 0
+    (ReLUBackward, an op), and ∂L/∂x, ∂L/∂γ, ∂L/∂β from ∂L/∂y as in BatchNorm.
+    """
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, z, training, momentum, eps, running_mean=None,
+                running_var=None):
+        ctx.residual = z
+        y = BatchNorm.forward(ctx, x, weight, bias, training, momentum, eps, running_mean,
+                              running_var)
+        ctx.residual = None                        # (not kept: the backward needs only r)
+        return y
+
+    @staticmethod
+    def backward(ctx, δ):
+        """∂L/∂y = ∂L/∂z = δ · [r > 0], then BatchNorm's backward of ∂L/∂y."""
+        masked = ReLUBackward.apply(δ, ctx.saved[2])
+        dx, dw, db = BatchNorm.backward(ctx, masked)[:3]
+        return (dx, dw, db, masked if ctx.needs_input_grad[3] else None) + (None,) * (
+            len(ctx.inputs) - 4)
+
+
 def _bshape(x):
     return (1, -1) + (1,) * (x.ndim - 2)                           # (C,) -> (1, C, 1, ...)
 
@@ -124,13 +154,16 @@ def _batch_stats_numpy(x):
     return mean, var
 
 
-def _forward_numpy(x, mean, inv_std, weight, bias, relu=False):
-    """y = γ · x̂ + β, x̂ = (x − μ) / σ̂, as NumPy broadcasting (relu: max(y, 0), NaN kept)."""
+def _forward_numpy(x, mean, inv_std, weight, bias, relu=False, residual=None):
+    """y = γ · x̂ + β, x̂ = (x − μ) / σ̂, as NumPy broadcasting (relu: max(y, 0), NaN kept;
+    a residual z: max(y + z, 0))."""
     bshape = _bshape(x)
     xhat = (x - mean.reshape(bshape)) * inv_std.reshape(bshape)    # (N, C, ...)
     y = xhat if weight is None else xhat * weight.reshape(bshape)
     if bias is not None:
         y = y + bias.reshape(bshape)
+    if residual is not None:
+        y = y + residual
     if relu:
         y = np.where(y <= 0, 0, y)
     return np.ascontiguousarray(y, dtype=x.dtype)
@@ -182,9 +215,9 @@ def _batch_stats_fused(x):
     return mean, var
 
 
-def _forward_fused(x, mean, inv_std, weight, bias, relu=False):
+def _forward_fused(x, mean, inv_std, weight, bias, relu=False, residual=None):
     """y = a · (x − μ) + β per channel, a = γ/σ̂ (= γ · x̂ + β), in one pass (relu: max(y, 0)
-    in the same pass)."""
+    in the same pass; a residual z of x's shape: max(y + z, 0))."""
     C = x.shape[1]
     x3 = _ncl(x, "input", C)                                       # (N, C, L)
     a = inv_std if weight is None else inv_std * _per_channel(weight, C, x.dtype, "weight")  # (C,) γ/σ̂
@@ -192,7 +225,7 @@ def _forward_fused(x, mean, inv_std, weight, bias, relu=False):
     y = np.empty(x.shape, x.dtype)
     _bn.batchnorm_affine(x3, _per_channel(mean, C, x.dtype, "mean"), _per_channel(a, C, x.dtype, "weight"),
                          _per_channel(b, C, x.dtype, "bias"), y.reshape(x3.shape), get_num_threads(),
-                         relu)
+                         relu, None if residual is None else _ncl(residual, "residual", C))
     return y
 
 
@@ -399,6 +432,23 @@ def batch_norm_relu(input, running_mean, running_var, weight=None, bias=None, tr
     *args, rm, rv = _batch_norm_args("batch_norm_relu", input, running_mean, running_var,
                                      weight, bias, training, momentum, eps)
     return BatchNormReLU.apply(*args, running_mean=rm, running_var=rv)
+
+
+def batch_norm_add_relu(input, residual, running_mean, running_var, weight=None, bias=None,
+                        training=False, momentum=0.1, eps=1e-5):
+    """relu(batch_norm(input, …) + residual) as one op (BatchNormAddReLU): batch_norm's
+    arguments and a residual of input's shape and dtype, and the same numbers as the three
+    calls, bit for bit, with max(y + residual, 0) written in the pass that computes y. The
+    ResNet blocks use it for relu(bn2(conv2(·)) + identity) (nn.bn_add_relu).
+    ∂L/∂residual = δ where the result is > 0."""
+    *args, rm, rv = _batch_norm_args("batch_norm_add_relu", input, running_mean, running_var,
+                                     weight, bias, training, momentum, eps)
+    z = as_float_tensor(residual, "batch_norm_add_relu", "residual")
+    if z.shape != args[0].shape or z.dtype != args[0].dtype:
+        raise ValueError(f"batch_norm_add_relu(): residual {z.shape} {z.dtype} must have the "
+                         f"input's shape and dtype, {args[0].shape} {args[0].dtype}")
+    x, w, b, *rest = args
+    return BatchNormAddReLU.apply(x, w, b, z, *rest, running_mean=rm, running_var=rv)
 
 
 def _batch_norm_args(fn, input, running_mean, running_var, weight, bias, training, momentum, eps):
