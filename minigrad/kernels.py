@@ -150,6 +150,9 @@ class Tuning:
     # than stride 1's padded copy, and must be shared by enough work
     w16_phase_min_taps: int = 64
     w16_phase_min_pixels: int = 100
+    # ... and at most this many phase streams (C·s²): more, and the taps' reads scatter over
+    # too many streams (32×32×32² → 64 at stride 2: ∂L/∂w 1.32× im2col's)
+    w16_phase_max_streams: int = 64
     # 'hwnc' (one group, stride 1) for the forward and ∂L/∂x on planes of at most this
     # many output pixels (∂L/∂x: input pixels), before every other path: there im2col's
     # per-sample blocks make GEMMs of a few columns and Winograd's tiles are mostly padding
@@ -381,14 +384,14 @@ def _decide(op, x_shape, w_shape, dtype, g, out_hw, why=None):
                                                 note, t.w16_flat_max_k)
                and _w16_fuller(g, (H, W), (OH, OW), (kh, kw), force, t, note, "forward")
                else "hwnc")
-    elif (_w16_fits(K, Cg * kh * kw, dtype, g, (OH, OW), force, t, note, t.w16_max_k)
+    elif (_w16_fits(K, Cg * kh * kw, dtype, g, (OH, OW), force, t, note, t.w16_max_k, channels=Cg)
           and not _k16_before_flat(K, Cg * kh * kw, dtype, g, (H, W), (OH, OW), (kh, kw), force, t,
                                    note)):
         fwd = "w16"
     elif wino:
         fwd = wino
     elif (_flat_streams(g) and _w16_fits(K, Cg * kh * kw, dtype, g, (OH, OW), force, t, note,
-                                         t.w16_flat_max_k)
+                                         t.w16_flat_max_k, channels=Cg)
           and not _k16_before_flat(K, Cg * kh * kw, dtype, g, (H, W), (OH, OW), (kh, kw), force, t,
                                    note)):
         fwd = "w16"
@@ -435,7 +438,7 @@ def _decide(op, x_shape, w_shape, dtype, g, out_hw, why=None):
     elif _hwnc_fits(base, g, (OH, OW), force, t, note, "weight_grad"):
         wg = "hwnc"
     elif base in ("blas", "gemm") and _w16_wgrad_fits(K, Cg * kh * kw, dtype, g, (OH, OW), force,
-                                                    t, note):
+                                                    t, note, Cg):
         wg = "w16"
     elif _hwnc_fits(base, g, (OH, OW), force, t, note, "weight_grad", fallback=True):
         wg = "hwnc"
@@ -596,7 +599,7 @@ def _k16_fits(K, taps, dtype, g, OW, force, t, note):
     return ok
 
 
-def _w16_fits(K, taps, dtype, g, out_hw, force, t, note, max_k, which="forward"):
+def _w16_fits(K, taps, dtype, g, out_hw, force, t, note, max_k, which="forward", channels=0):
     """ext/direct16.h vectorised over runs of 16 output pixels: float32, one group, column
     stride 1 or one stride along both axes, AVX2/AVX-512, K ≤ max_k output channels (those
     of the correlation, so C for ∂L/∂x). Where the flat streams run (_flat_streams: stride 1,
@@ -616,12 +619,12 @@ def _w16_fits(K, taps, dtype, g, out_hw, force, t, note, max_k, which="forward")
     if flat:
         px = out_hw[0] * out_hw[1]
         ok = (_SIMD_LEVEL > 0 and K <= max_k and taps >= t.w16_min_taps
-              and (which == "forward" or px >= t.w16_min_pixels) and _phases_pay(g, taps, px, t))
+              and (which == "forward" or px >= t.w16_min_pixels) and _phases_pay(g, taps, px, channels, t))
         note(which, f"w16 {'takes it' if ok else 'declines'} (flat streams): SIMD level "
                     f"{_SIMD_LEVEL} (> 0?), {k} = {K} (≤ {max_k}?), {taps} taps "
                     f"(≥ {t.w16_min_taps}?)" + ("" if which == "forward" else
                                                 f", {px} pixels (≥ {t.w16_min_pixels}?)")
-                    + _phases_note(g, taps, px, t))
+                    + _phases_note(g, taps, px, channels, t))
         return ok
     ok = _SIMD_LEVEL > 0 and K <= t.w16_max_k and out_hw[1] >= t.w16_min_ow
     note(which, f"w16 {'takes it' if ok else 'declines'} (rows): SIMD level {_SIMD_LEVEL} (> 0?), "
@@ -669,20 +672,23 @@ def _k16_before_flat(K, taps, dtype, g, in_hw, out_hw, khw, force, t, note):
     return first
 
 
-def _phases_pay(g, taps, px, t):
+def _phases_pay(g, taps, px, channels, t):
     """At stride 1 True; at a stride s > 1 (w16 over x's phases) whether the work shares
-    the phases' gather: ≥ w16_phase_min_taps taps, ≥ w16_phase_min_pixels output pixels."""
-    return g.sh == 1 or (taps >= t.w16_phase_min_taps and px >= t.w16_phase_min_pixels)
+    the phases' gather: ≥ w16_phase_min_taps taps, ≥ w16_phase_min_pixels output pixels,
+    and at most w16_phase_max_streams streams (C·s², one per channel and phase)."""
+    return g.sh == 1 or (taps >= t.w16_phase_min_taps and px >= t.w16_phase_min_pixels
+                         and channels * g.sh * g.sw <= t.w16_phase_max_streams)
 
 
-def _phases_note(g, taps, px, t):
+def _phases_note(g, taps, px, channels, t):
     return ("" if g.sh == 1 else
             f"; stride {g.sh} over x's phases: {taps} taps (≥ w16_phase_min_taps = "
             f"{t.w16_phase_min_taps}?), {px} output pixels (≥ w16_phase_min_pixels = "
-            f"{t.w16_phase_min_pixels}?)")
+            f"{t.w16_phase_min_pixels}?), {channels * g.sh * g.sw} streams (≤ "
+            f"w16_phase_max_streams = {t.w16_phase_max_streams}?)")
 
 
-def _w16_wgrad_fits(K, taps, dtype, g, out_hw, force, t, note):
+def _w16_wgrad_fits(K, taps, dtype, g, out_hw, force, t, note, channels=0):
     """ext/direct16.h's ∂L/∂w: flat streams (_flat_streams), float32, one group,
     AVX2/AVX-512, at most
     w16_wgrad_max_k output channels, on output planes of at least w16_min_pixels (its
@@ -700,11 +706,11 @@ def _w16_wgrad_fits(K, taps, dtype, g, out_hw, force, t, note):
         return True
     px = out_hw[0] * out_hw[1]
     ok = (_SIMD_LEVEL > 0 and K <= t.w16_wgrad_max_k and px >= t.w16_min_pixels
-          and taps >= t.w16_min_taps and _phases_pay(g, taps, px, t))
+          and taps >= t.w16_min_taps and _phases_pay(g, taps, px, channels, t))
     note("weight_grad", f"w16 {'takes it' if ok else 'declines'}: SIMD level {_SIMD_LEVEL} (> 0?), "
                         f"K = {K} (≤ {t.w16_wgrad_max_k}?), output {out_hw[0]}×{out_hw[1]} = "
                         f"{px} pixels (≥ {t.w16_min_pixels}?), {taps} taps "
-                        f"(≥ {t.w16_min_taps}?)" + _phases_note(g, taps, px, t))
+                        f"(≥ {t.w16_min_taps}?)" + _phases_note(g, taps, px, channels, t))
     return ok
 
 

@@ -91,12 +91,13 @@ def test_default_paths_of_known_layers():
     assert kernels.choose((128, 1, 28, 28), (16, 1, 3, 3), padding=1).weight_grad == "blas"  # 9 taps
     assert kernels.choose((8, 32, 28, 28), (32, 1, 3, 3), padding=1, groups=32) == ("depthwise",) * 3
     assert kernels.choose((8, 32, 28, 28), (64, 1, 3, 3), padding=1, groups=32) == ("direct",) * 3
-    # stride 2: the forward and ∂L/∂w over x's phases (288 taps, 13×13 outputs), ∂L/∂x by
-    # col2im; with 9 taps, or 7×7 outputs, im2col
-    assert kernels.choose((8, 32, 28, 28), (64, 32, 3, 3), stride=2) == (
+    # stride 2: the forward and ∂L/∂w over x's phases (144 taps, 14×14 outputs, 64 phase
+    # streams), ∂L/∂x by col2im; with 9 taps, 7×7 outputs or 128 phase streams, im2col
+    assert kernels.choose((8, 16, 28, 28), (32, 16, 3, 3), stride=2, padding=1) == (
         ("w16", "blas", "w16") if simd else ("blas",) * 3)
     assert kernels.choose((8, 1, 28, 28), (64, 1, 3, 3), stride=2) == ("blas",) * 3
     assert kernels.choose((8, 32, 14, 14), (64, 32, 3, 3), stride=2, padding=1) == ("blas",) * 3
+    assert kernels.choose((8, 32, 28, 28), (64, 32, 3, 3), stride=2) == ("blas",) * 3
     assert kernels.choose((32, 144, 16, 16), (24, 144, 1, 1)) == ("pointwise",) * 3
     assert kernels.choose((32, 144, 16, 16), (24, 144, 1, 1), stride=2) == ("blas",) * 3
     # conv_transpose2d is conv2d's ∂L/∂x: its forward is the adjoint conv's input gradient
