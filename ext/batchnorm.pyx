@@ -218,7 +218,7 @@ def batchnorm_affine(const floating[:, :, ::1] x,    # IN  (N, C, L)
                      floating[:, :, ::1] y,          # OUT (N, C, L)
                      int num_threads,
                      bint relu=False,                # IN  y = max(·, 0) as well
-                     const floating[:, :, ::1] z=None):   # IN  (N, C, L) or None: y = max(· + z, 0)
+                     const floating[:, :, ::1] z=None):   # IN  (N, C, L): y = max(· + z, 0)
     """y = a · (x − μ) + b per channel (= γ · x̂ + β). (Not a · x + (b − a·μ): when
     |μ| ≫ σ the two large terms would cancel, and float32 keep few digits of y.)
     relu: y = max(a · (x − μ) + b, 0) in the same pass, bit for bit what ReLU's kernel

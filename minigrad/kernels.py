@@ -380,18 +380,18 @@ def _decide(op, x_shape, w_shape, dtype, g, out_hw, why=None):
     elif wino == "winograd4" or (wino and min(OH, OW) < t.winograd_min_size):
         fwd = wino
     elif _hwnc_fits(base, g, (OH, OW), force, t, note, "forward"):
-        fwd = ("w16" if g.sh == 1 and _w16_fits(K, Cg * kh * kw, dtype, g, (OH, OW), force, t,
-                                                note, t.w16_flat_max_k)
+        fwd = ("w16" if g.sh == 1 and _w16_fits(K, Cg * kh * kw, Cg, dtype, g, (OH, OW), force,
+                                                t, note, t.w16_flat_max_k)
                and _w16_fuller(g, (H, W), (OH, OW), (kh, kw), force, t, note, "forward")
                else "hwnc")
-    elif (_w16_fits(K, Cg * kh * kw, dtype, g, (OH, OW), force, t, note, t.w16_max_k, channels=Cg)
+    elif (_w16_fits(K, Cg * kh * kw, Cg, dtype, g, (OH, OW), force, t, note, t.w16_max_k)
           and not _k16_before_flat(K, Cg * kh * kw, dtype, g, (H, W), (OH, OW), (kh, kw), force, t,
                                    note)):
         fwd = "w16"
     elif wino:
         fwd = wino
-    elif (_flat_streams(g) and _w16_fits(K, Cg * kh * kw, dtype, g, (OH, OW), force, t, note,
-                                         t.w16_flat_max_k, channels=Cg)
+    elif (_flat_streams(g) and _w16_fits(K, Cg * kh * kw, Cg, dtype, g, (OH, OW), force, t, note,
+                                         t.w16_flat_max_k)
           and not _k16_before_flat(K, Cg * kh * kw, dtype, g, (H, W), (OH, OW), (kh, kw), force, t,
                                    note)):
         fwd = "w16"
@@ -409,7 +409,7 @@ def _decide(op, x_shape, w_shape, dtype, g, out_hw, why=None):
     dx = base
     if (g.sh, g.sw, g.dh, g.dw) == (1, 1, 1, 1) and kh - 1 - g.ph >= 0 and kw - 1 - g.pw >= 0:
         w16 = (base not in ("pointwise", "depthwise") and C >= t.w16_min_k
-               and _w16_fits(C, K * kh * kw, dtype, g, (H, W), force, t, note,
+               and _w16_fits(C, K * kh * kw, K, dtype, g, (H, W), force, t, note,
                              t.w16_flat_max_k, "input_grad"))
         wino = (None if base in ("pointwise", "depthwise") else
                 _winograd_fits(N, K, C, (kh, kw), g, (H, W), force, t, note, "input_grad"))
@@ -437,8 +437,8 @@ def _decide(op, x_shape, w_shape, dtype, g, out_hw, why=None):
         wg = "winograd4"
     elif _hwnc_fits(base, g, (OH, OW), force, t, note, "weight_grad"):
         wg = "hwnc"
-    elif base in ("blas", "gemm") and _w16_wgrad_fits(K, Cg * kh * kw, dtype, g, (OH, OW), force,
-                                                    t, note, Cg):
+    elif base in ("blas", "gemm") and _w16_wgrad_fits(K, Cg * kh * kw, Cg, dtype, g, (OH, OW),
+                                                    force, t, note):
         wg = "w16"
     elif _hwnc_fits(base, g, (OH, OW), force, t, note, "weight_grad", fallback=True):
         wg = "hwnc"
@@ -599,12 +599,13 @@ def _k16_fits(K, taps, dtype, g, OW, force, t, note):
     return ok
 
 
-def _w16_fits(K, taps, dtype, g, out_hw, force, t, note, max_k, which="forward", channels=0):
+def _w16_fits(K, taps, channels, dtype, g, out_hw, force, t, note, max_k, which="forward"):
     """ext/direct16.h vectorised over runs of 16 output pixels: float32, one group, column
     stride 1 or one stride along both axes, AVX2/AVX-512, K ≤ max_k output channels (those
-    of the correlation, so C for ∂L/∂x). Where the flat streams run (_flat_streams: stride 1,
-    or x's phases at stride s): ≥ w16_min_taps taps (and, for ∂L/∂x, planes of ≥
-    w16_min_pixels); else (a row stride only) the row kernel: rows ≥ w16_min_ow wide."""
+    of the correlation, so C for ∂L/∂x; `channels` its input channels, K for ∂L/∂x). Where
+    the flat streams run (_flat_streams: stride 1, or x's phases at stride s): ≥
+    w16_min_taps taps (and, for ∂L/∂x, planes of ≥ w16_min_pixels; over the phases,
+    _phases_pay); else (a row stride only) the row kernel: rows ≥ w16_min_ow wide."""
     if force not in (None, "w16"):
         return False
     flat = _flat_streams(g)
@@ -619,7 +620,8 @@ def _w16_fits(K, taps, dtype, g, out_hw, force, t, note, max_k, which="forward",
     if flat:
         px = out_hw[0] * out_hw[1]
         ok = (_SIMD_LEVEL > 0 and K <= max_k and taps >= t.w16_min_taps
-              and (which == "forward" or px >= t.w16_min_pixels) and _phases_pay(g, taps, px, channels, t))
+              and (which == "forward" or px >= t.w16_min_pixels)
+              and _phases_pay(g, taps, px, channels, t))
         note(which, f"w16 {'takes it' if ok else 'declines'} (flat streams): SIMD level "
                     f"{_SIMD_LEVEL} (> 0?), {k} = {K} (≤ {max_k}?), {taps} taps "
                     f"(≥ {t.w16_min_taps}?)" + ("" if which == "forward" else
@@ -688,13 +690,12 @@ def _phases_note(g, taps, px, channels, t):
             f"w16_phase_max_streams = {t.w16_phase_max_streams}?)")
 
 
-def _w16_wgrad_fits(K, taps, dtype, g, out_hw, force, t, note, channels=0):
+def _w16_wgrad_fits(K, taps, channels, dtype, g, out_hw, force, t, note):
     """ext/direct16.h's ∂L/∂w: flat streams (_flat_streams), float32, one group,
-    AVX2/AVX-512, at most
-    w16_wgrad_max_k output channels, on output planes of at least w16_min_pixels (its
-    sums run over the padded planes: on small ones the padding is much of the work) and
-    with at least w16_min_taps taps (C/G·F_h·F_w: its copy of δ into streams is paid once
-    for all of them)."""
+    AVX2/AVX-512, at most w16_wgrad_max_k output channels, on output planes of at least
+    w16_min_pixels (its sums run over the padded planes: on small ones the padding is much
+    of the work) and with at least w16_min_taps taps (C/G·F_h·F_w: its copy of δ into
+    streams is paid once for all of them); over x's phases, _phases_pay."""
     if force not in (None, "w16"):
         return False
     if dtype != np.float32 or g.groups != 1 or not _flat_streams(g):

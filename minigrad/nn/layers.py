@@ -248,8 +248,7 @@ def add_relu(relu, a, b):
     over the activation and one graph node less). That is when `relu` has no forward hook or
     pre-hook and is not a subclass with a forward of its own; otherwise the two calls are
     made as written. a and b broadcast as in `+`; out has their broadcast shape."""
-    if relu is None or (isinstance(relu, ReLU) and type(relu).forward is ReLU.forward
-                        and not _hooked(relu)):
+    if _plain_relu(relu):
         return E.add_relu(a, b)
     return relu(a + b)
 
@@ -257,9 +256,14 @@ def add_relu(relu, a, b):
 def _fusable(bn, relu):
     """Whether bn_relu may run bn then relu as one op (see there)."""
     return (isinstance(bn, _BatchNorm) and type(bn).forward is _BatchNorm.forward
-            and (relu is None or (isinstance(relu, ReLU) and type(relu).forward is ReLU.forward
-                                  and not _hooked(relu)))
-            and not _hooked(bn))
+            and _plain_relu(relu) and not _hooked(bn))
+
+
+def _plain_relu(relu):
+    """None, or a ReLU module nothing could tell apart from F.relu (no hooks, ReLU's own
+    forward): the condition on the ReLU of every fusion here."""
+    return relu is None or (isinstance(relu, ReLU) and type(relu).forward is ReLU.forward
+                            and not _hooked(relu))
 
 
 def _fused(bn, x):

@@ -173,10 +173,11 @@ def _tap_reach(kh, kw, Wp, g, s):
 
 
 def _forward_flat(x, w, b, out_hw, g):
-    """ext/direct16.h's mg_conv_flat at stride 1: one parallel loop over groups of samples
+    """ext/direct16.h's mg_conv_flat: one parallel loop over groups of samples
     (kernels._w16_flat_blocks); each thread lays its group's padded planes out as one flat
-    stream per channel, sums every tap's shifted stream times its weights into the output
-    streams, kb channels × 16·runs positions at a time, and copies the outputs out."""
+    stream per channel (at a stride s > 1, one per channel and phase of x: kernels._flat_layout),
+    sums every tap's shifted stream times its weights into the output streams, kb channels ×
+    16·runs positions at a time, and copies the outputs out."""
     N, C, H, W = x.shape
     K, Cg, kh, kw = w.shape
     OH, OW = out_hw
@@ -531,8 +532,8 @@ def _weight_grad_w16(x, x_shape, δ, w_shape, g, need_dw, need_db):
     """ext/direct16.h's ∂L/∂w (and ∂L/∂b) over flat streams (kernels._flat_streams): one
     parallel loop over groups of samples; each thread lays its group's x and δ out as flat
     streams on the padded grid, or on the grid of x's phases at stride s > 1
-    (kernels._w16_wgrad_blocks, _flat_layout), then sums every tap's shifted x stream against δ's,
-    16 positions at a time. Thread partials summed in a fixed order."""
+    (kernels._w16_wgrad_blocks, _flat_layout), then sums every tap's shifted x stream against
+    δ's, 16 positions at a time. Thread partials summed in a fixed order."""
     N, C, H, W = x_shape
     K, Cg, kh, kw = w_shape
     _, _, OH, OW = δ.shape
