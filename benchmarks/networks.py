@@ -438,10 +438,10 @@ def profile(nets, steps, warmup, top=8):
         rows = [(g, f"{t * 1e3:.2f}", f"{t / whole:.1%}") for g, t in groups.most_common()]
         rows.append(("Python overhead (Modules, Tensors, graph)", f"{rest * 1e3:.2f}", f"{rest / whole:.1%}"))
         print_table(["part of the step", "ms/step", "share"], rows)
-        top = [(name, f"{t / steps * 1e3:.2f}", f"{t / steps / whole:.1%}")
-               for name, t in totals.most_common(top)]
+        costliest = [(name, f"{t / steps * 1e3:.2f}", f"{t / steps / whole:.1%}")
+                     for name, t in totals.most_common(top)]
         print("top ops:")
-        print_table(["op", "ms/step", "share"], top)
+        print_table(["op", "ms/step", "share"], costliest)
         paths = collections.Counter((c.op, c.which, c.path) for c in calls if c.op.startswith("conv"))
         print("convolution kernels per step: " + ", ".join(
             f"{which} {path} ×{n}" for (op, which, path), n in sorted(paths.items())))
