@@ -119,6 +119,16 @@ class Tuning:
     winograd4_wgrad_min_size: int = 8
     winograd4_wgrad_min_tiles: int = 64
     winograd4_wgrad_max_kc: int = 256 * 256
+    # F(4×4)'s tile transforms (forward, ∂L/∂x, ∂L/∂w) by ext/winograd4.h's gathers and
+    # scatters, 16 tiles a vector (float32, SIMD level 2), on outputs of at most this many
+    # 4×4 tiles a row: there a tile row is a short run and the scalar loops spend their time
+    # between runs (14×14, 4 tiles a row: forward 0.68–0.83 of the scalar loops); on wider
+    # rows they read long runs, and the gathers cost more (32×32, 8 a row: 1.14–1.35)
+    winograd4_vector_max_tw: int = 4
+    # ... and there ∂L/∂w by F(4×4) from outputs of this size (instead of
+    # winograd4_wgrad_min_size): ResNet-20's 128×64×7² → 64, 0.76 of w16's time (the scalar
+    # transforms: 0.98)
+    winograd4_vector_wgrad_min_size: int = 7
     # k16 when K ≤ this, output rows ≤ k16_max_ow and ≥ k16_min_taps taps per output: small
     # layers whose im2col copy costs as much as the GEMM
     k16_max_k: int = 32
@@ -433,7 +443,7 @@ def _decide(op, x_shape, w_shape, dtype, g, out_hw, why=None):
     if force in ("winograd", "winograd4") and _winograd_fits(N, C, K, (kh, kw), g, (OH, OW), force,
                                                              t, note, "weight_grad"):
         wg = force               # (F(2×2) only when forced: RESULTS.md, Winograd's ∂L/∂w)
-    elif _winograd4_wgrad_fits(N, C, K, (kh, kw), g, (OH, OW), force, t, note):
+    elif _winograd4_wgrad_fits(N, C, K, (kh, kw), g, (OH, OW), force, t, note, dtype):
         wg = "winograd4"
     elif _hwnc_fits(base, g, (OH, OW), force, t, note, "weight_grad"):
         wg = "hwnc"
@@ -558,23 +568,27 @@ def _winograd_fits(N, C, K, khw, g, out_hw, force, t, note, which):
     return "winograd" if ok else None
 
 
-def _winograd4_wgrad_fits(N, C, K, khw, g, out_hw, force, t, note):
+def _winograd4_wgrad_fits(N, C, K, khw, g, out_hw, force, t, note, dtype):
     """∂L/∂w by Winograd F(4×4, 3×3) (unforced): where the forward's conditions hold
     (_winograd_fits) and also C·K/(C+K) ≥ winograd4_wgrad_min_ck, outputs of at least
-    winograd4_wgrad_min_size, ≥ winograd4_wgrad_min_tiles 4×4 tiles (the GEMMs' inner
-    dimension is the block's tiles, and each block adds 36·K·C partial sums) and K·C ≤
-    winograd4_wgrad_max_kc (the threads' (36, K, C) partial sums stay small)."""
+    winograd4_wgrad_min_size (winograd4_vector_wgrad_min_size where the vector transforms
+    run: float32, _winograd4_vector), ≥ winograd4_wgrad_min_tiles 4×4 tiles (the GEMMs'
+    inner dimension is the block's tiles, and each block adds 36·K·C partial sums) and K·C
+    ≤ winograd4_wgrad_max_kc (the threads' (36, K, C) partial sums stay small)."""
     if force is not None or _winograd_fits(N, C, K, khw, g, out_hw, force, t, _no_note,
                                            "weight_grad") != "winograd4":
         return False
     OH, OW = out_hw
     ck = C * K / (C + K)
     tiles4 = N * -(-OH // 4) * -(-OW // 4)
-    ok = (ck >= t.winograd4_wgrad_min_ck and min(OH, OW) >= t.winograd4_wgrad_min_size
+    size, name = t.winograd4_wgrad_min_size, "winograd4_wgrad_min_size"
+    if np.dtype(dtype) == np.float32 and _winograd4_vector(-(-OW // 4)):
+        size, name = t.winograd4_vector_wgrad_min_size, "winograd4_vector_wgrad_min_size"
+    ok = (ck >= t.winograd4_wgrad_min_ck and min(OH, OW) >= size
           and tiles4 >= t.winograd4_wgrad_min_tiles and K * C <= t.winograd4_wgrad_max_kc)
     note("weight_grad", f"winograd4 {'takes it' if ok else 'declines'}: C·K/(C+K) = {ck:.1f} "
                         f"(≥ winograd4_wgrad_min_ck = {t.winograd4_wgrad_min_ck:g}?), output "
-                        f"{OH}×{OW} (≥ winograd4_wgrad_min_size = {t.winograd4_wgrad_min_size}?), "
+                        f"{OH}×{OW} (≥ {name} = {size}?), "
                         f"{tiles4} 4×4 tiles (≥ winograd4_wgrad_min_tiles = "
                         f"{t.winograd4_wgrad_min_tiles}?), K·C = {K * C} (≤ winograd4_wgrad_max_kc "
                         f"= {t.winograd4_wgrad_max_kc}?)")
@@ -1012,6 +1026,13 @@ def _gemm_chunk(N, per_sample_bytes):
     the threads for the copies around the matmuls."""
     t = _state.get().tuning
     return max(1, min(N, t.workspace_bytes // max(per_sample_bytes, 1))), t.gemm_helper_threads
+
+
+def _winograd4_vector(TW):
+    """'winograd4': whether its tile transforms take ext/winograd4.h's 16-lane gathers and
+    scatters (SIMD level 2, at most winograd4_vector_max_tw tiles a row); the caller checks
+    the dtype and the sizes."""
+    return _SIMD_LEVEL >= 2 and TW <= _state.get().tuning.winograd4_vector_max_tw
 
 
 def _winograd_rows(N, TH, TW, nt, m=2):

@@ -168,12 +168,14 @@ def test_hwnc_scratch_is_fully_written():
 def test_hwnc_yields_small_planes_to_w16_where_its_grid_is_full():
     """hwnc's claim on planes of ≤ hwnc_max_pixels gives way to w16's flat streams where at
     least hwnc_vs_w16_fill of their grid positions are outputs: ResNet-20's 7×7 stage
-    ('same' 3×3: 49 of 64) runs ∂L/∂w on w16 (the forward and ∂L/∂x take Winograd F(4×4),
-    asked first; without it, w16 too); a 'same' 5×5 on the same planes (49 of 121) keeps
-    hwnc for the forward and ∂L/∂x, unless the threshold is lowered."""
+    ('same' 3×3: 49 of 64) runs ∂L/∂w on w16 where F(4×4) does not take it (the forward and
+    ∂L/∂x take Winograd F(4×4), asked first; without it, w16 too); a 'same' 5×5 on the same
+    planes (49 of 121) keeps hwnc for the forward and ∂L/∂x, unless the threshold is
+    lowered."""
     if not _blas.available() or kernels.simd_level() == 0:
         pytest.skip("needs OpenBLAS and AVX2/AVX-512")
-    assert kernels.choose((128, 64, 7, 7), (64, 64, 3, 3), padding=1) == ("winograd4",) * 2 + ("w16",)
+    with kernels.use(None, winograd4_vector_wgrad_min_size=8):      # (F(4×4)'s ∂L/∂w declines)
+        assert kernels.choose((128, 64, 7, 7), (64, 64, 3, 3), padding=1) == ("winograd4",) * 2 + ("w16",)
     with kernels.use(None, winograd4_min_ck=10**9):
         assert kernels.choose((128, 64, 7, 7), (64, 64, 3, 3), padding=1) == ("w16",) * 3
     five = kernels.choose((16, 16, 7, 7), (16, 16, 5, 5), padding=2)

@@ -315,15 +315,21 @@ def test_weight_gradient_by_winograd_when_forced(path):
 
 def test_weight_gradient_takes_winograd4_where_it_pays():
     """F(4×4)'s ∂L/∂w by default where the forward takes F(4×4) and also C·K/(C+K) ≥ 32,
-    outputs ≥ 8×8, ≥ 64 4×4 tiles and K·C ≤ 256²: ResNet-18's 32×32 … 8×8 layers,
-    GoogLeNet's 8×8 and 16×16; not ResNet-20's 7×7 stage, thin layers, small batches or
-    512-channel layers. Each threshold, moved past the layer, hands it back."""
+    outputs ≥ 8×8 (≥ 7×7 where the vector transforms run), ≥ 64 4×4 tiles and K·C ≤
+    256²: ResNet-18's 32×32 … 8×8 layers, GoogLeNet's 8×8 and 16×16, ResNet-20's 7×7 stage
+    with the vector transforms; not thin layers, small batches or 512-channel layers. Each
+    threshold, moved past the layer, hands it back."""
     yes = ((32, 64, 32, 32), (64, 64, 3, 3))
     for xs, ws in (yes, ((32, 128, 16, 16), (128, 128, 3, 3)), ((32, 256, 8, 8), (256, 256, 3, 3)),
                    ((16, 64, 16, 16), (192, 64, 3, 3)), ((16, 96, 8, 8), (128, 96, 3, 3))):
         assert kernels.choose(xs, ws, padding=1).weight_grad == "winograd4", (xs, ws)
-    for xs, ws in (((128, 64, 7, 7), (64, 64, 3, 3)),          # 7×7
-                   ((8, 128, 16, 16), (32, 128, 3, 3)),        # C·K/(C+K) = 25.6
+    r20 = ((128, 64, 7, 7), (64, 64, 3, 3))                    # 7×7
+    assert (kernels.choose(*r20, padding=1).weight_grad == "winograd4") == _vector_transforms()
+    assert kernels.choose(*r20, padding=1, dtype=np.float64).weight_grad != "winograd4"
+    for tuning in (dict(winograd4_vector_max_tw=1), dict(winograd4_vector_wgrad_min_size=8)):
+        with kernels.use(None, **tuning):
+            assert kernels.choose(*r20, padding=1).weight_grad != "winograd4", tuning
+    for xs, ws in (((8, 128, 16, 16), (32, 128, 3, 3)),        # C·K/(C+K) = 25.6
                    ((8, 96, 8, 8), (128, 96, 3, 3)),           # 32 4×4 tiles
                    ((32, 512, 8, 8), (512, 512, 3, 3))):       # K·C = 512²
         assert kernels.choose(xs, ws, padding=1).weight_grad != "winograd4", (xs, ws)
@@ -351,3 +357,83 @@ def test_weight_gradient_of_integers_is_exact():
         with winograd(path=path):
             F.conv2d(mg.tensor(x), wt, padding=1).backward(mg.tensor(δ))
         np.testing.assert_array_equal(wt.grad.numpy(), want)
+
+
+# ---- F(4×4)'s vectorised tile transforms (ext/winograd4.h) ------------------------------------
+
+def _vector_transforms():
+    from minigrad.ops import conv_dispatch
+    return conv_dispatch._WINO4_VECTOR and kernels.simd_level() >= 2
+
+
+@st.composite
+def vector_cases(draw):
+    """float32 F(4×4) layers from one tile to chunks of 16 tiles across tile rows and
+    samples, rows of 1 to 10 tiles (the vector transforms forced onto any width), every
+    padding up to 2 on each side (tiles whose patches read padding on any edge)."""
+    ph, pw = draw(st.integers(0, 2)), draw(st.integers(0, 2))
+    H = max(1, 3 - 2 * ph) + draw(st.integers(0, 14))
+    W = max(1, 3 - 2 * pw) + draw(st.integers(0, 38))
+    return dict(N=draw(st.integers(1, 5)), C=draw(st.integers(1, 20)), K=draw(st.integers(1, 20)),
+                H=H, W=W, padding=(ph, pw), bias=draw(st.booleans()),
+                tiles=draw(st.sampled_from([None, 1, 5, 1 << 20])),
+                threads=draw(st.integers(1, 3)), seed=draw(st.integers(0, 2**31)))
+
+
+def _winograd4_pass(case, vector):
+    """y, ∂L/∂x, ∂L/∂w, ∂L/∂b of the case's layer, every pass forced to 'winograd4', with
+    the vector transforms (winograd4.h) on every width or off."""
+    rng = np.random.default_rng(case["seed"])
+    x = rng.standard_normal((case["N"], case["C"], case["H"], case["W"])).astype(np.float32)
+    w = rng.standard_normal((case["K"], case["C"], 3, 3)).astype(np.float32)
+    b = rng.standard_normal(case["K"]).astype(np.float32) if case["bias"] else None
+    xt, wt = mg.tensor(x, requires_grad=True), mg.tensor(w, requires_grad=True)
+    before = mg.get_num_threads()
+    try:
+        mg.set_num_threads(case["threads"])
+        with winograd(tiles=case["tiles"], path="winograd4") as calls, \
+                kernels.use("winograd4", winograd4_vector_max_tw=1 << 20 if vector else 0):
+            y = F.conv2d(xt, wt, None if b is None else mg.tensor(b), padding=case["padding"])
+            δ = np.random.default_rng(case["seed"] + 1).standard_normal(y.shape).astype(np.float32)
+            y.backward(mg.tensor(δ))
+    finally:
+        mg.set_num_threads(before)
+    assert calls(), "the winograd4 kernel did not run"
+    return x, w, b, δ, (y.numpy(), xt.grad.numpy(), wt.grad.numpy())
+
+
+@pytest.mark.skipif(not _vector_transforms(), reason="winograd4.h's transforms need AVX-512")
+@settings(deadline=None)
+@given(case=vector_cases())
+def test_vector_transforms_match_the_scalar_loops_and_the_reference(case):
+    """winograd4.h's gathers (Bᵀ·d·B of 16 tiles' patches, A·Δ·Aᵀ of their δ) and scatters
+    (Aᵀ·M·A into y) compute what winograd.pyx's loops do, the same formulas in the same
+    order: the forward, ∂L/∂x (the forward of δ with the turned kernel) and ∂L/∂w agree
+    with the scalar loops' to a float32 rounding and with the reference to F(4×4)'s
+    tolerance, over cut tiles, padding on every edge, chunks across tile rows and samples,
+    1–3 threads, the scratch memory poisoned."""
+    x, w, b, δ, got = _winograd4_pass(case, vector=True)
+    _, _, _, _, scalar = _winograd4_pass(case, vector=False)
+    P4 = ref.conv_padding4(case["padding"], case["H"], case["W"], 3, 3, (1, 1), (1, 1))
+    want_y = ref.conv2d(x, w, b, (1, 1), P4, (1, 1), 1)
+    want_dx, want_dw, _ = ref.conv2d_vjp(x, w, δ, (1, 1), P4, (1, 1), 1)
+    for g, s, want in zip(got, scalar, (want_y, want_dx, want_dw)):
+        scale = max(1.0, float(np.abs(want).max()))
+        np.testing.assert_allclose(g, s, rtol=1e-6, atol=1e-6 * scale)
+        np.testing.assert_allclose(g, want, rtol=1e-4, atol=1e-4 * scale)
+
+
+def test_vector_transforms_taken_on_short_tile_rows_only():
+    """The rule: float32, SIMD level 2, at most winograd4_vector_max_tw 4×4 tiles a row
+    (ResNet-20's 14×14 and 7×7, ResNet-18's 16×16 and below; not a 32×32 plane)."""
+    from minigrad.ops import conv_dispatch as D
+    x32, x64 = np.zeros((2, 3, 4, 4), np.float32), np.zeros((2, 3, 4, 4))
+    on = _vector_transforms()
+    assert D._wino4_vector(4, 4, x32, x32) == on
+    assert not D._wino4_vector(4, 5, x32, x32)                  # 5 tiles a row: the loops
+    assert not D._wino4_vector(4, 4, x32, x64)                  # float64: the loops
+    assert not D._wino4_vector(2, 4, x32, x32)                  # F(2×2): its own loops
+    with kernels.use(None, winograd4_vector_max_tw=8):
+        assert D._wino4_vector(4, 8, x32, x32) == on
+    with kernels.use(None, winograd4_vector_max_tw=0):
+        assert not D._wino4_vector(4, 1, x32, x32)

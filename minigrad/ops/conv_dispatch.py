@@ -83,6 +83,18 @@ def _forward_direct(x, w, b, out_hw, g):
     return y
 
 
+_WINO4_VECTOR = _wino.vector_input_transform()
+
+
+def _wino4_vector(m, TW, *arrays):
+    """Whether F(4×4)'s tile transforms take ext/winograd4.h's AVX-512 gathers and scatters
+    (16 tiles a vector) instead of winograd.pyx's scalar loops: float32, a build with them,
+    kernels._winograd4_vector (the CPU, tiles a row), and arrays small enough for 32-bit
+    offsets."""
+    return (m == 4 and _WINO4_VECTOR and kernels._winograd4_vector(TW)
+            and all(a.dtype == np.float32 and a.size < 2 ** 31 for a in arrays))
+
+
 def _forward_winograd(x, w, b, out_hw, g, m=2, flip=False):
     """ext/winograd.pyx: one parallel loop over blocks of m×m output tiles (F(m×m, 3×3),
     m = 2 or 4); each thread transforms its tiles, runs (m+2)² GEMMs (K, C) @ (C, tiles),
@@ -101,7 +113,7 @@ def _forward_winograd(x, w, b, out_hw, g, m=2, flip=False):
     fn, ilp64 = _blas.gemm(dtype)
     with _blas.single_threaded():
         _wino.conv2d_forward_winograd(x, u, _bias(b, dtype), y, scratch, g.ph, g.pw, rows,
-                                      fn, ilp64, nt)
+                                      fn, ilp64, nt, _wino4_vector(m, TW, x, y))
     return y
 
 
@@ -608,7 +620,8 @@ def _weight_grad_winograd(x, x_shape, δ, w_shape, g, need_dw, need_db, m=2):
         scratch = _workspace("winograd", (nt, P * (C + K) * rows * TW), dtype)
         fn, ilp64 = _blas.gemm(dtype)
         with _blas.single_threaded():
-            _wino.conv2d_weight_grad_winograd(x, δ, acc, scratch, g.ph, g.pw, rows, m, fn, ilp64, nt)
+            _wino.conv2d_weight_grad_winograd(x, δ, acc, scratch, g.ph, g.pw, rows, m, fn, ilp64,
+                                              nt, _wino4_vector(m, TW, x, δ))
         dw = np.empty(w_shape, dtype)                       # (+ the thread partials, in order)
         _wino.winograd_weight_grad(acc.reshape(nt, P, K, C), dw, nt)
     return dw, (_bias_sums(δ) if need_db else None)

@@ -1,0 +1,275 @@
+/* Winograd F(4×4, 3×3)'s input transform for float32, vectorised over 16 tiles: the same
+ * formula as ext/winograd.pyx's _input_block4 (which stays the plain form, and the path of
+ * every other CPU and of float64),
+ *
+ *   V[6a + j][c, tile] = (Bᵀ · d · B)[a, j],   d = x_pad[n, c, 4ti − ph + (0..5), 4tj − pw + (0..5)]
+ *
+ * with Bᵀ's rows applied to a 6-vector v (first along each row of d, then down each column):
+ *
+ *   (4v0 − 5v2 + v4,  (v3 + v4) − 4(v1 + v2),  (v4 − v3) + 4(v1 − v2),
+ *    (v4 − v2) + 2(v3 − v1),  (v4 − v2) − 2(v3 − v1),  4v1 − 5v3 + v5)
+ *
+ * The scalar loops spend most of their time fetching each tile's 6×6 patch: the patches
+ * of neighbouring tiles overlap and sit four columns apart, so no load of consecutive
+ * floats serves several tiles. Here lane i of a vector is tile i of a chunk of up to 16
+ * tiles (which may span tile rows and samples, as on a 4×4 plane), and d[r][j] of all 16
+ * is one masked gather: lane i reads x at base[i] + r·W + j, where base[i] is its patch's
+ * origin in x, and lanes whose (row, column) falls in the padding read 0. The origins and
+ * the masks depend on the chunk only, so they are made once (mg_wino4_lanes) and serve
+ * every channel: channel c reads at x + c·H·W.
+ *
+ * Offsets are 32-bit: the caller passes x of fewer than 2³¹ elements.
+ * AVX-512 only (GCC on x86-64 Linux, as direct16.h); mg_wino4_ready() says whether this
+ * build has it, and the caller also checks that the CPU does (direct16.h's mg_simd_level).
+ */
+#ifndef MINIGRAD_WINOGRAD4_H
+#define MINIGRAD_WINOGRAD4_H
+#include <stdint.h>
+
+/* the origins and masks of a chunk of nc ≤ 16 tiles: tiles c0 … c0 + nc − 1 of a block of
+ * tile rows that starts at tile row r0 (TW tiles a row, TH rows a sample); tile tb is
+ * tile tj = tb mod TW of row ti of sample n (tile row r0 + tb div TW = n·TH + ti).
+ * base[i] = n·C·H·W + (4ti − ph)·W + (4tj − pw); bit i of rmask[r] (cmask[j]) is set when
+ * row 4ti − ph + r (column 4tj − pw + j) lies inside the plane. Lanes i ≥ nc: no bits. */
+#define MG_WINO4_LINES 192                 /* ≤ 16 lanes × 6 rows × 2 ends */
+
+static Py_ssize_t mg_wino4_lanes(Py_ssize_t c0, Py_ssize_t nc, Py_ssize_t r0, Py_ssize_t TH,
+                                 Py_ssize_t TW, Py_ssize_t C, Py_ssize_t H, Py_ssize_t W,
+                                 Py_ssize_t ph, Py_ssize_t pw, int span, int32_t *base,
+                                 uint16_t *rmask, uint16_t *cmask, int32_t *lines)
+{
+    Py_ssize_t nl = 0;
+    for (int r = 0; r < 6; r++)
+        rmask[r] = cmask[r] = 0;
+    for (Py_ssize_t i = 0; i < 16; i++) {
+        base[i] = 0;
+        if (i >= nc)
+            continue;
+        Py_ssize_t tb = c0 + i, q = tb / TW, row = r0 + q, n = row / TH;
+        Py_ssize_t i0 = 4 * (row - n * TH) - ph, j0 = 4 * (tb - q * TW) - pw;
+        base[i] = (int32_t)((n * C * H + i0) * W + j0);
+        for (int r = 0; r < span; r++) {
+            if (i0 + r >= 0 && i0 + r < H)
+                rmask[r] |= (uint16_t)(1u << i);
+            if (j0 + r >= 0 && j0 + r < W)
+                cmask[r] |= (uint16_t)(1u << i);
+        }
+    }
+    /* where the chunk reads (the first and last column inside the plane of each of its rows),
+     * for mg_wino4_input to prefetch a few channels ahead: the gathers' lanes miss the
+     * cache one by one, and the hardware cannot guess the next channel's rows */
+    for (int r = 0; r < span && lines; r++)
+        for (Py_ssize_t i = 0; i < nc; i++) {
+            if (!(rmask[r] >> i & 1))
+                continue;
+            Py_ssize_t j0 = 0, j1 = 5;
+            while (j0 < span && !(cmask[j0] >> i & 1)) j0++;
+            for (j1 = span - 1; j1 >= 0 && !(cmask[j1] >> i & 1); j1--) {}
+            if (j0 > j1)
+                continue;
+            int32_t ends[2] = {base[i] + (int32_t)(r * W + j0), base[i] + (int32_t)(r * W + j1)};
+            for (int e = 0; e < 2; e++)
+                if (nl == 0 || (lines[nl - 1] >> 4) != (ends[e] >> 4))
+                    lines[nl++] = ends[e];
+        }
+    return nl;
+}
+
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
+#include <immintrin.h>
+
+static int mg_wino4_ready(void) { return 1; }
+
+#define MG_WINO4_AHEAD 6                    /* channels the prefetches run ahead */
+
+/* Bᵀ's rows applied to (v0 … v5), into o[0], o[step], …, o[5·step] */
+#define MG_BT6(v0, v1, v2, v3, v4, v5, o, step)                                             \
+    do {                                                                                    \
+        __m512 p_ = (v4) - (v2), q_ = (v3) - (v1);                                           \
+        (o)[0] = 4.0f * (v0) - 5.0f * (v2) + (v4);                                          \
+        (o)[(step)] = ((v3) + (v4)) - 4.0f * ((v1) + (v2));                                 \
+        (o)[2 * (step)] = ((v4) - (v3)) + 4.0f * ((v1) - (v2));                             \
+        (o)[3 * (step)] = p_ + 2.0f * q_;                                                   \
+        (o)[4 * (step)] = p_ - 2.0f * q_;                                                   \
+        (o)[5 * (step)] = 4.0f * (v1) - 5.0f * (v3) + (v5);                                 \
+    } while (0)
+
+/* s[ξ·ld + c·Tb + i] = V[ξ][c, tile i] for the chunk's nc tiles (s already points at the
+ * chunk's first tile), every channel c < C; x is x[0, 0, 0, 0] of the (N, C, H, W) input,
+ * base/rmask/cmask from mg_wino4_lanes. */
+__attribute__((target("avx512f")))
+static void mg_wino4_input(const float *x, Py_ssize_t C, Py_ssize_t H, Py_ssize_t W,
+                           const int32_t *base, const uint16_t *rmask, const uint16_t *cmask,
+                           const int32_t *lines, Py_ssize_t nl,
+                           Py_ssize_t nc, float *s, Py_ssize_t ld, Py_ssize_t Tb)
+{
+    __m512i idx[36];
+    __mmask16 mk[36];
+    __m512 e[36];                           /* d·B: e[6r + j] = (d·B)[r, j] */
+    const __m512i b = _mm512_loadu_si512((const void *)base);
+    const __m512 zero = _mm512_setzero_ps();
+    const __mmask16 keep = (__mmask16)((1u << nc) - 1);
+    for (int r = 0; r < 6; r++)
+        for (int j = 0; j < 6; j++) {
+            idx[6 * r + j] = _mm512_add_epi32(b, _mm512_set1_epi32((int)(r * W + j)));
+            mk[6 * r + j] = (__mmask16)(rmask[r] & cmask[j]);
+        }
+    for (Py_ssize_t c = 0; c < C; c++) {
+        const float *xc = x + c * H * W;
+        if (c + MG_WINO4_AHEAD < C)
+            for (Py_ssize_t l = 0; l < nl; l++)
+                _mm_prefetch((const char *)(xc + MG_WINO4_AHEAD * H * W + lines[l]), _MM_HINT_T0);
+        for (int r = 0; r < 6; r++) {       /* along row r of each patch: d[r]·B */
+            __m512 d[6];
+            for (int j = 0; j < 6; j++)
+                d[j] = _mm512_mask_i32gather_ps(zero, mk[6 * r + j], idx[6 * r + j], xc, 4);
+            MG_BT6(d[0], d[1], d[2], d[3], d[4], d[5], &e[6 * r], 1);
+        }
+        for (int j = 0; j < 6; j++) {       /* down column j of d·B: V[j], V[6 + j], … */
+            __m512 o[6];
+            MG_BT6(e[j], e[6 + j], e[12 + j], e[18 + j], e[24 + j], e[30 + j], o, 1);
+            float *so = s + j * ld + c * Tb;
+            for (int a = 0; a < 6; a++)
+                _mm512_mask_storeu_ps(so + 6 * a * ld, keep, o[a]);
+        }
+    }
+}
+#undef MG_BT6
+
+/* Aᵀ's rows applied to (v0 … v5): (v0 + v1 + v2 + v3 + v4,  (v1 − v2) + 2(v3 − v4),
+ * (v1 + v2) + 4(v3 + v4),  (v1 − v2) + 8(v3 − v4) + v5), into o[0], o[1], o[2], o[3] */
+#define MG_AT6(v0, v1, v2, v3, v4, v5, o)                                                   \
+    do {                                                                                    \
+        __m512 sp_ = (v1) + (v2), dm_ = (v1) - (v2), sq_ = (v3) + (v4), dq_ = (v3) - (v4);  \
+        (o)[0] = (v0) + sp_ + sq_;                                                          \
+        (o)[1] = dm_ + 2.0f * dq_;                                                          \
+        (o)[2] = sp_ + 4.0f * sq_;                                                          \
+        (o)[3] = dm_ + 8.0f * dq_ + (v5);                                                   \
+    } while (0)
+
+/* y[n, k, 4ti + a, 4tj + b] = (Aᵀ · M[·, k, tile] · A)[a, b] / 576 + bias[k] for the
+ * chunk's nc tiles (m already points at the chunk's first tile: M[ξ, k, i] at
+ * m[ξ·ld + k·Tb + i]), every output channel k < K, as _output_block4; y is y[0, 0, 0, 0]
+ * of the (N, K, OH, OW) output, base/rmask/cmask from mg_wino4_lanes over the output
+ * plane (span 4, no padding): each output (a, b) of the 16 tiles is one masked scatter. */
+__attribute__((target("avx512f")))
+static void mg_wino4_output(const float *m, Py_ssize_t ld, Py_ssize_t Tb, Py_ssize_t K,
+                            const float *bias, float *y, Py_ssize_t OH, Py_ssize_t OW,
+                            const int32_t *base, const uint16_t *rmask, const uint16_t *cmask)
+{
+    __m512i idx[16];
+    __mmask16 mk[16];
+    const __m512i b = _mm512_loadu_si512((const void *)base);
+    for (int a = 0; a < 4; a++)
+        for (int j = 0; j < 4; j++) {
+            idx[4 * a + j] = _mm512_add_epi32(b, _mm512_set1_epi32((int)(a * OW + j)));
+            mk[4 * a + j] = (__mmask16)(rmask[a] & cmask[j]);
+        }
+    for (Py_ssize_t k = 0; k < K; k++) {
+        __m512 f[24];                       /* Aᵀ·M: f[6a + j] */
+        const float *mk0 = m + k * Tb;
+        const __m512 bk = _mm512_set1_ps(bias ? bias[k] : 0.0f);
+        for (int j = 0; j < 6; j++) {
+            __m512 v[6], o[4];
+            for (int r = 0; r < 6; r++)
+                v[r] = _mm512_loadu_ps(mk0 + (6 * r + j) * ld);
+            MG_AT6(v[0], v[1], v[2], v[3], v[4], v[5], o);
+            for (int a = 0; a < 4; a++)
+                f[6 * a + j] = o[a];
+        }
+        float *yk = y + k * OH * OW;
+        for (int a = 0; a < 4; a++) {       /* row a of (Aᵀ·M)·A */
+            __m512 o[4];
+            MG_AT6(f[6 * a], f[6 * a + 1], f[6 * a + 2], f[6 * a + 3], f[6 * a + 4], f[6 * a + 5], o);
+            for (int j = 0; j < 4; j++)
+                _mm512_mask_i32scatter_ps(yk, mk[4 * a + j], idx[4 * a + j],
+                                          o[j] / 576.0f + bk, 4);
+        }
+    }
+}
+#undef MG_AT6
+
+/* A (6×4) applied to (v0 … v3): (v0,  (v0 + v2) + (v1 + v3),  (v0 + v2) − (v1 + v3),
+ * (v0 + 4v2) + (2v1 + 8v3),  (v0 + 4v2) − (2v1 + 8v3),  v3), into o[0], o[step], … */
+#define MG_A4(v0, v1, v2, v3, o, step)                                                      \
+    do {                                                                                    \
+        __m512 p02_ = (v0) + (v2), p13_ = (v1) + (v3);                                      \
+        __m512 q02_ = (v0) + 4.0f * (v2), q13_ = 2.0f * (v1) + 8.0f * (v3);                 \
+        (o)[0] = (v0);                                                                      \
+        (o)[(step)] = p02_ + p13_;                                                          \
+        (o)[2 * (step)] = p02_ - p13_;                                                      \
+        (o)[3 * (step)] = q02_ + q13_;                                                      \
+        (o)[4 * (step)] = q02_ - q13_;                                                      \
+        (o)[5 * (step)] = (v3);                                                             \
+    } while (0)
+
+/* s[ξ·ld + k·Tb + i] = (A · Δ · Aᵀ)[ξ] for the chunk's nc tiles (s already points at the
+ * chunk's first tile), every channel k < K, Δ = dy[n, k, 4ti + (0..3), 4tj + (0..3)] (zero
+ * outside OH×OW), as _grad_block4; dy is dy[0, 0, 0, 0], base/rmask/cmask from
+ * mg_wino4_lanes over δ's plane (span 4, no padding): each Δ[r][j] of the 16 tiles is one
+ * masked gather. */
+__attribute__((target("avx512f")))
+static void mg_wino4_grad(const float *dy, Py_ssize_t K, Py_ssize_t OH, Py_ssize_t OW,
+                          const int32_t *base, const uint16_t *rmask, const uint16_t *cmask,
+                          Py_ssize_t nc, float *s, Py_ssize_t ld, Py_ssize_t Tb)
+{
+    __m512i idx[16];
+    __mmask16 mk[16];
+    __m512 e[24];                           /* A along Δ's rows: e[6r + a] */
+    const __m512i b = _mm512_loadu_si512((const void *)base);
+    const __m512 zero = _mm512_setzero_ps();
+    const __mmask16 keep = (__mmask16)((1u << nc) - 1);
+    for (int r = 0; r < 4; r++)
+        for (int j = 0; j < 4; j++) {
+            idx[4 * r + j] = _mm512_add_epi32(b, _mm512_set1_epi32((int)(r * OW + j)));
+            mk[4 * r + j] = (__mmask16)(rmask[r] & cmask[j]);
+        }
+    for (Py_ssize_t k = 0; k < K; k++) {
+        const float *dk = dy + k * OH * OW;
+        for (int r = 0; r < 4; r++) {
+            __m512 v[4];
+            for (int j = 0; j < 4; j++)
+                v[j] = _mm512_mask_i32gather_ps(zero, mk[4 * r + j], idx[4 * r + j], dk, 4);
+            MG_A4(v[0], v[1], v[2], v[3], &e[6 * r], 1);
+        }
+        for (int j = 0; j < 6; j++) {       /* A down column j of e: D[j], D[6 + j], … */
+            __m512 o[6];
+            MG_A4(e[j], e[6 + j], e[12 + j], e[18 + j], o, 1);
+            float *so = s + j * ld + k * Tb;
+            for (int a = 0; a < 6; a++)
+                _mm512_mask_storeu_ps(so + 6 * a * ld, keep, o[a]);
+        }
+    }
+}
+#undef MG_A4
+
+#else
+static int mg_wino4_ready(void) { return 0; }
+
+static void mg_wino4_grad(const float *dy, Py_ssize_t K, Py_ssize_t OH, Py_ssize_t OW,
+                          const int32_t *base, const uint16_t *rmask, const uint16_t *cmask,
+                          Py_ssize_t nc, float *s, Py_ssize_t ld, Py_ssize_t Tb)
+{
+    (void)dy; (void)K; (void)OH; (void)OW; (void)base; (void)rmask; (void)cmask;
+    (void)nc; (void)s; (void)ld; (void)Tb;         /* never called: mg_wino4_ready() is 0 */
+}
+
+static void mg_wino4_output(const float *m, Py_ssize_t ld, Py_ssize_t Tb, Py_ssize_t K,
+                            const float *bias, float *y, Py_ssize_t OH, Py_ssize_t OW,
+                            const int32_t *base, const uint16_t *rmask, const uint16_t *cmask)
+{
+    (void)m; (void)ld; (void)Tb; (void)K; (void)bias; (void)y; (void)OH; (void)OW;
+    (void)base; (void)rmask; (void)cmask;          /* never called: mg_wino4_ready() is 0 */
+}
+
+static void mg_wino4_input(const float *x, Py_ssize_t C, Py_ssize_t H, Py_ssize_t W,
+                           const int32_t *base, const uint16_t *rmask, const uint16_t *cmask,
+                           const int32_t *lines, Py_ssize_t nl,
+                           Py_ssize_t nc, float *s, Py_ssize_t ld, Py_ssize_t Tb)
+{
+    (void)lines; (void)nl; (void)x; (void)C; (void)H; (void)W; (void)base; (void)rmask; (void)cmask;
+    (void)nc; (void)s; (void)ld; (void)Tb;          /* never called: mg_wino4_ready() is 0 */
+}
+#endif
+
+#endif
