@@ -71,8 +71,8 @@ cdef extern from "winograd4.h" nogil:
                         Py_ssize_t nc, float* s, Py_ssize_t ld, Py_ssize_t Tb)
 
 
-def vector_input_transform():
-    """Whether this build has winograd4.h's AVX-512 input transform for F(4×4) (the caller
+def vector_transforms():
+    """Whether this build has winograd4.h's AVX-512 tile transforms for F(4×4) (the caller
     also needs a CPU with AVX-512: kernels.simd_level() == 2)."""
     return mg_wino4_ready() == 1
 

@@ -70,6 +70,7 @@ import numpy as np
 from . import _blas
 from ._ext import conv_depthwise as _dwk
 from ._ext import conv_direct16 as _d16
+from ._ext import winograd as _wg
 
 __all__ = ["use", "trace", "choose", "explain", "Paths", "Tuning", "KernelCall",
            "CONV_PATHS", "POOL_PATHS", "simd_level"]
@@ -1028,11 +1029,15 @@ def _gemm_chunk(N, per_sample_bytes):
     return max(1, min(N, t.workspace_bytes // max(per_sample_bytes, 1))), t.gemm_helper_threads
 
 
+_WINO4_BUILD = _wg.vector_transforms()      # this build has ext/winograd4.h's AVX-512 code
+
+
 def _winograd4_vector(TW):
     """'winograd4': whether its tile transforms take ext/winograd4.h's 16-lane gathers and
-    scatters (SIMD level 2, at most winograd4_vector_max_tw tiles a row); the caller checks
-    the dtype and the sizes."""
-    return _SIMD_LEVEL >= 2 and TW <= _state.get().tuning.winograd4_vector_max_tw
+    scatters (a build with them, SIMD level 2, at most winograd4_vector_max_tw tiles a row);
+    the caller checks the dtype and the sizes."""
+    return (_WINO4_BUILD and _SIMD_LEVEL >= 2
+            and TW <= _state.get().tuning.winograd4_vector_max_tw)
 
 
 def _winograd_rows(N, TH, TW, nt, m=2):

@@ -13,7 +13,6 @@ from hypothesis import given, settings, strategies as st
 import minigrad as mg
 import minigrad.nn.functional as F
 from minigrad import _blas, kernels
-from minigrad.ops import conv_dispatch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import reference as ref  # noqa: E402
@@ -87,7 +86,7 @@ def test_default_paths_of_known_layers():
     # ResNet-20's 7×7 stage: the forward and ∂L/∂x by F(4×4, 3×3) (asked before hwnc's claim on
     # ≤ 49 pixels), ∂L/∂w by F(4×4) too where its vector transforms run (AVX-512), else on
     # w16's flat streams (hwnc's claim yields: 49 of their 64 grid positions are outputs)
-    wg7 = "winograd4" if kernels.simd_level() >= 2 and conv_dispatch._WINO4_VECTOR else wg
+    wg7 = "winograd4" if kernels.simd_level() >= 2 and kernels._WINO4_BUILD else wg
     assert kernels.choose((128, 64, 7, 7), (64, 64, 3, 3), padding=1) == ("winograd4",) * 2 + (
         (wg7,) if simd else ("hwnc",))
     assert kernels.choose((128, 1, 28, 28), (16, 1, 3, 3), padding=1).weight_grad == "blas"  # 9 taps

@@ -362,8 +362,7 @@ def test_weight_gradient_of_integers_is_exact():
 # ---- F(4×4)'s vectorised tile transforms (ext/winograd4.h) ------------------------------------
 
 def _vector_transforms():
-    from minigrad.ops import conv_dispatch
-    return conv_dispatch._WINO4_VECTOR and kernels.simd_level() >= 2
+    return kernels._WINO4_BUILD and kernels.simd_level() >= 2
 
 
 @st.composite

@@ -83,15 +83,11 @@ def _forward_direct(x, w, b, out_hw, g):
     return y
 
 
-_WINO4_VECTOR = _wino.vector_input_transform()
-
-
 def _wino4_vector(m, TW, *arrays):
     """Whether F(4×4)'s tile transforms take ext/winograd4.h's AVX-512 gathers and scatters
-    (16 tiles a vector) instead of winograd.pyx's scalar loops: float32, a build with them,
-    kernels._winograd4_vector (the CPU, tiles a row), and arrays small enough for 32-bit
-    offsets."""
-    return (m == 4 and _WINO4_VECTOR and kernels._winograd4_vector(TW)
+    (16 tiles a vector) instead of winograd.pyx's scalar loops: kernels._winograd4_vector
+    (the build, the CPU, tiles a row), float32 arrays small enough for 32-bit offsets."""
+    return (m == 4 and kernels._winograd4_vector(TW)
             and all(a.dtype == np.float32 and a.size < 2 ** 31 for a in arrays))
 
 
