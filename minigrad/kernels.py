@@ -126,9 +126,15 @@ class Tuning:
     # between runs (14×14, 4 tiles a row: forward 0.68–0.83 of the scalar loops); on wider
     # rows they read long runs, and the gathers cost more (32×32, 8 a row: 1.14–1.35)
     winograd4_vector_max_tw: int = 4
-    # ... and there ∂L/∂w by F(4×4) from outputs of this size (instead of
-    # winograd4_wgrad_min_size): ResNet-20's 128×64×7² → 64, 0.76 of w16's time (the scalar
-    # transforms: 0.98)
+    # ... and there F(4×4) also where C·K/(C+K) ≥ winograd4_vector_min_ck (instead of
+    # winograd4_min_ck) on at most winograd4_vector_max_tiles 4×4 tiles: DenseNet's 128 → 32
+    # on 8 × 16² and 8 × 8², 0.69–0.77 of w16's and hwnc's time in each pass; not 16 → 16
+    # (1.2–1.3), nor ResNet-20's 32 → 32 on 128 × 14² (2048 tiles: 1.05–1.2, w16 keeps it)
+    winograd4_vector_min_ck: float = 10
+    winograd4_vector_max_tiles: int = 1024
+    # ... and there ∂L/∂w by F(4×4) wherever the forward takes it, from outputs of this
+    # size (instead of the winograd4_wgrad_* rule): ResNet-20's 128×64×7² → 64, 0.76 of
+    # w16's time (the scalar transforms: 0.98)
     winograd4_vector_wgrad_min_size: int = 7
     # k16 when K ≤ this, output rows ≤ k16_max_ow and ≥ k16_min_taps taps per output: small
     # layers whose im2col copy costs as much as the GEMM
@@ -385,7 +391,7 @@ def _decide(op, x_shape, w_shape, dtype, g, out_hw, why=None):
     # winograd_min_size; then hwnc on small planes, w16 on few output channels and wide
     # rows, before Winograd F(2×2) elsewhere)
     wino = (None if base in ("pointwise", "depthwise") else
-            _winograd_fits(N, C, K, (kh, kw), g, (OH, OW), force, t, note, "forward"))
+            _winograd_fits(N, C, K, (kh, kw), g, (OH, OW), force, t, note, "forward", dtype))
     if base in ("pointwise", "depthwise"):     # (pointwise: measured faster than k16/w16 on 1×1)
         fwd = base
     elif wino == "winograd4" or (wino and min(OH, OW) < t.winograd_min_size):
@@ -423,7 +429,7 @@ def _decide(op, x_shape, w_shape, dtype, g, out_hw, why=None):
                and _w16_fits(C, K * kh * kw, K, dtype, g, (H, W), force, t, note,
                              t.w16_flat_max_k, "input_grad"))
         wino = (None if base in ("pointwise", "depthwise") else
-                _winograd_fits(N, K, C, (kh, kw), g, (H, W), force, t, note, "input_grad"))
+                _winograd_fits(N, K, C, (kh, kw), g, (H, W), force, t, note, "input_grad", dtype))
         if wino == "winograd4" or (wino and min(H, W) < t.winograd_min_size):
             dx = wino
         elif _hwnc_fits(base, g, (H, W), force, t, note, "input_grad"):
@@ -442,7 +448,7 @@ def _decide(op, x_shape, w_shape, dtype, g, out_hw, why=None):
     # 1 on small enough layers, in place of an im2col GEMM
     wg = base
     if force in ("winograd", "winograd4") and _winograd_fits(N, C, K, (kh, kw), g, (OH, OW), force,
-                                                             t, note, "weight_grad"):
+                                                             t, note, "weight_grad", dtype):
         wg = force               # (F(2×2) only when forced: RESULTS.md, Winograd's ∂L/∂w)
     elif _winograd4_wgrad_fits(N, C, K, (kh, kw), g, (OH, OW), force, t, note, dtype):
         wg = "winograd4"
@@ -522,12 +528,14 @@ def _hwnc_fits(base, g, out_hw, force, t, note, which, fallback=False):
     return ok
 
 
-def _winograd_fits(N, C, K, khw, g, out_hw, force, t, note, which):
+def _winograd_fits(N, C, K, khw, g, out_hw, force, t, note, which, dtype):
     """The Winograd path for a correlation of an (N, C, ·, ·) input into K channels of
     out_hw, or None: 3×3, stride 1, dilation 1, one group, OpenBLAS, and where it pays —
     'winograd4' (F(4×4, 3×3)) on outputs of at least winograd4_min_size with C·K/(C+K) ≥
-    winograd4_min_ck and ≥ winograd4_min_tiles 4×4 tiles (asked before hwnc and w16), else
-    'winograd' (F(2×2, 3×3)) by its winograd_* thresholds."""
+    winograd4_min_ck and ≥ winograd4_min_tiles 4×4 tiles (asked before hwnc and w16), or
+    where its vector transforms run (float32, _winograd4_vector) with C·K/(C+K) ≥
+    winograd4_vector_min_ck and at most winograd4_vector_max_tiles tiles; else 'winograd'
+    (F(2×2, 3×3)) by its winograd_* thresholds."""
     if force not in (None, "winograd", "winograd4"):
         return None
     if not _blas.available():
@@ -550,6 +558,16 @@ def _winograd_fits(N, C, K, khw, g, out_hw, force, t, note, which):
                 f"(≥ winograd4_min_tiles = {t.winograd4_min_tiles}?)")
     if four:
         return "winograd4"
+    if (np.dtype(dtype) == np.float32 and _winograd4_vector(-(-OW // 4))
+            and min(OH, OW) >= t.winograd4_min_size):
+        four = t.winograd4_min_tiles <= tiles4 <= t.winograd4_vector_max_tiles and \
+            ck >= t.winograd4_vector_min_ck
+        note(which, f"winograd4 {'takes it' if four else 'declines'} with its vector transforms: "
+                    f"C·K/(C+K) = {ck:.1f} (≥ winograd4_vector_min_ck = "
+                    f"{t.winograd4_vector_min_ck:g}?), {tiles4} 4×4 tiles (≤ "
+                    f"winograd4_vector_max_tiles = {t.winograd4_vector_max_tiles}?)")
+        if four:
+            return "winograd4"
     tiles = N * -(-OH // 2) * -(-OW // 2)
     # short tile rows make the transforms dearer: below 16 it needs twice the channels
     need = t.winograd_min_ck * (1 if min(OH, OW) >= 16 else 2)
@@ -577,14 +595,19 @@ def _winograd4_wgrad_fits(N, C, K, khw, g, out_hw, force, t, note, dtype):
     inner dimension is the block's tiles, and each block adds 36·K·C partial sums) and K·C
     ≤ winograd4_wgrad_max_kc (the threads' (36, K, C) partial sums stay small)."""
     if force is not None or _winograd_fits(N, C, K, khw, g, out_hw, force, t, _no_note,
-                                           "weight_grad") != "winograd4":
+                                           "weight_grad", dtype) != "winograd4":
         return False
     OH, OW = out_hw
     ck = C * K / (C + K)
     tiles4 = N * -(-OH // 4) * -(-OW // 4)
-    size, name = t.winograd4_wgrad_min_size, "winograd4_wgrad_min_size"
     if np.dtype(dtype) == np.float32 and _winograd4_vector(-(-OW // 4)):
-        size, name = t.winograd4_vector_wgrad_min_size, "winograd4_vector_wgrad_min_size"
+        ok = min(OH, OW) >= t.winograd4_vector_wgrad_min_size and K * C <= t.winograd4_wgrad_max_kc
+        note("weight_grad", f"winograd4 {'takes it' if ok else 'declines'} with its vector "
+                            f"transforms: output {OH}×{OW} (≥ winograd4_vector_wgrad_min_size = "
+                            f"{t.winograd4_vector_wgrad_min_size}?), K·C = {K * C} (≤ "
+                            f"winograd4_wgrad_max_kc = {t.winograd4_wgrad_max_kc}?)")
+        return ok
+    size, name = t.winograd4_wgrad_min_size, "winograd4_wgrad_min_size"
     ok = (ck >= t.winograd4_wgrad_min_ck and min(OH, OW) >= size
           and tiles4 >= t.winograd4_wgrad_min_tiles and K * C <= t.winograd4_wgrad_max_kc)
     note("weight_grad", f"winograd4 {'takes it' if ok else 'declines'}: C·K/(C+K) = {ck:.1f} "

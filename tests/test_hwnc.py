@@ -117,14 +117,17 @@ def test_rules_where_hwnc_declines():
     # up to hwnc_fallback_max_pixels where every other specialised path declines: ∂L/∂x of
     # 128 → 16 channels on 8×8 (C = 128 is too many for w16; C·K/(C+K) = 14 too few for
     # F(4×4), 128 2×2 tiles too few for F(2×2))
-    plan = kernels._plan("conv2d", (8, 128, 8, 8), (16, 128, 3, 3), np.dtype(np.float32), g1, (8, 8))
+    # (with F(4×4)'s vector transforms, F(4×4) takes the layer: 14 ≥ winograd4_vector_min_ck)
+    with kernels.use(None, winograd4_vector_max_tw=0):
+        plan = kernels._plan("conv2d", (8, 128, 8, 8), (16, 128, 3, 3), np.dtype(np.float32), g1,
+                             (8, 8))
     assert plan.input_grad == "hwnc" and plan.forward != "hwnc", plan
     assert "hwnc" not in kernels.choose((8, 128, 9, 9), (32, 128, 3, 3), padding=1)
     assert kernels.choose((8, 64, 8, 8), (64, 64, 3, 3), padding=1, stride=2).forward != "hwnc"
     assert "hwnc" not in kernels.choose((8, 64, 4, 4), (64, 32, 3, 3), padding=1, groups=2)
     assert "hwnc" not in kernels.choose((8, 64, 4, 4), (64, 64, 1, 1))
     with kernels.use(None, hwnc_max_pixels=64, hwnc_wgrad_max_pixels=64, hwnc_vs_w16_fill=1.0,
-                     winograd4_min_ck=10**9):
+                     winograd4_min_ck=10**9, winograd4_vector_min_ck=10**9):
         assert set(kernels.choose((8, 64, 8, 8), (64, 64, 3, 3), padding=1)) == {"hwnc"}
     why = kernels.explain((8, 64, 4, 4), (64, 64, 3, 3), padding=1)
     assert "hwnc takes it" in str(why)
@@ -176,7 +179,7 @@ def test_hwnc_yields_small_planes_to_w16_where_its_grid_is_full():
         pytest.skip("needs OpenBLAS and AVX2/AVX-512")
     with kernels.use(None, winograd4_vector_wgrad_min_size=8):      # (F(4×4)'s ∂L/∂w declines)
         assert kernels.choose((128, 64, 7, 7), (64, 64, 3, 3), padding=1) == ("winograd4",) * 2 + ("w16",)
-    with kernels.use(None, winograd4_min_ck=10**9):
+    with kernels.use(None, winograd4_min_ck=10**9, winograd4_vector_min_ck=10**9):
         assert kernels.choose((128, 64, 7, 7), (64, 64, 3, 3), padding=1) == ("w16",) * 3
     five = kernels.choose((16, 16, 7, 7), (16, 16, 5, 5), padding=2)
     assert (five.forward, five.input_grad) == ("hwnc", "hwnc"), five
@@ -184,5 +187,5 @@ def test_hwnc_yields_small_planes_to_w16_where_its_grid_is_full():
         five = kernels.choose((16, 16, 7, 7), (16, 16, 5, 5), padding=2)
         assert (five.forward, five.input_grad) == ("w16", "w16"), five
     # more output channels than w16's flat streams take (w16_flat_max_k): hwnc stays
-    with kernels.use(None, winograd4_min_ck=10**9):
+    with kernels.use(None, winograd4_min_ck=10**9, winograd4_vector_min_ck=10**9):
         assert kernels.choose((128, 96, 7, 7), (96, 96, 3, 3), padding=1)[:2] == ("hwnc", "hwnc")

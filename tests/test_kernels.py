@@ -82,7 +82,8 @@ def test_default_paths_of_known_layers():
     assert kernels.choose((32, 60, 56, 56), (60, 60, 3, 3), padding=1) == ("winograd4", "winograd4", wg)
     assert kernels.choose((32, 128, 56, 56), (128, 128, 3, 3), padding=1) == ("winograd4",) * 3
     assert kernels.choose((32, 256, 8, 8), (256, 256, 3, 3), padding=1)[:2] == ("winograd4",) * 2
-    assert kernels.choose((32, 24, 16, 16), (48, 24, 3, 3), padding=1).forward == "winograd"
+    with kernels.use(None, winograd4_vector_max_tw=0):        # (the scalar transforms' rule)
+        assert kernels.choose((32, 24, 16, 16), (48, 24, 3, 3), padding=1).forward == "winograd"
     # ResNet-20's 7×7 stage: the forward and ∂L/∂x by F(4×4, 3×3) (asked before hwnc's claim on
     # ≤ 49 pixels), ∂L/∂w by F(4×4) too where its vector transforms run (AVX-512), else on
     # w16's flat streams (hwnc's claim yields: 49 of their 64 grid positions are outputs)

@@ -102,7 +102,14 @@ def test_forward_edges(N, C, K, H, W, padding, dtype, path):
 def test_default_takes_winograd_where_it_pays_and_applies():
     """The dispatch rule (_winograd_ok), so that it cannot rot silently: ResNet's stride-1
     3×3 layers take the Winograd kernels; thin channels, short rows, too few tiles,
-    strides, dilations, groups and other kernel sizes do not."""
+    strides, dilations, groups and other kernel sizes do not. (The rule of the scalar
+    transforms: F(4×4)'s vector transforms off; their rule:
+    test_winograd4_with_vector_transforms_takes_small_layers.)"""
+    with kernels.use(None, winograd4_vector_max_tw=0):
+        _winograd_rule_cases()
+
+
+def _winograd_rule_cases():
     rng = np.random.default_rng(3)
 
     def runs(xs, ws, **kw):
@@ -315,10 +322,11 @@ def test_weight_gradient_by_winograd_when_forced(path):
 
 def test_weight_gradient_takes_winograd4_where_it_pays():
     """F(4×4)'s ∂L/∂w by default where the forward takes F(4×4) and also C·K/(C+K) ≥ 32,
-    outputs ≥ 8×8 (≥ 7×7 where the vector transforms run), ≥ 64 4×4 tiles and K·C ≤
-    256²: ResNet-18's 32×32 … 8×8 layers, GoogLeNet's 8×8 and 16×16, ResNet-20's 7×7 stage
-    with the vector transforms; not thin layers, small batches or 512-channel layers. Each
-    threshold, moved past the layer, hands it back."""
+    outputs ≥ 8×8, ≥ 64 4×4 tiles and K·C ≤ 256² (the scalar transforms; with the vector
+    ones wherever the forward takes F(4×4), from 7×7 outputs): ResNet-18's 32×32 … 8×8
+    layers, GoogLeNet's 8×8 and 16×16, ResNet-20's 7×7 stage with the vector transforms;
+    not thin layers, small batches or 512-channel layers. Each threshold, moved past the
+    layer, hands it back."""
     yes = ((32, 64, 32, 32), (64, 64, 3, 3))
     for xs, ws in (yes, ((32, 128, 16, 16), (128, 128, 3, 3)), ((32, 256, 8, 8), (256, 256, 3, 3)),
                    ((16, 64, 16, 16), (192, 64, 3, 3)), ((16, 96, 8, 8), (128, 96, 3, 3))):
@@ -329,14 +337,16 @@ def test_weight_gradient_takes_winograd4_where_it_pays():
     for tuning in (dict(winograd4_vector_max_tw=1), dict(winograd4_vector_wgrad_min_size=8)):
         with kernels.use(None, **tuning):
             assert kernels.choose(*r20, padding=1).weight_grad != "winograd4", tuning
-    for xs, ws in (((8, 128, 16, 16), (32, 128, 3, 3)),        # C·K/(C+K) = 25.6
-                   ((8, 96, 8, 8), (128, 96, 3, 3)),           # 32 4×4 tiles
-                   ((32, 512, 8, 8), (512, 512, 3, 3))):       # K·C = 512²
-        assert kernels.choose(xs, ws, padding=1).weight_grad != "winograd4", (xs, ws)
+    scalar = dict(winograd4_vector_max_tw=0)
+    for xs, ws, tuning in (((8, 128, 16, 16), (32, 128, 3, 3), scalar),   # C·K/(C+K) = 25.6
+                           ((8, 96, 8, 8), (128, 96, 3, 3), scalar),      # 32 4×4 tiles
+                           ((32, 512, 8, 8), (512, 512, 3, 3), {})):      # K·C = 512²
+        with kernels.use(None, **tuning):
+            assert kernels.choose(xs, ws, padding=1).weight_grad != "winograd4", (xs, ws)
     for tuning in (dict(winograd4_wgrad_min_ck=33), dict(winograd4_wgrad_min_size=33),
                    dict(winograd4_wgrad_min_tiles=32 * 64 + 1), dict(winograd4_wgrad_max_kc=64 * 64 - 1),
                    dict(winograd4_min_ck=33)):
-        with kernels.use(None, **tuning):
+        with kernels.use(None, winograd4_vector_max_tw=0, **tuning):      # (yes: 8 tiles a row)
             assert kernels.choose(*yes, padding=1).weight_grad != "winograd4", tuning
     why = kernels.explain(*yes, padding=1).why["weight_grad"]
     assert any("winograd4 takes it" in r for r in why)
@@ -436,3 +446,31 @@ def test_vector_transforms_taken_on_short_tile_rows_only():
         assert D._wino4_vector(4, 8, x32, x32) == on
     with kernels.use(None, winograd4_vector_max_tw=0):
         assert not D._wino4_vector(4, 1, x32, x32)
+
+
+def test_winograd4_with_vector_transforms_takes_small_layers():
+    """Where its vector transforms run (float32, AVX-512, rows of ≤ 4 tiles), F(4×4) takes
+    every pass of layers with C·K/(C+K) ≥ winograd4_vector_min_ck on at most
+    winograd4_vector_max_tiles 4×4 tiles (outputs ≥ winograd4_min_size): DenseNet's 128 → 32
+    on 16×16 and 8×8, GoogLeNet's 16 → 32; not 16 → 16 (C·K/(C+K) = 8), ResNet-20's
+    32 → 32 on 128 × 14² (2048 tiles: w16), 4×4 outputs, rows of 5 tiles, float64. Each
+    threshold, moved past a layer, hands it back."""
+    if not _vector_transforms() or not _blas.available():
+        pytest.skip("winograd4.h's transforms need AVX-512")
+    four = ("winograd4",) * 3
+    for xs, K in (((8, 128, 16, 16), 32), ((8, 128, 8, 8), 32), ((16, 16, 8, 8), 32),
+                  ((64, 32, 8, 8), 32)):
+        assert tuple(kernels.choose(xs, (K, xs[1], 3, 3), padding=1)) == four, xs
+    for xs, K in (((32, 16, 16, 16), 16), ((128, 32, 14, 14), 32), ((8, 128, 4, 4), 32),
+                  ((8, 128, 20, 20), 32)):
+        assert kernels.choose(xs, (K, xs[1], 3, 3), padding=1).forward != "winograd4", xs
+    dense = ((8, 128, 16, 16), (32, 128, 3, 3))
+    assert "winograd4" not in kernels.choose(*dense, padding=1, dtype=np.float64)
+    for tuning in (dict(winograd4_vector_min_ck=26), dict(winograd4_vector_max_tiles=127),
+                   dict(winograd4_vector_max_tw=3), dict(winograd4_min_size=17)):
+        with kernels.use(None, **tuning):
+            assert "winograd4" not in kernels.choose(*dense, padding=1), tuning
+    with kernels.use(None, winograd4_vector_wgrad_min_size=17):
+        assert kernels.choose(*dense, padding=1).weight_grad != "winograd4"
+    why = str(kernels.explain(*dense, padding=1))
+    assert "winograd4 takes it with its vector transforms" in why
