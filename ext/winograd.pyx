@@ -43,7 +43,6 @@
 # memory; bounds checks are off by default (see setup.py).
 from cython.parallel cimport prange, threadid
 from libc.string cimport memcpy, memset
-from libc.stdint cimport int32_t, uint16_t
 
 ctypedef fused floating:
     float
@@ -54,21 +53,13 @@ include "_gemm.pxi"
 
 cdef extern from "winograd4.h" nogil:
     int mg_wino4_ready()
-    enum: MG_WINO4_LINES
-    Py_ssize_t mg_wino4_lanes(Py_ssize_t c0, Py_ssize_t nc, Py_ssize_t r0, Py_ssize_t TH,
-                              Py_ssize_t TW, Py_ssize_t C, Py_ssize_t H, Py_ssize_t W,
-                              Py_ssize_t ph, Py_ssize_t pw, int span, int32_t* base,
-                              uint16_t* rmask, uint16_t* cmask, int32_t* lines)
-    void mg_wino4_grad(const float* dy, Py_ssize_t K, Py_ssize_t OH, Py_ssize_t OW,
-                       const int32_t* base, const uint16_t* rmask, const uint16_t* cmask,
-                       Py_ssize_t nc, float* s, Py_ssize_t ld, Py_ssize_t Tb)
-    void mg_wino4_output(const float* m, Py_ssize_t ld, Py_ssize_t Tb, Py_ssize_t K,
-                         const float* bias, float* y, Py_ssize_t OH, Py_ssize_t OW,
-                         const int32_t* base, const uint16_t* rmask, const uint16_t* cmask)
-    void mg_wino4_input(const float* x, Py_ssize_t C, Py_ssize_t H, Py_ssize_t W,
-                        const int32_t* base, const uint16_t* rmask, const uint16_t* cmask,
-                        const int32_t* lines, Py_ssize_t nl,
-                        Py_ssize_t nc, float* s, Py_ssize_t ld, Py_ssize_t Tb)
+    void mg_wino4_input(const float* x, Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize_t r0,
+                        Py_ssize_t Tb, Py_ssize_t TH, Py_ssize_t TW, Py_ssize_t ph, Py_ssize_t pw,
+                        float* s)
+    void mg_wino4_output(const float* m, Py_ssize_t Tb, const float* bias, float* y, Py_ssize_t K,
+                         Py_ssize_t OH, Py_ssize_t OW, Py_ssize_t r0, Py_ssize_t TH, Py_ssize_t TW)
+    void mg_wino4_grad(const float* dy, Py_ssize_t K, Py_ssize_t OH, Py_ssize_t OW, Py_ssize_t r0,
+                       Py_ssize_t Tb, Py_ssize_t TH, Py_ssize_t TW, float* s)
 
 
 def vector_transforms():
@@ -406,24 +397,6 @@ cdef inline void _weight_tiles4(const floating[:, :, :, ::1] w, Py_ssize_t k,
                     uo[i] = ut[b][i]
 
 
-cdef inline void _input_block4_vec(const float[:, :, :, ::1] x, Py_ssize_t r0, Py_ssize_t Tb,
-                                   Py_ssize_t TH, Py_ssize_t TW, Py_ssize_t ph, Py_ssize_t pw,
-                                   float* s) noexcept nogil:
-    """_input_block4 by winograd4.h's mg_wino4_input, 16 tiles a vector (float32, AVX-512,
-    x of fewer than 2³¹ elements: the caller checks)."""
-    cdef Py_ssize_t C = x.shape[1], H = x.shape[2], W = x.shape[3], c0, nc, nl
-    cdef int32_t base[16]
-    cdef uint16_t rmask[6]
-    cdef uint16_t cmask[6]
-    cdef int32_t lines[MG_WINO4_LINES]
-    for c0 in range(0, Tb, 16):
-        nc = min(Tb - c0, 16)
-        nl = mg_wino4_lanes(c0, nc, r0, TH, TW, C, H, W, ph, pw, 6, &base[0], &rmask[0],
-                            &cmask[0], &lines[0])
-        mg_wino4_input(&x[0, 0, 0, 0], C, H, W, &base[0], &rmask[0], &cmask[0], &lines[0], nl,
-                       nc, s + c0, C * Tb, Tb)
-
-
 cdef inline void _input_block4(const floating[:, :, :, ::1] x, Py_ssize_t r0, Py_ssize_t Tb,
                                Py_ssize_t TH, Py_ssize_t TW, Py_ssize_t ph, Py_ssize_t pw,
                                floating* s) noexcept nogil:
@@ -505,23 +478,6 @@ cdef inline void _input_block4(const floating[:, :, :, ::1] x, Py_ssize_t r0, Py
                     s0[i] = p + <floating>2 * q
                     s1[i] = p - <floating>2 * q
                     s2[i] = <floating>4 * e1 - <floating>5 * e3 + e5
-
-
-cdef inline void _output_block4_vec(const float* m, Py_ssize_t Tb, const float[::1] b,
-                                    float[:, :, :, ::1] y, Py_ssize_t r0, Py_ssize_t TH,
-                                    Py_ssize_t TW) noexcept nogil:
-    """_output_block4 by winograd4.h's mg_wino4_output, 16 tiles a vector (float32, AVX-512,
-    y of fewer than 2³¹ elements: the caller checks)."""
-    cdef Py_ssize_t K = y.shape[1], OH = y.shape[2], OW = y.shape[3], c0, nc
-    cdef int32_t base[16]
-    cdef uint16_t rmask[6]
-    cdef uint16_t cmask[6]
-    for c0 in range(0, Tb, 16):
-        nc = min(Tb - c0, 16)
-        mg_wino4_lanes(c0, nc, r0, TH, TW, K, OH, OW, 0, 0, 4, &base[0], &rmask[0], &cmask[0],
-                       NULL)
-        mg_wino4_output(m + c0, K * Tb, Tb, K, &b[0] if b.shape[0] > 0 else NULL,
-                        &y[0, 0, 0, 0], OH, OW, &base[0], &rmask[0], &cmask[0])
 
 
 cdef inline void _output_block4(const floating* m, Py_ssize_t Tb, const floating[::1] b,
@@ -630,8 +586,9 @@ def conv2d_forward_winograd(const floating[:, :, :, ::1] x,   # IN  (N, C, H, W)
             mo = P * C * Tb
             if m == 2:
                 _input_block2(x, r0, Tb, TH, TW, ph, pw, &scratch[t, 0])
-            elif floating is float and vec:
-                _input_block4_vec(x, r0, Tb, TH, TW, ph, pw, &scratch[t, 0])
+            elif floating is float and vec:             # ext/winograd4.h, 16 tiles a vector
+                mg_wino4_input(&x[0, 0, 0, 0], C, x.shape[2], x.shape[3], r0, Tb, TH, TW, ph,
+                               pw, &scratch[t, 0])
             else:
                 _input_block4(x, r0, Tb, TH, TW, ph, pw, &scratch[t, 0])
             for xi in range(P):
@@ -641,7 +598,8 @@ def conv2d_forward_winograd(const floating[:, :, :, ::1] x,   # IN  (N, C, H, W)
             if m == 2:
                 _output_block2(&scratch[t, mo], Tb, b, y, r0, TH, TW)
             elif floating is float and vec:
-                _output_block4_vec(&scratch[t, mo], Tb, b, y, r0, TH, TW)
+                mg_wino4_output(&scratch[t, mo], Tb, &b[0] if b.shape[0] > 0 else NULL,
+                                &y[0, 0, 0, 0], K, OH, OW, r0, TH, TW)
             else:
                 _output_block4(&scratch[t, mo], Tb, b, y, r0, TH, TW)
 
@@ -702,22 +660,6 @@ cdef inline void _grad_block2(const floating[:, :, :, ::1] dy, Py_ssize_t r0, Py
                     so[4 * ld + i] = v0 + v1
                     so[8 * ld + i] = v0 - v1
                     so[12 * ld + i] = -v1
-
-
-cdef inline void _grad_block4_vec(const float[:, :, :, ::1] dy, Py_ssize_t r0, Py_ssize_t Tb,
-                                  Py_ssize_t TH, Py_ssize_t TW, float* s) noexcept nogil:
-    """_grad_block4 by winograd4.h's mg_wino4_grad, 16 tiles a vector (float32, AVX-512,
-    dy of fewer than 2³¹ elements: the caller checks)."""
-    cdef Py_ssize_t K = dy.shape[1], OH = dy.shape[2], OW = dy.shape[3], c0, nc
-    cdef int32_t base[16]
-    cdef uint16_t rmask[6]
-    cdef uint16_t cmask[6]
-    for c0 in range(0, Tb, 16):
-        nc = min(Tb - c0, 16)
-        mg_wino4_lanes(c0, nc, r0, TH, TW, K, OH, OW, 0, 0, 4, &base[0], &rmask[0], &cmask[0],
-                       NULL)
-        mg_wino4_grad(&dy[0, 0, 0, 0], K, OH, OW, &base[0], &rmask[0], &cmask[0], nc, s + c0,
-                      K * Tb, Tb)
 
 
 cdef inline void _grad_block4(const floating[:, :, :, ::1] dy, Py_ssize_t r0, Py_ssize_t Tb,
@@ -820,9 +762,10 @@ def conv2d_weight_grad_winograd(const floating[:, :, :, ::1] x,   # IN  (N, C, H
                 _input_block2(x, r0, Tb, TH, TW, ph, pw, &scratch[t, 0])
                 _grad_block2(dy, r0, Tb, TH, TW, &scratch[t, do])
             else:
-                if floating is float and vec:
-                    _input_block4_vec(x, r0, Tb, TH, TW, ph, pw, &scratch[t, 0])
-                    _grad_block4_vec(dy, r0, Tb, TH, TW, &scratch[t, do])
+                if floating is float and vec:         # ext/winograd4.h, 16 tiles a vector
+                    mg_wino4_input(&x[0, 0, 0, 0], C, x.shape[2], x.shape[3], r0, Tb, TH, TW,
+                                   ph, pw, &scratch[t, 0])
+                    mg_wino4_grad(&dy[0, 0, 0, 0], K, OH, OW, r0, Tb, TH, TW, &scratch[t, do])
                 else:
                     _input_block4(x, r0, Tb, TH, TW, ph, pw, &scratch[t, 0])
                     _grad_block4(dy, r0, Tb, TH, TW, &scratch[t, do])

@@ -82,6 +82,21 @@ static int mg_wino4_ready(void) { return 1; }
 
 #define MG_WINO4_AHEAD 6                    /* channels the prefetches run ahead */
 
+/* idx[span·r + j] = base + r·ld + j and mk[span·r + j] = rmask[r] & cmask[j]: where lane i
+ * reads (or writes) entry (r, j) of its tile, and whether that entry lies in the plane */
+__attribute__((target("avx512f")))
+static inline void mg_wino4_entries(const int32_t *base, const uint16_t *rmask,
+                                    const uint16_t *cmask, int span, Py_ssize_t ld,
+                                    __m512i *idx, __mmask16 *mk)
+{
+    const __m512i b = _mm512_loadu_si512((const void *)base);
+    for (int r = 0; r < span; r++)
+        for (int j = 0; j < span; j++) {
+            idx[span * r + j] = _mm512_add_epi32(b, _mm512_set1_epi32((int)(r * ld + j)));
+            mk[span * r + j] = (__mmask16)(rmask[r] & cmask[j]);
+        }
+}
+
 /* Bᵀ's rows applied to (v0 … v5), into o[0], o[step], …, o[5·step] */
 #define MG_BT6(v0, v1, v2, v3, v4, v5, o, step)                                             \
     do {                                                                                    \
@@ -98,7 +113,7 @@ static int mg_wino4_ready(void) { return 1; }
  * chunk's first tile), every channel c < C; x is x[0, 0, 0, 0] of the (N, C, H, W) input,
  * base/rmask/cmask from mg_wino4_lanes. */
 __attribute__((target("avx512f")))
-static void mg_wino4_input(const float *x, Py_ssize_t C, Py_ssize_t H, Py_ssize_t W,
+static void mg_wino4_input_chunk(const float *x, Py_ssize_t C, Py_ssize_t H, Py_ssize_t W,
                            const int32_t *base, const uint16_t *rmask, const uint16_t *cmask,
                            const int32_t *lines, Py_ssize_t nl,
                            Py_ssize_t nc, float *s, Py_ssize_t ld, Py_ssize_t Tb)
@@ -106,14 +121,9 @@ static void mg_wino4_input(const float *x, Py_ssize_t C, Py_ssize_t H, Py_ssize_
     __m512i idx[36];
     __mmask16 mk[36];
     __m512 e[36];                           /* d·B: e[6r + j] = (d·B)[r, j] */
-    const __m512i b = _mm512_loadu_si512((const void *)base);
     const __m512 zero = _mm512_setzero_ps();
     const __mmask16 keep = (__mmask16)((1u << nc) - 1);
-    for (int r = 0; r < 6; r++)
-        for (int j = 0; j < 6; j++) {
-            idx[6 * r + j] = _mm512_add_epi32(b, _mm512_set1_epi32((int)(r * W + j)));
-            mk[6 * r + j] = (__mmask16)(rmask[r] & cmask[j]);
-        }
+    mg_wino4_entries(base, rmask, cmask, 6, W, idx, mk);
     for (Py_ssize_t c = 0; c < C; c++) {
         const float *xc = x + c * H * W;
         if (c + MG_WINO4_AHEAD < C)
@@ -153,18 +163,13 @@ static void mg_wino4_input(const float *x, Py_ssize_t C, Py_ssize_t H, Py_ssize_
  * of the (N, K, OH, OW) output, base/rmask/cmask from mg_wino4_lanes over the output
  * plane (span 4, no padding): each output (a, b) of the 16 tiles is one masked scatter. */
 __attribute__((target("avx512f")))
-static void mg_wino4_output(const float *m, Py_ssize_t ld, Py_ssize_t Tb, Py_ssize_t K,
+static void mg_wino4_output_chunk(const float *m, Py_ssize_t ld, Py_ssize_t Tb, Py_ssize_t K,
                             const float *bias, float *y, Py_ssize_t OH, Py_ssize_t OW,
                             const int32_t *base, const uint16_t *rmask, const uint16_t *cmask)
 {
     __m512i idx[16];
     __mmask16 mk[16];
-    const __m512i b = _mm512_loadu_si512((const void *)base);
-    for (int a = 0; a < 4; a++)
-        for (int j = 0; j < 4; j++) {
-            idx[4 * a + j] = _mm512_add_epi32(b, _mm512_set1_epi32((int)(a * OW + j)));
-            mk[4 * a + j] = (__mmask16)(rmask[a] & cmask[j]);
-        }
+    mg_wino4_entries(base, rmask, cmask, 4, OW, idx, mk);
     for (Py_ssize_t k = 0; k < K; k++) {
         __m512 f[24];                       /* Aᵀ·M: f[6a + j] */
         const float *mk0 = m + k * Tb;
@@ -209,21 +214,16 @@ static void mg_wino4_output(const float *m, Py_ssize_t ld, Py_ssize_t Tb, Py_ssi
  * mg_wino4_lanes over δ's plane (span 4, no padding): each Δ[r][j] of the 16 tiles is one
  * masked gather. */
 __attribute__((target("avx512f")))
-static void mg_wino4_grad(const float *dy, Py_ssize_t K, Py_ssize_t OH, Py_ssize_t OW,
+static void mg_wino4_grad_chunk(const float *dy, Py_ssize_t K, Py_ssize_t OH, Py_ssize_t OW,
                           const int32_t *base, const uint16_t *rmask, const uint16_t *cmask,
                           Py_ssize_t nc, float *s, Py_ssize_t ld, Py_ssize_t Tb)
 {
     __m512i idx[16];
     __mmask16 mk[16];
     __m512 e[24];                           /* A along Δ's rows: e[6r + a] */
-    const __m512i b = _mm512_loadu_si512((const void *)base);
     const __m512 zero = _mm512_setzero_ps();
     const __mmask16 keep = (__mmask16)((1u << nc) - 1);
-    for (int r = 0; r < 4; r++)
-        for (int j = 0; j < 4; j++) {
-            idx[4 * r + j] = _mm512_add_epi32(b, _mm512_set1_epi32((int)(r * OW + j)));
-            mk[4 * r + j] = (__mmask16)(rmask[r] & cmask[j]);
-        }
+    mg_wino4_entries(base, rmask, cmask, 4, OW, idx, mk);
     for (Py_ssize_t k = 0; k < K; k++) {
         const float *dk = dy + k * OH * OW;
         for (int r = 0; r < 4; r++) {
@@ -243,33 +243,66 @@ static void mg_wino4_grad(const float *dy, Py_ssize_t K, Py_ssize_t OH, Py_ssize
 }
 #undef MG_A4
 
+/* The block entry points (ext/winograd.pyx's _input_block4, _output_block4 and
+ * _grad_block4 with their layouts): the Tb tiles of a block of tile rows from tile row r0
+ * (TW tiles a row, TH rows a sample), in chunks of 16 — each chunk's origins and masks
+ * made once, then every channel. */
+static void mg_wino4_input(const float *x, Py_ssize_t C, Py_ssize_t H, Py_ssize_t W,
+                           Py_ssize_t r0, Py_ssize_t Tb, Py_ssize_t TH, Py_ssize_t TW,
+                           Py_ssize_t ph, Py_ssize_t pw, float *s)
+{
+    int32_t base[16], lines[MG_WINO4_LINES];
+    uint16_t rmask[6], cmask[6];
+    for (Py_ssize_t c0 = 0; c0 < Tb; c0 += 16) {
+        Py_ssize_t nc = Tb - c0 < 16 ? Tb - c0 : 16;
+        Py_ssize_t nl = mg_wino4_lanes(c0, nc, r0, TH, TW, C, H, W, ph, pw, 6, base, rmask,
+                                       cmask, lines);
+        mg_wino4_input_chunk(x, C, H, W, base, rmask, cmask, lines, nl, nc, s + c0, C * Tb, Tb);
+    }
+}
+
+static void mg_wino4_output(const float *m, Py_ssize_t Tb, const float *bias, float *y,
+                            Py_ssize_t K, Py_ssize_t OH, Py_ssize_t OW, Py_ssize_t r0,
+                            Py_ssize_t TH, Py_ssize_t TW)
+{
+    int32_t base[16];
+    uint16_t rmask[6], cmask[6];
+    for (Py_ssize_t c0 = 0; c0 < Tb; c0 += 16) {
+        Py_ssize_t nc = Tb - c0 < 16 ? Tb - c0 : 16;
+        mg_wino4_lanes(c0, nc, r0, TH, TW, K, OH, OW, 0, 0, 4, base, rmask, cmask, NULL);
+        mg_wino4_output_chunk(m + c0, K * Tb, Tb, K, bias, y, OH, OW, base, rmask, cmask);
+    }
+}
+
+static void mg_wino4_grad(const float *dy, Py_ssize_t K, Py_ssize_t OH, Py_ssize_t OW,
+                          Py_ssize_t r0, Py_ssize_t Tb, Py_ssize_t TH, Py_ssize_t TW, float *s)
+{
+    int32_t base[16];
+    uint16_t rmask[6], cmask[6];
+    for (Py_ssize_t c0 = 0; c0 < Tb; c0 += 16) {
+        Py_ssize_t nc = Tb - c0 < 16 ? Tb - c0 : 16;
+        mg_wino4_lanes(c0, nc, r0, TH, TW, K, OH, OW, 0, 0, 4, base, rmask, cmask, NULL);
+        mg_wino4_grad_chunk(dy, K, OH, OW, base, rmask, cmask, nc, s + c0, K * Tb, Tb);
+    }
+}
+
 #else
 static int mg_wino4_ready(void) { return 0; }
 
-static void mg_wino4_grad(const float *dy, Py_ssize_t K, Py_ssize_t OH, Py_ssize_t OW,
-                          const int32_t *base, const uint16_t *rmask, const uint16_t *cmask,
-                          Py_ssize_t nc, float *s, Py_ssize_t ld, Py_ssize_t Tb)
-{
-    (void)dy; (void)K; (void)OH; (void)OW; (void)base; (void)rmask; (void)cmask;
-    (void)nc; (void)s; (void)ld; (void)Tb;         /* never called: mg_wino4_ready() is 0 */
-}
-
-static void mg_wino4_output(const float *m, Py_ssize_t ld, Py_ssize_t Tb, Py_ssize_t K,
-                            const float *bias, float *y, Py_ssize_t OH, Py_ssize_t OW,
-                            const int32_t *base, const uint16_t *rmask, const uint16_t *cmask)
-{
-    (void)m; (void)ld; (void)Tb; (void)K; (void)bias; (void)y; (void)OH; (void)OW;
-    (void)base; (void)rmask; (void)cmask;          /* never called: mg_wino4_ready() is 0 */
-}
-
+/* never called: mg_wino4_ready() is 0 */
 static void mg_wino4_input(const float *x, Py_ssize_t C, Py_ssize_t H, Py_ssize_t W,
-                           const int32_t *base, const uint16_t *rmask, const uint16_t *cmask,
-                           const int32_t *lines, Py_ssize_t nl,
-                           Py_ssize_t nc, float *s, Py_ssize_t ld, Py_ssize_t Tb)
-{
-    (void)lines; (void)nl; (void)x; (void)C; (void)H; (void)W; (void)base; (void)rmask; (void)cmask;
-    (void)nc; (void)s; (void)ld; (void)Tb;          /* never called: mg_wino4_ready() is 0 */
-}
+                           Py_ssize_t r0, Py_ssize_t Tb, Py_ssize_t TH, Py_ssize_t TW,
+                           Py_ssize_t ph, Py_ssize_t pw, float *s)
+{ (void)x; (void)C; (void)H; (void)W; (void)r0; (void)Tb; (void)TH; (void)TW; (void)ph; (void)pw; (void)s; }
+
+static void mg_wino4_output(const float *m, Py_ssize_t Tb, const float *bias, float *y,
+                            Py_ssize_t K, Py_ssize_t OH, Py_ssize_t OW, Py_ssize_t r0,
+                            Py_ssize_t TH, Py_ssize_t TW)
+{ (void)m; (void)Tb; (void)bias; (void)y; (void)K; (void)OH; (void)OW; (void)r0; (void)TH; (void)TW; }
+
+static void mg_wino4_grad(const float *dy, Py_ssize_t K, Py_ssize_t OH, Py_ssize_t OW,
+                          Py_ssize_t r0, Py_ssize_t Tb, Py_ssize_t TH, Py_ssize_t TW, float *s)
+{ (void)dy; (void)K; (void)OH; (void)OW; (void)r0; (void)Tb; (void)TH; (void)TW; (void)s; }
 #endif
 
 #endif
