@@ -589,11 +589,12 @@ def _winograd_fits(N, C, K, khw, g, out_hw, force, t, note, which, dtype):
 
 def _winograd4_wgrad_fits(N, C, K, khw, g, out_hw, force, t, note, dtype):
     """∂L/∂w by Winograd F(4×4, 3×3) (unforced): where the forward's conditions hold
-    (_winograd_fits) and also C·K/(C+K) ≥ winograd4_wgrad_min_ck, outputs of at least
-    winograd4_wgrad_min_size (winograd4_vector_wgrad_min_size where the vector transforms
-    run: float32, _winograd4_vector), ≥ winograd4_wgrad_min_tiles 4×4 tiles (the GEMMs'
-    inner dimension is the block's tiles, and each block adds 36·K·C partial sums) and K·C
-    ≤ winograd4_wgrad_max_kc (the threads' (36, K, C) partial sums stay small)."""
+    (_winograd_fits) and K·C ≤ winograd4_wgrad_max_kc (the threads' (36, K, C) partial sums
+    stay small), and also — where the vector transforms run (float32, _winograd4_vector) —
+    outputs of at least winograd4_vector_wgrad_min_size; elsewhere C·K/(C+K) ≥
+    winograd4_wgrad_min_ck, outputs of at least winograd4_wgrad_min_size and ≥
+    winograd4_wgrad_min_tiles 4×4 tiles (the GEMMs' inner dimension is the block's tiles,
+    and each block adds 36·K·C partial sums)."""
     if force is not None or _winograd_fits(N, C, K, khw, g, out_hw, force, t, _no_note,
                                            "weight_grad", dtype) != "winograd4":
         return False
@@ -607,12 +608,11 @@ def _winograd4_wgrad_fits(N, C, K, khw, g, out_hw, force, t, note, dtype):
                             f"{t.winograd4_vector_wgrad_min_size}?), K·C = {K * C} (≤ "
                             f"winograd4_wgrad_max_kc = {t.winograd4_wgrad_max_kc}?)")
         return ok
-    size, name = t.winograd4_wgrad_min_size, "winograd4_wgrad_min_size"
-    ok = (ck >= t.winograd4_wgrad_min_ck and min(OH, OW) >= size
+    ok = (ck >= t.winograd4_wgrad_min_ck and min(OH, OW) >= t.winograd4_wgrad_min_size
           and tiles4 >= t.winograd4_wgrad_min_tiles and K * C <= t.winograd4_wgrad_max_kc)
     note("weight_grad", f"winograd4 {'takes it' if ok else 'declines'}: C·K/(C+K) = {ck:.1f} "
                         f"(≥ winograd4_wgrad_min_ck = {t.winograd4_wgrad_min_ck:g}?), output "
-                        f"{OH}×{OW} (≥ {name} = {size}?), "
+                        f"{OH}×{OW} (≥ winograd4_wgrad_min_size = {t.winograd4_wgrad_min_size}?), "
                         f"{tiles4} 4×4 tiles (≥ winograd4_wgrad_min_tiles = "
                         f"{t.winograd4_wgrad_min_tiles}?), K·C = {K * C} (≤ winograd4_wgrad_max_kc "
                         f"= {t.winograd4_wgrad_max_kc}?)")
