@@ -1,24 +1,29 @@
-/* Winograd F(4×4, 3×3)'s input transform for float32, vectorised over 16 tiles: the same
- * formula as ext/winograd.pyx's _input_block4 (which stays the plain form, and the path of
- * every other CPU and of float64),
+/* Winograd F(4×4, 3×3)'s tile transforms for float32, vectorised over 16 tiles: the same
+ * formulas, in the same order, as ext/winograd.pyx's _input_block4, _output_block4 and
+ * _grad_block4 (which stay the plain form, and the path of other CPUs and of float64):
  *
- *   V[6a + j][c, tile] = (Bᵀ · d · B)[a, j],   d = x_pad[n, c, 4ti − ph + (0..5), 4tj − pw + (0..5)]
+ *   input   V[6a + j][c, tile] = (Bᵀ · d · B)[a, j],  d = x_pad[n, c, 4ti − ph + (0..5), 4tj − pw + (0..5)]
+ *   output  y[n, k, 4ti + a, 4tj + b] = (Aᵀ · M[·, k, tile] · A)[a, b] / 576 + bias[k]
+ *   δ       D[6a + j][k, tile] = (A · Δ · Aᵀ)[a, j],  Δ = δ[n, k, 4ti + (0..3), 4tj + (0..3)]
  *
  * with Bᵀ's rows applied to a 6-vector v (first along each row of d, then down each column):
  *
  *   (4v0 − 5v2 + v4,  (v3 + v4) − 4(v1 + v2),  (v4 − v3) + 4(v1 − v2),
  *    (v4 − v2) + 2(v3 − v1),  (v4 − v2) − 2(v3 − v1),  4v1 − 5v3 + v5)
  *
- * The scalar loops spend most of their time fetching each tile's 6×6 patch: the patches
- * of neighbouring tiles overlap and sit four columns apart, so no load of consecutive
- * floats serves several tiles. Here lane i of a vector is tile i of a chunk of up to 16
- * tiles (which may span tile rows and samples, as on a 4×4 plane), and d[r][j] of all 16
- * is one masked gather: lane i reads x at base[i] + r·W + j, where base[i] is its patch's
- * origin in x, and lanes whose (row, column) falls in the padding read 0. The origins and
- * the masks depend on the chunk only, so they are made once (mg_wino4_lanes) and serve
- * every channel: channel c reads at x + c·H·W.
+ * and Aᵀ's and A's likewise (at each macro below). On small planes a tile row is two to
+ * four tiles, and the scalar loops, which take a tile row's patches as one piece, run loops
+ * a few iterations long per piece and channel. Here lane i of a vector is tile i of a chunk
+ * of up to 16 tiles (which may span tile rows and samples, as on a 4×4 plane): entry
+ * d[r][j] of all 16 patches is one masked gather — lane i reads x at base[i] + r·W + j,
+ * base[i] its patch's origin, and a lane whose (row, column) falls in the padding reads 0 —,
+ * the transforms run in registers, and each output (a, b) of the 16 tiles is one masked
+ * scatter. The origins and masks depend on the chunk only, so they are made once
+ * (mg_wino4_lanes) and serve every channel: channel c reads at x + c·H·W; the rows of the
+ * channels a few ahead are prefetched (the gathers' lanes miss one by one, and the hardware
+ * cannot guess the next channel's rows).
  *
- * Offsets are 32-bit: the caller passes x of fewer than 2³¹ elements.
+ * Offsets are 32-bit: the caller passes x, y and δ of fewer than 2³¹ elements.
  * AVX-512 only (GCC on x86-64 Linux, as direct16.h); mg_wino4_ready() says whether this
  * build has it, and the caller also checks that the CPU does (direct16.h's mg_simd_level).
  */
@@ -56,8 +61,7 @@ static Py_ssize_t mg_wino4_lanes(Py_ssize_t c0, Py_ssize_t nc, Py_ssize_t r0, Py
         }
     }
     /* where the chunk reads (the first and last column inside the plane of each of its rows),
-     * for mg_wino4_input to prefetch a few channels ahead: the gathers' lanes miss the
-     * cache one by one, and the hardware cannot guess the next channel's rows */
+     * for mg_wino4_input to prefetch a few channels ahead */
     for (int r = 0; r < span && lines; r++)
         for (Py_ssize_t i = 0; i < nc; i++) {
             if (!(rmask[r] >> i & 1))
