@@ -168,11 +168,14 @@ static void mg_wino4_input_chunk(const float *x, Py_ssize_t C, Py_ssize_t H, Py_
  * plane (span 4, no padding): each output (a, b) of the 16 tiles is one masked scatter. */
 __attribute__((target("avx512f")))
 static void mg_wino4_output_chunk(const float *m, Py_ssize_t ld, Py_ssize_t Tb, Py_ssize_t K,
-                            const float *bias, float *y, Py_ssize_t OH, Py_ssize_t OW,
-                            const int32_t *base, const uint16_t *rmask, const uint16_t *cmask)
+                                  const float *bias, float *y, Py_ssize_t OH, Py_ssize_t OW,
+                                  const int32_t *base, const uint16_t *rmask,
+                                  const uint16_t *cmask, Py_ssize_t nc)
 {
     __m512i idx[16];
     __mmask16 mk[16];
+    /* only the chunk's nc tiles are read: M's last rows end at the scratch row's end */
+    const __mmask16 keep = (__mmask16)((1u << nc) - 1);
     mg_wino4_entries(base, rmask, cmask, 4, OW, idx, mk);
     for (Py_ssize_t k = 0; k < K; k++) {
         __m512 f[24];                       /* Aᵀ·M: f[6a + j] */
@@ -181,7 +184,7 @@ static void mg_wino4_output_chunk(const float *m, Py_ssize_t ld, Py_ssize_t Tb, 
         for (int j = 0; j < 6; j++) {
             __m512 v[6], o[4];
             for (int r = 0; r < 6; r++)
-                v[r] = _mm512_loadu_ps(mk0 + (6 * r + j) * ld);
+                v[r] = _mm512_maskz_loadu_ps(keep, mk0 + (6 * r + j) * ld);
             MG_AT6(v[0], v[1], v[2], v[3], v[4], v[5], o);
             for (int a = 0; a < 4; a++)
                 f[6 * a + j] = o[a];
@@ -274,7 +277,7 @@ static void mg_wino4_output(const float *m, Py_ssize_t Tb, const float *bias, fl
     for (Py_ssize_t c0 = 0; c0 < Tb; c0 += 16) {
         Py_ssize_t nc = Tb - c0 < 16 ? Tb - c0 : 16;
         mg_wino4_lanes(c0, nc, r0, TH, TW, K, OH, OW, 0, 0, 4, base, rmask, cmask, NULL);
-        mg_wino4_output_chunk(m + c0, K * Tb, Tb, K, bias, y, OH, OW, base, rmask, cmask);
+        mg_wino4_output_chunk(m + c0, K * Tb, Tb, K, bias, y, OH, OW, base, rmask, cmask, nc);
     }
 }
 

@@ -389,17 +389,37 @@ def vector_cases(draw):
                 threads=draw(st.integers(1, 3)), seed=draw(st.integers(0, 2**31)))
 
 
+class _VecSpy:
+    """conv_dispatch's winograd module, recording the `vec` argument of each kernel call."""
+
+    def __init__(self, module):
+        self.module, self.vec = module, []
+
+    def __getattr__(self, name):
+        fn = getattr(self.module, name)
+        if not name.startswith("conv2d_"):
+            return fn
+
+        def call(*args):
+            self.vec.append(args[-1])
+            return fn(*args)
+        return call
+
+
 def _winograd4_pass(case, vector):
     """y, ∂L/∂x, ∂L/∂w, ∂L/∂b of the case's layer, every pass forced to 'winograd4', with
-    the vector transforms (winograd4.h) on every width or off."""
+    the vector transforms (winograd4.h) on every width or off (and checked to be so: every
+    kernel call got vec=`vector`)."""
+    from minigrad.ops import conv_dispatch
     rng = np.random.default_rng(case["seed"])
     x = rng.standard_normal((case["N"], case["C"], case["H"], case["W"])).astype(np.float32)
     w = rng.standard_normal((case["K"], case["C"], 3, 3)).astype(np.float32)
     b = rng.standard_normal(case["K"]).astype(np.float32) if case["bias"] else None
     xt, wt = mg.tensor(x, requires_grad=True), mg.tensor(w, requires_grad=True)
-    before = mg.get_num_threads()
+    before, spy = mg.get_num_threads(), _VecSpy(conv_dispatch._wino)
     try:
         mg.set_num_threads(case["threads"])
+        conv_dispatch._wino = spy
         with winograd(tiles=case["tiles"], path="winograd4") as calls, \
                 kernels.use("winograd4", winograd4_vector_max_tw=1 << 20 if vector else 0):
             y = F.conv2d(xt, wt, None if b is None else mg.tensor(b), padding=case["padding"])
@@ -407,7 +427,9 @@ def _winograd4_pass(case, vector):
             y.backward(mg.tensor(δ))
     finally:
         mg.set_num_threads(before)
+        conv_dispatch._wino = spy.module
     assert calls(), "the winograd4 kernel did not run"
+    assert spy.vec and set(spy.vec) == {vector}, spy.vec      # forward, ∂L/∂x, ∂L/∂w
     return x, w, b, δ, (y.numpy(), xt.grad.numpy(), wt.grad.numpy())
 
 
@@ -466,6 +488,8 @@ def test_winograd4_with_vector_transforms_takes_small_layers():
         assert kernels.choose(xs, (K, xs[1], 3, 3), padding=1).forward != "winograd4", xs
     dense = ((8, 128, 16, 16), (32, 128, 3, 3))
     assert "winograd4" not in kernels.choose(*dense, padding=1, dtype=np.float64)
+    # arrays of 2³¹ elements or more: the loops' rule (32-bit offsets in the vector code)
+    assert kernels._winograd4_vector(4, 2 ** 31 - 1) and not kernels._winograd4_vector(4, 2 ** 31)
     for tuning in (dict(winograd4_vector_min_ck=26), dict(winograd4_vector_max_tiles=127),
                    dict(winograd4_vector_max_tw=3), dict(winograd4_min_size=17)):
         with kernels.use(None, **tuning):
@@ -474,3 +498,58 @@ def test_winograd4_with_vector_transforms_takes_small_layers():
         assert kernels.choose(*dense, padding=1).weight_grad != "winograd4"
     why = str(kernels.explain(*dense, padding=1))
     assert "winograd4 takes it with its vector transforms" in why
+
+
+_GUARDED = r"""
+import ctypes, mmap, sys
+import numpy as np
+from minigrad import _blas
+from minigrad._ext import winograd as W
+
+libc = ctypes.CDLL(None)
+libc.mprotect.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+keep = []
+
+def guarded(shape, fill):
+    # a float32 array whose last byte is followed by a page that cannot be read or written
+    n = int(np.prod(shape)) * 4
+    pages = n // mmap.PAGESIZE + 2
+    mm = mmap.mmap(-1, pages * mmap.PAGESIZE)
+    buf = np.frombuffer(mm, np.uint8)
+    end = (pages - 1) * mmap.PAGESIZE
+    assert libc.mprotect(buf.ctypes.data + end, mmap.PAGESIZE, 0) == 0
+    a = buf[end - n:end].view(np.float32).reshape(shape)
+    a[...] = fill
+    keep.append((mm, buf))
+    return a
+
+N, C, K, H, Wd, p = 1, 3, 2, 12, 12, 1          # one block of 3 tile rows: 9 tiles (< 16)
+TH = TW = 3
+P, rows = 36, 3
+rng = np.random.default_rng(0)
+x = guarded((N, C, H, Wd), rng.standard_normal((N, C, H, Wd)))
+w = rng.standard_normal((K, C, 3, 3)).astype(np.float32)
+u = np.empty((P, K, C), np.float32)
+W.winograd_weights(w, u, 1)
+fn, ilp64 = _blas.gemm(np.float32)
+scratch = guarded((1, P * (C + K) * rows * TW), 0)
+y = guarded((N, K, H, Wd), 0)
+W.conv2d_forward_winograd(x, u, guarded((K,), 1), y, scratch, p, p, rows, fn, ilp64, 1, True)
+dy = guarded((N, K, H, Wd), rng.standard_normal((N, K, H, Wd)))
+acc = guarded((1, P * K * C), 0)
+W.conv2d_weight_grad_winograd(x, dy, acc, scratch, p, p, rows, 4, fn, ilp64, 1, True)
+print("ok")
+"""
+
+
+@pytest.mark.skipif(not _vector_transforms() or not _blas.available() or sys.platform != "linux",
+                    reason="winograd4.h's transforms need AVX-512 (and mprotect: Linux)")
+def test_vector_transforms_touch_nothing_past_their_arrays():
+    """With a block of 9 tiles (a chunk of fewer than 16 lanes) and x, y, δ, the scratch
+    memory and the bias each ending right before a page that cannot be read or written,
+    the vector forward and ∂L/∂w run to the end: no unmasked lane loads or stores past an
+    array (a child process, so that a fault fails this test and not the run)."""
+    import subprocess
+    r = subprocess.run([sys.executable, "-c", _GUARDED], capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 0 and r.stdout.strip() == "ok", (r.returncode, r.stderr[-2000:])
