@@ -66,9 +66,9 @@ static Py_ssize_t mg_wino4_lanes(Py_ssize_t c0, Py_ssize_t nc, Py_ssize_t r0, Py
         for (Py_ssize_t i = 0; i < nc; i++) {
             if (!(rmask[r] >> i & 1))
                 continue;
-            Py_ssize_t j0 = 0, j1 = 5;
+            Py_ssize_t j0 = 0, j1 = span - 1;      /* the first and last column inside */
             while (j0 < span && !(cmask[j0] >> i & 1)) j0++;
-            for (j1 = span - 1; j1 >= 0 && !(cmask[j1] >> i & 1); j1--) {}
+            while (j1 >= 0 && !(cmask[j1] >> i & 1)) j1--;
             if (j0 > j1)
                 continue;
             int32_t ends[2] = {base[i] + (int32_t)(r * W + j0), base[i] + (int32_t)(r * W + j1)};
@@ -101,16 +101,16 @@ static inline void mg_wino4_entries(const int32_t *base, const uint16_t *rmask,
         }
 }
 
-/* Bᵀ's rows applied to (v0 … v5), into o[0], o[step], …, o[5·step] */
-#define MG_BT6(v0, v1, v2, v3, v4, v5, o, step)                                             \
+/* Bᵀ's rows applied to (v0 … v5), into o[0] … o[5] */
+#define MG_BT6(v0, v1, v2, v3, v4, v5, o)                                                   \
     do {                                                                                    \
         __m512 p_ = (v4) - (v2), q_ = (v3) - (v1);                                           \
         (o)[0] = 4.0f * (v0) - 5.0f * (v2) + (v4);                                          \
-        (o)[(step)] = ((v3) + (v4)) - 4.0f * ((v1) + (v2));                                 \
-        (o)[2 * (step)] = ((v4) - (v3)) + 4.0f * ((v1) - (v2));                             \
-        (o)[3 * (step)] = p_ + 2.0f * q_;                                                   \
-        (o)[4 * (step)] = p_ - 2.0f * q_;                                                   \
-        (o)[5 * (step)] = 4.0f * (v1) - 5.0f * (v3) + (v5);                                 \
+        (o)[1] = ((v3) + (v4)) - 4.0f * ((v1) + (v2));                                      \
+        (o)[2] = ((v4) - (v3)) + 4.0f * ((v1) - (v2));                                      \
+        (o)[3] = p_ + 2.0f * q_;                                                            \
+        (o)[4] = p_ - 2.0f * q_;                                                            \
+        (o)[5] = 4.0f * (v1) - 5.0f * (v3) + (v5);                                          \
     } while (0)
 
 /* s[ξ·ld + c·Tb + i] = V[ξ][c, tile i] for the chunk's nc tiles (s already points at the
@@ -137,11 +137,11 @@ static void mg_wino4_input_chunk(const float *x, Py_ssize_t C, Py_ssize_t H, Py_
             __m512 d[6];
             for (int j = 0; j < 6; j++)
                 d[j] = _mm512_mask_i32gather_ps(zero, mk[6 * r + j], idx[6 * r + j], xc, 4);
-            MG_BT6(d[0], d[1], d[2], d[3], d[4], d[5], &e[6 * r], 1);
+            MG_BT6(d[0], d[1], d[2], d[3], d[4], d[5], &e[6 * r]);
         }
         for (int j = 0; j < 6; j++) {       /* down column j of d·B: V[j], V[6 + j], … */
             __m512 o[6];
-            MG_BT6(e[j], e[6 + j], e[12 + j], e[18 + j], e[24 + j], e[30 + j], o, 1);
+            MG_BT6(e[j], e[6 + j], e[12 + j], e[18 + j], e[24 + j], e[30 + j], o);
             float *so = s + j * ld + c * Tb;
             for (int a = 0; a < 6; a++)
                 _mm512_mask_storeu_ps(so + 6 * a * ld, keep, o[a]);
@@ -202,17 +202,17 @@ static void mg_wino4_output_chunk(const float *m, Py_ssize_t ld, Py_ssize_t Tb, 
 #undef MG_AT6
 
 /* A (6×4) applied to (v0 … v3): (v0,  (v0 + v2) + (v1 + v3),  (v0 + v2) − (v1 + v3),
- * (v0 + 4v2) + (2v1 + 8v3),  (v0 + 4v2) − (2v1 + 8v3),  v3), into o[0], o[step], … */
-#define MG_A4(v0, v1, v2, v3, o, step)                                                      \
+ * (v0 + 4v2) + (2v1 + 8v3),  (v0 + 4v2) − (2v1 + 8v3),  v3), into o[0] … o[5] */
+#define MG_A4(v0, v1, v2, v3, o)                                                            \
     do {                                                                                    \
         __m512 p02_ = (v0) + (v2), p13_ = (v1) + (v3);                                      \
         __m512 q02_ = (v0) + 4.0f * (v2), q13_ = 2.0f * (v1) + 8.0f * (v3);                 \
         (o)[0] = (v0);                                                                      \
-        (o)[(step)] = p02_ + p13_;                                                          \
-        (o)[2 * (step)] = p02_ - p13_;                                                      \
-        (o)[3 * (step)] = q02_ + q13_;                                                      \
-        (o)[4 * (step)] = q02_ - q13_;                                                      \
-        (o)[5 * (step)] = (v3);                                                             \
+        (o)[1] = p02_ + p13_;                                                               \
+        (o)[2] = p02_ - p13_;                                                               \
+        (o)[3] = q02_ + q13_;                                                               \
+        (o)[4] = q02_ - q13_;                                                               \
+        (o)[5] = (v3);                                                                      \
     } while (0)
 
 /* s[ξ·ld + k·Tb + i] = (A · Δ · Aᵀ)[ξ] for the chunk's nc tiles (s already points at the
@@ -237,11 +237,11 @@ static void mg_wino4_grad_chunk(const float *dy, Py_ssize_t K, Py_ssize_t OH, Py
             __m512 v[4];
             for (int j = 0; j < 4; j++)
                 v[j] = _mm512_mask_i32gather_ps(zero, mk[4 * r + j], idx[4 * r + j], dk, 4);
-            MG_A4(v[0], v[1], v[2], v[3], &e[6 * r], 1);
+            MG_A4(v[0], v[1], v[2], v[3], &e[6 * r]);
         }
         for (int j = 0; j < 6; j++) {       /* A down column j of e: D[j], D[6 + j], … */
             __m512 o[6];
-            MG_A4(e[j], e[6 + j], e[12 + j], e[18 + j], o, 1);
+            MG_A4(e[j], e[6 + j], e[12 + j], e[18 + j], o);
             float *so = s + j * ld + k * Tb;
             for (int a = 0; a < 6; a++)
                 _mm512_mask_storeu_ps(so + 6 * a * ld, keep, o[a]);

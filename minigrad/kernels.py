@@ -558,8 +558,7 @@ def _winograd_fits(N, C, K, khw, g, out_hw, force, t, note, which, dtype):
                 f"(≥ winograd4_min_tiles = {t.winograd4_min_tiles}?)")
     if four:
         return "winograd4"
-    if (np.dtype(dtype) == np.float32
-            and _winograd4_vector(-(-OW // 4), _winograd4_elements(N, C, K, out_hw))
+    if (_winograd4_vector(-(-OW // 4), dtype, _winograd4_elements(N, C, K, out_hw))
             and min(OH, OW) >= t.winograd4_min_size):
         four = t.winograd4_min_tiles <= tiles4 <= t.winograd4_vector_max_tiles and \
             ck >= t.winograd4_vector_min_ck
@@ -602,8 +601,7 @@ def _winograd4_wgrad_fits(N, C, K, khw, g, out_hw, force, t, note, dtype):
     OH, OW = out_hw
     ck = C * K / (C + K)
     tiles4 = N * -(-OH // 4) * -(-OW // 4)
-    if np.dtype(dtype) == np.float32 and _winograd4_vector(-(-OW // 4),
-                                                           _winograd4_elements(N, C, K, out_hw)):
+    if _winograd4_vector(-(-OW // 4), dtype, _winograd4_elements(N, C, K, out_hw)):
         ok = min(OH, OW) >= t.winograd4_vector_wgrad_min_size and K * C <= t.winograd4_wgrad_max_kc
         note("weight_grad", f"winograd4 {'takes it' if ok else 'declines'} with its vector "
                             f"transforms: output {OH}×{OW} (≥ winograd4_vector_wgrad_min_size = "
@@ -1057,12 +1055,12 @@ def _gemm_chunk(N, per_sample_bytes):
 _WINO4_BUILD = _wg.vector_transforms()      # this build has ext/winograd4.h's AVX-512 code
 
 
-def _winograd4_vector(TW, elements=0):
+def _winograd4_vector(TW, dtype, elements):
     """'winograd4': whether its tile transforms take ext/winograd4.h's 16-lane gathers and
-    scatters (a build with them, SIMD level 2, at most winograd4_vector_max_tw tiles a row,
-    arrays of fewer than 2³¹ `elements`: 32-bit offsets); the caller checks the dtype."""
-    return (_WINO4_BUILD and _SIMD_LEVEL >= 2 and elements < 2 ** 31
-            and TW <= _state.get().tuning.winograd4_vector_max_tw)
+    scatters (a build with them, SIMD level 2, float32, at most winograd4_vector_max_tw
+    tiles a row, arrays of fewer than 2³¹ `elements`: 32-bit offsets)."""
+    return (_WINO4_BUILD and _SIMD_LEVEL >= 2 and np.dtype(dtype) == np.float32
+            and elements < 2 ** 31 and TW <= _state.get().tuning.winograd4_vector_max_tw)
 
 
 def _winograd4_elements(N, C, K, out_hw):

@@ -489,7 +489,8 @@ def test_winograd4_with_vector_transforms_takes_small_layers():
     dense = ((8, 128, 16, 16), (32, 128, 3, 3))
     assert "winograd4" not in kernels.choose(*dense, padding=1, dtype=np.float64)
     # arrays of 2³¹ elements or more: the loops' rule (32-bit offsets in the vector code)
-    assert kernels._winograd4_vector(4, 2 ** 31 - 1) and not kernels._winograd4_vector(4, 2 ** 31)
+    assert kernels._winograd4_vector(4, np.float32, 2 ** 31 - 1)
+    assert not kernels._winograd4_vector(4, np.float32, 2 ** 31)
     for tuning in (dict(winograd4_vector_min_ck=26), dict(winograd4_vector_max_tiles=127),
                    dict(winograd4_vector_max_tw=3), dict(winograd4_min_size=17)):
         with kernels.use(None, **tuning):

@@ -86,9 +86,8 @@ def _forward_direct(x, w, b, out_hw, g):
 def _wino4_vector(m, TW, *arrays):
     """Whether F(4×4)'s tile transforms take ext/winograd4.h's AVX-512 gathers and scatters
     (16 tiles a vector) instead of winograd.pyx's scalar loops: kernels._winograd4_vector
-    (the build, the CPU, tiles a row), float32 arrays small enough for 32-bit offsets."""
-    return (m == 4 and kernels._winograd4_vector(TW)
-            and all(a.dtype == np.float32 and a.size < 2 ** 31 for a in arrays))
+    for each array (the build, the CPU, float32, tiles a row, 32-bit offsets)."""
+    return m == 4 and all(kernels._winograd4_vector(TW, a.dtype, a.size) for a in arrays)
 
 
 def _forward_winograd(x, w, b, out_hw, g, m=2, flip=False):
