@@ -75,6 +75,22 @@ from ._ext import winograd as _wg
 __all__ = ["use", "trace", "choose", "explain", "Paths", "Tuning", "KernelCall",
            "CONV_PATHS", "POOL_PATHS", "simd_level"]
 
+def _cpu_vendor():
+    """The CPU's vendor string as Linux reports it ('GenuineIntel', 'AuthenticAMD'), or ''
+    where /proc/cpuinfo is not there to say: a few Tuning defaults differ by vendor, each
+    measured on both (benchmarks/RESULTS.md)."""
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
+            for line in f:
+                if line.startswith("vendor_id"):
+                    return line.partition(":")[2].strip()
+    except OSError:
+        pass
+    return ""
+
+
+_CPU_VENDOR = _cpu_vendor()
+
 CONV_PATHS = ("direct", "gemm", "blas", "winograd", "winograd4", "k16", "w16", "pointwise",
               "depthwise", "hwnc")
 POOL_PATHS = ("direct", "2x2", "plane", "taps")
@@ -129,9 +145,12 @@ class Tuning:
     # ... and there F(4×4) also where C·K/(C+K) ≥ winograd4_vector_min_ck (instead of
     # winograd4_min_ck) on at most winograd4_vector_max_tiles 4×4 tiles: DenseNet's 128 → 32
     # on 8 × 16² and 8 × 8², 0.69–0.77 of w16's and hwnc's time in each pass; not 16 → 16
-    # (1.2–1.3), nor ResNet-20's 32 → 32 on 128 × 14² (2048 tiles: 1.05–1.2, w16 keeps it)
+    # (1.2–1.3). The cap depends on the CPU: on an AMD EPYC (Zen 4) ResNet-20's 32 → 32 on
+    # 128 × 14² (2048 tiles) ran at 1.05–1.2 of w16's time, so w16 keeps it there; on an
+    # Intel Xeon (AVX-512, 2 MiB L2) the same layer ran at 0.57–0.72 of w16's time in the
+    # forward and ∂L/∂x (∂L/∂w 1.0), and on 256 × 14² at 0.61–0.62: no cap
     winograd4_vector_min_ck: float = 10
-    winograd4_vector_max_tiles: int = 1024
+    winograd4_vector_max_tiles: int = 1024 if _CPU_VENDOR == "AuthenticAMD" else 2 ** 62
     # ... and there ∂L/∂w by F(4×4) wherever the forward takes it, from outputs of this
     # size (instead of the winograd4_wgrad_* rule): ResNet-20's 128×64×7² → 64, 0.76 of
     # w16's time (the scalar transforms: 0.98)

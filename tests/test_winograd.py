@@ -474,8 +474,9 @@ def test_winograd4_with_vector_transforms_takes_small_layers():
     """Where its vector transforms run (float32, AVX-512, rows of ≤ 4 tiles), F(4×4) takes
     every pass of layers with C·K/(C+K) ≥ winograd4_vector_min_ck on at most
     winograd4_vector_max_tiles 4×4 tiles (outputs ≥ winograd4_min_size): DenseNet's 128 → 32
-    on 16×16 and 8×8, GoogLeNet's 16 → 32; not 16 → 16 (C·K/(C+K) = 8), ResNet-20's
-    32 → 32 on 128 × 14² (2048 tiles: w16), 4×4 outputs, rows of 5 tiles, float64. Each
+    on 16×16 and 8×8, GoogLeNet's 16 → 32, ResNet-20's 32 → 32 on 128 × 14² (2048 tiles) but on AMD
+    CPUs (there the cap is 1024: w16); not 16 → 16 (C·K/(C+K) = 8), 4×4 outputs, rows of
+    5 tiles, float64. Each
     threshold, moved past a layer, hands it back."""
     if not _vector_transforms() or not _blas.available():
         pytest.skip("winograd4.h's transforms need AVX-512")
@@ -483,9 +484,14 @@ def test_winograd4_with_vector_transforms_takes_small_layers():
     for xs, K in (((8, 128, 16, 16), 32), ((8, 128, 8, 8), 32), ((16, 16, 8, 8), 32),
                   ((64, 32, 8, 8), 32)):
         assert tuple(kernels.choose(xs, (K, xs[1], 3, 3), padding=1)) == four, xs
-    for xs, K in (((32, 16, 16, 16), 16), ((128, 32, 14, 14), 32), ((8, 128, 4, 4), 32),
-                  ((8, 128, 20, 20), 32)):
+    for xs, K in (((32, 16, 16, 16), 16), ((8, 128, 4, 4), 32), ((8, 128, 20, 20), 32)):
         assert kernels.choose(xs, (K, xs[1], 3, 3), padding=1).forward != "winograd4", xs
+    # ResNet-20's 32 → 32 on 128 × 14² (2048 tiles): F(4×4), but on AMD CPUs (the cap)
+    resnet = ((128, 32, 14, 14), (32, 32, 3, 3))
+    amd = kernels._CPU_VENDOR == "AuthenticAMD"
+    assert (kernels.choose(*resnet, padding=1).forward == "winograd4") == (not amd)
+    with kernels.use(None, winograd4_vector_max_tiles=1024):
+        assert kernels.choose(*resnet, padding=1).forward != "winograd4"
     dense = ((8, 128, 16, 16), (32, 128, 3, 3))
     assert "winograd4" not in kernels.choose(*dense, padding=1, dtype=np.float64)
     # arrays of 2³¹ elements or more: the loops' rule (32-bit offsets in the vector code)
