@@ -172,3 +172,34 @@ def test_fused_on_threads_and_row_blocks(shape, dtype):
         scale = 1 + np.abs(r).max()
         np.testing.assert_allclose(a, r, rtol=0, atol=tol * scale * (10 if name == "dx" else 1),
                                    err_msg=name)
+
+
+@given(st.integers(1, 40), st.integers(1, 9), st.integers(1, 70),
+       st.sampled_from([np.float32, np.float64]), st.sampled_from([-1, 0, 1]),
+       st.sampled_from([1, 2]), st.integers(0, 2 ** 16))
+def test_reductions_channel_by_channel_and_in_memory_order(N, C, L, dtype, by_rows, threads,
+                                                           seed):
+    """batchnorm_stats and batchnorm_grad_sums, channel by channel (by_rows=0), through
+    memory in order with per-thread partial sums (1), or as the row length and the
+    stream count decide (−1): μ, σ², Σ δ and Σ δ · (x − μ) of a float64 formula written
+    here, on one thread or two (shapes past the one-thread grain included)."""
+    from minigrad._ext import batchnorm as bn
+    rng = np.random.default_rng(seed)
+    if rng.random() < 0.3:                      # past GRAIN (32768 values): two threads split
+        N, L = N + 40, L + 400
+    x = (rng.standard_normal((N, C, L)) * 2 + 5).astype(dtype)
+    δ = rng.standard_normal((N, C, L)).astype(dtype)
+    mean, var = np.empty(C, dtype), np.empty(C, dtype)
+    bn.batchnorm_stats(x, mean, var, threads, by_rows)
+    x64 = x.astype(np.float64)
+    mu = x64.mean(axis=(0, 2))
+    tol = 1e-12 if dtype == np.float64 else 1e-6
+    np.testing.assert_allclose(mean, mu, rtol=tol, atol=tol * 5)
+    np.testing.assert_allclose(var, x64.var(axis=(0, 2)), rtol=tol * 10, atol=tol * 10)
+    s1, s2 = np.empty(C, dtype), np.empty(C, dtype)
+    bn.batchnorm_grad_sums(x, δ, mean, s1, s2, threads, by_rows)
+    d64 = δ.astype(np.float64)
+    scale = np.sqrt(N * L) * 3
+    np.testing.assert_allclose(s1, d64.sum(axis=(0, 2)), rtol=tol, atol=tol * scale)
+    want = (d64 * (x64 - mean.astype(np.float64)[None, :, None])).sum(axis=(0, 2))
+    np.testing.assert_allclose(s2, want, rtol=tol, atol=tol * scale * 3)
