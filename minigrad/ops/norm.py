@@ -63,9 +63,10 @@ class BatchNorm(Function):
         return y
 
     @staticmethod
-    def backward(ctx, δ):
+    def backward(ctx, δ, mask=None):
         """A first-order backward (no graph recorded) computes the three gradients in one
-        fused pass of the path the forward took. Recording (create_graph=True), ∂L/∂x is
+        fused pass of the path the forward took (mask, on the fused path: of δ where
+        mask > 0, BatchNormReLU's). Recording (create_graph=True), ∂L/∂x is
         BatchNormBackward and ∂L/∂γ = Σ δ · x̂ is NormWeightGrad, ops of their own whose
         backward gives the second derivatives; ∂L/∂β = Σ δ."""
         x, weight = ctx.inputs[:2]
@@ -74,9 +75,14 @@ class BatchNorm(Function):
         rest = (None,) * (len(ctx.inputs) - 3)
         if not is_grad_enabled():
             kernels._ran("batch_norm", "backward", "fused" if ctx.fused else "direct", δ.shape)
-            grads = (_backward_fused if ctx.fused else _backward_numpy)(
-                x.data, δ.data, mean, inv_std, None if weight is None else weight.data,
-                stats.training, needs)
+            if mask is not None:
+                grads = _backward_fused(x.data, δ.data, mean, inv_std,
+                                        None if weight is None else weight.data,
+                                        stats.training, needs, mask)
+            else:
+                grads = (_backward_fused if ctx.fused else _backward_numpy)(
+                    x.data, δ.data, mean, inv_std, None if weight is None else weight.data,
+                    stats.training, needs)
             return tuple(None if g is None else wrap(g) for g in grads) + rest
         dx = dw = db = None
         if needs[0]:
@@ -102,7 +108,11 @@ class BatchNormReLU(BatchNorm):
 
     @staticmethod
     def backward(ctx, δ):
-        """∂L/∂y = δ · [r > 0] (ReLU's backward), then BatchNorm's backward of ∂L/∂y."""
+        """∂L/∂y = δ · [r > 0] (ReLU's backward), then BatchNorm's backward of ∂L/∂y. A
+        first-order backward on the fused path reads the mask in BatchNorm's two passes
+        (ext/batchnorm.pyx, `mask`) and never writes ∂L/∂y out."""
+        if ctx.fused and not is_grad_enabled():
+            return BatchNorm.backward(ctx, δ, mask=ctx.saved[2])
         return BatchNorm.backward(ctx, ReLUBackward.apply(δ, ctx.saved[2]))
 
 
@@ -229,20 +239,24 @@ def _forward_fused(x, mean, inv_std, weight, bias, relu=False, residual=None):
     return y
 
 
-def _backward_fused(x, δ, mean, inv_std, weight, training, needs):
+def _backward_fused(x, δ, mean, inv_std, weight, training, needs, mask=None):
     """The docstring's formulas in two passes (ext/batchnorm.pyx): the sums Σ δ and
     Σ δ · (x − μ), then ∂L/∂x = a · δ + k · (x − μ) + m per channel, where a = γ/σ̂ and
     (training) k = −a · ∂L/∂γ / (n σ̂), m = −a · ∂L/∂β / n — that is
-    γ/σ̂ · (δ − ⟨δ⟩ − x̂ · ⟨δ · x̂⟩) with ⟨δ⟩ = ∂L/∂β / n and ⟨δ · x̂⟩ = ∂L/∂γ / n."""
+    γ/σ̂ · (δ − ⟨δ⟩ − x̂ · ⟨δ · x̂⟩) with ⟨δ⟩ = ∂L/∂β / n and ⟨δ · x̂⟩ = ∂L/∂γ / n.
+    mask (x's shape and dtype, or None): δ is taken as 0 where mask ≤ 0 — ReLU's backward
+    of a BatchNorm followed by ReLU (mask = its output), read in both passes."""
     C = x.shape[1]
     x3, δ3 = _ncl(x, "input", C), _ncl(δ, "grad_output", C)       # (N, C, L) each
-    if δ3.shape != x3.shape or δ3.dtype != x3.dtype:
-        raise ValueError(f"batch_norm(): grad_output {δ.shape} {δ.dtype} does not match the "
-                         f"input {x.shape} {x.dtype}")
+    q3 = None if mask is None else _ncl(mask, "mask", C)           # (N, C, L) or None
+    for name, a, a3 in (("grad_output", δ, δ3), ("mask", mask, q3)):
+        if a3 is not None and (a3.shape != x3.shape or a3.dtype != x3.dtype):
+            raise ValueError(f"batch_norm(): {name} {a.shape} {a.dtype} does not match the "
+                             f"input {x.shape} {x.dtype}")
     nt, n = get_num_threads(), x3.shape[0] * x3.shape[2]
     mean = _per_channel(mean, C, x.dtype, "mean")
     sum_dy, sum_dy_xmu = np.empty(C, x.dtype), np.empty(C, x.dtype)
-    _bn.batchnorm_grad_sums(x3, δ3, mean, sum_dy, sum_dy_xmu, nt)  # Σ δ, Σ δ · (x − μ)
+    _bn.batchnorm_grad_sums(x3, δ3, mean, sum_dy, sum_dy_xmu, nt, mask=q3)  # Σ δ, Σ δ · (x − μ)
     db = sum_dy                                                    # (C,) ∂L/∂β = Σ δ
     dw = sum_dy_xmu * inv_std                                      # (C,) ∂L/∂γ = Σ δ · x̂
     dx = None
@@ -255,7 +269,7 @@ def _backward_fused(x, δ, mean, inv_std, weight, training, needs):
         dx = np.empty(x.shape, x.dtype)
         _bn.batchnorm_input_grad(x3, δ3, mean, _per_channel(a, C, x.dtype, "weight"),
                                  _per_channel(k, C, x.dtype, "k"), _per_channel(m, C, x.dtype, "m"),
-                                 dx.reshape(x3.shape), nt)
+                                 dx.reshape(x3.shape), nt, mask=q3)
     return dx, (dw if needs[1] else None), (db if needs[2] else None)
 
 
