@@ -16,8 +16,14 @@ import sys
 
 M_TRIM_THRESHOLD = -1
 M_MMAP_THRESHOLD = -3
-MMAP_THRESHOLD = 64 << 20      # arrays up to 64 MiB come from the reusable heap
-TRIM_THRESHOLD = 512 << 20     # keep up to 512 MiB of free heap before returning it
+# Arrays up to 1 GiB come from the reusable heap, and up to 1 GiB of free heap is kept
+# before any is returned. VGG-11's first fully connected layer has a 25088 × 4096 weight
+# (392 MiB in float32): with 64 MiB here its gradient was mmap'ed fresh every step, and
+# page-faulting it in cost more than the product that writes it (the 32-row ∂L/∂W GEMM:
+# 85 ms into a new array, 53 ms into a reused one; the step 473 → 423–431 ms, peak
+# resident memory 1662 → 1667 MiB; benchmarks/RESULTS.md: malloc thresholds).
+MMAP_THRESHOLD = 1 << 30
+TRIM_THRESHOLD = 1 << 30
 
 tuned = False
 

@@ -203,3 +203,50 @@ def test_reductions_channel_by_channel_and_in_memory_order(N, C, L, dtype, by_ro
     np.testing.assert_allclose(s1, d64.sum(axis=(0, 2)), rtol=tol, atol=tol * scale)
     want = (d64 * (x64 - mean.astype(np.float64)[None, :, None])).sum(axis=(0, 2))
     np.testing.assert_allclose(s2, want, rtol=tol, atol=tol * scale * 3)
+
+
+@given(st.integers(1, 60), st.integers(1, 6), st.integers(1, 80),
+       st.sampled_from([np.float32, np.float64]), st.sampled_from([0, 1]),
+       st.sampled_from([1, 2]), st.integers(0, 2 ** 16))
+def test_masked_passes_equal_relu_backward_then_the_plain_ones(N, C, L, dtype, by_rows,
+                                                                threads, seed):
+    """mask=r in batchnorm_grad_sums and batchnorm_input_grad: bit for bit ReLU's backward
+    (ext/elementwise.pyx relu_backward: δ where r > 0, else 0 — a NaN or ∞ in δ where
+    r ≤ 0 gives 0, a NaN r masks) followed by the unmasked passes, in both orders of the
+    reductions."""
+    from minigrad._ext import batchnorm as bn, elementwise as ek
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((N, C, L)).astype(dtype)
+    δ = rng.standard_normal((N, C, L)).astype(dtype)
+    r = np.maximum(rng.standard_normal((N, C, L)), 0).astype(dtype)
+    flat = δ.reshape(-1)
+    flat[rng.integers(0, flat.size, 3)] = [np.nan, np.inf, -np.inf]
+    r.reshape(-1)[rng.integers(0, r.size)] = np.nan
+    mean = rng.standard_normal(C).astype(dtype)
+    a, k, m = (rng.standard_normal(C).astype(dtype) for _ in range(3))
+    masked = np.empty_like(δ)
+    ek.relu_backward(r.reshape(-1), δ.reshape(-1), masked.reshape(-1), threads)
+    want, got = [np.empty(C, dtype) for _ in range(2)], [np.empty(C, dtype) for _ in range(2)]
+    bn.batchnorm_grad_sums(x, masked, mean, *want, threads, by_rows)
+    bn.batchnorm_grad_sums(x, δ, mean, *got, threads, by_rows, mask=r)
+    for w, g in zip(want, got):
+        np.testing.assert_array_equal(g, w)
+    dx_want, dx_got = np.empty_like(x), np.empty_like(x)
+    bn.batchnorm_input_grad(x, masked, mean, a, k, m, dx_want, threads)
+    bn.batchnorm_input_grad(x, δ, mean, a, k, m, dx_got, threads, mask=r)
+    np.testing.assert_array_equal(dx_got, dx_want)
+
+
+def test_masks_of_another_shape_are_refused():
+    from minigrad._ext import batchnorm as bn
+    x = np.ones((2, 3, 4), np.float32)
+    s1, s2 = np.empty(3, np.float32), np.empty(3, np.float32)
+    with pytest.raises(ValueError, match=r"batchnorm_grad_sums\(\): mask of shape \(2, 3, 5\)"):
+        bn.batchnorm_grad_sums(x, x, np.zeros(3, np.float32), s1, s2, 1,
+                               mask=np.ones((2, 3, 5), np.float32))
+    with pytest.raises(ValueError, match=r"batchnorm_input_grad\(\): mask of shape \(1, 3, 4\)"):
+        bn.batchnorm_input_grad(x, x, *(np.ones(3, np.float32) for _ in range(4)),
+                                np.empty_like(x), 1, mask=np.ones((1, 3, 4), np.float32))
+    with pytest.raises(ValueError, match=r"batch_norm\(\): mask .* does not match"):
+        norm._backward_fused(x, x, np.zeros(3, np.float32), np.ones(3, np.float32), None,
+                             True, (True, True, True), mask=np.ones((2, 3, 4), np.float64))
