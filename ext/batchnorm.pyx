@@ -35,7 +35,7 @@
 # channel by channel), or the (n, c) rows (the elementwise passes, and the reductions
 # through memory in order).
 from cython.parallel cimport prange, threadid
-from libc.stdlib cimport calloc, free
+from libc.stdlib cimport calloc, free, malloc
 cimport cython
 
 ctypedef fused floating:
@@ -107,13 +107,14 @@ cdef extern from *:
                                             double: mg_bn_where_pos_d)(q, g)
     #define MINIGRAD_BN_LOOPS(SUF, T, ATTR)                                                \
     ATTR                                                                               \
-    static void bn_channel_sums_##SUF(const T *x, const T *y, const T *q, Py_ssize_t N,\
+    static void bn_channel_sums_##SUF(const T *x, const T *y, const T *q, Py_ssize_t qs,\
+                                      Py_ssize_t N,                                    \
                                       Py_ssize_t C, Py_ssize_t L, Py_ssize_t c,        \
                                       double s, double t, double *s1, double *s2) {    \
         double a = 0, b = 0;                                                           \
         for (Py_ssize_t n = 0; n < N; n++) {                                           \
             const T *xr = x + (n * C + c) * L, *yr = y + (n * C + c) * L;              \
-            const T *qr = q ? q + (n * C + c) * L : NULL;                              \
+            const T *qr = q ? q + (n * C + c) * qs : NULL;                             \
             if (qr)                                                                    \
                 _Pragma("omp simd reduction(+:a, b)")                                  \
                 for (Py_ssize_t l = 0; l < L; l++) {                                   \
@@ -134,13 +135,14 @@ cdef extern from *:
         *s2 = b;                                                                       \
     }                                                                                  \
     ATTR                                                                               \
-    static void bn_row_sums_##SUF(const T *x, const T *y, const T *q, Py_ssize_t r0,   \
+    static void bn_row_sums_##SUF(const T *x, const T *y, const T *q, Py_ssize_t qs,   \
+                                  Py_ssize_t r0,                                       \
                                   Py_ssize_t r1, Py_ssize_t C, Py_ssize_t L,           \
                                   const double *s, const double *t, double *s1,        \
                                   double *s2) {                                        \
         for (Py_ssize_t r = r0, c = r0 % C; r < r1; r++, c = c + 1 < C ? c + 1 : 0) { \
             double a = 0, b = 0, sc = s[c], tc = t[c];                                 \
-            const T *xr = x + r * L, *yr = y + r * L, *qr = q ? q + r * L : NULL;      \
+            const T *xr = x + r * L, *yr = y + r * L, *qr = q ? q + r * qs : NULL;     \
             if (qr)                                                                    \
                 _Pragma("omp simd reduction(+:a, b)")                                  \
                 for (Py_ssize_t l = 0; l < L; l++) {                                   \
@@ -186,23 +188,20 @@ cdef extern from *:
         }                                                                              \
     }                                                                                  \
     ATTR                                                                               \
-    static void bn_input_grad_rows_##SUF(const T *x, const T *dy, const T *q, T *dx,   \
+    static void bn_input_grad_rows_##SUF(const T *x, const T *dy, const T *q,          \
+                                         Py_ssize_t qs, T *dx,                         \
                                          Py_ssize_t r0, Py_ssize_t r1, Py_ssize_t C,   \
                                          Py_ssize_t L, const T *a, const T *k,         \
                                          const T *m, const T *mu) {                    \
         for (Py_ssize_t r = r0; r < r1; r++) {                                         \
             Py_ssize_t c = r % C;                                                      \
             T ac = a[c], kc = k[c], mc = m[c], uc = mu[c];                             \
-            const T *xr = x + r * L, *dr = dy + r * L, *qr = q ? q + r * L : NULL;     \
-            T *or_ = dx + r * L;                                                       \
-            if (qr)                             /* δ where q > 0 (ReLU's mask) */      \
-                for (Py_ssize_t l = 0; l < L; l++) {                                   \
-                    T g = MG_BN_WHERE_POS(qr[l], dr[l]);                               \
-                    or_[l] = ac * g + kc * (xr[l] - uc) + mc;                          \
-                }                                                                      \
-            else                                                                       \
-                for (Py_ssize_t l = 0; l < L; l++)                                     \
-                    or_[l] = ac * dr[l] + kc * (xr[l] - uc) + mc;                      \
+            const T *xr = x + r * L, *dr = dy + r * L, *qr = q + r * qs;               \
+            T *or_ = dx + r * L;                /* δ where q > 0 (ReLU's mask) */      \
+            for (Py_ssize_t l = 0; l < L; l++) {                                       \
+                T g = MG_BN_WHERE_POS(qr[l], dr[l]);                                   \
+                or_[l] = ac * g + kc * (xr[l] - uc) + mc;                              \
+            }                                                                          \
         }                                                                              \
     }
     MINIGRAD_BN_LOOPS(f_vec, float, MG_BN_CLONES)
@@ -215,20 +214,20 @@ cdef extern from *:
     #define MG_BN_VECTOR_MIN_L 32
     #define MG_BN_BY_ROW_LENGTH(SUF, T)                                                \
     static inline void bn_channel_sums_##SUF(const T *x, const T *y, const T *q,       \
-                                             Py_ssize_t N, Py_ssize_t C, Py_ssize_t L, \
-                                             Py_ssize_t c, double s, double t,         \
-                                             double *s1, double *s2) {                 \
+                                             Py_ssize_t qs, Py_ssize_t N, Py_ssize_t C,\
+                                             Py_ssize_t L, Py_ssize_t c, double s,     \
+                                             double t, double *s1, double *s2) {       \
         (L >= MG_BN_VECTOR_MIN_L ? bn_channel_sums_##SUF##_vec                         \
-                                 : bn_channel_sums_##SUF##_short)(x, y, q, N, C, L, c, \
-                                                                  s, t, s1, s2);       \
+                                 : bn_channel_sums_##SUF##_short)(x, y, q, qs, N, C, L,\
+                                                                  c, s, t, s1, s2);    \
     }                                                                                  \
     static inline void bn_row_sums_##SUF(const T *x, const T *y, const T *q,           \
-                                         Py_ssize_t r0, Py_ssize_t r1, Py_ssize_t C,   \
-                                         Py_ssize_t L, const double *s,                \
+                                         Py_ssize_t qs, Py_ssize_t r0, Py_ssize_t r1,  \
+                                         Py_ssize_t C, Py_ssize_t L, const double *s,  \
                                          const double *t, double *s1, double *s2) {    \
         (L >= MG_BN_VECTOR_MIN_L ? bn_row_sums_##SUF##_vec                             \
-                                 : bn_row_sums_##SUF##_short)(x, y, q, r0, r1, C, L, s,\
-                                                              t, s1, s2);              \
+                                 : bn_row_sums_##SUF##_short)(x, y, q, qs, r0, r1, C,  \
+                                                              L, s, t, s1, s2);        \
     }                                                                                  \
     static inline void bn_affine_rows_##SUF(const T *x, T *y, Py_ssize_t r0,           \
                                             Py_ssize_t r1, Py_ssize_t C, Py_ssize_t L, \
@@ -239,27 +238,28 @@ cdef extern from *:
                                                                  mu, b, relu, z);      \
     }                                                                                  \
     static inline void bn_input_grad_rows_##SUF(const T *x, const T *dy, const T *q,   \
-                                                T *dx, Py_ssize_t r0, Py_ssize_t r1,   \
-                                                Py_ssize_t C, Py_ssize_t L, const T *a,\
-                                                const T *k, const T *m, const T *mu) { \
+                                                Py_ssize_t qs, T *dx, Py_ssize_t r0,   \
+                                                Py_ssize_t r1, Py_ssize_t C,           \
+                                                Py_ssize_t L, const T *a, const T *k,  \
+                                                const T *m, const T *mu) {             \
         (L >= MG_BN_VECTOR_MIN_L ? bn_input_grad_rows_##SUF##_vec                      \
-                                 : bn_input_grad_rows_##SUF##_short)(x, dy, q, dx, r0, \
-                                                                     r1, C, L, a, k, m,\
-                                                                     mu);              \
+                                 : bn_input_grad_rows_##SUF##_short)(x, dy, q, qs, dx, \
+                                                                     r0, r1, C, L, a,  \
+                                                                     k, m, mu);        \
     }
     MG_BN_BY_ROW_LENGTH(f, float)
     MG_BN_BY_ROW_LENGTH(d, double)
     """
-    void bn_channel_sums_f(const float *x, const float *y, const float *q, Py_ssize_t N,
+    void bn_channel_sums_f(const float *x, const float *y, const float *q, Py_ssize_t qs, Py_ssize_t N,
                            Py_ssize_t C, Py_ssize_t L, Py_ssize_t c, double s, double t,
                            double *s1, double *s2) nogil
-    void bn_channel_sums_d(const double *x, const double *y, const double *q, Py_ssize_t N,
+    void bn_channel_sums_d(const double *x, const double *y, const double *q, Py_ssize_t qs, Py_ssize_t N,
                            Py_ssize_t C, Py_ssize_t L, Py_ssize_t c, double s, double t,
                            double *s1, double *s2) nogil
-    void bn_row_sums_f(const float *x, const float *y, const float *q, Py_ssize_t r0,
+    void bn_row_sums_f(const float *x, const float *y, const float *q, Py_ssize_t qs, Py_ssize_t r0,
                        Py_ssize_t r1, Py_ssize_t C, Py_ssize_t L, const double *s,
                        const double *t, double *s1, double *s2) nogil
-    void bn_row_sums_d(const double *x, const double *y, const double *q, Py_ssize_t r0,
+    void bn_row_sums_d(const double *x, const double *y, const double *q, Py_ssize_t qs, Py_ssize_t r0,
                        Py_ssize_t r1, Py_ssize_t C, Py_ssize_t L, const double *s,
                        const double *t, double *s1, double *s2) nogil
     void bn_affine_rows_f(const float *x, float *y, Py_ssize_t r0, Py_ssize_t r1, Py_ssize_t C,
@@ -268,23 +268,24 @@ cdef extern from *:
     void bn_affine_rows_d(const double *x, double *y, Py_ssize_t r0, Py_ssize_t r1,
                           Py_ssize_t C, Py_ssize_t L, const double *a, const double *mu,
                           const double *b, int relu, const double *z) nogil
-    void bn_input_grad_rows_f(const float *x, const float *dy, const float *q, float *dx,
+    void bn_input_grad_rows_f(const float *x, const float *dy, const float *q, Py_ssize_t qs, float *dx,
                               Py_ssize_t r0, Py_ssize_t r1, Py_ssize_t C, Py_ssize_t L,
                               const float *a, const float *k, const float *m,
                               const float *mu) nogil
-    void bn_input_grad_rows_d(const double *x, const double *dy, const double *q, double *dx,
+    void bn_input_grad_rows_d(const double *x, const double *dy, const double *q, Py_ssize_t qs, double *dx,
                               Py_ssize_t r0, Py_ssize_t r1, Py_ssize_t C, Py_ssize_t L,
                               const double *a, const double *k, const double *m,
                               const double *mu) nogil
 
 
 cdef inline void channel_sums(const floating *x, const floating *y, const floating *q,
-                              Py_ssize_t N, Py_ssize_t C, Py_ssize_t L, Py_ssize_t c, double s,
-                              double t, double *s1, double *s2) noexcept nogil:
+                              Py_ssize_t qs, Py_ssize_t N, Py_ssize_t C, Py_ssize_t L,
+                              Py_ssize_t c, double s, double t, double *s1,
+                              double *s2) noexcept nogil:
     if floating is float:
-        bn_channel_sums_f(x, y, q, N, C, L, c, s, t, s1, s2)
+        bn_channel_sums_f(x, y, q, qs, N, C, L, c, s, t, s1, s2)
     else:
-        bn_channel_sums_d(x, y, q, N, C, L, c, s, t, s1, s2)
+        bn_channel_sums_d(x, y, q, qs, N, C, L, c, s, t, s1, s2)
 
 
 cdef inline Py_ssize_t row_blocks(Py_ssize_t R, Py_ssize_t L, int nt) noexcept nogil:
@@ -303,11 +304,11 @@ cdef inline bint rows_first(Py_ssize_t N, Py_ssize_t L, int arrays, int by_rows)
     return L < ROWS_MAX_L and N * arrays >= ROWS_MIN_STREAMS
 
 
-cdef int row_order_sums(const floating *x, const floating *y, const floating *q, Py_ssize_t N,
-                        Py_ssize_t C, Py_ssize_t L, double *s, double *t, double *s1,
-                        double *s2, int nt) noexcept nogil:
+cdef int row_order_sums(const floating *x, const floating *y, const floating *q, Py_ssize_t qs,
+                        Py_ssize_t N, Py_ssize_t C, Py_ssize_t L, double *s, double *t,
+                        double *s1, double *s2, int nt) noexcept nogil:
     """s1[c] = Σ (x − s[c]), s2[c] = Σ (x − s[c]) · (y − t[c]) over channel c's values
-    (x taken as 0 where q ≤ 0, when q is not NULL),
+    (x taken as 0 where q ≤ 0, when q is not NULL; row r's q at q + r · qs),
     for every c, in one pass through memory in order: each thread sums its blocks of
     (n, c) rows into partial sums of its own (nt × 2C doubles), which are then added
     thread by thread (a fixed order: the same numbers every call). −1 when the partial
@@ -321,10 +322,10 @@ cdef int row_order_sums(const floating *x, const floating *y, const floating *q,
         r0 = blk * B
         i = threadid()
         if floating is float:
-            bn_row_sums_f(x, y, q, r0, min(r0 + B, R), C, L, s, t, &part[2 * i * C],
+            bn_row_sums_f(x, y, q, qs, r0, min(r0 + B, R), C, L, s, t, &part[2 * i * C],
                           &part[(2 * i + 1) * C])
         else:
-            bn_row_sums_d(x, y, q, r0, min(r0 + B, R), C, L, s, t, &part[2 * i * C],
+            bn_row_sums_d(x, y, q, qs, r0, min(r0 + B, R), C, L, s, t, &part[2 * i * C],
                           &part[(2 * i + 1) * C])
     for c in range(C):
         s1[c] = 0
@@ -357,7 +358,7 @@ def batchnorm_stats(const floating[:, :, ::1] x,     # IN  (N, C, L)
         with nogil:
             for c in range(C):
                 buf[c] = x[0, c, 0]
-            err = row_order_sums(&x[0, 0, 0], &x[0, 0, 0], NULL, N, C, L, buf, buf, &buf[C],
+            err = row_order_sums(&x[0, 0, 0], &x[0, 0, 0], NULL, 0, N, C, L, buf, buf, &buf[C],
                                  &buf[2 * C], nt)
             for c in range(C):
                 m = buf[C + c] / count
@@ -373,7 +374,7 @@ def batchnorm_stats(const floating[:, :, ::1] x,     # IN  (N, C, L)
             s = x[0, c, 0]                  # s1 = Σ (x − s), s2 = Σ (x − s)²
             s1 = 0                          # (assigned here, so private to the thread)
             s2 = 0
-            channel_sums(&x[0, 0, 0], &x[0, 0, 0], NULL, N, C, L, c, s, s, &s1, &s2)
+            channel_sums(&x[0, 0, 0], &x[0, 0, 0], NULL, 0, N, C, L, c, s, s, &s1, &s2)
             m = s1 / count
             v = s2 / count - m * m
             mean[c] = <floating>(s + m)
@@ -417,13 +418,28 @@ def batchnorm_affine(const floating[:, :, ::1] x,    # IN  (N, C, L)
 
 
 cdef const floating *_mask(const floating[:, :, ::1] mask, Py_ssize_t N, Py_ssize_t C,
-                           Py_ssize_t L, str fn) except? NULL:
-    """The mask's data, NULL for None; a ValueError unless it has x's shape."""
+                           Py_ssize_t L, str fn, Py_ssize_t *qs,
+                           floating **ones) except NULL:
+    """The mask the backward passes read, row r's at q + r · qs: the mask's data (qs = L),
+    or without one a row of L ones (qs = 0; *ones to be freed). The two passes always take
+    the masked loops, whose additions — vectorised by the compiler — then come in the same
+    order with and without ReLU's mask, on every build: BatchNormReLU's gradients equal
+    ReLU's backward followed by BatchNorm's bit for bit. A ValueError unless the mask has
+    x's shape."""
+    cdef Py_ssize_t l
+    ones[0] = NULL
     if mask is None:
-        return NULL
+        ones[0] = <floating *>malloc(<size_t>L * sizeof(floating))
+        if ones[0] == NULL:
+            raise MemoryError()
+        for l in range(L):
+            ones[0][l] = 1
+        qs[0] = 0
+        return ones[0]
     if mask.shape[0] != N or mask.shape[1] != C or mask.shape[2] != L:
         raise ValueError(f"{fn}(): mask of shape {tuple(mask.shape)[:3]} for x of shape "
                          f"{(N, C, L)}")
+    qs[0] = L
     return &mask[0, 0, 0]
 
 
@@ -444,31 +460,36 @@ def batchnorm_grad_sums(const floating[:, :, ::1] x,     # IN  (N, C, L)
     cdef int nt = num_threads if N * C * L >= GRAIN else 1
     cdef double *buf
     cdef int err = 0
-    cdef const floating *q = _mask(mask, N, C, L, "batchnorm_grad_sums")
-    if rows_first(N, L, 2 if q == NULL else 3, by_rows):
-        buf = <double *>calloc(<size_t>4 * C, sizeof(double))   # 0, μ, then the sums
-        if buf == NULL:
-            raise MemoryError()
+    cdef Py_ssize_t qs
+    cdef floating *ones
+    cdef const floating *q = _mask(mask, N, C, L, "batchnorm_grad_sums", &qs, &ones)
+    try:
+        if rows_first(N, L, 2 if mask is None else 3, by_rows):
+            buf = <double *>calloc(<size_t>4 * C, sizeof(double))   # 0, μ, then the sums
+            if buf == NULL:
+                raise MemoryError()
+            with nogil:
+                for c in range(C):
+                    buf[C + c] = mean[c]
+                err = row_order_sums(&dy[0, 0, 0], &x[0, 0, 0], q, qs, N, C, L, buf,
+                                     &buf[C], &buf[2 * C], &buf[3 * C], nt)
+                for c in range(C):
+                    sum_dy[c] = <floating>buf[2 * C + c]
+                    sum_dy_xmu[c] = <floating>buf[3 * C + c]
+            free(buf)
+            if err:
+                raise MemoryError()
+            return
         with nogil:
-            for c in range(C):
-                buf[C + c] = mean[c]
-            err = row_order_sums(&dy[0, 0, 0], &x[0, 0, 0], q, N, C, L, buf, &buf[C],
-                                 &buf[2 * C], &buf[3 * C], nt)
-            for c in range(C):
-                sum_dy[c] = <floating>buf[2 * C + c]
-                sum_dy_xmu[c] = <floating>buf[3 * C + c]
-        free(buf)
-        if err:
-            raise MemoryError()
-        return
-    with nogil:
-        for c in prange(C, schedule='static', num_threads=nt):
-            mc = mean[c]                    # s1 = Σ δ, s2 = Σ δ · (x − μ)
-            s1 = 0                          # (assigned here, so private to the thread)
-            s2 = 0
-            channel_sums(&dy[0, 0, 0], &x[0, 0, 0], q, N, C, L, c, 0, mc, &s1, &s2)
-            sum_dy[c] = <floating>s1
-            sum_dy_xmu[c] = <floating>s2
+            for c in prange(C, schedule='static', num_threads=nt):
+                mc = mean[c]                # s1 = Σ δ, s2 = Σ δ · (x − μ)
+                s1 = 0                      # (assigned here, so private to the thread)
+                s2 = 0
+                channel_sums(&dy[0, 0, 0], &x[0, 0, 0], q, qs, N, C, L, c, 0, mc, &s1, &s2)
+                sum_dy[c] = <floating>s1
+                sum_dy_xmu[c] = <floating>s2
+    finally:
+        free(ones)
 
 
 def batchnorm_input_grad(const floating[:, :, ::1] x,    # IN  (N, C, L)
@@ -488,13 +509,18 @@ def batchnorm_input_grad(const floating[:, :, ::1] x,    # IN  (N, C, L)
     cdef Py_ssize_t blk, r0, R = N * C
     cdef int nt = num_threads if N * C * L >= GRAIN else 1
     cdef Py_ssize_t B = row_blocks(R, L, nt)
-    cdef const floating *q = _mask(mask, N, C, L, "batchnorm_input_grad")
-    with nogil:
-        for blk in prange((R + B - 1) // B, schedule='static', num_threads=nt):
-            r0 = blk * B
-            if floating is float:
-                bn_input_grad_rows_f(&x[0, 0, 0], &dy[0, 0, 0], q, &dx[0, 0, 0], r0,
-                                     min(r0 + B, R), C, L, &a[0], &k[0], &m[0], &mean[0])
-            else:
-                bn_input_grad_rows_d(&x[0, 0, 0], &dy[0, 0, 0], q, &dx[0, 0, 0], r0,
-                                     min(r0 + B, R), C, L, &a[0], &k[0], &m[0], &mean[0])
+    cdef Py_ssize_t qs
+    cdef floating *ones
+    cdef const floating *q = _mask(mask, N, C, L, "batchnorm_input_grad", &qs, &ones)
+    try:
+        with nogil:
+            for blk in prange((R + B - 1) // B, schedule='static', num_threads=nt):
+                r0 = blk * B
+                if floating is float:
+                    bn_input_grad_rows_f(&x[0, 0, 0], &dy[0, 0, 0], q, qs, &dx[0, 0, 0], r0,
+                                         min(r0 + B, R), C, L, &a[0], &k[0], &m[0], &mean[0])
+                else:
+                    bn_input_grad_rows_d(&x[0, 0, 0], &dy[0, 0, 0], q, qs, &dx[0, 0, 0], r0,
+                                         min(r0 + B, R), C, L, &a[0], &k[0], &m[0], &mean[0])
+    finally:
+        free(ones)
