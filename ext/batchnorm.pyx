@@ -84,31 +84,32 @@ cdef extern from *:
     #endif
     #include <stdint.h>
     #include <string.h>
-    /* g where q > 0, else 0 — ReLU's backward, δ masked by the forward's output — as a
-       bitwise and (all ones or all zeros) rather than a select: inside the sums' `omp simd`
-       reductions GCC 12 did not vectorise the select (a branch per value, half of them
-       mispredicted: 128×16×28², 3.7 ms against 0.23 unmasked). The same value as the
-       select, NaN and infinities included. */
-    static inline float mg_bn_where_pos_f(float q, float g) {
+    /* g where 0 < q and not q ≥ hi, else 0 — the backward of ReLU (hi NaN: q ≥ NaN is
+       never true, so the test is q > 0) or of ReLU6 (hi = 6: 0 < q < 6), δ masked by the
+       forward's output q — as a bitwise and (all ones or all zeros) rather than a select:
+       inside the sums' `omp simd` reductions GCC 12 did not vectorise the select (a branch
+       per value, half of them mispredicted: 128×16×28², 3.7 ms against 0.23 unmasked).
+       The same value as the select, NaN and infinities included. */
+    static inline float mg_bn_keep_f(float q, float hi, float g) {
         uint32_t b;
         memcpy(&b, &g, sizeof b);
-        b &= 0u - (uint32_t)(q > 0);
+        b &= 0u - (uint32_t)((q > 0) & !(q >= hi));
         memcpy(&g, &b, sizeof b);
         return g;
     }
-    static inline double mg_bn_where_pos_d(double q, double g) {
+    static inline double mg_bn_keep_d(double q, double hi, double g) {
         uint64_t b;
         memcpy(&b, &g, sizeof b);
-        b &= (uint64_t)0 - (uint64_t)(q > 0);
+        b &= (uint64_t)0 - (uint64_t)((q > 0) & !(q >= hi));
         memcpy(&g, &b, sizeof b);
         return g;
     }
-    #define MG_BN_WHERE_POS(q, g) _Generic((g), float: mg_bn_where_pos_f,               \
-                                            double: mg_bn_where_pos_d)(q, g)
+    #define MG_BN_KEEP(q, hi, g) _Generic((g), float: mg_bn_keep_f,                     \
+                                           double: mg_bn_keep_d)(q, hi, g)
     #define MINIGRAD_BN_LOOPS(SUF, T, ATTR)                                                \
     ATTR                                                                               \
     static void bn_channel_sums_##SUF(const T *x, const T *y, const T *q, Py_ssize_t qs,\
-                                      Py_ssize_t N,                                    \
+                                      T hi, Py_ssize_t N,                              \
                                       Py_ssize_t C, Py_ssize_t L, Py_ssize_t c,        \
                                       double s, double t, double *s1, double *s2) {    \
         double a = 0, b = 0;                                                           \
@@ -118,7 +119,7 @@ cdef extern from *:
             if (qr)                                                                    \
                 _Pragma("omp simd reduction(+:a, b)")                                  \
                 for (Py_ssize_t l = 0; l < L; l++) {                                   \
-                    T g = MG_BN_WHERE_POS(qr[l], xr[l]);  /* x where q > 0 */          \
+                    T g = MG_BN_KEEP(qr[l], hi, xr[l]);  /* x where 0 < q < hi */      \
                     double d = (double)g - s;                                          \
                     a += d;                                                            \
                     b += d * ((double)yr[l] - t);                                      \
@@ -136,7 +137,7 @@ cdef extern from *:
     }                                                                                  \
     ATTR                                                                               \
     static void bn_row_sums_##SUF(const T *x, const T *y, const T *q, Py_ssize_t qs,   \
-                                  Py_ssize_t r0,                                       \
+                                  T hi, Py_ssize_t r0,                                 \
                                   Py_ssize_t r1, Py_ssize_t C, Py_ssize_t L,           \
                                   const double *s, const double *t, double *s1,        \
                                   double *s2) {                                        \
@@ -146,7 +147,7 @@ cdef extern from *:
             if (qr)                                                                    \
                 _Pragma("omp simd reduction(+:a, b)")                                  \
                 for (Py_ssize_t l = 0; l < L; l++) {                                   \
-                    T g = MG_BN_WHERE_POS(qr[l], xr[l]);                               \
+                    T g = MG_BN_KEEP(qr[l], hi, xr[l]);                                \
                     double d = (double)g - sc;                                         \
                     a += d;                                                            \
                     b += d * ((double)yr[l] - tc);                                     \
@@ -165,7 +166,8 @@ cdef extern from *:
     ATTR                                                                               \
     static void bn_affine_rows_##SUF(const T *x, T *y, Py_ssize_t r0, Py_ssize_t r1,   \
                                      Py_ssize_t C, Py_ssize_t L, const T *a,           \
-                                     const T *mu, const T *b, int relu, const T *z) {  \
+                                     const T *mu, const T *b, int relu, T hi,          \
+                                     const T *z) {                                     \
         for (Py_ssize_t r = r0; r < r1; r++) {                                         \
             Py_ssize_t c = r % C;                                                      \
             T ac = a[c], mc = mu[c], bc = b[c];                                        \
@@ -176,6 +178,13 @@ cdef extern from *:
                     T v = ac * (xr[l] - mc) + bc;                                      \
                     v = v + zr[l];                                                     \
                     yr[l] = v <= 0 ? (T)0 : v;                                         \
+                }                                                                      \
+            else if (relu == 2)                 /* min(max(·, 0), hi) as Hardtanh has  \
+                                                   it (ReLU6): −0 and NaN stay */      \
+                for (Py_ssize_t l = 0; l < L; l++) {                                   \
+                    T v = ac * (xr[l] - mc) + bc;                                      \
+                    v = v < 0 ? (T)0 : v;                                              \
+                    yr[l] = v > hi ? hi : v;                                           \
                 }                                                                      \
             else if (relu)                      /* max(·, 0) as ReLU has it: NaN stays */ \
                 for (Py_ssize_t l = 0; l < L; l++) {                                   \
@@ -189,7 +198,7 @@ cdef extern from *:
     }                                                                                  \
     ATTR                                                                               \
     static void bn_input_grad_rows_##SUF(const T *x, const T *dy, const T *q,          \
-                                         Py_ssize_t qs, T *dx,                         \
+                                         Py_ssize_t qs, T hi, T *dx,                   \
                                          Py_ssize_t r0, Py_ssize_t r1, Py_ssize_t C,   \
                                          Py_ssize_t L, const T *a, const T *k,         \
                                          const T *m, const T *mu) {                    \
@@ -199,7 +208,7 @@ cdef extern from *:
             const T *xr = x + r * L, *dr = dy + r * L, *qr = q + r * qs;               \
             T *or_ = dx + r * L;                /* δ where q > 0 (ReLU's mask) */      \
             for (Py_ssize_t l = 0; l < L; l++) {                                       \
-                T g = MG_BN_WHERE_POS(qr[l], dr[l]);                                   \
+                T g = MG_BN_KEEP(qr[l], hi, dr[l]);                                    \
                 or_[l] = ac * g + kc * (xr[l] - uc) + mc;                              \
             }                                                                          \
         }                                                                              \
@@ -214,78 +223,81 @@ cdef extern from *:
     #define MG_BN_VECTOR_MIN_L 32
     #define MG_BN_BY_ROW_LENGTH(SUF, T)                                                \
     static inline void bn_channel_sums_##SUF(const T *x, const T *y, const T *q,       \
-                                             Py_ssize_t qs, Py_ssize_t N, Py_ssize_t C,\
-                                             Py_ssize_t L, Py_ssize_t c, double s,     \
-                                             double t, double *s1, double *s2) {       \
+                                             Py_ssize_t qs, T hi, Py_ssize_t N,        \
+                                             Py_ssize_t C, Py_ssize_t L, Py_ssize_t c, \
+                                             double s, double t, double *s1,           \
+                                             double *s2) {                             \
         (L >= MG_BN_VECTOR_MIN_L ? bn_channel_sums_##SUF##_vec                         \
-                                 : bn_channel_sums_##SUF##_short)(x, y, q, qs, N, C, L,\
+                                 : bn_channel_sums_##SUF##_short)(x, y, q, qs, hi, N, C, L,\
                                                                   c, s, t, s1, s2);    \
     }                                                                                  \
     static inline void bn_row_sums_##SUF(const T *x, const T *y, const T *q,           \
-                                         Py_ssize_t qs, Py_ssize_t r0, Py_ssize_t r1,  \
-                                         Py_ssize_t C, Py_ssize_t L, const double *s,  \
-                                         const double *t, double *s1, double *s2) {    \
+                                         Py_ssize_t qs, T hi, Py_ssize_t r0,           \
+                                         Py_ssize_t r1, Py_ssize_t C, Py_ssize_t L,    \
+                                         const double *s, const double *t, double *s1, \
+                                         double *s2) {                                 \
         (L >= MG_BN_VECTOR_MIN_L ? bn_row_sums_##SUF##_vec                             \
-                                 : bn_row_sums_##SUF##_short)(x, y, q, qs, r0, r1, C,  \
+                                 : bn_row_sums_##SUF##_short)(x, y, q, qs, hi, r0, r1, C,\
                                                               L, s, t, s1, s2);        \
     }                                                                                  \
     static inline void bn_affine_rows_##SUF(const T *x, T *y, Py_ssize_t r0,           \
                                             Py_ssize_t r1, Py_ssize_t C, Py_ssize_t L, \
                                             const T *a, const T *mu, const T *b,       \
-                                            int relu, const T *z) {                    \
+                                            int relu, T hi, const T *z) {              \
         (L >= MG_BN_VECTOR_MIN_L ? bn_affine_rows_##SUF##_vec                          \
                                  : bn_affine_rows_##SUF##_short)(x, y, r0, r1, C, L, a,\
-                                                                 mu, b, relu, z);      \
+                                                                 mu, b, relu, hi, z);  \
     }                                                                                  \
     static inline void bn_input_grad_rows_##SUF(const T *x, const T *dy, const T *q,   \
-                                                Py_ssize_t qs, T *dx, Py_ssize_t r0,   \
+                                                Py_ssize_t qs, T hi, T *dx,            \
+                                                Py_ssize_t r0,                         \
                                                 Py_ssize_t r1, Py_ssize_t C,           \
                                                 Py_ssize_t L, const T *a, const T *k,  \
                                                 const T *m, const T *mu) {             \
         (L >= MG_BN_VECTOR_MIN_L ? bn_input_grad_rows_##SUF##_vec                      \
-                                 : bn_input_grad_rows_##SUF##_short)(x, dy, q, qs, dx, \
+                                 : bn_input_grad_rows_##SUF##_short)(x, dy, q, qs, hi, dx,\
                                                                      r0, r1, C, L, a,  \
                                                                      k, m, mu);        \
     }
     MG_BN_BY_ROW_LENGTH(f, float)
     MG_BN_BY_ROW_LENGTH(d, double)
     """
-    void bn_channel_sums_f(const float *x, const float *y, const float *q, Py_ssize_t qs, Py_ssize_t N,
+    void bn_channel_sums_f(const float *x, const float *y, const float *q, Py_ssize_t qs, float hi, Py_ssize_t N,
                            Py_ssize_t C, Py_ssize_t L, Py_ssize_t c, double s, double t,
                            double *s1, double *s2) nogil
-    void bn_channel_sums_d(const double *x, const double *y, const double *q, Py_ssize_t qs, Py_ssize_t N,
+    void bn_channel_sums_d(const double *x, const double *y, const double *q, Py_ssize_t qs, double hi, Py_ssize_t N,
                            Py_ssize_t C, Py_ssize_t L, Py_ssize_t c, double s, double t,
                            double *s1, double *s2) nogil
-    void bn_row_sums_f(const float *x, const float *y, const float *q, Py_ssize_t qs, Py_ssize_t r0,
+    void bn_row_sums_f(const float *x, const float *y, const float *q, Py_ssize_t qs, float hi, Py_ssize_t r0,
                        Py_ssize_t r1, Py_ssize_t C, Py_ssize_t L, const double *s,
                        const double *t, double *s1, double *s2) nogil
-    void bn_row_sums_d(const double *x, const double *y, const double *q, Py_ssize_t qs, Py_ssize_t r0,
+    void bn_row_sums_d(const double *x, const double *y, const double *q, Py_ssize_t qs, double hi, Py_ssize_t r0,
                        Py_ssize_t r1, Py_ssize_t C, Py_ssize_t L, const double *s,
                        const double *t, double *s1, double *s2) nogil
     void bn_affine_rows_f(const float *x, float *y, Py_ssize_t r0, Py_ssize_t r1, Py_ssize_t C,
                           Py_ssize_t L, const float *a, const float *mu, const float *b,
-                          int relu, const float *z) nogil
+                          int relu, float hi, const float *z) nogil
     void bn_affine_rows_d(const double *x, double *y, Py_ssize_t r0, Py_ssize_t r1,
                           Py_ssize_t C, Py_ssize_t L, const double *a, const double *mu,
-                          const double *b, int relu, const double *z) nogil
-    void bn_input_grad_rows_f(const float *x, const float *dy, const float *q, Py_ssize_t qs, float *dx,
+                          const double *b, int relu, double hi, const double *z) nogil
+    void bn_input_grad_rows_f(const float *x, const float *dy, const float *q, Py_ssize_t qs, float hi, float *dx,
                               Py_ssize_t r0, Py_ssize_t r1, Py_ssize_t C, Py_ssize_t L,
                               const float *a, const float *k, const float *m,
                               const float *mu) nogil
-    void bn_input_grad_rows_d(const double *x, const double *dy, const double *q, Py_ssize_t qs, double *dx,
+    void bn_input_grad_rows_d(const double *x, const double *dy, const double *q, Py_ssize_t qs, double hi, double *dx,
                               Py_ssize_t r0, Py_ssize_t r1, Py_ssize_t C, Py_ssize_t L,
                               const double *a, const double *k, const double *m,
                               const double *mu) nogil
 
 
 cdef inline void channel_sums(const floating *x, const floating *y, const floating *q,
-                              Py_ssize_t qs, Py_ssize_t N, Py_ssize_t C, Py_ssize_t L,
-                              Py_ssize_t c, double s, double t, double *s1,
+                              Py_ssize_t qs, floating hi, Py_ssize_t N, Py_ssize_t C,
+                              Py_ssize_t L, Py_ssize_t c, double s, double t, double *s1,
                               double *s2) noexcept nogil:
     if floating is float:
-        bn_channel_sums_f(x, y, q, qs, N, C, L, c, s, t, s1, s2)
+        bn_channel_sums_f(x, y, q, qs, hi, N, C, L, c, s, t, s1, s2)
     else:
-        bn_channel_sums_d(x, y, q, qs, N, C, L, c, s, t, s1, s2)
+        bn_channel_sums_d(x, y, q, qs, hi, N, C, L, c, s, t, s1, s2)
 
 
 cdef inline Py_ssize_t row_blocks(Py_ssize_t R, Py_ssize_t L, int nt) noexcept nogil:
@@ -305,10 +317,10 @@ cdef inline bint rows_first(Py_ssize_t N, Py_ssize_t L, int arrays, int by_rows)
 
 
 cdef int row_order_sums(const floating *x, const floating *y, const floating *q, Py_ssize_t qs,
-                        Py_ssize_t N, Py_ssize_t C, Py_ssize_t L, double *s, double *t,
+                        floating hi, Py_ssize_t N, Py_ssize_t C, Py_ssize_t L, double *s, double *t,
                         double *s1, double *s2, int nt) noexcept nogil:
     """s1[c] = Σ (x − s[c]), s2[c] = Σ (x − s[c]) · (y − t[c]) over channel c's values
-    (x taken as 0 where q ≤ 0, when q is not NULL; row r's q at q + r · qs),
+    (x taken as 0 unless 0 < q < hi, when q is not NULL; row r's q at q + r · qs),
     for every c, in one pass through memory in order: each thread sums its blocks of
     (n, c) rows into partial sums of its own (nt × 2C doubles), which are then added
     thread by thread (a fixed order: the same numbers every call). −1 when the partial
@@ -322,10 +334,10 @@ cdef int row_order_sums(const floating *x, const floating *y, const floating *q,
         r0 = blk * B
         i = threadid()
         if floating is float:
-            bn_row_sums_f(x, y, q, qs, r0, min(r0 + B, R), C, L, s, t, &part[2 * i * C],
+            bn_row_sums_f(x, y, q, qs, hi, r0, min(r0 + B, R), C, L, s, t, &part[2 * i * C],
                           &part[(2 * i + 1) * C])
         else:
-            bn_row_sums_d(x, y, q, qs, r0, min(r0 + B, R), C, L, s, t, &part[2 * i * C],
+            bn_row_sums_d(x, y, q, qs, hi, r0, min(r0 + B, R), C, L, s, t, &part[2 * i * C],
                           &part[(2 * i + 1) * C])
     for c in range(C):
         s1[c] = 0
@@ -358,7 +370,7 @@ def batchnorm_stats(const floating[:, :, ::1] x,     # IN  (N, C, L)
         with nogil:
             for c in range(C):
                 buf[c] = x[0, c, 0]
-            err = row_order_sums(&x[0, 0, 0], &x[0, 0, 0], NULL, 0, N, C, L, buf, buf, &buf[C],
+            err = row_order_sums(&x[0, 0, 0], &x[0, 0, 0], NULL, 0, 0, N, C, L, buf, buf, &buf[C],
                                  &buf[2 * C], nt)
             for c in range(C):
                 m = buf[C + c] / count
@@ -374,7 +386,7 @@ def batchnorm_stats(const floating[:, :, ::1] x,     # IN  (N, C, L)
             s = x[0, c, 0]                  # s1 = Σ (x − s), s2 = Σ (x − s)²
             s1 = 0                          # (assigned here, so private to the thread)
             s2 = 0
-            channel_sums(&x[0, 0, 0], &x[0, 0, 0], NULL, 0, N, C, L, c, s, s, &s1, &s2)
+            channel_sums(&x[0, 0, 0], &x[0, 0, 0], NULL, 0, 0, N, C, L, c, s, s, &s1, &s2)
             m = s1 / count
             v = s2 / count - m * m
             mean[c] = <floating>(s + m)
@@ -388,19 +400,26 @@ def batchnorm_affine(const floating[:, :, ::1] x,    # IN  (N, C, L)
                      floating[:, :, ::1] y,          # OUT (N, C, L)
                      int num_threads,
                      bint relu=False,                # IN  y = max(·, 0) as well
-                     const floating[:, :, ::1] z=None):   # IN  (N, C, L): y = max(· + z, 0)
+                     const floating[:, :, ::1] z=None,    # IN  (N, C, L): y = max(· + z, 0)
+                     hi=None):                       # IN  relu: y = min(max(·, 0), hi)
     """y = a · (x − μ) + b per channel (= γ · x̂ + β). (Not a · x + (b − a·μ): when
     |μ| ≫ σ the two large terms would cancel, and float32 keep few digits of y.)
     relu: y = max(a · (x − μ) + b, 0) in the same pass, bit for bit what ReLU's kernel
     (ext/elementwise.pyx) makes of the first (a NaN stays NaN): BatchNorm followed by ReLU
     without writing and reading the activation in between. z (x's shape): y =
     max(a · (x − μ) + b + z, 0), bit for bit add_relu's of the BatchNorm output and z — a
-    residual block's end, relu(bn(·) + identity), in one pass."""
+    residual block's end, relu(bn(·) + identity), in one pass. hi (with relu, not z): y =
+    min(max(a · (x − μ) + b, 0), hi), bit for bit Hardtanh's (0, hi) of the first (−0 and
+    NaN stay): BatchNorm followed by ReLU6 (hi = 6)."""
     cdef Py_ssize_t N = x.shape[0], C = x.shape[1], L = x.shape[2]
     cdef Py_ssize_t blk, r0, R = N * C
     cdef int nt = num_threads if N * C * L >= GRAIN else 1
     cdef Py_ssize_t B = row_blocks(R, L, nt)
     cdef const floating* zp = NULL
+    cdef int mode = (2 if hi is not None else 1) if relu else 0
+    cdef floating h = 0 if hi is None else <floating>float(hi)
+    if hi is not None and (not relu or z is not None):
+        raise ValueError("batchnorm_affine(): hi goes with relu and without z")
     if z is not None:
         if z.shape[0] != N or z.shape[1] != C or z.shape[2] != L:
             raise ValueError(f"batchnorm_affine(): z of shape {tuple(z.shape)[:3]} for x of "
@@ -411,10 +430,10 @@ def batchnorm_affine(const floating[:, :, ::1] x,    # IN  (N, C, L)
             r0 = blk * B
             if floating is float:
                 bn_affine_rows_f(&x[0, 0, 0], &y[0, 0, 0], r0, min(r0 + B, R), C, L, &a[0],
-                                 &mean[0], &b[0], relu, zp)
+                                 &mean[0], &b[0], mode, h, zp)
             else:
                 bn_affine_rows_d(&x[0, 0, 0], &y[0, 0, 0], r0, min(r0 + B, R), C, L, &a[0],
-                                 &mean[0], &b[0], relu, zp)
+                                 &mean[0], &b[0], mode, h, zp)
 
 
 cdef const floating *_mask(const floating[:, :, ::1] mask, Py_ssize_t N, Py_ssize_t C,
@@ -443,6 +462,16 @@ cdef const floating *_mask(const floating[:, :, ::1] mask, Py_ssize_t N, Py_ssiz
     return &mask[0, 0, 0]
 
 
+cdef double _upper(object hi, object mask) except? -1:
+    """The masked loops' upper bound: NaN for none (r ≥ NaN is never true: the mask is
+    r > 0, ReLU's), else hi (0 < r < hi, ReLU6's with hi = 6). hi needs a mask."""
+    if hi is None:
+        return float("nan")
+    if mask is None:
+        raise ValueError("batchnorm backward: hi needs a mask")
+    return float(hi)
+
+
 def batchnorm_grad_sums(const floating[:, :, ::1] x,     # IN  (N, C, L)
                         const floating[:, :, ::1] dy,    # IN  (N, C, L) δ
                         const floating[::1] mean,        # IN  (C,) μ
@@ -450,10 +479,12 @@ def batchnorm_grad_sums(const floating[:, :, ::1] x,     # IN  (N, C, L)
                         floating[::1] sum_dy_xmu,        # OUT (C,) Σ δ · (x − μ)
                         int num_threads,
                         int by_rows=-1,                  # IN  as batchnorm_stats has it
-                        const floating[:, :, ::1] mask=None):  # IN (N, C, L) r: δ where r > 0
+                        const floating[:, :, ::1] mask=None,  # IN (N, C, L) r: δ where r > 0
+                        hi=None):                        # IN  δ where 0 < r < hi
     """The two per-channel sums of the backward, in one pass (double accumulators).
     mask (x's shape, the output r = max(y, 0) of BatchNorm followed by ReLU): the sums of
-    ReLU's backward of δ, δ where r > 0 and 0 elsewhere, without writing it out."""
+    ReLU's backward of δ, δ where r > 0 and 0 elsewhere, without writing it out; with hi
+    (r = min(max(y, 0), hi), ReLU6's), of δ where 0 < r < hi."""
     cdef Py_ssize_t N = x.shape[0], C = x.shape[1], L = x.shape[2]
     cdef Py_ssize_t c
     cdef double s1, s2, mc
@@ -463,6 +494,7 @@ def batchnorm_grad_sums(const floating[:, :, ::1] x,     # IN  (N, C, L)
     cdef Py_ssize_t qs
     cdef floating *ones
     cdef const floating *q = _mask(mask, N, C, L, "batchnorm_grad_sums", &qs, &ones)
+    cdef floating h = <floating>_upper(hi, mask)
     try:
         if rows_first(N, L, 2 if mask is None else 3, by_rows):
             buf = <double *>calloc(<size_t>4 * C, sizeof(double))   # 0, μ, then the sums
@@ -471,7 +503,7 @@ def batchnorm_grad_sums(const floating[:, :, ::1] x,     # IN  (N, C, L)
             with nogil:
                 for c in range(C):
                     buf[C + c] = mean[c]
-                err = row_order_sums(&dy[0, 0, 0], &x[0, 0, 0], q, qs, N, C, L, buf,
+                err = row_order_sums(&dy[0, 0, 0], &x[0, 0, 0], q, qs, h, N, C, L, buf,
                                      &buf[C], &buf[2 * C], &buf[3 * C], nt)
                 for c in range(C):
                     sum_dy[c] = <floating>buf[2 * C + c]
@@ -485,7 +517,8 @@ def batchnorm_grad_sums(const floating[:, :, ::1] x,     # IN  (N, C, L)
                 mc = mean[c]                # s1 = Σ δ, s2 = Σ δ · (x − μ)
                 s1 = 0                      # (assigned here, so private to the thread)
                 s2 = 0
-                channel_sums(&dy[0, 0, 0], &x[0, 0, 0], q, qs, N, C, L, c, 0, mc, &s1, &s2)
+                channel_sums(&dy[0, 0, 0], &x[0, 0, 0], q, qs, h, N, C, L, c, 0, mc,
+                             &s1, &s2)
                 sum_dy[c] = <floating>s1
                 sum_dy_xmu[c] = <floating>s2
     finally:
@@ -500,7 +533,8 @@ def batchnorm_input_grad(const floating[:, :, ::1] x,    # IN  (N, C, L)
                          const floating[::1] m,          # IN  (C,) −a · ∂L/∂β / n
                          floating[:, :, ::1] dx,         # OUT (N, C, L) ∂L/∂x
                          int num_threads,
-                         const floating[:, :, ::1] mask=None):  # IN (N, C, L) r: δ where r > 0
+                         const floating[:, :, ::1] mask=None,  # IN (N, C, L) r: δ where r > 0
+                         hi=None):                       # IN  δ where 0 < r < hi
     """∂L/∂x = a · δ + k · (x − μ) + m per channel
              = γ/σ̂ · (δ − ⟨δ⟩ − x̂ · ⟨δ · x̂⟩).
     mask: as batchnorm_grad_sums has it (δ where r > 0, 0 elsewhere: ReLU's backward
@@ -512,15 +546,16 @@ def batchnorm_input_grad(const floating[:, :, ::1] x,    # IN  (N, C, L)
     cdef Py_ssize_t qs
     cdef floating *ones
     cdef const floating *q = _mask(mask, N, C, L, "batchnorm_input_grad", &qs, &ones)
+    cdef floating h = <floating>_upper(hi, mask)
     try:
         with nogil:
             for blk in prange((R + B - 1) // B, schedule='static', num_threads=nt):
                 r0 = blk * B
                 if floating is float:
-                    bn_input_grad_rows_f(&x[0, 0, 0], &dy[0, 0, 0], q, qs, &dx[0, 0, 0], r0,
+                    bn_input_grad_rows_f(&x[0, 0, 0], &dy[0, 0, 0], q, qs, h, &dx[0, 0, 0], r0,
                                          min(r0 + B, R), C, L, &a[0], &k[0], &m[0], &mean[0])
                 else:
-                    bn_input_grad_rows_d(&x[0, 0, 0], &dy[0, 0, 0], q, qs, &dx[0, 0, 0], r0,
+                    bn_input_grad_rows_d(&x[0, 0, 0], &dy[0, 0, 0], q, qs, h, &dx[0, 0, 0], r0,
                                          min(r0 + B, R), C, L, &a[0], &k[0], &m[0], &mean[0])
     finally:
         free(ones)

@@ -199,3 +199,108 @@ def test_models_fuse_and_train_as_before(name):
     assert "BatchNormReLU" in ops and "BatchNormReLU" not in ops2
     for a, b in zip(got, want):
         np.testing.assert_array_equal(a, b)
+
+
+# ---- BatchNorm followed by ReLU6 (max_val) -------------------------------------------------
+
+def both6(x, C, dtype, training, affine, rng, path, hi=6.0):
+    """relu6(batch_norm(x)) (hardtanh(·, 0, hi)) and batch_norm_relu(x, max_val=hi):
+    (output, running stats, ∂L/∂x, ∂L/∂γ, ∂L/∂β) of each."""
+    w = mg.tensor(rng.uniform(0.5, 3, C).astype(dtype), requires_grad=True) if affine else None
+    b = mg.tensor(rng.standard_normal(C).astype(dtype) * 3, requires_grad=True) if affine else None
+    stats = (rng.standard_normal(C).astype(dtype), rng.uniform(0.5, 2, C).astype(dtype))
+    δ = rng.standard_normal(x.shape).astype(dtype)
+    out = []
+    for fused in (False, True):
+        xt = mg.tensor(x, requires_grad=True)
+        rm, rv = stats[0].copy(), stats[1].copy()
+        for t in (w, b):
+            if t is not None:
+                t.grad = None
+        with kernels.use(path):
+            if fused:
+                y = F.batch_norm_relu(xt, rm, rv, w, b, training=training, max_val=hi)
+            else:
+                y = F.hardtanh(F.batch_norm(xt, rm, rv, w, b, training=training), 0.0, hi)
+            y.backward(δ)
+        out.append([y.data, rm, rv, xt.grad.data] + [t.grad.data for t in (w, b) if t is not None])
+    return out
+
+
+@settings(max_examples=40, deadline=None)
+@given(N=st.integers(2, 40), C=st.integers(1, 5), spatial=st.sampled_from([(), (3,), (2, 3), (6, 7)]),
+       dtype=st.sampled_from([np.float32, np.float64]), training=st.booleans(),
+       affine=st.booleans(), path=st.sampled_from([None, "direct"]),
+       hi=st.sampled_from([6.0, 0.5, 2.0]), seed=st.integers(0, 2**31 - 1))
+def test_relu6_equals_hardtanh_of_batch_norm_bit_for_bit(N, C, spatial, dtype, training, affine,
+                                                         path, hi, seed):
+    """max_val: min(max(y, 0), max_val) — outputs, running statistics and gradients equal
+    hardtanh(batch_norm(x), 0, max_val)'s bit for bit, on the kernels and the NumPy
+    formulas, with outputs on both sides of the clamp (max_val 0.5 clamps about a third of
+    x̂; large γ and β), −0 and NaN."""
+    rng = np.random.default_rng(seed)
+    x = data(rng, (N, C) + spatial, dtype, specials=True) * 3
+    plain, fused = both6(x, C, dtype, training, affine, rng, path, hi)
+    for a, b in zip(plain, fused):
+        np.testing.assert_array_equal(a, b)
+        assert np.array_equal(np.signbit(a), np.signbit(b))     # −0 where the two ops have it
+
+
+def test_relu6_second_derivatives_and_gradcheck():
+    """create_graph=True: the backward is HardtanhBackward then BatchNorm's recorded one, so
+    second derivatives equal hardtanh∘batch_norm's; and both match finite differences
+    away from the kinks at 0 and max_val."""
+    rng = np.random.default_rng(8)
+    x0 = rng.standard_normal((3, 2, 2, 2)) * 2
+    w0, b0 = rng.uniform(1, 2, 2), np.array([0.5, 1.5])
+    v = rng.standard_normal(x0.shape)
+
+    def hess_vec(op):
+        x, w, b = (mg.tensor(a, requires_grad=True) for a in (x0, w0, b0))
+        gx, = grad((op(x, w, b) * mg.tensor(v)).sum(), [x], create_graph=True)
+        return [g.data for g in grad((gx * gx).sum(), [x, w])]
+
+    fused = hess_vec(lambda x, w, b: F.batch_norm_relu(x, None, None, w, b, training=True,
+                                                       max_val=2.0))
+    plain = hess_vec(lambda x, w, b: F.hardtanh(F.batch_norm(x, None, None, w, b, training=True),
+                                                0.0, 2.0))
+    for a, b in zip(plain, fused):
+        np.testing.assert_array_equal(a, b)
+    y = F.batch_norm(mg.tensor(x0), None, None, mg.tensor(w0), mg.tensor(b0), training=True).data
+    assert np.abs(y).min() > 1e-3 and np.abs(y - 2.0).min() > 1e-3 and (y > 2).any()
+    inputs = [mg.tensor(a, requires_grad=True) for a in (x0, w0, b0)]
+
+    def fn(x, w, b):
+        return F.batch_norm_relu(x, None, None, w, b, training=True, max_val=2.0)
+    assert gradcheck(fn, inputs)
+    assert gradgradcheck(fn, inputs)
+
+
+def test_sequential_fuses_batch_norm_then_relu6_and_hardtanh_from_zero_only():
+    rng = np.random.default_rng(9)
+    x = rng.standard_normal((4, 3, 6, 6)).astype(np.float32) * 3
+    δ = rng.standard_normal((4, 5, 6, 6)).astype(np.float32)
+
+    def make():
+        return nn.Sequential(nn.Conv2d(3, 5, 3, padding=1), nn.BatchNorm2d(5), nn.ReLU6())
+    fused, plain = twin(make)
+    ops, got = run(fused, x, δ)
+    assert ops[0] == "BatchNormReLU" and "Hardtanh" not in ops
+    plain[2].register_forward_hook(lambda m, a, out: None)          # a hook: no fusion
+    ops2, want = run(plain, x, δ)
+    assert ops2[:2] == ["Hardtanh", "BatchNorm"]
+    for a, b in zip(got, want):
+        np.testing.assert_array_equal(a, b)
+    xg = mg.tensor(x[:, :1], requires_grad=True)
+    assert nn.Sequential(nn.BatchNorm2d(1), nn.Hardtanh(0.0, 3.0))(xg).grad_fn.name == \
+        "BatchNormReLU"
+    assert nn.Sequential(nn.BatchNorm2d(1), nn.Hardtanh(-1.0, 1.0))(xg).grad_fn.name == "Hardtanh"
+    assert nn.bn_relu(nn.BatchNorm2d(1), nn.ReLU6(), xg).grad_fn.name == "BatchNormReLU"
+
+
+def test_relu6_max_val_is_checked():
+    x = mg.tensor(np.ones((2, 3, 2, 2), np.float32))
+    for bad, err in ((0.0, ValueError), (-1, ValueError), (float("inf"), ValueError),
+                     (float("nan"), ValueError), ("6", TypeError), (True, TypeError)):
+        with pytest.raises(err, match=r"batch_norm_relu\(\): max_val"):
+            F.batch_norm_relu(x, None, None, training=True, max_val=bad)

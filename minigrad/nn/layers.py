@@ -209,17 +209,19 @@ class _BatchNorm(Module):
 
 
 def bn_relu(bn, relu, x):
-    """relu(bn(x)) — a BatchNorm1d/2d module `bn`, then a ReLU module `relu` (None: F.relu) —
+    """relu(bn(x)) — a BatchNorm1d/2d module `bn`, then a ReLU module `relu` (None: F.relu),
+    or a ReLU6 (any Hardtanh with min_val 0 and a positive, finite max_val) —
     as one op when nothing can tell the difference: ops/norm.py's BatchNormReLU, the same
-    numbers and gradients bit for bit, with max(y, 0) written in the pass that computes y
-    (one pass over the activation and one graph node less). That is when neither module
-    has a forward hook or pre-hook and neither is a subclass with a forward of its own;
-    otherwise the two calls are made as written. nn.Sequential applies it to every
-    BatchNorm followed by a ReLU; models call it where their forward does the same.
+    numbers and gradients bit for bit, with max(y, 0) (min(max(y, 0), max_val)) written in
+    the pass that computes y (one pass over the activation and one graph node less). That
+    is when neither module has a forward hook or pre-hook and neither is a subclass with a
+    forward of its own; otherwise the two calls are made as written. nn.Sequential applies
+    it to every BatchNorm followed by a ReLU or a ReLU6; models call it where their forward
+    does the same.
 
     Shapes: x (N, C) / (N, C, L) for BatchNorm1d, (N, C, H, W) for BatchNorm2d; out as x."""
-    if _fusable(bn, relu):
-        return _fused(bn, x)
+    if _fusable(bn, relu, clamp=True):
+        return _fused(bn, x, relu)
     y = bn(x)
     return E.relu(y) if relu is None else relu(y)
 
@@ -253,10 +255,23 @@ def add_relu(relu, a, b):
     return relu(a + b)
 
 
-def _fusable(bn, relu):
-    """Whether bn_relu may run bn then relu as one op (see there)."""
+def _fusable(bn, relu, clamp=False):
+    """Whether bn_relu may run bn then relu as one op (see there); clamp: a plain ReLU6
+    (Hardtanh with min_val 0) counts as well."""
     return (isinstance(bn, _BatchNorm) and type(bn).forward is _BatchNorm.forward
-            and _plain_relu(relu) and not _hooked(bn))
+            and (_plain_relu(relu) or (clamp and _plain_relu6(relu) is not None))
+            and not _hooked(bn))
+
+
+def _plain_relu6(act):
+    """max_val of a Hardtanh module (ReLU6 among them) nothing could tell apart from
+    F.hardtanh(·, 0, max_val) — min_val 0, a positive finite max_val, Hardtanh's own
+    forward, no hooks —; None for anything else."""
+    from .activation import Hardtanh
+    if (isinstance(act, Hardtanh) and type(act).forward is Hardtanh.forward and not _hooked(act)
+            and act.min_val == 0 and 0 < act.max_val < math.inf):
+        return float(act.max_val)
+    return None
 
 
 def _plain_relu(relu):
@@ -266,9 +281,10 @@ def _plain_relu(relu):
                             and not _hooked(relu))
 
 
-def _fused(bn, x):
-    """bn's forward with the ReLU after it, as one op (the caller checked _fusable)."""
-    return B.batch_norm_relu(*bn._norm_args(x))
+def _fused(bn, x, act=None):
+    """bn's forward with the ReLU (or ReLU6) `act` after it, as one op (the caller checked
+    _fusable)."""
+    return B.batch_norm_relu(*bn._norm_args(x), max_val=_plain_relu6(act))
 
 
 def _hooked(m):

@@ -479,13 +479,13 @@ class Sequential(Module):
 
     def forward(self, x):
         """Apply the modules in order: x -> m0(x) -> m1(m0(x)) -> ... A BatchNorm followed by
-        a ReLU runs as one op where that gives the same result (nn.bn_relu)."""
+        a ReLU or a ReLU6 runs as one op where that gives the same result (nn.bn_relu)."""
         from .layers import _fusable, _fused
         mods = list(self._modules.values())
         i = 0
         while i < len(mods):
-            if i + 1 < len(mods) and _fusable(mods[i], mods[i + 1]):
-                x = _fused(mods[i], x)
+            if i + 1 < len(mods) and _fusable(mods[i], mods[i + 1], clamp=True):
+                x = _fused(mods[i], x, mods[i + 1])
                 i += 2
             else:
                 x = mods[i](x)

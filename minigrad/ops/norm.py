@@ -9,6 +9,7 @@ from ..autograd import Function, is_grad_enabled
 from ..tensor_base import TensorBase, wrap
 from ..threads import get_num_threads
 from ._args import as_float_tensor, check_same_dtype
+from .activation import HardtanhBackward
 from .elementwise import ReLUBackward
 
 
@@ -37,9 +38,11 @@ class BatchNorm(Function):
     """
 
     @staticmethod
-    def forward(ctx, x, weight, bias, training, momentum, eps, running_mean=None, running_var=None):
+    def forward(ctx, x, weight, bias, training, momentum, eps, running_mean=None, running_var=None,
+                max_val=None):
         relu = isinstance(ctx, BatchNormReLU)      # max(y, 0) in the same pass; r kept for the mask
         residual = getattr(ctx, "residual", None)  # BatchNormAddReLU: max(y + z, 0)
+        ctx.hi = max_val if relu else None         # BatchNormReLU: min(max(y, 0), max_val)
         fused = kernels._norm_path(x) == "fused"
         if training:
             n = x.size // x.shape[1]
@@ -56,17 +59,17 @@ class BatchNorm(Function):
         inv_std = (1.0 / np.sqrt(var + eps)).astype(x.dtype)       # (C,) 1/σ̂
         kernels._ran("batch_norm", "forward", "fused" if fused else "direct", x.shape)
         y = (_forward_fused if fused else _forward_numpy)(x, mean, inv_std, weight, bias, relu,
-                                                          residual)
+                                                          residual, ctx.hi)
         ctx.save_for_backward(mean, inv_std, *((y,) if relu else ()))
         ctx.fused = fused
         ctx.stats = NormStats(x.shape, x.shape, _axes(x), _axes(x), _bshape(x), training, eps)
         return y
 
     @staticmethod
-    def backward(ctx, δ, mask=None):
+    def backward(ctx, δ, mask=None, hi=None):
         """A first-order backward (no graph recorded) computes the three gradients in one
         fused pass of the path the forward took (mask, on the fused path: of δ where
-        mask > 0, BatchNormReLU's). Recording (create_graph=True), ∂L/∂x is
+        mask > 0 — and mask < hi when hi is given —, BatchNormReLU's). Recording (create_graph=True), ∂L/∂x is
         BatchNormBackward and ∂L/∂γ = Σ δ · x̂ is NormWeightGrad, ops of their own whose
         backward gives the second derivatives; ∂L/∂β = Σ δ."""
         x, weight = ctx.inputs[:2]
@@ -78,7 +81,7 @@ class BatchNorm(Function):
             if mask is not None:
                 grads = _backward_fused(x.data, δ.data, mean, inv_std,
                                         None if weight is None else weight.data,
-                                        stats.training, needs, mask)
+                                        stats.training, needs, mask, hi)
             else:
                 grads = (_backward_fused if ctx.fused else _backward_numpy)(
                     x.data, δ.data, mean, inv_std, None if weight is None else weight.data,
@@ -100,20 +103,26 @@ class BatchNormReLU(BatchNorm):
     the same numbers bit for bit (nn.Sequential and the models call it for a BatchNorm
     followed by a ReLU). The forward writes r in the pass that computes y (y itself is
     never stored: one pass over the activation less, and one op less in the graph).
+    With max_val (a keyword of apply): r = min(max(y, 0), max_val), bit for bit
+    `hardtanh(batch_norm(x), 0, max_val)` — ReLU6 after a BatchNorm (MobileNetV2's).
 
     Backward: ReLU's, then BatchNorm's, ∂L/∂y = δ where r > 0, else 0 (ReLUBackward, an op,
-    so a recorded backward is differentiated through both), and ∂L/∂x, ∂L/∂γ, ∂L/∂β from
-    ∂L/∂y as in BatchNorm.
+    so a recorded backward is differentiated through both; with max_val, δ where
+    0 < r < max_val — Hardtanh's mask 0 < y < max_val, which r gives exactly —,
+    HardtanhBackward), and ∂L/∂x, ∂L/∂γ, ∂L/∂β from ∂L/∂y as in BatchNorm.
     """
 
     @staticmethod
     def backward(ctx, δ):
-        """∂L/∂y = δ · [r > 0] (ReLU's backward), then BatchNorm's backward of ∂L/∂y. A
-        first-order backward on the fused path reads the mask in BatchNorm's two passes
-        (ext/batchnorm.pyx, `mask`) and never writes ∂L/∂y out."""
+        """∂L/∂y = δ · [r > 0] (ReLU's backward; with max_val δ · [0 < r < max_val]),
+        then BatchNorm's backward of ∂L/∂y. A first-order backward on the fused path reads
+        the mask in BatchNorm's two passes (ext/batchnorm.pyx, `mask`, `hi`) and never
+        writes ∂L/∂y out."""
+        r, hi = ctx.saved[2], ctx.hi
         if ctx.fused and not is_grad_enabled():
-            return BatchNorm.backward(ctx, δ, mask=ctx.saved[2])
-        return BatchNorm.backward(ctx, ReLUBackward.apply(δ, ctx.saved[2]))
+            return BatchNorm.backward(ctx, δ, mask=r, hi=hi)
+        masked = ReLUBackward.apply(δ, r) if hi is None else HardtanhBackward.apply(δ, r, 0.0, hi)
+        return BatchNorm.backward(ctx, masked)
 
 
 class BatchNormAddReLU(BatchNormReLU):
@@ -164,9 +173,9 @@ def _batch_stats_numpy(x):
     return mean, var
 
 
-def _forward_numpy(x, mean, inv_std, weight, bias, relu=False, residual=None):
+def _forward_numpy(x, mean, inv_std, weight, bias, relu=False, residual=None, hi=None):
     """y = γ · x̂ + β, x̂ = (x − μ) / σ̂, as NumPy broadcasting (relu: max(y, 0), NaN kept;
-    a residual z: max(y + z, 0))."""
+    a residual z: max(y + z, 0); relu with hi: min(max(y, 0), hi) as Hardtanh has it)."""
     bshape = _bshape(x)
     xhat = (x - mean.reshape(bshape)) * inv_std.reshape(bshape)    # (N, C, ...)
     y = xhat if weight is None else xhat * weight.reshape(bshape)
@@ -174,7 +183,11 @@ def _forward_numpy(x, mean, inv_std, weight, bias, relu=False, residual=None):
         y = y + bias.reshape(bshape)
     if residual is not None:
         y = y + residual
-    if relu:
+    if relu and hi is not None:                                    # Hardtanh(0, hi): −0 stays
+        y = y.astype(x.dtype, copy=False)
+        y = np.where(y < 0, y.dtype.type(0), y)
+        y = np.where(y > hi, y.dtype.type(hi), y)
+    elif relu:
         y = np.where(y <= 0, 0, y)
     return np.ascontiguousarray(y, dtype=x.dtype)
 
@@ -225,9 +238,9 @@ def _batch_stats_fused(x):
     return mean, var
 
 
-def _forward_fused(x, mean, inv_std, weight, bias, relu=False, residual=None):
+def _forward_fused(x, mean, inv_std, weight, bias, relu=False, residual=None, hi=None):
     """y = a · (x − μ) + β per channel, a = γ/σ̂ (= γ · x̂ + β), in one pass (relu: max(y, 0)
-    in the same pass; a residual z of x's shape: max(y + z, 0))."""
+    in the same pass, min(max(y, 0), hi) with hi; a residual z of x's shape: max(y + z, 0))."""
     C = x.shape[1]
     x3 = _ncl(x, "input", C)                                       # (N, C, L)
     a = inv_std if weight is None else inv_std * _per_channel(weight, C, x.dtype, "weight")  # (C,) γ/σ̂
@@ -235,17 +248,18 @@ def _forward_fused(x, mean, inv_std, weight, bias, relu=False, residual=None):
     y = np.empty(x.shape, x.dtype)
     _bn.batchnorm_affine(x3, _per_channel(mean, C, x.dtype, "mean"), _per_channel(a, C, x.dtype, "weight"),
                          _per_channel(b, C, x.dtype, "bias"), y.reshape(x3.shape), get_num_threads(),
-                         relu, None if residual is None else _ncl(residual, "residual", C))
+                         relu, None if residual is None else _ncl(residual, "residual", C), hi)
     return y
 
 
-def _backward_fused(x, δ, mean, inv_std, weight, training, needs, mask=None):
+def _backward_fused(x, δ, mean, inv_std, weight, training, needs, mask=None, hi=None):
     """The docstring's formulas in two passes (ext/batchnorm.pyx): the sums Σ δ and
     Σ δ · (x − μ), then ∂L/∂x = a · δ + k · (x − μ) + m per channel, where a = γ/σ̂ and
     (training) k = −a · ∂L/∂γ / (n σ̂), m = −a · ∂L/∂β / n — that is
     γ/σ̂ · (δ − ⟨δ⟩ − x̂ · ⟨δ · x̂⟩) with ⟨δ⟩ = ∂L/∂β / n and ⟨δ · x̂⟩ = ∂L/∂γ / n.
     mask (x's shape and dtype, or None): δ is taken as 0 where mask ≤ 0 — ReLU's backward
-    of a BatchNorm followed by ReLU (mask = its output), read in both passes."""
+    of a BatchNorm followed by ReLU (mask = its output), read in both passes — and, with hi,
+    where mask ≥ hi (ReLU6's: hi = 6)."""
     C = x.shape[1]
     x3, δ3 = _ncl(x, "input", C), _ncl(δ, "grad_output", C)       # (N, C, L) each
     q3 = None if mask is None else _ncl(mask, "mask", C)           # (N, C, L) or None
@@ -256,7 +270,7 @@ def _backward_fused(x, δ, mean, inv_std, weight, training, needs, mask=None):
     nt, n = get_num_threads(), x3.shape[0] * x3.shape[2]
     mean = _per_channel(mean, C, x.dtype, "mean")
     sum_dy, sum_dy_xmu = np.empty(C, x.dtype), np.empty(C, x.dtype)
-    _bn.batchnorm_grad_sums(x3, δ3, mean, sum_dy, sum_dy_xmu, nt, mask=q3)  # Σ δ, Σ δ · (x − μ)
+    _bn.batchnorm_grad_sums(x3, δ3, mean, sum_dy, sum_dy_xmu, nt, mask=q3, hi=hi)  # Σ δ, Σ δ·(x − μ)
     db = sum_dy                                                    # (C,) ∂L/∂β = Σ δ
     dw = sum_dy_xmu * inv_std                                      # (C,) ∂L/∂γ = Σ δ · x̂
     dx = None
@@ -269,7 +283,7 @@ def _backward_fused(x, δ, mean, inv_std, weight, training, needs, mask=None):
         dx = np.empty(x.shape, x.dtype)
         _bn.batchnorm_input_grad(x3, δ3, mean, _per_channel(a, C, x.dtype, "weight"),
                                  _per_channel(k, C, x.dtype, "k"), _per_channel(m, C, x.dtype, "m"),
-                                 dx.reshape(x3.shape), nt, mask=q3)
+                                 dx.reshape(x3.shape), nt, mask=q3, hi=hi)
     return dx, (dw if needs[1] else None), (db if needs[2] else None)
 
 
@@ -438,14 +452,25 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
 
 
 def batch_norm_relu(input, running_mean, running_var, weight=None, bias=None, training=False,
-                    momentum=0.1, eps=1e-5):
+                    momentum=0.1, eps=1e-5, max_val=None):
     """relu(batch_norm(input, …)) as one op (BatchNormReLU): the same arguments as
     batch_norm and the same numbers as the two calls, bit for bit, with max(y, 0) written in
     the pass that computes y. nn.Sequential and the models use it for a BatchNorm2d followed
-    by a ReLU (nn.batch_norm_relu)."""
+    by a ReLU (nn.batch_norm_relu).
+
+    max_val (a positive finite number, or None): min(max(y, 0), max_val) instead, bit for
+    bit hardtanh(batch_norm(input, …), 0, max_val) — relu6 with max_val = 6 (MobileNetV2's
+    BatchNorm followed by ReLU6); ∂L/∂y = δ where 0 < y < max_val."""
     *args, rm, rv = _batch_norm_args("batch_norm_relu", input, running_mean, running_var,
                                      weight, bias, training, momentum, eps)
-    return BatchNormReLU.apply(*args, running_mean=rm, running_var=rv)
+    if max_val is not None:
+        if isinstance(max_val, bool) or not isinstance(max_val, numbers.Real):
+            raise TypeError(f"batch_norm_relu(): max_val must be a number or None, got "
+                            f"{type(max_val).__name__}")
+        if not 0 < max_val < float("inf"):
+            raise ValueError(f"batch_norm_relu(): max_val must be positive and finite, got {max_val}")
+        max_val = float(max_val)
+    return BatchNormReLU.apply(*args, running_mean=rm, running_var=rv, max_val=max_val)
 
 
 def batch_norm_add_relu(input, residual, running_mean, running_var, weight=None, bias=None,
