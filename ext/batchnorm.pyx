@@ -107,6 +107,30 @@ cdef extern from *:
     #define MG_BN_KEEP(q, hi, g) _Generic((g), float: mg_bn_keep_f,                     \
                                            double: mg_bn_keep_d)(q, hi, g)
     #define MINIGRAD_BN_LOOPS(SUF, T, ATTR)                                                \
+    /* a += Σ (x − s), b += Σ (x − s)·(y − t) over one row of L values (x where 0 < q < hi \
+       when q is not NULL); inlined into the builds below, so built for each of them. */  \
+    static inline __attribute__((always_inline))                                       \
+    void bn_row_reduce_##SUF(const T *xr, const T *yr, const T *qr, T hi,              \
+                             Py_ssize_t L, double s, double t, double *pa, double *pb) { \
+        double a = *pa, b = *pb;                                                       \
+        if (qr)                                                                        \
+            _Pragma("omp simd reduction(+:a, b)")                                      \
+            for (Py_ssize_t l = 0; l < L; l++) {                                       \
+                T g = MG_BN_KEEP(qr[l], hi, xr[l]);  /* x where 0 < q < hi */          \
+                double d = (double)g - s;                                              \
+                a += d;                                                                \
+                b += d * ((double)yr[l] - t);                                          \
+            }                                                                          \
+        else                                                                           \
+            _Pragma("omp simd reduction(+:a, b)")                                      \
+            for (Py_ssize_t l = 0; l < L; l++) {                                       \
+                double d = (double)xr[l] - s;                                          \
+                a += d;                                                                \
+                b += d * ((double)yr[l] - t);                                          \
+            }                                                                          \
+        *pa = a;                                                                       \
+        *pb = b;                                                                       \
+    }                                                                                  \
     ATTR                                                                               \
     static void bn_channel_sums_##SUF(const T *x, const T *y, const T *q, Py_ssize_t qs,\
                                       T hi, Py_ssize_t N,                              \
@@ -116,21 +140,7 @@ cdef extern from *:
         for (Py_ssize_t n = 0; n < N; n++) {                                           \
             const T *xr = x + (n * C + c) * L, *yr = y + (n * C + c) * L;              \
             const T *qr = q ? q + (n * C + c) * qs : NULL;                             \
-            if (qr)                                                                    \
-                _Pragma("omp simd reduction(+:a, b)")                                  \
-                for (Py_ssize_t l = 0; l < L; l++) {                                   \
-                    T g = MG_BN_KEEP(qr[l], hi, xr[l]);  /* x where 0 < q < hi */      \
-                    double d = (double)g - s;                                          \
-                    a += d;                                                            \
-                    b += d * ((double)yr[l] - t);                                      \
-                }                                                                      \
-            else                                                                       \
-                _Pragma("omp simd reduction(+:a, b)")                                  \
-                for (Py_ssize_t l = 0; l < L; l++) {                                   \
-                    double d = (double)xr[l] - s;                                      \
-                    a += d;                                                            \
-                    b += d * ((double)yr[l] - t);                                      \
-                }                                                                      \
+            bn_row_reduce_##SUF(xr, yr, qr, hi, L, s, t, &a, &b);                      \
         }                                                                              \
         *s1 = a;                                                                       \
         *s2 = b;                                                                       \
@@ -144,21 +154,7 @@ cdef extern from *:
         for (Py_ssize_t r = r0, c = r0 % C; r < r1; r++, c = c + 1 < C ? c + 1 : 0) { \
             double a = 0, b = 0, sc = s[c], tc = t[c];                                 \
             const T *xr = x + r * L, *yr = y + r * L, *qr = q ? q + r * qs : NULL;     \
-            if (qr)                                                                    \
-                _Pragma("omp simd reduction(+:a, b)")                                  \
-                for (Py_ssize_t l = 0; l < L; l++) {                                   \
-                    T g = MG_BN_KEEP(qr[l], hi, xr[l]);                                \
-                    double d = (double)g - sc;                                         \
-                    a += d;                                                            \
-                    b += d * ((double)yr[l] - tc);                                     \
-                }                                                                      \
-            else                                                                       \
-                _Pragma("omp simd reduction(+:a, b)")                                  \
-                for (Py_ssize_t l = 0; l < L; l++) {                                   \
-                    double d = (double)xr[l] - sc;                                     \
-                    a += d;                                                            \
-                    b += d * ((double)yr[l] - tc);                                     \
-                }                                                                      \
+            bn_row_reduce_##SUF(xr, yr, qr, hi, L, sc, tc, &a, &b);                    \
             s1[c] += a;                                                                \
             s2[c] += b;                                                                \
         }                                                                              \

@@ -22,10 +22,14 @@ def data(rng, shape, dtype, specials=False):
     return x
 
 
-def both(x, C, dtype, training, affine, rng, path):
-    """(outputs, running stats, gradients) of relu(batch_norm(x)) and of batch_norm_relu."""
-    w = mg.tensor(rng.uniform(0.5, 1.5, C).astype(dtype), requires_grad=True) if affine else None
-    b = mg.tensor(rng.standard_normal(C).astype(dtype), requires_grad=True) if affine else None
+def both(x, C, dtype, training, affine, rng, path, hi=None):
+    """(outputs, running stats, gradients) of relu(batch_norm(x)) and of batch_norm_relu;
+    with hi, of hardtanh(batch_norm(x), 0, hi) and batch_norm_relu(x, max_val=hi) (γ and β
+    larger, so that outputs reach the clamp)."""
+    wide = 1 if hi is None else 3
+    w = mg.tensor(rng.uniform(0.5, 1.5 if hi is None else 3, C).astype(dtype),
+                  requires_grad=True) if affine else None
+    b = mg.tensor(rng.standard_normal(C).astype(dtype) * wide, requires_grad=True) if affine else None
     stats = (rng.standard_normal(C).astype(dtype), rng.uniform(0.5, 2, C).astype(dtype))
     δ = rng.standard_normal(x.shape).astype(dtype)
     out = []
@@ -37,9 +41,11 @@ def both(x, C, dtype, training, affine, rng, path):
                 t.grad = None
         with kernels.use(path):
             if fused:
-                y = F.batch_norm_relu(xt, rm, rv, w, b, training=training)
-            else:
+                y = F.batch_norm_relu(xt, rm, rv, w, b, training=training, max_val=hi)
+            elif hi is None:
                 y = F.relu(F.batch_norm(xt, rm, rv, w, b, training=training))
+            else:
+                y = F.hardtanh(F.batch_norm(xt, rm, rv, w, b, training=training), 0.0, hi)
             y.backward(δ)
         out.append([y.data, rm, rv, xt.grad.data] + [t.grad.data for t in (w, b) if t is not None])
     return out
@@ -203,30 +209,6 @@ def test_models_fuse_and_train_as_before(name):
 
 # ---- BatchNorm followed by ReLU6 (max_val) -------------------------------------------------
 
-def both6(x, C, dtype, training, affine, rng, path, hi=6.0):
-    """relu6(batch_norm(x)) (hardtanh(·, 0, hi)) and batch_norm_relu(x, max_val=hi):
-    (output, running stats, ∂L/∂x, ∂L/∂γ, ∂L/∂β) of each."""
-    w = mg.tensor(rng.uniform(0.5, 3, C).astype(dtype), requires_grad=True) if affine else None
-    b = mg.tensor(rng.standard_normal(C).astype(dtype) * 3, requires_grad=True) if affine else None
-    stats = (rng.standard_normal(C).astype(dtype), rng.uniform(0.5, 2, C).astype(dtype))
-    δ = rng.standard_normal(x.shape).astype(dtype)
-    out = []
-    for fused in (False, True):
-        xt = mg.tensor(x, requires_grad=True)
-        rm, rv = stats[0].copy(), stats[1].copy()
-        for t in (w, b):
-            if t is not None:
-                t.grad = None
-        with kernels.use(path):
-            if fused:
-                y = F.batch_norm_relu(xt, rm, rv, w, b, training=training, max_val=hi)
-            else:
-                y = F.hardtanh(F.batch_norm(xt, rm, rv, w, b, training=training), 0.0, hi)
-            y.backward(δ)
-        out.append([y.data, rm, rv, xt.grad.data] + [t.grad.data for t in (w, b) if t is not None])
-    return out
-
-
 @settings(max_examples=40, deadline=None)
 @given(N=st.integers(2, 40), C=st.integers(1, 5), spatial=st.sampled_from([(), (3,), (2, 3), (6, 7)]),
        dtype=st.sampled_from([np.float32, np.float64]), training=st.booleans(),
@@ -240,7 +222,7 @@ def test_relu6_equals_hardtanh_of_batch_norm_bit_for_bit(N, C, spatial, dtype, t
     x̂; large γ and β), −0 and NaN."""
     rng = np.random.default_rng(seed)
     x = data(rng, (N, C) + spatial, dtype, specials=True) * 3
-    plain, fused = both6(x, C, dtype, training, affine, rng, path, hi)
+    plain, fused = both(x, C, dtype, training, affine, rng, path, hi)
     for a, b in zip(plain, fused):
         np.testing.assert_array_equal(a, b)
         assert np.array_equal(np.signbit(a), np.signbit(b))     # −0 where the two ops have it
