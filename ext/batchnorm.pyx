@@ -346,6 +346,27 @@ cdef int row_order_sums(const floating *x, const floating *y, const floating *q,
     return 0
 
 
+cdef int sums_per_channel(const floating *x, const floating *y, const floating *q,
+                          Py_ssize_t qs, floating hi, Py_ssize_t N, Py_ssize_t C,
+                          Py_ssize_t L, double *s, double *t, double *s1, double *s2, int nt,
+                          bint rows) noexcept nogil:
+    """s1[c] = Σ (x − s[c]), s2[c] = Σ (x − s[c]) · (y − t[c]) over channel c's values (x
+    taken as 0 unless 0 < q < hi, when q is not NULL), every c: through memory in order
+    (rows, row_order_sums) or channel by channel, each thread its channels. −1 when memory
+    for the partial sums cannot be had."""
+    cdef Py_ssize_t c
+    cdef double a, b
+    if rows:
+        return row_order_sums(x, y, q, qs, hi, N, C, L, s, t, s1, s2, nt)
+    for c in prange(C, schedule='static', num_threads=nt):
+        a = 0                               # (assigned here, so private to the thread)
+        b = 0
+        channel_sums(x, y, q, qs, hi, N, C, L, c, s[c], t[c], &a, &b)
+        s1[c] = a
+        s2[c] = b
+    return 0
+
+
 def batchnorm_stats(const floating[:, :, ::1] x,     # IN  (N, C, L)
                     floating[::1] mean,              # OUT (C,) μ
                     floating[::1] var,               # OUT (C,) σ², biased
@@ -355,38 +376,26 @@ def batchnorm_stats(const floating[:, :, ::1] x,     # IN  (N, C, L)
     """μ and the biased σ² of each channel in one pass (shifted sums in double)."""
     cdef Py_ssize_t N = x.shape[0], C = x.shape[1], L = x.shape[2]
     cdef Py_ssize_t c
-    cdef double s, s1, s2, m, v, count = <double>(N * L)
+    cdef double m, v, count = <double>(N * L)
     cdef int nt = num_threads if N * C * L >= GRAIN else 1
-    cdef double *buf
-    cdef int err = 0
-    if rows_first(N, L, 1, by_rows):
-        buf = <double *>calloc(<size_t>3 * C, sizeof(double))   # s, then s1, s2
-        if buf == NULL:
-            raise MemoryError()
-        with nogil:
-            for c in range(C):
-                buf[c] = x[0, c, 0]
-            err = row_order_sums(&x[0, 0, 0], &x[0, 0, 0], NULL, 0, 0, N, C, L, buf, buf, &buf[C],
-                                 &buf[2 * C], nt)
+    cdef int err
+    cdef double *buf = <double *>calloc(<size_t>3 * C, sizeof(double))   # s, then s1, s2
+    if buf == NULL:
+        raise MemoryError()
+    with nogil:
+        for c in range(C):
+            buf[c] = x[0, c, 0]             # s1 = Σ (x − s), s2 = Σ (x − s)²
+        err = sums_per_channel(&x[0, 0, 0], &x[0, 0, 0], NULL, 0, 0, N, C, L, buf, buf,
+                               &buf[C], &buf[2 * C], nt, rows_first(N, L, 1, by_rows))
+        if not err:
             for c in range(C):
                 m = buf[C + c] / count
                 v = buf[2 * C + c] / count - m * m
                 mean[c] = <floating>(buf[c] + m)
                 var[c] = <floating>(v if v > 0 else 0)
-        free(buf)
-        if err:
-            raise MemoryError()
-        return
-    with nogil:
-        for c in prange(C, schedule='static', num_threads=nt):
-            s = x[0, c, 0]                  # s1 = Σ (x − s), s2 = Σ (x − s)²
-            s1 = 0                          # (assigned here, so private to the thread)
-            s2 = 0
-            channel_sums(&x[0, 0, 0], &x[0, 0, 0], NULL, 0, 0, N, C, L, c, s, s, &s1, &s2)
-            m = s1 / count
-            v = s2 / count - m * m
-            mean[c] = <floating>(s + m)
-            var[c] = <floating>(v if v > 0 else 0)
+    free(buf)
+    if err:
+        raise MemoryError()
 
 
 def batchnorm_affine(const floating[:, :, ::1] x,    # IN  (N, C, L)
@@ -483,41 +492,30 @@ def batchnorm_grad_sums(const floating[:, :, ::1] x,     # IN  (N, C, L)
     (r = min(max(y, 0), hi), ReLU6's), of δ where 0 < r < hi."""
     cdef Py_ssize_t N = x.shape[0], C = x.shape[1], L = x.shape[2]
     cdef Py_ssize_t c
-    cdef double s1, s2, mc
     cdef int nt = num_threads if N * C * L >= GRAIN else 1
-    cdef double *buf
     cdef int err = 0
     cdef Py_ssize_t qs
     cdef floating *ones
     cdef const floating *q = _mask(mask, N, C, L, "batchnorm_grad_sums", &qs, &ones)
     cdef floating h = <floating>_upper(hi, mask)
+    cdef bint rows = rows_first(N, L, 2 if mask is None else 3, by_rows)
+    cdef double *buf = <double *>calloc(<size_t>4 * C, sizeof(double))   # 0, μ, then the sums
     try:
-        if rows_first(N, L, 2 if mask is None else 3, by_rows):
-            buf = <double *>calloc(<size_t>4 * C, sizeof(double))   # 0, μ, then the sums
-            if buf == NULL:
-                raise MemoryError()
-            with nogil:
-                for c in range(C):
-                    buf[C + c] = mean[c]
-                err = row_order_sums(&dy[0, 0, 0], &x[0, 0, 0], q, qs, h, N, C, L, buf,
-                                     &buf[C], &buf[2 * C], &buf[3 * C], nt)
+        if buf == NULL:
+            raise MemoryError()
+        with nogil:
+            for c in range(C):
+                buf[C + c] = mean[c]        # s1 = Σ δ, s2 = Σ δ · (x − μ)
+            err = sums_per_channel(&dy[0, 0, 0], &x[0, 0, 0], q, qs, h, N, C, L, buf,
+                                   &buf[C], &buf[2 * C], &buf[3 * C], nt, rows)
+            if not err:
                 for c in range(C):
                     sum_dy[c] = <floating>buf[2 * C + c]
                     sum_dy_xmu[c] = <floating>buf[3 * C + c]
-            free(buf)
-            if err:
-                raise MemoryError()
-            return
-        with nogil:
-            for c in prange(C, schedule='static', num_threads=nt):
-                mc = mean[c]                # s1 = Σ δ, s2 = Σ δ · (x − μ)
-                s1 = 0                      # (assigned here, so private to the thread)
-                s2 = 0
-                channel_sums(&dy[0, 0, 0], &x[0, 0, 0], q, qs, h, N, C, L, c, 0, mc,
-                             &s1, &s2)
-                sum_dy[c] = <floating>s1
-                sum_dy_xmu[c] = <floating>s2
+        if err:
+            raise MemoryError()
     finally:
+        free(buf)
         free(ones)
 
 
