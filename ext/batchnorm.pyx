@@ -20,9 +20,11 @@
 #                         partial sums per channel, added up after): see `by_rows`.
 #   batchnorm_affine      one pass: y = a · (x − μ) + β with a = γ/σ̂  (= γ x̂ + β), and
 #                         max(y, 0) in the same pass for BatchNorm followed by ReLU
+#                         (min(max(y, 0), hi) for ReLU6)
 #   batchnorm_grad_sums   one pass over x and δ: Σ δ and Σ δ · (x − μ)  (∂L/∂β and σ̂ · ∂L/∂γ)
 #                         — with `mask` r, of δ where r > 0 (BatchNorm followed by ReLU:
-#                         ReLU's backward read in, never written out; so batchnorm_input_grad)
+#                         ReLU's backward read in, never written out; with `hi`, where
+#                         0 < r < hi, ReLU6's; so batchnorm_input_grad)
 #   batchnorm_input_grad  one pass: ∂L/∂x = a · δ + k · (x − μ) + m, with, from the line
 #                         above, a = γ/σ̂, k = −a · ∂L/∂γ / (n σ̂), m = −a · ∂L/∂β / n
 #                         (training; k = m = 0 in evaluation)
@@ -202,7 +204,7 @@ cdef extern from *:
             Py_ssize_t c = r % C;                                                      \
             T ac = a[c], kc = k[c], mc = m[c], uc = mu[c];                             \
             const T *xr = x + r * L, *dr = dy + r * L, *qr = q + r * qs;               \
-            T *or_ = dx + r * L;                /* δ where q > 0 (ReLU's mask) */      \
+            T *or_ = dx + r * L;                /* δ where 0 < q < hi (ReLU's mask) */ \
             for (Py_ssize_t l = 0; l < L; l++) {                                       \
                 T g = MG_BN_KEEP(qr[l], hi, dr[l]);                                    \
                 or_[l] = ac * g + kc * (xr[l] - uc) + mc;                              \
@@ -258,16 +260,20 @@ cdef extern from *:
     MG_BN_BY_ROW_LENGTH(f, float)
     MG_BN_BY_ROW_LENGTH(d, double)
     """
-    void bn_channel_sums_f(const float *x, const float *y, const float *q, Py_ssize_t qs, float hi, Py_ssize_t N,
+    void bn_channel_sums_f(const float *x, const float *y, const float *q, Py_ssize_t qs,
+                           float hi, Py_ssize_t N,
                            Py_ssize_t C, Py_ssize_t L, Py_ssize_t c, double s, double t,
                            double *s1, double *s2) nogil
-    void bn_channel_sums_d(const double *x, const double *y, const double *q, Py_ssize_t qs, double hi, Py_ssize_t N,
+    void bn_channel_sums_d(const double *x, const double *y, const double *q, Py_ssize_t qs,
+                           double hi, Py_ssize_t N,
                            Py_ssize_t C, Py_ssize_t L, Py_ssize_t c, double s, double t,
                            double *s1, double *s2) nogil
-    void bn_row_sums_f(const float *x, const float *y, const float *q, Py_ssize_t qs, float hi, Py_ssize_t r0,
+    void bn_row_sums_f(const float *x, const float *y, const float *q, Py_ssize_t qs,
+                       float hi, Py_ssize_t r0,
                        Py_ssize_t r1, Py_ssize_t C, Py_ssize_t L, const double *s,
                        const double *t, double *s1, double *s2) nogil
-    void bn_row_sums_d(const double *x, const double *y, const double *q, Py_ssize_t qs, double hi, Py_ssize_t r0,
+    void bn_row_sums_d(const double *x, const double *y, const double *q, Py_ssize_t qs,
+                       double hi, Py_ssize_t r0,
                        Py_ssize_t r1, Py_ssize_t C, Py_ssize_t L, const double *s,
                        const double *t, double *s1, double *s2) nogil
     void bn_affine_rows_f(const float *x, float *y, Py_ssize_t r0, Py_ssize_t r1, Py_ssize_t C,
@@ -276,11 +282,13 @@ cdef extern from *:
     void bn_affine_rows_d(const double *x, double *y, Py_ssize_t r0, Py_ssize_t r1,
                           Py_ssize_t C, Py_ssize_t L, const double *a, const double *mu,
                           const double *b, int relu, double hi, const double *z) nogil
-    void bn_input_grad_rows_f(const float *x, const float *dy, const float *q, Py_ssize_t qs, float hi, float *dx,
+    void bn_input_grad_rows_f(const float *x, const float *dy, const float *q, Py_ssize_t qs,
+                              float hi, float *dx,
                               Py_ssize_t r0, Py_ssize_t r1, Py_ssize_t C, Py_ssize_t L,
                               const float *a, const float *k, const float *m,
                               const float *mu) nogil
-    void bn_input_grad_rows_d(const double *x, const double *dy, const double *q, Py_ssize_t qs, double hi, double *dx,
+    void bn_input_grad_rows_d(const double *x, const double *dy, const double *q, Py_ssize_t qs,
+                              double hi, double *dx,
                               Py_ssize_t r0, Py_ssize_t r1, Py_ssize_t C, Py_ssize_t L,
                               const double *a, const double *k, const double *m,
                               const double *mu) nogil
@@ -467,13 +475,13 @@ cdef const floating *_mask(const floating[:, :, ::1] mask, Py_ssize_t N, Py_ssiz
     return &mask[0, 0, 0]
 
 
-cdef double _upper(object hi, object mask) except? -1:
+cdef double _upper(object hi, object mask, str fn) except? -1:
     """The masked loops' upper bound: NaN for none (r ≥ NaN is never true: the mask is
     r > 0, ReLU's), else hi (0 < r < hi, ReLU6's with hi = 6). hi needs a mask."""
     if hi is None:
         return float("nan")
     if mask is None:
-        raise ValueError("batchnorm backward: hi needs a mask")
+        raise ValueError(f"{fn}(): hi={hi} needs a mask")
     return float(hi)
 
 
@@ -496,8 +504,8 @@ def batchnorm_grad_sums(const floating[:, :, ::1] x,     # IN  (N, C, L)
     cdef int err = 0
     cdef Py_ssize_t qs
     cdef floating *ones
+    cdef floating h = <floating>_upper(hi, mask, "batchnorm_grad_sums")     # (before the ones row)
     cdef const floating *q = _mask(mask, N, C, L, "batchnorm_grad_sums", &qs, &ones)
-    cdef floating h = <floating>_upper(hi, mask)
     cdef bint rows = rows_first(N, L, 2 if mask is None else 3, by_rows)
     cdef double *buf = <double *>calloc(<size_t>4 * C, sizeof(double))   # 0, μ, then the sums
     try:
@@ -539,8 +547,8 @@ def batchnorm_input_grad(const floating[:, :, ::1] x,    # IN  (N, C, L)
     cdef Py_ssize_t B = row_blocks(R, L, nt)
     cdef Py_ssize_t qs
     cdef floating *ones
+    cdef floating h = <floating>_upper(hi, mask, "batchnorm_input_grad")     # (before the ones row)
     cdef const floating *q = _mask(mask, N, C, L, "batchnorm_input_grad", &qs, &ones)
-    cdef floating h = <floating>_upper(hi, mask)
     try:
         with nogil:
             for blk in prange((R + B - 1) // B, schedule='static', num_threads=nt):

@@ -237,7 +237,9 @@ def test_masked_passes_equal_relu_backward_then_the_plain_ones(N, C, L, dtype, b
     np.testing.assert_array_equal(dx_got, dx_want)
 
 
-def test_masks_of_another_shape_are_refused():
+def test_masks_of_another_shape_and_stray_bounds_are_refused():
+    """A mask not of x's shape; an upper bound hi without a mask, or in the forward
+    without relu or with a residual: ValueErrors naming the kernel."""
     from minigrad._ext import batchnorm as bn
     x = np.ones((2, 3, 4), np.float32)
     s1, s2 = np.empty(3, np.float32), np.empty(3, np.float32)
@@ -247,6 +249,15 @@ def test_masks_of_another_shape_are_refused():
     with pytest.raises(ValueError, match=r"batchnorm_input_grad\(\): mask of shape \(1, 3, 4\)"):
         bn.batchnorm_input_grad(x, x, *(np.ones(3, np.float32) for _ in range(4)),
                                 np.empty_like(x), 1, mask=np.ones((1, 3, 4), np.float32))
+    with pytest.raises(ValueError, match=r"batchnorm_grad_sums\(\): hi=6 needs a mask"):
+        bn.batchnorm_grad_sums(x, x, np.zeros(3, np.float32), s1, s2, 1, hi=6)
+    with pytest.raises(ValueError, match=r"batchnorm_input_grad\(\): hi=6 needs a mask"):
+        bn.batchnorm_input_grad(x, x, *(np.ones(3, np.float32) for _ in range(4)),
+                                np.empty_like(x), 1, hi=6)
+    for relu, z in ((False, None), (True, x)):
+        with pytest.raises(ValueError, match=r"batchnorm_affine\(\): hi goes with relu"):
+            bn.batchnorm_affine(x, *(np.ones(3, np.float32) for _ in range(3)), np.empty_like(x),
+                                1, relu, z, 6)
     with pytest.raises(ValueError, match=r"batch_norm\(\): mask .* does not match"):
         norm._backward_fused(x, x, np.zeros(3, np.float32), np.ones(3, np.float32), None,
                              True, (True, True, True), mask=np.ones((2, 3, 4), np.float64))

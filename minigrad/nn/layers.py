@@ -284,7 +284,8 @@ def _plain_relu(relu):
 def _fused(bn, x, act=None):
     """bn's forward with the ReLU (or ReLU6) `act` after it, as one op (the caller checked
     _fusable)."""
-    return B.batch_norm_relu(*bn._norm_args(x), max_val=_plain_relu6(act))
+    return B.batch_norm_relu(*bn._norm_args(x),
+                             max_val=None if _plain_relu(act) else _plain_relu6(act))
 
 
 def _hooked(m):

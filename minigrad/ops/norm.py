@@ -68,24 +68,20 @@ class BatchNorm(Function):
     @staticmethod
     def backward(ctx, δ, mask=None, hi=None):
         """A first-order backward (no graph recorded) computes the three gradients in one
-        fused pass of the path the forward took (mask, on the fused path: of δ where
-        mask > 0 — and mask < hi when hi is given —, BatchNormReLU's). Recording (create_graph=True), ∂L/∂x is
-        BatchNormBackward and ∂L/∂γ = Σ δ · x̂ is NormWeightGrad, ops of their own whose
-        backward gives the second derivatives; ∂L/∂β = Σ δ."""
+        fused pass of the path the forward took (mask, on the fused path only: of δ where
+        mask > 0, and mask < hi when hi is given — BatchNormReLU's). Recording
+        (create_graph=True), ∂L/∂x is BatchNormBackward and ∂L/∂γ = Σ δ · x̂ is
+        NormWeightGrad, ops of their own whose backward gives the second derivatives;
+        ∂L/∂β = Σ δ."""
         x, weight = ctx.inputs[:2]
         mean, inv_std = ctx.saved[:2]
         stats, needs = ctx.stats, ctx.needs_input_grad
         rest = (None,) * (len(ctx.inputs) - 3)
         if not is_grad_enabled():
             kernels._ran("batch_norm", "backward", "fused" if ctx.fused else "direct", δ.shape)
-            if mask is not None:
-                grads = _backward_fused(x.data, δ.data, mean, inv_std,
-                                        None if weight is None else weight.data,
-                                        stats.training, needs, mask, hi)
-            else:
-                grads = (_backward_fused if ctx.fused else _backward_numpy)(
-                    x.data, δ.data, mean, inv_std, None if weight is None else weight.data,
+            args = (x.data, δ.data, mean, inv_std, None if weight is None else weight.data,
                     stats.training, needs)
+            grads = _backward_fused(*args, mask, hi) if ctx.fused else _backward_numpy(*args)
             return tuple(None if g is None else wrap(g) for g in grads) + rest
         dx = dw = db = None
         if needs[0]:
