@@ -67,19 +67,24 @@ if not sources:
              f"(expected ext/*.pyx, or the generated ext/*.c). minigrad cannot work without "
              f"its compiled kernels; build from a complete source tree or sdist.")
 
+# ext/spin.pyx times the CPU's spin-wait hint before libgomp loads (minigrad/__init__.py):
+# it must not link OpenMP.
+SERIAL = {"spin"}
+
 extensions = []
 for path in sources:
     name = os.path.splitext(os.path.basename(path))[0]
     if only and name not in only:
         continue
+    omp = ["-fopenmp"] if openmp and name not in SERIAL else []
     extensions.append(Extension(
         f"minigrad._ext.{name}",
         [path],
         include_dirs=[np.get_include()],
         depends=sorted(glob.glob(os.path.join("ext", "*.h")) + glob.glob(os.path.join("ext", "*.pxi"))),
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
-        extra_compile_args=["-O3"] + (["-fopenmp"] if openmp else []) + sanitizer_flags,
-        extra_link_args=(["-fopenmp"] if openmp else []) + sanitizer_flags,
+        extra_compile_args=["-O3"] + omp + sanitizer_flags,
+        extra_link_args=omp + sanitizer_flags,
     ))
 
 directives = {

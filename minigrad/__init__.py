@@ -9,13 +9,22 @@ A first look::
 import os as _os
 
 # How long an OpenMP thread busy-waits for more work after a parallel region before it
-# sleeps. GNU OpenMP's default (300,000 spins, milliseconds) steals the cores NumPy's
-# BLAS threads need for the next matmul; sleeping at once (OMP_WAIT_POLICY=PASSIVE) costs
-# a futex wake-up per region, and a training step runs dozens of short regions back to
-# back. A short spin does both (benchmarks/RESULTS.md: GOMP_SPINCOUNT). Set before
-# libgomp loads with our kernels; a policy or spin count the user exported wins.
-if "OMP_WAIT_POLICY" not in _os.environ:
-    _os.environ.setdefault("GOMP_SPINCOUNT", "3000")
+# sleeps. A training step runs hundreds of short regions with a little Python between
+# them; a thread that went to sleep in such a gap costs a futex wake-up (tens of µs on a
+# VM) before the next region can start, so the wait should outlast the gaps. GNU OpenMP
+# counts it in turns of the CPU's spin hint (GOMP_SPINCOUNT, default 300,000), and a turn
+# takes 10–40 ns depending on the CPU: we time the turn (ext/spin.pyx, built without OpenMP
+# so that libgomp has not read the variable yet) and spin for about _SPIN_SECONDS. Longer
+# waits would steal the cores from a NumPy matmul on OpenBLAS's threads right after a
+# kernel; minigrad's own large products run on the OpenMP threads (_blas.split_matmul).
+# benchmarks/RESULTS.md: GOMP_SPINCOUNT. A policy or spin count the user exported wins.
+_SPIN_SECONDS = 300e-6
+if "OMP_WAIT_POLICY" not in _os.environ and "GOMP_SPINCOUNT" not in _os.environ:
+    try:
+        from ._ext import spin as _spin
+        _os.environ["GOMP_SPINCOUNT"] = str(_spin.spin_count(_SPIN_SECONDS))
+    except ImportError:     # pragma: no cover - no kernels built: the import below explains
+        pass
 
 from . import _malloc
 _malloc.tune()          # reuse freed activation memory instead of page-faulting it back in

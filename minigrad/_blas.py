@@ -18,6 +18,10 @@ across Python threads) and restores it afterwards, as scikit-learn does around i
 OpenMP + BLAS loops with threadpoolctl. A NumPy matmul that another Python thread runs
 during that window uses one thread; its results are unchanged.
 
+A large product (Linear's, matmul's: ≥ SMALL_GEMM_FLOPS) runs on the OpenMP threads too,
+one single-threaded GEMM per block of C's rows or columns (split_matmul): OpenBLAS's own
+threads never run during a training step, so no second pool spins against the kernels'.
+
 When no usable OpenBLAS is found (another BLAS, another platform), `available()` is
 False and the ops use np.matmul instead (the 'gemm' path). Every candidate is checked
 with a small product against NumPy before it is trusted.
@@ -153,7 +157,8 @@ SMALL_GEMM_FLOPS = 1 << 26
 
 
 def matmul(a, b):
-    """np.matmul(a, b), on one OpenBLAS thread when the product is small."""
+    """np.matmul(a, b): on one OpenBLAS thread when the product is small; a large product of
+    two float matrices on the OpenMP threads (split_matmul)."""
     if _lib is None or a.ndim == 0 or b.ndim == 0:
         return np.matmul(a, b)
     m = a.shape[-2] if a.ndim > 1 else 1
@@ -161,6 +166,41 @@ def matmul(a, b):
     n = b.shape[-1] if b.ndim > 1 else 1
     batch = max(a.size // max(m * k, 1), b.size // max(k * n, 1), 1)
     if 2 * batch * m * k * n >= SMALL_GEMM_FLOPS:
+        if b.ndim == 2 and a.ndim >= 2 and a.dtype == b.dtype and a.dtype in _lib["gemm"]:
+            if a.ndim == 2:
+                return split_matmul(a, b)
+            if a.flags.c_contiguous:        # (..., m, k) @ (k, n): one (… · m, k) product
+                return split_matmul(a.reshape(-1, k), b).reshape(a.shape[:-1] + (n,))
         return np.matmul(a, b)
     with single_threaded():
         return np.matmul(a, b)
+
+
+_INT32_MAX = 2**31 - 1
+
+
+def _stored(a):
+    """(a C-contiguous array holding `a` or its transpose, whether it is the transpose)."""
+    if a.flags.c_contiguous:
+        return a, False
+    if a.T.flags.c_contiguous:
+        return a.T, True
+    return np.ascontiguousarray(a), False
+
+
+def split_matmul(a, b):
+    """a @ b for float matrices a (m, k), b (k, n) of one dtype (float32 or float64), k ≥ 1:
+    C's rows (or columns, when n > m) cut into one block per OpenMP thread, each block a
+    single-threaded GEMM (ext/gemm.pyx). The same numbers as np.matmul's OpenBLAS threads
+    (each element one dot product in one GEMM call), without a second thread pool next to
+    the kernels' OpenMP threads. Returns a new C-contiguous (m, n) array."""
+    from ._ext import gemm as kernel
+    from .threads import get_num_threads
+    (sa, ta), (sb, tb) = _stored(a), _stored(b)
+    c = np.empty((a.shape[0], b.shape[1]), a.dtype)
+    fn, ilp64 = gemm(a.dtype)
+    if not ilp64 and max(sa.shape + sb.shape + c.shape) > _INT32_MAX:
+        return np.matmul(a, b, out=c)
+    with single_threaded():
+        kernel.gemm_split(sa, ta, sb, tb, c, fn, ilp64, get_num_threads())
+    return c

@@ -86,16 +86,59 @@ def test_environment_variable_sets_the_default():
 
 
 @pytest.mark.parametrize("user, expected", [
-    ({}, "3000"),                                       # minigrad's short spin
+    ({}, "timed"),                                      # minigrad's timed spin
     ({"OMP_WAIT_POLICY": "PASSIVE"}, None),             # the user's policy wins
     ({"GOMP_SPINCOUNT": "50"}, "50"),                   # the user's spin count wins
 ])
 def test_openmp_wait_setting_leaves_the_users_alone(user, expected):
-    """minigrad sets GOMP_SPINCOUNT=3000 at import (before libgomp reads it) only when the
-    user has set neither OMP_WAIT_POLICY nor GOMP_SPINCOUNT."""
-    code = "import os, minigrad; print(os.environ.get('GOMP_SPINCOUNT'))"
+    """minigrad sets GOMP_SPINCOUNT at import (before libgomp reads it) only when the user
+    has set neither OMP_WAIT_POLICY nor GOMP_SPINCOUNT: the count of the CPU's spin turns
+    that lasts about minigrad._SPIN_SECONDS."""
+    code = ("import os, minigrad; from minigrad._ext import spin; "
+            "print(os.environ.get('GOMP_SPINCOUNT'), spin.turn_seconds(), minigrad._SPIN_SECONDS)")
     env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
     env.update(user)
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == str(expected)
+    value, turn, target = out.stdout.split()
+    if expected != "timed":
+        assert value == str(expected)
+        return
+    count, turn, target = int(value), float(turn), float(target)
+    assert 1000 <= count <= 300000
+    if 1000 < count < 300000:           # not clamped: the count spins for about the target
+        assert target / 3 < count * turn < target * 3, (count, turn, target)
+
+
+def test_spin_module_does_not_load_openmp():
+    """ext/spin.pyx must be importable before libgomp reads GOMP_SPINCOUNT: loaded on its
+    own (without the package, whose other kernels link OpenMP) it maps no libgomp."""
+    if not sys.platform.startswith("linux"):
+        pytest.skip("reads /proc/self/maps")
+    from minigrad._ext import spin
+    code = ("import importlib.machinery, importlib.util, sys\n"
+            f"loader = importlib.machinery.ExtensionFileLoader('minigrad._ext.spin', {spin.__file__!r})\n"
+            "spec = importlib.util.spec_from_loader('minigrad._ext.spin', loader)\n"
+            "m = importlib.util.module_from_spec(spec); loader.exec_module(m)\n"
+            "assert 'minigrad' not in sys.modules\n"
+            "print(m.turn_seconds() > 0, 'libgomp' in open('/proc/self/maps').read())\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["True", "False"]
+
+
+def test_spin_count_arithmetic_and_arguments():
+    from minigrad._ext import spin
+    turn = spin.turn_seconds(turns=500, repeats=3)
+    assert 0 < turn < 1e-5
+    assert spin.spin_count(1e-12) == 1000                 # clamped to lo
+    assert spin.spin_count(10.0) == 300000                # clamped to hi (GNU OpenMP's default)
+    assert spin.spin_count(1e-3, lo=1, hi=10) == 10
+    assert spin.spin_count(1e-12, lo=7, hi=10) == 7
+    for kwargs in (dict(seconds=0.0), dict(seconds=-1.0), dict(seconds=float("nan")),
+                   dict(seconds=1e-3, lo=0), dict(seconds=1e-3, lo=5, hi=4)):
+        with pytest.raises(ValueError, match="spin_count"):
+            spin.spin_count(**kwargs)
+    for kwargs in (dict(turns=0), dict(repeats=0)):
+        with pytest.raises(ValueError, match="turn_seconds"):
+            spin.turn_seconds(**kwargs)

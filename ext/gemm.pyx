@@ -1,0 +1,55 @@
+# A large matrix product on the OpenMP threads: C = op(A) · op(B), its rows (or columns)
+# cut into one block per thread, each block one single-threaded GEMM call.
+#
+#     C[r0:r1, :] = op(A)[r0:r1, :] · op(B)        (split by rows, when m ≥ n)
+#     C[:, c0:c1] = op(A) · op(B)[:, c0:c1]        (split by columns, otherwise)
+#
+# Every element of C is still one dot product over all of k in one GEMM call, so the
+# blocks only choose which thread computes it. Why not OpenBLAS's own threads: minigrad's
+# other kernels run on OpenMP's, and two thread pools on the same cores wait on each other
+# (an idle OpenMP thread spins for a while before it sleeps; OpenBLAS's threads spin too).
+# With every multi-threaded product of a training step on the OpenMP threads, one pool
+# does all of the step's work (minigrad/_blas.py, benchmarks/RESULTS.md: "One thread pool").
+#
+# Contract: minigrad/_blas.py (matmul) passes C-contiguous 2-d arrays of one dtype, op(A)
+# (m×k) and op(B) (k×n) with k ≥ 1, C (m×n) to be overwritten, all sizes < 2³¹ unless the
+# GEMM takes 64-bit integers; bounds checks are off by default (see setup.py). It holds
+# OpenBLAS at one thread while this runs (_blas.single_threaded).
+from cython.parallel cimport prange
+
+ctypedef fused floating:
+    float
+    double
+
+include "_gemm.pxi"
+
+cdef enum:
+    ALIGN = 16       # block edges fall on multiples of 16 rows/columns (the SIMD panels)
+
+
+def gemm_split(const floating[:, ::1] a, bint trans_a,    # IN  A (m, k), or Aᵀ stored as (k, m)
+               const floating[:, ::1] b, bint trans_b,    # IN  B (k, n), or Bᵀ stored as (n, k)
+               floating[:, ::1] c,                        # OUT C (m, n)
+               size_t gemm, bint ilp64, int num_threads):
+    cdef Py_ssize_t m = c.shape[0], n = c.shape[1]
+    cdef Py_ssize_t k = a.shape[0] if trans_a else a.shape[1]
+    cdef Py_ssize_t lda = a.shape[1], ldb = b.shape[1], ldc = c.shape[1]
+    cdef int ta = TRANS if trans_a else NO_TRANS, tb = TRANS if trans_b else NO_TRANS
+    cdef bint by_rows = m >= n
+    cdef Py_ssize_t length = m if by_rows else n
+    cdef Py_ssize_t chunk = (length + num_threads - 1) // num_threads
+    chunk = (chunk + ALIGN - 1) // ALIGN * ALIGN
+    cdef Py_ssize_t parts = (length + chunk - 1) // chunk
+    cdef Py_ssize_t t, lo, hi
+    with nogil:
+        for t in prange(parts, schedule='static', num_threads=num_threads):
+            lo = t * chunk
+            hi = min(length, lo + chunk)
+            if by_rows:      # rows lo..hi of op(A): row lo of A, or column lo of the stored Aᵀ
+                _gemm(gemm, ilp64, ta, tb, hi - lo, n, k,
+                      &a[0, 0] + (lo if trans_a else lo * lda), lda, &b[0, 0], ldb,
+                      0, &c[0, 0] + lo * ldc, ldc)
+            else:            # columns lo..hi of op(B): column lo of B, or row lo of the stored Bᵀ
+                _gemm(gemm, ilp64, ta, tb, m, hi - lo, k, &a[0, 0], lda,
+                      &b[0, 0] + (lo * ldb if trans_b else lo), ldb,
+                      0, &c[0, 0] + lo, ldc)
