@@ -26,7 +26,6 @@ When no usable OpenBLAS is found (another BLAS, another platform), `available()`
 False and the ops use np.matmul instead (the 'gemm' path). Every candidate is checked
 with a small product against NumPy before it is trusted.
 """
-import contextlib
 import ctypes
 import glob
 import os
@@ -131,23 +130,37 @@ _users = 0
 _saved = 1
 
 
-@contextlib.contextmanager
-def single_threaded():
-    """OpenBLAS on one thread while the block runs (reference-counted across threads)."""
-    global _users, _saved
-    with _lock:
-        if _users == 0:
-            _saved = _lib["get_threads"]()
-            if _saved != 1:
-                _lib["set_threads"](1)
-        _users += 1
-    try:
-        yield
-    finally:
+class _SingleThreaded:
+    """The context manager single_threaded() returns (a class rather than a generator: it
+    wraps every kernel call, several hundred per training step)."""
+    __slots__ = ()
+
+    def __enter__(self):
+        global _users, _saved
+        with _lock:
+            if _users == 0:
+                _saved = _get_threads()
+                if _saved != 1:
+                    _set_threads(1)
+            _users += 1
+
+    def __exit__(self, *exc):
+        global _users
         with _lock:
             _users -= 1
             if _users == 0 and _saved != 1:
-                _lib["set_threads"](_saved)
+                _set_threads(_saved)
+
+
+_SINGLE_THREADED = _SingleThreaded()
+_get_threads = _set_threads = None
+if _lib is not None:
+    _get_threads, _set_threads = _lib["get_threads"], _lib["set_threads"]
+
+
+def single_threaded():
+    """OpenBLAS on one thread while the block runs (reference-counted across threads)."""
+    return _SINGLE_THREADED
 
 
 # Products below this many flops run on one OpenBLAS thread: waking a second thread costs
