@@ -357,6 +357,12 @@ def _traverse(roots, root_grads, retain_graph, create_graph, capture=None):
     for r, g in zip(roots, root_grads):
         prev = grads.get(id(r))
         grads[id(r)] = g if prev is None else prev + g
+    # Tensors whose pending gradient is an array this loop made (a sum of two
+    # contributions): later contributions are added into it in place. Only those — any
+    # other gradient may be shared (an op's backward may return δ itself, for two inputs,
+    # or an array it keeps). All of a tensor's contributions arrive before it is popped
+    # (topological order), so a sum is never written after it is handed on.
+    owned = set()
     captured = {}
     anomaly = is_anomaly_enabled()
     # A gradient may be ±inf or NaN at the edge of a function's domain (the slope of √x at
@@ -401,7 +407,15 @@ def _traverse(roots, root_grads, retain_graph, create_graph, capture=None):
                         f"detect_anomaly: {ctx.name} backward produced a non-finite "
                         f"gradient (NaN or inf) for an input of shape {inp.shape}")
                 prev = grads.get(id(inp))
-                grads[id(inp)] = gi if prev is None else prev + gi
+                if prev is None:
+                    grads[id(inp)] = gi
+                elif create_graph:                # recorded: differentiable again
+                    grads[id(inp)] = prev + gi
+                elif id(inp) in owned:            # ours: Σ contributions, in place
+                    np.add(prev.data, gi.data, out=prev.data)
+                else:                             # the first sum: a new array, ours
+                    grads[id(inp)] = wrap(np.add(prev.data, gi.data))
+                    owned.add(id(inp))
             local = gi = prev = None              # hold no gradient past its use (_accumulate)
             if not retain_graph:
                 ctx.saved = ()

@@ -141,6 +141,42 @@ def test_a_leaf_keeps_a_gradient_only_nobody_else_holds(build):
         np.testing.assert_array_equal(g, np.arange(6.0))
 
 
+def test_summed_contributions_never_write_into_an_array_someone_holds():
+    """A tensor used k times gets k gradients; from the third on they are added in place,
+    into the sum the backward pass made itself — never into a contribution (here an array a
+    backward keeps and returns as it is, and a δ an Add hands to both its inputs), nor into
+    a gradient a hook has already seen."""
+    kept = np.array([1.0, 2.0, 3.0])
+
+    class ReturnsKept(mg.autograd.Function):            # y = x · 0 + sum(kept); ∂L/∂x := kept
+        @staticmethod
+        def forward(ctx, x):
+            return x * 0 + kept.sum()
+
+        @staticmethod
+        def backward(ctx, δ):
+            return mg.from_numpy(kept)                   # shares kept's memory
+
+    x = mg.tensor([0.5, -1.0, 2.0], requires_grad=True)
+    t = x * 1.0                                          # one intermediate, used 4 times
+    seen = []
+    t.register_hook(lambda g: seen.append((g, g.numpy().copy())))
+    s = t + t                                            # Add: the same δ for both inputs
+    u = ReturnsKept.apply(t) + ReturnsKept.apply(t)      # two contributions that are `kept`
+    w = s + u                                            # s gets δ, and so does u
+    z = w * w + (w + w) + w                              # w: four contributions
+    z.sum().backward()
+    np.testing.assert_array_equal(kept, [1.0, 2.0, 3.0])
+    wv = 2 * x.numpy() + 2 * kept.sum()
+    dw = 2 * wv + 2 + 1                                  # ∂z/∂w
+    expected_t = 2 * dw + 2 * kept                       # through s (twice) and u's kept
+    (g, at_hook), = seen
+    np.testing.assert_allclose(at_hook, expected_t)
+    np.testing.assert_array_equal(g.numpy(), at_hook)    # not written after the hook saw it
+    np.testing.assert_allclose(x.grad.numpy(), expected_t)
+    assert not np.shares_memory(x.grad.numpy(), kept)
+
+
 def test_a_fresh_input_gradient_is_kept_not_copied(monkeypatch):
     """The gradient a kernel returns for a leaf input is stored as it is (the copy of a
     large input gradient cost as much as the pooling backward that made it)."""
