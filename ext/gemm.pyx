@@ -31,6 +31,9 @@ def gemm_split(const floating[:, ::1] a, bint trans_a,    # IN  A (m, k), or A�
                const floating[:, ::1] b, bint trans_b,    # IN  B (k, n), or Bᵀ stored as (n, k)
                floating[:, ::1] c,                        # OUT C (m, n)
                size_t gemm, bint ilp64, int num_threads):
+    """C = op(A) · op(B) (op: the transpose where trans_a / trans_b), C's rows (when
+    m ≥ n) or columns cut into num_threads blocks whose edges fall on multiples of 16,
+    one single-threaded GEMM call (the CBLAS GEMM at address `gemm`) per block."""
     cdef Py_ssize_t m = c.shape[0], n = c.shape[1]
     cdef Py_ssize_t k = a.shape[0] if trans_a else a.shape[1]
     cdef Py_ssize_t lda = a.shape[1], ldb = b.shape[1], ldc = c.shape[1]

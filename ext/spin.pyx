@@ -6,8 +6,8 @@ GOMP_SPINCOUNT times on its flag, each turn one CPU "relax" hint (x86: PAUSE), a
 sleeps on a futex. The turn's length is the CPU's: PAUSE takes about 10 ns on some
 x86 cores and 40 ns on others, so a spin *count* means a different wait on each machine.
 minigrad/__init__.py asks this module for the count that spins for a given time
-(spin_count), before libgomp loads and reads the variable. That is why this module is the one extension
-compiled without OpenMP (setup.py): importing it must not load libgomp.
+(spin_count), before libgomp loads and reads the variable. That is why this module is
+the one extension compiled without OpenMP (setup.py): importing it must not load libgomp.
 """
 from posix.time cimport clock_gettime, timespec, CLOCK_MONOTONIC
 

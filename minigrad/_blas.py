@@ -212,8 +212,8 @@ def split_matmul(a, b):
     (sa, ta), (sb, tb) = _stored(a), _stored(b)
     c = np.empty((a.shape[0], b.shape[1]), a.dtype)
     fn, ilp64 = gemm(a.dtype)
-    if not ilp64 and max(sa.shape + sb.shape + c.shape) > _INT32_MAX:
-        return np.matmul(a, b, out=c)
+    if 0 in a.shape + b.shape or (not ilp64 and max(sa.shape + sb.shape + c.shape) > _INT32_MAX):
+        return np.matmul(a, b, out=c)                   # an empty product; 32-bit sizes exceeded
     with single_threaded():
         kernel.gemm_split(sa, ta, sb, tb, c, fn, ilp64, get_num_threads())
     return c

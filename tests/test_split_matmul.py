@@ -90,6 +90,14 @@ def test_linear_with_a_large_product_trains_like_the_formula():
     np.testing.assert_allclose(tw.grad.numpy(), d64.T @ x64, rtol=1e-4, atol=1e-3)
 
 
+@pytest.mark.parametrize("m, k, n", [(3, 0, 4), (0, 5, 4), (3, 5, 0)])
+def test_split_matmul_of_an_empty_product(m, k, n):
+    a, b = np.ones((m, k), np.float32), np.ones((k, n), np.float32)
+    c = _blas.split_matmul(a, b)
+    assert c.shape == (m, n) and c.dtype == np.float32
+    np.testing.assert_array_equal(c, np.zeros((m, n)))
+
+
 def test_split_matmul_leaves_openblas_thread_count_alone():
     before = _blas._lib["get_threads"]()
     rng = np.random.default_rng(2)
