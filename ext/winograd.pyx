@@ -79,7 +79,8 @@ def winograd_weights(const floating[:, :, :, ::1] w,   # IN  (K, C, 3, 3)
     flip: the kernel of ∂L/∂x at stride 1 instead, w turned by 180° with its channel axes
     swapped (seed 004; DESIGN.md's ∂L/∂x = pad(δ) ⋆ flip(w)ᵀ):
         u[ξ, c, k] = (G · rot180(w[k, c]) · Gᵀ)[ξ]
-    read from w as it is (no flipped copy)."""
+    read from w as it is (no flipped copy). F(4×4)'s ∂L/∂x uses it; F(2×2)'s reads the
+    plain transform at the turned points instead (conv2d_forward_winograd's `turned`)."""
     cdef Py_ssize_t K = w.shape[1] if flip else w.shape[0]
     cdef Py_ssize_t k
     cdef bint four = u.shape[0] == 36
@@ -552,15 +553,31 @@ cdef inline void _output_block4(const floating* m, Py_ssize_t Tb, const floating
             _store_pieces(&z[0][0], 4 * CH, 4, &pc[0], npc, y, k)
 
 
+cdef Py_ssize_t[4] _TURN = [3, 1, 2, 0]     # π₄: F(2×2)'s points 0 and 3 swapped (turned)
+
+
 def conv2d_forward_winograd(const floating[:, :, :, ::1] x,   # IN  (N, C, H, W)
                             const floating[:, :, ::1] u,      # IN  (T², K, C) winograd_weights(w)
                             const floating[::1] b,            # IN  (K,) bias, or (0,) for none
                             floating[:, :, :, ::1] y,         # OUT (N, K, OH, OW)
                             floating[:, ::1] scratch,         # TMP (threads, T²·(C + K)·rows·TW)
                             Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t rows,
-                            size_t gemm, bint ilp64, int num_threads, bint vec=False):
+                            size_t gemm, bint ilp64, int num_threads, bint vec=False,
+                            bint turned=False):
     """y = b + x ⋆ w for 3×3 w, stride 1, by Winograd F(m×m, 3×3) (see the top of the file
     for m = 2, F(4×4, 3×3) below for m = 4): m = 2 when u has T² = 16 rows, 4 when 36.
+
+    turned (m = 2 only): u is winograd_weights(w′) of the kernel w′ (C, K, 3, 3) whose
+    correlation this one undoes, and the correlation is with w′ turned by 180° and its
+    channel axes swapped, w = rot180(w′)ᵀ — ∂L/∂x's kernel (seed 004), without a transform
+    of its own. Turning a kernel reverses its taps, and G·rev(g) = Π·G·g with Π the 4×4
+    permutation that swaps the points 0 and 3 (G's rows 1 and 2 are symmetric, rows 0 and 3
+    each other's reverse), along both axes: the transformed turned kernel at ξ = 4a + a′ is
+    the transformed kernel at π(ξ) = 4·π₄(a) + π₄(a′), π₄ = (3, 1, 2, 0), and the swap of the
+    channel axes is a transpose:
+        M[ξ] = U′[π(ξ)]ᵀ @ V[ξ]        (K, C) @ (C, Tb), U′[·] (C, K) read transposed
+    (the same products as a flipped transform's, summed in another order: equal up to
+    rounding).
 
     The tiles, TH = ⌈OH/m⌉ rows of TW = ⌈OW/m⌉ per sample, are taken tile row by tile
     row across the whole batch (tile row r is row r mod TH of sample r div TH) in blocks
@@ -593,8 +610,13 @@ def conv2d_forward_winograd(const floating[:, :, :, ::1] x,   # IN  (N, C, H, W)
                 _input_block4(x, r0, Tb, TH, TW, ph, pw, &scratch[t, 0])
             for xi in range(P):
                 # (K, C) @ (C, Tb) -> (K, Tb)
-                _gemm(gemm, ilp64, NO_TRANS, NO_TRANS, K, Tb, C, &u[xi, 0, 0], C,
-                      &scratch[t, xi * C * Tb], Tb, 0, &scratch[t, mo + xi * K * Tb], Tb)
+                if turned:                              # U′[π(ξ)]ᵀ, π(4a + a′) = 4·π₄(a) + π₄(a′)
+                    _gemm(gemm, ilp64, TRANS, NO_TRANS, K, Tb, C,
+                          &u[4 * _TURN[xi // 4] + _TURN[xi % 4], 0, 0], K,
+                          &scratch[t, xi * C * Tb], Tb, 0, &scratch[t, mo + xi * K * Tb], Tb)
+                else:
+                    _gemm(gemm, ilp64, NO_TRANS, NO_TRANS, K, Tb, C, &u[xi, 0, 0], C,
+                          &scratch[t, xi * C * Tb], Tb, 0, &scratch[t, mo + xi * K * Tb], Tb)
             if m == 2:
                 _output_block2(&scratch[t, mo], Tb, b, y, r0, TH, TW)
             elif floating is float and vec:

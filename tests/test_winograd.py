@@ -274,6 +274,69 @@ def test_flipped_kernel_transform_is_the_transform_of_the_flipped_copy(T2, dtype
     np.testing.assert_array_equal(got, want)
 
 
+_TURN = [4 * a + b for a in (3, 1, 2, 0) for b in (3, 1, 2, 0)]     # π: points 0 ↔ 3, both axes
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("K, C", [(3, 5), (40, 33), (1, 70)])
+def test_turned_kernel_transform_is_the_transform_at_the_turned_points(dtype, K, C):
+    """F(2×2): turning a kernel reverses its taps, and G·rev(g) = Π·G·g (Π swaps the
+    points 0 and 3), so ∂L/∂x's transformed kernels are the forward's at π(ξ), transposed
+    — what ∂L/∂x reads (`turned`) instead of a transform of its own. To a rounding (G's
+    middle rows sum the taps in the other order); exactly on kernels of small integers."""
+    from minigrad._ext import winograd as _wino
+    from minigrad.ops import conv_dispatch
+    rng = np.random.default_rng(K + C)
+    for w in (rng.standard_normal((K, C, 3, 3)).astype(dtype),
+              rng.integers(-8, 9, (K, C, 3, 3)).astype(dtype)):
+        flipped = np.full((16, C, K), np.nan, dtype)
+        _wino.winograd_weights(w, flipped, 2, True)
+        turned = conv_dispatch.winograd_weights(w)[_TURN].transpose(0, 2, 1)
+        eps = np.finfo(dtype).eps
+        np.testing.assert_allclose(turned, flipped, rtol=4 * eps, atol=4 * eps)
+    np.testing.assert_array_equal(turned, flipped)              # the integer kernels
+    assert not np.array_equal(turned, conv_dispatch.winograd_weights(w).transpose(0, 2, 1))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_forward_keeps_its_kernel_transform_for_the_input_gradient(dtype):
+    """When the forward and ∂L/∂x both take F(2×2), the forward keeps U = G·w·Gᵀ (one
+    transform a step instead of two) and ∂L/∂x reads it at the turned points: the same
+    gradient, bit for bit, as ∂L/∂x transforming w again, and the reference's. Nothing is
+    kept when x needs no gradient or nothing is recorded; backward() drops it with the
+    graph."""
+    from minigrad.ops import conv_dispatch
+    rng = np.random.default_rng(9)
+    x = rng.standard_normal((3, 20, 7, 6)).astype(dtype)
+    w = (rng.standard_normal((24, 20, 3, 3)) / 12).astype(dtype)
+    δ = rng.standard_normal((3, 24, 7, 6)).astype(dtype)
+    xt, wt = mg.tensor(x, requires_grad=True), mg.tensor(w, requires_grad=True)
+    with winograd() as calls:
+        y = F.conv2d(xt, wt, padding=1)
+        node = y.grad_fn
+        assert len(node.saved) == 3
+        np.testing.assert_array_equal(node.saved[2], conv_dispatch.winograd_weights(w))
+        y.backward(mg.tensor(δ))
+        assert len(calls()) == 3                                 # forward, ∂L/∂x, ∂L/∂w
+        assert node.saved == ()                                  # dropped with the graph
+        paths = kernels._plan("conv2d", x.shape, w.shape, np.dtype(dtype),
+                              conv_dispatch.Geom((1, 1), (1, 1), (1, 1), 1), (7, 6))
+        again = conv_dispatch.backward(x, x.shape, δ, w, conv_dispatch.Geom(
+            (1, 1), (1, 1), (1, 1), 1), True, False, False, paths)[0]
+        assert len(calls()) == 4
+    np.testing.assert_array_equal(xt.grad.data, again)
+    want = ref.conv2d_vjp(x.astype(np.float64), w.astype(np.float64), δ.astype(np.float64),
+                          (1, 1), (1, 1, 1, 1), (1, 1), 1)[0]
+    tol = 1e-4 if dtype == np.float32 else 1e-11
+    np.testing.assert_allclose(xt.grad.data, want, rtol=tol, atol=tol)
+    with winograd():
+        assert len(F.conv2d(mg.tensor(x), wt, padding=1).grad_fn.saved) == 2   # x: no gradient
+        with mg.no_grad():
+            assert F.conv2d(xt, wt, padding=1).grad_fn is None
+    with winograd(path="winograd4"):                             # F(4×4): no turned points
+        assert len(F.conv2d(xt, wt, padding=1).grad_fn.saved) == 2
+
+
 @settings(deadline=None)
 @given(case=cases(), threads=st.integers(1, 3))
 def test_weight_gradient_by_winograd_matches_reference(case, threads):
@@ -400,9 +463,9 @@ class _VecSpy:
         if not name.startswith("conv2d_"):
             return fn
 
-        def call(*args):
+        def call(*args, **kwargs):
             self.vec.append(args[-1])
-            return fn(*args)
+            return fn(*args, **kwargs)
         return call
 
 

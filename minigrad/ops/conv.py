@@ -62,7 +62,7 @@ def _operands(ctx):
     else the C-contiguous arrays in the compute dtype that forward kept (the same values,
     and a non-contiguous input, e.g. a channels_last permute, is not copied again)."""
     if not is_grad_enabled():
-        return ctx.saved
+        return ctx.saved[:2]
     return tuple(t if isinstance(t, TensorBase) and t.requires_grad else a
                  for t, a in zip(ctx.inputs[:2], ctx.saved))
 
@@ -89,11 +89,12 @@ def _fused_gradients(ctx, δ):
     for bit (tests/test_double_backward_conv.py), in one parallel pass instead of three
     (measured: ~50 µs less per layer, 8% of LeNet's first layer's backward). Only for a
     backward that records no graph: nothing here is differentiable."""
-    x, w = ctx.saved
+    x, w, *kept = ctx.saved                 # kept: w's Winograd transform, if forward kept it
     x4, δ4 = _batched(x), _batched(np.ascontiguousarray(δ.data, dtype=x.dtype))
     need_x, need_w, need_b = ctx.needs_input_grad[:3]
     paths = kernels._plan("conv2d", x4.shape, w.shape, x.dtype, ctx.geom, δ4.shape[2:])
-    dx, dw, db = _dispatch.backward(x4, x4.shape, δ4, w, ctx.geom, need_x, need_w, need_b, paths)
+    dx, dw, db = _dispatch.backward(x4, x4.shape, δ4, w, ctx.geom, need_x, need_w, need_b, paths,
+                                    u=kept[0] if kept else None)
     if dx is not None and x.ndim == 3:
         dx = dx[0]                                              # (1, C, H, W) -> (C, H, W)
     return tuple(None if a is None else wrap(a) for a in (dx, dw, db))
@@ -117,10 +118,14 @@ class Conv2dFunction(Function):
         conv_transpose2d's ∂L/∂x and the weight-gradient op's ∂/∂δ are this forward."""
         dtype, (x, w, b) = _prepare(ctx, x, w, b)
         ctx.geom = geom
-        ctx.save_for_backward(x, w)
         x4 = _batched(x)                                        # (N, C, H, W)
-        path = kernels._plan("conv2d", x4.shape, w.shape, dtype, geom, out_hw).forward
-        y = _dispatch.correlate(x4, w, b, out_hw, geom, path, *label)   # (N, K, OH, OW)
+        plan = kernels._plan("conv2d", x4.shape, w.shape, dtype, geom, out_hw)
+        u = None
+        if (plan.forward == plan.input_grad == "winograd" and ctx.needs_input_grad[0]
+                and is_grad_enabled()):
+            u = _dispatch.winograd_weights(w)   # F(2×2)'s U, read again by ∂L/∂x (turned)
+        ctx.save_for_backward(x, w, *(() if u is None else (u,)))
+        y = _dispatch.correlate(x4, w, b, out_hw, geom, plan.forward, *label, u=u)  # (N, K, OH, OW)
         y = y[0] if x.ndim == 3 else y
         return y.astype(ctx.out_dtype, copy=False)
 

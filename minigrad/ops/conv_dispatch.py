@@ -65,14 +65,27 @@ def _bias(b, dtype):
 
 # ---- y = b + x ⋆ w, one function per path ----------------------------------------------
 
-def correlate(x, w, b, out_hw, g, path, op="conv2d", which="forward"):
+def correlate(x, w, b, out_hw, g, path, op="conv2d", which="forward", u=None):
     """y = b + x ⋆ w: (N, C, H, W) ⋆ (K, C/G, kh, kw) -> (N, K, OH, OW), OH×OW = out_hw,
-    by `path` (one of kernels.CONV_PATHS, as kernels._plan chose it)."""
+    by `path` (one of kernels.CONV_PATHS, as kernels._plan chose it). u: on the 'winograd'
+    path, w's kernel transform when the caller keeps it for the backward (winograd_weights)."""
     K = w.shape[0]
     if x.shape[0] == 0:
         return np.empty((0, K) + tuple(out_hw), x.dtype)
     kernels._ran(op, which, path, x.shape, w.shape)
+    if u is not None and path == "winograd":
+        return _forward_winograd(x, w, b, out_hw, g, u=u)
     return _FORWARD[path](x, w, b, out_hw, g)
+
+
+def winograd_weights(w):
+    """F(2×2, 3×3)'s transformed kernels of w (K, C, 3, 3), a new (16, K, C) array
+    U[ξ] = (G·w[k, c]·Gᵀ)[ξ] (ext/winograd.pyx): what the forward's GEMMs read and, at the
+    turned points and transposed, ∂L/∂x's — a conv2d forward keeps it for its backward
+    (ops/conv.py), one transform per step instead of two."""
+    u = np.empty((16,) + w.shape[:2], w.dtype)
+    _wino.winograd_weights(w, u, get_num_threads())
+    return u
 
 
 def _forward_direct(x, w, b, out_hw, g):
@@ -90,25 +103,33 @@ def _wino4_vector(m, TW, *arrays):
     return m == 4 and all(kernels._winograd4_vector(TW, a.dtype, a.size) for a in arrays)
 
 
-def _forward_winograd(x, w, b, out_hw, g, m=2, flip=False):
+def _forward_winograd(x, w, b, out_hw, g, m=2, flip=False, u=None):
     """ext/winograd.pyx: one parallel loop over blocks of m×m output tiles (F(m×m, 3×3),
     m = 2 or 4); each thread transforms its tiles, runs (m+2)² GEMMs (K, C) @ (C, tiles),
     writes y. flip: y = x ⋆ w turned by 180° with its channel axes swapped, w of shape
-    (x's channels, y's channels, 3, 3) as the forward's weight is for its ∂L/∂x — the turn
-    and the swap made by the kernel transform (_input_grad_winograd)."""
+    (x's channels, y's channels, 3, 3) as the forward's weight is for its ∂L/∂x
+    (_input_grad_winograd): for m = 4 the kernel transform turns and swaps as it reads w;
+    for m = 2 the GEMMs read w's own transform at the turned points, transposed
+    (ext/winograd.pyx, `turned`). u (m = 2): w's own transform, winograd_weights(w), when
+    the caller kept it (the conv2d forward for its ∂L/∂x); else it is made here."""
     N, K, Cg = x.shape[0], w.shape[1 if flip else 0], w.shape[0 if flip else 1]
     OH, OW = out_hw
     dtype, nt = x.dtype, get_num_threads()
     TH, TW, P = -(-OH // m), -(-OW // m), (m + 2) ** 2
     rows = kernels._winograd_rows(N, TH, TW, nt, m)                  # tile rows per block
-    u = _workspace("winograd_u", (P, K, Cg), dtype)
-    _wino.winograd_weights(w, u, nt, flip)                           # (P, K, C) = G·w·Gᵀ
+    turned = flip and m == 2
+    if u is None:
+        u = _workspace("winograd_u", (P,) + (w.shape[:2] if turned else (K, Cg)), dtype)
+        _wino.winograd_weights(w, u, nt, flip and not turned)        # (P, K, C) = G·w·Gᵀ
+    elif m != 2 or u.shape != (P,) + w.shape[:2] or u.dtype != dtype:
+        raise ValueError(f"conv2d(): Winograd's kept kernel transform {u.shape} {u.dtype} "
+                         f"does not fit the weight {w.shape} {dtype}")
     y = np.empty((N, K, OH, OW), dtype)
     scratch = _workspace("winograd", (nt, P * (Cg + K) * rows * TW), dtype)
     fn, ilp64 = _blas.gemm(dtype)
     with _blas.single_threaded():
         _wino.conv2d_forward_winograd(x, u, _bias(b, dtype), y, scratch, g.ph, g.pw, rows,
-                                      fn, ilp64, nt, _wino4_vector(m, TW, x, y))
+                                      fn, ilp64, nt, _wino4_vector(m, TW, x, y), turned=turned)
     return y
 
 
@@ -117,12 +138,16 @@ def _forward_winograd4(x, w, b, out_hw, g):
     return _forward_winograd(x, w, b, out_hw, g, 4)
 
 
-def _input_grad_winograd(δ, w, x_shape, g, path):
+def _input_grad_winograd(δ, w, x_shape, g, path, u=None):
     """∂L/∂x at stride 1 by Winograd ('winograd' or 'winograd4'): the forward correlation
     of δ, padded by F−1−P, with the kernel turned by 180° and its channel axes swapped
-    (seed 004) — the turn and the swap made by the kernel transform as it reads w."""
+    (seed 004) — for F(4×4) the turn and the swap made by the kernel transform as it reads
+    w; for F(2×2) none: w's own transform (u, kept by the forward, or made here) read at
+    the turned points, transposed (ext/winograd.pyx conv2d_forward_winograd, `turned`)."""
     gt = Geom((1, 1), (2 - g.ph, 2 - g.pw), (1, 1), 1)             # F − 1 − P, F = 3
-    return _forward_winograd(δ, w, None, x_shape[2:], gt, 2 if path == "winograd" else 4, True)
+    if path == "winograd":
+        return _forward_winograd(δ, w, None, x_shape[2:], gt, 2, True, u)
+    return _forward_winograd(δ, w, None, x_shape[2:], gt, 4, True)
 
 
 def _forward_k16(x, w, b, out_hw, g):
@@ -444,7 +469,8 @@ _SAME_NAMES = {"forward": "forward", "input_grad": "input_grad", "weight_grad": 
                "bias_grad": "bias_grad"}
 
 
-def backward(x, x_shape, δ, w, g, need_dx, need_dw, need_db, paths, op="conv2d", names=_SAME_NAMES):
+def backward(x, x_shape, δ, w, g, need_dx, need_dw, need_db, paths, op="conv2d", names=_SAME_NAMES,
+             u=None):
     """(∂L/∂x, ∂L/∂w, ∂L/∂b) of y = b + x ⋆ w, each None unless asked for, by the paths
     kernels._plan chose (`paths.input_grad` is 'winograd', 'winograd4', 'w16', 'hwnc' or the
     base path; `paths.weight_grad` is 'w16', 'hwnc', 'winograd' or the base path).
@@ -457,13 +483,15 @@ def backward(x, x_shape, δ, w, g, need_dx, need_dw, need_db, paths, op="conv2d"
             products with every tap; col2im adds each where the dilated correlation puts it;
         winograd, winograd4, w16 — at stride 1 and dilation 1 only (nothing to dilate): the
             forward correlation of δ, padded by F−1−P, with the flipped, channel-swapped kernel
-            (turned and swapped by Winograd's kernel transform as it reads w; for w16 a copy).
+            (F(4×4): turned and swapped by the kernel transform as it reads w; F(2×2): w's own
+            transform read at the turned points, transposed; for w16 a copy).
     ∂L/∂w = x ⋆ δ: direct loops, δ (Kg, N·OH·OW) @ im2col(x)ᵀ per group, or (w16, stride 1)
         per tap the dot product of δ's stream with x's stream shifted by the tap.
     ∂L/∂b = Σ_n Σ_i' Σ_j' δ[n,k,i',j'].
 
     x may be None when only ∂L/∂x is needed; x_shape is the shape of ∂L/∂x. op and names
-    label the passes in kernels.trace() (conv_transpose2d's forward is this ∂L/∂x).
+    label the passes in kernels.trace() (conv_transpose2d's forward is this ∂L/∂x). u: w's
+    F(2×2) kernel transform if the forward kept it (winograd_weights), for ∂L/∂x by 'winograd'.
     """
     N, C, H, W = x_shape
     K, Cg, kh, kw = w.shape
@@ -479,7 +507,7 @@ def backward(x, x_shape, δ, w, g, need_dx, need_dw, need_db, paths, op="conv2d"
         need_dx = False
     if need_dx and paths.input_grad in ("winograd", "winograd4"):
         kernels._ran(op, names["input_grad"], paths.input_grad, δ.shape, (C, K, kh, kw))
-        dx = _input_grad_winograd(δ, w, x_shape, g, paths.input_grad)
+        dx = _input_grad_winograd(δ, w, x_shape, g, paths.input_grad, u)
         need_dx = False
     if need_dx and paths.input_grad == "w16":
         gt = Geom((1, 1), (kh - 1 - g.ph, kw - 1 - g.pw), (1, 1), g.groups)
