@@ -351,6 +351,7 @@ def _traverse(roots, root_grads, retain_graph, create_graph, capture=None):
     (ids of tensors), nothing is accumulated: the gradient of each captured tensor is
     returned in a dict by id, and only the ops that lead to one of them run.
     """
+    from .ops.elementwise import add_arrays    # (the ops import this module) NumPy's add, threaded
     order = _toposort(roots)
     needed = None if capture is None else _leading_to(order, capture)
     grads = {}
@@ -412,9 +413,9 @@ def _traverse(roots, root_grads, retain_graph, create_graph, capture=None):
                 elif create_graph:                # recorded: differentiable again
                     grads[id(inp)] = prev + gi
                 elif id(inp) in owned:            # ours: Σ contributions, in place
-                    np.add(prev.data, gi.data, out=prev.data)
+                    add_arrays(prev.data, gi.data, out=prev.data)
                 else:                             # the first sum: a new array, ours
-                    grads[id(inp)] = wrap(np.add(prev.data, gi.data))
+                    grads[id(inp)] = wrap(add_arrays(prev.data, gi.data))
                     owned.add(id(inp))
             local = gi = prev = None              # hold no gradient past its use (_accumulate)
             if not retain_graph:

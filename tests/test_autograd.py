@@ -177,6 +177,35 @@ def test_summed_contributions_never_write_into_an_array_someone_holds():
     assert not np.shares_memory(x.grad.numpy(), kept)
 
 
+def test_large_gradient_sums_run_on_the_threads_with_numpys_numbers(monkeypatch):
+    """Contributions of ≥ 32768 elements are summed by ext/elementwise.pyx's threaded add
+    (NumPy's add runs on one core, and a residual block's input gets two activations'
+    worth): the first sum into a new array, the next ones in place, each element rounded
+    as NumPy rounds it."""
+    from minigrad.ops import elementwise
+    sizes = []
+    real = elementwise._k.add
+    rng = np.random.default_rng(3)
+    a, b, c = (rng.standard_normal((3, 200, 64)).astype(np.float32) for _ in range(3))
+    x = mg.tensor(rng.standard_normal((3, 200, 64)).astype(np.float32), requires_grad=True)
+    t = x * 1.0
+    loss = (t * mg.tensor(a) + t * mg.tensor(b)).sum()             # t: two contributions
+    monkeypatch.setattr(elementwise._k, "add", lambda *a: (sizes.append(a[0].size), real(*a))[1])
+    loss.backward()
+    np.testing.assert_array_equal(x.grad.numpy(), a + b)
+    assert sizes == [a.size]
+    monkeypatch.undo()
+    x.grad = None
+    t = x * 1.0
+    loss = (t * mg.tensor(a) + t * mg.tensor(b) + t * mg.tensor(c)).sum()
+    monkeypatch.setattr(elementwise._k, "add", lambda *a: (sizes.append(a[0].size), real(*a))[1])
+    loss.backward()
+    assert sizes == [a.size] * 3                                   # a new sum, then in place
+    got = x.grad.numpy()
+    assert any(np.array_equal(got, (p + q) + r) for p, q, r in
+               ((a, b, c), (a, c, b), (b, c, a)))                  # in the order they arrive
+
+
 def test_a_fresh_input_gradient_is_kept_not_copied(monkeypatch):
     """The gradient a kernel returns for a leaf input is stored as it is (the copy of a
     large input gradient cost as much as the pooling backward that made it)."""
