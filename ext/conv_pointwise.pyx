@@ -16,6 +16,7 @@
 # C-contiguous arrays of one dtype with the shapes below, acc zeroed; bounds checks are off
 # by default (see setup.py). The GEMM runs single-threaded inside the OpenMP loop over
 # samples (see _gemm.pxi).
+from libc.string cimport memset
 from cython.parallel cimport prange, threadid
 cimport cython
 
@@ -51,18 +52,23 @@ def conv2d_backward_pointwise(const floating[:, :, ::1] x,    # IN  (N, C, L) (a
                               const floating[:, :, ::1] dy,   # IN  (N, K, L) δ
                               const floating[:, ::1] w,       # IN  (K, C)
                               floating[:, :, ::1] dx,         # OUT (N, C, L) ∂L/∂x, if need_dx
-                              floating[:, ::1] acc,           # OUT (threads, C·K + K), zeroed:
+                              floating[:, ::1] acc,           # OUT (threads, C·K + K):
                                                               #     per-thread ∂L/∂wᵀ (C, K), ∂L/∂b
+                              unsigned char[::1] started,     # TMP (threads,) zeros
                               bint need_dx, bint need_dw, bint need_db,
                               size_t gemm, bint ilp64, int num_threads):
     """∂L/∂x[n] = wᵀ @ δ[n]; ∂L/∂wᵀ += x[n] @ δ[n]ᵀ and ∂L/∂b += Σ δ[n] into the thread's
-    row of acc (the caller adds the rows in a fixed order)."""
+    row of acc (the caller adds the rows in a fixed order). A thread's first sample writes
+    its row (β = 0: no zeroing pass over acc), a thread without a sample zeroes it."""
     cdef Py_ssize_t N = dy.shape[0], K = dy.shape[1], L = dy.shape[2], C = w.shape[1]
     cdef Py_ssize_t n, k, l, t
     cdef double s
+    cdef bint first
     with nogil:
         for n in prange(N, schedule='static', num_threads=num_threads):
             t = threadid()
+            first = not started[t]
+            started[t] = 1
             if need_dx:
                 # (C, K) @ (K, L) -> (C, L)
                 _gemm(gemm, ilp64, TRANS, NO_TRANS, C, L, K, &w[0, 0], C, &dy[n, 0, 0], L,
@@ -70,13 +76,19 @@ def conv2d_backward_pointwise(const floating[:, :, ::1] x,    # IN  (N, C, L) (a
             if need_dw:
                 # (C, L) @ (L, K) -> (C, K), accumulated
                 _gemm(gemm, ilp64, NO_TRANS, TRANS, C, K, L, &x[n, 0, 0], L, &dy[n, 0, 0], L,
-                      1, &acc[t, 0], K)
+                      0 if first else 1, &acc[t, 0], K)
             if need_db:
                 for k in range(K):
                     s = 0
                     for l in range(L):
                         s = s + dy[n, k, l]
-                    acc[t, C * K + k] += <floating>s
+                    if first:
+                        acc[t, C * K + k] = <floating>s
+                    else:
+                        acc[t, C * K + k] += <floating>s
+        for t in range(acc.shape[0]):
+            if not started[t]:                          # a thread without a sample
+                memset(&acc[t, 0], 0, acc.shape[1] * sizeof(floating))
 
 
 # ---- small planes: the batch in the GEMM's long side ----------------------------------------

@@ -758,24 +758,30 @@ cdef inline void _grad_block4(const floating[:, :, :, ::1] dy, Py_ssize_t r0, Py
 
 def conv2d_weight_grad_winograd(const floating[:, :, :, ::1] x,   # IN  (N, C, H, W)
                                 const floating[:, :, :, ::1] dy,  # IN  (N, K, OH, OW) δ
-                                floating[:, ::1] acc,             # OUT (threads, T²·K·C), zeroed: += Mw
+                                floating[:, ::1] acc,             # OUT (threads, T²·K·C) = Σ Mw
                                 floating[:, ::1] scratch,         # TMP (threads, T²·(C + K)·rows·TW)
+                                unsigned char[::1] started,       # TMP (threads,) zeros
                                 Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t rows, Py_ssize_t m,
                                 size_t gemm, bint ilp64, int num_threads, bint vec=False):
-    """Per thread t, acc[t] (T², K, C) += Σ over its blocks of tiles of D[ξ] @ V[ξ]ᵀ (the
+    """Per thread t, acc[t] (T², K, C) = Σ over its blocks of tiles of D[ξ] @ V[ξ]ᵀ (the
     comment above), F(m×m, 3×3) for m = 2 or 4 (T = m + 2): the blocks of tile rows as in
     conv2d_forward_winograd, V (T², C, Tb) and D (T², K, Tb) in the thread's scratch row.
-    The caller adds the thread rows in a fixed order and transforms back
-    (winograd_weight_grad)."""
+    A thread's first block writes its row (β = 0: no zeroing pass over acc, which is
+    18 MiB for 256 channels in F(4×4)), the later ones add to it; a thread that got no
+    block zeroes its row. The caller adds the thread rows in a fixed order and transforms
+    back (winograd_weight_grad)."""
     cdef Py_ssize_t N = x.shape[0], C = x.shape[1]
     cdef Py_ssize_t K = dy.shape[1], OH = dy.shape[2], OW = dy.shape[3]
     cdef Py_ssize_t P = (m + 2) * (m + 2)
     cdef Py_ssize_t TH = (OH + m - 1) // m, TW = (OW + m - 1) // m, R = N * TH
     cdef Py_ssize_t nitems = (R + rows - 1) // rows
     cdef Py_ssize_t item, t, r0, r1, xi, Tb, do
+    cdef floating beta
     with nogil:
         for item in prange(nitems, schedule='static', num_threads=num_threads):
             t = threadid()
+            beta = started[t]
+            started[t] = 1
             r0 = item * rows
             r1 = min(r0 + rows, R)
             Tb = (r1 - r0) * TW
@@ -794,7 +800,10 @@ def conv2d_weight_grad_winograd(const floating[:, :, :, ::1] x,   # IN  (N, C, H
             for xi in range(P):
                 # (K, Tb) @ (Tb, C) -> (K, C), accumulated
                 _gemm(gemm, ilp64, NO_TRANS, TRANS, K, C, Tb, &scratch[t, do + xi * K * Tb], Tb,
-                      &scratch[t, xi * C * Tb], Tb, 1, &acc[t, xi * K * C], C)
+                      &scratch[t, xi * C * Tb], Tb, beta, &acc[t, xi * K * C], C)
+        for t in range(acc.shape[0]):
+            if not started[t]:                          # a thread without a block
+                memset(&acc[t, 0], 0, acc.shape[1] * sizeof(floating))
 
 
 cdef inline floating _partials(const floating[:, :, :, ::1] m, Py_ssize_t xi, Py_ssize_t k,

@@ -607,7 +607,8 @@ y = guarded((N, K, H, Wd), 0)
 W.conv2d_forward_winograd(x, u, guarded((K,), 1), y, scratch, p, p, rows, fn, ilp64, 1, True)
 dy = guarded((N, K, H, Wd), rng.standard_normal((N, K, H, Wd)))
 acc = guarded((1, P * K * C), 0)
-W.conv2d_weight_grad_winograd(x, dy, acc, scratch, p, p, rows, 4, fn, ilp64, 1, True)
+W.conv2d_weight_grad_winograd(x, dy, acc, scratch, np.zeros(1, np.uint8), p, p, rows, 4, fn, ilp64, 1,
+                              True)
 print("ok")
 """
 

@@ -638,13 +638,13 @@ def _weight_grad_winograd(x, x_shape, δ, w_shape, g, need_dw, need_db, m=2):
     if need_dw:
         TH, TW, P = -(-OH // m), -(-OW // m), (m + 2) ** 2
         rows = kernels._winograd_rows(N, TH, TW, nt, m)
-        acc = _workspace("winograd_acc", (nt, P * K * C), dtype)
-        acc[...] = 0
+        acc = _workspace("winograd_acc", (nt, P * K * C), dtype)      # written, not zeroed
         scratch = _workspace("winograd", (nt, P * (C + K) * rows * TW), dtype)
         fn, ilp64 = _blas.gemm(dtype)
         with _blas.single_threaded():
-            _wino.conv2d_weight_grad_winograd(x, δ, acc, scratch, g.ph, g.pw, rows, m, fn, ilp64,
-                                              nt, _wino4_vector(m, TW, x, δ))
+            _wino.conv2d_weight_grad_winograd(x, δ, acc, scratch, np.zeros(nt, np.uint8), g.ph,
+                                              g.pw, rows, m, fn, ilp64, nt,
+                                              _wino4_vector(m, TW, x, δ))
         dw = np.empty(w_shape, dtype)                       # (+ the thread partials, in order)
         _wino.winograd_weight_grad(acc.reshape(nt, P, K, C), dw, nt)
     return dw, (_bias_sums(δ) if need_db else None)
@@ -668,14 +668,14 @@ def _backward_blas(x, x_shape, δ, w, g, need_dx, need_dw, need_db):
     nb, rows = kernels._blas_blocks(N, R, OH, OW, dtype.itemsize, nt)
     xq = kernels._blas_shift_rows(x_shape, kh, kw, OH, OW, g, rows) if need_dw else 0
     scratch = _workspace("blas", (nt, (R + K) * nb * rows * OW + xq), dtype)
-    acc = _workspace("blas_acc", (nt, K * Cg * kh * kw + K), dtype)
-    acc[...] = 0
+    acc = _workspace("blas_acc", (nt, K * Cg * kh * kw + K), dtype)   # written, not zeroed
     dummy = np.zeros((1, 1, 1, 1), dtype)
     fn, ilp64 = _blas.gemm(dtype)
     dw_rows = kernels._blas_dw_rows(K // G, Cg * kh * kw)
     with _blas.single_threaded():
         _im2col.conv2d_backward_blas(x if need_dw else dummy, δ, w, dx if need_dx else dummy,
-                                     acc, scratch, *g.args(), g.groups, nb, rows, xq,
+                                     acc, scratch, np.zeros(nt, np.uint8), *g.args(), g.groups,
+                                     nb, rows, xq,
                                      need_dx, need_dw, need_db, dw_rows, fn, ilp64, nt)
     dw = None
     if need_dw and dw_rows:         # Σ_t (G, Kg, Cg·kh·kw) = (K, Cg, kh, kw), fixed order
@@ -733,15 +733,14 @@ def _backward_pointwise(x, x_shape, δ, w, g, need_dx, need_dw, need_db):
     dx = np.empty(x_shape, dtype) if need_dx else None
     if kernels._pointwise_batched(H * W):            # small planes: the batch in one product
         return _backward_pointwise_batched(x, x_shape, δ, w, dx, need_dw, need_db)
-    acc = _workspace("pointwise_acc", (nt, C * K + K), dtype)
-    acc[...] = 0
+    acc = _workspace("pointwise_acc", (nt, C * K + K), dtype)          # written, not zeroed
     dummy = np.zeros((1, 1, 1), dtype)
     fn, ilp64 = _blas.gemm(dtype)
     with _blas.single_threaded():
         _pointwise.conv2d_backward_pointwise(
             x.reshape(N, C, H * W) if need_dw else dummy, δ.reshape(N, K, H * W),
             w.reshape(K, C), dx.reshape(N, C, H * W) if need_dx else dummy, acc,
-            need_dx, need_dw, need_db, fn, ilp64, nt)
+            np.zeros(nt, np.uint8), need_dx, need_dw, need_db, fn, ilp64, nt)
     dw = None
     if need_dw:                             # Σ_t (C, K) -> (K, C) = (K, C, 1, 1), fixed order
         dw = np.empty(w.shape, dtype)
