@@ -1,8 +1,10 @@
 # Elementwise kernels: the sum of two arrays, the fused ReLU forward and its backward mask,
-# the SGD momentum step.
+# the SGD momentum step; a fill and a copy between strided 4-d views (the slicing and
+# padding ops of minigrad/ops/shape.py).
 #
-# Contract: the Python side (minigrad/ops/elementwise.py) passes C-contiguous 1-d
-# views of matching length and dtype; bounds checks are off by default (see setup.py).
+# Contract: the Python side (minigrad/ops/elementwise.py, minigrad/ops/shape.py) passes
+# C-contiguous 1-d views of matching length and dtype (the copy: 4-d views of one shape
+# and dtype that do not overlap); bounds checks are off by default (see setup.py).
 from cython.parallel cimport prange
 cimport cython
 
@@ -143,3 +145,30 @@ def sgd_momentum_step(floating[::1] p,            # IN/OUT (n,) the parameter
                 p[i] = p[i] - a * (gi + mu * bi)
             else:
                 p[i] = p[i] - a * bi
+
+
+def fill(floating[::1] out,                 # OUT (n,)
+         floating value, int num_threads):
+    """out[:] = value, split over the threads (NumPy's fill and zeros run on one core)."""
+    cdef Py_ssize_t i, n = out.shape[0]
+    cdef int nt = num_threads if n >= GRAIN else 1
+    with nogil:
+        for i in prange(n, schedule='static', num_threads=nt):
+            out[i] = value
+
+
+def copy4(const floating[:, :, :, :] src,   # IN  (A, B, H, W), any strides
+          floating[:, :, :, :] dst,         # OUT (A, B, H, W), any strides, not overlapping src
+          int num_threads):
+    """dst[a, b, i, j] = src[a, b, i, j], one thread per (a, b) plane: the copy of a strided
+    view (x[:, :, ::2, ::2], a padded tensor's interior) that NumPy makes on one core."""
+    cdef Py_ssize_t A = src.shape[0], B = src.shape[1], H = src.shape[2], W = src.shape[3]
+    cdef Py_ssize_t ab, a, b, i, j
+    cdef int nt = num_threads if A * B * H * W >= GRAIN else 1
+    with nogil:
+        for ab in prange(A * B, schedule='static', num_threads=nt):
+            a = ab // B
+            b = ab % B
+            for i in range(H):
+                for j in range(W):
+                    dst[a, b, i, j] = src[a, b, i, j]

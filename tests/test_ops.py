@@ -281,6 +281,39 @@ def test_indexing_basic(a, data):
     check(lambda x: x[idx], lambda v: v[idx], a)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("idx", [(slice(None), slice(None), slice(None, None, 2), slice(None, None, 2)),
+                                 (slice(None), slice(None, None, -1), slice(1, -1), slice(None)),
+                                 (slice(1, None), slice(None), slice(1, None, 2), slice(2, 27, 2)),
+                                 (Ellipsis,)])
+def test_large_slices_and_padding_on_the_threads_match_numpy(dtype, idx, monkeypatch):
+    """Slicing, its backward (δ placed into zeros) and constant padding of activations of
+    ≥ 32768 elements run on ext/elementwise.pyx's threaded fill and strided copy (ResNet-20's
+    option-A shortcut: pad(x[:, :, ::2, ::2])): the same values as NumPy's, every stride
+    (negative, stepped, offset), for the forward and the backward."""
+    from minigrad.ops import elementwise
+    ran = []
+    for name in ("copy4", "fill"):
+        real = getattr(elementwise._k, name)
+        monkeypatch.setattr(elementwise._k, name,
+                            lambda *a, _r=real, _n=name: (ran.append(_n), _r(*a))[1])
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((8, 32, 28, 28)).astype(dtype)       # every slice ≥ 32768 elements
+    xt = mg.tensor(x, requires_grad=True)
+    widths = (0, 0, 1, 2, 4, 4)                      # W: none, H: 1 | 2, C: 4 | 4
+    y = F.pad(xt[idx], widths, value=0.5)
+    want = np.pad(x[idx], ((0, 0), (4, 4), (1, 2), (0, 0)), constant_values=0.5)
+    np.testing.assert_array_equal(y.numpy(), want)
+    δ = rng.standard_normal(y.shape).astype(dtype)
+    y.backward(mg.tensor(δ))
+    dx = np.zeros_like(x)
+    dx[idx] = δ[:, 4:-4, 1:-2, :]
+    np.testing.assert_array_equal(xt.grad.numpy(), dx)
+    # copies: x[idx], pad's interior, δ's interior (pad's backward), δ into zeros (the
+    # slice's backward); fills: pad's border, the zeros
+    assert ran.count("copy4") == 4 and ran.count("fill") == 2, ran
+
+
 @given(values(hnp.array_shapes(min_dims=1, max_dims=3, min_side=1, max_side=4)), st.data())
 def test_indexing_integer_arrays_with_repeats_accumulate(a, data):
     idx = np.array(data.draw(st.lists(st.integers(0, a.shape[0] - 1), min_size=1, max_size=6)))

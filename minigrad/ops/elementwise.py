@@ -45,6 +45,35 @@ def add_arrays(a, b, out=None):
     return np.add(a, b) if out is None else np.add(a, b, out=out)
 
 
+def _threaded(a):
+    """Whether the threaded fill and copy kernels take `a`: float32/float64, ≥ 32768 elements."""
+    return a.dtype in (np.float32, np.float64) and a.size >= 32768
+
+
+def filled(shape, dtype, value):
+    """np.full(shape, value, dtype), the fill split over the threads for float32/float64
+    arrays of ≥ 32768 elements (np.zeros and np.full write on one core)."""
+    out = np.empty(shape, dtype)
+    if _threaded(out):
+        _k.fill(out.reshape(-1), value, get_num_threads())
+    else:
+        out[...] = value
+    return out
+
+
+def copy_into(dst, src):
+    """dst[...] = src: by ext/elementwise.pyx's threaded copy when both are 4-d views (any
+    strides) of one shape and dtype, float32/float64, ≥ 32768 elements, that do not share
+    memory (a fresh array and its source: the callers' case), else by NumPy (broadcasting,
+    other dtypes and ranks)."""
+    if (type(src) is np.ndarray and dst.ndim == 4 and src.shape == dst.shape
+            and src.dtype == dst.dtype and _threaded(dst)):
+        _k.copy4(src, dst, get_num_threads())
+    else:
+        dst[...] = src
+    return dst
+
+
 class Add(Function):
     @staticmethod
     def forward(ctx, a, b):

@@ -9,7 +9,7 @@ import numpy as np
 
 from ..autograd import Function
 from ..tensor_base import TensorBase, as_tensor
-from .elementwise import operand
+from .elementwise import copy_into, filled, operand
 
 
 def _axis(d, ndim, name="dim"):
@@ -48,7 +48,10 @@ class GetItem(Function):
     @staticmethod
     def forward(ctx, x, idx):
         ctx.shape, ctx.dtype, ctx.idx = x.shape, x.dtype, idx
-        return np.array(x[idx], copy=True)    # a copy: an op's output is never a view of its input
+        v = x[idx]
+        if not (_is_basic(idx) and isinstance(v, np.ndarray)):
+            return np.array(v, copy=True)     # a copy: an op's output is never a view of its input
+        return copy_into(np.empty(v.shape, v.dtype), v)   # (x[:, :, ::2, ::2]: on the threads)
 
     @staticmethod
     def backward(ctx, δ):
@@ -63,9 +66,13 @@ class IndexGrad(Function):
     @staticmethod
     def forward(ctx, δ, shape, idx):
         ctx.idx = idx
-        g = np.zeros(shape, dtype=δ.dtype)
+        g = filled(shape, δ.dtype, 0)
         if _is_basic(idx):
-            g[idx] = δ
+            view = g[idx]
+            if isinstance(view, np.ndarray):
+                copy_into(view, δ)
+            else:                                 # one element
+                g[idx] = δ
         else:
             np.add.at(g, idx, δ)
         return g
@@ -195,7 +202,11 @@ class Pad(Function):
     @staticmethod
     def forward(ctx, x, widths, value):
         ctx.slices = tuple(slice(lo, lo + n) for (lo, _), n in zip(widths, x.shape))
-        return np.pad(x, widths, mode="constant", constant_values=value)
+        if x.dtype not in (np.float32, np.float64):
+            return np.pad(x, widths, mode="constant", constant_values=value)
+        y = filled(tuple(lo + n + hi for (lo, hi), n in zip(widths, x.shape)), x.dtype, value)
+        copy_into(y[ctx.slices], x)                                  # the interior
+        return y
 
     @staticmethod
     def backward(ctx, δ):
