@@ -599,6 +599,21 @@ def test_blas_backward_sums_thread_partials(threads, groups, K, Cg, dw_rows_min_
         np.testing.assert_allclose(a, r, rtol=1e-10, atol=1e-10)
 
 
+@pytest.mark.parametrize("rows", [1, 2, 3, 4])
+@pytest.mark.parametrize("n", [100, 40000])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_thread_partials_summed_in_order_as_numpy_sums_them(rows, n, dtype):
+    """The 'blas' backward's per-thread partial ∂L/∂w rows are summed on the threads (large
+    rows) in order, acc[0] + acc[1] + …: NumPy's sum over axis 0, bit for bit, into a new
+    array (acc is a reused workspace)."""
+    acc = np.random.default_rng(rows).standard_normal((rows, n)).astype(dtype) * 1e3
+    before = acc.copy()
+    got = conv_dispatch._rows_summed(acc)
+    np.testing.assert_array_equal(got, acc.sum(axis=0))
+    np.testing.assert_array_equal(acc, before)
+    assert not np.shares_memory(got, acc)
+
+
 @pytest.mark.parametrize("xs, ws, padding", [
     ((3, 16, 15, 17), (8, 16, 3, 3), 1),        # ResNet-20-like, odd sizes
     ((2, 12, 14, 14), (20, 12, 3, 3), 0),       # no padding: δ padded by F−1 all round
