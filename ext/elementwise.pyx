@@ -1,11 +1,13 @@
 # Elementwise kernels: the sum of two arrays, the fused ReLU forward and its backward mask,
-# the SGD momentum step; a fill and a copy between strided 4-d views (the slicing and
-# padding ops of minigrad/ops/shape.py).
+# the SGD momentum step; a fill, a copy between strided 4-d views and a concatenation (the
+# slicing, padding and cat ops of minigrad/ops/shape.py).
 #
 # Contract: the Python side (minigrad/ops/elementwise.py, minigrad/ops/shape.py) passes
 # C-contiguous 1-d views of matching length and dtype (the copy: 4-d views of one shape
 # and dtype that do not overlap); bounds checks are off by default (see setup.py).
 from cython.parallel cimport prange
+from libc.stdlib cimport free, malloc
+from libc.string cimport memcpy
 cimport cython
 
 ctypedef fused floating:
@@ -172,3 +174,36 @@ def copy4(const floating[:, :, :, :] src,   # IN  (A, B, H, W), any strides
             for i in range(H):
                 for j in range(W):
                     dst[a, b, i, j] = src[a, b, i, j]
+
+
+def concat_rows(list srcs,                   # IN  K arrays, each C-contiguous (A, B_k), non-empty
+                floating[:, ::1] out,        # OUT (A, Σ B_k)
+                int num_threads):
+    """out[a, o_k : o_k + B_k] = srcs[k][a, :], o_k = Σ_{l<k} B_l: the concatenation along
+    an axis d of C-contiguous arrays, each viewed as (A, B_k) = (the axes before d, d and
+    the ones after), rows split over the threads (np.concatenate copies on one core;
+    DenseNet concatenates at every layer)."""
+    cdef Py_ssize_t K = len(srcs), A = out.shape[0], k, a, o = 0
+    cdef const floating[:, ::1] v
+    cdef const floating** ptr = <const floating**>malloc(max(K, 1) * sizeof(floating*))
+    cdef Py_ssize_t* width = <Py_ssize_t*>malloc(max(K, 1) * sizeof(Py_ssize_t))
+    cdef Py_ssize_t* off = <Py_ssize_t*>malloc(max(K, 1) * sizeof(Py_ssize_t))
+    cdef int nt = num_threads if A * out.shape[1] >= GRAIN else 1
+    if ptr == NULL or width == NULL or off == NULL:
+        free(ptr); free(width); free(off)
+        raise MemoryError("concat_rows(): no memory for the source table")
+    try:
+        for k in range(K):
+            v = srcs[k]                         # (the list keeps the arrays alive)
+            ptr[k] = &v[0, 0]
+            width[k] = v.shape[1]
+            off[k] = o
+            o = o + v.shape[1]
+        with nogil:
+            for a in prange(A, schedule='static', num_threads=nt):
+                for k in range(K):
+                    memcpy(&out[a, off[k]], ptr[k] + a * width[k], width[k] * sizeof(floating))
+    finally:
+        free(ptr)
+        free(width)
+        free(off)

@@ -282,6 +282,39 @@ def test_indexing_basic(a, data):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("dim", [0, 1, 2, 3])
+def test_large_cat_on_the_threads_matches_numpy(dtype, dim, monkeypatch):
+    """cat of C-contiguous activations (≥ 2¹⁸ elements, ≥ 2 rows before dim) copies rows
+    on the threads (ext/elementwise.pyx concat_rows; DenseNet's channel concatenations):
+    np.concatenate's array bit for bit, empty parts skipped; dim 0 (one row) and a mixed
+    dtype (promoted) stay NumPy's. Its backward hands each part its slice of δ, first order
+    and recorded (a second derivative through the cut)."""
+    from minigrad.ops import elementwise
+    ran = []
+    real = elementwise._k.concat_rows
+    monkeypatch.setattr(elementwise._k, "concat_rows", lambda *a: (ran.append(len(a[0])), real(*a))[1])
+    rng = np.random.default_rng(dim)
+    sizes = [5, 0, 32, 1, 17]
+    shapes = [tuple(n if i == dim else m for i, m in enumerate((4, 60, 40, 36))) for n in sizes]
+    parts = [rng.standard_normal(sh).astype(dtype) for sh in shapes]
+    ts = [mg.tensor(p, requires_grad=True) for p in parts]
+    y = mg.cat(ts, dim=dim)
+    np.testing.assert_array_equal(y.numpy(), np.concatenate(parts, axis=dim))
+    assert ran == ([] if dim == 0 else [4])                      # the empty part skipped
+    δ = rng.standard_normal(y.shape).astype(dtype)
+    y.backward(mg.tensor(δ))
+    cuts = np.cumsum([0] + sizes)
+    for t, a, b in zip(ts, cuts[:-1], cuts[1:]):
+        np.testing.assert_array_equal(t.grad.numpy(), np.take(δ, range(a, b), axis=dim))
+    mixed = mg.cat([mg.tensor(parts[0]), mg.tensor(parts[2].astype(np.float16))], dim=dim)
+    assert mixed.dtype == np.result_type(dtype, np.float16)
+    x = mg.tensor(parts[0].astype(np.float64), requires_grad=True)
+    (g,) = mg.autograd.grad((mg.cat([x * x, x], dim=dim) ** 2).sum(), [x], create_graph=True)
+    (gg,) = mg.autograd.grad(g.sum(), [x])
+    np.testing.assert_allclose(gg.numpy(), 12 * x.numpy() ** 2 + 2, rtol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("idx", [(slice(None), slice(None), slice(None, None, 2), slice(None, None, 2)),
                                  (slice(None), slice(None, None, -1), slice(1, -1), slice(None)),
                                  (slice(1, None), slice(None), slice(1, None, 2), slice(2, 27, 2)),

@@ -3,6 +3,7 @@
 Each backward returns the local gradient for each input at the *broadcast* shape;
 Function.apply sums it back to the input's shape.
 """
+import math
 import numbers
 
 import numpy as np
@@ -72,6 +73,28 @@ def copy_into(dst, src):
     else:
         dst[...] = src
     return dst
+
+
+def concatenate(xs, axis):
+    """np.concatenate(xs, axis): by ext/elementwise.pyx's concat_rows (each x viewed as
+    (rows, its part of a row), the rows split over the threads) when every x is a
+    C-contiguous float32/float64 array of one dtype, with ≥ 2 rows before `axis` and
+    ≥ 2¹⁸ elements in all; else by NumPy (which also promotes mixed dtypes). Below that
+    size the per-part setup costs what the threads save (DenseNet's 8×480×8² from 15
+    parts: 64 vs 54 µs; 8×256×16² from 8 parts: 69 vs 142 µs)."""
+    first = xs[0]
+    rows = math.prod(first.shape[:axis])
+    if (first.dtype in (np.float32, np.float64) and rows >= 2
+            and sum(x.size for x in xs) >= 1 << 18
+            and all(type(x) is np.ndarray and x.dtype == first.dtype and x.flags.c_contiguous
+                    for x in xs)):
+        shape = list(first.shape)
+        shape[axis] = sum(x.shape[axis] for x in xs)
+        out = np.empty(shape, first.dtype)
+        _k.concat_rows([x.reshape(rows, -1) for x in xs if x.size], out.reshape(rows, -1),
+                       get_num_threads())
+        return out
+    return np.concatenate(xs, axis=axis)
 
 
 class Add(Function):

@@ -7,9 +7,9 @@ import numbers
 
 import numpy as np
 
-from ..autograd import Function
-from ..tensor_base import TensorBase, as_tensor
-from .elementwise import copy_into, filled, operand
+from ..autograd import Function, is_grad_enabled
+from ..tensor_base import TensorBase, as_tensor, wrap
+from .elementwise import concatenate, copy_into, filled, operand
 
 
 def _axis(d, ndim, name="dim"):
@@ -164,25 +164,30 @@ class Cat(Function):
 
     Inception and DenseNet concatenate along the channels at every block, so both
     directions move each element once and no more: the forward allocates the one
-    output and copies each input into its slice (np.concatenate); the backward hands
-    each input its slice of δ as a *view* (no copy; the op that consumes it copies
-    only if it needs contiguous memory, as a conv or ReLU kernel does).
-    benchmarks/cat.py times it against a bare memory copy and PyTorch.
+    output and copies each input into its slice (ops.elementwise.concatenate: per row on
+    the threads, or np.concatenate); the backward hands each input its slice of δ as a
+    *view* (no copy; the op that consumes it copies only if it needs contiguous memory,
+    as a conv or ReLU kernel does). benchmarks/cat.py times it against a bare memory copy
+    and PyTorch.
     """
 
     @staticmethod
     def forward(ctx, dim, *xs):
         ctx.dim = dim
         ctx.splits = np.cumsum([x.shape[dim] for x in xs])[:-1]
-        return np.concatenate(xs, axis=dim)
+        return concatenate(xs, dim)
 
     @staticmethod
     def backward(ctx, δ):
-        """∂L/∂x_k = δ[…, o_k : o_k + size_k, …]: δ cut along dim into the inputs' sizes (views)."""
+        """∂L/∂x_k = δ[…, o_k : o_k + size_k, …]: δ cut along dim into the inputs' sizes
+        (views: View ops where the backward is recorded, else the arrays' views as they are
+        — a DenseNet-121 step cuts δ a thousand times)."""
         bounds = [0, *ctx.splits, δ.shape[ctx.dim]]
         lead = (slice(None),) * ctx.dim
-        return (None,) + tuple(View.apply(δ, lead + (slice(int(a), int(b)),))
-                               for a, b in zip(bounds[:-1], bounds[1:]))
+        cuts = [lead + (slice(int(a), int(b)),) for a, b in zip(bounds[:-1], bounds[1:])]
+        if not is_grad_enabled():
+            return (None,) + tuple(wrap(δ.data[c]) for c in cuts)
+        return (None,) + tuple(View.apply(δ, c) for c in cuts)
 
 
 class Stack(Function):
