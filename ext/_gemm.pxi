@@ -7,6 +7,7 @@
 # else 32-bit) and makes sure it runs single-threaded while these loops call it (one layer
 # of parallelism: the OpenMP threads; see minigrad/_blas.py).
 from libc.stdint cimport int64_t
+from libc.string cimport memset
 
 cdef enum:
     ROW_MAJOR = 101
@@ -40,3 +41,25 @@ cdef inline void _gemm(size_t fn, bint ilp64, int ta, int tb,
         else:
             (<dgemm32_t>fn)(ROW_MAJOR, ta, tb, <int>m, <int>n, <int>k, 1, a, <int>lda,
                             b, <int>ldb, beta, c, <int>ldc)
+
+
+# ---- per-thread partial sums that the GEMMs write ------------------------------------------
+# A kernel that sums ∂L/∂w over its blocks gives each thread a row of `acc`: the thread's
+# first block writes the row (β = 0), the later ones add to it (β = 1), so no zeroing pass
+# over acc precedes the loop; `started` (one byte per thread, zeros) records which rows were
+# written, and the rows of threads that got no block are zeroed after it.
+
+cdef inline bint _first_block(unsigned char[::1] started, Py_ssize_t t) noexcept nogil:
+    """Whether this is thread t's first block (marking it started)."""
+    cdef bint first = not started[t]
+    started[t] = 1
+    return first
+
+
+cdef inline void _zero_unstarted_rows(floating[:, ::1] acc,
+                                      const unsigned char[::1] started) noexcept nogil:
+    """acc[t] = 0 for every thread t that got no block."""
+    cdef Py_ssize_t t
+    for t in range(acc.shape[0]):
+        if not started[t]:
+            memset(&acc[t, 0], 0, acc.shape[1] * sizeof(floating))

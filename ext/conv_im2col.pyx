@@ -493,8 +493,7 @@ def conv2d_backward_blas(const floating[:, :, :, ::1] x,    # IN  (N, C, H, W) (
     with nogil:
         for sb in prange(nsb, schedule='static', num_threads=num_threads):
             t = threadid()
-            first = not started[t]
-            started[t] = 1
+            first = _first_block(started, t)
             n0 = sb * nb
             n1 = n0 + nb
             if n1 > N:
@@ -559,9 +558,7 @@ def conv2d_backward_blas(const floating[:, :, :, ::1] x,    # IN  (N, C, H, W) (
                     for j in range(n1 - n0):
                         _col2im_block(scratch, t, Lc, j * L, dx, n0 + j, oi0, oi1, OW,
                                       kh, kw, sh, sw, ph, pw, dh, dw)
-        for t in range(acc.shape[0]):
-            if not started[t]:                          # a thread without a block
-                memset(&acc[t, 0], 0, acc.shape[1] * sizeof(floating))
+        _zero_unstarted_rows(acc, started)              # threads without a block
 
 
 

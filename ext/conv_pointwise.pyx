@@ -13,10 +13,9 @@
 # made: the GEMM reads and writes the tensors in place.
 #
 # Contract: the Python side (minigrad/ops/conv_dispatch.py, path 'pointwise') passes
-# C-contiguous arrays of one dtype with the shapes below, acc zeroed; bounds checks are off
-# by default (see setup.py). The GEMM runs single-threaded inside the OpenMP loop over
-# samples (see _gemm.pxi).
-from libc.string cimport memset
+# C-contiguous arrays of one dtype with the shapes below (acc need not be zeroed: see
+# _gemm.pxi's partial sums); bounds checks are off by default (see setup.py). The GEMM runs
+# single-threaded inside the OpenMP loop over samples (see _gemm.pxi).
 from cython.parallel cimport prange, threadid
 cimport cython
 
@@ -67,8 +66,7 @@ def conv2d_backward_pointwise(const floating[:, :, ::1] x,    # IN  (N, C, L) (a
     with nogil:
         for n in prange(N, schedule='static', num_threads=num_threads):
             t = threadid()
-            first = not started[t]
-            started[t] = 1
+            first = _first_block(started, t)
             if need_dx:
                 # (C, K) @ (K, L) -> (C, L)
                 _gemm(gemm, ilp64, TRANS, NO_TRANS, C, L, K, &w[0, 0], C, &dy[n, 0, 0], L,
@@ -86,9 +84,7 @@ def conv2d_backward_pointwise(const floating[:, :, ::1] x,    # IN  (N, C, L) (a
                         acc[t, C * K + k] = <floating>s
                     else:
                         acc[t, C * K + k] += <floating>s
-        for t in range(acc.shape[0]):
-            if not started[t]:                          # a thread without a sample
-                memset(&acc[t, 0], 0, acc.shape[1] * sizeof(floating))
+        _zero_unstarted_rows(acc, started)              # threads without a sample
 
 
 # ---- small planes: the batch in the GEMM's long side ----------------------------------------

@@ -780,8 +780,7 @@ def conv2d_weight_grad_winograd(const floating[:, :, :, ::1] x,   # IN  (N, C, H
     with nogil:
         for item in prange(nitems, schedule='static', num_threads=num_threads):
             t = threadid()
-            beta = started[t]
-            started[t] = 1
+            beta = 0 if _first_block(started, t) else 1
             r0 = item * rows
             r1 = min(r0 + rows, R)
             Tb = (r1 - r0) * TW
@@ -801,9 +800,7 @@ def conv2d_weight_grad_winograd(const floating[:, :, :, ::1] x,   # IN  (N, C, H
                 # (K, Tb) @ (Tb, C) -> (K, C), accumulated
                 _gemm(gemm, ilp64, NO_TRANS, TRANS, K, C, Tb, &scratch[t, do + xi * K * Tb], Tb,
                       &scratch[t, xi * C * Tb], Tb, beta, &acc[t, xi * K * C], C)
-        for t in range(acc.shape[0]):
-            if not started[t]:                          # a thread without a block
-                memset(&acc[t, 0], 0, acc.shape[1] * sizeof(floating))
+        _zero_unstarted_rows(acc, started)              # threads without a block
 
 
 cdef inline floating _partials(const floating[:, :, :, ::1] m, Py_ssize_t xi, Py_ssize_t k,

@@ -31,24 +31,24 @@ def _values(v):
     return v.data if isinstance(v, TensorBase) else v
 
 
+def _threaded(a):
+    """Whether the threaded kernels (add, fill, copy) take `a`: float32/float64, ≥ 32768 elements."""
+    return a.dtype in (np.float32, np.float64) and a.size >= 32768
+
+
 def add_arrays(a, b, out=None):
     """a + b as a new array (or into `out`, which may be a or b): by the threaded kernel of
     ext/elementwise.pyx when both are C-contiguous float32/float64 arrays of one shape and
     dtype with at least 32768 elements, else by NumPy (scalars, broadcasting, other
     dtypes)."""
     if (type(a) is np.ndarray and type(b) is np.ndarray and a.shape == b.shape
-            and a.dtype == b.dtype and a.dtype in (np.float32, np.float64) and a.size >= 32768
-            and a.flags.c_contiguous and b.flags.c_contiguous):
+            and a.dtype == b.dtype and _threaded(a) and a.flags.c_contiguous
+            and b.flags.c_contiguous):
         if out is None:
             out = np.empty_like(a)
         _k.add(a.reshape(-1), b.reshape(-1), out.reshape(-1), get_num_threads())
         return out
     return np.add(a, b) if out is None else np.add(a, b, out=out)
-
-
-def _threaded(a):
-    """Whether the threaded fill and copy kernels take `a`: float32/float64, ≥ 32768 elements."""
-    return a.dtype in (np.float32, np.float64) and a.size >= 32768
 
 
 def filled(shape, dtype, value):
