@@ -17,7 +17,10 @@
 #                         μ = s + Σ(x − s)/n,  σ² = Σ(x − s)²/n − (Σ(x − s)/n)²
 #                         The pass goes channel by channel (each thread its channels), or,
 #                         on short rows, through memory in order (each thread its rows,
-#                         partial sums per channel, added up after): see `by_rows`.
+#                         partial sums per channel, added up after): see `by_rows`. Rows
+#                         under 32 values (planes of 4×4 and below) go by blocks of whole
+#                         channels, a block's values of every sample side by side: the
+#                         flat loops, MINIGRAD_BN_FLAT (so the elementwise passes too).
 #   batchnorm_affine      one pass: y = a · (x − μ) + β with a = γ/σ̂  (= γ x̂ + β), and
 #                         max(y, 0) in the same pass for BatchNorm followed by ReLU
 #                         (min(max(y, 0), hi) for ReLU6)
@@ -34,8 +37,8 @@
 # Contract: the Python side (minigrad/ops/norm.py) passes C-contiguous arrays of one dtype,
 # x and δ of shape (N, C, L) with N·L ≥ 1, the per-channel arrays of shape (C,); bounds
 # checks are off by default (see setup.py). Threads split the channels (reductions
-# channel by channel), or the (n, c) rows (the elementwise passes, and the reductions
-# through memory in order).
+# channel by channel; every pass on short rows, by blocks of channels), or the (n, c) rows
+# (the elementwise passes, and the reductions through memory in order).
 from cython.parallel cimport prange, threadid
 from libc.stdlib cimport calloc, free, malloc
 cimport cython
@@ -64,12 +67,13 @@ cdef enum:
     ROWS_MAX_L = 1024
     ROWS_MIN_STREAMS = 48
 
+
 # The loops, as C functions GCC builds three times (AVX-512, AVX2, baseline x86-64) for the
 # loader to pick the one this CPU runs (target_clones, as in ext/direct16.h; one plain build
 # elsewhere): each pass is one or two reads and a write per value, which the baseline
 # build's two-lane double arithmetic could not keep up with. Each call covers a channel or
-# a range of (n, c) rows, so that rows of a few values (2×2 planes) do not pay a call each;
-# rows under MG_BN_VECTOR_MIN_L values take the baseline build (`_short`), inlined.
+# a range of (n, c) rows; rows under MG_BN_VECTOR_MIN_L values take the flat loops below
+# (or, summed channel by channel when asked, by_rows = 0, the baseline build, `_short`).
 #   channel sums  s1 = Σ (x − s), s2 = Σ (x − s)·(y − t) over channel c's N rows, in double.
 #                 As plain loops these are one chain of dependent additions (one per 4
 #                 cycles); the `omp simd` reduction lets the compiler keep a partial sum per
@@ -215,9 +219,144 @@ cdef extern from *:
     MINIGRAD_BN_LOOPS(d_vec, double, MG_BN_CLONES)
     MINIGRAD_BN_LOOPS(f_short, float, inline)
     MINIGRAD_BN_LOOPS(d_short, double, inline)
-    /* Rows of fewer values than this (planes of 4×4 and below) take the baseline build,
-       inlined: there the vector builds' remainder code and the call through the loader
-       cost more than they save (32×1280×2² float32, forward 0.16 ms against 0.30). */
+    /* The passes over rows shorter than MG_BN_VECTOR_MIN_L (planes of 4×4 and below),
+       with the (N, C, L) array read as N samples of P = C·L values. Each call covers a
+       block of channels c0 … c1 − 1, the W = (c1 − c0)·L ≤ MG_BN_FLAT_BLOCK values at
+       j = c0·L … of every sample: the block's per-channel numbers are spread over its W
+       positions (channel c's at (c − c0)·L … + L − 1) in arrays of the call's own, and,
+       for the sums, so are its accumulators. The loop over positions, vectorised, then
+       meets no row boundary and, for the sums, no chain of dependent additions within a
+       row (each position's sum gets one value per sample); each channel's L sums are
+       added in order at the end. x where 0 < q < hi when q is not NULL (q has x's
+       layout). A block's values of one sample are 1 KiB (float32) in a row: with 64
+       values (a quarter of that) the hardware prefetcher lost the N streams of cold
+       activations (32×512×4², all four passes 0.67 ms against 0.56 with 256, 0.64 row by
+       row as before), and with 1024 no better than 256. */
+    #define MG_BN_FLAT_BLOCK 256
+    #define MG_BN_SPREAD(dst, src)                                                     \
+        for (Py_ssize_t c = c0; c < c1; c++)                                           \
+            for (Py_ssize_t l = 0; l < L; l++)                                         \
+                (dst)[(c - c0) * L + l] = (src)[c];
+    #define MG_BN_FLAT_SUMS_LOOP(T, W)                                                 \
+        for (Py_ssize_t n = 0; n < N; n++) {                                           \
+            const T *xr = x + n * P + j, *yr = y + n * P + j;                          \
+            if (q) {                                                                   \
+                const T *qr = q + n * P + j;                                           \
+                for (Py_ssize_t l = 0; l < (W); l++) {                                 \
+                    T g = MG_BN_KEEP(qr[l], hi, xr[l]);                                \
+                    double d = (double)g - sv[l];                                      \
+                    a[l] += d;                                                         \
+                    b[l] += d * ((double)yr[l] - tv[l]);                               \
+                }                                                                      \
+            } else                                                                     \
+                for (Py_ssize_t l = 0; l < (W); l++) {                                 \
+                    double d = (double)xr[l] - sv[l];                                  \
+                    a[l] += d;                                                         \
+                    b[l] += d * ((double)yr[l] - tv[l]);                               \
+                }                                                                      \
+        }
+    #define MINIGRAD_BN_FLAT(SUF, T)                                                   \
+    /* s1[c] = Σ (x − s[c]), s2[c] = Σ (x − s[c])·(y − t[c]) for c0 ≤ c < c1 */          \
+    MG_BN_CLONES                                                                       \
+    static void bn_flat_sums_##SUF(const T *x, const T *y, const T *q, T hi,           \
+                                   const double *s, const double *t, double *s1,       \
+                                   double *s2, Py_ssize_t N, Py_ssize_t C,             \
+                                   Py_ssize_t L, Py_ssize_t c0, Py_ssize_t c1) {       \
+        Py_ssize_t P = C * L, j = c0 * L, W = (c1 - c0) * L;                           \
+        double sv[MG_BN_FLAT_BLOCK], tv[MG_BN_FLAT_BLOCK];                             \
+        double a[MG_BN_FLAT_BLOCK] = {0}, b[MG_BN_FLAT_BLOCK] = {0};                   \
+        MG_BN_SPREAD(sv, s)                                                            \
+        MG_BN_SPREAD(tv, t)                                                            \
+        if (W == MG_BN_FLAT_BLOCK)                                                     \
+            MG_BN_FLAT_SUMS_LOOP(T, MG_BN_FLAT_BLOCK)                                  \
+        else                                                                           \
+            MG_BN_FLAT_SUMS_LOOP(T, W)                                                 \
+        for (Py_ssize_t c = c0; c < c1; c++) {                                         \
+            double u = 0, v = 0;                                                       \
+            for (Py_ssize_t l = 0; l < L; l++) {                                       \
+                u += a[(c - c0) * L + l];                                              \
+                v += b[(c - c0) * L + l];                                              \
+            }                                                                          \
+            s1[c] = u;                                                                 \
+            s2[c] = v;                                                                 \
+        }                                                                              \
+    }                                                                                  \
+    /* y = a·(x − μ) + b for channels c0 ≤ c < c1 of every sample, and the ReLU /       \
+       ReLU6 / residual forms as bn_affine_rows has them */                            \
+    MG_BN_CLONES                                                                       \
+    static void bn_flat_affine_##SUF(const T *x, T *y, const T *a, const T *mu,        \
+                                     const T *b, int relu, T hi, const T *z,           \
+                                     Py_ssize_t N, Py_ssize_t C, Py_ssize_t L,         \
+                                     Py_ssize_t c0, Py_ssize_t c1) {                   \
+        Py_ssize_t P = C * L, j = c0 * L, W = (c1 - c0) * L;                           \
+        T av[MG_BN_FLAT_BLOCK], mv[MG_BN_FLAT_BLOCK], bv[MG_BN_FLAT_BLOCK];            \
+        MG_BN_SPREAD(av, a)                                                            \
+        MG_BN_SPREAD(mv, mu)                                                           \
+        MG_BN_SPREAD(bv, b)                                                            \
+        for (Py_ssize_t n = 0; n < N; n++) {                                           \
+            const T *restrict xr = x + n * P + j;                                      \
+            T *restrict yr = y + n * P + j;                                            \
+            if (z) {                            /* max(y + z, 0) */                    \
+                const T *restrict zr = z + n * P + j;                                  \
+                for (Py_ssize_t l = 0; l < W; l++) {                                   \
+                    T v = av[l] * (xr[l] - mv[l]) + bv[l];                             \
+                    v = v + zr[l];                                                     \
+                    yr[l] = v <= 0 ? (T)0 : v;                                         \
+                }                                                                      \
+            } else if (relu == 2)               /* min(max(·, 0), hi) */               \
+                for (Py_ssize_t l = 0; l < W; l++) {                                   \
+                    T v = av[l] * (xr[l] - mv[l]) + bv[l];                             \
+                    v = v < 0 ? (T)0 : v;                                              \
+                    yr[l] = v > hi ? hi : v;                                           \
+                }                                                                      \
+            else if (relu)                      /* max(·, 0) */                        \
+                for (Py_ssize_t l = 0; l < W; l++) {                                   \
+                    T v = av[l] * (xr[l] - mv[l]) + bv[l];                             \
+                    yr[l] = v <= 0 ? (T)0 : v;                                         \
+                }                                                                      \
+            else                                                                       \
+                for (Py_ssize_t l = 0; l < W; l++)                                     \
+                    yr[l] = av[l] * (xr[l] - mv[l]) + bv[l];                           \
+        }                                                                              \
+    }                                                                                  \
+    /* dx = a·δ + k·(x − μ) + m for channels c0 ≤ c < c1 (δ where 0 < q < hi) */         \
+    MG_BN_CLONES                                                                       \
+    static void bn_flat_input_grad_##SUF(const T *x, const T *dy, const T *q, T hi,    \
+                                         T *dx, const T *a, const T *k, const T *m,    \
+                                         const T *mu, Py_ssize_t N, Py_ssize_t C,      \
+                                         Py_ssize_t L, Py_ssize_t c0, Py_ssize_t c1) { \
+        Py_ssize_t P = C * L, j = c0 * L, W = (c1 - c0) * L;                           \
+        T av[MG_BN_FLAT_BLOCK], kv[MG_BN_FLAT_BLOCK], mv[MG_BN_FLAT_BLOCK],            \
+          uv[MG_BN_FLAT_BLOCK];                                                        \
+        MG_BN_SPREAD(av, a)                                                            \
+        MG_BN_SPREAD(kv, k)                                                            \
+        MG_BN_SPREAD(mv, m)                                                            \
+        MG_BN_SPREAD(uv, mu)                                                           \
+        for (Py_ssize_t n = 0; n < N; n++) {                                           \
+            const T *restrict xr = x + n * P + j, *restrict dr = dy + n * P + j;       \
+            T *restrict or_ = dx + n * P + j;                                          \
+            if (q) {                                                                   \
+                const T *restrict qr = q + n * P + j;                                  \
+                for (Py_ssize_t l = 0; l < W; l++) {                                   \
+                    T g = MG_BN_KEEP(qr[l], hi, dr[l]);                                \
+                    or_[l] = av[l] * g + kv[l] * (xr[l] - uv[l]) + mv[l];              \
+                }                                                                      \
+            } else                                                                     \
+                for (Py_ssize_t l = 0; l < W; l++) {                                   \
+                    T g = dr[l];                                                       \
+                    or_[l] = av[l] * g + kv[l] * (xr[l] - uv[l]) + mv[l];              \
+                }                                                                      \
+        }                                                                              \
+    }
+    MINIGRAD_BN_FLAT(f, float)
+    MINIGRAD_BN_FLAT(d, double)
+    /* Rows of fewer values than this (planes of 4×4 and below) take the flat loops: row
+       by row, the vector builds' remainder code and the call through the loader cost more
+       than they saved (32×1280×2² float32, forward 0.30 ms against 0.16 on the baseline
+       build, inlined), and the baseline build paid a dependent addition chain or a
+       division and a scalar loop per row (8×512×2², one thread: μ and σ² 21 µs, the
+       affine pass 14; by the flat loops 10.6 and 6.4). Only the sums channel by channel
+       (by_rows = 0) still take short rows here, on the baseline build. */
     #define MG_BN_VECTOR_MIN_L 32
     #define MG_BN_BY_ROW_LENGTH(SUF, T)                                                \
     static inline void bn_channel_sums_##SUF(const T *x, const T *y, const T *q,       \
@@ -229,22 +368,19 @@ cdef extern from *:
                                  : bn_channel_sums_##SUF##_short)(x, y, q, qs, hi, N, C, L,\
                                                                   c, s, t, s1, s2);    \
     }                                                                                  \
+    /* (the row passes below see rows of at least MG_BN_VECTOR_MIN_L values only) */   \
     static inline void bn_row_sums_##SUF(const T *x, const T *y, const T *q,           \
                                          Py_ssize_t qs, T hi, Py_ssize_t r0,           \
                                          Py_ssize_t r1, Py_ssize_t C, Py_ssize_t L,    \
                                          const double *s, const double *t, double *s1, \
                                          double *s2) {                                 \
-        (L >= MG_BN_VECTOR_MIN_L ? bn_row_sums_##SUF##_vec                             \
-                                 : bn_row_sums_##SUF##_short)(x, y, q, qs, hi, r0, r1, C,\
-                                                              L, s, t, s1, s2);        \
+        bn_row_sums_##SUF##_vec(x, y, q, qs, hi, r0, r1, C, L, s, t, s1, s2);          \
     }                                                                                  \
     static inline void bn_affine_rows_##SUF(const T *x, T *y, Py_ssize_t r0,           \
                                             Py_ssize_t r1, Py_ssize_t C, Py_ssize_t L, \
                                             const T *a, const T *mu, const T *b,       \
                                             int relu, T hi, const T *z) {              \
-        (L >= MG_BN_VECTOR_MIN_L ? bn_affine_rows_##SUF##_vec                          \
-                                 : bn_affine_rows_##SUF##_short)(x, y, r0, r1, C, L, a,\
-                                                                 mu, b, relu, hi, z);  \
+        bn_affine_rows_##SUF##_vec(x, y, r0, r1, C, L, a, mu, b, relu, hi, z);         \
     }                                                                                  \
     static inline void bn_input_grad_rows_##SUF(const T *x, const T *dy, const T *q,   \
                                                 Py_ssize_t qs, T hi, T *dx,            \
@@ -252,14 +388,35 @@ cdef extern from *:
                                                 Py_ssize_t r1, Py_ssize_t C,           \
                                                 Py_ssize_t L, const T *a, const T *k,  \
                                                 const T *m, const T *mu) {             \
-        (L >= MG_BN_VECTOR_MIN_L ? bn_input_grad_rows_##SUF##_vec                      \
-                                 : bn_input_grad_rows_##SUF##_short)(x, dy, q, qs, hi, dx,\
-                                                                     r0, r1, C, L, a,  \
-                                                                     k, m, mu);        \
+        bn_input_grad_rows_##SUF##_vec(x, dy, q, qs, hi, dx, r0, r1, C, L, a, k, m, mu);\
     }
     MG_BN_BY_ROW_LENGTH(f, float)
     MG_BN_BY_ROW_LENGTH(d, double)
     """
+    enum: MG_BN_VECTOR_MIN_L
+    enum: MG_BN_FLAT_BLOCK
+    void bn_flat_sums_f(const float *x, const float *y, const float *q, float hi,
+                        const double *s, const double *t, double *s1, double *s2,
+                        Py_ssize_t N, Py_ssize_t C, Py_ssize_t L, Py_ssize_t c0,
+                        Py_ssize_t c1) nogil
+    void bn_flat_sums_d(const double *x, const double *y, const double *q, double hi,
+                        const double *s, const double *t, double *s1, double *s2,
+                        Py_ssize_t N, Py_ssize_t C, Py_ssize_t L, Py_ssize_t c0,
+                        Py_ssize_t c1) nogil
+    void bn_flat_affine_f(const float *x, float *y, const float *a, const float *mu,
+                          const float *b, int relu, float hi, const float *z, Py_ssize_t N,
+                          Py_ssize_t C, Py_ssize_t L, Py_ssize_t c0, Py_ssize_t c1) nogil
+    void bn_flat_affine_d(const double *x, double *y, const double *a, const double *mu,
+                          const double *b, int relu, double hi, const double *z, Py_ssize_t N,
+                          Py_ssize_t C, Py_ssize_t L, Py_ssize_t c0, Py_ssize_t c1) nogil
+    void bn_flat_input_grad_f(const float *x, const float *dy, const float *q, float hi,
+                              float *dx, const float *a, const float *k, const float *m,
+                              const float *mu, Py_ssize_t N, Py_ssize_t C, Py_ssize_t L,
+                              Py_ssize_t c0, Py_ssize_t c1) nogil
+    void bn_flat_input_grad_d(const double *x, const double *dy, const double *q, double hi,
+                              double *dx, const double *a, const double *k, const double *m,
+                              const double *mu, Py_ssize_t N, Py_ssize_t C, Py_ssize_t L,
+                              Py_ssize_t c0, Py_ssize_t c1) nogil
     void bn_channel_sums_f(const float *x, const float *y, const float *q, Py_ssize_t qs,
                            float hi, Py_ssize_t N,
                            Py_ssize_t C, Py_ssize_t L, Py_ssize_t c, double s, double t,
@@ -311,13 +468,43 @@ cdef inline Py_ssize_t row_blocks(Py_ssize_t R, Py_ssize_t L, int nt) noexcept n
     return max(1, min(rows, (R + nt - 1) // nt))
 
 
-cdef inline bint rows_first(Py_ssize_t N, Py_ssize_t L, int arrays, int by_rows) noexcept nogil:
+cdef inline bint rows_first(Py_ssize_t N, Py_ssize_t C, Py_ssize_t L, int arrays,
+                            int by_rows) noexcept nogil:
     """Whether a reduction over `arrays` arrays of shape (N, C, L) goes through memory in
-    order (see ROWS_MAX_L): by_rows 1 or 0 decides, −1 (the default) leaves it to the row
-    length and the streams a channel-by-channel pass would follow."""
+    order (see ROWS_MAX_L; as one flat stream where `flat` says so): by_rows 1 or 0
+    decides, −1 (the default) leaves it to the row length and the streams a
+    channel-by-channel pass would follow."""
     if by_rows >= 0:
         return by_rows != 0
-    return L < ROWS_MAX_L and N * arrays >= ROWS_MIN_STREAMS
+    return flat(C, L) or (L < ROWS_MAX_L and N * arrays >= ROWS_MIN_STREAMS)
+
+
+cdef inline bint flat(Py_ssize_t C, Py_ssize_t L) noexcept nogil:
+    """Whether (N, C, L) arrays go through the flat loops (MINIGRAD_BN_FLAT): rows shorter
+    than MG_BN_VECTOR_MIN_L."""
+    return L < MG_BN_VECTOR_MIN_L
+
+
+cdef inline Py_ssize_t flat_channels(Py_ssize_t C, Py_ssize_t L, int nt) noexcept nogil:
+    """Channels per block of the flat loops: as many whole rows as MG_BN_FLAT_BLOCK holds,
+    but no more than a thread's share of the C channels."""
+    return max(1, min(MG_BN_FLAT_BLOCK // L, (C + nt - 1) // nt))
+
+
+cdef int flat_sums(const floating *x, const floating *y, const floating *q, floating hi,
+                   Py_ssize_t N, Py_ssize_t C, Py_ssize_t L, double *s, double *t,
+                   double *s1, double *s2, int nt) noexcept nogil:
+    """The sums of sums_per_channel on short rows (see `flat`; q, if not NULL, of x's
+    layout): each thread its blocks of whole channels (MINIGRAD_BN_FLAT), the same
+    numbers for any number of threads."""
+    cdef Py_ssize_t cb = flat_channels(C, L, nt), blk, c0
+    for blk in prange((C + cb - 1) // cb, schedule='static', num_threads=nt):
+        c0 = blk * cb
+        if floating is float:
+            bn_flat_sums_f(x, y, q, hi, s, t, s1, s2, N, C, L, c0, min(c0 + cb, C))
+        else:
+            bn_flat_sums_d(x, y, q, hi, s, t, s1, s2, N, C, L, c0, min(c0 + cb, C))
+    return 0
 
 
 cdef int row_order_sums(const floating *x, const floating *y, const floating *q, Py_ssize_t qs,
@@ -360,10 +547,12 @@ cdef int sums_per_channel(const floating *x, const floating *y, const floating *
                           bint rows) noexcept nogil:
     """s1[c] = Σ (x − s[c]), s2[c] = Σ (x − s[c]) · (y − t[c]) over channel c's values (x
     taken as 0 unless 0 < q < hi, when q is not NULL), every c: through memory in order
-    (rows, row_order_sums) or channel by channel, each thread its channels. −1 when memory
-    for the partial sums cannot be had."""
+    (rows: row_order_sums, or flat_sums on short rows) or channel by channel, each thread
+    its channels. −1 when memory for the partial sums cannot be had."""
     cdef Py_ssize_t c
     cdef double a, b
+    if rows and flat(C, L):
+        return flat_sums(x, y, q if qs != 0 else NULL, hi, N, C, L, s, t, s1, s2, nt)
     if rows:
         return row_order_sums(x, y, q, qs, hi, N, C, L, s, t, s1, s2, nt)
     for c in prange(C, schedule='static', num_threads=nt):
@@ -374,6 +563,34 @@ cdef int sums_per_channel(const floating *x, const floating *y, const floating *
         s2[c] = b
     return 0
 
+
+cdef void flat_affine(const floating *x, floating *y, Py_ssize_t N, Py_ssize_t C, Py_ssize_t L,
+                      const floating *a, const floating *mu, const floating *b, int mode,
+                      floating hi, const floating *z, int nt) noexcept nogil:
+    """batchnorm_affine's pass on short rows (see `flat`): each thread its blocks of
+    whole channels of every sample (MINIGRAD_BN_FLAT)."""
+    cdef Py_ssize_t cb = flat_channels(C, L, nt), blk, c0
+    for blk in prange((C + cb - 1) // cb, schedule='static', num_threads=nt):
+        c0 = blk * cb
+        if floating is float:
+            bn_flat_affine_f(x, y, a, mu, b, mode, hi, z, N, C, L, c0, min(c0 + cb, C))
+        else:
+            bn_flat_affine_d(x, y, a, mu, b, mode, hi, z, N, C, L, c0, min(c0 + cb, C))
+
+
+cdef void flat_input_grad(const floating *x, const floating *dy, const floating *q, floating hi,
+                          floating *dx, Py_ssize_t N, Py_ssize_t C, Py_ssize_t L,
+                          const floating *a, const floating *k, const floating *m,
+                          const floating *mu, int nt) noexcept nogil:
+    """batchnorm_input_grad's pass on short rows (see `flat`; q, if not NULL, of x's
+    layout): each thread its blocks of whole channels of every sample."""
+    cdef Py_ssize_t cb = flat_channels(C, L, nt), blk, c0
+    for blk in prange((C + cb - 1) // cb, schedule='static', num_threads=nt):
+        c0 = blk * cb
+        if floating is float:
+            bn_flat_input_grad_f(x, dy, q, hi, dx, a, k, m, mu, N, C, L, c0, min(c0 + cb, C))
+        else:
+            bn_flat_input_grad_d(x, dy, q, hi, dx, a, k, m, mu, N, C, L, c0, min(c0 + cb, C))
 
 def batchnorm_stats(const floating[:, :, ::1] x,     # IN  (N, C, L)
                     floating[::1] mean,              # OUT (C,) μ
@@ -394,7 +611,7 @@ def batchnorm_stats(const floating[:, :, ::1] x,     # IN  (N, C, L)
         for c in range(C):
             buf[c] = x[0, c, 0]             # s1 = Σ (x − s), s2 = Σ (x − s)²
         err = sums_per_channel(&x[0, 0, 0], &x[0, 0, 0], NULL, 0, 0, N, C, L, buf, buf,
-                               &buf[C], &buf[2 * C], nt, rows_first(N, L, 1, by_rows))
+                               &buf[C], &buf[2 * C], nt, rows_first(N, C, L, 1, by_rows))
         if not err:
             for c in range(C):
                 m = buf[C + c] / count
@@ -438,6 +655,11 @@ def batchnorm_affine(const floating[:, :, ::1] x,    # IN  (N, C, L)
             raise ValueError(f"batchnorm_affine(): z of shape {tuple(z.shape)[:3]} for x of "
                              f"shape {(N, C, L)}")
         zp = &z[0, 0, 0]
+    if flat(C, L):
+        with nogil:
+            flat_affine(&x[0, 0, 0], &y[0, 0, 0], N, C, L, &a[0], &mean[0], &b[0], mode, h, zp,
+                        nt)
+        return
     with nogil:
         for blk in prange((R + B - 1) // B, schedule='static', num_threads=nt):
             r0 = blk * B
@@ -506,7 +728,7 @@ def batchnorm_grad_sums(const floating[:, :, ::1] x,     # IN  (N, C, L)
     cdef floating *ones
     cdef floating h = <floating>_upper(hi, mask, "batchnorm_grad_sums")     # (before the ones row)
     cdef const floating *q = _mask(mask, N, C, L, "batchnorm_grad_sums", &qs, &ones)
-    cdef bint rows = rows_first(N, L, 2 if mask is None else 3, by_rows)
+    cdef bint rows = rows_first(N, C, L, 2 if mask is None else 3, by_rows)
     cdef double *buf = <double *>calloc(<size_t>4 * C, sizeof(double))   # 0, μ, then the sums
     try:
         if buf == NULL:
@@ -550,6 +772,11 @@ def batchnorm_input_grad(const floating[:, :, ::1] x,    # IN  (N, C, L)
     cdef floating h = <floating>_upper(hi, mask, "batchnorm_input_grad")     # (before the ones row)
     cdef const floating *q = _mask(mask, N, C, L, "batchnorm_input_grad", &qs, &ones)
     try:
+        if flat(C, L):
+            with nogil:
+                flat_input_grad(&x[0, 0, 0], &dy[0, 0, 0], q if qs != 0 else NULL, h,
+                                &dx[0, 0, 0], N, C, L, &a[0], &k[0], &m[0], &mean[0], nt)
+            return
         with nogil:
             for blk in prange((R + B - 1) // B, schedule='static', num_threads=nt):
                 r0 = blk * B

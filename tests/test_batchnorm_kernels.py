@@ -153,8 +153,8 @@ def test_python_side_checks_before_the_kernels():
                                           ((2, 3, 130, 130), np.float64), ((3, 70, 1, 40), np.float64)])
 def test_fused_on_threads_and_row_blocks(shape, dtype):
     """Shapes past the one-thread grain: the elementwise passes in blocks of (n, c) rows
-    over two threads, long rows (≥ 32 values) on the vector builds, short ones on the
-    baseline: the NumPy formulas' numbers."""
+    over two threads for long rows (≥ 32 values), in blocks of whole channels (the flat
+    loops) for short ones: the NumPy formulas' numbers."""
     rng = np.random.default_rng(7)
     C = shape[1]
     x = (rng.standard_normal(shape) * 2 + 3).astype(dtype)
@@ -172,6 +172,50 @@ def test_fused_on_threads_and_row_blocks(shape, dtype):
         scale = 1 + np.abs(r).max()
         np.testing.assert_allclose(a, r, rtol=0, atol=tol * scale * (10 if name == "dx" else 1),
                                    err_msg=name)
+
+
+@pytest.mark.parametrize("L", [1, 3, 4, 9, 16, 31])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_short_rows_in_channel_blocks_on_any_thread_count(L, dtype):
+    """Rows shorter than 32 values take the flat loops, each thread its blocks of whole
+    channels (256 // L of them; C leaves the last block short): μ, σ², the masked backward
+    sums, y = max(a·(x − μ) + b, 0) and ∂L/∂x = a·δ + k·(x − μ) + m (δ where r > 0) equal a
+    float64 formula written here, and are the same bit for bit on one thread and on two
+    (a shape past the one-thread grain)."""
+    from minigrad._ext import batchnorm as bn
+    rng = np.random.default_rng(L)
+    C = 3 * max(1, 256 // L) + 1
+    N = -(-40000 // (C * L))                      # past GRAIN (32768 values)
+    x = (rng.standard_normal((N, C, L)) * 2 + 5).astype(dtype)
+    δ = rng.standard_normal((N, C, L)).astype(dtype)
+    r = np.maximum(rng.standard_normal((N, C, L)), 0).astype(dtype)
+    a, b, k, m = (rng.standard_normal(C).astype(dtype) for _ in range(4))
+    outs = []
+    for threads in (1, 2):
+        mean, var, s1, s2 = (np.empty(C, dtype) for _ in range(4))
+        y, dx = np.empty_like(x), np.empty_like(x)
+        bn.batchnorm_stats(x, mean, var, threads)
+        bn.batchnorm_grad_sums(x, δ, mean, s1, s2, threads, mask=r)
+        bn.batchnorm_affine(x, mean, a, b, y, threads, True)
+        bn.batchnorm_input_grad(x, δ, mean, a, k, m, dx, threads, mask=r)
+        outs.append((mean, var, s1, s2, y, dx))
+    for one, two in zip(*outs):
+        np.testing.assert_array_equal(two, one)
+    mean, var, s1, s2, y, dx = outs[0]
+    x64, mu = x.astype(np.float64), mean.astype(np.float64)[None, :, None]
+    d64 = np.where(r > 0, δ, 0).astype(np.float64)
+    tol = 1e-12 if dtype == np.float64 else 1e-6
+    np.testing.assert_allclose(mean, x64.mean(axis=(0, 2)), rtol=tol, atol=tol * 5)
+    np.testing.assert_allclose(var, x64.var(axis=(0, 2)), rtol=tol * 10, atol=tol * 10)
+    scale = np.sqrt(N * L) * 3
+    np.testing.assert_allclose(s1, d64.sum(axis=(0, 2)), rtol=tol, atol=tol * scale)
+    np.testing.assert_allclose(s2, (d64 * (x64 - mu)).sum(axis=(0, 2)), rtol=tol,
+                               atol=tol * scale * 3)
+    per = [v.astype(np.float64)[None, :, None] for v in (a, b, k, m)]
+    np.testing.assert_allclose(y, np.maximum(per[0] * (x64 - mu) + per[1], 0), rtol=tol * 10,
+                               atol=tol * 100)
+    np.testing.assert_allclose(dx, per[0] * d64 + per[2] * (x64 - mu) + per[3], rtol=tol * 10,
+                               atol=tol * 100)
 
 
 @given(st.integers(1, 40), st.integers(1, 9), st.integers(1, 70),
