@@ -40,6 +40,7 @@
 # channel by channel; every pass on short rows, by blocks of channels), or the (n, c) rows
 # (the elementwise passes, and the reductions through memory in order).
 from cython.parallel cimport prange, threadid
+from libc.math cimport sqrt
 from libc.stdlib cimport calloc, free, malloc
 cimport cython
 
@@ -592,13 +593,9 @@ cdef void flat_input_grad(const floating *x, const floating *dy, const floating 
         else:
             bn_flat_input_grad_d(x, dy, q, hi, dx, a, k, m, mu, N, C, L, c0, min(c0 + cb, C))
 
-def batchnorm_stats(const floating[:, :, ::1] x,     # IN  (N, C, L)
-                    floating[::1] mean,              # OUT (C,) μ
-                    floating[::1] var,               # OUT (C,) σ², biased
-                    int num_threads,
-                    int by_rows=-1):                 # IN  1 through memory in order, 0 by
-                                                     #     channel, −1 by the row length
-    """μ and the biased σ² of each channel in one pass (shifted sums in double)."""
+cdef int _stats(const floating[:, :, ::1] x, floating *mean, floating *var, int num_threads,
+                int by_rows) except -1:
+    """batchnorm_stats into mean[0 … C−1], var[0 … C−1]."""
     cdef Py_ssize_t N = x.shape[0], C = x.shape[1], L = x.shape[2]
     cdef Py_ssize_t c
     cdef double m, v, count = <double>(N * L)
@@ -621,6 +618,51 @@ def batchnorm_stats(const floating[:, :, ::1] x,     # IN  (N, C, L)
     free(buf)
     if err:
         raise MemoryError()
+    return 0
+
+
+def batchnorm_stats(const floating[:, :, ::1] x,     # IN  (N, C, L)
+                    floating[::1] mean,              # OUT (C,) μ
+                    floating[::1] var,               # OUT (C,) σ², biased
+                    int num_threads,
+                    int by_rows=-1):                 # IN  1 through memory in order, 0 by
+                                                     #     channel, −1 by the row length
+    """μ and the biased σ² of each channel in one pass (shifted sums in double)."""
+    _stats(x, &mean[0], &var[0], num_threads, by_rows)
+
+
+cdef int _affine(const floating[:, :, ::1] x, const floating *mean, const floating *a,
+                 const floating *b, floating[:, :, ::1] y, int num_threads, bint relu,
+                 const floating[:, :, ::1] z, object hi) except -1:
+    """batchnorm_affine with the per-channel numbers at mean, a, b (C each)."""
+    cdef Py_ssize_t N = x.shape[0], C = x.shape[1], L = x.shape[2]
+    cdef Py_ssize_t blk, r0, R = N * C
+    cdef int nt = num_threads if N * C * L >= GRAIN else 1
+    cdef Py_ssize_t B = row_blocks(R, L, nt)
+    cdef const floating* zp = NULL
+    cdef int mode = (2 if hi is not None else 1) if relu else 0
+    cdef floating h = 0 if hi is None else <floating>float(hi)
+    if hi is not None and (not relu or z is not None):
+        raise ValueError("batchnorm_affine(): hi goes with relu and without z")
+    if z is not None:
+        if z.shape[0] != N or z.shape[1] != C or z.shape[2] != L:
+            raise ValueError(f"batchnorm_affine(): z of shape {tuple(z.shape)[:3]} for x of "
+                             f"shape {(N, C, L)}")
+        zp = &z[0, 0, 0]
+    if flat(C, L):
+        with nogil:
+            flat_affine(&x[0, 0, 0], &y[0, 0, 0], N, C, L, a, mean, b, mode, h, zp, nt)
+        return 0
+    with nogil:
+        for blk in prange((R + B - 1) // B, schedule='static', num_threads=nt):
+            r0 = blk * B
+            if floating is float:
+                bn_affine_rows_f(&x[0, 0, 0], &y[0, 0, 0], r0, min(r0 + B, R), C, L, a, mean, b,
+                                 mode, h, zp)
+            else:
+                bn_affine_rows_d(&x[0, 0, 0], &y[0, 0, 0], r0, min(r0 + B, R), C, L, a, mean, b,
+                                 mode, h, zp)
+    return 0
 
 
 def batchnorm_affine(const floating[:, :, ::1] x,    # IN  (N, C, L)
@@ -641,34 +683,7 @@ def batchnorm_affine(const floating[:, :, ::1] x,    # IN  (N, C, L)
     residual block's end, relu(bn(·) + identity), in one pass. hi (with relu, not z): y =
     min(max(a · (x − μ) + b, 0), hi), bit for bit Hardtanh's (0, hi) of the first (−0 and
     NaN stay): BatchNorm followed by ReLU6 (hi = 6)."""
-    cdef Py_ssize_t N = x.shape[0], C = x.shape[1], L = x.shape[2]
-    cdef Py_ssize_t blk, r0, R = N * C
-    cdef int nt = num_threads if N * C * L >= GRAIN else 1
-    cdef Py_ssize_t B = row_blocks(R, L, nt)
-    cdef const floating* zp = NULL
-    cdef int mode = (2 if hi is not None else 1) if relu else 0
-    cdef floating h = 0 if hi is None else <floating>float(hi)
-    if hi is not None and (not relu or z is not None):
-        raise ValueError("batchnorm_affine(): hi goes with relu and without z")
-    if z is not None:
-        if z.shape[0] != N or z.shape[1] != C or z.shape[2] != L:
-            raise ValueError(f"batchnorm_affine(): z of shape {tuple(z.shape)[:3]} for x of "
-                             f"shape {(N, C, L)}")
-        zp = &z[0, 0, 0]
-    if flat(C, L):
-        with nogil:
-            flat_affine(&x[0, 0, 0], &y[0, 0, 0], N, C, L, &a[0], &mean[0], &b[0], mode, h, zp,
-                        nt)
-        return
-    with nogil:
-        for blk in prange((R + B - 1) // B, schedule='static', num_threads=nt):
-            r0 = blk * B
-            if floating is float:
-                bn_affine_rows_f(&x[0, 0, 0], &y[0, 0, 0], r0, min(r0 + B, R), C, L, &a[0],
-                                 &mean[0], &b[0], mode, h, zp)
-            else:
-                bn_affine_rows_d(&x[0, 0, 0], &y[0, 0, 0], r0, min(r0 + B, R), C, L, &a[0],
-                                 &mean[0], &b[0], mode, h, zp)
+    _affine(x, &mean[0], &a[0], &b[0], y, num_threads, relu, z, hi)
 
 
 cdef const floating *_mask(const floating[:, :, ::1] mask, Py_ssize_t N, Py_ssize_t C,
@@ -707,19 +722,10 @@ cdef double _upper(object hi, object mask, str fn) except? -1:
     return float(hi)
 
 
-def batchnorm_grad_sums(const floating[:, :, ::1] x,     # IN  (N, C, L)
-                        const floating[:, :, ::1] dy,    # IN  (N, C, L) δ
-                        const floating[::1] mean,        # IN  (C,) μ
-                        floating[::1] sum_dy,            # OUT (C,) Σ δ
-                        floating[::1] sum_dy_xmu,        # OUT (C,) Σ δ · (x − μ)
-                        int num_threads,
-                        int by_rows=-1,                  # IN  as batchnorm_stats has it
-                        const floating[:, :, ::1] mask=None,  # IN (N, C, L) r: δ where r > 0
-                        hi=None):                        # IN  δ where 0 < r < hi
-    """The two per-channel sums of the backward, in one pass (double accumulators).
-    mask (x's shape, the output r = max(y, 0) of BatchNorm followed by ReLU): the sums of
-    ReLU's backward of δ, δ where r > 0 and 0 elsewhere, without writing it out; with hi
-    (r = min(max(y, 0), hi), ReLU6's), of δ where 0 < r < hi."""
+cdef int _grad_sums(const floating[:, :, ::1] x, const floating[:, :, ::1] dy,
+                    const floating *mean, floating *sum_dy, floating *sum_dy_xmu, int num_threads,
+                    int by_rows, const floating[:, :, ::1] mask, object hi) except -1:
+    """batchnorm_grad_sums with μ at mean and the sums into sum_dy, sum_dy_xmu (C each)."""
     cdef Py_ssize_t N = x.shape[0], C = x.shape[1], L = x.shape[2]
     cdef Py_ssize_t c
     cdef int nt = num_threads if N * C * L >= GRAIN else 1
@@ -747,6 +753,56 @@ def batchnorm_grad_sums(const floating[:, :, ::1] x,     # IN  (N, C, L)
     finally:
         free(buf)
         free(ones)
+    return 0
+
+
+def batchnorm_grad_sums(const floating[:, :, ::1] x,     # IN  (N, C, L)
+                        const floating[:, :, ::1] dy,    # IN  (N, C, L) δ
+                        const floating[::1] mean,        # IN  (C,) μ
+                        floating[::1] sum_dy,            # OUT (C,) Σ δ
+                        floating[::1] sum_dy_xmu,        # OUT (C,) Σ δ · (x − μ)
+                        int num_threads,
+                        int by_rows=-1,                  # IN  as batchnorm_stats has it
+                        const floating[:, :, ::1] mask=None,  # IN (N, C, L) r: δ where r > 0
+                        hi=None):                        # IN  δ where 0 < r < hi
+    """The two per-channel sums of the backward, in one pass (double accumulators).
+    mask (x's shape, the output r = max(y, 0) of BatchNorm followed by ReLU): the sums of
+    ReLU's backward of δ, δ where r > 0 and 0 elsewhere, without writing it out; with hi
+    (r = min(max(y, 0), hi), ReLU6's), of δ where 0 < r < hi."""
+    _grad_sums(x, dy, &mean[0], &sum_dy[0], &sum_dy_xmu[0], num_threads, by_rows, mask, hi)
+
+
+cdef int _input_grad(const floating[:, :, ::1] x, const floating[:, :, ::1] dy,
+                     const floating *mean, const floating *a, const floating *k,
+                     const floating *m, floating[:, :, ::1] dx, int num_threads,
+                     const floating[:, :, ::1] mask, object hi) except -1:
+    """batchnorm_input_grad with the per-channel numbers at mean, a, k, m (C each)."""
+    cdef Py_ssize_t N = x.shape[0], C = x.shape[1], L = x.shape[2]
+    cdef Py_ssize_t blk, r0, R = N * C
+    cdef int nt = num_threads if N * C * L >= GRAIN else 1
+    cdef Py_ssize_t B = row_blocks(R, L, nt)
+    cdef Py_ssize_t qs
+    cdef floating *ones
+    cdef floating h = <floating>_upper(hi, mask, "batchnorm_input_grad")     # (before the ones row)
+    cdef const floating *q = _mask(mask, N, C, L, "batchnorm_input_grad", &qs, &ones)
+    try:
+        if flat(C, L):
+            with nogil:
+                flat_input_grad(&x[0, 0, 0], &dy[0, 0, 0], q if qs != 0 else NULL, h,
+                                &dx[0, 0, 0], N, C, L, a, k, m, mean, nt)
+            return 0
+        with nogil:
+            for blk in prange((R + B - 1) // B, schedule='static', num_threads=nt):
+                r0 = blk * B
+                if floating is float:
+                    bn_input_grad_rows_f(&x[0, 0, 0], &dy[0, 0, 0], q, qs, h, &dx[0, 0, 0], r0,
+                                         min(r0 + B, R), C, L, a, k, m, mean)
+                else:
+                    bn_input_grad_rows_d(&x[0, 0, 0], &dy[0, 0, 0], q, qs, h, &dx[0, 0, 0], r0,
+                                         min(r0 + B, R), C, L, a, k, m, mean)
+    finally:
+        free(ones)
+    return 0
 
 
 def batchnorm_input_grad(const floating[:, :, ::1] x,    # IN  (N, C, L)
@@ -763,28 +819,150 @@ def batchnorm_input_grad(const floating[:, :, ::1] x,    # IN  (N, C, L)
              = γ/σ̂ · (δ − ⟨δ⟩ − x̂ · ⟨δ · x̂⟩).
     mask: as batchnorm_grad_sums has it (δ where r > 0, 0 elsewhere: ReLU's backward
     first, in the same pass)."""
-    cdef Py_ssize_t N = x.shape[0], C = x.shape[1], L = x.shape[2]
-    cdef Py_ssize_t blk, r0, R = N * C
-    cdef int nt = num_threads if N * C * L >= GRAIN else 1
-    cdef Py_ssize_t B = row_blocks(R, L, nt)
-    cdef Py_ssize_t qs
-    cdef floating *ones
-    cdef floating h = <floating>_upper(hi, mask, "batchnorm_input_grad")     # (before the ones row)
-    cdef const floating *q = _mask(mask, N, C, L, "batchnorm_input_grad", &qs, &ones)
+    _input_grad(x, dy, &mean[0], &a[0], &k[0], &m[0], dx, num_threads, mask, hi)
+
+
+cdef int _channels(str fn, str name, Py_ssize_t got, Py_ssize_t C) except -1:
+    """A ValueError unless a (C,) argument has C entries."""
+    if got != C:
+        raise ValueError(f"{fn}(): {name} has {got} entries for {C} channels")
+    return 0
+
+
+cdef int _same_shape(str fn, str name, Py_ssize_t[8] shape, Py_ssize_t N, Py_ssize_t C,
+                     Py_ssize_t L) except -1:
+    """A ValueError unless an (N, C, L) argument has x's shape."""
+    if shape[0] != N or shape[1] != C or shape[2] != L:
+        raise ValueError(f"{fn}(): {name} of shape {(shape[0], shape[1], shape[2])} for x of "
+                         f"shape {(N, C, L)}")
+    return 0
+
+
+def batchnorm_forward(const floating[:, :, ::1] x,       # IN  (N, C, L)
+                      floating[:, :, ::1] y,             # OUT (N, C, L)
+                      floating[::1] mean,                # OUT (C,) the μ used (IN: see below)
+                      floating[::1] inv_std,             # OUT (C,) the 1/σ̂ used (IN: below)
+                      const floating[::1] weight,        # IN  (C,) γ, or None (1)
+                      const floating[::1] bias,          # IN  (C,) β, or None (0)
+                      double eps,
+                      bint training,
+                      floating[:] running_mean,          # IN/OUT (C,) or None
+                      floating[:] running_var,           # IN/OUT (C,) or None
+                      double momentum,
+                      int num_threads,
+                      bint relu=False,                   # as batchnorm_affine has them
+                      const floating[:, :, ::1] z=None,
+                      hi=None):
+    """BatchNorm's forward in one call: the statistics, the running ones, 1/σ̂ and the
+    affine pass, with the per-channel arithmetic in x's dtype as NumPy rounds it
+    (ops/norm.py's numpy path): training, μ and σ² by batchnorm_stats and, where given,
+        running_mean ← running_mean · (1 − m) + m · μ
+        running_var  ← running_var · (1 − m) + (m · σ²) · n/(n − 1)      (n = N·L)
+    evaluation, μ = running_mean and σ² = running_var; then 1/σ̂ = 1 / √(σ² + eps) and
+    batchnorm_affine's y with a = γ/σ̂, b = β. Evaluation without running statistics (both
+    None) takes μ and 1/σ̂ as given in mean and inv_std (statistics of another dtype,
+    SyncBatchNorm's global ones, rounded to x's by the caller)."""
+    cdef Py_ssize_t N = x.shape[0], C = x.shape[1], L = x.shape[2], c, n = N * L
+    cdef floating keep = <floating>(1 - momentum), mom = <floating>momentum
+    cdef floating unbias = <floating>(n / (n - 1.0)) if n > 1 else 0, t
+    cdef floating *buf
+    _same_shape("batchnorm_forward", "y", y.shape, N, C, L)
+    _channels("batchnorm_forward", "mean", mean.shape[0], C)
+    _channels("batchnorm_forward", "inv_std", inv_std.shape[0], C)
+    if weight is not None:
+        _channels("batchnorm_forward", "weight", weight.shape[0], C)
+    if bias is not None:
+        _channels("batchnorm_forward", "bias", bias.shape[0], C)
+    if running_mean is not None:
+        _channels("batchnorm_forward", "running_mean", running_mean.shape[0], C)
+    if running_var is not None:
+        _channels("batchnorm_forward", "running_var", running_var.shape[0], C)
+    if training and n < 2:
+        raise ValueError(f"batchnorm_forward(): training needs more than 1 value per channel, "
+                         f"got x of shape {(N, C, L)}")
+    if not training and (running_mean is None) != (running_var is None):
+        raise ValueError("batchnorm_forward(): evaluation takes both running_mean and "
+                         "running_var, or neither (μ and 1/σ̂ given)")
+    buf = <floating *>malloc(<size_t>3 * C * sizeof(floating))       # σ², a, b
+    if buf == NULL:
+        raise MemoryError()
     try:
-        if flat(C, L):
+        if training:
+            _stats(x, &mean[0], buf, num_threads, -1)
             with nogil:
-                flat_input_grad(&x[0, 0, 0], &dy[0, 0, 0], q if qs != 0 else NULL, h,
-                                &dx[0, 0, 0], N, C, L, &a[0], &k[0], &m[0], &mean[0], nt)
-            return
+                for c in range(C):
+                    if running_mean is not None:
+                        running_mean[c] = running_mean[c] * keep
+                        running_mean[c] = running_mean[c] + mom * mean[c]
+                    if running_var is not None:
+                        t = mom * buf[c]
+                        t = t * unbias
+                        running_var[c] = running_var[c] * keep
+                        running_var[c] = running_var[c] + t
+        elif running_mean is not None:
+            for c in range(C):
+                mean[c] = running_mean[c]
+                buf[c] = running_var[c]
         with nogil:
-            for blk in prange((R + B - 1) // B, schedule='static', num_threads=nt):
-                r0 = blk * B
-                if floating is float:
-                    bn_input_grad_rows_f(&x[0, 0, 0], &dy[0, 0, 0], q, qs, h, &dx[0, 0, 0], r0,
-                                         min(r0 + B, R), C, L, &a[0], &k[0], &m[0], &mean[0])
-                else:
-                    bn_input_grad_rows_d(&x[0, 0, 0], &dy[0, 0, 0], q, qs, h, &dx[0, 0, 0], r0,
-                                         min(r0 + B, R), C, L, &a[0], &k[0], &m[0], &mean[0])
+            for c in range(C):
+                if training or running_mean is not None:
+                    inv_std[c] = <floating>1 / <floating>sqrt(buf[c] + <floating>eps)
+                buf[C + c] = inv_std[c] if weight is None else inv_std[c] * weight[c]
+                buf[2 * C + c] = 0 if bias is None else bias[c]
+        _affine(x, &mean[0], &buf[C], &buf[2 * C], y, num_threads, relu, z, hi)
     finally:
-        free(ones)
+        free(buf)
+
+
+def batchnorm_backward(const floating[:, :, ::1] x,      # IN  (N, C, L)
+                       const floating[:, :, ::1] dy,     # IN  (N, C, L) δ
+                       const floating[::1] mean,         # IN  (C,) μ
+                       const floating[::1] inv_std,      # IN  (C,) 1/σ̂
+                       const floating[::1] weight,       # IN  (C,) γ, or None (1)
+                       floating[:, :, ::1] dx,           # OUT (N, C, L) ∂L/∂x, or None
+                       floating[::1] dw,                 # OUT (C,) ∂L/∂γ = Σ δ · x̂
+                       floating[::1] db,                 # OUT (C,) ∂L/∂β = Σ δ
+                       bint training,
+                       int num_threads,
+                       const floating[:, :, ::1] mask=None,   # as batchnorm_grad_sums has them
+                       hi=None):
+    """BatchNorm's backward in one call: batchnorm_grad_sums' Σ δ and Σ δ · (x − μ), then
+    ∂L/∂γ = Σ δ · (x − μ) · 1/σ̂ and, when dx is given, batchnorm_input_grad with
+    a = γ/σ̂ and (training; n = N·L) k = ((−a · ∂L/∂γ) · 1/σ̂) / n, m = (−a · ∂L/∂β) / n
+    (k = m = 0 in evaluation): the per-channel arithmetic in x's dtype as NumPy rounds it
+    (ops/norm.py)."""
+    cdef Py_ssize_t N = x.shape[0], C = x.shape[1], L = x.shape[2], c
+    cdef floating n = <floating>(N * L), a, na
+    cdef floating *buf
+    _same_shape("batchnorm_backward", "dy", dy.shape, N, C, L)
+    if dx is not None:
+        _same_shape("batchnorm_backward", "dx", dx.shape, N, C, L)
+    _channels("batchnorm_backward", "mean", mean.shape[0], C)
+    _channels("batchnorm_backward", "inv_std", inv_std.shape[0], C)
+    _channels("batchnorm_backward", "dw", dw.shape[0], C)
+    _channels("batchnorm_backward", "db", db.shape[0], C)
+    if weight is not None:
+        _channels("batchnorm_backward", "weight", weight.shape[0], C)
+    _grad_sums(x, dy, &mean[0], &db[0], &dw[0], num_threads, -1, mask, hi)
+    for c in range(C):
+        dw[c] = dw[c] * inv_std[c]
+    if dx is None:
+        return
+    buf = <floating *>malloc(<size_t>3 * C * sizeof(floating))       # a, k, m
+    if buf == NULL:
+        raise MemoryError()
+    try:
+        with nogil:
+            for c in range(C):
+                a = inv_std[c] if weight is None else inv_std[c] * weight[c]
+                buf[c] = a
+                if training:
+                    na = -a
+                    buf[C + c] = ((na * dw[c]) * inv_std[c]) / n
+                    buf[2 * C + c] = (na * db[c]) / n
+                else:
+                    buf[C + c] = 0
+                    buf[2 * C + c] = 0
+        _input_grad(x, dy, &mean[0], buf, &buf[C], &buf[2 * C], dx, num_threads, mask, hi)
+    finally:
+        free(buf)

@@ -132,11 +132,9 @@ def test_python_side_checks_before_the_kernels():
     x = np.ones((2, 3, 4), np.float32)
     for bad in (4, 1):                                  # (1,) would broadcast silently
         with pytest.raises(ValueError, match=r"batch_norm\(\): weight must have shape \(3,\)"):
-            norm._forward_fused(x, np.zeros(3, np.float32), np.ones(3, np.float32),
-                                np.ones(bad, np.float32), None)
+            norm._forward_fused(x, np.ones(bad, np.float32), None, True, 0.1, 1e-5)
         with pytest.raises(ValueError, match=r"batch_norm\(\): bias must have shape \(3,\)"):
-            norm._forward_fused(x, np.zeros(3, np.float32), np.ones(3, np.float32), None,
-                                np.ones(bad, np.float32))
+            norm._forward_fused(x, None, np.ones(bad, np.float32), True, 0.1, 1e-5)
         with pytest.raises(ValueError, match=r"batch_norm\(\): weight must have shape \(3,\)"):
             norm._backward_fused(x, x, np.zeros(3, np.float32), np.ones(3, np.float32),
                                  np.ones(bad, np.float32), True, (True, True, True))
@@ -144,9 +142,97 @@ def test_python_side_checks_before_the_kernels():
         norm._backward_fused(x, np.ones((2, 3, 5), np.float32), np.zeros(3, np.float32),
                              np.ones(3, np.float32), None, True, (True, True, True))
     with pytest.raises(ValueError, match=r"batch_norm\(\): input of shape \(2, 3, 0\)"):
-        norm._batch_stats_fused(np.ones((2, 3, 0), np.float32))
+        norm._forward_fused(np.ones((2, 3, 0), np.float32), None, None, True, 0.1, 1e-5)
     with pytest.raises(ValueError, match=r"dtype int64"):
-        norm._batch_stats_fused(np.ones((2, 3, 4), np.int64))
+        norm._forward_fused(np.ones((2, 3, 4), np.int64), None, None, True, 0.1, 1e-5)
+
+
+def test_one_call_kernels_check_their_arguments():
+    """batchnorm_forward and batchnorm_backward (the calls ops/norm.py makes) refuse
+    per-channel arrays of another length, outputs of another shape, training on one value
+    per channel and evaluation without running statistics: ValueErrors naming the argument."""
+    from minigrad._ext import batchnorm as bn
+    x = np.ones((2, 3, 4), np.float32)
+    c3, c2 = np.ones(3, np.float32), np.ones(2, np.float32)
+    y = np.empty_like(x)
+    with pytest.raises(ValueError, match=r"batchnorm_forward\(\): weight has 2 entries for 3"):
+        bn.batchnorm_forward(x, y, c3.copy(), c3.copy(), c2, None, 1e-5, True, None, None, 0.1, 1)
+    with pytest.raises(ValueError, match=r"batchnorm_forward\(\): running_var has 2 entries"):
+        bn.batchnorm_forward(x, y, c3.copy(), c3.copy(), None, None, 1e-5, True, c3.copy(),
+                             c2.copy(), 0.1, 1)
+    with pytest.raises(ValueError, match=r"batchnorm_forward\(\): y of shape \(2, 3, 5\)"):
+        bn.batchnorm_forward(x, np.empty((2, 3, 5), np.float32), c3.copy(), c3.copy(), None, None,
+                             1e-5, True, None, None, 0.1, 1)
+    with pytest.raises(ValueError, match=r"more than 1 value per channel"):
+        bn.batchnorm_forward(x[:1, :, :1].copy(), y[:1, :, :1].copy(), c3.copy(), c3.copy(),
+                             None, None, 1e-5, True, None, None, 0.1, 1)
+    with pytest.raises(ValueError, match=r"evaluation takes both running_mean and running_var"):
+        bn.batchnorm_forward(x, y, c3.copy(), c3.copy(), None, None, 1e-5, False, c3.copy(),
+                             None, 0.1, 1)
+    with pytest.raises(ValueError, match=r"batchnorm_backward\(\): dx of shape \(2, 3, 5\)"):
+        bn.batchnorm_backward(x, x, c3, c3, None, np.empty((2, 3, 5), np.float32), c3.copy(),
+                              c3.copy(), True, 1)
+    with pytest.raises(ValueError, match=r"batchnorm_backward\(\): db has 2 entries for 3"):
+        bn.batchnorm_backward(x, x, c3, c3, None, None, c3.copy(), c2.copy(), True, 1)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(4, 5, 6), (3, 7, 1), (64, 40, 33)])
+def test_one_call_kernels_equal_the_numpy_steps_bit_for_bit(dtype, shape):
+    """batchnorm_forward's running statistics, μ, 1/σ̂ and y, and batchnorm_backward's
+    ∂L/∂γ, ∂L/∂β and ∂L/∂x, equal the numpy steps ops/norm.py took before (μ, σ² from
+    batchnorm_stats; the running statistics, 1/σ̂, a, k, m as NumPy array arithmetic;
+    then batchnorm_affine, batchnorm_grad_sums, batchnorm_input_grad) bit for bit, in
+    training and in evaluation."""
+    from minigrad._ext import batchnorm as bn
+    rng = np.random.default_rng(3)
+    N, C, L = shape
+    n, momentum, eps = N * L, 0.1, 1e-5
+    x = (rng.standard_normal(shape) * 2 + 1).astype(dtype)
+    δ = rng.standard_normal(shape).astype(dtype)
+    w, b = rng.uniform(0.5, 2, C).astype(dtype), rng.standard_normal(C).astype(dtype)
+    rm0, rv0 = rng.standard_normal(C).astype(dtype), rng.uniform(0.5, 2, C).astype(dtype)
+    for training in (True, False):
+        rm, rv = rm0.copy(), rv0.copy()
+        if training:
+            mean, var = np.empty(C, dtype), np.empty(C, dtype)
+            bn.batchnorm_stats(x, mean, var, 2)
+            rm *= 1 - momentum
+            rm += momentum * mean
+            rv *= 1 - momentum
+            rv += momentum * var * (n / (n - 1))
+        else:
+            mean, var = rm0, rv0
+        mean = np.array(mean, dtype=dtype)
+        inv_std = (1.0 / np.sqrt(var + eps)).astype(dtype)
+        y_want = np.empty_like(x)
+        bn.batchnorm_affine(x, mean, inv_std * w, b, y_want, 2, True)
+        s1, s2 = np.empty(C, dtype), np.empty(C, dtype)
+        bn.batchnorm_grad_sums(x, δ, mean, s1, s2, 2, mask=y_want)
+        dw_want, a = s2 * inv_std, inv_std * w
+        if training:
+            k, m = -a * dw_want * inv_std / n, -a * s1 / n
+        else:
+            k = m = np.zeros(C, dtype)
+        dx_want = np.empty_like(x)
+        bn.batchnorm_input_grad(x, δ, mean, a, k, m, dx_want, 2, mask=y_want)
+
+        grm, grv = rm0.copy(), rv0.copy()
+        y, gmean, ginv = np.empty_like(x), np.empty(C, dtype), np.empty(C, dtype)
+        bn.batchnorm_forward(x, y, gmean, ginv, w, b, eps, training, grm, grv, momentum, 2, True)
+        dx, dw, db = np.empty_like(x), np.empty(C, dtype), np.empty(C, dtype)
+        bn.batchnorm_backward(x, δ, gmean, ginv, w, dx, dw, db, training, 2, mask=y)
+        for name, got, want in (("running_mean", grm, rm), ("running_var", grv, rv),
+                                ("mean", gmean, mean), ("inv_std", ginv, inv_std), ("y", y, y_want),
+                                ("dw", dw, dw_want), ("db", db, s1), ("dx", dx, dx_want)):
+            np.testing.assert_array_equal(got, want, err_msg=f"{name} training={training}")
+    # evaluation with μ and 1/σ̂ given (statistics of another dtype rounded by the caller)
+    gmean, ginv = rm0.copy(), (1.0 / np.sqrt(rv0.astype(np.float64) + eps)).astype(dtype)
+    y, y_want = np.empty_like(x), np.empty_like(x)
+    bn.batchnorm_forward(x, y, gmean, ginv, w, b, eps, False, None, None, momentum, 2, True)
+    bn.batchnorm_affine(x, rm0, ginv * w, b, y_want, 2, True)
+    np.testing.assert_array_equal(y, y_want)
+    np.testing.assert_array_equal(gmean, rm0)
 
 
 @pytest.mark.parametrize("shape, dtype", [((4, 300, 7, 7), np.float32), ((8, 1030, 2, 2), np.float32),

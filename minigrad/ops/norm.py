@@ -44,22 +44,25 @@ class BatchNorm(Function):
         residual = getattr(ctx, "residual", None)  # BatchNormAddReLU: max(y + z, 0)
         ctx.hi = max_val if relu else None         # BatchNormReLU: min(max(y, 0), max_val)
         fused = kernels._norm_path(x) == "fused"
-        if training:
-            n = x.size // x.shape[1]
-            mean, var = _batch_stats_fused(x) if fused else _batch_stats_numpy(x)   # (C,), (C,)
-            if running_mean is not None:
-                running_mean *= 1 - momentum
-                running_mean += momentum * mean
-            if running_var is not None:
-                running_var *= 1 - momentum
-                running_var += momentum * var * (n / (n - 1))
-        else:
-            mean, var = running_mean, running_var
-        mean = np.array(mean, dtype=x.dtype)                       # (C,) μ (a copy: running stats move)
-        inv_std = (1.0 / np.sqrt(var + eps)).astype(x.dtype)       # (C,) 1/σ̂
         kernels._ran("batch_norm", "forward", "fused" if fused else "direct", x.shape)
-        y = (_forward_fused if fused else _forward_numpy)(x, mean, inv_std, weight, bias, relu,
-                                                          residual, ctx.hi)
+        if fused:                                                  # the same steps, one kernel call
+            y, mean, inv_std = _forward_fused(x, weight, bias, training, momentum, eps,
+                                              running_mean, running_var, relu, residual, ctx.hi)
+        else:
+            if training:
+                n = x.size // x.shape[1]
+                mean, var = _batch_stats_numpy(x)                  # (C,), (C,)
+                if running_mean is not None:
+                    running_mean *= 1 - momentum
+                    running_mean += momentum * mean
+                if running_var is not None:
+                    running_var *= 1 - momentum
+                    running_var += momentum * var * (n / (n - 1))
+            else:
+                mean, var = running_mean, running_var
+            mean = np.array(mean, dtype=x.dtype)                   # (C,) μ (a copy: running stats move)
+            inv_std = (1.0 / np.sqrt(var + eps)).astype(x.dtype)   # (C,) 1/σ̂
+            y = _forward_numpy(x, mean, inv_std, weight, bias, relu, residual, ctx.hi)
         ctx.save_for_backward(mean, inv_std, *((y,) if relu else ()))
         ctx.fused = fused
         ctx.stats = NormStats(x.shape, x.shape, _axes(x), _axes(x), _bshape(x), training, eps)
@@ -225,33 +228,33 @@ def _per_channel(v, C, dtype, name):
     return v
 
 
-def _batch_stats_fused(x):
-    """μ, σ² per channel in one pass (ext/batchnorm.pyx batchnorm_stats)."""
+def _forward_fused(x, weight, bias, training, momentum, eps, running_mean=None, running_var=None,
+                   relu=False, residual=None, hi=None):
+    """(y, μ, 1/σ̂) by ext/batchnorm.pyx's batchnorm_forward: the numpy path's steps —
+    μ, σ² (training: in one pass, and the running statistics updated in place) or the
+    running ones, 1/σ̂ = 1/√(σ² + eps) — and y = a · (x − μ) + β per channel, a = γ/σ̂
+    (= γ · x̂ + β), in one more pass (relu: max(y, 0) in the same pass, min(max(y, 0), hi)
+    with hi; a residual z of x's shape: max(y + z, 0))."""
     C = x.shape[1]
     x3 = _ncl(x, "input", C)                                       # (N, C, L)
-    mean, var = np.empty(C, x.dtype), np.empty(C, x.dtype)
-    _bn.batchnorm_stats(x3, mean, var, get_num_threads())
-    return mean, var
-
-
-def _forward_fused(x, mean, inv_std, weight, bias, relu=False, residual=None, hi=None):
-    """y = a · (x − μ) + β per channel, a = γ/σ̂ (= γ · x̂ + β), in one pass (relu: max(y, 0)
-    in the same pass, min(max(y, 0), hi) with hi; a residual z of x's shape: max(y + z, 0))."""
-    C = x.shape[1]
-    x3 = _ncl(x, "input", C)                                       # (N, C, L)
-    a = inv_std if weight is None else inv_std * _per_channel(weight, C, x.dtype, "weight")  # (C,) γ/σ̂
-    b = np.zeros(C, x.dtype) if bias is None else bias             # (C,) β
     y = np.empty(x.shape, x.dtype)
-    _bn.batchnorm_affine(x3, _per_channel(mean, C, x.dtype, "mean"), _per_channel(a, C, x.dtype, "weight"),
-                         _per_channel(b, C, x.dtype, "bias"), y.reshape(x3.shape), get_num_threads(),
-                         relu, None if residual is None else _ncl(residual, "residual", C), hi)
-    return y
+    mean, inv_std = np.empty(C, x.dtype), np.empty(C, x.dtype)     # (C,) μ, 1/σ̂
+    if not training and (running_mean.dtype != x.dtype or running_var.dtype != x.dtype):
+        mean[...] = running_mean                  # statistics of another dtype (SyncBatchNorm's
+        inv_std[...] = 1.0 / np.sqrt(running_var + eps)   # float64 ones): rounded to x's
+        running_mean = running_var = None
+    _bn.batchnorm_forward(x3, y.reshape(x3.shape), mean, inv_std,
+                          None if weight is None else _per_channel(weight, C, x.dtype, "weight"),
+                          None if bias is None else _per_channel(bias, C, x.dtype, "bias"),
+                          eps, training, running_mean, running_var, momentum, get_num_threads(),
+                          relu, None if residual is None else _ncl(residual, "residual", C), hi)
+    return y, mean, inv_std
 
 
 def _backward_fused(x, δ, mean, inv_std, weight, training, needs, mask=None, hi=None):
-    """The docstring's formulas in two passes (ext/batchnorm.pyx): the sums Σ δ and
-    Σ δ · (x − μ), then ∂L/∂x = a · δ + k · (x − μ) + m per channel, where a = γ/σ̂ and
-    (training) k = −a · ∂L/∂γ / (n σ̂), m = −a · ∂L/∂β / n — that is
+    """The docstring's formulas in two passes (ext/batchnorm.pyx batchnorm_backward): the
+    sums Σ δ and Σ δ · (x − μ), then ∂L/∂x = a · δ + k · (x − μ) + m per channel, where
+    a = γ/σ̂ and (training) k = −a · ∂L/∂γ / (n σ̂), m = −a · ∂L/∂β / n — that is
     γ/σ̂ · (δ − ⟨δ⟩ − x̂ · ⟨δ · x̂⟩) with ⟨δ⟩ = ∂L/∂β / n and ⟨δ · x̂⟩ = ∂L/∂γ / n.
     mask (x's shape and dtype, or None): δ is taken as 0 where mask ≤ 0 — ReLU's backward
     of a BatchNorm followed by ReLU (mask = its output), read in both passes — and, with hi,
@@ -263,23 +266,13 @@ def _backward_fused(x, δ, mean, inv_std, weight, training, needs, mask=None, hi
         if a3 is not None and (a3.shape != x3.shape or a3.dtype != x3.dtype):
             raise ValueError(f"batch_norm(): {name} {a.shape} {a.dtype} does not match the "
                              f"input {x.shape} {x.dtype}")
-    nt, n = get_num_threads(), x3.shape[0] * x3.shape[2]
-    mean = _per_channel(mean, C, x.dtype, "mean")
-    sum_dy, sum_dy_xmu = np.empty(C, x.dtype), np.empty(C, x.dtype)
-    _bn.batchnorm_grad_sums(x3, δ3, mean, sum_dy, sum_dy_xmu, nt, mask=q3, hi=hi)  # Σ δ, Σ δ·(x − μ)
-    db = sum_dy                                                    # (C,) ∂L/∂β = Σ δ
-    dw = sum_dy_xmu * inv_std                                      # (C,) ∂L/∂γ = Σ δ · x̂
-    dx = None
-    if needs[0]:
-        a = inv_std if weight is None else inv_std * _per_channel(weight, C, x.dtype, "weight")
-        if training:                                               # a: (C,) γ/σ̂
-            k, m = -a * dw * inv_std / n, -a * db / n              # (C,), (C,)
-        else:
-            k = m = np.zeros(C, x.dtype)
-        dx = np.empty(x.shape, x.dtype)
-        _bn.batchnorm_input_grad(x3, δ3, mean, _per_channel(a, C, x.dtype, "weight"),
-                                 _per_channel(k, C, x.dtype, "k"), _per_channel(m, C, x.dtype, "m"),
-                                 dx.reshape(x3.shape), nt, mask=q3, hi=hi)
+    dx = np.empty(x.shape, x.dtype) if needs[0] else None
+    dw, db = np.empty(C, x.dtype), np.empty(C, x.dtype)           # (C,) ∂L/∂γ, ∂L/∂β
+    _bn.batchnorm_backward(x3, δ3, _per_channel(mean, C, x.dtype, "mean"),
+                           _per_channel(inv_std, C, x.dtype, "inv_std"),
+                           None if weight is None else _per_channel(weight, C, x.dtype, "weight"),
+                           None if dx is None else dx.reshape(x3.shape), dw, db, training,
+                           get_num_threads(), mask=q3, hi=hi)
     return dx, (dw if needs[1] else None), (db if needs[2] else None)
 
 
