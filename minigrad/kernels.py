@@ -248,6 +248,10 @@ class Tuning:
     winograd_block_tiles: int = 96
     # 'winograd4': about this many 4×4 output tiles per block
     winograd4_block_tiles: int = 32
+    # ... and for its ∂L/∂w on layers of m = min(C, K) < this many channels, blocks this // m
+    # times larger: a block's 36 GEMMs (K, tiles) @ (tiles, C) are then less tiny
+    # (ResNet-20's 128×32×14² → 32: 2.65 → 2.05 ms hot with 64 tiles; RESULTS.md)
+    winograd4_wgrad_channels: int = 64
 
 
 Paths = collections.namedtuple("Paths", "forward input_grad weight_grad")
@@ -1088,11 +1092,15 @@ def _winograd4_elements(N, C, K, out_hw):
     return N * max(C, K) * (out_hw[0] + 2) * (out_hw[1] + 2)
 
 
-def _winograd_rows(N, TH, TW, nt, m=2):
+def _winograd_rows(N, TH, TW, nt, m=2, wgrad_channels=0):
     """'winograd' (m = 2) / 'winograd4' (m = 4): tile rows per block, for about
     winograd_block_tiles 2×2 tiles (winograd4_block_tiles 4×4 tiles) per block, split
-    evenly over the threads (tile rows across samples: small images share a block)."""
+    evenly over the threads (tile rows across samples: small images share a block).
+    wgrad_channels: for F(4×4)'s ∂L/∂w, min(C, K) — below winograd4_wgrad_channels the
+    blocks are winograd4_wgrad_channels // min(C, K) times larger."""
     t = _state.get().tuning
-    per = max(1, round(N * TH * TW / (nt * (t.winograd_block_tiles if m == 2 else
-                                            t.winograd4_block_tiles))))
+    tiles = t.winograd_block_tiles if m == 2 else t.winograd4_block_tiles
+    if m == 4 and 0 < wgrad_channels < t.winograd4_wgrad_channels:
+        tiles *= t.winograd4_wgrad_channels // wgrad_channels
+    per = max(1, round(N * TH * TW / (nt * tiles)))
     return -(-N * TH // (nt * per))

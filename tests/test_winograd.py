@@ -29,7 +29,8 @@ def winograd(force=True, tiles=None, path="winograd"):
     (x.shape, weights.shape) of every call that ran that Winograd kernel so far (either
     of them when not forced; the scratch memory poisoned first: see kernel_spy)."""
     field = "winograd_block_tiles" if path == "winograd" else "winograd4_block_tiles"
-    tuning = {} if tiles is None else {field: tiles}
+    # (with a block size given, F(4×4)'s ∂L/∂w keeps it too: no larger blocks for few channels)
+    tuning = {} if tiles is None else {field: tiles, "winograd4_wgrad_channels": 1}
     with forced(path, force, **tuning) as log:
         yield lambda: (ran(log, path) if force else
                        ran(log, "winograd") + ran(log, "winograd4"))
@@ -624,3 +625,36 @@ def test_vector_transforms_touch_nothing_past_their_arrays():
     r = subprocess.run([sys.executable, "-c", _GUARDED], capture_output=True, text=True,
                        timeout=120)
     assert r.returncode == 0 and r.stdout.strip() == "ok", (r.returncode, r.stderr[-2000:])
+
+
+def test_winograd4_weight_grad_blocks_grow_on_few_channels():
+    """F(4×4)'s ∂L/∂w takes blocks winograd4_wgrad_channels // min(C, K) times larger on
+    layers of fewer channels (its 36 GEMMs per block are (K, tiles) @ (tiles, C)); the
+    forward, ∂L/∂x, F(2×2) and layers of more channels keep winograd4_block_tiles."""
+    N, TH, TW, nt = 128, 4, 4, 2                       # ResNet-20's 32×14² stage
+    with kernels.use(None, winograd4_block_tiles=32, winograd4_wgrad_channels=64):
+        plain = kernels._winograd_rows(N, TH, TW, nt, 4)
+        assert plain == 8                              # 8 tile rows × 4 = 32 tiles a block
+        assert kernels._winograd_rows(N, TH, TW, nt, 4, 32) == 16       # 64 tiles
+        assert kernels._winograd_rows(N, TH, TW, nt, 4, 16) == 32       # 128 tiles
+        assert kernels._winograd_rows(N, TH, TW, nt, 4, 64) == plain
+        assert kernels._winograd_rows(N, TH, TW, nt, 2, 32) == kernels._winograd_rows(
+            N, TH, TW, nt, 2)
+    with kernels.use(None, winograd4_block_tiles=32, winograd4_wgrad_channels=1):
+        assert kernels._winograd_rows(N, TH, TW, nt, 4, 32) == plain
+
+
+def test_winograd4_weight_grad_on_larger_blocks_matches_the_reference():
+    """∂L/∂w by F(4×4) on few channels, with the larger blocks the rule gives (the default
+    tuning), equals the reference correlation."""
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((6, 8, 13, 11))
+    w = rng.standard_normal((5, 8, 3, 3))
+    δ = rng.standard_normal((6, 5, 13, 11))
+    with winograd(path="winograd4") as calls:
+        xt, wt = mg.tensor(x, requires_grad=True), mg.tensor(w, requires_grad=True)
+        F.conv2d(xt, wt, padding=1).backward(mg.tensor(δ))
+    assert calls()
+    want_x, want_w, _ = ref.conv2d_vjp(x, w, δ, (1, 1), (1, 1, 1, 1), (1, 1), 1)
+    np.testing.assert_allclose(wt.grad.numpy(), want_w, rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(xt.grad.numpy(), want_x, rtol=1e-9, atol=1e-9)

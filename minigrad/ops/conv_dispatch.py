@@ -638,7 +638,7 @@ def _weight_grad_winograd(x, x_shape, δ, w_shape, g, need_dw, need_db, m=2):
     dw = None
     if need_dw:
         TH, TW, P = -(-OH // m), -(-OW // m), (m + 2) ** 2
-        rows = kernels._winograd_rows(N, TH, TW, nt, m)
+        rows = kernels._winograd_rows(N, TH, TW, nt, m, min(C, K))
         acc = _workspace("winograd_acc", (nt, P * K * C), dtype)      # written, not zeroed
         scratch = _workspace("winograd", (nt, P * (C + K) * rows * TW), dtype)
         fn, ilp64 = _blas.gemm(dtype)
