@@ -115,25 +115,6 @@ def relu_backward(const floating[::1] y,     # IN  (n,) the forward's output
             dx[i] = g if y[i] > 0 else 0
 
 
-def relu_backward_sum(const floating[::1] y,    # IN  (n,) the forward's output
-                      const floating[::1] a,    # IN  (n,) one contribution to δ
-                      const floating[::1] b,    # IN  (n,) the other
-                      floating[::1] dx,         # OUT (n,) ∂L/∂x (may be a or b itself)
-                      int num_threads):
-    """∂L/∂x = a + b where y > 0, else 0: relu_backward of δ = a + b, the gradient of a
-    ReLU's output that two ops used (a residual block's input: its first convolution and
-    the identity path), without δ ever stored — one pass reading three arrays instead of
-    add's three and relu_backward's three. The same numbers as add then relu_backward
-    (the sum rounded once, then the select)."""
-    cdef Py_ssize_t i, n = y.shape[0]
-    cdef int nt = num_threads if n >= GRAIN else 1
-    cdef floating g
-    with nogil:
-        for i in prange(n, schedule='static', num_threads=nt):
-            g = a[i] + b[i]
-            dx[i] = g if y[i] > 0 else 0
-
-
 def sgd_momentum_step(floating[::1] p,            # IN/OUT (n,) the parameter
                       const floating[::1] g,      # IN     (n,) its gradient
                       floating[::1] buf,          # IN/OUT (n,) the momentum buffer b

@@ -158,11 +158,6 @@ class Function:
     freed = False                      # backward ran and dropped the above
     _output = None                     # the output's ndarray, if forward called save_output
     _output_ref = None                 # a weak reference to the output tensor, then
-    # True where backward also takes δ as Summands (two tensors whose sum is ∂L/∂output,
-    # not yet added): an output used twice gets its two contributions as they are, and
-    # the backward adds them in its own first pass over memory (ReLU's: ops.elementwise
-    # relu_mask). A first-order backward only; anything else sees the sum.
-    adds_gradients = False
 
     def save_for_backward(self, *arrays):
         """Keep arrays that backward() needs; it reads them back as ``ctx.saved``."""
@@ -239,23 +234,6 @@ class _OnceDifferentiableBackward(Function):
             f"{ctx.op_name}: its backward is once_differentiable (written over ndarrays), so "
             f"the gradient of its gradient cannot be computed. Write its backward over tensors "
             f"(see minigrad.autograd.Function) to differentiate it twice.")
-
-
-class Summands(tuple):
-    """(a, b): two contributions to one tensor's gradient, δ = a + b not yet computed.
-
-    The backward pass holds them so for a tensor whose op sets Function.adds_gradients,
-    when no hook or autograd.grad reads the gradient first: that op's backward adds them
-    in the pass it makes anyway (a residual block's input feeds its first convolution and
-    the identity path; the ReLU before it then reads a, b and its mask once, instead of
-    add writing δ and the mask reading it back). `added()` is the sum as a Tensor (by
-    ops.elementwise.add_arrays: a + b, as the backward pass adds any two contributions)."""
-
-    __slots__ = ()
-
-    def added(self):
-        from .ops.elementwise import add_arrays
-        return wrap(add_arrays(self[0].data, self[1].data))
 
 
 def _run_backward(ctx, δ, create_graph):
@@ -399,8 +377,6 @@ def _traverse(roots, root_grads, retain_graph, create_graph, capture=None):
             if g is None:
                 continue
             hooks = t._hooks                      # ---- hooks (register_hook)
-            if type(g) is Summands and ((hooks is not None and hooks.grad) or capture is not None):
-                g = g.added()                     # (read as one gradient: added now)
             if hooks is not None and hooks.grad:
                 g = hooks.run_grad_hooks(t, g)
             if capture is not None:
@@ -438,13 +414,6 @@ def _traverse(roots, root_grads, retain_graph, create_graph, capture=None):
                     grads[id(inp)] = prev + gi
                 elif id(inp) in owned:            # ours: Σ contributions, in place
                     add_arrays(prev.data, gi.data, out=prev.data)
-                elif type(prev) is Summands:      # a third: the first two added, then it
-                    prev = prev.added()
-                    add_arrays(prev.data, gi.data, out=prev.data)
-                    grads[id(inp)] = prev
-                    owned.add(id(inp))
-                elif inp._ctx is not None and inp._ctx.adds_gradients:
-                    grads[id(inp)] = Summands((prev, gi))      # its backward adds them
                 else:                             # the first sum: a new array, ours
                     grads[id(inp)] = wrap(add_arrays(prev.data, gi.data))
                     owned.add(id(inp))

@@ -9,7 +9,7 @@ import numbers
 import numpy as np
 
 from .._ext import elementwise as _k
-from ..autograd import Function, Summands
+from ..autograd import Function
 from ..tensor_base import TensorBase, as_tensor, wrap
 from ..threads import get_num_threads
 
@@ -258,28 +258,8 @@ class Clip(Function):
         return where(inside, δ, 0.0), None, None
 
 
-def relu_mask(δ, y):
-    """ReLU's backward, δ where y > 0 else 0 (ReLUBackward, an op), for the backward of
-    each op ending in a ReLU. δ may be autograd.Summands (a, b) — the output was used
-    twice —: then a + b where y > 0 in one pass (ext/elementwise.pyx relu_backward_sum),
-    the same numbers as adding first."""
-    if type(δ) is Summands:
-        a, b = δ[0].data, δ[1].data
-        if not (y.dtype in (np.float32, np.float64) and a.dtype == b.dtype == y.dtype
-                and a.shape == b.shape == y.shape):
-            return ReLUBackward.apply(δ.added(), y)
-        dx = np.empty_like(y)
-        _k.relu_backward_sum(y.reshape(-1), np.ascontiguousarray(a).reshape(-1),
-                             np.ascontiguousarray(b).reshape(-1), dx.reshape(-1),
-                             get_num_threads())
-        return wrap(dx)
-    return ReLUBackward.apply(δ, y)
-
-
 class ReLUFunction(Function):
     """y = max(x, 0), computed by the Cython kernel (ext/elementwise.pyx)."""
-
-    adds_gradients = True                 # backward: relu_mask
 
     @staticmethod
     def forward(ctx, x):
@@ -296,7 +276,7 @@ class ReLUFunction(Function):
     def backward(ctx, δ):
         """∂L/∂x = δ where y > 0 (x > 0), else 0."""
         y, = ctx.saved
-        return relu_mask(δ, y)
+        return ReLUBackward.apply(δ, y)
 
 
 class AddReLU(Function):
@@ -306,8 +286,6 @@ class AddReLU(Function):
 
     Backward: ReLU's, then Add's, ∂L/∂a = ∂L/∂b = δ where y > 0, else 0 (ReLUBackward,
     an op, so a recorded backward is differentiated through it)."""
-
-    adds_gradients = True                 # backward: relu_mask
 
     @staticmethod
     def forward(ctx, a, b):
@@ -326,7 +304,7 @@ class AddReLU(Function):
     def backward(ctx, δ):
         """∂L/∂a = ∂L/∂b = δ masked by y > 0 (at the broadcast shape; apply sums back)."""
         y, = ctx.saved
-        masked = relu_mask(δ, y)
+        masked = ReLUBackward.apply(δ, y)
         return masked, masked
 
 

@@ -5,12 +5,12 @@ import numpy as np
 
 from .. import kernels
 from .._ext import batchnorm as _bn
-from ..autograd import Function, Summands, is_grad_enabled
+from ..autograd import Function, is_grad_enabled
 from ..tensor_base import TensorBase, wrap
 from ..threads import get_num_threads
 from ._args import as_float_tensor, check_same_dtype
 from .activation import HardtanhBackward
-from .elementwise import ReLUBackward, relu_mask
+from .elementwise import ReLUBackward
 
 
 class BatchNorm(Function):
@@ -111,21 +111,13 @@ class BatchNormReLU(BatchNorm):
     HardtanhBackward), and ∂L/∂x, ∂L/∂γ, ∂L/∂β from ∂L/∂y as in BatchNorm.
     """
 
-    adds_gradients = True                 # (r used twice: see backward)
-
     @staticmethod
     def backward(ctx, δ):
         """∂L/∂y = δ · [r > 0] (ReLU's backward; with max_val δ · [0 < r < max_val]),
         then BatchNorm's backward of ∂L/∂y. A first-order backward on the fused path reads
         the mask in BatchNorm's two passes (ext/batchnorm.pyx, `mask`, `hi`) and never
-        writes ∂L/∂y out — unless δ comes as two parts (autograd.Summands: r was used
-        twice, as a ResNet stem's output is), which the mask's pass adds
-        (elementwise.relu_mask) before BatchNorm's backward."""
+        writes ∂L/∂y out."""
         r, hi = ctx.saved[2], ctx.hi
-        if type(δ) is Summands:
-            if hi is None:
-                return BatchNorm.backward(ctx, relu_mask(δ, r))
-            δ = δ.added()
         if ctx.fused and not is_grad_enabled():
             return BatchNorm.backward(ctx, δ, mask=r, hi=hi)
         masked = ReLUBackward.apply(δ, r) if hi is None else HardtanhBackward.apply(δ, r, 0.0, hi)
@@ -139,9 +131,7 @@ class BatchNormAddReLU(BatchNormReLU):
     y nor y + z is stored: ResNet's relu(bn2(conv2(·)) + identity), through nn.bn_add_relu).
 
     Backward: ReLU's, then the sum's and BatchNorm's, ∂L/∂z = ∂L/∂y = δ where r > 0, else 0
-    (ReLUBackward, an op), and ∂L/∂x, ∂L/∂γ, ∂L/∂β from ∂L/∂y as in BatchNorm. r is the
-    next block's input, used twice (its first convolution, the identity path): δ comes as
-    its two parts, added in the mask's pass (elementwise.relu_mask, adds_gradients).
+    (ReLUBackward, an op), and ∂L/∂x, ∂L/∂γ, ∂L/∂β from ∂L/∂y as in BatchNorm.
     """
 
     @staticmethod
@@ -156,7 +146,7 @@ class BatchNormAddReLU(BatchNormReLU):
     @staticmethod
     def backward(ctx, δ):
         """∂L/∂y = ∂L/∂z = δ · [r > 0], then BatchNorm's backward of ∂L/∂y."""
-        masked = relu_mask(δ, ctx.saved[2])
+        masked = ReLUBackward.apply(δ, ctx.saved[2])
         dx, dw, db = BatchNorm.backward(ctx, masked)[:3]
         return (dx, dw, db, masked if ctx.needs_input_grad[3] else None) + (None,) * (
             len(ctx.inputs) - 4)
