@@ -45,6 +45,9 @@ The paths (their kernels in ext/; the Python glue in minigrad/ops/conv_dispatch.
     taps      ext/pool.pyx           max pooling: every window's inputs listed in a table,
                                      one vector loop per tap over a plane (or a group of small
                                      planes): any geometry whose windows all have a real input
+    3x3       ext/pool.pyx           max pooling, 3×3 windows at stride 1 with one pixel of
+                                     padding (GoogLeNet's): a pass over each row's three
+                                     columns, then one over the three rows' winners
   batch_norm
     direct    minigrad/ops/norm.py   the formulas as NumPy broadcasting
     fused     ext/batchnorm.pyx      one pass for μ and σ², one for y; two for the backward
@@ -93,7 +96,7 @@ _CPU_VENDOR = _cpu_vendor()
 
 CONV_PATHS = ("direct", "gemm", "blas", "winograd", "winograd4", "k16", "w16", "pointwise",
               "depthwise", "hwnc")
-POOL_PATHS = ("direct", "2x2", "plane", "taps")
+POOL_PATHS = ("direct", "2x2", "plane", "taps", "3x3")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -782,7 +785,12 @@ def _pool_plan(op, g, force, t, why):
     maxpool_taps_max_entries entries, else the table walk. Forced, 'taps' takes every max
     pooling whose windows all have a real input (2×2 tilings included)."""
     note = _notes(why)
-    if op == "max_pool2d" and (force == "taps" or (force is None and g.path != "2x2")):
+    if op == "max_pool2d" and g.path == "3x3" and force in (None, "3x3"):
+        note("forward", "3×3 windows at stride 1 with one pixel of padding: separable, rows "
+                        "then columns ('3x3')")
+        note("input_grad", "the mask recorded in forward routes δ: one kernel for every geometry")
+        return Paths("3x3", "direct", None)
+    if op == "max_pool2d" and (force == "taps" or (force is None and g.path not in ("2x2", "3x3"))):
         entries = g.window_taps * g.taps_group * g.out[0] * g.out[1]
         ok = g.window_taps > 0 and (force == "taps" or entries <= t.maxpool_taps_max_entries)
         note("forward", "taps: forced" if force == "taps" and ok else
@@ -800,8 +808,9 @@ def _pool_plan(op, g, force, t, why):
         path = "direct"                   # (max pooling has no whole-plane kernel)
     else:
         path = g.path
-        note("forward", "2×2 windows at stride 2 tiling the plane" if path == "2x2"
-             else "one window covering the whole plane")
+        note("forward", {"2x2": "2×2 windows at stride 2 tiling the plane",
+                         "3x3": "3×3 windows at stride 1 with one pixel of padding"}.get(
+                             path, "one window covering the whole plane"))
     if op == "max_pool2d":               # the backward reads the mask: one kernel for every geometry
         note("input_grad", "the mask recorded in forward routes δ: one kernel for every geometry")
         return Paths(path, "direct", None)

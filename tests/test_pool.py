@@ -174,7 +174,7 @@ def pad_pair(p):
 
 # ---- max pooling ----------------------------------------------------------------------------
 
-@pytest.mark.parametrize("path", [None, "direct", "taps"])
+@pytest.mark.parametrize("path", [None, "direct", "taps", "3x3"])
 @given(cfg=pool_config(), seed=st.integers(0, 2**32 - 1),
        dtype=st.sampled_from([np.float32, np.float64]),
        kind=st.sampled_from(["c", "fortran", "reversed", "strided"]), ties=st.booleans())
@@ -631,20 +631,25 @@ def test_2x2_fast_path_matches_general(shape, stride, rng):
 # ---- max pooling's tap table ('taps') -------------------------------------------------------
 
 def test_taps_rule_and_its_limits():
-    """'taps' takes max pooling's windows unless they tile 2×2, its table would exceed
-    maxpool_taps_max_entries, or a window has no real input (then not even when forced)."""
+    """'taps' takes max pooling's windows unless they tile 2×2 or are 3×3 at stride 1 with
+    one pixel of padding ('3x3'), its table would exceed maxpool_taps_max_entries, or a
+    window has no real input (then not even when forced)."""
     google = dict(op="max_pool2d", kernel_size=3, stride=1, padding=1)
-    assert kernels.choose((16, 512, 4, 4), **google).forward == "taps"
+    assert kernels.choose((16, 512, 4, 4), **google).forward == "3x3"
+    with kernels.use("taps"):
+        assert kernels.choose((16, 512, 4, 4), **google).forward == "taps"
+    google = dict(op="max_pool2d", kernel_size=3, stride=1)        # 6×6 -> 4×4, no padding
+    assert kernels.choose((16, 512, 6, 6), **google).forward == "taps"
     assert kernels.choose((16, 64, 32, 32), op="max_pool2d", kernel_size=3, stride=2,
                           ceil_mode=True).forward == "taps"
     assert kernels.choose((64, 6, 28, 28), op="max_pool2d", kernel_size=2).forward == "2x2"
     # 9 inputs a window × 4·4 outputs (a group of two planes: 32) = 288 entries
     with kernels.use(None, maxpool_taps_max_entries=288):
-        assert kernels.choose((16, 512, 4, 4), **google).forward == "taps"
+        assert kernels.choose((16, 512, 6, 6), **google).forward == "taps"
     with kernels.use(None, maxpool_taps_max_entries=287):
-        assert kernels.choose((16, 512, 4, 4), **google).forward == "direct"
+        assert kernels.choose((16, 512, 6, 6), **google).forward == "direct"
     with kernels.use("taps", maxpool_taps_max_entries=1):
-        assert kernels.choose((16, 512, 4, 4), **google).forward == "taps"
+        assert kernels.choose((16, 512, 6, 6), **google).forward == "taps"
     with kernels.use("taps"):                          # avg pooling: chosen by shape
         assert kernels.choose((64, 6, 7, 7), op="avg_pool2d", kernel_size=7).forward == "plane"
     # dilation 3 puts both column taps of the one window in the padding of a 2-wide row
@@ -652,8 +657,84 @@ def test_taps_rule_and_its_limits():
     assert kernels.choose((1, 1, 1, 2), **nowhere).forward == "direct"
     with kernels.use("taps"):
         assert kernels.choose((1, 1, 1, 2), **nowhere).forward == "direct"
-    why = str(kernels.explain((16, 512, 4, 4), **google))
+    why = str(kernels.explain((16, 512, 6, 6), **google))
     assert "taps takes it" in why and "a table of 288 entries" in why
+
+
+# ---- max pooling, 3×3 at stride 1 with one pixel of padding ('3x3') ---------------------------
+
+def test_3x3_rule():
+    """'3x3' takes exactly the windows of a 3×3 kernel at stride 1 with one pixel of padding
+    (any arguments that make them: padding 'same', ceil_mode, a 1×1 plane), max pooling
+    only; forced elsewhere, the choice is by shape."""
+    def fwd(shape, **kw):
+        return kernels.choose(shape, op="max_pool2d", **kw).forward
+    assert fwd((16, 512, 4, 4), kernel_size=3, stride=1, padding=1) == "3x3"
+    assert fwd((2, 3, 5, 7), kernel_size=3, stride=1, padding="same") == "3x3"
+    assert fwd((2, 3, 5, 7), kernel_size=3, stride=1, padding=1, ceil_mode=True) == "3x3"
+    assert fwd((2, 3, 1, 1), kernel_size=3, stride=1, padding=1) == "3x3"
+    for other in (dict(kernel_size=3, stride=2, padding=1), dict(kernel_size=3, stride=1),
+                  dict(kernel_size=(3, 5), stride=1, padding=(1, 2)),
+                  dict(kernel_size=3, stride=1, padding=1, dilation=2),
+                  dict(kernel_size=5, stride=1, padding=2)):
+        assert fwd((2, 3, 8, 8), **other) != "3x3", other
+        with kernels.use("3x3"):
+            assert fwd((2, 3, 8, 8), **other) != "3x3", other
+    assert kernels.choose((2, 3, 8, 8), op="avg_pool2d", kernel_size=3, stride=1,
+                          padding=1).forward == "direct"
+    with kernels.use("direct"):
+        assert fwd((16, 512, 4, 4), kernel_size=3, stride=1, padding=1) == "direct"
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+@given(n=st.integers(1, 40), H=st.integers(1, 11), W=st.integers(1, 11),
+       seed=st.integers(0, 2**32 - 1), dtype=st.sampled_from([np.float32, np.float64]),
+       fill=st.sampled_from(["normal", "ties", "specials", "-inf", "nan"]))
+def test_3x3_equals_the_naive_loops(threads, n, H, W, seed, dtype, fill):
+    """The separable '3x3' kernel (a pass over each row's three columns, one over the rows'
+    winners) against the naive loops, bit for bit: the first strict maximum in row-major
+    order, the last NaN, a window of −∞ keeping its first real input; on any number of
+    threads, planes (blocks of several planes, the last one short) and plane sizes, 1×1 to
+    11×11; and the backward through its mask."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, 2, H, W)).astype(dtype)
+    if fill == "ties":
+        x = np.round(x)
+    elif fill == "specials":
+        flat = x.reshape(-1)
+        for v in (np.nan, np.inf, -np.inf, np.nan, -np.inf):
+            flat[rng.integers(flat.size)] = v
+    elif fill == "-inf":
+        x[...] = -np.inf
+        x.reshape(-1)[rng.integers(x.size)] = 1.0
+    elif fill == "nan":
+        x[...] = np.nan
+    prev = mg.get_num_threads()
+    try:
+        mg.set_num_threads(threads)
+        xt = mg.tensor(x, requires_grad=True)
+        with kernels.trace() as calls:
+            y, idx = F.max_pool2d(xt, 3, 1, 1, return_indices=True)
+        assert calls[0].path == "3x3"
+        y_ref, idx_ref = naive_max_pool(x, (3, 3), (1, 1), (1, 1), (1, 1), False)
+        np.testing.assert_array_equal(y.data, y_ref)
+        np.testing.assert_array_equal(idx.data, idx_ref)
+        dy = rng.standard_normal(y.shape).astype(dtype)
+        y.backward(dy)
+        np.testing.assert_array_equal(xt.grad.data, naive_max_pool_backward(dy, idx_ref, x.shape))
+    finally:
+        mg.set_num_threads(prev)
+
+
+def test_3x3_kernel_checks_its_arguments():
+    from minigrad._ext import pool as pk
+    x = np.zeros((4, 3, 5), np.float32)
+    with pytest.raises(ValueError, match="y and mask must have x's shape"):
+        pk.max_pool2d_3x3_forward(x, np.zeros((4, 3, 4), np.float32),
+                                  np.zeros((4, 3, 5), np.intc), 2)
+    with pytest.raises(ValueError, match="y and mask must have x's shape"):
+        pk.max_pool2d_3x3_forward(x, np.zeros((4, 3, 5), np.float32),
+                                  np.zeros((3, 3, 5), np.intc), 2)
 
 
 @pytest.mark.parametrize("threads", [1, 2, 3])

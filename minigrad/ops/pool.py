@@ -30,7 +30,9 @@ factor — cached per geometry, which the kernels in ext/pool.pyx read. Every di
 rule above is a product of a row factor and a column factor, so one average kernel
 serves them all, adaptive pooling included.
 minigrad/kernels.py chooses the kernel of each call: the table loops ('direct'), or the
-specialised ones for 2×2 windows at stride 2 ('2x2') and whole-plane averages ('plane').
+specialised ones for 2×2 windows at stride 2 ('2x2'), whole-plane averages ('plane'), max
+pooling's 3×3 windows at stride 1 with one pixel of padding ('3x3': separable, a row pass
+then a column pass) and other max-pooling windows listed in a table ('taps').
 """
 import functools
 import math
@@ -116,7 +118,8 @@ class _Geometry:
     i reads the real rows lo[i], lo[i]+D, … < hi[i]; div[i] is the row factor of its
     divisor (average pooling only). step: (D_h, D_w). path: which kernels run —
     "general" (the tables), "2x2" (2×2 windows at stride 2 tiling the top-left of the
-    plane, no padding) or "plane" (average pooling, one window = the whole plane).
+    plane, no padding), "plane" (average pooling, one window = the whole plane) or "3x3"
+    (max pooling, 3×3 windows at stride 1 with one pixel of padding: _same_3x3).
     divisor: the uniform divisor on the "2x2" and "plane" paths.
     """
     __slots__ = ("H", "W", "out", "rows", "cols", "step", "path", "divisor", "real",
@@ -188,7 +191,10 @@ def _max_geometry(fn, H, W, kernel, stride, padding, dilation, ceil_mode):
         lo = np.where(start >= 0, start, start + (-start + d - 1) // d * d)
         hi = np.minimum(start + d * (k - 1) + 1, n)
         tables += [lo, hi, np.ones_like(lo)]
-    return _Geometry(H, W, rows, cols, step=dilation, plane_ok=False)
+    g = _Geometry(H, W, rows, cols, step=dilation, plane_ok=False)
+    if g.path == "general" and _same_3x3(g.rows, g.cols, g.step, H, W):
+        g.path = "3x3"
+    return g
 
 
 def _tap_table(g):
@@ -268,6 +274,20 @@ def _tiles_2x2(rows, cols, step, H, W):
     return True
 
 
+def _same_3x3(rows, cols, step, H, W):
+    """True when window (i, j) is rows i−1 … i+1 × cols j−1 … j+1 clipped to the plane, for
+    every (i, j) of an H×W output: 3×3 windows at stride 1 with one pixel of padding
+    (ext/pool.pyx's '3x3' kernel, separable)."""
+    if step != (1, 1):
+        return False
+    for (lo, hi, _), n in ((rows, H), (cols, W)):
+        i = np.arange(n)
+        if not (len(lo) == n and np.array_equal(lo, np.maximum(i - 1, 0))
+                and np.array_equal(hi, np.minimum(i + 2, n))):
+            return False
+    return True
+
+
 # ---- the ops -----------------------------------------------------------------------------
 
 def _planes(x):
@@ -297,6 +317,8 @@ class MaxPool2dFunction(Function):
         kernels._ran("max_pool2d", "forward", path, x3.shape)
         if path == "2x2":
             _k.max_pool2d_2x2_forward(x3, y, mask, nt)
+        elif path == "3x3":
+            _k.max_pool2d_3x3_forward(x3, y, mask, nt)
         elif path == "taps":
             _k.max_pool2d_taps_forward(x3, *_tap_table(g), y, mask, nt)
         else:
