@@ -779,16 +779,20 @@ def _w16_wgrad_fits(K, taps, channels, dtype, g, out_hw, force, t, note):
     return ok
 
 
+_MASK_NOTE = "the mask recorded in forward routes δ: one kernel for every geometry"
+
+
 def _pool_plan(op, g, force, t, why):
-    """Pooling: the specialised kernels where the geometry is theirs, unless 'direct' is
-    forced; max pooling's other windows by the tap table ('taps') where it has at most
-    maxpool_taps_max_entries entries, else the table walk. Forced, 'taps' takes every max
-    pooling whose windows all have a real input (2×2 tilings included)."""
+    """Pooling: the specialised kernels where the geometry is theirs ('2x2', 'plane', max
+    pooling's '3x3'), unless 'direct' or 'taps' is forced; max pooling's other windows by
+    the tap table ('taps') where it has at most maxpool_taps_max_entries entries, else the
+    table walk. Forced, 'taps' takes every max pooling whose windows all have a real input
+    (2×2 tilings and 3×3 at stride 1 included)."""
     note = _notes(why)
     if op == "max_pool2d" and g.path == "3x3" and force in (None, "3x3"):
         note("forward", "3×3 windows at stride 1 with one pixel of padding: separable, rows "
                         "then columns ('3x3')")
-        note("input_grad", "the mask recorded in forward routes δ: one kernel for every geometry")
+        note("input_grad", _MASK_NOTE)
         return Paths("3x3", "direct", None)
     if op == "max_pool2d" and (force == "taps" or (force is None and g.path not in ("2x2", "3x3"))):
         entries = g.window_taps * g.taps_group * g.out[0] * g.out[1]
@@ -799,7 +803,7 @@ def _pool_plan(op, g, force, t, why):
              f"outputs of {g.taps_group} plane(s), a table of {entries} "
              f"entries (≤ {t.maxpool_taps_max_entries}?)")
         if ok:
-            note("input_grad", "the mask recorded in forward routes δ: one kernel for every geometry")
+            note("input_grad", _MASK_NOTE)
             return Paths("taps", "direct", None)
     if force == "direct" or g.path == "general":
         path = "direct"
@@ -812,7 +816,7 @@ def _pool_plan(op, g, force, t, why):
                          "3x3": "3×3 windows at stride 1 with one pixel of padding"}.get(
                              path, "one window covering the whole plane"))
     if op == "max_pool2d":               # the backward reads the mask: one kernel for every geometry
-        note("input_grad", "the mask recorded in forward routes δ: one kernel for every geometry")
+        note("input_grad", _MASK_NOTE)
         return Paths(path, "direct", None)
     return Paths(path, path, None)
 
