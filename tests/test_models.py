@@ -293,6 +293,38 @@ def test_dense_block_gradcheck(cin, layers, growth, hw, seed):
     assert gradcheck_block(block, x)
 
 
+@settings(max_examples=10, deadline=None)
+@given(cin=st.integers(1, 8), layers=st.integers(1, 5), growth=st.integers(1, 4),
+       n=st.integers(1, 3), hw=st.integers(1, 5), seed=st.integers(0, 999))
+def test_dense_block_chained_cat_is_torchvisions_bit_for_bit(cin, layers, growth, n, hw, seed):
+    """DenseBlock concatenates one layer at a time, [[x_0 … x_{ℓ−1}] | x_ℓ]; torchvision
+    concatenates the list of all features, cat([x_0 … x_ℓ]), for every layer. The output
+    and every gradient (the layers' parameters and the block input) must be the same bits."""
+    assume(n * hw * hw > 1)                                  # (BatchNorm in training)
+    mg.manual_seed(seed)
+    block = M.DenseBlock(layers, cin, bn_size=2, growth_rate=growth)
+    x0 = (_input(n, cin, hw, hw, seed) * 3).astype(np.float32)
+    δ = _input(n, cin + layers * growth, hw, hw, seed + 1).astype(np.float32)
+
+    def run(forward):
+        x = mg.tensor(x0, requires_grad=True)
+        block.zero_grad()
+        y = forward(x)
+        y.backward(mg.tensor(δ))
+        return [y.numpy(), x.grad.numpy()] + [p.grad.numpy().copy() for p in block.parameters()]
+
+    def torchvision_form(x):
+        features = [x]
+        for layer in block.children():
+            features.append(layer(features))                 # layer(list): cat(features) inside
+        return M.densenet.cat(features, dim=1)
+
+    ours, theirs = run(block), run(torchvision_form)
+    assert len(ours) == len(theirs) == 2 + 6 * layers
+    for a, b in zip(ours, theirs):
+        np.testing.assert_array_equal(a, b)
+
+
 @small
 @given(cin=st.integers(1, 3), cout=st.integers(1, 3), stride=st.sampled_from([1, 2]),
        t=st.sampled_from([1, 2, 3]), hw=st.integers(3, 5), seed=st.integers(0, 999))

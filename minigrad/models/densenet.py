@@ -20,7 +20,8 @@ class DenseLayer(nn.Module):
     DenseNet *concatenates*. The 1×1 bottleneck (4k channels) keeps the 3×3 conv cheap as the
     input grows (DenseNet-B); BN and ReLU come before each conv (pre-activation).
 
-    Shapes: the inputs (N, C_i, H, W) for i < ℓ, concatenated to (N, ΣC_i, H, W)
+    Shapes: the inputs (N, C_i, H, W) for i < ℓ — a list, as torchvision's layer takes
+    them, or already concatenated, as DenseBlock passes them —, (N, ΣC_i, H, W)
     -> (N, bn_size·k, H, W) -> y (N, k, H, W). Backward: δ of the concatenation is cut into
     the inputs' channel slices, so every earlier layer receives a gradient from every later one.
     """
@@ -48,6 +49,15 @@ class DenseBlock(nn.Module):
     """`num_layers` DenseLayers (named denselayer1, denselayer2, …), each fed the concatenation
     of the block input and all earlier outputs; returns that concatenation including the last.
 
+    The concatenation is built one step at a time, X_ℓ = [X_{ℓ−1} | x_{ℓ−1}] (X_1 = x_0):
+    the same tensor [x_0 … x_{ℓ−1}] that torchvision's cat(features) makes, but each
+    layer's cat has two inputs. Backward, ∂L/∂X_{ℓ−1} = (layer ℓ−1's gradient) + the first
+    channels of ∂L/∂X_ℓ: one sum per layer over the whole prefix, where cat(features) cuts
+    ∂L/∂X_ℓ into ℓ slices and the engine adds each feature's ℓ contributions one by one
+    (a DenseNet-121 step: 58 sums instead of 535). The additions come in the same order
+    — the last layer's contribution first — so the gradients are bit for bit
+    cat(features)'s (tests/test_models.py).
+
     Shapes: (N, C, H, W) -> (N, C + num_layers·k, H, W)."""
 
     def __init__(self, num_layers, in_channels, bn_size, growth_rate, drop_rate=0.0):
@@ -57,10 +67,9 @@ class DenseBlock(nn.Module):
                             DenseLayer(in_channels + i * growth_rate, growth_rate, bn_size, drop_rate))
 
     def forward(self, x):
-        features = [x]                                     # [x_0]
-        for layer in self._modules.values():
-            features.append(layer(features))               # x_ℓ = H_ℓ([x_0 … x_{ℓ−1}])
-        return cat(features, dim=1)                        # (N, C + L·k, H, W)
+        for layer in self._modules.values():               # x: X_ℓ = [x_0 … x_{ℓ−1}]
+            x = cat([x, layer(x)], dim=1)                  # X_{ℓ+1} = [X_ℓ | H_ℓ(X_ℓ)]
+        return x                                           # (N, C + L·k, H, W)
 
 
 class Transition(nn.Sequential):
