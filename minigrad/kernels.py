@@ -208,6 +208,11 @@ class Tuning:
     # per pass (x, δ copied channel-major), not one per sample with the plane's few pixels
     # as its columns (each of which packs all of w again)
     pointwise_batch_max_pixels: int = 4
+    # ... and on larger planes where the weight is large against the pixels: K·C ≥ this
+    # times L·(C + K) (repacking w for every sample, N·K·C values, against the batched
+    # layout's channel-major copies of x and y, N·L·(C + K)): GoogLeNet's and DenseNet's
+    # widest 1×1 layers on 4×4 planes
+    pointwise_batch_weight_ratio: float = 8.0
     # 'depthwise': channels in the vector lanes (blocks of 64 channels of one sample
     # transposed to channels-last) for output planes of at most this many pixels
     depthwise_cl_max_pixels: int = 16
@@ -1028,11 +1033,15 @@ def _flat_fill(in_hw, out_hw, khw, g):
     return out_hw[0] * out_hw[1] / (Hp * Wp)
 
 
-def _pointwise_batched(L):
-    """Whether the 'pointwise' passes on planes of L pixels take the whole batch in one
-    product (ext/conv_pointwise.pyx: conv2d_*_pointwise_batched) rather than one per
-    sample: L ≤ pointwise_batch_max_pixels. RESULTS.md: pointwise_batch_max_pixels."""
-    return L <= _state.get().tuning.pointwise_batch_max_pixels
+def _pointwise_batched(L, C, K):
+    """Whether the 'pointwise' passes of a (K, C, 1, 1) weight on planes of L pixels take
+    the whole batch in one product (ext/conv_pointwise.pyx: conv2d_*_pointwise_batched)
+    rather than one per sample: L ≤ pointwise_batch_max_pixels, or a weight large against
+    the plane, K·C ≥ pointwise_batch_weight_ratio · L·(C + K) (a per-sample product packs
+    all of w again for a plane of a few columns). RESULTS.md: pointwise_batch_max_pixels,
+    pointwise_batch_weight_ratio."""
+    t = _state.get().tuning
+    return L <= t.pointwise_batch_max_pixels or K * C >= t.pointwise_batch_weight_ratio * L * (C + K)
 
 
 def _w16_wgrad_blocks(N, plane, nt):

@@ -71,7 +71,8 @@ def test_pointwise_matches_direct(N, C, K, H, W, bias, dtype, dilation, seed, ba
     try:
         mg.set_num_threads(threads)
         poison_workspaces()
-        with kernels.use(None, pointwise_batch_max_pixels=10 ** 6 if batched else 0):
+        with kernels.use(None, pointwise_batch_max_pixels=10 ** 6 if batched else 0,
+                         pointwise_batch_weight_ratio=0.0 if batched else float("inf")):
             got, paths = _conv(x, w, b, None, dilation=dilation)
     finally:
         mg.set_num_threads(before)
@@ -89,9 +90,26 @@ def test_pointwise_matches_direct(N, C, K, H, W, bias, dtype, dilation, seed, ba
 def test_pointwise_takes_the_batch_at_once_on_tiny_planes():
     """The one-product layout on planes of ≤ pointwise_batch_max_pixels (4: GoogLeNet's and
     DenseNet's 2×2 planes), the per-sample products above; the field moves the limit."""
-    assert kernels._pointwise_batched(4) and not kernels._pointwise_batched(5)
+    assert kernels._pointwise_batched(4, 64, 64) and not kernels._pointwise_batched(5, 64, 64)
     with kernels.use(None, pointwise_batch_max_pixels=16):
-        assert kernels._pointwise_batched(16) and not kernels._pointwise_batched(17)
+        assert kernels._pointwise_batched(16, 64, 64) and not kernels._pointwise_batched(17, 64, 64)
+
+
+def test_pointwise_takes_the_batch_at_once_for_a_large_weight():
+    """Above 4 pixels, the one-product layout where K·C ≥ 8 · L·(C + K): DenseNet-121's
+    last transition (1024 → 512 on 4×4 planes) and GoogLeNet's 832 → 384, not DenseNet's
+    bottlenecks (960 → 128) nor MobileNetV2's 576 → 96 on the same planes, nor anything on
+    16×16; the field moves the line (0: every plane, inf: none above the pixel limit)."""
+    assert kernels._pointwise_batched(16, 1024, 512) and kernels._pointwise_batched(16, 832, 384)
+    assert not kernels._pointwise_batched(16, 960, 128)
+    assert not kernels._pointwise_batched(16, 576, 96)
+    assert not kernels._pointwise_batched(256, 1024, 512)
+    assert kernels._pointwise_batched(16, 256, 256)           # 65536 = 8 · 16 · 512, the line
+    assert not kernels._pointwise_batched(16, 256, 255)
+    with kernels.use(None, pointwise_batch_weight_ratio=0.0):
+        assert kernels._pointwise_batched(10 ** 4, 1, 1)
+    with kernels.use(None, pointwise_batch_weight_ratio=float("inf")):
+        assert not kernels._pointwise_batched(16, 1024, 512)
 
 
 @needs_blas

@@ -353,9 +353,9 @@ def _forward_gemm(x, w, b, out_hw, g):
 def _forward_pointwise(x, w, b, out_hw, g):
     """ext/conv_pointwise.pyx: a 1×1 convolution (stride 1, no padding, one group) is
     y[n] = w (K, C) @ x[n] (C, H·W) + b: one single-threaded GEMM per sample on the
-    tensors in place, threads over samples; no im2col. On planes of a few pixels
-    (kernels._pointwise_batched) the whole batch as one product instead, x copied
-    channel-major (C, N·H·W), each thread a block of y's K rows."""
+    tensors in place, threads over samples; no im2col. On planes of a few pixels, or a
+    few more with a large w (kernels._pointwise_batched), the whole batch as one product
+    instead, x copied channel-major (C, N·H·W), each thread a block of y's K rows."""
     N, C, H, W = x.shape
     K = w.shape[0]
     _check_pointwise(x.shape, w.shape, out_hw, g)
@@ -363,7 +363,7 @@ def _forward_pointwise(x, w, b, out_hw, g):
     fn, ilp64 = _blas.gemm(x.dtype)
     nt = get_num_threads()
     with _blas.single_threaded():
-        if kernels._pointwise_batched(H * W):         # small planes: the batch in one product
+        if kernels._pointwise_batched(H * W, C, K):   # small planes: the batch in one product
             xs = _workspace("pointwise_x", (C, N * H * W), x.dtype)
             ys = _workspace("pointwise_y", (K, N * H * W), x.dtype)
             _pointwise.conv2d_forward_pointwise_batched(
@@ -744,7 +744,7 @@ def _backward_pointwise(x, x_shape, δ, w, g, need_dx, need_dw, need_db):
     _check_pointwise(x_shape, w.shape, δ.shape[2:], g)
     dtype, nt = δ.dtype, get_num_threads()
     dx = np.empty(x_shape, dtype) if need_dx else None
-    if kernels._pointwise_batched(H * W):            # small planes: the batch in one product
+    if kernels._pointwise_batched(H * W, C, K):      # small planes: the batch in one product
         return _backward_pointwise_batched(x, x_shape, δ, w, dx, need_dw, need_db)
     acc = _workspace("pointwise_acc", (nt, C * K + K), dtype)          # written, not zeroed
     dummy = np.zeros((1, 1, 1), dtype)
