@@ -4,6 +4,7 @@ it is importable), issue 18's protocol.
     python benchmarks/networks.py [--nets resnet18 vgg11_bn ...] [--rounds 3] [--steps 10]
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/networks.py --results
     python benchmarks/networks.py --quick                 # 1 round, 3 steps, small nets
+    python benchmarks/networks.py --interleave 8 --steps 3   # the libraries take turns, step by step
     python benchmarks/networks.py --profile [--nets ...] [--top 16]  # where minigrad's step goes
 
 One step = forward, cross-entropy loss, zero_grad, backward, SGD step (lr 0.01, momentum
@@ -33,6 +34,17 @@ imports only that library, builds the model, takes `--warmup` untimed steps, the
 (ru_maxrss: model, optimizer state, activations and the library itself). `--rounds` rounds
 alternate the libraries (the order flips every round); the table shows the median over
 rounds of each library's per-round median, and the median of the per-round ratios.
+
+--interleave P (a host whose speed drifts by more than the differences measured: on the
+machine of session 18 one network's step moved ±20 % between processes of the same code,
+over minutes): one process per library stays up for the whole comparison of a network,
+each builds its model and warms up once, and then they take turns, P turns each, the
+order flipping every pair: a turn is one untimed step (the first after the other
+library's turn ran ~2× slower) and `--steps` timed ones; a library that has finished its
+turn sleeps 50 ms before handing over (its idle OpenMP threads stop spinning) and waits
+on a pipe. Slow phases of the host then fall on both libraries of a pair; the ratio is
+the median over pairs of (minigrad's turn median / the other's). Each library still runs
+in a process of its own, importing only itself.
 
 --profile runs minigrad alone, in this process: every Function's forward and backward timed
 (common.instrument_functions; each op its own time, the ops it runs inside counted to
@@ -343,6 +355,87 @@ def child(lib, net, steps, warmup):
     print(json.dumps({"times": times, "rss": peak_rss_mib()}))
 
 
+def serve(lib, net, warmup):
+    """--interleave's child: build, warm up, print "ready"; then for each line "run k" on
+    stdin run one untimed step and k timed ones, sleep 50 ms, print {"times": [...]} as
+    JSON; on "quit" print {"rss": peak MiB} and return."""
+    step = {"minigrad": lambda: minigrad_step(net)[0], "torch": lambda: torch_step(net),
+            "tf": lambda: tf_step(net)}[lib]()
+    for _ in range(warmup):
+        step()
+    print("ready", flush=True)
+    for line in sys.stdin:
+        cmd = line.split()
+        if cmd[:1] == ["quit"]:
+            break
+        step()                                    # untimed: the first after the other's turn
+        times = timeit(step, int(cmd[1]))
+        time.sleep(0.05)                          # idle threads stop spinning before the other runs
+        print(json.dumps({"times": times}), flush=True)
+    print(json.dumps({"rss": peak_rss_mib()}), flush=True)
+
+
+def _reply(proc, what):
+    """The next line of proc's stdout that is `what` ("ready") or a JSON object with the key
+    `what`, skipping anything else a library prints there."""
+    for line in proc.stdout:
+        line = line.strip()
+        if line == what:
+            return line
+        if line.startswith("{"):
+            out = json.loads(line)
+            if what in out:
+                return out[what]
+    raise RuntimeError(f"networks.py --serve: the child exited before answering {what!r} "
+                       f"(exit code {proc.wait()})")
+
+
+def _turn(proc, steps):
+    proc.stdin.write(f"run {steps}\n")
+    proc.stdin.flush()
+    return statistics.median(_reply(proc, "times"))
+
+
+def compare_interleaved(nets, libs, pairs, steps, warmup):
+    """--interleave: per network, one serving process per library, `pairs` turns each
+    in alternating order; the table of `compare` (ms: median of the turns' medians; ratio:
+    median over pairs of minigrad's turn / the other library's)."""
+    import subprocess
+    script = os.path.abspath(__file__)
+    rows = []
+    for net in nets:
+        procs = {}
+        try:
+            for lib in libs:                      # built one after the other, never together
+                procs[lib] = subprocess.Popen(
+                    [sys.executable, script, "--serve", lib, "--nets", net, "--warmup",
+                     str(warmup)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+                _reply(procs[lib], "ready")
+            med = {lib: [] for lib in libs}
+            for k in range(pairs):
+                for lib in (libs if k % 2 == 0 else libs[::-1]):
+                    med[lib].append(_turn(procs[lib], steps))
+            rss = {}
+            for lib, proc in procs.items():
+                proc.stdin.write("quit\n")
+                proc.stdin.flush()
+                rss[lib] = _reply(proc, "rss")
+                proc.wait()
+        finally:
+            for proc in procs.values():
+                if proc.poll() is None:
+                    proc.kill()
+        row = [net, NETS[net][0]] + [fmt_ms(statistics.median(med[lib])) for lib in libs]
+        for lib in libs[1:]:                      # the median pair, and the range of pairs
+            r = [a / b for a, b in zip(med["minigrad"], med[lib])]
+            row.append(f"{fmt_ratio(statistics.median(r))} ({min(r):.2f}–{max(r):.2f})")
+        row += [f"{rss[lib]:,.0f}" for lib in libs]
+        rows.append(row)
+    headers = (["network", "batch"] + [f"{lib} ms" for lib in libs] +
+               [f"mg/{lib}" for lib in libs[1:]] + [f"{lib} MiB" for lib in libs])
+    print_table(headers, rows)
+
+
 def compare(nets, libs, rounds, steps, warmup):
     script = os.path.abspath(__file__)
     med = {(lib, net): [] for lib in libs for net in nets}
@@ -459,7 +552,10 @@ def main(argv=None):
     p.add_argument("--quick", action="store_true", help="1 round, 3 steps, 2 warm-up steps, three small networks")
     p.add_argument("--profile", action="store_true", help="minigrad only: where the step's time goes")
     p.add_argument("--top", type=int, default=8, help="--profile: how many of the costliest ops to list")
+    p.add_argument("--interleave", type=int, default=0, metavar="P",
+                   help="one process per library kept up, P turns each (see above)")
     p.add_argument("--child", choices=LIBS, help=argparse.SUPPRESS)
+    p.add_argument("--serve", choices=LIBS, help=argparse.SUPPRESS)
     p.add_argument("--results", action="store_true", help=RESULTS_HELP)
     args = p.parse_args(argv)
     if args.quick:
@@ -468,6 +564,8 @@ def main(argv=None):
     nets = args.nets or list(NETS)
     if args.child:
         return child(args.child, nets[0], args.steps, args.warmup)
+    if args.serve:
+        return serve(args.serve, nets[0], args.warmup)
     if args.results:
         record_results("networks.py")
     print(blas_info())
@@ -478,11 +576,19 @@ def main(argv=None):
         (["tf"] if tf_available() else [])
     if libs[0] != "minigrad":
         libs = ["minigrad"] + [lib for lib in libs if lib != "minigrad"]
-    print(f"training steps (forward, loss, backward, SGD momentum), float32, {THREADS} threads; "
-          f"{args.rounds} rounds × {args.steps} hot steps after {args.warmup} warm-up, "
-          f"each library and network in a process of its own; ms = median, ratio = median of "
-          f"per-round ratios, MiB = peak RSS of the process")
-    compare(nets, libs, args.rounds, args.steps, args.warmup)
+    if args.interleave:
+        print(f"training steps (forward, loss, backward, SGD momentum), float32, {THREADS} "
+              f"threads; each library in a process of its own kept up per network, "
+              f"{args.warmup} warm-up steps, then {args.interleave} turns each, alternating, "
+              f"a turn = 1 untimed + {args.steps} timed steps; ms = median of the turns' "
+              f"medians, ratio = median of per-pair ratios (their range), MiB = peak RSS of the process")
+        compare_interleaved(nets, libs, args.interleave, args.steps, args.warmup)
+    else:
+        print(f"training steps (forward, loss, backward, SGD momentum), float32, {THREADS} "
+              f"threads; {args.rounds} rounds × {args.steps} hot steps after {args.warmup} "
+              f"warm-up, each library and network in a process of its own; ms = median, "
+              f"ratio = median of per-round ratios, MiB = peak RSS of the process")
+        compare(nets, libs, args.rounds, args.steps, args.warmup)
     print(f"load average at end: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
 
 
