@@ -59,6 +59,7 @@ import collections
 import json
 import os
 import statistics
+import subprocess
 import sys
 import time
 
@@ -400,7 +401,6 @@ def compare_interleaved(nets, libs, pairs, steps, warmup):
     """--interleave: per network, one serving process per library, `pairs` turns each
     in alternating order; the table of `compare` (ms: median of the turns' medians; ratio:
     median over pairs of minigrad's turn / the other library's)."""
-    import subprocess
     script = os.path.abspath(__file__)
     rows = []
     for net in nets:
@@ -431,9 +431,14 @@ def compare_interleaved(nets, libs, pairs, steps, warmup):
             row.append(f"{fmt_ratio(statistics.median(r))} ({min(r):.2f}–{max(r):.2f})")
         row += [f"{rss[lib]:,.0f}" for lib in libs]
         rows.append(row)
-    headers = (["network", "batch"] + [f"{lib} ms" for lib in libs] +
-               [f"mg/{lib}" for lib in libs[1:]] + [f"{lib} MiB" for lib in libs])
-    print_table(headers, rows)
+    print_table(_headers(libs), rows)
+
+
+def _headers(libs):
+    """The comparison table's columns: ms per library, minigrad's ratio to each other one,
+    peak MiB per library."""
+    return (["network", "batch"] + [f"{lib} ms" for lib in libs] +
+            [f"mg/{lib}" for lib in libs[1:]] + [f"{lib} MiB" for lib in libs])
 
 
 def compare(nets, libs, rounds, steps, warmup):
@@ -448,13 +453,6 @@ def compare(nets, libs, rounds, steps, warmup):
                                           "--warmup", warmup])
                 med[lib, net].append(statistics.median(out["times"]))
                 rss[lib, net].append(out["rss"])
-    headers = ["network", "batch"]
-    for lib in libs:
-        headers.append(f"{lib} ms")
-    for lib in libs[1:]:
-        headers.append(f"mg/{lib}")
-    for lib in libs:
-        headers.append(f"{lib} MiB")
     rows = []
     for net in nets:
         row = [net, NETS[net][0]]
@@ -464,7 +462,7 @@ def compare(nets, libs, rounds, steps, warmup):
                                                    zip(med["minigrad", net], med[lib, net]))))
         row += [f"{max(rss[lib, net]):,.0f}" for lib in libs]
         rows.append(row)
-    print_table(headers, rows)
+    print_table(_headers(libs), rows)
 
 
 # ---- --profile: where minigrad's step goes ------------------------------------------------
@@ -576,16 +574,15 @@ def main(argv=None):
         (["tf"] if tf_available() else [])
     if libs[0] != "minigrad":
         libs = ["minigrad"] + [lib for lib in libs if lib != "minigrad"]
+    what = f"training steps (forward, loss, backward, SGD momentum), float32, {THREADS} threads; "
     if args.interleave:
-        print(f"training steps (forward, loss, backward, SGD momentum), float32, {THREADS} "
-              f"threads; each library in a process of its own kept up per network, "
-              f"{args.warmup} warm-up steps, then {args.interleave} turns each, alternating, "
-              f"a turn = 1 untimed + {args.steps} timed steps; ms = median of the turns' "
-              f"medians, ratio = median of per-pair ratios (their range), MiB = peak RSS of the process")
+        print(what + f"each library in a process of its own kept up per network, {args.warmup} "
+              f"warm-up steps, then {args.interleave} turns each, alternating, a turn = 1 "
+              f"untimed + {args.steps} timed steps; ms = median of the turns' medians, ratio = "
+              f"median of per-pair ratios (their range), MiB = peak RSS of the process")
         compare_interleaved(nets, libs, args.interleave, args.steps, args.warmup)
     else:
-        print(f"training steps (forward, loss, backward, SGD momentum), float32, {THREADS} "
-              f"threads; {args.rounds} rounds × {args.steps} hot steps after {args.warmup} "
+        print(what + f"{args.rounds} rounds × {args.steps} hot steps after {args.warmup} "
               f"warm-up, each library and network in a process of its own; ms = median, "
               f"ratio = median of per-round ratios, MiB = peak RSS of the process")
         compare(nets, libs, args.rounds, args.steps, args.warmup)

@@ -363,7 +363,7 @@ def _forward_pointwise(x, w, b, out_hw, g):
     fn, ilp64 = _blas.gemm(x.dtype)
     nt = get_num_threads()
     with _blas.single_threaded():
-        if kernels._pointwise_batched(H * W, C, K):   # small planes: the batch in one product
+        if kernels._pointwise_batched(H * W, C, K):   # small planes, large w: one product
             xs = _workspace("pointwise_x", (C, N * H * W), x.dtype)
             ys = _workspace("pointwise_y", (K, N * H * W), x.dtype)
             _pointwise.conv2d_forward_pointwise_batched(
@@ -738,13 +738,14 @@ def _backward_gemm(x, x_shape, δ, w, g, need_dx, need_dw, need_db):
 def _backward_pointwise(x, x_shape, δ, w, g, need_dx, need_dw, need_db):
     """ext/conv_pointwise.pyx: per sample ∂L/∂x[n] = wᵀ @ δ[n] and ∂L/∂wᵀ += x[n] @ δ[n]ᵀ
     (partial sums per thread, added in a fixed order), on the tensors in place; on planes
-    of a few pixels the whole batch at once (_backward_pointwise_batched)."""
+    of a few pixels, or a few more with a large w (kernels._pointwise_batched), the whole
+    batch at once (_backward_pointwise_batched)."""
     N, C, H, W = x_shape
     K = w.shape[0]
     _check_pointwise(x_shape, w.shape, δ.shape[2:], g)
     dtype, nt = δ.dtype, get_num_threads()
     dx = np.empty(x_shape, dtype) if need_dx else None
-    if kernels._pointwise_batched(H * W, C, K):      # small planes: the batch in one product
+    if kernels._pointwise_batched(H * W, C, K):      # small planes, large w: one product
         return _backward_pointwise_batched(x, x_shape, δ, w, dx, need_dw, need_db)
     acc = _workspace("pointwise_acc", (nt, C * K + K), dtype)          # written, not zeroed
     dummy = np.zeros((1, 1, 1), dtype)
