@@ -56,3 +56,54 @@ def gemm_split(const floating[:, ::1] a, bint trans_a,    # IN  A (m, k), or A�
                 _gemm(gemm, ilp64, ta, tb, m, hi - lo, k, &a[0, 0], lda,
                       &b[0, 0] + (lo * ldb if trans_b else lo), ldb,
                       0, &c[0, 0] + lo, ldc)
+
+
+# ---- a small inner dimension, a large result: ext/small_k.h ------------------------------
+
+cdef extern from "small_k.h" nogil:
+    int MG_SMALL_K_BUILD
+    int mg_small_k_level()
+    void mg_gemm_small_k(const float* a, const float* b, Py_ssize_t ldb, float* c, Py_ssize_t ldc,
+                         Py_ssize_t m, Py_ssize_t k, Py_ssize_t j0, Py_ssize_t j1,
+                         Py_ssize_t chunk, float* bp)
+
+cdef enum:
+    PANEL = 48       # ext/small_k.h's column panel: each thread's columns start on one
+
+
+def small_k_available():
+    """True when this build has ext/small_k.h's AVX-512 loop and this CPU runs it."""
+    return bool(MG_SMALL_K_BUILD) and mg_small_k_level() == 2
+
+
+def gemm_small_k(const float[:, ::1] a,          # IN  A (m, k)
+                 const float[:, ::1] b,          # IN  B (k, n)
+                 float[:, ::1] c,                # OUT C (m, n)
+                 float[:, ::1] scratch,          # TMP (≥ num_threads, ≥ k · chunk) B's packed panels
+                 Py_ssize_t chunk, int num_threads):
+    """C = A · B by ext/small_k.h (each element one in-order sum over p of fused
+    multiply-adds, written once), C's columns cut into num_threads blocks whose edges fall
+    on multiples of 48, each block in chunks of `chunk` columns (a multiple of 48). Only
+    where small_k_available()."""
+    cdef Py_ssize_t m = c.shape[0], n = c.shape[1], k = a.shape[1]
+    cdef Py_ssize_t part = (n + num_threads - 1) // num_threads
+    part = (part + PANEL - 1) // PANEL * PANEL
+    cdef Py_ssize_t parts = (n + part - 1) // part
+    cdef Py_ssize_t t, lo, hi
+    if not small_k_available():
+        raise RuntimeError("gemm_small_k(): this build or CPU has no AVX-512 small-k loop")
+    if (b.shape[0] != k or c.shape[0] != a.shape[0] or c.shape[1] != b.shape[1] or k < 1
+            or m < 1 or n < 1 or chunk < PANEL or chunk % PANEL or num_threads < 1
+            or scratch.shape[0] < min(num_threads, parts) or scratch.shape[1] < k * chunk):
+        raise ValueError(f"gemm_small_k(): a ({a.shape[0]}, {a.shape[1]}), b ({b.shape[0]}, "
+                         f"{b.shape[1]}), c ({c.shape[0]}, {c.shape[1]}), scratch "
+                         f"({scratch.shape[0]}, {scratch.shape[1]}), "
+                         f"chunk {chunk}, {num_threads} threads "
+                         f"do not fit (A (m, k) · B (k, n) = C (m, n), all non-empty; chunk a "
+                         f"positive multiple of {PANEL}; scratch ≥ (threads, k·chunk))")
+    with nogil:
+        for t in prange(parts, schedule='static', num_threads=num_threads):
+            lo = t * part
+            hi = min(n, lo + part)
+            mg_gemm_small_k(&a[0, 0], &b[0, 0], b.shape[1], &c[0, 0], c.shape[1],
+                            m, k, lo, hi, chunk, &scratch[t, 0])

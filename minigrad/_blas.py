@@ -201,6 +201,29 @@ def _stored(a):
     return np.ascontiguousarray(a), False
 
 
+# A product with a small inner dimension and a large result — a Linear layer's weight
+# gradient ∂L/∂W = Δᵀ X, k = the batch — runs ext/small_k.h's loop on the OpenMP threads
+# where this build and CPU have it: float32, k ≤ SMALL_K_MAX, m·n ≥ SMALL_K_MIN_OUTPUT, B
+# stored row by row. It writes C once where OpenBLAS zeroes it and writes it again
+# (VGG-11's 4096 × 25088 from k = 32: 42 ms against 62; benchmarks/RESULTS.md: small_k).
+# Each thread copies SMALL_K_CHUNK_BYTES of B's rows at a time.
+SMALL_K_MAX = 64
+SMALL_K_MIN_OUTPUT = 1 << 20
+SMALL_K_CHUNK_BYTES = 768 << 10
+_small_k_loop = None
+
+
+def small_k(m, k, n, dtype, b_transposed=False):
+    """Whether split_matmul gives an (m, k) @ (k, n) product of this dtype to
+    ext/small_k.h (b_transposed: B is the transpose of a C-contiguous array)."""
+    global _small_k_loop
+    if _small_k_loop is None:
+        from ._ext import gemm as kernel
+        _small_k_loop = kernel.small_k_available()
+    return (_small_k_loop and np.dtype(dtype) == np.float32 and not b_transposed
+            and 1 <= k <= SMALL_K_MAX and m * n >= SMALL_K_MIN_OUTPUT)
+
+
 def split_matmul(a, b):
     """a @ b for float matrices a (m, k), b (k, n) of one dtype (float32 or float64), k ≥ 1:
     C's rows (or columns, when n > m) cut into one block per OpenMP thread, each block a
@@ -214,6 +237,13 @@ def split_matmul(a, b):
     fn, ilp64 = gemm(a.dtype)
     if 0 in a.shape + b.shape or (not ilp64 and max(sa.shape + sb.shape + c.shape) > _INT32_MAX):
         return np.matmul(a, b, out=c)                   # an empty product; 32-bit sizes exceeded
+    m, k = a.shape
+    if small_k(m, k, b.shape[1], a.dtype, tb) and b.dtype == a.dtype:
+        nt = get_num_threads()
+        chunk = max(48, SMALL_K_CHUNK_BYTES // (k * a.itemsize) // 48 * 48)
+        kernel.gemm_small_k(np.ascontiguousarray(a), sb, c, np.empty((nt, k * chunk), a.dtype),
+                            chunk, nt)
+        return c
     with single_threaded():
         kernel.gemm_split(sa, ta, sb, tb, c, fn, ilp64, get_num_threads())
     return c
