@@ -451,22 +451,39 @@ def avg_pool2d_forward(const floating[:, :, ::1] x,        # IN  (P, H, W)
     """y[p,i,j] = (Σ_{h_lo[i] ≤ h < h_hi[i]} Σ_{w_lo[j] ≤ w < w_hi[j]} x[p,h,w]) / (h_div[i]·w_div[j])
 
     The divisor is separable for every rule the Python side offers (count_include_pad,
-    real elements only, adaptive windows, divisor_override as h_div = d, w_div = 1)."""
+    real elements only, adaptive windows, divisor_override as h_div = d, w_div = 1).
+    Windows of one row and one column each (adaptive pooling to a larger plane, e.g. VGG's
+    1×1 → 7×7 on small images) take a loop without the window sums, the same numbers
+    (0 + x[p,h,w]) / divisor."""
     cdef Py_ssize_t P = x.shape[0], H = x.shape[1], W = x.shape[2]
     cdef Py_ssize_t OH = y.shape[1], OW = y.shape[2]
     cdef Py_ssize_t r, p, i, j, h, w
     cdef floating s
-    cdef int nt = _threads(P * H * W, num_threads)
+    cdef int nt = _threads(P * (H * W + OH * OW), num_threads)
+    cdef bint single = True
+    for i in range(OH):
+        single = single and h_hi[i] - h_lo[i] == 1
+    for j in range(OW):
+        single = single and w_hi[j] - w_lo[j] == 1
     with nogil:
-        for r in prange(P * OH, schedule='static', num_threads=nt):
-            p = r // OH
-            i = r - p * OH
-            for j in range(OW):
-                s = 0
-                for h in range(h_lo[i], h_hi[i]):
-                    for w in range(w_lo[j], w_hi[j]):
-                        s = s + x[p, h, w]
-                y[p, i, j] = s / <floating>(h_div[i] * w_div[j])
+        if single:
+            for r in prange(P * OH, schedule='static', num_threads=nt):
+                p = r // OH
+                i = r - p * OH
+                h = h_lo[i]
+                for j in range(OW):
+                    s = 0
+                    y[p, i, j] = (s + x[p, h, w_lo[j]]) / <floating>(h_div[i] * w_div[j])
+        else:
+            for r in prange(P * OH, schedule='static', num_threads=nt):
+                p = r // OH
+                i = r - p * OH
+                for j in range(OW):
+                    s = 0
+                    for h in range(h_lo[i], h_hi[i]):
+                        for w in range(w_lo[j], w_hi[j]):
+                            s = s + x[p, h, w]
+                    y[p, i, j] = s / <floating>(h_div[i] * w_div[j])
 
 
 def avg_pool2d_2x2_forward(const floating[:, :, ::1] x,    # IN  (P, H, W), H ≥ 2·OH, W ≥ 2·OW
@@ -501,21 +518,48 @@ def avg_pool2d_backward(const floating[:, :, ::1] dy,      # IN  (P, OH, OW) δ
     """∂L/∂x[p,h,w] = Σ over windows (i,j) containing (h,w) of δ[p,i,j] / (h_div[i]·w_div[j])
 
     (seed 004: δ/(m·n) spread over the window; overlapping windows accumulate, one
-    thread per plane so the += never races)."""
+    thread per plane so the += never races).
+
+    Windows of one input each, in order (adaptive pooling to a larger plane: VGG's 1×1 →
+    7×7 on small images) go the other way round: each input sums the windows on it, rows i
+    then columns j, in a register, the same additions in the same order as the += above."""
     cdef Py_ssize_t P = dx.shape[0], H = dx.shape[1], W = dx.shape[2]
     cdef Py_ssize_t OH = dy.shape[1], OW = dy.shape[2]
-    cdef Py_ssize_t p, i, j, h, w
-    cdef floating g
-    cdef int nt = _threads(P * H * W, num_threads)
+    cdef Py_ssize_t p, i, j, h, w, i0, j0, ii, jj
+    cdef floating g, s
+    cdef int nt = _threads(P * (H * W + OH * OW), num_threads)
+    cdef bint single = True
+    for i in range(OH):
+        single = single and h_hi[i] - h_lo[i] == 1 and (i == 0 or h_lo[i] >= h_lo[i - 1])
+    for j in range(OW):
+        single = single and w_hi[j] - w_lo[j] == 1 and (j == 0 or w_lo[j] >= w_lo[j - 1])
     with nogil:
-        for p in prange(P, schedule='static', num_threads=nt):
-            memset(&dx[p, 0, 0], 0, H * W * sizeof(floating))
-            for i in range(OH):
-                for j in range(OW):
-                    g = dy[p, i, j] / <floating>(h_div[i] * w_div[j])
-                    for h in range(h_lo[i], h_hi[i]):
-                        for w in range(w_lo[j], w_hi[j]):
-                            dx[p, h, w] = dx[p, h, w] + g
+        if single:
+            for p in prange(P, schedule='static', num_threads=nt):
+                i = 0
+                for h in range(H):
+                    i0 = i                          # the windows i0 ≤ i' < i sit on row h
+                    while i < OH and h_lo[i] == h:
+                        i = i + 1
+                    j = 0
+                    for w in range(W):
+                        j0 = j                      # ... and j0 ≤ j' < j on column w
+                        while j < OW and w_lo[j] == w:
+                            j = j + 1
+                        s = 0
+                        for ii in range(i0, i):
+                            for jj in range(j0, j):
+                                s = s + dy[p, ii, jj] / <floating>(h_div[ii] * w_div[jj])
+                        dx[p, h, w] = s
+        else:
+            for p in prange(P, schedule='static', num_threads=nt):
+                memset(&dx[p, 0, 0], 0, H * W * sizeof(floating))
+                for i in range(OH):
+                    for j in range(OW):
+                        g = dy[p, i, j] / <floating>(h_div[i] * w_div[j])
+                        for h in range(h_lo[i], h_hi[i]):
+                            for w in range(w_lo[j], w_hi[j]):
+                                dx[p, h, w] = dx[p, h, w] + g
 
 
 def avg_pool2d_2x2_backward(const floating[:, :, ::1] dy,  # IN  (P, OH, OW)

@@ -6,6 +6,8 @@ against central finite differences in float64 (mg.gradcheck) and against the nai
 scatter of δ. Max-pool inputs for gradcheck have no ties (a scaled random permutation):
 a tie has no derivative.
 """
+import os
+import sys
 import threading
 
 import numpy as np
@@ -17,6 +19,9 @@ import minigrad.nn as nn
 import minigrad.nn.functional as F
 from minigrad import kernels
 from minigrad.ops.pool import pool_geometry
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import reference as ref  # noqa: E402
 
 
 # ---- naive references ----------------------------------------------------------------------
@@ -257,6 +262,39 @@ def test_adaptive_avg_pool_matches_naive_and_gradcheck(H, W, oh, ow, seed, dtype
     np.testing.assert_allclose(y.data, naive_adaptive_avg_pool(x, out), rtol=tol, atol=tol)
     x64 = mg.tensor(x.astype(np.float64)[:1, :2], requires_grad=True)
     assert mg.gradcheck(lambda t: F.adaptive_avg_pool2d(t, (oh, ow)), [x64])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("hw, out", [((1, 1), (7, 7)), ((1, 3), (5, 6)), ((2, 2), (4, 4)),
+                                     ((2, 2), (7, 7)), ((3, 1), (7, 2))])
+def test_adaptive_avg_pool_to_a_larger_plane(hw, out, dtype, rng):
+    """VGG's 1×1 → 7×7 on small images: enough planes for the threads; where every window
+    is one input (the first three) the loop without window sums gives (0 + x) / 1: x
+    itself, a −0 turned +0 as the sums do; overlapping windows (2×2 → 7×7) the sums."""
+    x = rng.standard_normal((32, 64) + hw).astype(dtype)
+    x[0, 0] = -0.0
+    xt = mg.tensor(x, requires_grad=True)
+    y = F.adaptive_avg_pool2d(xt, out)
+    expected = naive_adaptive_avg_pool(x, out)
+    tol = 1e-6 if dtype == np.float32 else 1e-13
+    np.testing.assert_allclose(y.data, expected, rtol=tol, atol=tol)
+    if out[0] % hw[0] == 0 and out[1] % hw[1] == 0:           # one input per window
+        np.testing.assert_array_equal(y.data, expected)
+        assert not np.signbit(y.data[0, 0]).any()
+    dy = rng.standard_normal(y.shape).astype(dtype)
+    y.backward(dy)
+    # each input gathers up to 49 terms: float32 rounding of such a sum, against float64
+    terms = (out[0] + 1) * (out[1] + 1)
+    bound = terms * np.finfo(dtype).eps * ref.adaptive_avg_pool2d_vjp(np.abs(dy), x.shape, out)
+    assert np.all(np.abs(xt.grad.data - ref.adaptive_avg_pool2d_vjp(dy, x.shape, out)) <= bound + 1e-30)
+    if out[0] % hw[0] == 0 and out[1] % hw[1] == 0:
+        # the kernel sums each input's windows in a register: the same additions, in the
+        # same order (rows, then columns), as the general loop's += in x's dtype
+        dx = np.zeros_like(x)
+        for i in range(out[0]):
+            for j in range(out[1]):
+                dx[:, :, i * hw[0] // out[0], j * hw[1] // out[1]] += dy[:, :, i, j] / dtype(1)
+        np.testing.assert_array_equal(xt.grad.data, dx)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
