@@ -58,22 +58,27 @@ def gemm_split(const floating[:, ::1] a, bint trans_a,    # IN  A (m, k), or A�
                       0, &c[0, 0] + lo, ldc)
 
 
-# ---- a small inner dimension, a large result: ext/small_k.h ------------------------------
+# ---- products with one thin dimension (a batch): ext/thin_gemm.h ---------------------------
 
-cdef extern from "small_k.h" nogil:
-    int MG_SMALL_K_BUILD
-    int mg_small_k_level()
+cdef extern from "thin_gemm.h" nogil:
+    int MG_THIN_BUILD
+    int mg_thin_level()
     void mg_gemm_small_k(const float* a, const float* b, Py_ssize_t ldb, float* c, Py_ssize_t ldc,
                          Py_ssize_t m, Py_ssize_t k, Py_ssize_t j0, Py_ssize_t j1,
                          Py_ssize_t chunk, float* bp)
+    void mg_gemm_small_m(const float* a, const float* b, Py_ssize_t ldb, float* c,
+                         Py_ssize_t ldc, Py_ssize_t m, Py_ssize_t k, Py_ssize_t j0, Py_ssize_t j1,
+                         Py_ssize_t chunk, Py_ssize_t kb)
+    void mg_gemm_small_n(const float* a, const float* b, float* c, Py_ssize_t n, Py_ssize_t k,
+                         Py_ssize_t i0, Py_ssize_t i1, Py_ssize_t kb)
 
 cdef enum:
-    PANEL = 48       # ext/small_k.h's column panel: each thread's columns start on one
+    PANEL = 48       # ext/thin_gemm.h's column panel: each thread's columns start on one
 
 
-def small_k_available():
-    """True when this build has ext/small_k.h's AVX-512 loop and this CPU runs it."""
-    return bool(MG_SMALL_K_BUILD) and mg_small_k_level() == 2
+def thin_available():
+    """True when this build has ext/thin_gemm.h's AVX-512 loops and this CPU runs them."""
+    return bool(MG_THIN_BUILD) and mg_thin_level() == 2
 
 
 def gemm_small_k(const float[:, ::1] a,          # IN  A (m, k)
@@ -81,20 +86,20 @@ def gemm_small_k(const float[:, ::1] a,          # IN  A (m, k)
                  float[:, ::1] c,                # OUT C (m, n)
                  float[:, ::1] scratch,          # TMP (≥ num_threads, ≥ k · chunk) B's packed panels
                  Py_ssize_t chunk, int num_threads):
-    """C = A · B by ext/small_k.h (each element one in-order sum over p of fused
+    """C = A · B by ext/thin_gemm.h (each element one in-order sum over p of fused
     multiply-adds, written once), C's columns cut into num_threads blocks whose edges fall
     on multiples of 48, each block in chunks of `chunk` columns (a multiple of 48). Only
-    where small_k_available()."""
+    where thin_available()."""
     cdef Py_ssize_t m = c.shape[0], n = c.shape[1], k = a.shape[1]
-    cdef Py_ssize_t part = (n + num_threads - 1) // num_threads
-    part = (part + PANEL - 1) // PANEL * PANEL
-    cdef Py_ssize_t parts = (n + part - 1) // part
-    cdef Py_ssize_t t, lo, hi
-    if not small_k_available():
-        raise RuntimeError("gemm_small_k(): this build or CPU has no AVX-512 small-k loop")
+    cdef Py_ssize_t part = 0, parts = 0, t, lo, hi
+    if not thin_available():
+        raise RuntimeError("gemm_small_k(): this build or CPU has no AVX-512 loops")
+    if num_threads >= 1 and n >= 1:
+        part = ((n + num_threads - 1) // num_threads + PANEL - 1) // PANEL * PANEL
+        parts = (n + part - 1) // part
     if (b.shape[0] != k or c.shape[0] != a.shape[0] or c.shape[1] != b.shape[1] or k < 1
             or m < 1 or n < 1 or chunk < PANEL or chunk % PANEL or num_threads < 1
-            or scratch.shape[0] < min(num_threads, parts) or scratch.shape[1] < k * chunk):
+            or scratch.shape[0] < parts or scratch.shape[1] < k * chunk):
         raise ValueError(f"gemm_small_k(): a ({a.shape[0]}, {a.shape[1]}), b ({b.shape[0]}, "
                          f"{b.shape[1]}), c ({c.shape[0]}, {c.shape[1]}), scratch "
                          f"({scratch.shape[0]}, {scratch.shape[1]}), "
@@ -107,3 +112,56 @@ def gemm_small_k(const float[:, ::1] a,          # IN  A (m, k)
             hi = min(n, lo + part)
             mg_gemm_small_k(&a[0, 0], &b[0, 0], b.shape[1], &c[0, 0], c.shape[1],
                             m, k, lo, hi, chunk, &scratch[t, 0])
+
+
+def gemm_small_m(const float[:, ::1] a,          # IN  A (m, k), m small
+                 const float[:, ::1] b,          # IN  B (k, n), large: read once
+                 float[:, ::1] c,                # OUT C (m, n)
+                 Py_ssize_t chunk, Py_ssize_t kb, int num_threads):
+    """C = A · B by ext/thin_gemm.h's mg_gemm_small_m (each element one in-order sum over p of
+    fused multiply-adds), C's columns cut into num_threads blocks on multiples of 48, each in
+    chunks of `chunk` columns, B's rows in blocks of kb. Only where thin_available()."""
+    cdef Py_ssize_t m = c.shape[0], n = c.shape[1], k = a.shape[1]
+    cdef Py_ssize_t part, parts, t, lo, hi
+    if not thin_available():
+        raise RuntimeError("gemm_small_m(): this build or CPU has no AVX-512 loops")
+    if (b.shape[0] != k or c.shape[0] != a.shape[0] or c.shape[1] != b.shape[1] or k < 1
+            or m < 1 or n < 1 or chunk < 1 or kb < 1 or num_threads < 1):
+        raise ValueError(f"gemm_small_m(): a ({a.shape[0]}, {a.shape[1]}), b ({b.shape[0]}, "
+                         f"{b.shape[1]}), c ({c.shape[0]}, {c.shape[1]}), chunk {chunk}, kb {kb}, "
+                         f"{num_threads} threads do not fit (A (m, k) · B (k, n) = C (m, n), "
+                         f"all non-empty; chunk, kb, threads ≥ 1)")
+    part = ((n + num_threads - 1) // num_threads + PANEL - 1) // PANEL * PANEL
+    parts = (n + part - 1) // part
+    with nogil:
+        for t in prange(parts, schedule='static', num_threads=num_threads):
+            lo = t * part
+            hi = min(n, lo + part)
+            mg_gemm_small_m(&a[0, 0], &b[0, 0], b.shape[1], &c[0, 0], c.shape[1], m, k,
+                            lo, hi, chunk, kb)
+
+
+def gemm_small_n(const float[:, ::1] a,          # IN  A (m, k), large: read once
+                 const float[:, ::1] b,          # IN  B (k, n), n small
+                 float[:, ::1] c,                # OUT C (m, n)
+                 Py_ssize_t kb, int num_threads):
+    """C = A · B by ext/thin_gemm.h's mg_gemm_small_n (each element one in-order sum over p of
+    fused multiply-adds), C's rows cut into num_threads blocks on multiples of 12, B's rows in
+    blocks of kb. Only where thin_available()."""
+    cdef Py_ssize_t m = c.shape[0], n = c.shape[1], k = a.shape[1]
+    cdef Py_ssize_t part, parts, t, lo, hi
+    if not thin_available():
+        raise RuntimeError("gemm_small_n(): this build or CPU has no AVX-512 loops")
+    if (b.shape[0] != k or c.shape[0] != a.shape[0] or c.shape[1] != b.shape[1] or k < 1
+            or m < 1 or n < 1 or kb < 1 or num_threads < 1):
+        raise ValueError(f"gemm_small_n(): a ({a.shape[0]}, {a.shape[1]}), b ({b.shape[0]}, "
+                         f"{b.shape[1]}), c ({c.shape[0]}, {c.shape[1]}), kb {kb}, "
+                         f"{num_threads} threads do not fit (A (m, k) · B (k, n) = C (m, n), "
+                         f"all non-empty; kb, threads ≥ 1)")
+    part = ((m + num_threads - 1) // num_threads + 11) // 12 * 12
+    parts = (m + part - 1) // part
+    with nogil:
+        for t in prange(parts, schedule='static', num_threads=num_threads):
+            lo = t * part
+            hi = min(m, lo + part)
+            mg_gemm_small_n(&a[0, 0], &b[0, 0], &c[0, 0], n, k, lo, hi, kb)

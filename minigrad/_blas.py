@@ -201,27 +201,63 @@ def _stored(a):
     return np.ascontiguousarray(a), False
 
 
-# A product with a small inner dimension and a large result — a Linear layer's weight
-# gradient ∂L/∂W = Δᵀ X, k = the batch — runs ext/small_k.h's loop on the OpenMP threads
-# where this build and CPU have it: float32, k ≤ SMALL_K_MAX, m·n ≥ SMALL_K_MIN_OUTPUT, B
-# stored row by row. It writes C once where OpenBLAS zeroes it and writes it again
-# (VGG-11's 4096 × 25088 from k = 32: 42 ms against 62; benchmarks/RESULTS.md: small_k).
-# Each thread copies SMALL_K_CHUNK_BYTES of B's rows at a time.
+# Products with one thin dimension (a batch) on ext/thin_gemm.h's loops, where this build
+# and CPU have them (AVX-512), float32, on the OpenMP threads (benchmarks/RESULTS.md: small_k):
+#   'small_k'  k thin, a large result m·n ≥ SMALL_K_MIN_OUTPUT: a Linear layer's ∂L/∂W = Δᵀ X.
+#              Written once, where OpenBLAS zeroes C and writes it again (VGG-11's fc1:
+#              4096 × 25088 from k = 32, 40 ms against 62).
+#   'small_m'  m ≤ SMALL_M_MAX, B large (k·n ≥ THIN_MIN_OPERAND): ∂L/∂x = δ W. B read once
+#              along its rows, unpacked (OpenBLAS copies all of it into panels first; fc1:
+#              59 ms against 74). Even with OpenBLAS at m = 64, behind at 128.
+#   'small_n'  n ≤ SMALL_N_MAX, A large (m·k ≥ THIN_MIN_OPERAND): the forward yᵀ = W Xᵀ.
+#              Likewise A (fc1: 41 ms against 59); behind OpenBLAS at n = 128.
+# The thin operand is copied C-contiguous first if it is a transposed view; the large one
+# must be stored row by row.
 SMALL_K_MAX = 64
 SMALL_K_MIN_OUTPUT = 1 << 20
 SMALL_K_CHUNK_BYTES = 768 << 10
-_small_k_loop = None
+SMALL_M_MAX = 32
+SMALL_N_MAX = 64
+THIN_MIN_OPERAND = 1 << 22
+SMALL_M_CHUNK, SMALL_M_KB = 1536, 32        # C's columns per chunk, B's rows per block
+SMALL_N_KB = 1024                           # B's rows per block
+_thin_loops = None
 
 
-def small_k(m, k, n, dtype, b_transposed=False):
-    """Whether split_matmul gives an (m, k) @ (k, n) product of this dtype to
-    ext/small_k.h (b_transposed: B is the transpose of a C-contiguous array)."""
-    global _small_k_loop
-    if _small_k_loop is None:
+def thin(m, k, n, dtype, a_transposed=False, b_transposed=False):
+    """Which of ext/thin_gemm.h's loops split_matmul gives an (m, k) @ (k, n) product of this
+    dtype ('small_k', 'small_m', 'small_n'), or None for OpenBLAS. a_transposed /
+    b_transposed: the operand is the transpose of a C-contiguous array."""
+    global _thin_loops
+    if _thin_loops is None:
         from ._ext import gemm as kernel
-        _small_k_loop = kernel.small_k_available()
-    return (_small_k_loop and np.dtype(dtype) == np.float32 and not b_transposed
-            and 1 <= k <= SMALL_K_MAX and m * n >= SMALL_K_MIN_OUTPUT)
+        _thin_loops = kernel.thin_available()
+    if not _thin_loops or np.dtype(dtype) != np.float32 or min(m, k, n) < 1:
+        return None
+    if k <= SMALL_K_MAX and m * n >= SMALL_K_MIN_OUTPUT and not b_transposed:
+        return "small_k"
+    if m <= SMALL_M_MAX and k * n >= THIN_MIN_OPERAND and not b_transposed:
+        return "small_m"
+    if n <= SMALL_N_MAX and m * k >= THIN_MIN_OPERAND and not a_transposed:
+        return "small_n"
+    return None
+
+
+def _thin_matmul(loop, a, sa, b, sb, c):
+    """C = a @ b by `loop` (thin()'s answer); sa, sb: the C-contiguous arrays holding a, b."""
+    from ._ext import gemm as kernel
+    from .threads import get_num_threads
+    nt = get_num_threads()
+    m, k = a.shape
+    if loop == "small_k":
+        chunk = max(48, SMALL_K_CHUNK_BYTES // (k * a.itemsize) // 48 * 48)
+        kernel.gemm_small_k(np.ascontiguousarray(a), sb, c, np.empty((nt, k * chunk), a.dtype),
+                            chunk, nt)
+    elif loop == "small_m":
+        kernel.gemm_small_m(np.ascontiguousarray(a), sb, c, SMALL_M_CHUNK, SMALL_M_KB, nt)
+    else:
+        kernel.gemm_small_n(sa, np.ascontiguousarray(b), c, SMALL_N_KB, nt)
+    return c
 
 
 def split_matmul(a, b):
@@ -237,13 +273,9 @@ def split_matmul(a, b):
     fn, ilp64 = gemm(a.dtype)
     if 0 in a.shape + b.shape or (not ilp64 and max(sa.shape + sb.shape + c.shape) > _INT32_MAX):
         return np.matmul(a, b, out=c)                   # an empty product; 32-bit sizes exceeded
-    m, k = a.shape
-    if small_k(m, k, b.shape[1], a.dtype, tb) and b.dtype == a.dtype:
-        nt = get_num_threads()
-        chunk = max(48, SMALL_K_CHUNK_BYTES // (k * a.itemsize) // 48 * 48)
-        kernel.gemm_small_k(np.ascontiguousarray(a), sb, c, np.empty((nt, k * chunk), a.dtype),
-                            chunk, nt)
-        return c
+    loop = thin(a.shape[0], a.shape[1], b.shape[1], a.dtype, ta, tb) if b.dtype == a.dtype else None
+    if loop is not None:
+        return _thin_matmul(loop, a, sa, b, sb, c)
     with single_threaded():
         kernel.gemm_split(sa, ta, sb, tb, c, fn, ilp64, get_num_threads())
     return c
