@@ -119,6 +119,19 @@ static void mg_gemm_small_k(const float *a, const float *b, ptrdiff_t ldb, float
             mg_sk_rows(a + i * k, k, bp, b, ldb, c + i * ldc, ldc, jc, je, 1);
     }
 }
+/* One panel (V vectors of columns) of C's rows i0 ≤ i < i1, R rows at a time, then one by
+ * one: A[i, p] = a[i·lda + p] for the kk values of p of this block. */
+MG_SK_INLINE void mg_sk_panel(const float *a, ptrdiff_t lda, const float *b, ptrdiff_t ldb,
+                              float *c, ptrdiff_t ldc, ptrdiff_t i0, ptrdiff_t i1, ptrdiff_t kk,
+                              const int R, const int V, int more)
+{
+    ptrdiff_t i = i0;
+    for (; i + R <= i1; i += R)
+        mg_sk_tile(a + i * lda, lda, 1, b, ldb, c + i * ldc, ldc, kk, R, V, more);
+    for (; i < i1; i++)
+        mg_sk_tile(a + i * lda, lda, 1, b, ldb, c + i * ldc, ldc, kk, 1, V, more);
+}
+
 /* The last columns jt ≤ j < je of rows i0 ≤ i < i1, one by one (fewer than 16). */
 MG_SK_TARGET
 static void mg_sk_columns(const float *a, ptrdiff_t lda, const float *b, ptrdiff_t ldb,
@@ -152,18 +165,10 @@ static void mg_gemm_small_m(const float *a, const float *b, ptrdiff_t ldb, float
             ptrdiff_t kk = k - p0 < kb ? k - p0 : kb;
             const float *ap = a + p0, *bp = b + p0 * ldb;
             for (ptrdiff_t j = jc; j < jt; j += (jt - j >= 48 ? 48 : 16)) {
-                ptrdiff_t i = 0;
-                if (jt - j >= 48) {
-                    for (; i + 8 <= m; i += 8)
-                        mg_sk_tile(ap + i * k, k, 1, bp + j, ldb, c + i * ldc + j, ldc, kk, 8, 3, p0 > 0);
-                    for (; i < m; i++)
-                        mg_sk_tile(ap + i * k, k, 1, bp + j, ldb, c + i * ldc + j, ldc, kk, 1, 3, p0 > 0);
-                } else {
-                    for (; i + 8 <= m; i += 8)
-                        mg_sk_tile(ap + i * k, k, 1, bp + j, ldb, c + i * ldc + j, ldc, kk, 8, 1, p0 > 0);
-                    for (; i < m; i++)
-                        mg_sk_tile(ap + i * k, k, 1, bp + j, ldb, c + i * ldc + j, ldc, kk, 1, 1, p0 > 0);
-                }
+                if (jt - j >= 48)
+                    mg_sk_panel(ap, k, bp + j, ldb, c + j, ldc, 0, m, kk, 8, 3, p0 > 0);
+                else
+                    mg_sk_panel(ap, k, bp + j, ldb, c + j, ldc, 0, m, kk, 8, 1, p0 > 0);
             }
         }
         mg_sk_columns(a, k, b, ldb, c, ldc, 0, m, k, jt, je);
@@ -184,18 +189,10 @@ static void mg_gemm_small_n(const float *a, const float *b, float *c, ptrdiff_t 
         ptrdiff_t kk = k - p0 < kb ? k - p0 : kb;
         const float *ap = a + p0, *bp = b + p0 * n;
         for (ptrdiff_t j = 0; j < jt; j += (jt - j >= 32 ? 32 : 16)) {
-            ptrdiff_t i = i0;
-            if (jt - j >= 32) {
-                for (; i + 12 <= i1; i += 12)
-                    mg_sk_tile(ap + i * k, k, 1, bp + j, n, c + i * n + j, n, kk, 12, 2, p0 > 0);
-                for (; i < i1; i++)
-                    mg_sk_tile(ap + i * k, k, 1, bp + j, n, c + i * n + j, n, kk, 1, 2, p0 > 0);
-            } else {
-                for (; i + 12 <= i1; i += 12)
-                    mg_sk_tile(ap + i * k, k, 1, bp + j, n, c + i * n + j, n, kk, 12, 1, p0 > 0);
-                for (; i < i1; i++)
-                    mg_sk_tile(ap + i * k, k, 1, bp + j, n, c + i * n + j, n, kk, 1, 1, p0 > 0);
-            }
+            if (jt - j >= 32)
+                mg_sk_panel(ap, k, bp + j, n, c + j, n, i0, i1, kk, 12, 2, p0 > 0);
+            else
+                mg_sk_panel(ap, k, bp + j, n, c + j, n, i0, i1, kk, 12, 1, p0 > 0);
         }
     }
     mg_sk_columns(a, k, b, n, c, n, i0, i1, k, jt, n);
