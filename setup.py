@@ -54,7 +54,7 @@ boundscheck = os.environ.get("MINIGRAD_BOUNDSCHECK") == "1"
 sanitize = os.environ.get("MINIGRAD_SANITIZE") == "1"
 # The checking builds (bounds checks, sanitizers) compile at -O1: they look for errors, which
 # do not depend on the optimisation level, and at -O3 they took 1.5–1.8× as long to compile
-# (95 → 62 s bounds-checked, 227 → 129 s sanitized, 2 cores), four kernel builds being most
+# (112 → 79 s bounds-checked, 227 → 129 s sanitized, 2 cores), four kernel builds being most
 # of a CI run. The -O3 code is what the plain build and its suite run.
 optimize = "-O1" if boundscheck or sanitize else "-O3"
 sanitizer_flags = ["-fsanitize=address,undefined", "-fno-sanitize-recover=undefined",

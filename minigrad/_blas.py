@@ -202,10 +202,11 @@ def _stored(a):
 
 
 # Products with one thin dimension (a batch) on ext/thin_gemm.h's loops, where this build
-# and CPU have them (AVX-512), float32, on the OpenMP threads (benchmarks/RESULTS.md: small_k):
+# and CPU have them (AVX-512), float32, on the OpenMP threads (benchmarks/RESULTS.md:
+# "small_k, small_m, small_n"; benchmarks/thin_gemm.py):
 #   'small_k'  k thin, a large result m·n ≥ SMALL_K_MIN_OUTPUT: a Linear layer's ∂L/∂W = Δᵀ X.
 #              Written once, where OpenBLAS zeroes C and writes it again (VGG-11's fc1:
-#              4096 × 25088 from k = 32, 40 ms against 62).
+#              4096 × 25088 from k = 32, 42 ms against 69).
 #   'small_m'  m ≤ SMALL_M_MAX, B large (k·n ≥ THIN_MIN_OPERAND): ∂L/∂x = δ W. B read once
 #              along its rows, unpacked (OpenBLAS copies all of it into panels first; fc1:
 #              59 ms against 74). Even with OpenBLAS at m = 64, behind at 128.
@@ -248,7 +249,7 @@ def _thin_matmul(loop, a, sa, b, sb, c):
     from ._ext import gemm as kernel
     from .threads import get_num_threads
     nt = get_num_threads()
-    m, k = a.shape
+    k = a.shape[1]
     if loop == "small_k":
         chunk = max(48, SMALL_K_CHUNK_BYTES // (k * a.itemsize) // 48 * 48)
         kernel.gemm_small_k(np.ascontiguousarray(a), sb, c, np.empty((nt, k * chunk), a.dtype),
