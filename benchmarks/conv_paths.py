@@ -1,11 +1,13 @@
 """The convolution paths on the networks' own layers: every stride-1 layer of the networks
 of benchmarks/networks.py, one pass of it (∂L/∂w and ∂L/∂b by default; the forward or
 ∂L/∂x) by each path that can run it, side by side (the measurements behind
-kernels.Tuning's w16_* fields).
+kernels.Tuning's w16_* fields); with --strided, the forward of every strided layer instead
+(those behind the k32_* fields).
 
     python benchmarks/conv_paths.py                      # all networks
     python benchmarks/conv_paths.py --nets resnet20 densenet121
     python benchmarks/conv_paths.py --pass forward       # or input_grad (∂L/∂x)
+    python benchmarks/conv_paths.py --strided            # the strided layers' forward
     python benchmarks/conv_paths.py --results            # also append to RESULTS.md
 
 The layers are found by running one forward of each network with a pre-hook on every
@@ -13,8 +15,8 @@ Conv2d (input shape, weight shape, stride, padding, dilation, groups). Each laye
 pass is then timed through ops/conv_dispatch with the paths forced — 'blas' (im2col +
 GEMM), 'w16' (ext/direct16.h's flat streams at stride 1), 'winograd' and 'winograd4'
 (F(2×2, 3×3) and F(4×4, 3×3); for ∂L/∂w
-only when forced), 'k16' (the
-forward of K a multiple of 16) —, alternating, hot, in one process, medians in ms;
+only when forced), 'k16' and 'k32' (the
+forward of K a multiple of 16 or of 32) —, alternating, hot, in one process, medians in ms;
 `chosen` is what kernels._plan picks by default. A row per distinct layer, with how often the
 network has it; the totals weigh each layer by its count.
 """
@@ -32,9 +34,10 @@ import common                                  # noqa: E402
 import networks                                # noqa: E402
 
 
-def layers(net):
-    """{(x shape, w shape, padding, dilation, has a bias): count} of the network's stride-1,
-    one-group Conv2d layers that are not 1×1 (those take the pointwise GEMM)."""
+def layers(net, strided=False):
+    """{(x shape, w shape, padding, dilation, has a bias, stride): count} of the network's
+    stride-1 (strided: stride > 1), one-group Conv2d layers that are not 1×1 (at stride 1
+    those take the pointwise GEMM)."""
     import minigrad as mg
     from minigrad import nn
     mg.manual_seed(0)
@@ -42,9 +45,10 @@ def layers(net):
     found = collections.Counter()
 
     def hook(m, args):
-        if tuple(m.stride) == (1, 1) and m.groups == 1 and tuple(m.weight.shape[2:]) != (1, 1):
+        if ((tuple(m.stride) != (1, 1)) == strided and m.groups == 1
+                and tuple(m.weight.shape[2:]) != (1, 1)):
             found[(tuple(args[0].shape), tuple(m.weight.shape), m.padding, tuple(m.dilation),
-                   m.bias is not None)] += 1
+                   m.bias is not None, tuple(m.stride))] += 1
     handles = [m.register_forward_pre_hook(hook) for m in model.modules() if isinstance(m, nn.Conv2d)]
     x, _ = networks.batch(net)
     with mg.no_grad():
@@ -54,7 +58,7 @@ def layers(net):
     return found
 
 
-def time_layer(xs, ws, padding, dilation, bias, reps, which):
+def time_layer(xs, ws, padding, dilation, bias, reps, which, stride=1):
     """(chosen path, {path: median ms}) of one pass of one layer: 'forward', 'input_grad',
     or 'weight_grad' (∂L/∂w, + ∂L/∂b if the layer has a bias), by each path that runs it."""
     from minigrad import kernels
@@ -62,7 +66,7 @@ def time_layer(xs, ws, padding, dilation, bias, reps, which):
     rng = np.random.default_rng(0)
     x = rng.standard_normal(xs).astype(np.float32)
     w = rng.standard_normal(ws).astype(np.float32)
-    _, _, _, S, P, D, G, out_shape = conv_args.conv2d_args("conv2d", x, w, None, 1, padding,
+    _, _, _, S, P, D, G, out_shape = conv_args.conv2d_args("conv2d", x, w, None, stride, padding,
                                                            dilation, 1)
     g = conv_dispatch.Geom(S, (P[0], P[2]), D, G)
     δ = rng.standard_normal(out_shape).astype(np.float32)
@@ -73,6 +77,10 @@ def time_layer(xs, ws, padding, dilation, bias, reps, which):
                                             conv_dispatch._WEIGHT_GRAD) else [])
     if which == "forward" and ws[0] % 16 == 0:
         paths.append("k16")
+    if which == "forward" and ws[0] % 32 == 0:
+        paths.append("k32")
+    if S != (1, 1):                           # (stride > 1: Winograd, hwnc and ∂L/∂x by w16 do not)
+        paths = [p for p in paths if p not in ("winograd", "winograd4", "hwnc")]
     fns = {}
     for path in paths:
         if which == "forward":
@@ -95,9 +103,13 @@ def main():
                     help="networks (default: all but LeNet-5-256)")
     ap.add_argument("--pass", dest="which", choices=["forward", "input_grad", "weight_grad"],
                     default="weight_grad", help="which pass to time (default: weight_grad)")
+    ap.add_argument("--strided", action="store_true",
+                    help="the forward of the strided layers instead of the stride-1 ones")
     ap.add_argument("--reps", type=int, default=9, help="timed calls per path and layer")
     ap.add_argument("--results", action="store_true", help=common.RESULTS_HELP)
     args = ap.parse_args()
+    if args.strided:
+        args.which = "forward"
     if args.results:
         common.record_results("conv_paths.py")
     import minigrad as mg
@@ -105,27 +117,30 @@ def main():
     print(common.blas_info())
     what = {"forward": "y = b + x ⋆ w", "input_grad": "∂L/∂x",
             "weight_grad": "∂L/∂w (+ ∂L/∂b where the layer has a bias: +b)"}[args.which]
-    print(f"{what} of every stride-1 layer (not 1×1), float32, {networks.THREADS} threads, "
+    print(f"{what} of every {'strided' if args.strided else 'stride-1'} layer (not 1×1), float32, "
+          f"{networks.THREADS} threads, "
           f"hot, alternating, median of {args.reps}; ms")
     for net in args.nets or [n for n in networks.NETS if n != "lenet5-256"]:
         found, tot, names = [], collections.Counter(), []
-        for (xs, ws, padding, dilation, bias), n in sorted(layers(net).items(),
-                                                           key=lambda kv: kv[0][0][2:]):
+        for (xs, ws, padding, dilation, bias, stride), n in sorted(
+                layers(net, args.strided).items(), key=lambda kv: kv[0][0][2:]):
             if args.which == "input_grad" and xs[1] < 4:
                 continue                      # (a first layer: its input needs no gradient)
-            chosen, t = time_layer(xs, ws, padding, dilation, bias, args.reps, args.which)
+            chosen, t = time_layer(xs, ws, padding, dilation, bias, args.reps, args.which, stride)
             names += [p for p in t if p not in names]
             for p in t:
                 tot[p] += n * t[p]
             tot["chosen"] += n * t[chosen]
-            found.append((xs, ws, bias, n, t, chosen))
+            found.append((xs, ws, bias, stride, n, t, chosen))
         if not found:
             continue
         print(f"\n{net}: total ms " + ", ".join(f"all {p} {tot[p]:.2f}" for p in names)
               + f" (where it runs); as chosen {tot['chosen']:.2f}")
-        rows = [["×".join(map(str, xs)), f"{ws[0]}, {ws[2]}×{ws[3]}" + (" +b" if bias else ""), n]
+        rows = [["×".join(map(str, xs)), f"{ws[0]}, {ws[2]}×{ws[3]}" + (" +b" if bias else "")
+                 + (f" /{stride[0]}" if stride[0] == stride[1] != 1 else
+                    f" /{stride}" if stride != (1, 1) else ""), n]
                 + [f"{t[p]:.3f}" if p in t else "—" for p in names] + [min(t, key=t.get), chosen]
-                for xs, ws, bias, n, t, chosen in found]
+                for xs, ws, bias, stride, n, t, chosen in found]
         common.print_table(["input N×C×H×W", "K, kernel", "count"] + names + ["fastest", "chosen"],
                            rows)
 

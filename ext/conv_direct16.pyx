@@ -27,6 +27,11 @@ cdef extern from "direct16.h" nogil:
                         const float* bias, float* y, Py_ssize_t OH, Py_ssize_t OW,
                         Py_ssize_t sh, Py_ssize_t dh, Py_ssize_t dw)
     float mg_sum(const float* v, Py_ssize_t n)
+    int MG_K32_PIX
+    void mg_conv_k32(const float* xp, Py_ssize_t ldx, Py_ssize_t S, const Py_ssize_t* pix,
+                     Py_ssize_t P, const Py_ssize_t* tap, Py_ssize_t T, Py_ssize_t CT,
+                     const float* wp, Py_ssize_t K, const float* bias, float* part,
+                     float* y, Py_ssize_t ldy)
     void mg_wgrad_w16_4(const float* xs, const Py_ssize_t* off, Py_ssize_t T,
                         const float* ds, Py_ssize_t ldd, Py_ssize_t K, Py_ssize_t L, float* dw)
     void mg_wgrad_w16_8(const float* xs, const Py_ssize_t* off, Py_ssize_t T,
@@ -51,17 +56,19 @@ def k16_run():
 
 
 cdef void _pad_sample(const float[:, :, :, ::1] x, Py_ssize_t n, float[:, ::1] scratch,
-                      Py_ssize_t t, Py_ssize_t Hp, Py_ssize_t Wp,
+                      Py_ssize_t t, Py_ssize_t at, Py_ssize_t Hp, Py_ssize_t Wp,
                       Py_ssize_t ph, Py_ssize_t pw) noexcept nogil:
-    """scratch[t] as (C, Hp, Wp) = sample n zero-padded: ph rows above, pw columns left,
-    zeros below and right up to Hp×Wp (the direct loops then need no bounds)."""
+    """scratch[t, at : at + C·Hp·Wp] as (C, Hp, Wp) = sample n zero-padded: ph rows above,
+    pw columns left, zeros below and right up to Hp×Wp (the direct loops then need no
+    bounds)."""
     cdef Py_ssize_t C = x.shape[1], H = x.shape[2], W = x.shape[3], c, i
-    cdef float* end = &scratch[t, C * Hp * Wp - 1]
-    memset(&scratch[t, 0], 0, C * Hp * Wp * sizeof(float))
+    cdef float* end = &scratch[t, at + C * Hp * Wp - 1]
+    memset(&scratch[t, at], 0, C * Hp * Wp * sizeof(float))
     for c in range(C):
         for i in range(H):
-            end = &scratch[t, (c * Hp + ph + i) * Wp + pw + W - 1]
-            memcpy(&scratch[t, (c * Hp + ph + i) * Wp + pw], &x[n, c, i, 0], W * sizeof(float))
+            end = &scratch[t, at + (c * Hp + ph + i) * Wp + pw + W - 1]
+            memcpy(&scratch[t, at + (c * Hp + ph + i) * Wp + pw], &x[n, c, i, 0],
+                   W * sizeof(float))
 
 
 def conv2d_forward_direct16(const float[:, :, :, ::1] x,   # IN  (N, C, H, W)
@@ -87,7 +94,7 @@ def conv2d_forward_direct16(const float[:, :, :, ::1] x,   # IN  (N, C, H, W)
     with nogil:
         for n in prange(N, schedule='static', num_threads=num_threads):
             t = threadid()
-            _pad_sample(x, n, scratch, t, Hp, Wp, ph, pw)
+            _pad_sample(x, n, scratch, t, 0, Hp, Wp, ph, pw)
             if kb == 0:
                 mg_conv_k16(&scratch[t, 0], C, Hp, Wp, &wt[0, 0], K, kh, kw, bias,
                             &y[n, 0, 0, 0], OH, OW, sh, sw, dh, dw)
@@ -97,6 +104,53 @@ def conv2d_forward_direct16(const float[:, :, :, ::1] x,   # IN  (N, C, H, W)
             else:
                 mg_conv_w16_16(&scratch[t, 0], C, Hp, Wp, &wt[0, 0], K, Kp, kh, kw, bias,
                                &y[n, 0, 0, 0], OH, OW, sh, dh, dw)
+
+
+def k32_pixels():
+    """Output pixels per tile of mg_conv_k32 (the caller pads its pixel table to a multiple)."""
+    return MG_K32_PIX
+
+
+def pack_k32(const float[:, ::1] w,                      # IN  (K, T) the weights by rows
+             float[:, :, ::1] wp,                        # OUT (K/32, T, 32)
+             int num_threads):
+    """wp[kb, t, i] = w[32·kb + i, t]: each block of 32 output channels' weights as one
+    stream, tap after tap (mg_conv_k32's order); blocks in parallel."""
+    cdef Py_ssize_t B = wp.shape[0], T = wp.shape[1], kb, t, i
+    with nogil:
+        for kb in prange(B, schedule='static', num_threads=num_threads):
+            for t in range(T):
+                for i in range(32):
+                    wp[kb, t, i] = w[kb * 32 + i, t]
+
+
+def conv2d_forward_k32(const float[:, :, :, ::1] x,     # IN  (N, C, H, W)
+                       const float[:, :, ::1] wp,       # IN  (K/32, C·kh·kw, 32): pack_k32
+                       const float[::1] b,              # IN  (K,) bias, or (0,) for none
+                       const Py_ssize_t[::1] pix,       # IN  (OH·OW rounded up to 8)
+                       const Py_ssize_t[::1] tap,       # IN  (C·kh·kw,)
+                       float[:, :, :, ::1] y,           # OUT (N, K, OH, OW)
+                       float[:, ::1] scratch,           # TMP (threads, S·C·Hp·Wp)
+                       float[:, ::1] part,              # TMP (threads, S·pix.shape[0]·32)
+                       Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t Hp, Py_ssize_t Wp,
+                       Py_ssize_t S, Py_ssize_t CT, int num_threads):
+    """y[n] = b + x_pad[n] ⋆ w by direct16.h's mg_conv_k32 (32 output channels × 8 output
+    pixels a tile; pix and tap are its window and tap offsets in a padded sample), S
+    samples per thread at a time, copied first into the thread's scratch, zero-padded to
+    (C, Hp, Wp) each; the taps in chunks of CT (their partial sums in part)."""
+    cdef Py_ssize_t N = x.shape[0], C = x.shape[1], K = y.shape[1]
+    cdef Py_ssize_t P = y.shape[2] * y.shape[3], T = tap.shape[0], ldx = C * Hp * Wp
+    cdef Py_ssize_t groups = (N + S - 1) // S, gi, n0, Sg, s, t
+    cdef const float* bias = &b[0] if b.shape[0] > 0 else NULL
+    with nogil:
+        for gi in prange(groups, schedule='static', num_threads=num_threads):
+            t = threadid()
+            n0 = gi * S
+            Sg = min(S, N - n0)
+            for s in range(Sg):
+                _pad_sample(x, n0 + s, scratch, t, s * ldx, Hp, Wp, ph, pw)
+            mg_conv_k32(&scratch[t, 0], ldx, Sg, &pix[0], P, &tap[0], T, CT, &wp[0, 0, 0], K,
+                        bias, &part[t, 0], &y[n0, 0, 0, 0], K * P)
 
 
 cdef void _x_streams(const float[:, :, :, ::1] x, Py_ssize_t n0, Py_ssize_t S, float* xs,

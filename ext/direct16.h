@@ -82,6 +82,124 @@ static void mg_conv_k16(const float *xp, Py_ssize_t C, Py_ssize_t Hp, Py_ssize_t
     }
 }
 
+/* The direct forward of larger layers (ResNet's stride-2 3×3 convolutions), vectorised
+ * over 32 output channels in two vectors and tiled over 8 output pixels:
+ *
+ *   y[k, j] = b[k] + Σ_t x_pad[pix[j] + tap[t]] · w[k, t]
+ *
+ * the forward formula with the output pixels flattened, j = i'·OW + j', and the taps
+ * t = (c, p, q): pix[j] = i'·sh·Wp + j'·sw is where pixel j's window starts in the padded
+ * sample (C, Hp, Wp), tap[t] = c·Hp·Wp + p·dh·Wp + q·dw where tap t lies in a window. A
+ * tile of 8 consecutive pixels (they may span rows: any OW, any stride; a 4×4 plane is two
+ * tiles) × 32 channels is 16 accumulators; per tap it loads the 32 weights (wp is w as
+ * (K/32, T, 32): a block's weights one stream) and 8 inputs, each broadcast, for 16
+ * multiply-adds — no im2col matrix and no packing of it. Each sum runs over t in order.
+ * pix has P rounded up to a multiple of 8 entries (the extra ones any valid offset; their
+ * sums are dropped).
+ *
+ * The call computes S samples (the padded ones ldx floats apart, y's (K, P) ldy apart),
+ * a block of 32 channels at a time and its taps in chunks of CT: a chunk's weights (CT·32
+ * floats) stay in L1 while every tile of the S samples uses them, where a block's would
+ * not (T·32 floats: 288 KB for ResNet-18's 256 → 512). Between chunks a tile's sums wait
+ * in part (S · P rounded up to 8 · 32 floats) as they are; the last chunk stores them. */
+#define MG_K32_PIX 8
+
+/* Rows 0 … 7 of a 16 × 16 block (pixel r: 16 channels; rows 8 … 15 zero) stored
+ * transposed: channel kk's first n pixels at y[kk·ldy …]. The transpose swaps, for d = 8,
+ * 4, 2, 1, bit d of the row index with bit d of the lane index: rows i and i + d (bit d of
+ * i clear) trade row i's lanes with bit d set for row i + d's lanes with bit d clear — a
+ * few dozen two-input shuffles in place of 128 lane extracts and scalar stores. */
+#define MG_SWAP8(a, b) __builtin_shufflevector(a, b, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23), \
+                       __builtin_shufflevector(a, b, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31)
+#define MG_SWAP4(a, b) __builtin_shufflevector(a, b, 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27), \
+                       __builtin_shufflevector(a, b, 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31)
+#define MG_SWAP2(a, b) __builtin_shufflevector(a, b, 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29), \
+                       __builtin_shufflevector(a, b, 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31)
+#define MG_SWAP1(a, b) __builtin_shufflevector(a, b, 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30), \
+                       __builtin_shufflevector(a, b, 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31)
+#define MG_SWAP_STAGE(m, d, SWAP)                                                          \
+    for (int i = 0; i < 16; i++)                                                           \
+        if (!(i & d)) {                                                                    \
+            mg_v16 pair[2] = {SWAP(m[i], m[i + d])};                                       \
+            m[i] = pair[0];                                                                \
+            m[i + d] = pair[1];                                                            \
+        }
+static inline void mg_store_t16(const mg_v16 *rows, float *y, Py_ssize_t ldy, Py_ssize_t n)
+{
+    mg_v16 m[16];
+    for (int i = 0; i < 16; i++)
+        m[i] = i < MG_K32_PIX ? rows[i] : (mg_v16){0};
+    MG_SWAP_STAGE(m, 8, MG_SWAP8)
+    MG_SWAP_STAGE(m, 4, MG_SWAP4)
+    MG_SWAP_STAGE(m, 2, MG_SWAP2)
+    MG_SWAP_STAGE(m, 1, MG_SWAP1)
+    if (n == MG_K32_PIX)                  /* (a constant size: stores, not a memcpy call) */
+        for (int kk = 0; kk < 16; kk++)
+            memcpy(y + kk * ldy, &m[kk], MG_K32_PIX * sizeof(float));
+    else
+        for (int kk = 0; kk < 16; kk++)
+            for (Py_ssize_t r = 0; r < n; r++)
+                y[kk * ldy + r] = m[kk][r];
+}
+
+MG_K16_CLONES
+static void mg_conv_k32(const float *xp, Py_ssize_t ldx, Py_ssize_t S,
+                        const Py_ssize_t *pix, Py_ssize_t P,
+                        const Py_ssize_t *tap, Py_ssize_t T, Py_ssize_t CT,
+                        const float *wp, Py_ssize_t K, const float *bias,
+                        float *part, float *y, Py_ssize_t ldy)
+{
+    const int R = MG_K32_PIX;
+    Py_ssize_t Pr = (P + R - 1) / R * R;
+    for (Py_ssize_t k0 = 0; k0 < K; k0 += 32)
+    for (Py_ssize_t t0 = 0; t0 < T; t0 += CT) {
+        Py_ssize_t t1 = T - t0 < CT ? T : t0 + CT;
+        const float *wk = wp + k0 * T;
+        mg_v16 b0 = {0}, b1 = {0};
+        if (bias) {
+            memcpy(&b0, bias + k0, sizeof b0);
+            memcpy(&b1, bias + k0 + 16, sizeof b1);
+        }
+        for (Py_ssize_t s = 0; s < S; s++)
+        for (Py_ssize_t j0 = 0; j0 < P; j0 += R) {
+            const float *xr[MG_K32_PIX];
+            mg_v16 a0[MG_K32_PIX], a1[MG_K32_PIX];
+            float *pt = part + (s * Pr + j0) * 32;          /* the tile's sums over t < t0 */
+            for (int r = 0; r < R; r++) {
+                xr[r] = xp + s * ldx + pix[j0 + r];
+                if (t0 == 0) {
+                    a0[r] = b0;
+                    a1[r] = b1;
+                } else {
+                    memcpy(&a0[r], pt + 32 * r, sizeof a0[r]);
+                    memcpy(&a1[r], pt + 32 * r + 16, sizeof a1[r]);
+                }
+            }
+            for (Py_ssize_t t = t0; t < t1; t++) {
+                mg_v16 w0, w1;
+                memcpy(&w0, wk + 32 * t, sizeof w0);
+                memcpy(&w1, wk + 32 * t + 16, sizeof w1);
+                Py_ssize_t o = tap[t];
+                for (int r = 0; r < R; r++) {
+                    float xv = xr[r][o];
+                    a0[r] += w0 * xv;
+                    a1[r] += w1 * xv;
+                }
+            }
+            if (t1 < T) {
+                for (int r = 0; r < R; r++) {
+                    memcpy(pt + 32 * r, &a0[r], sizeof a0[r]);
+                    memcpy(pt + 32 * r + 16, &a1[r], sizeof a1[r]);
+                }
+            } else {                                        /* -> (K, P) */
+                Py_ssize_t jn = P - j0 < R ? P - j0 : R;
+                mg_store_t16(a0, y + s * ldy + k0 * P + j0, P, jn);
+                mg_store_t16(a1, y + s * ldy + (k0 + 16) * P + j0, P, jn);
+            }
+        }
+    }
+}
+
 /* The same formula vectorised the other way: over 16 consecutive output pixels of a row
  * (column stride 1), for layers with few output channels (LeNet's first: K = 6). For a run
  * of 16 pixels, each tap (c, p, q) loads the 16 inputs x_pad[c, i'·sh + p·dh, j0+q·dw …

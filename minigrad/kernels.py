@@ -24,6 +24,10 @@ The paths (their kernels in ext/; the Python glue in minigrad/ops/conv_dispatch.
                                      w16 also ∂L/∂x at stride 1 (a forward correlation)
                                      and ∂L/∂w at stride 1 (each tap's shifted input
                                      stream against δ's, 16 positions at a time)
+    k32       ext/conv_direct16.pyx  the direct forward over tiles of 32 output channels ×
+              + ext/direct16.h       8 output pixels (any rows, any stride) from tables of
+                                     window and tap offsets: float32 strided layers with
+                                     K a multiple of 32 (ResNet's stride-2 3×3), AVX-512
     pointwise ext/conv_pointwise.pyx 1×1, stride 1, no padding, one group: a GEMM per sample
                                      on the tensors in place (no im2col), every pass; on
                                      planes of ≤ 4 pixels one GEMM for the whole batch
@@ -94,7 +98,7 @@ def _cpu_vendor():
 
 _CPU_VENDOR = _cpu_vendor()
 
-CONV_PATHS = ("direct", "gemm", "blas", "winograd", "winograd4", "k16", "w16", "pointwise",
+CONV_PATHS = ("direct", "gemm", "blas", "winograd", "winograd4", "k16", "k32", "w16", "pointwise",
               "depthwise", "hwnc")
 POOL_PATHS = ("direct", "2x2", "plane", "taps", "3x3")
 
@@ -163,6 +167,15 @@ class Tuning:
     k16_max_k: int = 32
     k16_max_ow: int = 15
     k16_min_taps: int = 64
+    # k32 for the forward of strided layers (stride > 1 along an axis) with a kernel larger
+    # than 1×1 (a 1×1 at stride 2 subsamples: its im2col GEMM was as fast), K a multiple of
+    # 32 and ≥ k32_min_taps taps per output, with AVX-512; in groups of samples whose
+    # padded copies fill ≤ k32_group_bytes (a block's weights are read once per group), its
+    # taps in chunks of ≤ k32_chunk_taps (a chunk's weights, 128 bytes a tap, stay in L1
+    # next to the tap table and the inputs the tiles read)
+    k32_min_taps: int = 64
+    k32_group_bytes: int = 1 << 20
+    k32_chunk_taps: int = 128
     # w16 when K ≤ this (asked before Winograd, which it beats on such layers: a GEMM of only
     # K rows runs far below peak); at a row stride > 1 (the row kernel) on rows ≥
     # w16_min_ow wide; at stride 1 (flat streams, several small planes to a stream) on any
@@ -432,6 +445,8 @@ def _decide(op, x_shape, w_shape, dtype, g, out_hw, why=None):
                                                 t, note, t.w16_flat_max_k)
                and _w16_fuller(g, (H, W), (OH, OW), (kh, kw), force, t, note, "forward")
                else "hwnc")
+    elif _k32_fits(K, Cg, (kh, kw), dtype, g, force, t, note):
+        fwd = "k32"
     elif (_w16_fits(K, Cg * kh * kw, Cg, dtype, g, (OH, OW), force, t, note, t.w16_max_k)
           and not _k16_before_flat(K, Cg * kh * kw, dtype, g, (H, W), (OH, OW), (kh, kw), force, t,
                                    note)):
@@ -668,6 +683,28 @@ def _k16_fits(K, taps, dtype, g, OW, force, t, note):
     return ok
 
 
+def _k32_fits(K, Cg, khw, dtype, g, force, t, note):
+    """ext/direct16.h's mg_conv_k32 (tiles of 32 output channels × 8 output pixels): float32,
+    one group, K % 32 == 0; by shape on strided layers with a kernel larger than 1×1 and ≥
+    k32_min_taps taps, AVX-512 (its 16 accumulators and 2 weight vectors would not fit
+    AVX2's 16 registers)."""
+    if force not in (None, "k32"):
+        return False
+    if dtype != np.float32 or g.groups != 1 or K % 32:
+        note("forward", "k32: needs float32, one group and K a multiple of 32")
+        return False
+    if force == "k32":                    # (tests: on any CPU, the baseline build)
+        note("forward", "k32: forced")
+        return True
+    taps = Cg * khw[0] * khw[1]
+    ok = (_SIMD_LEVEL >= 2 and max(g.sh, g.sw) > 1 and khw != (1, 1)
+          and taps >= t.k32_min_taps)
+    note("forward", f"k32 {'takes it' if ok else 'declines'}: SIMD level {_SIMD_LEVEL} (2?), "
+                    f"stride ({g.sh}, {g.sw}) (> 1?), kernel {khw[0]}×{khw[1]} (not 1×1?), "
+                    f"{taps} taps (≥ {t.k32_min_taps}?)")
+    return ok
+
+
 def _w16_fits(K, taps, channels, dtype, g, out_hw, force, t, note, max_k, which="forward"):
     """ext/direct16.h vectorised over runs of 16 output pixels: float32, one group, column
     stride 1 or one stride along both axes, AVX2/AVX-512, K ≤ max_k output channels (those
@@ -876,7 +913,8 @@ def explain(x_shape, w_shape=None, *, op="conv2d", stride=None, padding=0, dilat
 _FILES = {"direct": "ext/conv_direct.pyx", "gemm": "ext/conv_im2col.pyx + np.matmul",
           "blas": "ext/conv_im2col.pyx + OpenBLAS", "winograd": "ext/winograd.pyx",
           "winograd4": "ext/winograd.pyx",
-          "k16": "ext/conv_direct16.pyx, direct16.h", "w16": "ext/conv_direct16.pyx, direct16.h",
+          "k16": "ext/conv_direct16.pyx, direct16.h", "k32": "ext/conv_direct16.pyx, direct16.h",
+          "w16": "ext/conv_direct16.pyx, direct16.h",
           "pointwise": "ext/conv_pointwise.pyx + OpenBLAS", "depthwise": "ext/conv_depthwise.pyx",
           "hwnc": "ext/conv_hwnc.pyx + OpenBLAS"}
 _PASS_NAMES = {"forward": "forward", "input_grad": "∂L/∂x", "weight_grad": "∂L/∂w"}
@@ -1068,6 +1106,18 @@ def _w16_flat_blocks(N, plane, nt):
     S = max(1, min(-(-t.w16_flat_min_positions // plane), -(-N // nt)))
     per = -(-N // (nt * S))
     return -(-N // (nt * per)), kb, run
+
+
+def _k32_blocks(N, sample_floats, T, nt):
+    """(samples per group, taps per chunk) of the k32 forward (ext/direct16.h mg_conv_k32):
+    as many padded samples a group as fit in k32_group_bytes, evened out so that every
+    thread gets whole groups of one size (its ceil(N / nt) samples in as few groups as
+    fit); the T taps in equal chunks of at most k32_chunk_taps."""
+    t = _state.get().tuning
+    per_thread = -(-N // nt)
+    most = max(1, t.k32_group_bytes // (4 * sample_floats))
+    chunks = -(-T // t.k32_chunk_taps)
+    return -(-per_thread // -(-per_thread // most)), -(-T // chunks)
 
 
 def _blas_dw_rows(Kg, CgKK):

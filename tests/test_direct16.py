@@ -1,7 +1,8 @@
-"""conv2d's direct loops of ext/direct16.h for small float32 layers, vectorised over 16
-output channels ('k16') or over runs of 16 output pixels ('w16'): forward against the
-reference over random shapes, strides, dilations and paddings; w16's ∂L/∂w and ∂L/∂b
-against the direct loops; the dispatch rules; gradients through them."""
+"""conv2d's direct loops of ext/direct16.h for float32 layers, vectorised over 16 output
+channels ('k16'), over runs of 16 output pixels ('w16') or over tiles of 32 output
+channels × 8 output pixels ('k32'): forward against the reference over random shapes,
+strides, dilations and paddings; w16's ∂L/∂w and ∂L/∂b against the direct loops; the
+dispatch rules; gradients through them."""
 import contextlib
 import os
 import sys
@@ -29,6 +30,11 @@ def k16(force=True, **tuning):
 def w16(force=True, **tuning):
     """The same for the 'w16' path."""
     return forced("w16", force, **tuning)
+
+
+def k32(force=True, **tuning):
+    """The same for the 'k32' path."""
+    return forced("k32", force, **tuning)
 
 
 @contextlib.contextmanager
@@ -101,7 +107,8 @@ def test_default_takes_k16_and_w16_only_where_they_apply_and_pay():
     cifar-3x3, layers of ≤ 32 output channels at stride 1 (flat streams, any row width)
     and, where Winograd declines, of ≤ 64 take w16, as does a row stride of 2 on wide rows
     (the row kernel); float64, groups, 128 output channels, strided columns, 9 taps and
-    the shapes Winograd takes do not."""
+    the shapes Winograd takes do not. With AVX-512, ResNet-20's stride-2 layers and the
+    7×7 stem take k32 instead (test_default_takes_k32_on_strided_layers)."""
     rng = np.random.default_rng(1)
     simd = kernels.simd_level() > 0
 
@@ -110,8 +117,9 @@ def test_default_takes_k16_and_w16_only_where_they_apply_and_pay():
         w = rng.standard_normal(ws).astype(dtype)
         with forced(None, force=False) as log:
             F.conv2d(x, w, padding=padding, groups=groups, stride=stride)
-        return ("k16" if ran(log, "k16") else "") + ("w16" if ran(log, "w16") else "")
+        return "".join(p for p in ("k16", "w16", "k32") if ran(log, p))
     W16 = "w16" if simd else ""
+    K32 = "k32" if kernels.simd_level() >= 2 else W16      # (w16 where there is no AVX-512)
     assert runs((4, 6, 14, 14), (16, 6, 5, 5)) == ("k16" if simd else "")    # LeNet c2: k16
     assert runs((4, 1, 28, 28), (6, 1, 5, 5), padding=2) == W16               # LeNet c1
     assert runs((4, 3, 32, 32), (16, 3, 3, 3), padding=1) == W16               # cifar
@@ -125,23 +133,23 @@ def test_default_takes_k16_and_w16_only_where_they_apply_and_pay():
     assert runs((4, 6, 14, 14), (16, 3, 5, 5), groups=2) == ""
     assert runs((4, 6, 14, 14), (128, 6, 5, 5)) == ""                        # K = 128
     assert runs((4, 3, 64, 64), (16, 3, 3, 3), stride=2) == ""               # stride 2, 27 taps
-    assert runs((4, 3, 64, 64), (64, 3, 7, 7), stride=2, padding=3) == W16   # stem: the phases
-    assert runs((4, 3, 64, 64), (64, 3, 7, 7), stride=(2, 3), padding=3) == ""
-    assert runs((4, 16, 28, 28), (32, 16, 3, 3), stride=2, padding=1) == W16  # ResNet-20's
-    assert runs((4, 32, 14, 14), (64, 32, 3, 3), stride=2, padding=1) == ""   # 7×7 outputs
+    assert runs((4, 3, 64, 64), (64, 3, 7, 7), stride=2, padding=3) == K32   # stem: the phases
+    assert runs((4, 3, 64, 64), (64, 3, 7, 7), stride=(2, 3), padding=3) == K32.replace("w16", "")
+    assert runs((4, 16, 28, 28), (32, 16, 3, 3), stride=2, padding=1) == K32  # ResNet-20's
+    assert runs((4, 32, 14, 14), (64, 32, 3, 3), stride=2, padding=1) == K32.replace("w16", "")
     assert runs((4, 3, 64, 64), (16, 3, 3, 3), stride=(2, 1)) == W16
     assert runs((4, 3, 16, 12), (16, 3, 3, 3), stride=(2, 1)) == ""          # rows of 10 < 14
     assert runs((4, 1, 28, 28), (16, 1, 3, 3), padding=1) == ""              # 9 taps
     assert runs((8, 64, 16, 16), (64, 64, 3, 3), padding=1) == ""            # Winograd's
 
 
-@pytest.mark.parametrize("spy", [k16, w16])
+@pytest.mark.parametrize("spy", [k16, w16, k32])
 def test_gradients_through_the_direct16_forward(spy):
     """The backward is the usual one; the forward it follows is the direct kernel's."""
     rng = np.random.default_rng(2)
     x = rng.standard_normal((2, 3, 9, 11)).astype(np.float32)
-    w = rng.standard_normal((16, 3, 3, 3)).astype(np.float32)
-    b = rng.standard_normal(16).astype(np.float32)
+    w = rng.standard_normal((32, 3, 3, 3)).astype(np.float32)
+    b = rng.standard_normal(32).astype(np.float32)
     δ = None
     grads = []
     for force in (True, False):
@@ -154,6 +162,108 @@ def test_gradients_through_the_direct16_forward(spy):
         grads.append([y.data] + [t.grad.data for t in ts])
     for a, r in zip(*grads):
         np.testing.assert_allclose(a, r, rtol=1e-4, atol=1e-4)
+
+
+@st.composite
+def k32_cases(draw):
+    """k32 over random geometries (any stride, dilation, padding: the window and tap
+    tables), K = 32, 64 or 96, output planes of 1 … ~100 pixels (tiles of 8 crossing rows,
+    a last partial tile), groups of samples from one to all (the last one partial: budgets
+    from one sample up), taps in chunks from 1 to all (the partial sums kept between
+    chunks), 1 … 3 threads."""
+    (kh, kw), (dh, dw), (ph, pw), H, W = geometry(draw, 9)
+    S = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    return dict(N=draw(st.integers(1, 5)), C=draw(st.integers(1, 6)),
+                K=draw(st.sampled_from([32, 64, 96])), H=H, W=W, k=(kh, kw), S=S, D=(dh, dw),
+                P=(ph, pw), bias=draw(st.booleans()),
+                group=draw(st.sampled_from([1, 2000, 1 << 20])),
+                chunk=draw(st.sampled_from([1, 5, 16, 128])),
+                threads=draw(st.integers(1, 3)), seed=draw(st.integers(0, 2**31)))
+
+
+@settings(max_examples=120)
+@given(case=k32_cases())
+def test_k32_forward_matches_reference(case):
+    rng = np.random.default_rng(case["seed"])
+    x = rng.standard_normal((case["N"], case["C"], case["H"], case["W"])).astype(np.float32)
+    w = rng.standard_normal((case["K"], case["C"]) + case["k"]).astype(np.float32)
+    b = rng.standard_normal(case["K"]).astype(np.float32) if case["bias"] else None
+    before = mg.get_num_threads()
+    mg.set_num_threads(case["threads"])
+    try:
+        with k32(k32_group_bytes=case["group"], k32_chunk_taps=case["chunk"]) as log:
+            y = F.conv2d(x, w, b, stride=case["S"], padding=case["P"], dilation=case["D"])
+    finally:
+        mg.set_num_threads(before)
+    assert ran(log, "k32"), "the k32 kernel did not run"
+    P4 = (case["P"][0], case["P"][0], case["P"][1], case["P"][1])
+    want = ref.conv2d(x, w, b, case["S"], P4, case["D"], 1)
+    assert y.shape == want.shape and y.dtype == np.float32
+    scale = max(1.0, float(np.abs(want).max()))   # the float32 tolerances of tests/test_conv.py
+    np.testing.assert_allclose(y.data, want, rtol=1e-4, atol=1e-5 * scale)
+
+
+def test_k32_gives_the_same_bits_however_it_blocks():
+    """Every output is one in-order chain over the taps: groups of samples, chunks of taps
+    (the partial sums stored and reloaded between them) and threads change the blocking,
+    never a bit of the result. 3 samples × 72 taps × 2 blocks of 32 channels, a 5×5 output
+    (three full tiles of 8 and a partial one)."""
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((3, 8, 10, 9)).astype(np.float32)
+    w = rng.standard_normal((64, 8, 3, 3)).astype(np.float32)
+    b = rng.standard_normal(64).astype(np.float32)
+    before = mg.get_num_threads()
+    outs = []
+    try:
+        for threads, group, chunk in [(1, 1 << 20, 1000), (1, 1, 1000), (1, 1 << 20, 1),
+                                      (2, 1, 7), (3, 1500, 72), (2, 1 << 20, 71)]:
+            mg.set_num_threads(threads)
+            with k32(k32_group_bytes=group, k32_chunk_taps=chunk) as log:
+                outs.append(F.conv2d(x, w, b, stride=2, padding=1).data)
+            assert ran(log, "k32")
+    finally:
+        mg.set_num_threads(before)
+    for y in outs[1:]:
+        np.testing.assert_array_equal(y, outs[0])
+    want = ref.conv2d(x, w, b, (2, 2), (1, 1, 1, 1), (1, 1), 1)
+    np.testing.assert_allclose(outs[0], want, rtol=1e-4, atol=1e-5 * float(np.abs(want).max()))
+
+
+def test_k32_blocks_even_out_the_groups():
+    """Every thread gets whole groups of one size that fit the budget (or one sample), and
+    the chunks of taps are equal and within k32_chunk_taps."""
+    with kernels.use(None, k32_group_bytes=10 * 4000, k32_chunk_taps=128):
+        assert kernels._k32_blocks(32, 1000, 2304, 2) == (8, 128)     # 16 a thread: 2 × 8
+        assert kernels._k32_blocks(32, 1000, 2305, 2)[1] == 122       # 19 chunks of ≤ 128
+        assert kernels._k32_blocks(5, 1000, 100, 2) == (3, 100)        # 3 a thread, 1 group
+        assert kernels._k32_blocks(5, 20000, 100, 2)[0] == 1           # a sample over budget
+        assert kernels._k32_blocks(1, 1000, 100, 3)[0] == 1
+
+
+def test_default_takes_k32_on_strided_layers():
+    """With AVX-512, ResNet's stride-2 3×3 layers and GoogLeNet's 7×7 stem take k32; a 1×1 at
+    stride 2, stride 1, a
+    K that is not a multiple of 32, float64, groups, too few taps, or a CPU without
+    AVX-512 do not."""
+    if kernels.simd_level() < 2:
+        pytest.skip("k32 is chosen only with AVX-512")
+
+    def forward(xs, ws, dtype=np.float32, **kw):
+        return kernels.choose(xs, ws, dtype=dtype, **kw).forward
+    assert forward((32, 64, 32, 32), (128, 64, 3, 3), stride=2, padding=1) == "k32"
+    assert forward((32, 256, 8, 8), (512, 256, 3, 3), stride=2, padding=1) == "k32"
+    assert forward((128, 16, 28, 28), (32, 16, 3, 3), stride=(2, 1), padding=1) == "k32"
+    assert forward((16, 3, 64, 64), (64, 3, 7, 7), stride=2, padding=3) == "k32"    # stem
+    assert forward((32, 64, 32, 32), (128, 64, 1, 1), stride=2) != "k32"            # 1×1
+    assert forward((32, 64, 33, 33), (128, 64, 3, 3), padding=1) != "k32"            # stride 1
+    assert forward((32, 64, 32, 32), (96 + 16, 64, 3, 3), stride=2) != "k32"         # K % 32
+    assert forward((32, 64, 32, 32), (128, 64, 3, 3), np.float64, stride=2) != "k32"
+    assert forward((32, 64, 32, 32), (128, 32, 3, 3), stride=2, groups=2) != "k32"
+    assert forward((32, 3, 64, 64), (32, 3, 3, 3), stride=2, padding=1) != "k32"     # 27 taps
+    with kernels.use(None, k32_min_taps=27):
+        assert forward((32, 3, 64, 64), (32, 3, 3, 3), stride=2, padding=1) == "k32"
+    with simd_level(1):
+        assert forward((32, 64, 32, 32), (128, 64, 3, 3), stride=2, padding=1) != "k32"
 
 
 @st.composite

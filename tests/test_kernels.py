@@ -46,7 +46,7 @@ LAYERS = [  # (x shape, w shape, kwargs): LeNet, CIFAR, ResNet, depthwise, strid
 
 @pytest.mark.parametrize("xs, ws, kw", LAYERS)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("force", [None, "direct", "gemm", "blas", "winograd", "winograd4", "k16", "w16",
+@pytest.mark.parametrize("force", [None, "direct", "gemm", "blas", "winograd", "winograd4", "k16", "k32", "w16",
                                    "pointwise", "depthwise"])
 def test_choose_is_what_runs(xs, ws, kw, dtype, force):
     """For every pass, the path choose() and explain() name is the one the trace records."""
@@ -93,13 +93,16 @@ def test_default_paths_of_known_layers():
     assert kernels.choose((128, 1, 28, 28), (16, 1, 3, 3), padding=1).weight_grad == "blas"  # 9 taps
     assert kernels.choose((8, 32, 28, 28), (32, 1, 3, 3), padding=1, groups=32) == ("depthwise",) * 3
     assert kernels.choose((8, 32, 28, 28), (64, 1, 3, 3), padding=1, groups=32) == ("direct",) * 3
-    # stride 2: the forward and ∂L/∂w over x's phases (144 taps, 14×14 outputs, 64 phase
+    # stride 2: with AVX-512 the forward of a window larger than 1×1 with ≥ 64 taps and K a
+    # multiple of 32 by k32; ∂L/∂w over x's phases (144 taps, 14×14 outputs, 64 phase
     # streams), ∂L/∂x by col2im; with 9 taps, 7×7 outputs or 128 phase streams, im2col
+    k32 = "k32" if kernels.simd_level() >= 2 else None
     assert kernels.choose((8, 16, 28, 28), (32, 16, 3, 3), stride=2, padding=1) == (
-        ("w16", "blas", "w16") if simd else ("blas",) * 3)
+        (k32 or "w16", "blas", "w16") if simd else ("blas",) * 3)
     assert kernels.choose((8, 1, 28, 28), (64, 1, 3, 3), stride=2) == ("blas",) * 3
-    assert kernels.choose((8, 32, 14, 14), (64, 32, 3, 3), stride=2, padding=1) == ("blas",) * 3
-    assert kernels.choose((8, 32, 28, 28), (64, 32, 3, 3), stride=2) == ("blas",) * 3
+    assert kernels.choose((8, 32, 14, 14), (64, 32, 3, 3), stride=2, padding=1) == (
+        k32 or "blas", "blas", "blas")
+    assert kernels.choose((8, 32, 28, 28), (64, 32, 3, 3), stride=2) == (k32 or "blas", "blas", "blas")
     assert kernels.choose((32, 144, 16, 16), (24, 144, 1, 1)) == ("pointwise",) * 3
     assert kernels.choose((32, 144, 16, 16), (24, 144, 1, 1), stride=2) == ("blas",) * 3
     # conv_transpose2d is conv2d's ∂L/∂x: its forward is the adjoint conv's input gradient
@@ -145,6 +148,8 @@ def test_explain_names_every_path_forced(path):
     kw = dict(padding=0 if path == "pointwise" else 1, groups=8 if path == "depthwise" else 1)
     if path == "pointwise":
         ws = (16, 8, 1, 1)
+    if path == "k32":                               # (k32: K a multiple of 32)
+        ws = (32, 8, 3, 3)
     if path in ("blas", "winograd", "winograd4", "pointwise", "hwnc") and not _blas.available():
         pytest.skip("no OpenBLAS next to NumPy")
     if path in ("k16", "w16") and kernels.simd_level() == 0:

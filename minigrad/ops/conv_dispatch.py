@@ -164,6 +164,32 @@ def _forward_k16(x, w, b, out_hw, g):
     return _direct16(x, wt, b, w.shape, out_hw, g, Hp, Wp, 0)
 
 
+def _forward_k32(x, w, b, out_hw, g):
+    """ext/direct16.h's mg_conv_k32 (32 output channels × 8 output pixels a tile): one
+    parallel loop over groups of samples (kernels._k32_blocks), each zero-padded into its
+    thread's scratch; the window of output pixel (i', j') starts at i'·sh·Wp + j'·sw of a
+    padded sample and tap (c, p, q) lies c·Hp·Wp + p·dh·Wp + q·dw into it."""
+    N, C, H, W = x.shape
+    K, _, kh, kw = w.shape
+    OH, OW = out_hw
+    Hp = max(H + g.ph, (OH - 1) * g.sh + (kh - 1) * g.dh + 1)
+    Wp = max(W + g.pw, (OW - 1) * g.sw + (kw - 1) * g.dw + 1)
+    T, tile, nt = C * kh * kw, _d16.k32_pixels(), get_num_threads()
+    pix = np.zeros(-(-OH * OW // tile) * tile, np.intp)          # (the extra ones: 0)
+    pix[:OH * OW] = (np.arange(OH)[:, None] * (g.sh * Wp) + np.arange(OW) * g.sw).ravel()
+    c, p, q = np.arange(C)[:, None, None], np.arange(kh)[:, None], np.arange(kw)
+    tap = (c * (Hp * Wp) + p * (g.dh * Wp) + q * g.dw).astype(np.intp).ravel()
+    wp = np.empty((K // 32, T, 32), np.float32)
+    _d16.pack_k32(w.reshape(K, T), wp, nt)
+    S, CT = kernels._k32_blocks(N, C * Hp * Wp, T, nt)
+    y = np.empty((N, K, OH, OW), np.float32)
+    scratch = _workspace("k16", (nt, S * C * Hp * Wp), np.float32)
+    part = _workspace("k32_part", (nt, S * pix.shape[0] * 32 if CT < T else 1), np.float32)
+    _d16.conv2d_forward_k32(x, wp, _bias(b, x.dtype), pix, tap, y, scratch, part, g.ph, g.pw,
+                            Hp, Wp, S, CT, nt)
+    return y
+
+
 def _forward_w16(x, w, b, out_hw, g):
     """As k16, with runs of 16 output pixels and kb output channels at a time (the weights
     padded with zero channels to a multiple of kb); over flat streams (_forward_flat) at
@@ -459,7 +485,8 @@ def _check_pointwise(x_shape, w_shape, out_hw, g):
 
 
 _FORWARD = {"direct": _forward_direct, "gemm": _forward_gemm, "blas": _forward_blas,
-            "winograd": _forward_winograd, "winograd4": _forward_winograd4, "k16": _forward_k16, "w16": _forward_w16,
+            "winograd": _forward_winograd, "winograd4": _forward_winograd4, "k16": _forward_k16, "k32": _forward_k32,
+            "w16": _forward_w16,
             "pointwise": _forward_pointwise, "depthwise": _forward_depthwise,
             "hwnc": _forward_hwnc}
 
