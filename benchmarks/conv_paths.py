@@ -1,13 +1,13 @@
 """The convolution paths on the networks' own layers: every stride-1 layer of the networks
 of benchmarks/networks.py, one pass of it (∂L/∂w and ∂L/∂b by default; the forward or
 ∂L/∂x) by each path that can run it, side by side (the measurements behind
-kernels.Tuning's w16_* fields); with --strided, the forward of every strided layer instead
-(those behind the k32_* fields).
+kernels.Tuning's w16_* fields); with --strided, every strided layer instead (the forward
+and ∂L/∂w: those behind the k32_* fields).
 
     python benchmarks/conv_paths.py                      # all networks
     python benchmarks/conv_paths.py --nets resnet20 densenet121
     python benchmarks/conv_paths.py --pass forward       # or input_grad (∂L/∂x)
-    python benchmarks/conv_paths.py --strided            # the strided layers' forward
+    python benchmarks/conv_paths.py --strided --pass forward   # the strided layers
     python benchmarks/conv_paths.py --results            # also append to RESULTS.md
 
 The layers are found by running one forward of each network with a pre-hook on every
@@ -77,7 +77,7 @@ def time_layer(xs, ws, padding, dilation, bias, reps, which, stride=1):
                                             conv_dispatch._WEIGHT_GRAD) else [])
     if which == "forward" and ws[0] % 16 == 0:
         paths.append("k16")
-    if which == "forward" and ws[0] % 32 == 0:
+    if which in ("forward", "weight_grad") and ws[0] % 32 == 0:
         paths.append("k32")
     if S != (1, 1):                           # (stride > 1: Winograd, hwnc and ∂L/∂x by w16 do not)
         paths = [p for p in paths if p not in ("winograd", "winograd4", "hwnc")]
@@ -104,12 +104,12 @@ def main():
     ap.add_argument("--pass", dest="which", choices=["forward", "input_grad", "weight_grad"],
                     default="weight_grad", help="which pass to time (default: weight_grad)")
     ap.add_argument("--strided", action="store_true",
-                    help="the forward of the strided layers instead of the stride-1 ones")
+                    help="the strided layers instead of the stride-1 ones")
     ap.add_argument("--reps", type=int, default=9, help="timed calls per path and layer")
     ap.add_argument("--results", action="store_true", help=common.RESULTS_HELP)
     args = ap.parse_args()
-    if args.strided:
-        args.which = "forward"
+    if args.strided and args.which == "input_grad":
+        ap.error("--strided: the forward or weight_grad (∂L/∂x of a strided layer is 'blas' only)")
     if args.results:
         common.record_results("conv_paths.py")
     import minigrad as mg

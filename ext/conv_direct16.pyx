@@ -28,6 +28,9 @@ cdef extern from "direct16.h" nogil:
                         Py_ssize_t sh, Py_ssize_t dh, Py_ssize_t dw)
     float mg_sum(const float* v, Py_ssize_t n)
     int MG_K32_PIX
+    void mg_wgrad_k32(const float* xp, Py_ssize_t ldx, Py_ssize_t S, const Py_ssize_t* pix,
+                      Py_ssize_t P, const Py_ssize_t* tap, Py_ssize_t Tr, const float* dp,
+                      Py_ssize_t K, float* acc)
     void mg_conv_k32(const float* xp, Py_ssize_t ldx, Py_ssize_t S, const Py_ssize_t* pix,
                      Py_ssize_t P, const Py_ssize_t* tap, Py_ssize_t T, Py_ssize_t CT,
                      const float* wp, Py_ssize_t K, const float* bias, float* part,
@@ -151,6 +154,59 @@ def conv2d_forward_k32(const float[:, :, :, ::1] x,     # IN  (N, C, H, W)
                 _pad_sample(x, n0 + s, scratch, t, s * ldx, Hp, Wp, ph, pw)
             mg_conv_k32(&scratch[t, 0], ldx, Sg, &pix[0], P, &tap[0], T, CT, &wp[0, 0, 0], K,
                         bias, &part[t, 0], &y[n0, 0, 0, 0], K * P)
+
+
+def conv2d_weight_grad_k32(const float[:, :, :, ::1] x,    # IN  (N, C, H, W)
+                           const float[:, :, :, ::1] δ,    # IN  (N, K, OH, OW)
+                           const Py_ssize_t[::1] pix,      # IN  (OH·OW,)
+                           const Py_ssize_t[::1] tap,      # IN  (C·kh·kw rounded up to 8,)
+                           float[:, ::1] acc,              # OUT (threads, K·Tr) +=: (K/32, Tr, 32)
+                           float[:, ::1] scratch,          # TMP (threads, S·C·Hp·Wp)
+                           float[:, ::1] dscr,             # TMP (threads, S·K·OH·OW)
+                           Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t Hp, Py_ssize_t Wp,
+                           Py_ssize_t S, int num_threads):
+    """Per thread t, acc[t] += its samples' ∂L/∂w by direct16.h's mg_wgrad_k32 (8 taps × 32
+    output channels a tile), S samples at a time: each group's samples zero-padded to
+    (C, Hp, Wp) into the thread's scratch and its δ copied to dscr as (K/32, S·P, 32).
+    Groups are dealt to the threads statically; the caller sums the partials in a fixed
+    order."""
+    cdef Py_ssize_t N = x.shape[0], C = x.shape[1], K = δ.shape[1]
+    cdef Py_ssize_t P = δ.shape[2] * δ.shape[3], Tr = tap.shape[0], ldx = C * Hp * Wp
+    cdef Py_ssize_t groups = (N + S - 1) // S, gi, n0, Sg, s, t, kb, j, i
+    cdef const float* dn
+    with nogil:
+        for gi in prange(groups, schedule='static', num_threads=num_threads):
+            t = threadid()
+            n0 = gi * S
+            Sg = min(S, N - n0)
+            for s in range(Sg):
+                _pad_sample(x, n0 + s, scratch, t, s * ldx, Hp, Wp, ph, pw)
+                dn = &δ[n0 + s, 0, 0, 0]
+                for kb in range(K // 32):          # dscr[kb, s·P + j, i] = δ[n0 + s, 32·kb + i, j]
+                    for j in range(P):
+                        for i in range(32):
+                            dscr[t, (kb * Sg * P + s * P + j) * 32 + i] = dn[(kb * 32 + i) * P + j]
+            mg_wgrad_k32(&scratch[t, 0], ldx, Sg, &pix[0], P, &tap[0], Tr, &dscr[t, 0], K,
+                         &acc[t, 0])
+
+
+def unpack_k32_sum(const float[:, ::1] acc,              # IN  (threads, K·Tr): (K/32, Tr, 32)
+                   float[:, ::1] dw,                      # OUT (K, T)
+                   int num_threads):
+    """dw[32·kb + i, t] = Σ_th acc[th, (kb·Tr + t)·32 + i], the threads' partials added in
+    thread order (the same numbers every run): conv2d_weight_grad_k32's result in w's
+    layout; blocks of 32 channels in parallel."""
+    cdef Py_ssize_t nth = acc.shape[0], K = dw.shape[0], T = dw.shape[1]
+    cdef Py_ssize_t Tr = acc.shape[1] // K, kb, t, i, th
+    cdef float v
+    with nogil:
+        for kb in prange(K // 32, schedule='static', num_threads=num_threads):
+            for i in range(32):
+                for t in range(T):
+                    v = acc[0, (kb * Tr + t) * 32 + i]
+                    for th in range(1, nth):
+                        v = v + acc[th, (kb * Tr + t) * 32 + i]
+                    dw[kb * 32 + i, t] = v
 
 
 cdef void _x_streams(const float[:, :, :, ::1] x, Py_ssize_t n0, Py_ssize_t S, float* xs,

@@ -200,6 +200,57 @@ static void mg_conv_k32(const float *xp, Py_ssize_t ldx, Py_ssize_t S,
     }
 }
 
+/* ∂L/∂w of the same layers by the same tile with the roles of pixels and taps swapped
+ * (DESIGN.md's ∂L/∂w = x ⋆ δ, the pixels flattened as in mg_conv_k32):
+ *
+ *   ∂L/∂w[k, t] = Σ_n Σ_j δ[n, k, j] · x_pad[n, pix[j] + tap[t]]
+ *
+ * A tile is 8 taps × 32 output channels in 16 accumulators; per output pixel j it loads
+ * δ's 32 channels at j (dp is δ of the S samples as (K/32, S·P, 32): a block's channels
+ * one stream, pixel after pixel) and the 8 taps' inputs of pixel j's window, each
+ * broadcast, for 16 multiply-adds. acc (K/32, Tr, 32), Tr = T rounded up to 8 (tap has Tr
+ * entries; the extra ones any valid offset, their sums dropped) receives += the sums over
+ * the S samples in order: one chain per element across the calls of a thread. */
+MG_K16_CLONES
+static void mg_wgrad_k32(const float *xp, Py_ssize_t ldx, Py_ssize_t S,
+                         const Py_ssize_t *pix, Py_ssize_t P,
+                         const Py_ssize_t *tap, Py_ssize_t Tr,
+                         const float *dp, Py_ssize_t K, float *acc)
+{
+    const int R = MG_K32_PIX;
+    for (Py_ssize_t k0 = 0; k0 < K; k0 += 32) {
+        const float *dk = dp + k0 * S * P;
+        float *ak = acc + k0 * Tr;
+        for (Py_ssize_t t0 = 0; t0 < Tr; t0 += R) {
+            const float *xr[MG_K32_PIX];
+            mg_v16 a0[MG_K32_PIX], a1[MG_K32_PIX];
+            for (int r = 0; r < R; r++) {
+                xr[r] = xp + tap[t0 + r];
+                memcpy(&a0[r], ak + (t0 + r) * 32, sizeof a0[r]);
+                memcpy(&a1[r], ak + (t0 + r) * 32 + 16, sizeof a1[r]);
+            }
+            for (Py_ssize_t s = 0; s < S; s++) {
+                const float *ds = dk + s * P * 32;
+                for (Py_ssize_t j = 0; j < P; j++) {
+                    mg_v16 d0, d1;
+                    memcpy(&d0, ds + 32 * j, sizeof d0);
+                    memcpy(&d1, ds + 32 * j + 16, sizeof d1);
+                    Py_ssize_t o = s * ldx + pix[j];
+                    for (int r = 0; r < R; r++) {
+                        float xv = xr[r][o];
+                        a0[r] += d0 * xv;
+                        a1[r] += d1 * xv;
+                    }
+                }
+            }
+            for (int r = 0; r < R; r++) {
+                memcpy(ak + (t0 + r) * 32, &a0[r], sizeof a0[r]);
+                memcpy(ak + (t0 + r) * 32 + 16, &a1[r], sizeof a1[r]);
+            }
+        }
+    }
+}
+
 /* The same formula vectorised the other way: over 16 consecutive output pixels of a row
  * (column stride 1), for layers with few output channels (LeNet's first: K = 6). For a run
  * of 16 pixels, each tap (c, p, q) loads the 16 inputs x_pad[c, i'·sh + p·dh, j0+q·dw …

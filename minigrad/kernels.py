@@ -26,7 +26,8 @@ The paths (their kernels in ext/; the Python glue in minigrad/ops/conv_dispatch.
                                      stream against δ's, 16 positions at a time)
     k32       ext/conv_direct16.pyx  the direct forward over tiles of 32 output channels ×
               + ext/direct16.h       8 output pixels (any rows, any stride) from tables of
-                                     window and tap offsets: float32 strided layers with
+                                     window and tap offsets, and ∂L/∂w over tiles of 32
+                                     output channels × 8 taps: float32 strided layers with
                                      K a multiple of 32 (ResNet's stride-2 3×3), AVX-512
     pointwise ext/conv_pointwise.pyx 1×1, stride 1, no padding, one group: a GEMM per sample
                                      on the tensors in place (no im2col), every pass; on
@@ -167,15 +168,22 @@ class Tuning:
     k16_max_k: int = 32
     k16_max_ow: int = 15
     k16_min_taps: int = 64
-    # k32 for the forward of strided layers (stride > 1 along an axis) with a kernel larger
-    # than 1×1 (a 1×1 at stride 2 subsamples: its im2col GEMM was as fast), K a multiple of
-    # 32 and ≥ k32_min_taps taps per output, with AVX-512; in groups of samples whose
-    # padded copies fill ≤ k32_group_bytes (a block's weights are read once per group), its
-    # taps in chunks of ≤ k32_chunk_taps (a chunk's weights, 128 bytes a tap, stay in L1
-    # next to the tap table and the inputs the tiles read)
+    # k32 for the forward and ∂L/∂w of strided layers (stride > 1 along an axis) with a
+    # kernel larger than 1×1 (a 1×1 at stride 2 subsamples: its im2col GEMM was as fast), K
+    # a multiple of 32 and ≥ k32_min_taps taps per output, with AVX-512; in groups of
+    # samples whose padded copies (and, for ∂L/∂w, δ's) fill ≤ k32_group_bytes (a block's
+    # weights, or ∂L/∂w's partial sums, pass through once per group), the forward's taps in
+    # chunks of ≤ k32_chunk_taps (a chunk's weights, 128 bytes a tap, stay in L1 next to
+    # the tap table and the inputs the tiles read)
     k32_min_taps: int = 64
     k32_group_bytes: int = 1 << 20
     k32_chunk_taps: int = 128
+    # ... and ∂L/∂w by k32 only where the weight has ≤ k32_wgrad_max_weights entries (each
+    # thread's partial sums pass through once per group: on ResNet-18's larger layers the
+    # fused im2col backward was as fast or faster) and the output ≤ k32_wgrad_max_pixels
+    # pixels (on the 7×7 stems' 32×32 outputs w16's phase streams were faster)
+    k32_wgrad_max_weights: int = 1 << 16
+    k32_wgrad_max_pixels: int = 256
     # w16 when K ≤ this (asked before Winograd, which it beats on such layers: a GEMM of only
     # K rows runs far below peak); at a row stride > 1 (the row kernel) on rows ≥
     # w16_min_ow wide; at stride 1 (flat streams, several small planes to a stream) on any
@@ -397,7 +405,7 @@ def _decide(op, x_shape, w_shape, dtype, g, out_hw, why=None):
     conv2d: x_shape (N, C, H, W), w_shape (K, C/G, F_h, F_w), dtype the compute dtype, g
     the geometry (sh, sw, ph, pw, dh, dw, groups: stride, top/left padding, dilation,
     groups), out_hw (OH, OW). ∂L/∂x takes w16, Winograd, hwnc or the base path (direct,
-    blas, gemm, pointwise or depthwise); ∂L/∂w takes Winograd F(4×4), w16, hwnc, Winograd
+    blas, gemm, pointwise or depthwise); ∂L/∂w takes Winograd F(4×4), k32, w16, hwnc, Winograd
     F(2×2) (when forced) or the base path; where both take the base path, one fused call
     serves both.
     max_pool2d / avg_pool2d: g the pooling geometry (ops/pool.py's _Geometry); the other
@@ -490,8 +498,8 @@ def _decide(op, x_shape, w_shape, dtype, g, out_hw, why=None):
             dx = "hwnc"
     else:
         note("input_grad", "w16 and winograd need stride 1, dilation 1 and padding ≤ F−1")
-    # ∂L/∂w: by w16 (each tap's shifted x stream against δ's, no im2col matrix) at stride
-    # 1 on small enough layers, in place of an im2col GEMM
+    # ∂L/∂w: by k32 on the smaller strided layers whose forward it takes, or by w16 (each
+    # tap's shifted x stream against δ's) on small enough layers, in place of an im2col GEMM
     wg = base
     if force in ("winograd", "winograd4") and _winograd_fits(N, C, K, (kh, kw), g, (OH, OW), force,
                                                              t, note, "weight_grad", dtype):
@@ -500,6 +508,9 @@ def _decide(op, x_shape, w_shape, dtype, g, out_hw, why=None):
         wg = "winograd4"
     elif _hwnc_fits(base, g, (OH, OW), force, t, note, "weight_grad"):
         wg = "hwnc"
+    elif base in ("blas", "gemm") and _k32_fits(K, Cg, (kh, kw), dtype, g, force, t, note,
+                                                "weight_grad", OH * OW):
+        wg = "k32"
     elif base in ("blas", "gemm") and _w16_wgrad_fits(K, Cg * kh * kw, Cg, dtype, g, (OH, OW),
                                                     force, t, note):
         wg = "w16"
@@ -683,25 +694,30 @@ def _k16_fits(K, taps, dtype, g, OW, force, t, note):
     return ok
 
 
-def _k32_fits(K, Cg, khw, dtype, g, force, t, note):
-    """ext/direct16.h's mg_conv_k32 (tiles of 32 output channels × 8 output pixels): float32,
-    one group, K % 32 == 0; by shape on strided layers with a kernel larger than 1×1 and ≥
-    k32_min_taps taps, AVX-512 (its 16 accumulators and 2 weight vectors would not fit
-    AVX2's 16 registers)."""
+def _k32_fits(K, Cg, khw, dtype, g, force, t, note, which="forward", pixels=0):
+    """ext/direct16.h's mg_conv_k32 (tiles of 32 output channels × 8 output pixels; for
+    ∂L/∂w, mg_wgrad_k32: 32 output channels × 8 taps): float32, one group, K % 32 == 0; by
+    shape on strided layers with a kernel larger than 1×1 and ≥ k32_min_taps taps, AVX-512
+    (16 accumulators and 2 vectors of weights or δ would not fit AVX2's 16 registers); for
+    ∂L/∂w also ≤ k32_wgrad_max_weights weights and ≤ k32_wgrad_max_pixels output pixels."""
     if force not in (None, "k32"):
         return False
     if dtype != np.float32 or g.groups != 1 or K % 32:
-        note("forward", "k32: needs float32, one group and K a multiple of 32")
+        note(which, "k32: needs float32, one group and K a multiple of 32")
         return False
     if force == "k32":                    # (tests: on any CPU, the baseline build)
-        note("forward", "k32: forced")
+        note(which, "k32: forced")
         return True
     taps = Cg * khw[0] * khw[1]
     ok = (_SIMD_LEVEL >= 2 and max(g.sh, g.sw) > 1 and khw != (1, 1)
           and taps >= t.k32_min_taps)
-    note("forward", f"k32 {'takes it' if ok else 'declines'}: SIMD level {_SIMD_LEVEL} (2?), "
-                    f"stride ({g.sh}, {g.sw}) (> 1?), kernel {khw[0]}×{khw[1]} (not 1×1?), "
-                    f"{taps} taps (≥ {t.k32_min_taps}?)")
+    why = (f"SIMD level {_SIMD_LEVEL} (2?), stride ({g.sh}, {g.sw}) (> 1?), kernel "
+           f"{khw[0]}×{khw[1]} (not 1×1?), {taps} taps (≥ {t.k32_min_taps}?)")
+    if which == "weight_grad":
+        ok = ok and K * taps <= t.k32_wgrad_max_weights and pixels <= t.k32_wgrad_max_pixels
+        why += (f", {K * taps} weights (≤ k32_wgrad_max_weights = {t.k32_wgrad_max_weights}?), "
+                f"{pixels} output pixels (≤ k32_wgrad_max_pixels = {t.k32_wgrad_max_pixels}?)")
+    note(which, f"k32 {'takes it' if ok else 'declines'}: " + why)
     return ok
 
 

@@ -229,6 +229,65 @@ def test_k32_gives_the_same_bits_however_it_blocks():
     np.testing.assert_allclose(outs[0], want, rtol=1e-4, atol=1e-5 * float(np.abs(want).max()))
 
 
+@settings(max_examples=100, deadline=None)
+@given(case=k32_cases())
+def test_k32_weight_grad_matches_direct(case):
+    """∂L/∂w[k, c, p, q] = Σ_n Σ_i' Σ_j' δ[n, k, i', j'] · x_pad[n, c, i'·sh + p·dh, j'·sw + q·dw]
+    by k32's tiles of 8 taps × 32 channels (the last one partial) over groups of 1 … N
+    samples and 1–3 threads, with the scratch memory poisoned; ∂L/∂b = Σ δ beside it: the
+    direct loops' numbers in float64."""
+    rng = np.random.default_rng(case["seed"])
+    N, C, K, (kh, kw), (sh, sw), (dh, dw), (ph, pw) = (case[k] for k in "N C K k S D P".split())
+    x = rng.standard_normal((N, C, case["H"], case["W"])).astype(np.float32)
+    w = np.zeros((K, C, kh, kw), np.float32)        # (only its shape is read)
+    OH = (case["H"] + 2 * ph - (kh - 1) * dh - 1) // sh + 1
+    OW = (case["W"] + 2 * pw - (kw - 1) * dw - 1) // sw + 1
+    δ = rng.standard_normal((N, K, OH, OW)).astype(np.float32)
+    g = conv_dispatch.Geom((sh, sw), (ph, pw), (dh, dw), 1)
+    before = mg.get_num_threads()
+    try:
+        mg.set_num_threads(case["threads"])
+        poison_workspaces()
+        with kernels.use(None, k32_group_bytes=case["group"]), kernels.trace() as log:
+            _, dw_, db = conv_dispatch.backward(x, x.shape, δ, w, g, False, True, True,
+                                                kernels.Paths("k32", "direct", "k32"))
+    finally:
+        mg.set_num_threads(before)
+    assert ran(log, "k32")
+    _, want_dw, want_db = conv_dispatch.backward(
+        x.astype(np.float64), x.shape, δ.astype(np.float64), w.astype(np.float64), g, False,
+        True, True, kernels.Paths("direct", "direct", "direct"))
+    assert dw_.shape == w.shape and dw_.dtype == np.float32
+    np.testing.assert_allclose(dw_, want_dw, rtol=1e-4, atol=1e-5 * max(1.0, np.abs(want_dw).max()))
+    np.testing.assert_allclose(db, want_db, rtol=1e-5, atol=1e-5)
+
+
+def test_k32_weight_grad_same_bits_for_any_group():
+    """Within a thread each ∂L/∂w element is one chain over its samples in order: on one
+    thread, groups of 1, 2 or all 5 samples give the same bits. (Over threads the partials
+    are added in thread order, and which samples a thread gets follows the groups.)"""
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((5, 6, 11, 9)).astype(np.float32)
+    w = np.empty((64, 6, 3, 3), np.float32)
+    δ = rng.standard_normal((5, 64, 5, 4)).astype(np.float32)
+    g = conv_dispatch.Geom((2, 2), (0, 0), (1, 1), 1)
+    before = mg.get_num_threads()
+    outs = []
+    try:
+        for threads, group in [(1, 1), (1, 4 * (6 * 11 * 9 + 64 * 20) * 2), (1, 1 << 20),
+                               (2, 1), (3, 1 << 20)]:
+            mg.set_num_threads(threads)
+            with kernels.use(None, k32_group_bytes=group):
+                outs.append(conv_dispatch.weight_grad(x, δ, w.shape, g,
+                                                      kernels.Paths("k32", "direct", "k32")))
+    finally:
+        mg.set_num_threads(before)
+    for dw_ in outs[1:3]:
+        np.testing.assert_array_equal(dw_, outs[0])
+    for dw_ in outs[3:]:
+        np.testing.assert_allclose(dw_, outs[0], rtol=1e-5, atol=1e-5)
+
+
 def test_k32_blocks_even_out_the_groups():
     """Every thread gets whole groups of one size that fit the budget (or one sample), and
     the chunks of taps are equal and within k32_chunk_taps."""
@@ -241,8 +300,8 @@ def test_k32_blocks_even_out_the_groups():
 
 
 def test_default_takes_k32_on_strided_layers():
-    """With AVX-512, ResNet's stride-2 3×3 layers and GoogLeNet's 7×7 stem take k32; a 1×1 at
-    stride 2, stride 1, a
+    """With AVX-512, ResNet's stride-2 3×3 layers and GoogLeNet's 7×7 stem take k32 for the
+    forward, the smaller of them for ∂L/∂w; a 1×1 at stride 2, stride 1, a
     K that is not a multiple of 32, float64, groups, too few taps, or a CPU without
     AVX-512 do not."""
     if kernels.simd_level() < 2:
@@ -250,10 +309,16 @@ def test_default_takes_k32_on_strided_layers():
 
     def forward(xs, ws, dtype=np.float32, **kw):
         return kernels.choose(xs, ws, dtype=dtype, **kw).forward
-    assert forward((32, 64, 32, 32), (128, 64, 3, 3), stride=2, padding=1) == "k32"
+    assert kernels.choose((128, 32, 14, 14), (64, 32, 3, 3), stride=2, padding=1) == (
+        "k32", "blas", "k32")                                                      # ResNet-20's
+    assert kernels.choose((32, 64, 32, 32), (128, 64, 3, 3), stride=2, padding=1) == (
+        "k32", "blas", "blas")                           # ∂L/∂w: 73728 weights, the fused im2col
+    with kernels.use(None, k32_wgrad_max_weights=128 * 576):
+        assert kernels.choose((32, 64, 32, 32), (128, 64, 3, 3), stride=2, padding=1)[2] == "k32"
     assert forward((32, 256, 8, 8), (512, 256, 3, 3), stride=2, padding=1) == "k32"
     assert forward((128, 16, 28, 28), (32, 16, 3, 3), stride=(2, 1), padding=1) == "k32"
-    assert forward((16, 3, 64, 64), (64, 3, 7, 7), stride=2, padding=3) == "k32"    # stem
+    assert kernels.choose((16, 3, 64, 64), (64, 3, 7, 7), stride=2, padding=3)[::2] == (
+        "k32", "w16")                                    # the stem; ∂L/∂w: 1024 output pixels
     assert forward((32, 64, 32, 32), (128, 64, 1, 1), stride=2) != "k32"            # 1×1
     assert forward((32, 64, 33, 33), (128, 64, 3, 3), padding=1) != "k32"            # stride 1
     assert forward((32, 64, 32, 32), (96 + 16, 64, 3, 3), stride=2) != "k32"         # K % 32

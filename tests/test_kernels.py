@@ -93,16 +93,20 @@ def test_default_paths_of_known_layers():
     assert kernels.choose((128, 1, 28, 28), (16, 1, 3, 3), padding=1).weight_grad == "blas"  # 9 taps
     assert kernels.choose((8, 32, 28, 28), (32, 1, 3, 3), padding=1, groups=32) == ("depthwise",) * 3
     assert kernels.choose((8, 32, 28, 28), (64, 1, 3, 3), padding=1, groups=32) == ("direct",) * 3
-    # stride 2: with AVX-512 the forward of a window larger than 1×1 with ≥ 64 taps and K a
-    # multiple of 32 by k32; ∂L/∂w over x's phases (144 taps, 14×14 outputs, 64 phase
-    # streams), ∂L/∂x by col2im; with 9 taps, 7×7 outputs or 128 phase streams, im2col
+    # stride 2: with AVX-512 the forward and ∂L/∂w of a window larger than 1×1 with ≥ 64
+    # taps and K a multiple of 32 by k32; else ∂L/∂w over x's phases (144 taps, 14×14
+    # outputs, 64 phase streams); ∂L/∂x by col2im; with 9 taps, 7×7 outputs or 128 phase
+    # streams, im2col
     k32 = "k32" if kernels.simd_level() >= 2 else None
     assert kernels.choose((8, 16, 28, 28), (32, 16, 3, 3), stride=2, padding=1) == (
-        (k32 or "w16", "blas", "w16") if simd else ("blas",) * 3)
+        (k32 or "w16", "blas", k32 or "w16") if simd else ("blas",) * 3)
     assert kernels.choose((8, 1, 28, 28), (64, 1, 3, 3), stride=2) == ("blas",) * 3
     assert kernels.choose((8, 32, 14, 14), (64, 32, 3, 3), stride=2, padding=1) == (
-        k32 or "blas", "blas", "blas")
-    assert kernels.choose((8, 32, 28, 28), (64, 32, 3, 3), stride=2) == (k32 or "blas", "blas", "blas")
+        k32 or "blas", "blas", k32 or "blas")
+    assert kernels.choose((8, 32, 28, 28), (64, 32, 3, 3), stride=2) == (k32 or "blas", "blas",
+                                                                        k32 or "blas")
+    assert kernels.choose((8, 64, 28, 28), (128, 64, 3, 3), stride=2)[::2] == (k32 or "blas",
+                                                                              "blas")
     assert kernels.choose((32, 144, 16, 16), (24, 144, 1, 1)) == ("pointwise",) * 3
     assert kernels.choose((32, 144, 16, 16), (24, 144, 1, 1), stride=2) == ("blas",) * 3
     # conv_transpose2d is conv2d's ∂L/∂x: its forward is the adjoint conv's input gradient

@@ -164,21 +164,36 @@ def _forward_k16(x, w, b, out_hw, g):
     return _direct16(x, wt, b, w.shape, out_hw, g, Hp, Wp, 0)
 
 
-def _forward_k32(x, w, b, out_hw, g):
-    """ext/direct16.h's mg_conv_k32 (32 output channels × 8 output pixels a tile): one
-    parallel loop over groups of samples (kernels._k32_blocks), each zero-padded into its
-    thread's scratch; the window of output pixel (i', j') starts at i'·sh·Wp + j'·sw of a
-    padded sample and tap (c, p, q) lies c·Hp·Wp + p·dh·Wp + q·dw into it."""
-    N, C, H, W = x.shape
-    K, _, kh, kw = w.shape
+def _k32_tables(x_shape, w_shape, out_hw, g, pad_pixels, pad_taps):
+    """(Hp, Wp, pix, tap) of the k32 loops (ext/direct16.h): the padded sample's size, and
+    where output pixel j = i'·OW + j''s window starts in it, pix[j] = i'·sh·Wp + j'·sw, and
+    where tap t = (c, p, q) lies in a window, tap[t] = c·Hp·Wp + p·dh·Wp + q·dw; each table
+    rounded up to a multiple of 8 entries if asked (the extra ones 0)."""
+    _, C, H, W = x_shape
+    _, _, kh, kw = w_shape
     OH, OW = out_hw
     Hp = max(H + g.ph, (OH - 1) * g.sh + (kh - 1) * g.dh + 1)
     Wp = max(W + g.pw, (OW - 1) * g.sw + (kw - 1) * g.dw + 1)
-    T, tile, nt = C * kh * kw, _d16.k32_pixels(), get_num_threads()
-    pix = np.zeros(-(-OH * OW // tile) * tile, np.intp)          # (the extra ones: 0)
+    tile = _d16.k32_pixels()
+
+    def table(n, pad):
+        return np.zeros(-(-n // tile) * tile if pad else n, np.intp)
+    pix, tap = table(OH * OW, pad_pixels), table(C * kh * kw, pad_taps)
     pix[:OH * OW] = (np.arange(OH)[:, None] * (g.sh * Wp) + np.arange(OW) * g.sw).ravel()
     c, p, q = np.arange(C)[:, None, None], np.arange(kh)[:, None], np.arange(kw)
-    tap = (c * (Hp * Wp) + p * (g.dh * Wp) + q * g.dw).astype(np.intp).ravel()
+    tap[:C * kh * kw] = (c * (Hp * Wp) + p * (g.dh * Wp) + q * g.dw).ravel()
+    return Hp, Wp, pix, tap
+
+
+def _forward_k32(x, w, b, out_hw, g):
+    """ext/direct16.h's mg_conv_k32 (32 output channels × 8 output pixels a tile): one
+    parallel loop over groups of samples (kernels._k32_blocks), each zero-padded into its
+    thread's scratch; pixel and tap offsets from _k32_tables."""
+    N, C, H, W = x.shape
+    K, _, kh, kw = w.shape
+    OH, OW = out_hw
+    Hp, Wp, pix, tap = _k32_tables(x.shape, w.shape, out_hw, g, True, False)
+    T, nt = C * kh * kw, get_num_threads()
     wp = np.empty((K // 32, T, 32), np.float32)
     _d16.pack_k32(w.reshape(K, T), wp, nt)
     S, CT = kernels._k32_blocks(N, C * Hp * Wp, T, nt)
@@ -501,7 +516,8 @@ def backward(x, x_shape, δ, w, g, need_dx, need_dw, need_db, paths, op="conv2d"
              u=None):
     """(∂L/∂x, ∂L/∂w, ∂L/∂b) of y = b + x ⋆ w, each None unless asked for, by the paths
     kernels._plan chose (`paths.input_grad` is 'winograd', 'winograd4', 'w16', 'hwnc' or the
-    base path; `paths.weight_grad` is 'w16', 'hwnc', 'winograd' or the base path).
+    base path; `paths.weight_grad` is 'k32', 'w16', 'hwnc', 'winograd', 'winograd4' or the base
+    path).
 
     ∂L/∂x = δ dilated by S, padded by D·(F−1) − P (plus, bottom/right, the rows the forward
         dropped), correlated with the kernel flipped 180° with its channel axes swapped
@@ -513,8 +529,10 @@ def backward(x, x_shape, δ, w, g, need_dx, need_dw, need_db, paths, op="conv2d"
             forward correlation of δ, padded by F−1−P, with the flipped, channel-swapped kernel
             (F(4×4): turned and swapped by the kernel transform as it reads w; F(2×2): w's own
             transform read at the turned points, transposed; for w16 a copy).
-    ∂L/∂w = x ⋆ δ: direct loops, δ (Kg, N·OH·OW) @ im2col(x)ᵀ per group, or (w16, stride 1)
-        per tap the dot product of δ's stream with x's stream shifted by the tap.
+    ∂L/∂w = x ⋆ δ: direct loops, δ (Kg, N·OH·OW) @ im2col(x)ᵀ per group, (w16, stride 1)
+        per tap the dot product of δ's stream with x's stream shifted by the tap, or (k32)
+        per tile of 8 taps × 32 channels, over every output pixel, δ's channels times the
+        taps' inputs of the pixel's window.
     ∂L/∂b = Σ_n Σ_i' Σ_j' δ[n,k,i',j'].
 
     x may be None when only ∂L/∂x is needed; x_shape is the shape of ∂L/∂x. op and names
@@ -618,6 +636,31 @@ def _weight_grad_w16(x, x_shape, δ, w_shape, g, need_dw, need_db):
     dw = acc[:, :K * T].sum(axis=0).reshape(w_shape) if need_dw else None
     db = acc[:, K * T:].sum(axis=0) if need_db else None
     return dw, db
+
+
+def _weight_grad_k32(x, x_shape, δ, w_shape, g, need_dw, need_db):
+    """ext/direct16.h's mg_wgrad_k32 (8 taps × 32 output channels a tile, summed over every
+    output pixel of every sample): one parallel loop over groups of samples
+    (kernels._k32_blocks), each thread adding into its own (K/32, taps, 32) partial; the
+    partials summed in thread order, then turned to (K, taps). ∂L/∂b summed per channel in
+    double."""
+    N, C, H, W = x_shape
+    K, _, kh, kw = w_shape
+    _, _, OH, OW = δ.shape
+    dw = None
+    if need_dw:
+        Hp, Wp, pix, tap = _k32_tables(x_shape, w_shape, (OH, OW), g, False, True)
+        T, Tr, nt = C * kh * kw, tap.shape[0], get_num_threads()
+        S, _ = kernels._k32_blocks(N, C * Hp * Wp + K * OH * OW, T, nt)
+        acc = _workspace("k32_wgrad_acc", (nt, K * Tr), np.float32)
+        acc[...] = 0
+        scratch = _workspace("k16", (nt, S * C * Hp * Wp), np.float32)
+        dscr = _workspace("k32_wgrad_d", (nt, S * K * OH * OW), np.float32)
+        _d16.conv2d_weight_grad_k32(x, δ, pix, tap, acc, scratch, dscr, g.ph, g.pw, Hp, Wp, S,
+                                    nt)
+        dw = np.empty(w_shape, np.float32)
+        _d16.unpack_k32_sum(acc, dw.reshape(K, T), nt)
+    return dw, (_bias_sums(δ) if need_db else None)
 
 
 def _weight_grad_hwnc(x, x_shape, δ, w_shape, g, need_dw, need_db):
@@ -872,5 +915,5 @@ def _backward_depthwise(x, x_shape, δ, w, g, need_dx, need_dw, need_db):
 _BACKWARD = {"direct": _backward_direct, "gemm": _backward_gemm, "blas": _backward_blas,
              "pointwise": _backward_pointwise, "depthwise": _backward_depthwise}
 # paths that compute ∂L/∂w and ∂L/∂b alone (∂L/∂x, if wanted, by another path)
-_WEIGHT_GRAD = {"w16": _weight_grad_w16, "hwnc": _weight_grad_hwnc,
+_WEIGHT_GRAD = {"w16": _weight_grad_w16, "hwnc": _weight_grad_hwnc, "k32": _weight_grad_k32,
                 "winograd": _weight_grad_winograd, "winograd4": _weight_grad_winograd4}
