@@ -184,6 +184,10 @@ class Tuning:
     # pixels (on the 7×7 stems' 32×32 outputs w16's phase streams were faster)
     k32_wgrad_max_weights: int = 1 << 16
     k32_wgrad_max_pixels: int = 256
+    # ... and the forward at stride 1 on outputs of ≤ this many rows and columns where
+    # Winograd F(2×2) would take the small plane (DenseNet's and GoogLeNet's 4×4 stages:
+    # 0.73–0.9 of F(2×2)'s time; on 8×8, F(4×4) is faster; on 2×2, hwnc)
+    k32_stride1_max_size: int = 4
     # w16 when K ≤ this (asked before Winograd, which it beats on such layers: a GEMM of only
     # K rows runs far below peak); at a row stride > 1 (the row kernel) on rows ≥
     # w16_min_ow wide; at stride 1 (flat streams, several small planes to a stream) on any
@@ -447,13 +451,16 @@ def _decide(op, x_shape, w_shape, dtype, g, out_hw, why=None):
     if base in ("pointwise", "depthwise"):     # (pointwise: measured faster than k16/w16 on 1×1)
         fwd = base
     elif wino == "winograd4" or (wino and min(OH, OW) < t.winograd_min_size):
-        fwd = wino
+        # (F(2×2) on a small plane: k32 first where it takes the plane at stride 1)
+        fwd = ("k32" if wino == "winograd" and _k32_fits(K, Cg, (kh, kw), dtype, g, force, t,
+                                                          note, out_hw=(OH, OW))
+               else wino)
     elif _hwnc_fits(base, g, (OH, OW), force, t, note, "forward"):
         fwd = ("w16" if g.sh == 1 and _w16_fits(K, Cg * kh * kw, Cg, dtype, g, (OH, OW), force,
                                                 t, note, t.w16_flat_max_k)
                and _w16_fuller(g, (H, W), (OH, OW), (kh, kw), force, t, note, "forward")
                else "hwnc")
-    elif _k32_fits(K, Cg, (kh, kw), dtype, g, force, t, note):
+    elif _k32_fits(K, Cg, (kh, kw), dtype, g, force, t, note, out_hw=(OH, OW)):
         fwd = "k32"
     elif (_w16_fits(K, Cg * kh * kw, Cg, dtype, g, (OH, OW), force, t, note, t.w16_max_k)
           and not _k16_before_flat(K, Cg * kh * kw, dtype, g, (H, W), (OH, OW), (kh, kw), force, t,
@@ -509,7 +516,7 @@ def _decide(op, x_shape, w_shape, dtype, g, out_hw, why=None):
     elif _hwnc_fits(base, g, (OH, OW), force, t, note, "weight_grad"):
         wg = "hwnc"
     elif base in ("blas", "gemm") and _k32_fits(K, Cg, (kh, kw), dtype, g, force, t, note,
-                                                "weight_grad", OH * OW):
+                                                (OH, OW), "weight_grad"):
         wg = "k32"
     elif base in ("blas", "gemm") and _w16_wgrad_fits(K, Cg * kh * kw, Cg, dtype, g, (OH, OW),
                                                     force, t, note):
@@ -694,12 +701,14 @@ def _k16_fits(K, taps, dtype, g, OW, force, t, note):
     return ok
 
 
-def _k32_fits(K, Cg, khw, dtype, g, force, t, note, which="forward", pixels=0):
+def _k32_fits(K, Cg, khw, dtype, g, force, t, note, out_hw, which="forward"):
     """ext/direct16.h's mg_conv_k32 (tiles of 32 output channels × 8 output pixels; for
     ∂L/∂w, mg_wgrad_k32: 32 output channels × 8 taps): float32, one group, K % 32 == 0; by
-    shape on strided layers with a kernel larger than 1×1 and ≥ k32_min_taps taps, AVX-512
-    (16 accumulators and 2 vectors of weights or δ would not fit AVX2's 16 registers); for
-    ∂L/∂w also ≤ k32_wgrad_max_weights weights and ≤ k32_wgrad_max_pixels output pixels."""
+    shape with AVX-512 (16 accumulators and 2 vectors of weights or δ would not fit AVX2's
+    16 registers), a kernel larger than 1×1 and ≥ k32_min_taps taps, on strided layers or
+    (the forward) on outputs of ≤ k32_stride1_max_size rows and columns; for ∂L/∂w
+    strided layers with ≤ k32_wgrad_max_weights weights and ≤ k32_wgrad_max_pixels output
+    pixels."""
     if force not in (None, "k32"):
         return False
     if dtype != np.float32 or g.groups != 1 or K % 32:
@@ -709,11 +718,15 @@ def _k32_fits(K, Cg, khw, dtype, g, force, t, note, which="forward", pixels=0):
         note(which, "k32: forced")
         return True
     taps = Cg * khw[0] * khw[1]
-    ok = (_SIMD_LEVEL >= 2 and max(g.sh, g.sw) > 1 and khw != (1, 1)
-          and taps >= t.k32_min_taps)
-    why = (f"SIMD level {_SIMD_LEVEL} (2?), stride ({g.sh}, {g.sw}) (> 1?), kernel "
-           f"{khw[0]}×{khw[1]} (not 1×1?), {taps} taps (≥ {t.k32_min_taps}?)")
+    strided, small = max(g.sh, g.sw) > 1, max(out_hw) <= t.k32_stride1_max_size
+    ok = (_SIMD_LEVEL >= 2 and khw != (1, 1) and taps >= t.k32_min_taps
+          and (strided or (small and which == "forward")))
+    why = (f"SIMD level {_SIMD_LEVEL} (2?), kernel {khw[0]}×{khw[1]} (not 1×1?), {taps} taps "
+           f"(≥ {t.k32_min_taps}?), stride ({g.sh}, {g.sw}) (> 1?"
+           + (f" or an output ≤ k32_stride1_max_size = {t.k32_stride1_max_size} a side?)"
+              if which == "forward" else ")"))
     if which == "weight_grad":
+        pixels = out_hw[0] * out_hw[1]
         ok = ok and K * taps <= t.k32_wgrad_max_weights and pixels <= t.k32_wgrad_max_pixels
         why += (f", {K * taps} weights (≤ k32_wgrad_max_weights = {t.k32_wgrad_max_weights}?), "
                 f"{pixels} output pixels (≤ k32_wgrad_max_pixels = {t.k32_wgrad_max_pixels}?)")

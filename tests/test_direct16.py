@@ -301,7 +301,8 @@ def test_k32_blocks_even_out_the_groups():
 
 def test_default_takes_k32_on_strided_layers():
     """With AVX-512, ResNet's stride-2 3×3 layers and GoogLeNet's 7×7 stem take k32 for the
-    forward, the smaller of them for ∂L/∂w; a 1×1 at stride 2, stride 1, a
+    forward, the smaller of them for ∂L/∂w, and where Winograd F(2×2) would take a 4×4 output
+    at stride 1, k32 takes the forward; a 1×1 at stride 2, stride 1 elsewhere, a
     K that is not a multiple of 32, float64, groups, too few taps, or a CPU without
     AVX-512 do not."""
     if kernels.simd_level() < 2:
@@ -321,6 +322,13 @@ def test_default_takes_k32_on_strided_layers():
         "k32", "w16")                                    # the stem; ∂L/∂w: 1024 output pixels
     assert forward((32, 64, 32, 32), (128, 64, 1, 1), stride=2) != "k32"            # 1×1
     assert forward((32, 64, 33, 33), (128, 64, 3, 3), padding=1) != "k32"            # stride 1
+    # stride 1: where F(2×2) would take a 4×4 output (DenseNet's, GoogLeNet's), not 8×8 or 2×2
+    assert kernels.choose((8, 128, 4, 4), (32, 128, 3, 3), padding=1).forward == "k32"
+    assert kernels.choose((16, 128, 4, 4), (256, 128, 3, 3), padding=1).forward == "k32"
+    assert forward((8, 128, 8, 8), (32, 128, 3, 3), padding=1) == "winograd4"
+    assert forward((8, 128, 2, 2), (32, 128, 3, 3), padding=1) == "hwnc"
+    with kernels.use(None, k32_stride1_max_size=3):
+        assert forward((8, 128, 4, 4), (32, 128, 3, 3), padding=1) == "winograd"
     assert forward((32, 64, 32, 32), (96 + 16, 64, 3, 3), stride=2) != "k32"         # K % 32
     assert forward((32, 64, 32, 32), (128, 64, 3, 3), np.float64, stride=2) != "k32"
     assert forward((32, 64, 32, 32), (128, 32, 3, 3), stride=2, groups=2) != "k32"

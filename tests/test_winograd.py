@@ -105,8 +105,9 @@ def test_default_takes_winograd_where_it_pays_and_applies():
     3×3 layers take the Winograd kernels; thin channels, short rows, too few tiles,
     strides, dilations, groups and other kernel sizes do not. (The rule of the scalar
     transforms: F(4×4)'s vector transforms off; their rule:
-    test_winograd4_with_vector_transforms_takes_small_layers.)"""
-    with kernels.use(None, winograd4_vector_max_tw=0):
+    test_winograd4_with_vector_transforms_takes_small_layers. k32's claim on 4×4 outputs
+    off: test_direct16.py test_default_takes_k32_on_strided_layers.)"""
+    with kernels.use(None, winograd4_vector_max_tw=0, k32_stride1_max_size=0):
         _winograd_rule_cases()
 
 
