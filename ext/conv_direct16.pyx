@@ -118,13 +118,17 @@ def pack_k32(const float[:, ::1] w,                      # IN  (K, T) the weight
              float[:, :, ::1] wp,                        # OUT (K/32, T, 32)
              int num_threads):
     """wp[kb, t, i] = w[32·kb + i, t]: each block of 32 output channels' weights as one
-    stream, tap after tap (mg_conv_k32's order); blocks in parallel."""
-    cdef Py_ssize_t B = wp.shape[0], T = wp.shape[1], kb, t, i
+    stream, tap after tap (mg_conv_k32's order); blocks in parallel. 16 taps at a time:
+    each of w's 32 rows then gives a whole cache line, and the 32 rows' lines stay in L1
+    together (one row at a time across all T, rows 2 or 4 KB apart would fight over a
+    few L1 sets)."""
+    cdef Py_ssize_t B = wp.shape[0], T = wp.shape[1], kb, t0, t, i
     with nogil:
         for kb in prange(B, schedule='static', num_threads=num_threads):
-            for t in range(T):
+            for t0 in range(0, T, 16):
                 for i in range(32):
-                    wp[kb, t, i] = w[kb * 32 + i, t]
+                    for t in range(t0, min(t0 + 16, T)):
+                        wp[kb, t, i] = w[kb * 32 + i, t]
 
 
 def conv2d_forward_k32(const float[:, :, :, ::1] x,     # IN  (N, C, H, W)

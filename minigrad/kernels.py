@@ -184,10 +184,13 @@ class Tuning:
     # pixels (on the 7×7 stems' 32×32 outputs w16's phase streams were faster)
     k32_wgrad_max_weights: int = 1 << 16
     k32_wgrad_max_pixels: int = 256
-    # ... and the forward at stride 1 on outputs of ≤ this many rows and columns where
-    # Winograd F(2×2) would take the small plane (DenseNet's and GoogLeNet's 4×4 stages:
-    # 0.73–0.9 of F(2×2)'s time; on 8×8, F(4×4) is faster; on 2×2, hwnc)
+    # ... and the forward at stride 1 on outputs of ≤ k32_stride1_max_size rows and columns
+    # where Winograd F(2×2) would take the small plane, for weights of ≤
+    # k32_stride1_max_weights entries (DenseNet's and GoogLeNet's 4×4 stages: 0.76–0.9 of
+    # F(2×2)'s time; ResNet-18's 256 → 256 on 4×4 even, its 512 → 512 1.18×; on 8×8 F(4×4)
+    # is faster, on 2×2 hwnc)
     k32_stride1_max_size: int = 4
+    k32_stride1_max_weights: int = 1 << 19
     # w16 when K ≤ this (asked before Winograd, which it beats on such layers: a GEMM of only
     # K rows runs far below peak); at a row stride > 1 (the row kernel) on rows ≥
     # w16_min_ow wide; at stride 1 (flat streams, several small planes to a stream) on any
@@ -706,7 +709,8 @@ def _k32_fits(K, Cg, khw, dtype, g, force, t, note, out_hw, which="forward"):
     ∂L/∂w, mg_wgrad_k32: 32 output channels × 8 taps): float32, one group, K % 32 == 0; by
     shape with AVX-512 (16 accumulators and 2 vectors of weights or δ would not fit AVX2's
     16 registers), a kernel larger than 1×1 and ≥ k32_min_taps taps, on strided layers or
-    (the forward) on outputs of ≤ k32_stride1_max_size rows and columns; for ∂L/∂w
+    (the forward) on outputs of ≤ k32_stride1_max_size rows and columns with ≤
+    k32_stride1_max_weights weights; for ∂L/∂w
     strided layers with ≤ k32_wgrad_max_weights weights and ≤ k32_wgrad_max_pixels output
     pixels."""
     if force not in (None, "k32"):
@@ -718,12 +722,14 @@ def _k32_fits(K, Cg, khw, dtype, g, force, t, note, out_hw, which="forward"):
         note(which, "k32: forced")
         return True
     taps = Cg * khw[0] * khw[1]
-    strided, small = max(g.sh, g.sw) > 1, max(out_hw) <= t.k32_stride1_max_size
+    strided = max(g.sh, g.sw) > 1
+    small = max(out_hw) <= t.k32_stride1_max_size and K * taps <= t.k32_stride1_max_weights
     ok = (_SIMD_LEVEL >= 2 and khw != (1, 1) and taps >= t.k32_min_taps
           and (strided or (small and which == "forward")))
     why = (f"SIMD level {_SIMD_LEVEL} (2?), kernel {khw[0]}×{khw[1]} (not 1×1?), {taps} taps "
            f"(≥ {t.k32_min_taps}?), stride ({g.sh}, {g.sw}) (> 1?"
-           + (f" or an output ≤ k32_stride1_max_size = {t.k32_stride1_max_size} a side?)"
+           + (f" or an output ≤ k32_stride1_max_size = {t.k32_stride1_max_size} a side and "
+              f"{K * taps} weights ≤ k32_stride1_max_weights = {t.k32_stride1_max_weights}?)"
               if which == "forward" else ")"))
     if which == "weight_grad":
         pixels = out_hw[0] * out_hw[1]

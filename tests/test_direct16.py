@@ -325,6 +325,7 @@ def test_default_takes_k32_on_strided_layers():
     # stride 1: where F(2×2) would take a 4×4 output (DenseNet's, GoogLeNet's), not 8×8 or 2×2
     assert kernels.choose((8, 128, 4, 4), (32, 128, 3, 3), padding=1).forward == "k32"
     assert kernels.choose((16, 128, 4, 4), (256, 128, 3, 3), padding=1).forward == "k32"
+    assert forward((32, 512, 4, 4), (512, 512, 3, 3), padding=1) == "winograd"      # 2.4 M weights
     assert forward((8, 128, 8, 8), (32, 128, 3, 3), padding=1) == "winograd4"
     assert forward((8, 128, 2, 2), (32, 128, 3, 3), padding=1) == "hwnc"
     with kernels.use(None, k32_stride1_max_size=3):
