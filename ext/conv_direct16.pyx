@@ -114,21 +114,40 @@ def k32_pixels():
     return MG_K32_PIX
 
 
+cdef void _blocks_of_32(const float* src, Py_ssize_t L, Py_ssize_t B, float* dst,
+                        Py_ssize_t ldb) noexcept nogil:
+    """dst[kb·ldb + t·32 + i] = src[(32·kb + i)·L + t] for kb < B, t < L, i < 32: the rows of
+    src (B·32 of them, L long) in blocks of 32, each block one stream, column after column.
+    16 columns at a time: each of a block's 32 rows then gives a whole cache line, and the
+    32 lines stay in L1 together (one column at a time across all L, rows 2 or 4 KB apart
+    would fight over a few L1 sets)."""
+    cdef Py_ssize_t kb, t0, t, i
+    for kb in range(B):
+        for t0 in range(0, L, 16):
+            for i in range(32):
+                for t in range(t0, min(t0 + 16, L)):
+                    dst[kb * ldb + t * 32 + i] = src[(kb * 32 + i) * L + t]
+
+
 def pack_k32(const float[:, ::1] w,                      # IN  (K, T) the weights by rows
              float[:, :, ::1] wp,                        # OUT (K/32, T, 32)
              int num_threads):
     """wp[kb, t, i] = w[32·kb + i, t]: each block of 32 output channels' weights as one
-    stream, tap after tap (mg_conv_k32's order); blocks in parallel. 16 taps at a time:
-    each of w's 32 rows then gives a whole cache line, and the 32 rows' lines stay in L1
-    together (one row at a time across all T, rows 2 or 4 KB apart would fight over a
-    few L1 sets)."""
-    cdef Py_ssize_t B = wp.shape[0], T = wp.shape[1], kb, t0, t, i
+    stream, tap after tap (mg_conv_k32's order); blocks in parallel."""
+    cdef Py_ssize_t B = wp.shape[0], T = wp.shape[1], kb
+    cdef const float* end = &w[B * 32 - 1, T - 1]
     with nogil:
         for kb in prange(B, schedule='static', num_threads=num_threads):
-            for t0 in range(0, T, 16):
-                for i in range(32):
-                    for t in range(t0, min(t0 + 16, T)):
-                        wp[kb, t, i] = w[kb * 32 + i, t]
+            _blocks_of_32(&w[kb * 32, 0], T, 1, &wp[kb, 0, 0], T * 32)
+
+
+cdef void _pad_group(const float[:, :, :, ::1] x, Py_ssize_t n0, Py_ssize_t Sg,
+                     float[:, ::1] scratch, Py_ssize_t t, Py_ssize_t Hp, Py_ssize_t Wp,
+                     Py_ssize_t ph, Py_ssize_t pw) noexcept nogil:
+    """scratch[t] = samples n0 … n0+Sg−1, each zero-padded to (C, Hp, Wp), one after the other."""
+    cdef Py_ssize_t s, ldx = x.shape[1] * Hp * Wp
+    for s in range(Sg):
+        _pad_sample(x, n0 + s, scratch, t, s * ldx, Hp, Wp, ph, pw)
 
 
 def conv2d_forward_k32(const float[:, :, :, ::1] x,     # IN  (N, C, H, W)
@@ -154,8 +173,7 @@ def conv2d_forward_k32(const float[:, :, :, ::1] x,     # IN  (N, C, H, W)
             t = threadid()
             n0 = gi * S
             Sg = min(S, N - n0)
-            for s in range(Sg):
-                _pad_sample(x, n0 + s, scratch, t, s * ldx, Hp, Wp, ph, pw)
+            _pad_group(x, n0, Sg, scratch, t, Hp, Wp, ph, pw)
             mg_conv_k32(&scratch[t, 0], ldx, Sg, &pix[0], P, &tap[0], T, CT, &wp[0, 0, 0], K,
                         bias, &part[t, 0], &y[n0, 0, 0, 0], K * P)
 
@@ -176,20 +194,17 @@ def conv2d_weight_grad_k32(const float[:, :, :, ::1] x,    # IN  (N, C, H, W)
     order."""
     cdef Py_ssize_t N = x.shape[0], C = x.shape[1], K = δ.shape[1]
     cdef Py_ssize_t P = δ.shape[2] * δ.shape[3], Tr = tap.shape[0], ldx = C * Hp * Wp
-    cdef Py_ssize_t groups = (N + S - 1) // S, gi, n0, Sg, s, t, kb, j, i
-    cdef const float* dn
+    cdef Py_ssize_t groups = (N + S - 1) // S, gi, n0, Sg, s, t
+    cdef float* end
     with nogil:
         for gi in prange(groups, schedule='static', num_threads=num_threads):
             t = threadid()
             n0 = gi * S
             Sg = min(S, N - n0)
+            _pad_group(x, n0, Sg, scratch, t, Hp, Wp, ph, pw)
+            end = &dscr[t, K * Sg * P - 1]         # dscr[kb, s·P + j, i] = δ[n0 + s, 32·kb + i, j]
             for s in range(Sg):
-                _pad_sample(x, n0 + s, scratch, t, s * ldx, Hp, Wp, ph, pw)
-                dn = &δ[n0 + s, 0, 0, 0]
-                for kb in range(K // 32):          # dscr[kb, s·P + j, i] = δ[n0 + s, 32·kb + i, j]
-                    for j in range(P):
-                        for i in range(32):
-                            dscr[t, (kb * Sg * P + s * P + j) * 32 + i] = dn[(kb * 32 + i) * P + j]
+                _blocks_of_32(&δ[n0 + s, 0, 0, 0], P, K // 32, &dscr[t, s * P * 32], Sg * P * 32)
             mg_wgrad_k32(&scratch[t, 0], ldx, Sg, &pix[0], P, &tap[0], Tr, &dscr[t, 0], K,
                          &acc[t, 0])
 

@@ -95,10 +95,16 @@ def test_forward_matches_reference(case):
             w16_flat_min_positions=case["positions"]) as log:
         y = F.conv2d(x, w, b, stride=case["S"], padding=case["P"], dilation=case["D"])
     assert ran(log, case["kernel"]), f"the {case['kernel']} kernel did not run"
+    assert_forward_matches(y, x, w, b, case)
+
+
+def assert_forward_matches(y, x, w, b, case):
+    """y (float32) is the reference forward of the case's geometry within the float32
+    tolerances of tests/test_conv.py."""
     P4 = (case["P"][0], case["P"][0], case["P"][1], case["P"][1])
     want = ref.conv2d(x, w, b, case["S"], P4, case["D"], 1)
     assert y.shape == want.shape and y.dtype == np.float32
-    scale = max(1.0, float(np.abs(want).max()))   # the float32 tolerances of tests/test_conv.py
+    scale = max(1.0, float(np.abs(want).max()))
     np.testing.assert_allclose(y.data, want, rtol=1e-4, atol=1e-5 * scale)
 
 
@@ -196,11 +202,7 @@ def test_k32_forward_matches_reference(case):
     finally:
         mg.set_num_threads(before)
     assert ran(log, "k32"), "the k32 kernel did not run"
-    P4 = (case["P"][0], case["P"][0], case["P"][1], case["P"][1])
-    want = ref.conv2d(x, w, b, case["S"], P4, case["D"], 1)
-    assert y.shape == want.shape and y.dtype == np.float32
-    scale = max(1.0, float(np.abs(want).max()))   # the float32 tolerances of tests/test_conv.py
-    np.testing.assert_allclose(y.data, want, rtol=1e-4, atol=1e-5 * scale)
+    assert_forward_matches(y, x, w, b, case)
 
 
 def test_k32_gives_the_same_bits_however_it_blocks():
