@@ -170,6 +170,19 @@ def test_gradients_through_the_direct16_forward(spy):
         np.testing.assert_allclose(a, r, rtol=1e-4, atol=1e-4)
 
 
+def wgrad_arrays(case):
+    """(x, w, δ, geometry) of a ∂L/∂w case: random x and δ of the case's shapes, w zero
+    (the kernels read only its shape)."""
+    rng = np.random.default_rng(case["seed"])
+    N, C, K, (kh, kw), (sh, sw), (dh, dw), (ph, pw) = (case[k] for k in "N C K k S D P".split())
+    x = rng.standard_normal((N, C, case["H"], case["W"])).astype(np.float32)
+    OH = (case["H"] + 2 * ph - (kh - 1) * dh - 1) // sh + 1
+    OW = (case["W"] + 2 * pw - (kw - 1) * dw - 1) // sw + 1
+    δ = rng.standard_normal((N, K, OH, OW)).astype(np.float32)
+    return (x, np.zeros((K, C, kh, kw), np.float32), δ,
+            conv_dispatch.Geom((sh, sw), (ph, pw), (dh, dw), 1))
+
+
 @st.composite
 def k32_cases(draw):
     """k32 over random geometries (any stride, dilation, padding: the window and tap
@@ -238,14 +251,7 @@ def test_k32_weight_grad_matches_direct(case):
     by k32's tiles of 8 taps × 32 channels (the last one partial) over groups of 1 … N
     samples and 1–3 threads, with the scratch memory poisoned; ∂L/∂b = Σ δ beside it: the
     direct loops' numbers in float64."""
-    rng = np.random.default_rng(case["seed"])
-    N, C, K, (kh, kw), (sh, sw), (dh, dw), (ph, pw) = (case[k] for k in "N C K k S D P".split())
-    x = rng.standard_normal((N, C, case["H"], case["W"])).astype(np.float32)
-    w = np.zeros((K, C, kh, kw), np.float32)        # (only its shape is read)
-    OH = (case["H"] + 2 * ph - (kh - 1) * dh - 1) // sh + 1
-    OW = (case["W"] + 2 * pw - (kw - 1) * dw - 1) // sw + 1
-    δ = rng.standard_normal((N, K, OH, OW)).astype(np.float32)
-    g = conv_dispatch.Geom((sh, sw), (ph, pw), (dh, dw), 1)
+    x, w, δ, g = wgrad_arrays(case)
     before = mg.get_num_threads()
     try:
         mg.set_num_threads(case["threads"])
@@ -367,14 +373,7 @@ def test_w16_weight_grad_matches_direct(case):
     group and 1–3 threads, with the scratch memory poisoned."""
     if kernels.simd_level() < 2 and case["level"] == 2:
         pytest.skip("the AVX-512 build needs an AVX-512 CPU")
-    rng = np.random.default_rng(case["seed"])
-    N, C, K, (kh, kw), (sh, sw), (dh, dw), (ph, pw) = (case[k] for k in "N C K k S D P".split())
-    x = rng.standard_normal((N, C, case["H"], case["W"])).astype(np.float32)
-    w = np.empty((K, C, kh, kw), np.float32)
-    OH = (case["H"] + 2 * ph - (kh - 1) * dh - 1) // sh + 1
-    OW = (case["W"] + 2 * pw - (kw - 1) * dw - 1) // sw + 1
-    δ = rng.standard_normal((N, K, OH, OW)).astype(np.float32)
-    g = conv_dispatch.Geom((sh, sw), (ph, pw), (dh, dw), 1)
+    x, w, δ, g = wgrad_arrays(case)
     before = mg.get_num_threads()
     try:
         mg.set_num_threads(case["threads"])
