@@ -170,12 +170,13 @@ class Tuning:
     k16_min_taps: int = 64
     # k32 for the forward and ∂L/∂w of strided layers (stride > 1 along an axis) with a
     # kernel larger than 1×1 (a 1×1 at stride 2 subsamples: its im2col GEMM was as fast), K
-    # a multiple of 32 and ≥ k32_min_taps taps per output, with AVX-512; in groups of
+    # a multiple of 32 and ≥ k32_min_taps taps per output (MobileNetV2's stem, 3×3 over RGB:
+    # 0.85–0.89 of the im2col GEMM's time; fewer taps unmeasured), with AVX-512; in groups of
     # samples whose padded copies (and, for ∂L/∂w, δ's) fill ≤ k32_group_bytes (a block's
     # weights, or ∂L/∂w's partial sums, pass through once per group), the forward's taps in
     # chunks of ≤ k32_chunk_taps (a chunk's weights, 128 bytes a tap, stay in L1 next to
     # the tap table and the inputs the tiles read)
-    k32_min_taps: int = 64
+    k32_min_taps: int = 27
     k32_group_bytes: int = 1 << 20
     k32_chunk_taps: int = 128
     # ... and ∂L/∂w by k32 only where the weight has ≤ k32_wgrad_max_weights entries (each
