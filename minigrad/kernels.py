@@ -1148,11 +1148,11 @@ def _k32_blocks(N, sample_floats, T, nt):
     """(samples per group, taps per chunk) of the k32 forward (ext/direct16.h mg_conv_k32):
     as many padded samples a group as fit in k32_group_bytes, evened out so that every
     thread gets whole groups of one size (its ceil(N / nt) samples in as few groups as
-    fit); the T taps in equal chunks of at most k32_chunk_taps."""
+    fit); the T taps in equal chunks of at most k32_chunk_taps (a setting below 1 counts as 1)."""
     t = _state.get().tuning
     per_thread = -(-N // nt)
     most = max(1, t.k32_group_bytes // (4 * sample_floats))
-    chunks = -(-T // t.k32_chunk_taps)
+    chunks = -(-T // max(1, t.k32_chunk_taps))
     return -(-per_thread // -(-per_thread // most)), -(-T // chunks)
 
 

@@ -305,6 +305,9 @@ def test_k32_blocks_even_out_the_groups():
         assert kernels._k32_blocks(5, 1000, 100, 2) == (3, 100)        # 3 a thread, 1 group
         assert kernels._k32_blocks(5, 20000, 100, 2)[0] == 1           # a sample over budget
         assert kernels._k32_blocks(1, 1000, 100, 3)[0] == 1
+    for chunk in (0, -5):                     # (settings below 1: one tap a chunk, no endless loop)
+        with kernels.use(None, k32_chunk_taps=chunk, k32_group_bytes=-1):
+            assert kernels._k32_blocks(5, 1000, 100, 2) == (1, 1)
 
 
 def test_default_takes_k32_on_strided_layers():
