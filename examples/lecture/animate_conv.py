@@ -61,36 +61,46 @@ def _grid(ax, values, colors, title, window=(), weights=None, shown=None, curren
     shown: boolean mask of the cells whose number is written (default all); current: the
     cell being filled."""
     H, W = values.shape
-    from matplotlib.patches import Rectangle
+    from matplotlib.patches import Rectangle     # added as artists: the limits are set below,
+                                                 # so add_patch's autoscaling would be wasted work
     for i in range(H):
         for j in range(W):
             face = CURRENT if (i, j) == current else colors[i][j]
-            ax.add_patch(Rectangle((j, i), 1, 1, facecolor=face, edgecolor="#777777", lw=0.8))
+            ax.add_artist(Rectangle((j, i), 1, 1, facecolor=face, edgecolor="#777777", lw=0.8))
             if shown is None or shown[i, j]:
                 ax.text(j + 0.5, i + 0.55, _num(values[i, j]), ha="center", va="center",
                         fontsize=12 if H <= 9 else 9, weight="bold" if (i, j) == current else None)
     for k, (i, j) in enumerate(window):
-        ax.add_patch(Rectangle((j + 0.05, i + 0.05), 0.9, 0.9, facecolor=WINDOW, alpha=0.12))
-        ax.add_patch(Rectangle((j + 0.05, i + 0.05), 0.9, 0.9, facecolor="none", edgecolor=WINDOW, lw=2.5))
+        ax.add_artist(Rectangle((j + 0.05, i + 0.05), 0.9, 0.9, facecolor=WINDOW, alpha=0.12))
+        ax.add_artist(Rectangle((j + 0.05, i + 0.05), 0.9, 0.9, facecolor="none", edgecolor=WINDOW, lw=2.5))
         if weights is not None:
             ax.text(j + 0.95, i + 0.08, f"×{_num(weights[k])}", ha="right", va="top", fontsize=8,
                     color="#0b3d91", weight="bold")
     ax.set_xlim(-0.05, W + 0.05)
     ax.set_ylim(H + 0.05, -0.05)
     ax.set_aspect("equal")
+    ax.set_xticks([])                  # no ticks to lay out (axis("off") hides them, yet the
+    ax.set_yticks([])                  # title's placement would still measure them every frame)
     ax.axis("off")
     ax.set_title(title, fontsize=11)
 
 
-def _frame(plt, panels, heading):
-    """One animation frame (an RGB array): panels = [(values, colors, title, kwargs)]."""
+def _frame(plt, panels, heading, layout):
+    """One animation frame (an RGB array): panels = [(values, colors, title, kwargs)].
+    layout: a dict shared by the frames of one animation (their panels have the same sizes
+    and titles): the first frame fills it with the margins tight_layout found, the others
+    reuse them (tight_layout measures every text of the figure; it took half of a frame)."""
     widths = [p[0].shape[1] for p in panels]
     fig, axes = plt.subplots(1, len(panels), figsize=(2.2 + 0.62 * sum(widths), 4.6),
                              gridspec_kw={"width_ratios": widths})
     for ax, (values, colors, title, kw) in zip(axes, panels):
         _grid(ax, values, colors, title, **kw)
     fig.suptitle(heading, fontsize=11, y=0.98)
-    fig.tight_layout(rect=(0, 0, 1, 0.93))
+    if layout:
+        fig.subplots_adjust(**layout)
+    else:
+        fig.tight_layout(rect=(0, 0, 1, 0.93))
+        layout.update({k: getattr(fig.subplotpars, k) for k in ("left", "right", "bottom", "top", "wspace")})
     fig.canvas.draw()
     rgb = np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
     plt.close(fig)
@@ -126,7 +136,7 @@ def forward_frames(plt, x, w, S, P, D):
     Fh, Fw = w.shape
     colors = [[PAD if not (P <= i < P + x.shape[0] and P <= j < P + x.shape[1]) else "white"
                for j in range(xp.shape[1])] for i in range(xp.shape[0])]
-    frames, checks = [], []
+    frames, checks, layout = [], [], {}
     shown = np.zeros(y.shape, bool)
     for i in range(y.shape[0]):
         for j in range(y.shape[1]):
@@ -141,7 +151,7 @@ def forward_frames(plt, x, w, S, P, D):
                  dict(window=window, weights=w.ravel())),
                 (w, [["white"] * Fw for _ in range(Fh)], "kernel w", {}),
                 (y, _filled(shown), "output y = F.conv2d", dict(shown=shown.copy(), current=(i, j))),
-            ], heading))
+            ], heading, layout))
     return frames, y, checks
 
 
@@ -162,7 +172,7 @@ def backward_frames(plt, x, w, δ, S, P, D):
             if 0 <= a < steps["dilated"].shape[0] and 0 <= b < steps["dilated"].shape[1]:
                 colors[i][j] = REAL if a % S == 0 and b % S == 0 else DILATED
     Fh, Fw = w.shape
-    frames, checks = [], []
+    frames, checks, layout = [], [], {}
     shown = np.zeros(dx.shape, bool)
     for i in range(dx.shape[0]):
         for j in range(dx.shape[1]):
@@ -177,7 +187,7 @@ def backward_frames(plt, x, w, δ, S, P, D):
                 (w, [["white"] * Fw for _ in range(Fh)], "kernel w", {}),
                 (flipped, [["white"] * Fw for _ in range(Fh)], "w flipped 180°", {}),
                 (dx, _filled(shown), "∂L/∂x = x.grad", dict(shown=shown.copy(), current=(i, j))),
-            ], heading))
+            ], heading, layout))
     return frames, dx, checks
 
 
