@@ -4,7 +4,8 @@ Cython 3, -O3, OpenMP where the compiler has it (a serial build otherwise, with 
 warning); the Cython sources are translated and the C compiled one per CPU at a time.
 Environment switches, for developers:
 
-  MINIGRAD_BOUNDSCHECK=1   compile the kernels with bounds and wraparound checks on,
+  MINIGRAD_BOUNDSCHECK=1   compile the kernels with bounds checks on (an index outside
+                           0 .. n-1, negative ones included, is an IndexError),
                            at -O3 like the plain build: at -O1 the reductions of two
                            kernels that agree bit for bit at -O3 (BatchNorm + ReLU6 and
                            BatchNorm then hardtanh) rounded differently, and the suite checks
@@ -95,7 +96,8 @@ for path in sources:
 directives = {
     "language_level": 3,
     "boundscheck": boundscheck,
-    "wraparound": boundscheck,
+    "wraparound": False,         # the plain build's: with boundscheck on, a negative index
+                                 # is an IndexError too (wrapping it would hide the bug)
     "initializedcheck": boundscheck,
     "cdivision": not boundscheck,
     "embedsignature": True,

@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, settings
 # the same way on their first C++ exception (where it is installed, e.g. for the
 # benchmarks). The tests that need matplotlib (plots and the lecture's animations) or
 # TensorFlow (a comparison in test_layout) ask with pytest.importorskip, so they skip
-# there, and run in CI's other two passes.
+# there, and run in CI's first pass.
 if os.environ.get("MINIGRAD_SANITIZED") == "1":
     import sys
     sys.modules["matplotlib"] = None

@@ -287,13 +287,14 @@ def test_gradcheck_passes_a_correct_op_and_checks_all_inputs():
 
 
 def test_bounds_checked_build_when_ci_asks_for_it():
-    """CI's second pass rebuilds with MINIGRAD_BOUNDSCHECK=1: prove the kernels really check."""
+    """CI's sanitizer pass builds with MINIGRAD_BOUNDSCHECK=1 too: prove the kernels check."""
     from minigrad._ext import elementwise as k
     x = np.arange(3.0)
-    assert k._probe(x, 2) == 2.0
+    assert k._probe(x, 2) == 2.0 and k._probe_unchecked(x, 2) == 2.0
     if os.environ.get("MINIGRAD_EXPECT_BOUNDSCHECK") == "1":
         assert k.boundscheck_enabled()
-        with pytest.raises(IndexError):
-            k._probe(x, 3)
+        for i in (3, -1):                  # past the end, and before the start (never wrapped)
+            with pytest.raises(IndexError):
+                k._probe(x, i)
     else:
         assert not k.boundscheck_enabled()

@@ -1,6 +1,6 @@
 """Deterministic edge geometries for every conv path: windows that start or end outside a
 1-pixel-wide input (the taps of a dilated kernel that land entirely in the padding).
-CI's bounds-checked pass turns any out-of-bounds write here into an IndexError."""
+CI's sanitizer pass (bounds checks on) turns any out-of-bounds write here into an IndexError."""
 import itertools
 
 import numpy as np
