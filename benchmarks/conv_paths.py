@@ -34,10 +34,9 @@ import common                                  # noqa: E402
 import networks                                # noqa: E402
 
 
-def layers(net, strided=False):
-    """{(x shape, w shape, padding, dilation, has a bias, stride): count} of the network's
-    stride-1 (strided: stride > 1), one-group Conv2d layers that are not 1×1 (at stride 1
-    those take the pointwise GEMM)."""
+def convs(net, key):
+    """{key(conv, input shape): count} over every Conv2d a forward of the network runs
+    (a pre-hook on each; key returns None for a layer to leave out)."""
     import minigrad as mg
     from minigrad import nn
     mg.manual_seed(0)
@@ -45,10 +44,9 @@ def layers(net, strided=False):
     found = collections.Counter()
 
     def hook(m, args):
-        if ((tuple(m.stride) != (1, 1)) == strided and m.groups == 1
-                and tuple(m.weight.shape[2:]) != (1, 1)):
-            found[(tuple(args[0].shape), tuple(m.weight.shape), m.padding, tuple(m.dilation),
-                   m.bias is not None, tuple(m.stride))] += 1
+        k = key(m, tuple(args[0].shape))
+        if k is not None:
+            found[k] += 1
     handles = [m.register_forward_pre_hook(hook) for m in model.modules() if isinstance(m, nn.Conv2d)]
     x, _ = networks.batch(net)
     with mg.no_grad():
@@ -56,6 +54,18 @@ def layers(net, strided=False):
     for h in handles:
         h.remove()
     return found
+
+
+def layers(net, strided=False):
+    """{(x shape, w shape, padding, dilation, has a bias, stride): count} of the network's
+    stride-1 (strided: stride > 1), one-group Conv2d layers that are not 1×1 (at stride 1
+    those take the pointwise GEMM)."""
+    def key(m, xs):
+        if ((tuple(m.stride) != (1, 1)) == strided and m.groups == 1
+                and tuple(m.weight.shape[2:]) != (1, 1)):
+            return (xs, tuple(m.weight.shape), m.padding, tuple(m.dilation),
+                    m.bias is not None, tuple(m.stride))
+    return convs(net, key)
 
 
 def time_layer(xs, ws, padding, dilation, bias, reps, which, stride=1):

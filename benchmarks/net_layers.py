@@ -26,27 +26,14 @@ import numpy as np
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common                                  # noqa: E402
+import conv_paths                              # noqa: E402
 import networks                                # noqa: E402
 
 
 def conv_layers(net):
     """{(x shape, w shape, stride, padding, dilation, groups): count} of every Conv2d."""
-    import minigrad as mg
-    from minigrad import nn
-    mg.manual_seed(0)
-    model = networks.minigrad_model(net)
-    found = collections.Counter()
-
-    def hook(m, args):
-        found[(tuple(args[0].shape), tuple(m.weight.shape), tuple(m.stride), m.padding,
-               tuple(m.dilation), m.groups)] += 1
-    handles = [m.register_forward_pre_hook(hook) for m in model.modules() if isinstance(m, nn.Conv2d)]
-    x, _ = networks.batch(net)
-    with mg.no_grad():
-        model(mg.tensor(x))
-    for h in handles:
-        h.remove()
-    return found
+    return conv_paths.convs(net, lambda m, xs: (xs, tuple(m.weight.shape), tuple(m.stride), m.padding,
+                                                tuple(m.dilation), m.groups))
 
 
 def time_layer(mg, torch, xs, ws, stride, padding, dilation, groups, reps, rng):
