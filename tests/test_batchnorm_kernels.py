@@ -391,3 +391,46 @@ def test_masks_of_another_shape_and_stray_bounds_are_refused():
     with pytest.raises(ValueError, match=r"batch_norm\(\): mask .* does not match"):
         norm._backward_fused(x, x, np.zeros(3, np.float32), np.ones(3, np.float32), None,
                              True, (True, True, True), mask=np.ones((2, 3, 4), np.float64))
+
+
+def test_plain_args_is_a_shortcut_of_the_full_checks(monkeypatch):
+    """_batch_norm_args' shortcut (_plain_args) returns what the full checks return, or
+    None — never accepting what they refuse, so every error still comes from them."""
+    C = 3
+    x = mg.tensor(np.ones((2, C, 2, 2), np.float32))
+    ok = dict(rm=np.zeros(C, np.float32), rv=np.ones(C, np.float32),
+              w=mg.tensor(np.ones(C, np.float32)), b=mg.tensor(np.zeros(C, np.float32)),
+              training=True, momentum=0.1, eps=1e-5)
+    cases = [{}, dict(rm=None, rv=None), dict(w=None, b=None), dict(training=False),
+             dict(momentum=0), dict(momentum=1.5), dict(momentum=np.float32(0.1)),
+             dict(eps=-1.0), dict(eps=float("nan")), dict(eps=np.float64(1e-5)),
+             dict(rm=np.zeros(C + 1, np.float32)), dict(rv=np.ones(C, np.float64)),
+             dict(rm=mg.tensor(np.zeros(C, np.float32))), dict(w=np.ones(C, np.float32)),
+             dict(b=mg.tensor(np.zeros(C, np.float64))), dict(w=mg.tensor(np.ones(C + 1, np.float32))),
+             dict(training=False, rm=None), dict(x=mg.tensor(np.ones((1, C), np.float32))),
+             dict(x=np.ones((2, C, 2), np.float32)), dict(x=mg.tensor(np.ones((2, C), np.int64)))]
+
+    def full(a):
+        monkeypatch.setattr(norm, "_plain_args", lambda *args: None)
+        try:
+            return norm._batch_norm_args("batch_norm", a["x"], a["rm"], a["rv"], a["w"], a["b"],
+                                         a["training"], a["momentum"], a["eps"])
+        except (TypeError, ValueError) as e:
+            return e
+        finally:
+            monkeypatch.undo()
+
+    shortcuts = 0
+    for change in cases:
+        a = {**ok, "x": x, **change}
+        quick = norm._plain_args(a["x"], a["rm"], a["rv"], a["w"], a["b"], a["training"],
+                                 a["momentum"], a["eps"])
+        checked = full(a)
+        if quick is None:
+            continue
+        shortcuts += 1
+        assert not isinstance(checked, Exception), (change, checked)
+        assert len(quick) == len(checked)
+        for q, c in zip(quick, checked):
+            assert q is c or (type(q) is type(c) and q == c), (change, q, c)
+    assert shortcuts >= 4                     # the usual calls do take the shortcut

@@ -194,14 +194,17 @@ class _BatchNorm(Module):
             raise ValueError(f"{type(self).__name__}: expected more than 1 value per channel when "
                              f"training, got input of shape {x.shape}")
         factor = 0.0 if self.momentum is None else self.momentum
+        buffers, params = self._buffers, self._parameters   # (not through Module.__getattr__)
         if self.training and self.track_running_stats:
-            self.num_batches_tracked += 1                     # a 0-d int64 array, in place
+            count = buffers["num_batches_tracked"]
+            count += 1                                        # a 0-d int64 array, in place
             if self.momentum is None:
-                factor = 1.0 / float(self.num_batches_tracked)
+                factor = 1.0 / float(count)
         use_batch_stats = self.training or not self.track_running_stats
-        return (x, self.running_mean if not self.training or self.track_running_stats else None,
-                self.running_var if not self.training or self.track_running_stats else None,
-                self.weight, self.bias, use_batch_stats, factor, self.eps)
+        stats = not self.training or self.track_running_stats
+        return (x, buffers["running_mean"] if stats else None,
+                buffers["running_var"] if stats else None,
+                params["weight"], params["bias"], use_batch_stats, factor, self.eps)
 
     def extra_repr(self):
         return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
