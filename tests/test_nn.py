@@ -568,3 +568,28 @@ def test_ops_never_mutate_inputs_or_the_incoming_gradient(rng):
         np.testing.assert_array_equal(δ, δ_before)
     np.testing.assert_array_equal(rm, rm0)     # eval mode never touches the running stats
     np.testing.assert_array_equal(rv, rv0)
+
+
+def test_member_reads_what_attribute_access_reads():
+    """Module._member (the layers' fast read of their parameters and buffers) answers as
+    `module.name` does: the registered value, a plain attribute that replaced it, or a
+    class attribute that shadows the registered one."""
+    bn = nn.BatchNorm2d(3)
+    for store, name in (("_parameters", "weight"), ("_parameters", "bias"),
+                        ("_buffers", "running_mean"), ("_buffers", "num_batches_tracked")):
+        assert bn._member(store, name) is getattr(bn, name)
+    del bn.weight                                  # a reparametrisation's pattern
+    bn.weight = mg.tensor(np.full(3, 2.0, np.float32))
+    assert bn._member("_parameters", "weight") is bn.weight
+    y = bn(mg.tensor(np.random.default_rng(0).standard_normal((4, 3, 2, 2)).astype(np.float32)))
+    assert np.allclose(y.numpy().std(axis=(0, 2, 3)), 2.0, rtol=1e-3)
+
+    class Shadowed(nn.BatchNorm2d):
+        @property
+        def bias(self):
+            return mg.tensor(np.full(3, 5.0, np.float32))
+
+    sb = Shadowed(3)
+    assert float(sb._member("_parameters", "bias").numpy()[0]) == 5.0
+    y = sb(mg.tensor(np.random.default_rng(1).standard_normal((4, 3, 2, 2)).astype(np.float32)))
+    assert np.allclose(y.numpy().mean(axis=(0, 2, 3)), 5.0, atol=1e-5)

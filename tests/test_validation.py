@@ -502,3 +502,41 @@ def test_checkpoint_with_a_wrong_shape_or_missing_key_names_it(tmp_path):
         model.load_state_dict(mg.load(tmp_path / "missing.npz"))
     for k, v in model.state_dict().items():            # a failed load changes nothing
         np.testing.assert_array_equal(np.array(v), before[k])
+
+
+def test_conv2d_args_memo_answers_as_the_checks(monkeypatch):
+    """conv2d_args remembers a layer's checked hyper-parameters (ops/conv_args.py): a repeated
+    call returns what the full checks return, arguments that are not plain ints, pairs or
+    strings still go through every check (and their errors), and the memory budget is
+    asked again on every call."""
+    from minigrad.ops import conv_args
+    x = mg.tensor(np.ones((2, 4, 7, 6), np.float32))
+    w = mg.tensor(np.ones((6, 4, 3, 3), np.float32))
+    w2 = mg.tensor(np.ones((6, 2, 3, 3), np.float32))
+    b = mg.tensor(np.zeros(6, np.float32))
+    for weight, bias, stride, padding, dilation, groups in [
+            (w, None, 1, 0, 1, 1), (w, b, (2, 1), (1, 0), 1, 1), (w, None, 1, "same", (2, 2), 1),
+            (w, b, 3, "valid", 1, 1), (w2, b, 1, 1, 1, 2), (w, None, 50, 1, 1, 1)]:
+        args = ("conv2d", x, weight, bias, stride, padding, dilation, groups)
+        full = conv_args._conv2d_args(*args)
+        for _ in range(2):                                   # the first call fills the memo
+            got = conv_args.conv2d_args(*args)
+            assert got[3:] == full[3:]
+            assert got[0] is x.data and got[1] is weight.data
+            assert got[2] is (None if bias is None else bias.data)
+    conv_args.conv2d_args("conv2d", x, w, None, 1, 0, 1, 1)
+    with pytest.raises(TypeError, match="stride"):
+        conv_args.conv2d_args("conv2d", x, w, None, True, 0, 1, 1)
+    with pytest.raises(TypeError, match="groups"):
+        conv_args.conv2d_args("conv2d", x, w, None, 1, 0, 1, 1.0)
+    assert conv_args.conv2d_args("conv2d", x, w, None, np.int64(1), [0, 0], 1, 1)[3:] == \
+        conv_args._conv2d_args("conv2d", x, w, None, 1, 0, 1, 1)[3:]
+    with pytest.raises(ValueError, match="channels"):
+        conv_args.conv2d_args("conv2d", mg.tensor(np.ones((2, 3, 7, 6), np.float32)), w, None,
+                              1, 0, 1, 1)
+
+    def no_room(fn, names, shape, itemsize, extra_bytes=0):
+        raise ValueError(f"{fn}(): no room for {shape}")
+    monkeypatch.setattr(conv_args, "check_output", no_room)
+    with pytest.raises(ValueError, match="no room"):
+        conv_args.conv2d_args("conv2d", x, w, None, 1, 0, 1, 1)

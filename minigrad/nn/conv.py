@@ -98,8 +98,9 @@ class Conv2d(_ConvNd):
             self.weight = Parameter(np.ascontiguousarray(self.weight.data.transpose(2, 3, 1, 0)))
 
     def forward(self, x):
-        return conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation,
-                      self.groups, self.data_format)
+        m = self._member                                    # (self.weight, self.bias, faster)
+        return conv2d(x, m("_parameters", "weight"), m("_parameters", "bias"), self.stride,
+                      self.padding, self.dilation, self.groups, self.data_format)
 
 
 class ConvTranspose2d(_ConvNd):

@@ -194,17 +194,18 @@ class _BatchNorm(Module):
             raise ValueError(f"{type(self).__name__}: expected more than 1 value per channel when "
                              f"training, got input of shape {x.shape}")
         factor = 0.0 if self.momentum is None else self.momentum
-        buffers, params = self._buffers, self._parameters   # (not through Module.__getattr__)
         if self.training and self.track_running_stats:
-            count = buffers["num_batches_tracked"]
-            count += 1                                        # a 0-d int64 array, in place
+            count = self._member("_buffers", "num_batches_tracked")
+            count += 1              # a 0-d int64 array, in place (no Module.__setattr__ needed)
             if self.momentum is None:
                 factor = 1.0 / float(count)
         use_batch_stats = self.training or not self.track_running_stats
         stats = not self.training or self.track_running_stats
-        return (x, buffers["running_mean"] if stats else None,
-                buffers["running_var"] if stats else None,
-                params["weight"], params["bias"], use_batch_stats, factor, self.eps)
+        m = self._member
+        return (x, m("_buffers", "running_mean") if stats else None,
+                m("_buffers", "running_var") if stats else None,
+                m("_parameters", "weight"), m("_parameters", "bias"), use_batch_stats, factor,
+                self.eps)
 
     def extra_repr(self):
         return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "

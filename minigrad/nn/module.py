@@ -25,6 +25,10 @@ class Parameter(Tensor):
         return "Parameter containing:\n" + super().__repr__()
 
 
+_MISSING = object()
+_SHADOWED = {}          # (type, name) -> whether the class itself has the attribute (_member)
+
+
 class Module(Conversions):
     """Base class of every layer and model (PyTorch's ``nn.Module``).
 
@@ -93,6 +97,20 @@ class Module(Conversions):
             if store in d and name in d[store]:
                 return d[store][name]
         raise AttributeError(f"'{type(self).__name__}' object has no attribute '{name}'")
+
+    def _member(self, store, name):
+        """self.<name>, for the layers' own forwards, without Python's failed normal lookup
+        before Module.__getattr__ (about 1.5 µs an attribute, five a BatchNorm call): read
+        from `store` (one of "_parameters", "_buffers", "_modules") when the name is
+        registered there and no class attribute of the type would shadow it; else getattr."""
+        v = self.__dict__[store].get(name, _MISSING)
+        if v is _MISSING:
+            return getattr(self, name)
+        key = (type(self), name)
+        shadowed = _SHADOWED.get(key)
+        if shadowed is None:
+            shadowed = _SHADOWED[key] = hasattr(type(self), name)
+        return getattr(self, name) if shadowed else v
 
     def __delattr__(self, name):
         for store in (self._parameters, self._buffers, self._modules):

