@@ -290,6 +290,15 @@ class Tuning:
     # (ResNet-20's 128×32×14² → 32: 2.65 → 2.05 ms hot with 64 tiles; RESULTS.md)
     winograd4_wgrad_channels: int = 64
 
+    def __hash__(self):
+        """The fields' hash, computed once (a frozen instance never changes): _plan's key
+        holds the Tuning, and hashing its fields cost about 3 µs on every call."""
+        h = self.__dict__.get("_hash")
+        if h is None:
+            h = hash(tuple(getattr(self, f.name) for f in dataclasses.fields(self)))
+            object.__setattr__(self, "_hash", h)
+        return h
+
 
 Paths = collections.namedtuple("Paths", "forward input_grad weight_grad")
 Paths.__doc__ = """The path each pass of one call takes (None: the pass does not exist,

@@ -10,7 +10,7 @@ from minigrad.ops import conv_dispatch
 def poison_workspaces():
     """Fill the reused scratch memory with NaN bytes, so that a kernel reading scratch
     it did not write this call shows up in its results instead of passing by luck."""
-    for buf in getattr(conv_dispatch._tls, "bufs", {}).values():
+    for buf, _, _ in getattr(conv_dispatch._tls, "bufs", {}).values():   # (bytes, key, view)
         buf[...] = 0xFF
 
 
