@@ -311,3 +311,18 @@ def test_conv_backward_by_hand_runs_as_a_script():
                          env=dict(os.environ, PYTHONPATH=ROOT))
     assert out.returncode == 0, out.stderr
     assert "four steps" in out.stdout and "kernel 'direct' (forced)" in out.stdout
+
+
+def test_tuning_hash_is_kept_and_agrees_with_equality():
+    """Tuning caches its hash (kernels._plan's key holds it): equal tunings hash alike, a
+    changed field gives another key, and a pickled copy still agrees."""
+    import dataclasses
+    import pickle
+    t = kernels.Tuning()
+    assert hash(t) == hash(t) == hash(kernels.Tuning())
+    u = dataclasses.replace(t, k16_max_k=t.k16_max_k + 1)
+    assert u != t and hash(u) == hash(dataclasses.replace(u))
+    assert hash(u) != hash(t)           # (a different tuple of fields: a collision is 2⁻⁶⁴)
+    v = pickle.loads(pickle.dumps(u))
+    assert v == u and hash(v) == hash(u)
+    assert {t: 1}[kernels.Tuning()] == 1
