@@ -1,5 +1,6 @@
 """Module and Parameter: the PyTorch-style container for layers and their weights."""
 import numbers
+import weakref
 from collections import OrderedDict, namedtuple
 
 import numpy as np
@@ -26,7 +27,7 @@ class Parameter(Tensor):
 
 
 _MISSING = object()
-_SHADOWED = {}          # (type, name) -> whether the class itself has the attribute (_member)
+_SHADOWED = weakref.WeakKeyDictionary()   # type -> {name: whether the class has it} (_member)
 
 
 class Module(Conversions):
@@ -106,10 +107,13 @@ class Module(Conversions):
         v = self.__dict__[store].get(name, _MISSING)
         if v is _MISSING:
             return getattr(self, name)
-        key = (type(self), name)
-        shadowed = _SHADOWED.get(key)
+        cls = type(self)
+        names = _SHADOWED.get(cls)
+        if names is None:
+            names = _SHADOWED[cls] = {}
+        shadowed = names.get(name)
         if shadowed is None:
-            shadowed = _SHADOWED[key] = hasattr(type(self), name)
+            shadowed = names[name] = hasattr(cls, name)
         return getattr(self, name) if shadowed else v
 
     def __delattr__(self, name):
