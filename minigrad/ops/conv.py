@@ -76,12 +76,12 @@ def _prepare(ctx, *arrays):
     """The arrays (None stays None) C-contiguous in the compute dtype (float16 is computed
     in float32), with ctx.out_dtype the dtype the op returns (NumPy's promotion)."""
     present = [a for a in arrays if a is not None]
-    dt = present[0].dtype
-    if (dt == np.float32 or dt == np.float64) and all(a.dtype == dt for a in present):
-        ctx.out_dtype = dt                 # one float dtype (the usual case): no promotion
-        return dt, [None if a is None else np.ascontiguousarray(a) for a in arrays]
-    dtype = compute_dtype(*present)
-    ctx.out_dtype = np.result_type(*[a.dtype for a in present])
+    dtype = present[0].dtype
+    if (dtype == np.float32 or dtype == np.float64) and all(a.dtype == dtype for a in present):
+        ctx.out_dtype = dtype              # one float dtype (the usual case): no promotion
+    else:
+        dtype = compute_dtype(*present)
+        ctx.out_dtype = np.result_type(*[a.dtype for a in present])
     return dtype, [None if a is None else np.ascontiguousarray(a, dtype=dtype) for a in arrays]
 
 

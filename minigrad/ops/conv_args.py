@@ -69,7 +69,8 @@ def conv2d_args(fn, x, weight, bias, stride, padding, dilation, groups):
 
     The result depends only on the operands' shapes and dtypes and the hyper-parameters, so
     a layer's repeated calls with plain arguments (_plain_key) reuse the first call's
-    checked values (only the memory budget is asked again): 9.5 → 3 µs a call."""
+    checked values (only the memory budget is asked again): 18 → 4.3 µs a call
+    for a Conv2d layer's (tuple) arguments."""
     key = _plain_key(fn, x, weight, bias, stride, padding, dilation, groups)
     hit = None if key is None else _CHECKED.get(key)
     if hit is not None:
