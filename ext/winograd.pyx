@@ -803,6 +803,58 @@ def conv2d_weight_grad_winograd(const floating[:, :, :, ::1] x,   # IN  (N, C, H
         _zero_unstarted_rows(acc, started)              # threads without a block
 
 
+
+def conv2d_weight_grad_winograd_points(const floating[:, :, :, ::1] x,   # IN  (N, C, H, W)
+                                       const floating[:, :, :, ::1] dy,  # IN  (N, K, OH, OW) δ
+                                       floating[:, ::1] acc,             # OUT (T², K·C) Σ Mw
+                                       floating[::1] buf,                # TMP every block's V, D
+                                       Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t rows,
+                                       Py_ssize_t m, size_t gemm, bint ilp64, int num_threads,
+                                       bint vec=False):
+    """acc[ξ] (K, C) = Σ over all blocks of D[ξ] @ V[ξ]ᵀ, the sums of
+    conv2d_weight_grad_winograd split the other way: by point instead of by block.
+
+    First every block of tile rows (as in conv2d_forward_winograd) is transformed, in
+    parallel, into its own stretch of buf: block b, whose tiles start at tile j0 = b·rows·TW,
+    at T²·(C + K)·j0, V (T², C, Tb) then D (T², K, Tb). Then the T² GEMMs are split over the
+    threads by point ξ, each adding every block's D[ξ] (K, Tb) @ V[ξ]ᵀ (Tb, C) into acc[ξ]
+    in block order (β = 0 for the first). No thread keeps a (T², K, C) partial of its own:
+    where K·C is large against the tiles (ResNet-18's 256 × 8² layers), those partials —
+    written and read again for every block, then added — are most of the memory traffic,
+    and buf is smaller than they are. The caller transforms back with
+    winograd_weight_grad(acc as (1, T², K, C))."""
+    cdef Py_ssize_t N = x.shape[0], C = x.shape[1]
+    cdef Py_ssize_t K = dy.shape[1], OH = dy.shape[2], OW = dy.shape[3]
+    cdef Py_ssize_t P = (m + 2) * (m + 2)
+    cdef Py_ssize_t TH = (OH + m - 1) // m, TW = (OW + m - 1) // m, R = N * TH
+    cdef Py_ssize_t nitems = (R + rows - 1) // rows
+    cdef Py_ssize_t item, r0, xi, Tb, off
+    with nogil:
+        for item in prange(nitems, schedule='static', num_threads=num_threads):
+            r0 = item * rows
+            Tb = (min(r0 + rows, R) - r0) * TW
+            off = P * (C + K) * r0 * TW
+            if m == 2:
+                _input_block2(x, r0, Tb, TH, TW, ph, pw, &buf[off])
+                _grad_block2(dy, r0, Tb, TH, TW, &buf[off + P * C * Tb])
+            elif floating is float and vec:           # ext/winograd4.h, 16 tiles a vector
+                mg_wino4_input(&x[0, 0, 0, 0], C, x.shape[2], x.shape[3], r0, Tb, TH, TW,
+                               ph, pw, &buf[off])
+                mg_wino4_grad(&dy[0, 0, 0, 0], K, OH, OW, r0, Tb, TH, TW,
+                              &buf[off + P * C * Tb])
+            else:
+                _input_block4(x, r0, Tb, TH, TW, ph, pw, &buf[off])
+                _grad_block4(dy, r0, Tb, TH, TW, &buf[off + P * C * Tb])
+        for xi in prange(P, schedule='static', num_threads=num_threads):
+            for item in range(nitems):
+                r0 = item * rows
+                Tb = (min(r0 + rows, R) - r0) * TW
+                off = P * (C + K) * r0 * TW
+                # (K, Tb) @ (Tb, C) -> (K, C), added to the blocks before
+                _gemm(gemm, ilp64, NO_TRANS, TRANS, K, C, Tb, &buf[off + P * C * Tb + xi * K * Tb],
+                      Tb, &buf[off + xi * C * Tb], Tb, 0 if item == 0 else 1, &acc[xi, 0], C)
+
+
 cdef inline floating _partials(const floating[:, :, :, ::1] m, Py_ssize_t xi, Py_ssize_t k,
                                Py_ssize_t c) noexcept nogil:
     """Σ_t m[t, xi, k, c]: the threads' partial sums of one entry, in thread order."""

@@ -289,6 +289,12 @@ class Tuning:
     # times larger: a block's 36 GEMMs (K, tiles) @ (tiles, C) are then less tiny
     # (ResNet-20's 128×32×14² → 32: 2.65 → 2.05 ms hot with 64 tiles; RESULTS.md)
     winograd4_wgrad_channels: int = 64
+    # 'winograd'/'winograd4' ∂L/∂w split by point (every block transformed into one buffer,
+    # then the T² GEMMs shared out by ξ, each summing all blocks: no per-thread (T², K, C)
+    # partials) when threads·K·C ≥ this × (C + K)·tiles — the partials outweigh the
+    # transformed tiles — and the buffer fits in workspace_bytes: ResNet-18's 256 × 8²
+    # layers (RESULTS.md, "Session 23")
+    winograd_wgrad_points_ratio: float = 1.0
 
     def __hash__(self):
         """The fields' hash, computed once (a frozen instance never changes): _plan's key
@@ -1208,6 +1214,18 @@ def _winograd4_elements(N, C, K, out_hw):
     """An upper bound on the elements of a 3×3, stride-1 layer's x, y and δ (each plane at
     most two rows and columns larger than the output)."""
     return N * max(C, K) * (out_hw[0] + 2) * (out_hw[1] + 2)
+
+
+def _winograd_wgrad_points(C, K, tiles, T2, itemsize, nt):
+    """Whether 'winograd'/'winograd4''s ∂L/∂w of a layer with C input and K output channels,
+    `tiles` output tiles in all and T² points splits its GEMMs by point
+    (ext/winograd.pyx conv2d_weight_grad_winograd_points) rather than by block: when the
+    threads' partial sums, nt·T²·K·C values, are at least winograd_wgrad_points_ratio times
+    the transformed tiles, T²·(C + K)·tiles, and those fit in workspace_bytes."""
+    t = _state.get().tuning
+    tiles_bytes = T2 * (C + K) * tiles * itemsize
+    return (nt * K * C >= t.winograd_wgrad_points_ratio * (C + K) * tiles
+            and tiles_bytes <= t.workspace_bytes)
 
 
 def _winograd_rows(N, TH, TW, nt, m=2, wgrad_channels=0):

@@ -13,6 +13,7 @@ from hypothesis import given, settings, strategies as st
 import minigrad as mg
 import minigrad.nn.functional as F
 from minigrad import _blas, kernels
+from minigrad.ops import conv_dispatch
 
 sys.path.insert(0, os.path.dirname(__file__))
 import reference as ref  # noqa: E402
@@ -23,14 +24,17 @@ pytestmark = pytest.mark.skipif(not _blas.available(),
 
 
 @contextlib.contextmanager
-def winograd(force=True, tiles=None, path="winograd"):
+def winograd(force=True, tiles=None, path="winograd", points=None):
     """Force `path` ('winograd' or 'winograd4'; force=False: the choice by shape),
-    optionally with another block size; yields a function giving the list of the
+    optionally with another block size, and ∂L/∂w's GEMMs split by point (points=True) or by
+    block (False; None: by the rule); yields a function giving the list of the
     (x.shape, weights.shape) of every call that ran that Winograd kernel so far (either
     of them when not forced; the scratch memory poisoned first: see kernel_spy)."""
     field = "winograd_block_tiles" if path == "winograd" else "winograd4_block_tiles"
     # (with a block size given, F(4×4)'s ∂L/∂w keeps it too: no larger blocks for few channels)
     tuning = {} if tiles is None else {field: tiles, "winograd4_wgrad_channels": 1}
+    if points is not None:
+        tuning["winograd_wgrad_points_ratio"] = 0.0 if points else float("inf")
     with forced(path, force, **tuning) as log:
         yield lambda: (ran(log, path) if force else
                        ran(log, "winograd") + ran(log, "winograd4"))
@@ -339,13 +343,32 @@ def test_forward_keeps_its_kernel_transform_for_the_input_gradient(dtype):
         assert len(F.conv2d(xt, wt, padding=1).grad_fn.saved) == 2
 
 
+@contextlib.contextmanager
+def wgrad_splits():
+    """Yields the list of how each Winograd ∂L/∂w in the block split its GEMMs: True by
+    point (conv2d_weight_grad_winograd_points), False by block."""
+    splits, real = [], conv_dispatch._wino
+
+    class Spy:
+        def __getattr__(self, name):
+            if name.startswith("conv2d_weight_grad_winograd"):
+                splits.append(name.endswith("_points"))
+            return getattr(real, name)
+    conv_dispatch._wino = Spy()
+    try:
+        yield splits
+    finally:
+        conv_dispatch._wino = real
+
+
 @settings(deadline=None)
-@given(case=cases(), threads=st.integers(1, 3))
-def test_weight_gradient_by_winograd_matches_reference(case, threads):
+@given(case=cases(), threads=st.integers(1, 3), points=st.booleans())
+def test_weight_gradient_by_winograd_matches_reference(case, threads, points):
     """∂L/∂w[k, c] = Gᵀ·(Σ_tiles (A·Δ·Aᵀ) ⊙ (Bᵀ·d·B))·G (ext/winograd.pyx, F(2×2) and F(4×4);
     chosen only when forced): the reference's ∂L/∂w and ∂L/∂b over paddings, odd sizes (cut
     tiles whose missing outputs get Δ = 0), block sizes from one tile row to all, 1–3
-    threads, both dtypes, the scratch memory poisoned."""
+    threads, the GEMMs split by block or by point, both dtypes, the scratch memory
+    poisoned."""
     rng = np.random.default_rng(case["seed"])
     dt = case["dtype"]
     x = rng.standard_normal((case["N"], case["C"], case["H"], case["W"])).astype(dt)
@@ -355,13 +378,15 @@ def test_weight_gradient_by_winograd_matches_reference(case, threads):
     before = mg.get_num_threads()
     try:
         mg.set_num_threads(threads)
-        with winograd(tiles=case["tiles"], path=case["path"]) as calls, kernels.trace() as log:
+        with winograd(tiles=case["tiles"], path=case["path"], points=points) as calls, \
+                kernels.trace() as log, wgrad_splits() as splits:
             y = F.conv2d(xt, wt, bt, padding=case["padding"])
             δ = rng.standard_normal(y.shape).astype(dt)
             y.backward(mg.tensor(δ))
     finally:
         mg.set_num_threads(before)
     assert {c.path for c in log if c.which == "weight_grad"} == {case["path"]}, log
+    assert splits == [points]
     P4 = ref.conv_padding4(case["padding"], case["H"], case["W"], 3, 3, (1, 1), (1, 1))
     _, want_dw, want_db = ref.conv2d_vjp(x, w, δ, (1, 1), P4, (1, 1), 1)
     for got, want in ((wt.grad.numpy(), want_dw), (bt.grad.numpy(), want_db)):
@@ -415,6 +440,35 @@ def test_weight_gradient_takes_winograd4_where_it_pays():
             assert kernels.choose(*yes, padding=1).weight_grad != "winograd4", tuning
     why = kernels.explain(*yes, padding=1).why["weight_grad"]
     assert any("winograd4 takes it" in r for r in why)
+
+
+def test_weight_gradient_splits_by_point_where_the_partials_outweigh_the_tiles():
+    """∂L/∂w's GEMMs are split by point where the threads' (T², K, C) partial sums would be
+    at least winograd_wgrad_points_ratio times the transformed tiles (and those fit in
+    workspace_bytes): ResNet-18's 256 × 8² layers (128 4×4 tiles, 36 points), not its
+    128 × 16² ones (512 tiles); each threshold, moved past the layer, hands it back. A
+    backward of that layer takes the split the rule gives."""
+    assert kernels._winograd_wgrad_points(256, 256, 128, 36, 4, 2)
+    assert not kernels._winograd_wgrad_points(128, 128, 512, 36, 4, 2)
+    with kernels.use(None, winograd_wgrad_points_ratio=2.01):
+        assert not kernels._winograd_wgrad_points(256, 256, 128, 36, 4, 2)
+    with kernels.use(None, workspace_bytes=36 * 512 * 128 * 4 - 1):
+        assert not kernels._winograd_wgrad_points(256, 256, 128, 36, 4, 2)
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((1, 40, 16, 16)).astype(np.float32)   # 16 4×4 tiles, C + K = 64
+    w = rng.standard_normal((24, 40, 3, 3)).astype(np.float32)
+    δ = rng.standard_normal((1, 24, 16, 16)).astype(np.float32)
+    before = mg.get_num_threads()
+    try:
+        for threads, points in ((2, True), (1, False)):          # nt·960 against 64·16 = 1024
+            assert kernels._winograd_wgrad_points(40, 24, 16, 36, 4, threads) == points
+            mg.set_num_threads(threads)
+            with winograd(path="winograd4"), wgrad_splits() as splits:
+                F.conv2d(mg.tensor(x), mg.tensor(w, requires_grad=True), padding=1).backward(
+                    mg.tensor(δ))
+            assert splits == [points]
+    finally:
+        mg.set_num_threads(before)
 
 
 def test_weight_gradient_of_integers_is_exact():

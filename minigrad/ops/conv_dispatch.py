@@ -718,9 +718,11 @@ def _bias_sums(δ):
 def _weight_grad_winograd(x, x_shape, δ, w_shape, g, need_dw, need_db, m=2):
     """ext/winograd.pyx, F(m×m, 3×3) (m = 2 or 4, T = m + 2): ∂L/∂w[k, c] =
     Gᵀ·(Σ_tiles (A·Δ·Aᵀ) ⊙ (Bᵀ·d·B))·G, as T² GEMMs D[ξ] (K, tiles) @ V[ξ]ᵀ (tiles, C) over
-    blocks of tile rows (the forward's blocks), each thread summing its own (T², K, C)
-    partial; the partials added in thread order as they are transformed back. ∂L/∂b summed
-    per channel in double."""
+    blocks of tile rows (the forward's blocks), either each thread summing its own (T², K, C)
+    partial over its blocks, the partials added in thread order as they are transformed back,
+    or — where those partials would outweigh the transformed tiles
+    (kernels._winograd_wgrad_points) — every block transformed first and the GEMMs shared out
+    by point ξ, each summing all blocks in order. ∂L/∂b summed per channel in double."""
     N, C, H, W = x_shape
     K = w_shape[0]
     _, _, OH, OW = δ.shape
@@ -729,15 +731,22 @@ def _weight_grad_winograd(x, x_shape, δ, w_shape, g, need_dw, need_db, m=2):
     if need_dw:
         TH, TW, P = -(-OH // m), -(-OW // m), (m + 2) ** 2
         rows = kernels._winograd_rows(N, TH, TW, nt, m, min(C, K))
-        acc = _workspace("winograd_acc", (nt, P * K * C), dtype)      # written, not zeroed
-        scratch = _workspace("winograd", (nt, P * (C + K) * rows * TW), dtype)
         fn, ilp64 = _blas.gemm(dtype)
-        with _blas.single_threaded():
-            _wino.conv2d_weight_grad_winograd(x, δ, acc, scratch, np.zeros(nt, np.uint8), g.ph,
-                                              g.pw, rows, m, fn, ilp64, nt,
-                                              _wino4_vector(m, TW, x, δ))
+        vec = _wino4_vector(m, TW, x, δ)
+        if kernels._winograd_wgrad_points(C, K, N * TH * TW, P, dtype.itemsize, nt):
+            acc = _workspace("winograd_acc", (1, P * K * C), dtype)     # written, not zeroed
+            buf = _workspace("winograd_points", (P * (C + K) * N * TH * TW,), dtype)
+            with _blas.single_threaded():
+                _wino.conv2d_weight_grad_winograd_points(x, δ, acc.reshape(P, K * C), buf, g.ph,
+                                                         g.pw, rows, m, fn, ilp64, nt, vec)
+        else:
+            acc = _workspace("winograd_acc", (nt, P * K * C), dtype)    # written, not zeroed
+            scratch = _workspace("winograd", (nt, P * (C + K) * rows * TW), dtype)
+            with _blas.single_threaded():
+                _wino.conv2d_weight_grad_winograd(x, δ, acc, scratch, np.zeros(nt, np.uint8),
+                                                  g.ph, g.pw, rows, m, fn, ilp64, nt, vec)
         dw = np.empty(w_shape, dtype)                       # (+ the thread partials, in order)
-        _wino.winograd_weight_grad(acc.reshape(nt, P, K, C), dw, nt)
+        _wino.winograd_weight_grad(acc.reshape(-1, P, K, C), dw, nt)
     return dw, (_bias_sums(δ) if need_db else None)
 
 
