@@ -756,6 +756,25 @@ cdef inline void _grad_block4(const floating[:, :, :, ::1] dy, Py_ssize_t r0, Py
                     s2[i] = v3
 
 
+cdef inline void _grad_tiles(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] dy,
+                             Py_ssize_t r0, Py_ssize_t Tb, Py_ssize_t TH, Py_ssize_t TW,
+                             Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t m, bint vec,
+                             floating* s) noexcept nogil:
+    """A block's transformed tiles for ∂L/∂w, F(m×m, 3×3): V (T², C, Tb) at s and
+    D (T², K, Tb) right after it, at s + T²·C·Tb (_input_block2/_grad_block2, or for m = 4
+    ext/winograd4.h's vector transforms when vec and float32, else _input_block4/_grad_block4)."""
+    cdef Py_ssize_t C = x.shape[1], K = dy.shape[1], do = (m + 2) * (m + 2) * C * Tb
+    if m == 2:
+        _input_block2(x, r0, Tb, TH, TW, ph, pw, s)
+        _grad_block2(dy, r0, Tb, TH, TW, s + do)
+    elif floating is float and vec:                 # ext/winograd4.h, 16 tiles a vector
+        mg_wino4_input(&x[0, 0, 0, 0], C, x.shape[2], x.shape[3], r0, Tb, TH, TW, ph, pw, s)
+        mg_wino4_grad(&dy[0, 0, 0, 0], K, dy.shape[2], dy.shape[3], r0, Tb, TH, TW, s + do)
+    else:
+        _input_block4(x, r0, Tb, TH, TW, ph, pw, s)
+        _grad_block4(dy, r0, Tb, TH, TW, s + do)
+
+
 def conv2d_weight_grad_winograd(const floating[:, :, :, ::1] x,   # IN  (N, C, H, W)
                                 const floating[:, :, :, ::1] dy,  # IN  (N, K, OH, OW) δ
                                 floating[:, ::1] acc,             # OUT (threads, T²·K·C) = Σ Mw
@@ -785,17 +804,7 @@ def conv2d_weight_grad_winograd(const floating[:, :, :, ::1] x,   # IN  (N, C, H
             r1 = min(r0 + rows, R)
             Tb = (r1 - r0) * TW
             do = P * C * Tb
-            if m == 2:
-                _input_block2(x, r0, Tb, TH, TW, ph, pw, &scratch[t, 0])
-                _grad_block2(dy, r0, Tb, TH, TW, &scratch[t, do])
-            else:
-                if floating is float and vec:         # ext/winograd4.h, 16 tiles a vector
-                    mg_wino4_input(&x[0, 0, 0, 0], C, x.shape[2], x.shape[3], r0, Tb, TH, TW,
-                                   ph, pw, &scratch[t, 0])
-                    mg_wino4_grad(&dy[0, 0, 0, 0], K, OH, OW, r0, Tb, TH, TW, &scratch[t, do])
-                else:
-                    _input_block4(x, r0, Tb, TH, TW, ph, pw, &scratch[t, 0])
-                    _grad_block4(dy, r0, Tb, TH, TW, &scratch[t, do])
+            _grad_tiles(x, dy, r0, Tb, TH, TW, ph, pw, m, vec, &scratch[t, 0])
             for xi in range(P):
                 # (K, Tb) @ (Tb, C) -> (K, C), accumulated
                 _gemm(gemm, ilp64, NO_TRANS, TRANS, K, C, Tb, &scratch[t, do + xi * K * Tb], Tb,
@@ -834,17 +843,7 @@ def conv2d_weight_grad_winograd_points(const floating[:, :, :, ::1] x,   # IN  (
             r0 = item * rows
             Tb = (min(r0 + rows, R) - r0) * TW
             off = P * (C + K) * r0 * TW
-            if m == 2:
-                _input_block2(x, r0, Tb, TH, TW, ph, pw, &buf[off])
-                _grad_block2(dy, r0, Tb, TH, TW, &buf[off + P * C * Tb])
-            elif floating is float and vec:           # ext/winograd4.h, 16 tiles a vector
-                mg_wino4_input(&x[0, 0, 0, 0], C, x.shape[2], x.shape[3], r0, Tb, TH, TW,
-                               ph, pw, &buf[off])
-                mg_wino4_grad(&dy[0, 0, 0, 0], K, OH, OW, r0, Tb, TH, TW,
-                              &buf[off + P * C * Tb])
-            else:
-                _input_block4(x, r0, Tb, TH, TW, ph, pw, &buf[off])
-                _grad_block4(dy, r0, Tb, TH, TW, &buf[off + P * C * Tb])
+            _grad_tiles(x, dy, r0, Tb, TH, TW, ph, pw, m, vec, &buf[off])
         for xi in prange(P, schedule='static', num_threads=num_threads):
             for item in range(nitems):
                 r0 = item * rows
