@@ -60,6 +60,9 @@ cdef extern from "winograd4.h" nogil:
                          Py_ssize_t OH, Py_ssize_t OW, Py_ssize_t r0, Py_ssize_t TH, Py_ssize_t TW)
     void mg_wino4_grad(const float* dy, Py_ssize_t K, Py_ssize_t OH, Py_ssize_t OW, Py_ssize_t r0,
                        Py_ssize_t Tb, Py_ssize_t TH, Py_ssize_t TW, float* s)
+    void mg_wino4_input_rows(const float* x, Py_ssize_t C, Py_ssize_t H, Py_ssize_t W,
+                             Py_ssize_t r0, Py_ssize_t Tb, Py_ssize_t TH, Py_ssize_t TW,
+                             Py_ssize_t ph, Py_ssize_t pw, float* s)
 
 
 def vector_transforms():
@@ -563,7 +566,7 @@ def conv2d_forward_winograd(const floating[:, :, :, ::1] x,   # IN  (N, C, H, W)
                             floating[:, ::1] scratch,         # TMP (threads, T²·(C + K)·rows·TW)
                             Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t rows,
                             size_t gemm, bint ilp64, int num_threads, bint vec=False,
-                            bint turned=False):
+                            bint turned=False, bint rows_vec=False):
     """y = b + x ⋆ w for 3×3 w, stride 1, by Winograd F(m×m, 3×3) (see the top of the file
     for m = 2, F(4×4, 3×3) below for m = 4): m = 2 when u has T² = 16 rows, 4 when 36.
 
@@ -606,6 +609,9 @@ def conv2d_forward_winograd(const floating[:, :, :, ::1] x,   # IN  (N, C, H, W)
             elif floating is float and vec:             # ext/winograd4.h, 16 tiles a vector
                 mg_wino4_input(&x[0, 0, 0, 0], C, x.shape[2], x.shape[3], r0, Tb, TH, TW, ph,
                                pw, &scratch[t, 0])
+            elif floating is float and rows_vec:        # ext/winograd4.h, a tile row a vector
+                mg_wino4_input_rows(&x[0, 0, 0, 0], C, x.shape[2], x.shape[3], r0, Tb, TH, TW,
+                                    ph, pw, &scratch[t, 0])
             else:
                 _input_block4(x, r0, Tb, TH, TW, ph, pw, &scratch[t, 0])
             for xi in range(P):
@@ -759,10 +765,11 @@ cdef inline void _grad_block4(const floating[:, :, :, ::1] dy, Py_ssize_t r0, Py
 cdef inline void _grad_tiles(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] dy,
                              Py_ssize_t r0, Py_ssize_t Tb, Py_ssize_t TH, Py_ssize_t TW,
                              Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t m, bint vec,
-                             floating* s) noexcept nogil:
+                             bint rows_vec, floating* s) noexcept nogil:
     """A block's transformed tiles for ∂L/∂w, F(m×m, 3×3): V (T², C, Tb) at s and
     D (T², K, Tb) right after it, at s + T²·C·Tb (_input_block2/_grad_block2, or for m = 4
-    ext/winograd4.h's vector transforms when vec and float32, else _input_block4/_grad_block4)."""
+    ext/winograd4.h's vector transforms when vec and float32, else _grad_block4 and
+    _input_block4 or, when rows_vec and float32, winograd4.h's mg_wino4_input_rows)."""
     cdef Py_ssize_t C = x.shape[1], K = dy.shape[1], do = (m + 2) * (m + 2) * C * Tb
     if m == 2:
         _input_block2(x, r0, Tb, TH, TW, ph, pw, s)
@@ -771,7 +778,11 @@ cdef inline void _grad_tiles(const floating[:, :, :, ::1] x, const floating[:, :
         mg_wino4_input(&x[0, 0, 0, 0], C, x.shape[2], x.shape[3], r0, Tb, TH, TW, ph, pw, s)
         mg_wino4_grad(&dy[0, 0, 0, 0], K, dy.shape[2], dy.shape[3], r0, Tb, TH, TW, s + do)
     else:
-        _input_block4(x, r0, Tb, TH, TW, ph, pw, s)
+        if floating is float and rows_vec:          # ext/winograd4.h, a tile row a vector
+            mg_wino4_input_rows(&x[0, 0, 0, 0], C, x.shape[2], x.shape[3], r0, Tb, TH, TW, ph,
+                                pw, s)
+        else:
+            _input_block4(x, r0, Tb, TH, TW, ph, pw, s)
         _grad_block4(dy, r0, Tb, TH, TW, s + do)
 
 
@@ -781,7 +792,8 @@ def conv2d_weight_grad_winograd(const floating[:, :, :, ::1] x,   # IN  (N, C, H
                                 floating[:, ::1] scratch,         # TMP (threads, T²·(C + K)·rows·TW)
                                 unsigned char[::1] started,       # TMP (threads,) zeros
                                 Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t rows, Py_ssize_t m,
-                                size_t gemm, bint ilp64, int num_threads, bint vec=False):
+                                size_t gemm, bint ilp64, int num_threads, bint vec=False,
+                                bint rows_vec=False):
     """Per thread t, acc[t] (T², K, C) = Σ over its blocks of tiles of D[ξ] @ V[ξ]ᵀ (the
     comment above), F(m×m, 3×3) for m = 2 or 4 (T = m + 2): the blocks of tile rows as in
     conv2d_forward_winograd, V (T², C, Tb) and D (T², K, Tb) in the thread's scratch row.
@@ -804,7 +816,7 @@ def conv2d_weight_grad_winograd(const floating[:, :, :, ::1] x,   # IN  (N, C, H
             r1 = min(r0 + rows, R)
             Tb = (r1 - r0) * TW
             do = P * C * Tb
-            _grad_tiles(x, dy, r0, Tb, TH, TW, ph, pw, m, vec, &scratch[t, 0])
+            _grad_tiles(x, dy, r0, Tb, TH, TW, ph, pw, m, vec, rows_vec, &scratch[t, 0])
             for xi in range(P):
                 # (K, Tb) @ (Tb, C) -> (K, C), accumulated
                 _gemm(gemm, ilp64, NO_TRANS, TRANS, K, C, Tb, &scratch[t, do + xi * K * Tb], Tb,
@@ -819,7 +831,7 @@ def conv2d_weight_grad_winograd_points(const floating[:, :, :, ::1] x,   # IN  (
                                        floating[::1] buf,                # TMP every block's V, D
                                        Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t rows,
                                        Py_ssize_t m, size_t gemm, bint ilp64, int num_threads,
-                                       bint vec=False):
+                                       bint vec=False, bint rows_vec=False):
     """acc[ξ] (K, C) = Σ over all blocks of D[ξ] @ V[ξ]ᵀ, the sums of
     conv2d_weight_grad_winograd split the other way: by point instead of by block.
 
@@ -843,7 +855,7 @@ def conv2d_weight_grad_winograd_points(const floating[:, :, :, ::1] x,   # IN  (
             r0 = item * rows
             Tb = (min(r0 + rows, R) - r0) * TW
             off = P * (C + K) * r0 * TW
-            _grad_tiles(x, dy, r0, Tb, TH, TW, ph, pw, m, vec, &buf[off])
+            _grad_tiles(x, dy, r0, Tb, TH, TW, ph, pw, m, vec, rows_vec, &buf[off])
         for xi in prange(P, schedule='static', num_threads=num_threads):
             for item in range(nitems):
                 r0 = item * rows

@@ -23,6 +23,11 @@
  * channels a few ahead are prefetched (the gathers' lanes miss one by one, and the hardware
  * cannot guess the next channel's rows).
  *
+ * On wide tile rows (a 32×32 plane: 8 tiles a row) the gathers cost more than the scalar
+ * loops, but the input transform still pays vectorised another way: mg_wino4_input_rows
+ * takes a tile row's patches a vector, each patch row read by masked loads and split into
+ * its entries 4t + q by permutes.
+ *
  * Offsets are 32-bit: the caller passes x, y and δ of fewer than 2³¹ elements.
  * AVX-512 only (GCC on x86-64 Linux, as direct16.h); mg_wino4_ready() says whether this
  * build has it, and the caller also checks that the CPU does (direct16.h's mg_simd_level).
@@ -30,6 +35,7 @@
 #ifndef MINIGRAD_WINOGRAD4_H
 #define MINIGRAD_WINOGRAD4_H
 #include <stdint.h>
+#include <string.h>
 
 /* the origins and masks of a chunk of nc ≤ 16 tiles: tiles c0 … c0 + nc − 1 of a block of
  * tile rows that starts at tile row r0 (TW tiles a row, TH rows a sample); tile tb is
@@ -146,6 +152,79 @@ static void mg_wino4_input_chunk(const float *x, Py_ssize_t C, Py_ssize_t H, Py_
             for (int a = 0; a < 6; a++)
                 _mm512_mask_storeu_ps(so + 6 * a * ld, keep, o[a]);
         }
+    }
+}
+
+/* The input transform of a block, as _input_block4 (the same s layout and formulas), for
+ * wide tile rows, where the gathers cost more than they save: lane t of a vector is tile
+ * tj0 + t of a piece of up to 16 consecutive tiles of one tile row. Row r of the piece's
+ * patches is 4·cnt + 2 consecutive values of an input row, read as five vectors by masked
+ * loads (lanes outside the plane read 0: the padding); entry d[r][q] of the patches, lane
+ * t = the row's value 4t + q, comes out of four of them by two-source permutes (d[r][4]
+ * and d[r][5] are d[r][0] and d[r][1] one tile on), and the transforms run in registers
+ * as in mg_wino4_input_chunk; each V[ξ] row of the piece is one masked store. */
+__attribute__((target("avx512f")))
+static void mg_wino4_input_rows(const float *x, Py_ssize_t C, Py_ssize_t H, Py_ssize_t W,
+                                Py_ssize_t r0, Py_ssize_t Tb, Py_ssize_t TH, Py_ssize_t TW,
+                                Py_ssize_t ph, Py_ssize_t pw, float *s)
+{
+    const Py_ssize_t ld = C * Tb;
+    /* lanes 0–7 of stride4[q]: entries q, q + 4, …, q + 28 of the pair (a, b) of vectors */
+    __m512i stride4[4];
+    for (int q = 0; q < 4; q++)
+        stride4[q] = _mm512_setr_epi32(q, q + 4, q + 8, q + 12, q + 16, q + 20, q + 24, q + 28,
+                                       q, q + 4, q + 8, q + 12, q + 16, q + 20, q + 24, q + 28);
+    const __m512i next0 = _mm512_setr_epi32(1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16);
+    const __m512i next1 = _mm512_setr_epi32(1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 17);
+    for (Py_ssize_t tb0 = 0; tb0 < Tb; ) {
+        Py_ssize_t r = r0 + tb0 / TW, tj0 = tb0 % TW;
+        Py_ssize_t cnt = TW - tj0 < Tb - tb0 ? TW - tj0 : Tb - tb0;
+        if (cnt > 16)
+            cnt = 16;
+        Py_ssize_t n = r / TH, ti = r - n * TH;
+        Py_ssize_t ih0 = 4 * ti - ph, iw0 = 4 * tj0 - pw, lim = 4 * cnt + 2;
+        /* the piece's columns a ≤ j < e (of 0 … lim − 1) lie inside the plane */
+        Py_ssize_t a = -iw0 > 0 ? -iw0 : 0, e = W - iw0 < lim ? W - iw0 : lim;
+        __mmask16 cols[5];
+        for (int k = 0; k < 5; k++) {
+            Py_ssize_t lo = a - 16 * k, hi = e - 16 * k;
+            lo = lo < 0 ? 0 : lo > 16 ? 16 : lo;
+            hi = hi < 0 ? 0 : hi > 16 ? 16 : hi;
+            cols[k] = hi > lo ? (__mmask16)(((1u << hi) - 1) & ~((1u << lo) - 1)) : 0;
+        }
+        const __mmask16 keep = (__mmask16)((1u << cnt) - 1);
+        for (Py_ssize_t c = 0; c < C; c++) {
+            const float *xc = x + (n * C + c) * H * W;
+            __m512 ev[36];                  /* d·B: ev[6r + j] = (d·B)[r, j] */
+            for (int rr = 0; rr < 6; rr++) {
+                Py_ssize_t ih = ih0 + rr;
+                __m512 v[5];
+                if (ih >= 0 && ih < H) {    /* (masked lanes are not read) */
+                    const float *p = xc + ih * W + iw0;
+                    for (int k = 0; k < 5; k++)
+                        v[k] = _mm512_maskz_loadu_ps(cols[k], p + 16 * k);
+                } else {
+                    for (int k = 0; k < 5; k++)
+                        v[k] = _mm512_setzero_ps();
+                }
+                __m512 d[6];
+                for (int q = 0; q < 4; q++)     /* d[q] lane t = row value 4t + q */
+                    d[q] = _mm512_shuffle_f32x4(_mm512_permutex2var_ps(v[0], stride4[q], v[1]),
+                                                _mm512_permutex2var_ps(v[2], stride4[q], v[3]),
+                                                0x44);
+                d[4] = _mm512_permutex2var_ps(d[0], next0, v[4]);   /* 4t + 4 */
+                d[5] = _mm512_permutex2var_ps(d[1], next1, v[4]);   /* 4t + 5 */
+                MG_BT6(d[0], d[1], d[2], d[3], d[4], d[5], &ev[6 * rr]);
+            }
+            for (int j = 0; j < 6; j++) {   /* down column j of d·B: V[j], V[6 + j], … */
+                __m512 o[6];
+                MG_BT6(ev[j], ev[6 + j], ev[12 + j], ev[18 + j], ev[24 + j], ev[30 + j], o);
+                float *so = s + j * ld + c * Tb + tb0;
+                for (int a2 = 0; a2 < 6; a2++)
+                    _mm512_mask_storeu_ps(so + 6 * a2 * ld, keep, o[a2]);
+            }
+        }
+        tb0 += cnt;
     }
 }
 #undef MG_BT6
@@ -297,6 +376,11 @@ static void mg_wino4_grad(const float *dy, Py_ssize_t K, Py_ssize_t OH, Py_ssize
 static int mg_wino4_ready(void) { return 0; }
 
 /* never called: mg_wino4_ready() is 0 */
+static void mg_wino4_input_rows(const float *x, Py_ssize_t C, Py_ssize_t H, Py_ssize_t W,
+                                Py_ssize_t r0, Py_ssize_t Tb, Py_ssize_t TH, Py_ssize_t TW,
+                                Py_ssize_t ph, Py_ssize_t pw, float *s)
+{ (void)x; (void)C; (void)H; (void)W; (void)r0; (void)Tb; (void)TH; (void)TW; (void)ph; (void)pw; (void)s; }
+
 static void mg_wino4_input(const float *x, Py_ssize_t C, Py_ssize_t H, Py_ssize_t W,
                            Py_ssize_t r0, Py_ssize_t Tb, Py_ssize_t TH, Py_ssize_t TW,
                            Py_ssize_t ph, Py_ssize_t pw, float *s)

@@ -150,6 +150,11 @@ class Tuning:
     # between runs (14×14, 4 tiles a row: forward 0.68–0.83 of the scalar loops); on wider
     # rows they read long runs, and the gathers cost more (32×32, 8 a row: 1.14–1.35)
     winograd4_vector_max_tw: int = 4
+    # ... and on rows of at least this many tiles the input transform (forward and ∂L/∂x: of
+    # x and δ; ∂L/∂w: of x) takes a tile row's patches a vector (ext/winograd4.h
+    # mg_wino4_input_rows: the patches' rows copied, then split into their 4t + q entries by
+    # permutes): ResNet-18's 64 × 32² layers (RESULTS.md, "Session 23")
+    winograd4_rows_min_tw: int = 5
     # ... and there F(4×4) also where C·K/(C+K) ≥ winograd4_vector_min_ck (instead of
     # winograd4_min_ck) on at most winograd4_vector_max_tiles 4×4 tiles: DenseNet's 128 → 32
     # on 8 × 16² and 8 × 8², 0.69–0.77 of w16's and hwnc's time in each pass; not 16 → 16
@@ -1208,6 +1213,15 @@ def _winograd4_vector(TW, dtype, elements):
     tiles a row, arrays of fewer than 2³¹ `elements`: 32-bit offsets)."""
     return (_WINO4_BUILD and _SIMD_LEVEL >= 2 and np.dtype(dtype) == np.float32
             and elements < 2 ** 31 and TW <= _state.get().tuning.winograd4_vector_max_tw)
+
+
+def _winograd4_rows(TW, dtype):
+    """'winograd4': whether its input transform takes ext/winograd4.h's tile-row vectors
+    (mg_wino4_input_rows) — a build with them, SIMD level 2, float32, at least
+    winograd4_rows_min_tw tiles a row (where the gathers are not taken) — instead of
+    winograd.pyx's scalar loops."""
+    return (_WINO4_BUILD and _SIMD_LEVEL >= 2 and np.dtype(dtype) == np.float32
+            and TW >= _state.get().tuning.winograd4_rows_min_tw)
 
 
 def _winograd4_elements(N, C, K, out_hw):

@@ -525,10 +525,11 @@ class _VecSpy:
         return call
 
 
-def _winograd4_pass(case, vector):
+def _winograd4_pass(case, vector, rows=None):
     """y, ∂L/∂x, ∂L/∂w, ∂L/∂b of the case's layer, every pass forced to 'winograd4', with
     the vector transforms (winograd4.h) on every width or off (and checked to be so: every
-    kernel call got vec=`vector`)."""
+    kernel call got vec=`vector`); rows (with vector False): the tile-row input transform
+    on every width (True), never (False; None too)."""
     from minigrad.ops import conv_dispatch
     rng = np.random.default_rng(case["seed"])
     x = rng.standard_normal((case["N"], case["C"], case["H"], case["W"])).astype(np.float32)
@@ -540,7 +541,8 @@ def _winograd4_pass(case, vector):
         mg.set_num_threads(case["threads"])
         conv_dispatch._wino = spy
         with winograd(tiles=case["tiles"], path="winograd4") as calls, \
-                kernels.use("winograd4", winograd4_vector_max_tw=1 << 20 if vector else 0):
+                kernels.use("winograd4", winograd4_vector_max_tw=1 << 20 if vector else 0,
+                            winograd4_rows_min_tw=1 if rows else 1 << 30):
             y = F.conv2d(xt, wt, None if b is None else mg.tensor(b), padding=case["padding"])
             δ = np.random.default_rng(case["seed"] + 1).standard_normal(y.shape).astype(np.float32)
             y.backward(mg.tensor(δ))
@@ -571,6 +573,77 @@ def test_vector_transforms_match_the_scalar_loops_and_the_reference(case):
         scale = max(1.0, float(np.abs(want).max()))
         np.testing.assert_allclose(g, s, rtol=1e-6, atol=1e-6 * scale)
         np.testing.assert_allclose(g, want, rtol=1e-4, atol=1e-4 * scale)
+
+
+@pytest.mark.skipif(not _vector_transforms(), reason="winograd4.h's transforms need AVX-512")
+@settings(deadline=None)
+@given(case=vector_cases())
+def test_row_transforms_match_the_scalar_loops_and_the_reference(case):
+    """winograd4.h's tile-row input transform (mg_wino4_input_rows: a tile row's patches a
+    vector, their rows read by masked loads and split by permutes) computes what
+    _input_block4 does, the same formulas in the same order: the forward, ∂L/∂x and ∂L/∂w
+    agree with the scalar loops' to a float32 rounding and with the reference to F(4×4)'s
+    tolerance, over rows of 1 to 10 tiles, cut tiles, padding on every edge, 1–3 threads."""
+    x, w, b, δ, got = _winograd4_pass(case, vector=False, rows=True)
+    _, _, _, _, scalar = _winograd4_pass(case, vector=False)
+    P4 = ref.conv_padding4(case["padding"], case["H"], case["W"], 3, 3, (1, 1), (1, 1))
+    want_y = ref.conv2d(x, w, b, (1, 1), P4, (1, 1), 1)
+    want_dx, want_dw, _ = ref.conv2d_vjp(x, w, δ, (1, 1), P4, (1, 1), 1)
+    for g, s, want in zip(got, scalar, (want_y, want_dx, want_dw)):
+        scale = max(1.0, float(np.abs(want).max()))
+        np.testing.assert_allclose(g, s, rtol=1e-6, atol=1e-6 * scale)
+        np.testing.assert_allclose(g, want, rtol=1e-4, atol=1e-4 * scale)
+
+
+@pytest.mark.skipif(not _vector_transforms(), reason="winograd4.h's transforms need AVX-512")
+@pytest.mark.parametrize("padding", [(0, 2), (2, 1), (1, 0)])
+def test_row_transforms_on_rows_of_more_than_16_tiles(padding):
+    """A tile row longer than a vector (70 columns: 17–18 tiles, in pieces of 16 and the
+    rest) through the tile-row input transform equals the scalar loops' to a float32
+    rounding, in all three passes."""
+    case = dict(N=2, C=3, K=4, H=9, W=70, padding=padding, bias=True, tiles=None,
+                threads=2, seed=sum(padding))
+    _, _, _, _, got = _winograd4_pass(case, vector=False, rows=True)
+    _, _, _, _, scalar = _winograd4_pass(case, vector=False)
+    for g, s in zip(got, scalar):
+        np.testing.assert_allclose(g, s, rtol=1e-6, atol=1e-6 * max(1.0, float(np.abs(s).max())))
+
+
+def test_row_transforms_taken_on_wide_tile_rows_where_the_gathers_are_not():
+    """The rule: float32, SIMD level 2, at least winograd4_rows_min_tw 4×4 tiles a row (a
+    32×32 plane, 8 a row; not 16×16, where the gathers are taken), F(4×4) only; and a
+    ResNet-18 layer on a 32×32 plane runs it in all three passes."""
+    from minigrad.ops import conv_dispatch
+    on = _vector_transforms()
+    assert conv_dispatch._wino4_rows(4, 8, False, np.float32) == on
+    assert not conv_dispatch._wino4_rows(4, 8, True, np.float32)       # the gathers' width
+    assert not conv_dispatch._wino4_rows(4, 8, False, np.float64)
+    assert not conv_dispatch._wino4_rows(2, 8, False, np.float32)
+    assert not conv_dispatch._wino4_rows(4, 4, False, np.float32)       # 16×16: 4 a row
+    with kernels.use(None, winograd4_rows_min_tw=9):
+        assert not conv_dispatch._wino4_rows(4, 8, False, np.float32)
+    calls, real = [], conv_dispatch._wino
+
+    class Spy:
+        def __getattr__(self, name):
+            fn = getattr(real, name)
+            if not name.startswith("conv2d_"):
+                return fn
+
+            def call(*args, **kwargs):
+                calls.append((name, kwargs.get("rows_vec")))
+                return fn(*args, **kwargs)
+            return call
+    rng = np.random.default_rng(2)
+    x = mg.tensor(rng.standard_normal((2, 64, 32, 32)).astype(np.float32), requires_grad=True)
+    w = mg.tensor(rng.standard_normal((64, 64, 3, 3)).astype(np.float32), requires_grad=True)
+    conv_dispatch._wino = Spy()
+    try:
+        with kernels.use("winograd4"):
+            F.conv2d(x, w, padding=1).backward(mg.tensor(np.ones((2, 64, 32, 32), np.float32)))
+    finally:
+        conv_dispatch._wino = real
+    assert len(calls) == 3 and all(r == on for _, r in calls), calls
 
 
 def test_vector_transforms_taken_on_short_tile_rows_only():

@@ -110,6 +110,12 @@ def _wino4_vector(m, TW, *arrays):
     return m == 4 and all(kernels._winograd4_vector(TW, a.dtype, a.size) for a in arrays)
 
 
+def _wino4_rows(m, TW, vec, dtype):
+    """Whether, where the gathers are not taken (vec False), F(4×4)'s input transform takes
+    ext/winograd4.h's tile-row vectors (kernels._winograd4_rows)."""
+    return m == 4 and not vec and kernels._winograd4_rows(TW, dtype)
+
+
 def _forward_winograd(x, w, b, out_hw, g, m=2, flip=False, u=None):
     """ext/winograd.pyx: one parallel loop over blocks of m×m output tiles (F(m×m, 3×3),
     m = 2 or 4); each thread transforms its tiles, runs (m+2)² GEMMs (K, C) @ (C, tiles),
@@ -134,9 +140,11 @@ def _forward_winograd(x, w, b, out_hw, g, m=2, flip=False, u=None):
     y = np.empty((N, K, OH, OW), dtype)
     scratch = _workspace("winograd", (nt, P * (Cg + K) * rows * TW), dtype)
     fn, ilp64 = _blas.gemm(dtype)
+    vec = _wino4_vector(m, TW, x, y)
     with _blas.single_threaded():
         _wino.conv2d_forward_winograd(x, u, _bias(b, dtype), y, scratch, g.ph, g.pw, rows,
-                                      fn, ilp64, nt, _wino4_vector(m, TW, x, y), turned=turned)
+                                      fn, ilp64, nt, vec, turned=turned,
+                                      rows_vec=_wino4_rows(m, TW, vec, dtype))
     return y
 
 
@@ -733,18 +741,21 @@ def _weight_grad_winograd(x, x_shape, δ, w_shape, g, need_dw, need_db, m=2):
         rows = kernels._winograd_rows(N, TH, TW, nt, m, min(C, K))
         fn, ilp64 = _blas.gemm(dtype)
         vec = _wino4_vector(m, TW, x, δ)
+        rows_vec = _wino4_rows(m, TW, vec, dtype)
         if kernels._winograd_wgrad_points(C, K, N * TH * TW, P, dtype.itemsize, nt):
             acc = _workspace("winograd_acc", (1, P * K * C), dtype)     # written, not zeroed
             buf = _workspace("winograd_points", (P * (C + K) * N * TH * TW,), dtype)
             with _blas.single_threaded():
                 _wino.conv2d_weight_grad_winograd_points(x, δ, acc.reshape(P, K * C), buf, g.ph,
-                                                         g.pw, rows, m, fn, ilp64, nt, vec)
+                                                         g.pw, rows, m, fn, ilp64, nt, vec,
+                                                         rows_vec=rows_vec)
         else:
             acc = _workspace("winograd_acc", (nt, P * K * C), dtype)    # written, not zeroed
             scratch = _workspace("winograd", (nt, P * (C + K) * rows * TW), dtype)
             with _blas.single_threaded():
                 _wino.conv2d_weight_grad_winograd(x, δ, acc, scratch, np.zeros(nt, np.uint8),
-                                                  g.ph, g.pw, rows, m, fn, ilp64, nt, vec)
+                                                  g.ph, g.pw, rows, m, fn, ilp64, nt, vec,
+                                                  rows_vec=rows_vec)
         dw = np.empty(w_shape, dtype)                       # (+ the thread partials, in order)
         _wino.winograd_weight_grad(acc.reshape(-1, P, K, C), dw, nt)
     return dw, (_bias_sums(δ) if need_db else None)
