@@ -554,6 +554,19 @@ def _winograd4_pass(case, vector, rows=None):
     return x, w, b, δ, (y.numpy(), xt.grad.numpy(), wt.grad.numpy())
 
 
+def _agrees_with_the_scalar_loops_and_the_reference(case, x, w, b, δ, got):
+    """got (y, ∂L/∂x, ∂L/∂w of _winograd4_pass) equals the scalar loops' to a float32
+    rounding and the reference's to F(4×4)'s tolerance."""
+    _, _, _, _, scalar = _winograd4_pass(case, vector=False)
+    P4 = ref.conv_padding4(case["padding"], case["H"], case["W"], 3, 3, (1, 1), (1, 1))
+    want_y = ref.conv2d(x, w, b, (1, 1), P4, (1, 1), 1)
+    want_dx, want_dw, _ = ref.conv2d_vjp(x, w, δ, (1, 1), P4, (1, 1), 1)
+    for g, s, want in zip(got, scalar, (want_y, want_dx, want_dw)):
+        scale = max(1.0, float(np.abs(want).max()))
+        np.testing.assert_allclose(g, s, rtol=1e-6, atol=1e-6 * scale)
+        np.testing.assert_allclose(g, want, rtol=1e-4, atol=1e-4 * scale)
+
+
 @pytest.mark.skipif(not _vector_transforms(), reason="winograd4.h's transforms need AVX-512")
 @settings(deadline=None)
 @given(case=vector_cases())
@@ -564,15 +577,7 @@ def test_vector_transforms_match_the_scalar_loops_and_the_reference(case):
     with the scalar loops' to a float32 rounding and with the reference to F(4×4)'s
     tolerance, over cut tiles, padding on every edge, chunks across tile rows and samples,
     1–3 threads, the scratch memory poisoned."""
-    x, w, b, δ, got = _winograd4_pass(case, vector=True)
-    _, _, _, _, scalar = _winograd4_pass(case, vector=False)
-    P4 = ref.conv_padding4(case["padding"], case["H"], case["W"], 3, 3, (1, 1), (1, 1))
-    want_y = ref.conv2d(x, w, b, (1, 1), P4, (1, 1), 1)
-    want_dx, want_dw, _ = ref.conv2d_vjp(x, w, δ, (1, 1), P4, (1, 1), 1)
-    for g, s, want in zip(got, scalar, (want_y, want_dx, want_dw)):
-        scale = max(1.0, float(np.abs(want).max()))
-        np.testing.assert_allclose(g, s, rtol=1e-6, atol=1e-6 * scale)
-        np.testing.assert_allclose(g, want, rtol=1e-4, atol=1e-4 * scale)
+    _agrees_with_the_scalar_loops_and_the_reference(case, *_winograd4_pass(case, vector=True))
 
 
 @pytest.mark.skipif(not _vector_transforms(), reason="winograd4.h's transforms need AVX-512")
@@ -584,15 +589,8 @@ def test_row_transforms_match_the_scalar_loops_and_the_reference(case):
     _input_block4 does, the same formulas in the same order: the forward, ∂L/∂x and ∂L/∂w
     agree with the scalar loops' to a float32 rounding and with the reference to F(4×4)'s
     tolerance, over rows of 1 to 10 tiles, cut tiles, padding on every edge, 1–3 threads."""
-    x, w, b, δ, got = _winograd4_pass(case, vector=False, rows=True)
-    _, _, _, _, scalar = _winograd4_pass(case, vector=False)
-    P4 = ref.conv_padding4(case["padding"], case["H"], case["W"], 3, 3, (1, 1), (1, 1))
-    want_y = ref.conv2d(x, w, b, (1, 1), P4, (1, 1), 1)
-    want_dx, want_dw, _ = ref.conv2d_vjp(x, w, δ, (1, 1), P4, (1, 1), 1)
-    for g, s, want in zip(got, scalar, (want_y, want_dx, want_dw)):
-        scale = max(1.0, float(np.abs(want).max()))
-        np.testing.assert_allclose(g, s, rtol=1e-6, atol=1e-6 * scale)
-        np.testing.assert_allclose(g, want, rtol=1e-4, atol=1e-4 * scale)
+    _agrees_with_the_scalar_loops_and_the_reference(
+        case, *_winograd4_pass(case, vector=False, rows=True))
 
 
 @pytest.mark.skipif(not _vector_transforms(), reason="winograd4.h's transforms need AVX-512")
