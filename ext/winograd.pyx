@@ -824,7 +824,6 @@ def conv2d_weight_grad_winograd(const floating[:, :, :, ::1] x,   # IN  (N, C, H
         _zero_unstarted_rows(acc, started)              # threads without a block
 
 
-
 def conv2d_weight_grad_winograd_points(const floating[:, :, :, ::1] x,   # IN  (N, C, H, W)
                                        const floating[:, :, :, ::1] dy,  # IN  (N, K, OH, OW) δ
                                        floating[:, ::1] acc,             # OUT (T², K·C) Σ Mw

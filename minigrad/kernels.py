@@ -152,8 +152,8 @@ class Tuning:
     winograd4_vector_max_tw: int = 4
     # ... and on rows of at least this many tiles the input transform (forward and ∂L/∂x: of
     # x and δ; ∂L/∂w: of x) takes a tile row's patches a vector (ext/winograd4.h
-    # mg_wino4_input_rows: the patches' rows copied, then split into their 4t + q entries by
-    # permutes): ResNet-18's 64 × 32² layers (RESULTS.md, "Session 23")
+    # mg_wino4_input_rows: each patch row read by masked loads, then split into its 4t + q
+    # entries by permutes): ResNet-18's 64 × 32² layers (RESULTS.md, "Session 23")
     winograd4_rows_min_tw: int = 5
     # ... and there F(4×4) also where C·K/(C+K) ≥ winograd4_vector_min_ck (instead of
     # winograd4_min_ck) on at most winograd4_vector_max_tiles 4×4 tiles: DenseNet's 128 → 32
