@@ -144,6 +144,12 @@ class Tuning:
     winograd4_wgrad_min_size: int = 8
     winograd4_wgrad_min_tiles: int = 64
     winograd4_wgrad_max_kc: int = 256 * 256
+    # ... and on outputs of one 4×4 tile (4 × 4, the 6×6 patch exactly the padded plane:
+    # nothing wasted), where C·K/(C+K) ≥ winograd4_wgrad_min_ck and the call has ≥ this
+    # many tiles (samples: the GEMMs' inner dimension), before hwnc: ResNet-18's 512 × 4²
+    # (batch 32) and GoogLeNet's 4 × 4 layers (batch 16) at 0.60–0.92 of hwnc's time; on
+    # 8 tiles 1.1–2.0 (RESULTS.md, "Session 24")
+    winograd4_wgrad_tile_min_tiles: int = 16
     # F(4×4)'s tile transforms (forward, ∂L/∂x, ∂L/∂w) by ext/winograd4.h's gathers and
     # scatters, 16 tiles a vector (float32, SIMD level 2), on outputs of at most this many
     # 4×4 tiles a row: there a tile row is a short run and the scalar loops spend their time
@@ -630,7 +636,7 @@ def _winograd_fits(N, C, K, khw, g, out_hw, force, t, note, which, dtype):
     if not _blas.available():
         note(which, "winograd: no OpenBLAS next to NumPy")
         return None
-    if khw != (3, 3) or (g.sh, g.sw, g.dh, g.dw, g.groups) != (1, 1, 1, 1, 1):
+    if not _winograd_shape_fits(khw, g):
         note(which, "winograd: needs a 3×3 kernel, stride 1, dilation 1, one group")
         return None
     if force is not None:
@@ -676,6 +682,12 @@ def _winograd_fits(N, C, K, khw, g, out_hw, force, t, note, which, dtype):
     return "winograd" if ok else None
 
 
+def _winograd_shape_fits(khw, g):
+    """What every Winograd kernel here needs: a 3×3 kernel, stride 1, dilation 1, one
+    group (and OpenBLAS, which the callers check)."""
+    return khw == (3, 3) and (g.sh, g.sw, g.dh, g.dw, g.groups) == (1, 1, 1, 1, 1)
+
+
 def _winograd4_wgrad_fits(N, C, K, khw, g, out_hw, force, t, note, dtype):
     """∂L/∂w by Winograd F(4×4, 3×3) (unforced): where the forward's conditions hold
     (_winograd_fits) and K·C ≤ winograd4_wgrad_max_kc (the threads' (36, K, C) partial sums
@@ -683,13 +695,24 @@ def _winograd4_wgrad_fits(N, C, K, khw, g, out_hw, force, t, note, dtype):
     outputs of at least winograd4_vector_wgrad_min_size; elsewhere C·K/(C+K) ≥
     winograd4_wgrad_min_ck, outputs of at least winograd4_wgrad_min_size and ≥
     winograd4_wgrad_min_tiles 4×4 tiles (the GEMMs' inner dimension is the block's tiles,
-    and each block adds 36·K·C partial sums)."""
-    if force is not None or _winograd_fits(N, C, K, khw, g, out_hw, force, t, _no_note,
-                                           "weight_grad", dtype) != "winograd4":
+    and each block adds 36·K·C partial sums). On a 4×4 output (one tile a sample, where the
+    forward declines F(4×4)): C·K/(C+K) ≥ winograd4_wgrad_min_ck and ≥
+    winograd4_wgrad_tile_min_tiles tiles."""
+    if force is not None:
         return False
     OH, OW = out_hw
     ck = C * K / (C + K)
     tiles4 = N * -(-OH // 4) * -(-OW // 4)
+    if (OH, OW) == (4, 4) and _winograd_shape_fits(khw, g) and _blas.available():
+        ok = ck >= t.winograd4_wgrad_min_ck and tiles4 >= t.winograd4_wgrad_tile_min_tiles
+        note("weight_grad", f"winograd4 {'takes it' if ok else 'declines'} (one 4×4 tile a "
+                            f"sample): C·K/(C+K) = {ck:.1f} (≥ winograd4_wgrad_min_ck = "
+                            f"{t.winograd4_wgrad_min_ck:g}?), {tiles4} tiles (≥ "
+                            f"winograd4_wgrad_tile_min_tiles = {t.winograd4_wgrad_tile_min_tiles}?)")
+        return ok
+    if _winograd_fits(N, C, K, khw, g, out_hw, force, t, _no_note, "weight_grad",
+                      dtype) != "winograd4":
+        return False
     if _winograd4_vector(-(-OW // 4), dtype, _winograd4_elements(N, C, K, out_hw)):
         ok = min(OH, OW) >= t.winograd4_vector_wgrad_min_size and K * C <= t.winograd4_wgrad_max_kc
         note("weight_grad", f"winograd4 {'takes it' if ok else 'declines'} with its vector "

@@ -169,8 +169,11 @@ def _winograd_rule_cases():
         assert not runs((8, 128, 4, 4), (32, 128, 3, 3), padding=1)
     with kernels.use(None, winograd_small_min_tiles=33):
         assert not runs((8, 128, 4, 4), (32, 128, 3, 3), padding=1)
-    assert kernels.choose((16, 128, 4, 4), (128, 128, 3, 3), padding=1) == ("winograd", "winograd", "hwnc")
-    assert kernels.choose((16, 126, 4, 4), (126, 126, 3, 3), padding=1) == ("winograd", "hwnc", "hwnc")
+    # (∂L/∂w on these one-tile planes: test_weight_gradient_takes_winograd4_on_one_tile_planes)
+    assert kernels.choose((16, 128, 4, 4), (128, 128, 3, 3), padding=1) == ("winograd", "winograd",
+                                                                            "winograd4")
+    assert kernels.choose((16, 126, 4, 4), (126, 126, 3, 3), padding=1) == ("winograd", "hwnc",
+                                                                            "winograd4")
     assert kernels.choose((8, 128, 4, 4), (32, 128, 3, 3), padding=1) == ("winograd", "hwnc", "hwnc")
     with kernels.use(None, winograd_small_dx_min_ck=257):              # 512·512/1024 = 256
         assert kernels.choose((32, 512, 4, 4), (512, 512, 3, 3), padding=1).input_grad == "hwnc"
@@ -440,6 +443,40 @@ def test_weight_gradient_takes_winograd4_where_it_pays():
             assert kernels.choose(*yes, padding=1).weight_grad != "winograd4", tuning
     why = kernels.explain(*yes, padding=1).why["weight_grad"]
     assert any("winograd4 takes it" in r for r in why)
+
+
+def test_weight_gradient_takes_winograd4_on_one_tile_planes():
+    """On 4×4 outputs (one 4×4 tile a sample, the 6×6 patch exactly the padded plane) F(4×4)'s
+    ∂L/∂w by default where C·K/(C+K) ≥ winograd4_wgrad_min_ck and the call has at least
+    winograd4_wgrad_tile_min_tiles tiles, though the forward declines F(4×4) there:
+    ResNet-18's 512 × 4² (batch 32), GoogLeNet's 4×4 layers (batch 16); not on 8 samples,
+    thin layers, 2×2 or 3×3 outputs, or a strided layer. Each threshold, moved past the
+    layer, hands it back; a backward takes it and gives the reference's ∂L/∂w."""
+    yes = ((16, 64, 4, 4), (64, 64, 3, 3))                       # C·K/(C+K) = 32, 16 tiles
+    for xs, ws in (yes, ((32, 512, 4, 4), (512, 512, 3, 3)), ((16, 160, 4, 4), (320, 160, 3, 3))):
+        paths = kernels.choose(xs, ws, padding=1)
+        assert paths.weight_grad == "winograd4" and paths.forward != "winograd4", (xs, ws)
+    for xs, ws, kw in ((((8, 512, 4, 4), (512, 512, 3, 3), {})),      # 8 tiles
+                       (((16, 64, 4, 4), (48, 64, 3, 3), {})),        # C·K/(C+K) = 27.4
+                       (((16, 160, 2, 2), (320, 160, 3, 3), {})),     # 2×2
+                       (((16, 160, 3, 3), (320, 160, 3, 3), {})),     # 3×3
+                       (((16, 160, 8, 8), (320, 160, 3, 3), dict(stride=2)))):   # 4×4, stride 2
+        assert kernels.choose(xs, ws, padding=1, **kw).weight_grad != "winograd4", (xs, ws, kw)
+    for tuning in (dict(winograd4_wgrad_min_ck=33), dict(winograd4_wgrad_tile_min_tiles=17)):
+        with kernels.use(None, **tuning):
+            assert kernels.choose(*yes, padding=1).weight_grad != "winograd4", tuning
+    assert any("one 4×4 tile" in r for r in kernels.explain(*yes, padding=1).why["weight_grad"])
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal(yes[0]).astype(np.float32)
+    w = rng.standard_normal(yes[1]).astype(np.float32)
+    wt = mg.tensor(w, requires_grad=True)
+    with kernels.trace() as log:
+        y = F.conv2d(mg.tensor(x), wt, padding=1)
+        δ = rng.standard_normal(y.shape).astype(np.float32)
+        y.backward(mg.tensor(δ))
+    assert [c.path for c in log if c.which == "weight_grad"] == ["winograd4"], log
+    _, want, _ = ref.conv2d_vjp(x, w, δ, (1, 1), (1, 1, 1, 1), (1, 1), 1)
+    np.testing.assert_allclose(wt.grad.numpy(), want, rtol=1e-4, atol=1e-4 * np.abs(want).max())
 
 
 def test_weight_gradient_splits_by_point_where_the_partials_outweigh_the_tiles():
