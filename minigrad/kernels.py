@@ -270,6 +270,10 @@ class Tuning:
     # inputs of a window × the outputs of a plane or group) has at most this many entries,
     # 4 bytes each, made once per geometry; larger planes walk the per-axis tables
     maxpool_taps_max_entries: int = 1 << 20
+    # ... and 2×2 max pooling at stride 2 too on outputs of fewer than this many columns:
+    # the '2x2' kernel's rows are then a pair of outputs each (VGG-11's 32×512×4² 0.47 ms
+    # against the table's 0.16, GoogLeNet's 16×832×4² 0.37 vs 0.14; 8×8 and larger: '2x2')
+    maxpool_2x2_min_ow: int = 4
     # ---- block sizes ----
     # 'w16' ∂L/∂w: δ's streams of one block of output channels about this size
     w16_wgrad_block_bytes: int = 32 << 10
@@ -908,17 +912,23 @@ def _pool_plan(op, g, force, t, why):
     """Pooling: the specialised kernels where the geometry is theirs ('2x2', 'plane', max
     pooling's '3x3'), unless 'direct' or 'taps' is forced; max pooling's other windows by
     the tap table ('taps') where it has at most maxpool_taps_max_entries entries, else the
-    table walk. Forced, 'taps' takes every max pooling whose windows all have a real input
-    (2×2 tilings and 3×3 at stride 1 included)."""
+    table walk; 2×2 tilings of outputs narrower than maxpool_2x2_min_ow by the tap table
+    too. Forced, 'taps' takes every max pooling whose windows all have a real input (2×2
+    tilings and 3×3 at stride 1 included)."""
     note = _notes(why)
     if op == "max_pool2d" and g.path == "3x3" and force in (None, "3x3"):
         note("forward", "3×3 windows at stride 1 with one pixel of padding: separable, rows "
                         "then columns ('3x3')")
         note("input_grad", _MASK_NOTE)
         return Paths("3x3", "direct", None)
-    if op == "max_pool2d" and (force == "taps" or (force is None and g.path not in ("2x2", "3x3"))):
+    short = g.path == "2x2" and g.out[1] < t.maxpool_2x2_min_ow     # a tiling of short rows
+    if op == "max_pool2d" and (force == "taps" or (force is None and (
+            short or g.path not in ("2x2", "3x3")))):
         entries = g.window_taps * g.taps_group * g.out[0] * g.out[1]
         ok = g.window_taps > 0 and (force == "taps" or entries <= t.maxpool_taps_max_entries)
+        if short and force is None:
+            note("forward", f"a 2×2 tiling of outputs {g.out[1]} wide (< maxpool_2x2_min_ow = "
+                            f"{t.maxpool_2x2_min_ow}?): rows too short for '2x2'")
         note("forward", "taps: forced" if force == "taps" and ok else
              f"taps {'takes it' if ok else 'declines'}: {g.window_taps} inputs in the largest "
              f"window (> 0: every window has a real input?) × {g.taps_group * g.out[0] * g.out[1]} "

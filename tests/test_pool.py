@@ -638,7 +638,8 @@ def test_threads_agree_and_concurrent_use(rng):
                                           ((2, 3, 5, 6), (4, 2))])  # one window row, 3 spare
 def test_2x2_fast_path_matches_general(shape, stride, rng):
     """The specialised 2×2 kernels (chosen whenever window (i, j) is rows 2i…2i+1 × cols
-    2j…2j+1) give what the general kernels give, spare rows/columns included."""
+    2j…2j+1; for max pooling on outputs of any width here, maxpool_2x2_min_ow = 1) give what
+    the general kernels give, spare rows/columns included."""
     x = rng.standard_normal(shape)
     x[0, 0, 0, :2] = x[0, 0, 0, 0]                      # a tie
     for op, args in ((F.max_pool2d, (2, stride)), (F.avg_pool2d, (2, stride)),
@@ -648,7 +649,7 @@ def test_2x2_fast_path_matches_general(shape, stride, rng):
                 continue
             args = ((shape[2] // 2, shape[3] // 2),)
         xt = mg.tensor(x, requires_grad=True)
-        with kernels.trace() as calls:
+        with kernels.use(None, maxpool_2x2_min_ow=1), kernels.trace() as calls:
             y = op(xt, *args)
             dy = rng.standard_normal(y.shape)
             y.backward(dy)
@@ -681,6 +682,16 @@ def test_taps_rule_and_its_limits():
     assert kernels.choose((16, 64, 32, 32), op="max_pool2d", kernel_size=3, stride=2,
                           ceil_mode=True).forward == "taps"
     assert kernels.choose((64, 6, 28, 28), op="max_pool2d", kernel_size=2).forward == "2x2"
+    # a 2×2 tiling of outputs narrower than maxpool_2x2_min_ow (4): the table, not '2x2'
+    assert kernels.choose((32, 512, 8, 8), op="max_pool2d", kernel_size=2).forward == "2x2"
+    for plane in (6, 4, 2):
+        assert kernels.choose((32, 512, plane, plane), op="max_pool2d",
+                              kernel_size=2).forward == "taps", plane
+    with kernels.use(None, maxpool_2x2_min_ow=2):
+        assert kernels.choose((32, 512, 4, 4), op="max_pool2d", kernel_size=2).forward == "2x2"
+        assert kernels.choose((32, 512, 2, 2), op="max_pool2d", kernel_size=2).forward == "taps"
+    assert "rows too short for '2x2'" in str(kernels.explain((32, 512, 4, 4), op="max_pool2d",
+                                                             kernel_size=2))
     # 9 inputs a window × 4·4 outputs (a group of two planes: 32) = 288 entries
     with kernels.use(None, maxpool_taps_max_entries=288):
         assert kernels.choose((16, 512, 6, 6), **google).forward == "taps"
