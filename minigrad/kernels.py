@@ -45,7 +45,8 @@ The paths (their kernels in ext/; the Python glue in minigrad/ops/conv_dispatch.
                                      chosen at stride 1, any stride when forced
   max_pool2d, avg_pool2d, adaptive_avg_pool2d
     direct    ext/pool.pyx           windows from per-axis tables: any geometry
-    2x2       ext/pool.pyx           2×2 windows at stride 2 tiling the plane
+    2x2       ext/pool.pyx           2×2 windows at stride 2 tiling the plane (max pooling:
+                                     outputs of ≥ maxpool_2x2_min_ow columns, else 'taps')
     plane     ext/pool.pyx           one window = the whole plane (global average pooling)
     taps      ext/pool.pyx           max pooling: every window's inputs listed in a table,
                                      one vector loop per tap over a plane (or a group of small
@@ -147,8 +148,9 @@ class Tuning:
     # ... and on outputs of one 4×4 tile (4 × 4, the 6×6 patch exactly the padded plane:
     # nothing wasted), where C·K/(C+K) ≥ winograd4_wgrad_min_ck and the call has ≥ this
     # many tiles (samples: the GEMMs' inner dimension), before hwnc: ResNet-18's 512 × 4²
-    # (batch 32) and GoogLeNet's 4 × 4 layers (batch 16) at 0.60–0.92 of hwnc's time; on
-    # 8 tiles 1.1–2.0 (RESULTS.md, "Session 24")
+    # (batch 32) and GoogLeNet's 4 × 4 layers (batch 16) at 0.60–0.92 of hwnc's time with
+    # the host in its slow phase, 0.86–1.11 in its fast one (whole steps neutral to 3 %
+    # better); on 8 tiles 1.1–2.0 (RESULTS.md, "Session 24")
     winograd4_wgrad_tile_min_tiles: int = 16
     # F(4×4)'s tile transforms (forward, ∂L/∂x, ∂L/∂w) by ext/winograd4.h's gathers and
     # scatters, 16 tiles a vector (float32, SIMD level 2), on outputs of at most this many
