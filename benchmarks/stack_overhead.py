@@ -2,7 +2,8 @@
 ReLU → 3×3 conv, models/densenet.py's DenseLayer) on an input so small that the arithmetic
 is nothing, forward and one backward, three ways in one process, alternating:
 
-    modules     DenseLayer(x), then y.backward(δ): Module calls, the ops, the graph, the engine
+    modules     DenseLayer(x), then y.backward(δ): the Module calls, the layer as one op
+                (nn.conv_norm_chain: ops/chain.py ConvNormChain), the graph, the engine
     ops         ops/norm.py's batch_norm_relu and F.conv2d on tensors, the engine's backward:
                 the same without the Modules
     calls       the calls the ops make underneath, on ndarrays — the fused BatchNorm
@@ -13,7 +14,8 @@ is nothing, forward and one backward, three ways in one process, alternating:
     python benchmarks/stack_overhead.py --results    # also append to RESULTS.md
 
 "ops − calls" is what the Tensors, the graph, the argument checks and the engine cost a
-layer, the most a layer fused into one op could save; "modules − ops" the Modules'. A
+layer run as four ops; "modules − calls" what they cost the layer as one op, with the
+Modules. A
 DenseNet-121 training step runs 58 of these layers (and GoogLeNet's 57 conv → BatchNorm →
 ReLU units are the same pieces). µs per layer: the median over rounds of each way's
 best-of-5 timing of `--number` chains, divided by the layers (every parameter's .grad
@@ -128,8 +130,9 @@ def main():
     print_table(["way", "µs", "range", "share of modules"],
                 [[k, f"{med[k]:.1f}", f"{min(got[k]):.1f}–{max(got[k]):.1f}",
                   f"{med[k] / med['modules']:.2f}"] for k in fns])
-    print(f"ops − calls (Tensors, graph, checks, engine): {med['ops'] - med['calls']:.1f} µs; "
-          f"modules − ops: {med['modules'] - med['ops']:.1f} µs")
+    print(f"ops − calls (four ops: Tensors, graph, checks, engine): "
+          f"{med['ops'] - med['calls']:.1f} µs; modules − calls (one op, and the Modules): "
+          f"{med['modules'] - med['calls']:.1f} µs")
 
 
 if __name__ == "__main__":

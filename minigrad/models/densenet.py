@@ -36,10 +36,16 @@ class DenseLayer(nn.Module):
         self.conv2 = nn.Conv2d(bn_size * growth_rate, growth_rate, 3, padding=1, bias=False)
         self.drop_rate = float(drop_rate)
 
+    @property
+    def _chain(self):
+        m = self._modules
+        return (m["norm1"], m["relu1"], m["conv1"], m["norm2"], m["relu2"], m["conv2"])
+
     def forward(self, inputs):
         x = cat(inputs, dim=1) if isinstance(inputs, (list, tuple)) else inputs   # (N, ΣC_i, H, W)
-        x = self.conv1(nn.bn_relu(self.norm1, self.relu1, x))   # (N, bn_size·k, H, W)  bottleneck
-        y = self.conv2(nn.bn_relu(self.norm2, self.relu2, x))   # (N, k, H, W)
+        y = nn.conv_norm_chain(self._chain, x)     # one op: the two units below, bit for bit
+        # = self.conv1(relu1(norm1(x)))  (N, bn_size·k, H, W)  bottleneck
+        # → self.conv2(relu2(norm2(·)))  (N, k, H, W)
         if self.drop_rate > 0:
             y = F.dropout(y, self.drop_rate, self.training)
         return y

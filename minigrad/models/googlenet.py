@@ -26,7 +26,11 @@ class BasicConv2d(nn.Module):
         self.bn = nn.BatchNorm2d(out_channels, eps=0.001)
 
     def forward(self, x):
-        return nn.bn_relu(self.bn, None, self.conv(x))     # F.relu(self.bn(·)), one op
+        m = self._modules                   # F.relu(self.bn(self.conv(x))), one op
+        return nn.conv_norm_chain((m["conv"], m["bn"], _RELU), x)
+
+
+_RELU = nn.ReLU()    # F.relu, as a module conv_norm_chain can read (not a child of any layer)
 
 
 class Inception(nn.Module):

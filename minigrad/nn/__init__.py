@@ -12,6 +12,7 @@ from . import init
 from . import utils
 from .pooling import MaxPool2d, AvgPool2d, AdaptiveAvgPool2d, AdaptiveMaxPool2d
 from .conv import Conv2d, ConvTranspose2d
+from .chain import conv_norm_chain
 from .lazy import (LazyConv2d, LazyLinear, LazyBatchNorm1d, LazyBatchNorm2d,
                    UninitializedParameter)
 from . import functional

@@ -193,19 +193,33 @@ class _BatchNorm(Module):
         if self.training and x.size // x.shape[1] <= 1:
             raise ValueError(f"{type(self).__name__}: expected more than 1 value per channel when "
                              f"training, got input of shape {x.shape}")
+        return (x,) + self._stat_args()
+
+    def _stat_args(self, count=True):
+        """batch_norm's arguments after the input, for one forward: (running_mean,
+        running_var, weight, bias, training, momentum, eps) — the batch statistics when
+        training or not tracking, the momentum factor (1/count for momentum=None) —; counts
+        the batch (num_batches_tracked) unless count is False (then momentum=None's factor
+        is left for _momentum_factor()). The caller has checked the input."""
+        factor = self._momentum_factor() if count else 0.0
+        use_batch_stats = self.training or not self.track_running_stats
+        stats = not self.training or self.track_running_stats
+        m = self._member
+        return (m("_buffers", "running_mean") if stats else None,
+                m("_buffers", "running_var") if stats else None,
+                m("_parameters", "weight"), m("_parameters", "bias"), use_batch_stats, factor,
+                self.eps)
+
+    def _momentum_factor(self):
+        """Counts the batch (num_batches_tracked, when training and tracking) and returns
+        the running statistics' momentum factor: momentum, or 1/count for momentum=None."""
         factor = 0.0 if self.momentum is None else self.momentum
         if self.training and self.track_running_stats:
             count = self._member("_buffers", "num_batches_tracked")
             count += 1              # a 0-d int64 array, in place (no Module.__setattr__ needed)
             if self.momentum is None:
                 factor = 1.0 / float(count)
-        use_batch_stats = self.training or not self.track_running_stats
-        stats = not self.training or self.track_running_stats
-        m = self._member
-        return (x, m("_buffers", "running_mean") if stats else None,
-                m("_buffers", "running_var") if stats else None,
-                m("_parameters", "weight"), m("_parameters", "bias"), use_batch_stats, factor,
-                self.eps)
+        return factor
 
     def extra_repr(self):
         return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
@@ -257,6 +271,20 @@ def add_relu(relu, a, b):
     if _plain_relu(relu):
         return E.add_relu(a, b)
     return relu(a + b)
+
+
+def run_fusing_bn_relu(mods, x):
+    """x -> mods[0](x) -> mods[1](mods[0](x)) -> …, a BatchNorm followed by a ReLU or a
+    ReLU6 as one op where nothing can tell the difference (bn_relu)."""
+    i = 0
+    while i < len(mods):
+        if i + 1 < len(mods) and _fusable(mods[i], mods[i + 1], clamp=True):
+            x = _fused(mods[i], x, mods[i + 1])
+            i += 2
+        else:
+            x = mods[i](x)
+            i += 1
+    return x
 
 
 def _fusable(bn, relu, clamp=False):

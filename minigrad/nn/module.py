@@ -500,16 +500,9 @@ class Sequential(Module):
         return self
 
     def forward(self, x):
-        """Apply the modules in order: x -> m0(x) -> m1(m0(x)) -> ... A BatchNorm followed by
-        a ReLU or a ReLU6 runs as one op where that gives the same result (nn.bn_relu)."""
-        from .layers import _fusable, _fused
-        mods = list(self._modules.values())
-        i = 0
-        while i < len(mods):
-            if i + 1 < len(mods) and _fusable(mods[i], mods[i + 1], clamp=True):
-                x = _fused(mods[i], x, mods[i + 1])
-                i += 2
-            else:
-                x = mods[i](x)
-                i += 1
-        return x
+        """Apply the modules in order: x -> m0(x) -> m1(m0(x)) -> ... A run of Conv2d and
+        BatchNorm2d layers (with a BatchNorm's ReLU or ReLU6) runs as one op, and any other
+        BatchNorm followed by a ReLU or a ReLU6 as one op, where that gives the same result
+        (nn.conv_norm_chain, nn.bn_relu)."""
+        from .chain import run_modules
+        return run_modules(list(self._modules.values()), x)
