@@ -475,7 +475,8 @@ _GROUP_OF_MODULE = {"conv": "convolution", "norm": "BatchNorm", "group_norm": "B
                     "sync_batchnorm": "BatchNorm", "elementwise": "elementwise, activations",
                     "activation": "elementwise, activations", "pool": "pooling",
                     "shape": "copies, shape ops", "loss": "loss", "reduce": "reductions",
-                    "linalg": "linear, matmul"}
+                    "linalg": "linear, matmul",
+                    "chain": "convolution + BatchNorm as one op (nn.conv_norm_chain)"}
 
 
 def op_group(name):

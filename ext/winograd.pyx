@@ -65,6 +65,20 @@ cdef extern from "winograd4.h" nogil:
                              Py_ssize_t ph, Py_ssize_t pw, float* s)
 
 
+cdef extern from "wino_kernels.h" nogil:
+    int mg_winok_ready()
+    void mg_winok_weights(const float* w, Py_ssize_t Kw, Py_ssize_t Cw, Py_ssize_t k, int flip,
+                          int four, float* u, Py_ssize_t ld, Py_ssize_t ncols)
+    void mg_winok_weight_grad(const float* m, Py_ssize_t T, Py_ssize_t P, Py_ssize_t K,
+                              Py_ssize_t C, Py_ssize_t k, float* dw)
+
+
+def vector_kernel_transforms():
+    """Whether this build has wino_kernels.h's AVX-512 kernel transforms (the caller also
+    needs a CPU with AVX-512: kernels.simd_level() == 2)."""
+    return mg_winok_ready() == 1
+
+
 def vector_transforms():
     """Whether this build has winograd4.h's AVX-512 tile transforms for F(4×4) (the caller
     also needs a CPU with AVX-512: kernels.simd_level() == 2)."""
@@ -73,7 +87,7 @@ def vector_transforms():
 
 def winograd_weights(const floating[:, :, :, ::1] w,   # IN  (K, C, 3, 3)
                      floating[:, :, ::1] u,             # OUT (T², K, C), T² = 16 or 36; flip: (T², C, K)
-                     int num_threads, bint flip=False):
+                     int num_threads, bint flip=False, bint vec=False):
     """u[T·a + a', k, c] = (G · w[k,c] · Gᵀ)[a, a']: the transformed kernels, one (K, C)
     matrix per position ξ = T·a + a' of the T×T transformed tile — F(2×2, 3×3)'s G (4×3)
     when u has 16 rows, F(4×4, 3×3)'s (6×3), scaled by 576 (_weight_tiles4), when 36. One
@@ -83,13 +97,19 @@ def winograd_weights(const floating[:, :, :, ::1] w,   # IN  (K, C, 3, 3)
     swapped (seed 004; DESIGN.md's ∂L/∂x = pad(δ) ⋆ flip(w)ᵀ):
         u[ξ, c, k] = (G · rot180(w[k, c]) · Gᵀ)[ξ]
     read from w as it is (no flipped copy). F(4×4)'s ∂L/∂x uses it; F(2×2)'s reads the
-    plain transform at the turned points instead (conv2d_forward_winograd's `turned`)."""
+    plain transform at the turned points instead (conv2d_forward_winograd's `turned`).
+
+    vec (float32, a build and CPU with AVX-512, w of fewer than 2³¹ elements): the same
+    transforms, 16 kernels a vector (wino_kernels.h mg_winok_weights), bit for bit."""
     cdef Py_ssize_t K = w.shape[1] if flip else w.shape[0]
     cdef Py_ssize_t k
     cdef bint four = u.shape[0] == 36
     with nogil:
         for k in prange(K, schedule='static', num_threads=num_threads):
-            if four:
+            if floating is float and vec:
+                mg_winok_weights(&w[0, 0, 0, 0], w.shape[0], w.shape[1], k, flip, four,
+                                 &u[0, k, 0], u.shape[1] * u.shape[2], u.shape[2])
+            elif four:
                 _weight_tiles4(w, k, u, flip)
             else:
                 _weight_tiles(w, k, u, flip)
@@ -953,17 +973,21 @@ cdef inline void _weight_grad_row4(const floating[:, :, :, ::1] m, floating[:, :
 
 def winograd_weight_grad(const floating[:, :, :, ::1] m,  # IN  (threads, T², K, C) partial Σ D[ξ] @ V[ξ]ᵀ
                          floating[:, :, :, ::1] dw,        # OUT (K, C, 3, 3)
-                         int num_threads):
+                         int num_threads, bint vec=False):
     """dw[k, c] = Gᵀ · M[·, k, c] · G, M = Σ_t m[t] (the threads' partial sums of
     conv2d_weight_grad_winograd, added in thread order): F(2×2)'s (T² = 16: 4×4 → 3×3;
     with the rows M_a of the 4×4 matrix, h = Gᵀ·M is (M0 + (M1 + M2)/2, (M1 − M2)/2,
     (M1 + M2)/2 + M3), and the same along each row of h) or F(4×4)'s (T² = 36:
-    _weight_grad_row4). One thread per k."""
+    _weight_grad_row4). One thread per k. vec: as winograd_weights' (mg_winok_weight_grad),
+    m of fewer than 2³¹ elements."""
     cdef Py_ssize_t K = m.shape[2], k
     cdef bint four = m.shape[1] == 36
     with nogil:
         for k in prange(K, schedule='static', num_threads=num_threads):
-            if four:
+            if floating is float and vec:
+                mg_winok_weight_grad(&m[0, 0, 0, 0], m.shape[0], m.shape[1], K, m.shape[3], k,
+                                     &dw[0, 0, 0, 0])
+            elif four:
                 _weight_grad_row4(m, dw, k)
             else:
                 _weight_grad_row(m, dw, k)

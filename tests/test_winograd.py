@@ -821,3 +821,68 @@ def test_winograd4_weight_grad_on_larger_blocks_matches_the_reference():
     want_x, want_w, _ = ref.conv2d_vjp(x, w, δ, (1, 1), (1, 1, 1, 1), (1, 1), 1)
     np.testing.assert_allclose(wt.grad.numpy(), want_w, rtol=1e-9, atol=1e-9)
     np.testing.assert_allclose(xt.grad.numpy(), want_x, rtol=1e-9, atol=1e-9)
+
+
+# ---- the kernel transforms, 16 kernels a vector (ext/wino_kernels.h) -------------------------
+
+def _vector_kernel_transforms():
+    return kernels._WINOK_BUILD and kernels.simd_level() >= 2
+
+
+@pytest.mark.skipif(not _vector_kernel_transforms(), reason="wino_kernels.h needs AVX-512")
+@settings(max_examples=60, deadline=None)
+@given(K=st.integers(1, 70), C=st.integers(1, 70), T2=st.sampled_from([16, 36]),
+       flip=st.booleans(), partials=st.integers(1, 3), threads=st.integers(1, 3),
+       seed=st.integers(0, 2**31 - 1))
+def test_vector_kernel_transforms_equal_the_loops_bit_for_bit(K, C, T2, flip, partials, threads,
+                                                              seed):
+    """G·w·Gᵀ (F(2×2) and F(4×4), and flip: ∂L/∂x's turned, channel-swapped kernel) and its
+    adjoint Gᵀ·M·G of ∂L/∂w (M the sum of 1–3 threads' partials, in order), 16 kernels a
+    vector, give the plain loops' values bit for bit: channel counts across and within the
+    vectors' 16 lanes, 1–3 threads, the outputs poisoned first."""
+    from minigrad._ext import winograd as _wino
+    rng = np.random.default_rng(seed)
+    w = rng.standard_normal((K, C, 3, 3)).astype(np.float32)
+    shape = (T2, C, K) if flip else (T2, K, C)
+    want, got = np.full(shape, np.nan, np.float32), np.full(shape, np.nan, np.float32)
+    _wino.winograd_weights(w, want, threads, flip, False)
+    _wino.winograd_weights(w, got, threads, flip, True)
+    np.testing.assert_array_equal(got, want)
+    m = (rng.standard_normal((partials, T2, K, C)) * 10).astype(np.float32)
+    want, got = np.full(w.shape, np.nan, np.float32), np.full(w.shape, np.nan, np.float32)
+    _wino.winograd_weight_grad(m, want, threads, False)
+    _wino.winograd_weight_grad(m, got, threads, True)
+    np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.skipif(not _vector_kernel_transforms(), reason="wino_kernels.h needs AVX-512")
+@pytest.mark.parametrize("path", ["winograd", "winograd4"])
+def test_layers_take_the_vector_kernel_transforms_with_the_same_numbers(path, monkeypatch):
+    """A float32 layer's forward, ∂L/∂x and ∂L/∂w through F(2×2) and F(4×4) take the vector
+    kernel transforms (float64 and too many weights do not) and equal, bit for bit, the same
+    passes with the loops."""
+    assert kernels._winograd_kernels_vector(np.float32, 64 * 48 * 9)
+    assert not kernels._winograd_kernels_vector(np.float64, 64 * 48 * 9)
+    assert not kernels._winograd_kernels_vector(np.float32, 2 ** 27)
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((3, 48, 9, 10)).astype(np.float32)
+    w = (rng.standard_normal((64, 48, 3, 3)) * 0.1).astype(np.float32)
+    δ = rng.standard_normal((3, 64, 9, 10)).astype(np.float32)
+    calls = []
+    vector = kernels._winograd_kernels_vector
+
+    def spy(dtype, weights):
+        calls.append(vector(dtype, weights))
+        return calls[-1]
+    out = []
+    for fn in (spy, lambda dtype, weights: False):
+        monkeypatch.setattr(kernels, "_winograd_kernels_vector", fn)
+        xt, wt = mg.tensor(x, requires_grad=True), mg.tensor(w, requires_grad=True)
+        with forced(path) as log:
+            y = F.conv2d(xt, wt, padding=1)
+            y.backward(mg.tensor(δ))
+        assert {c.which for c in log if c.path == path} >= {"forward", "input_grad", "weight_grad"}
+        out.append([y.numpy(), xt.grad.numpy(), wt.grad.numpy()])
+    assert calls and all(calls)
+    for a, b in zip(*out):
+        np.testing.assert_array_equal(a, b)

@@ -91,7 +91,8 @@ def winograd_weights(w):
     turned points and transposed, ∂L/∂x's — a conv2d forward keeps it for its backward
     (ops/conv.py), one transform per step instead of two."""
     u = np.empty((16,) + w.shape[:2], w.dtype)
-    _wino.winograd_weights(w, u, get_num_threads())
+    _wino.winograd_weights(w, u, get_num_threads(), vec=kernels._winograd_kernels_vector(
+        w.dtype, w.size))
     return u
 
 
@@ -133,7 +134,8 @@ def _forward_winograd(x, w, b, out_hw, g, m=2, flip=False, u=None):
     turned = flip and m == 2
     if u is None:
         u = _workspace("winograd_u", (P,) + (w.shape[:2] if turned else (K, Cg)), dtype)
-        _wino.winograd_weights(w, u, nt, flip and not turned)        # (P, K, C) = G·w·Gᵀ
+        _wino.winograd_weights(w, u, nt, flip and not turned,        # (P, K, C) = G·w·Gᵀ
+                               kernels._winograd_kernels_vector(dtype, w.size))
     elif m != 2 or u.shape != (P,) + w.shape[:2] or u.dtype != dtype:
         raise ValueError(f"conv2d(): Winograd's kept kernel transform {u.shape} {u.dtype} "
                          f"does not fit the weight {w.shape} {dtype}")
@@ -757,7 +759,8 @@ def _weight_grad_winograd(x, x_shape, δ, w_shape, g, need_dw, need_db, m=2):
                                                   g.ph, g.pw, rows, m, fn, ilp64, nt, vec,
                                                   rows_vec=rows_vec)
         dw = np.empty(w_shape, dtype)                       # (+ the thread partials, in order)
-        _wino.winograd_weight_grad(acc.reshape(-1, P, K, C), dw, nt)
+        _wino.winograd_weight_grad(acc.reshape(-1, P, K, C), dw, nt,
+                                   kernels._winograd_kernels_vector(dtype, dw.size))
     return dw, (_bias_sums(δ) if need_db else None)
 
 
