@@ -259,3 +259,66 @@ def test_gradcheck_through_the_chain():
         return ConvNormChain.apply(x, *full, stages=stages)
     assert type(f(x, *[params[i] for i in present]).grad_fn) is ConvNormChain
     assert gradcheck(f, (x, *[params[i] for i in present]), eps=1e-6, atol=1e-5, rtol=1e-4)
+
+
+# ---- a ReLU followed by max pooling, pooled first (nn.Sequential) --------------------------
+
+def same_bits(a, b):
+    """Equal arrays, NaN where NaN, and the same sign of zero."""
+    return (a.shape == b.shape and np.array_equal(a, b, equal_nan=True)
+            and np.array_equal(np.signbit(a), np.signbit(b)))
+
+
+@settings(max_examples=80, deadline=None)
+@given(H=st.integers(2, 9), W=st.integers(2, 9), k=st.integers(1, 3), stride=st.integers(1, 3),
+       pad=st.integers(0, 1), dilation=st.integers(1, 2), ceil=st.booleans(),
+       negative=st.booleans(), dtype=st.sampled_from([np.float32, np.float64]),
+       seed=st.integers(0, 2**31 - 1))
+def test_relu_then_max_pool_pooled_first_bit_for_bit(H, W, k, stride, pad, dilation, ceil,
+                                                     negative, dtype, seed):
+    """Sequential(ReLU, MaxPool2d) runs the pool first (one ReLU pass over the pooled
+    activation), with the values and gradients of the two modules in their order: windows
+    with NaN, ±0, ties of equal values, all-negative windows, padding, dilation, ceil_mode."""
+    pad = min(pad, k // 2)
+    if H + 2 * pad < dilation * (k - 1) + 1 or W + 2 * pad < dilation * (k - 1) + 1:
+        return
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((2, 3, H, W)).astype(dtype)
+    r = rng.random(x.shape)
+    x[r < 0.05] = np.nan
+    x[(r >= 0.05) & (r < 0.1)] = -0.0
+    x[(r >= 0.1) & (r < 0.15)] = 0.0
+    x[(r >= 0.15) & (r < 0.25)] = 1.0                     # ties of equal positive values
+    if negative:
+        x = -np.abs(x)
+    relu, pool = nn.ReLU(), nn.MaxPool2d(k, stride=stride, padding=pad, dilation=dilation,
+                                         ceil_mode=ceil)
+    seq = nn.Sequential(relu, pool)
+    out = []
+    for fn in (seq, lambda t: pool(relu(t))):
+        xt = mg.tensor(x, requires_grad=True)
+        y = fn(xt)
+        out.append(y)
+        δ = np.random.default_rng(seed).standard_normal(y.shape).astype(dtype)
+        y.backward(mg.tensor(δ))
+        out.append(xt.grad.data)
+    assert out[0].grad_fn.name == "ReLU" and out[2].grad_fn.name != "ReLU"   # pooled first
+    assert same_bits(out[0].data, out[2].data) and same_bits(out[1], out[3])
+
+
+def test_relu_then_max_pool_keeps_its_order_when_observable():
+    """A hook on either module, a ReLU subclass, return_indices: the modules run in their
+    order (the hooks see what they would see)."""
+    x = mg.tensor(np.random.default_rng(9).standard_normal((1, 2, 4, 4)).astype(np.float32),
+                  requires_grad=True)
+    seen = []
+    relu = nn.ReLU()
+    relu.register_forward_hook(lambda m, a, out: seen.append(out.shape))
+    y = nn.Sequential(relu, nn.MaxPool2d(2))(x)
+    assert seen == [(1, 2, 4, 4)] and y.grad_fn.name != "ReLU"
+
+    class Leaky(nn.ReLU):
+        pass
+    assert nn.Sequential(Leaky(), nn.MaxPool2d(2))(x).grad_fn.name != "ReLU"
+    y, idx = nn.Sequential(nn.ReLU(), nn.MaxPool2d(2, return_indices=True))(x)
+    assert idx.shape == (1, 2, 2, 2)

@@ -9,6 +9,7 @@ from ..ops.limits import check_output
 from ..tensor_base import TensorBase, wrap
 from .activation import Hardtanh
 from .conv import Conv2d
+from .pooling import MaxPool2d
 from .layers import _BatchNorm, _hooked, _plain_relu, _plain_relu6, ReLU, run_fusing_bn_relu
 
 
@@ -38,9 +39,16 @@ def run_modules(mods, x):
     """x -> mods[0](x) -> mods[1](mods[0](x)) -> …: nn.Sequential's forward. Each run of
     two or more Conv2d and BatchNorm2d modules (a BatchNorm's ReLU or ReLU6 included) goes
     to conv_norm_chain, and any other BatchNorm followed by a ReLU or ReLU6 to bn_relu:
-    one op each where nothing can tell the difference."""
+    one op each where nothing can tell the difference. A ReLU followed by a MaxPool2d
+    (LeNet's, AlexNet's) runs pool first: max(relu(a), relu(b)) = relu(max(a, b)) (ReLU
+    never reorders two values), the same numbers and gradients bit for bit (_relu_pool),
+    with the ReLU's passes over the pooled activation, a quarter of the size for 2×2."""
     i, n = 0, len(mods)
     while i < n:
+        if i + 1 < n and _relu_pool(mods[i], mods[i + 1]):
+            x = mods[i](mods[i + 1](x))
+            i += 2
+            continue
         j = i
         while j < n and isinstance(mods[j], (Conv2d, _BatchNorm)):
             j += 1
@@ -54,6 +62,19 @@ def run_modules(mods, x):
         x = run_fusing_bn_relu(mods[i:j], x)
         i = j
     return x
+
+
+def _relu_pool(relu, pool):
+    """Whether relu(·) then pool(·) may run as pool(·) then relu(·): a plain ReLU (no hooks,
+    ReLU's forward) and a MaxPool2d with its own forward, no hooks, no indices returned.
+    Equal values: max over a window of max(v, 0) is max(max over the window, 0) (NaN
+    propagates through both, as does the window's winner). Equal gradients: where the
+    window's maximum is positive both orders send δ to the same winner (the first of the
+    ties, which are equal values either way); where it is ≤ 0 or NaN both send 0 (the ReLU's
+    mask is 0 there, before or after the routing)."""
+    return (type(relu) is ReLU and not _hooked(relu) and isinstance(pool, MaxPool2d)
+            and type(pool).forward is MaxPool2d.forward and not _hooked(pool)
+            and not pool.return_indices)
 
 
 def _plain_array(t, dtype):
