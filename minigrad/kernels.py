@@ -222,8 +222,9 @@ class Tuning:
     w16_flat_vs_k16: float = 0.75
     # ∂L/∂x by w16 at stride 1 (a forward correlation of δ into C channels) when K ≤
     # w16_max_k, w16_min_k ≤ C ≤ w16_flat_max_k and the planes have ≥ w16_min_pixels
-    # pixels: fewer than 8 output channels leave its 8-wide blocks mostly empty
-    w16_min_k: int = 8
+    # pixels: fewer output channels leave its 8-wide blocks mostly empty (C = 4 loses to
+    # blas by 2–15 %; C = 5–7 wins by 1–47 %, LeNet's second layer C = 6: RESULTS.md)
+    w16_min_k: int = 5
     w16_min_pixels: int = 49
     # ∂L/∂w by w16 (stride 1) for K ≤ this on output planes of ≥ w16_min_pixels pixels with
     # ≥ w16_min_taps taps: its streams beat im2col + GEMM on few output channels; on small

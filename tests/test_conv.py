@@ -620,10 +620,11 @@ def test_thread_partials_summed_in_order_as_numpy_sums_them(rows, n, dtype):
     ((2, 8, 16, 18), (16, 8, 5, 5), 2),
     ((2, 9, 16, 15), (9, 9, 3, 3), "same"),
     ((2, 10, 14, 16), (6, 10, 2, 2), "same"),   # even kernel: the odd row of 'same'
+    ((3, 6, 14, 14), (16, 6, 5, 5), 0),         # LeNet-5's second layer: 6 channels of ∂L/∂x
 ])
 def test_input_grad_by_w16_matches_direct(xs, ws, padding):
     """∂L/∂x at stride 1 is the forward correlation of δ padded by F−1−P with the flipped,
-    channel-swapped kernel; where C and K are small (8 ≤ C ≤ 32, K ≤ 32) and rows wide,
+    channel-swapped kernel; where C and K are small (5 ≤ C ≤ 32, K ≤ 32) and rows wide,
     the chooser runs it on w16's loops (ext/direct16.h): the same gradients as the direct
     loops' phase-by-phase ∂L/∂x."""
     rng = np.random.default_rng(4)
@@ -642,6 +643,18 @@ def test_input_grad_by_w16_matches_direct(xs, ws, padding):
             assert paths["input_grad"] == "w16"
     for a, r in zip(got[None], got["direct"]):
         np.testing.assert_allclose(a, r, rtol=1e-4, atol=1e-4 * np.abs(r).max())
+
+
+def test_w16_input_grad_takes_five_channels_and_more():
+    """w16's ∂L/∂x from C = w16_min_k (5) output channels — LeNet-5's second layer, 6 — and
+    not below it (C = 4 stays on blas), for w16's SIMD builds."""
+    if kernels._SIMD_LEVEL == 0:
+        pytest.skip("w16 needs AVX2 or AVX-512")
+    assert kernels.choose((256, 6, 14, 14), (16, 6, 5, 5)).input_grad == "w16"
+    assert kernels.choose((64, 5, 16, 16), (16, 5, 3, 3), padding=1).input_grad == "w16"
+    assert kernels.choose((256, 4, 14, 14), (16, 4, 5, 5)).input_grad != "w16"
+    with kernels.use(None, w16_min_k=7):
+        assert kernels.choose((256, 6, 14, 14), (16, 6, 5, 5)).input_grad != "w16"
 
 
 def test_fallback_without_openblas(monkeypatch):
