@@ -121,6 +121,37 @@ def test_equals_the_layers_one_by_one_bit_for_bit(spec, N, C, HW, dtype, trainin
             np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.parametrize("frozen", [[0], [2], [3, 4], [0, 2, 3, 4]])
+@pytest.mark.parametrize("x_grad", [True, False])
+def test_frozen_layers_and_inputs_get_the_same_gradients(frozen, x_grad):
+    """Parameters that need no gradient (a frozen BatchNorm or convolution) and an input
+    that needs none: the chain computes only the gradients asked for, and they are the
+    layers' own, bit for bit (the backward stops where nothing before needs one)."""
+    rng = np.random.default_rng(len(frozen))
+    x = rng.standard_normal((2, 3, 8, 8)).astype(np.float32)
+    out = []
+    for fused in (True, False):
+        mg.manual_seed(0)
+        layers = [nn.BatchNorm2d(3), nn.ReLU(), nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4),
+                  nn.Conv2d(4, 2, 1)]
+        for i in frozen:
+            for p in layers[i].parameters():
+                p.requires_grad = False
+        xt = mg.tensor(x, requires_grad=x_grad)
+        y = nn.conv_norm_chain(layers, xt) if fused else one_by_one(layers, xt)
+        if y.grad_fn is None:                        # nothing needs a gradient
+            assert not x_grad and len(frozen) == 4
+            out.append([y.data])
+            continue
+        assert (type(y.grad_fn) is ConvNormChain) == fused
+        y.backward(mg.tensor(np.cos(np.arange(y.data.size, dtype=np.float32)).reshape(y.shape)))
+        out.append([y.data, None if xt.grad is None else xt.grad.data]
+                   + [None if p.grad is None else p.grad.data for m in layers
+                      for p in m.parameters()])
+    for a, b in zip(*out):
+        assert (a is None and b is None) or np.array_equal(a, b)
+
+
 def dense_layer(seed, dtype=np.float32):
     mg.manual_seed(seed)
     layer = DenseLayer(12, 4, 2)
