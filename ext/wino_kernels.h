@@ -15,7 +15,7 @@
  * at a time into the T² rows of u, and on ResNet-18's 256- and 512-channel layers they ran at
  * 2–5 GB/s written (12 % of a training step, benchmarks/RESULTS.md session 25): here the
  * 9 taps of 16 kernels are 9 gathers, the transform runs in registers, and each row ξ of
- * the 16 kernels is one 64-byte store (one cache line when C is a multiple of 16).
+ * the 16 kernels is one 64-byte store.
  *
  * target("avx512f") with fp-contract off: no product and sum are fused into an FMA (which
  * rounds once), so every value is the plain loops' own, bit for bit. The gathers' lane

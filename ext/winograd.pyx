@@ -99,11 +99,13 @@ def winograd_weights(const floating[:, :, :, ::1] w,   # IN  (K, C, 3, 3)
     read from w as it is (no flipped copy). F(4×4)'s ∂L/∂x uses it; F(2×2)'s reads the
     plain transform at the turned points instead (conv2d_forward_winograd's `turned`).
 
-    vec (float32, a build and CPU with AVX-512, w of fewer than 2³¹ elements): the same
-    transforms, 16 kernels a vector (wino_kernels.h mg_winok_weights), bit for bit."""
+    vec (float32, a CPU with AVX-512, w of fewer than 2³¹ / 16 elements; ignored by a build
+    without wino_kernels.h's code): the same transforms, 16 kernels a vector
+    (wino_kernels.h mg_winok_weights), bit for bit."""
     cdef Py_ssize_t K = w.shape[1] if flip else w.shape[0]
     cdef Py_ssize_t k
     cdef bint four = u.shape[0] == 36
+    vec = vec and mg_winok_ready() == 1        # (the caller also checks the CPU)
     with nogil:
         for k in prange(K, schedule='static', num_threads=num_threads):
             if floating is float and vec:
@@ -978,10 +980,10 @@ def winograd_weight_grad(const floating[:, :, :, ::1] m,  # IN  (threads, T², K
     conv2d_weight_grad_winograd, added in thread order): F(2×2)'s (T² = 16: 4×4 → 3×3;
     with the rows M_a of the 4×4 matrix, h = Gᵀ·M is (M0 + (M1 + M2)/2, (M1 − M2)/2,
     (M1 + M2)/2 + M3), and the same along each row of h) or F(4×4)'s (T² = 36:
-    _weight_grad_row4). One thread per k. vec: as winograd_weights' (mg_winok_weight_grad),
-    m of fewer than 2³¹ elements."""
+    _weight_grad_row4). One thread per k. vec: as winograd_weights' (mg_winok_weight_grad)."""
     cdef Py_ssize_t K = m.shape[2], k
     cdef bint four = m.shape[1] == 36
+    vec = vec and mg_winok_ready() == 1
     with nogil:
         for k in prange(K, schedule='static', num_threads=num_threads):
             if floating is float and vec:

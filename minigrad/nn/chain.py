@@ -45,7 +45,7 @@ def run_modules(mods, x):
     with the ReLU's passes over the pooled activation, a quarter of the size for 2×2."""
     i, n = 0, len(mods)
     while i < n:
-        if i + 1 < n and _relu_pool(mods[i], mods[i + 1]):
+        if i + 1 < n and _relu_pool(mods[i], mods[i + 1], x):
             x = mods[i](mods[i + 1](x))
             i += 2
             continue
@@ -64,17 +64,21 @@ def run_modules(mods, x):
     return x
 
 
-def _relu_pool(relu, pool):
-    """Whether relu(·) then pool(·) may run as pool(·) then relu(·): a plain ReLU (no hooks,
-    ReLU's forward) and a MaxPool2d with its own forward, no hooks, no indices returned.
-    Equal values: max over a window of max(v, 0) is max(max over the window, 0) (NaN
-    propagates through both, as does the window's winner). Equal gradients: where the
-    window's maximum is positive both orders send δ to the same winner (the first of the
-    ties, which are equal values either way); where it is ≤ 0 or NaN both send 0 (the ReLU's
-    mask is 0 there, before or after the routing)."""
+def _relu_pool(relu, pool, x):
+    """Whether relu(·) then pool(·) may run as pool(·) then relu(·) on x: a plain ReLU (no
+    hooks, ReLU's forward), a MaxPool2d with its own forward, no hooks, no indices returned
+    and dilation 1, and x a float32/float64 tensor. Equal values: max over a window of
+    max(v, 0) is max(max over the window, 0) (NaN propagates through both, as does the
+    window's winner) — for a window with at least one input in it, which dilation 1 gives
+    (padding ≤ half the window); a dilated window can hold padding only, −inf either way
+    unless the ReLU comes second. Equal gradients: where the window's maximum is positive
+    both orders send δ to the same winner (the first of the ties, which are equal values
+    either way); where it is ≤ 0 or NaN both send 0 (the ReLU's mask is 0 there, before or
+    after the routing). An integer x: the ReLU makes it float32 first, so it stays first."""
     return (type(relu) is ReLU and not _hooked(relu) and isinstance(pool, MaxPool2d)
             and type(pool).forward is MaxPool2d.forward and not _hooked(pool)
-            and not pool.return_indices)
+            and not pool.return_indices and pool.dilation in (1, (1, 1))
+            and isinstance(x, TensorBase) and x.data.dtype in (np.float32, np.float64))
 
 
 def _plain_array(t, dtype):

@@ -24,7 +24,7 @@ ops' own.
 import numpy as np
 
 from .. import kernels
-from ..autograd import Function, enable_grad, grad as _grad, is_grad_enabled
+from ..autograd import Function, _run_backward, enable_grad, is_grad_enabled
 from ..tensor_base import wrap
 from . import conv_dispatch as _dispatch
 from . import norm as B
@@ -64,24 +64,37 @@ class ConvNormChain(Function):
     @staticmethod
     def forward(ctx, x, *params, stages):
         ctx.stages = stages
+        needs = ctx.needs_input_grad
+        # stage i's backward runs when x or a parameter up to stage i needs a gradient (and a
+        # graph is recorded): only those stages keep what their backward reads, and no
+        # stage keeps anything under no_grad, so an inference holds one activation at a time
+        # as the unfused ops do
+        record = is_grad_enabled() and True in needs
+        runs, before = [], needs[0]
+        for i in range(len(stages)):
+            before = before or needs[1 + 2 * i] or needs[2 + 2 * i]
+            runs.append(record and before)
         kept = []                                   # per stage: what its backward reads
         a = x
         for i, st in enumerate(stages):
             p, q = params[2 * i], params[2 * i + 1]
             if st.kind == "norm":
+                frozen = None                       # evaluation: the statistics used, for a replay
+                if runs[i] and not st.training:
+                    frozen = (np.array(st.running_mean), np.array(st.running_var))
                 kernels._ran("batch_norm", "forward", "fused", a.shape)
                 r, mean, inv_std = B._forward_fused(a, p, q, st.training, st.momentum, st.eps,
                                                     st.running_mean, st.running_var,
                                                     relu=st.relu, hi=st.hi)
-                kept.append((a, mean, inv_std, r if st.relu else None))
+                kept.append((a, mean, inv_std, r if st.relu else None, frozen) if runs[i] else None)
                 a = r
             else:
                 plan = kernels._plan("conv2d", a.shape, p.shape, a.dtype, st.geom, st.out_hw)
                 u = None                    # F(2×2)'s U, read again by ∂L/∂x (Conv2dFunction's)
-                if (plan.forward == plan.input_grad == "winograd" and is_grad_enabled()
-                        and (ctx.needs_input_grad[0] or any(ctx.needs_input_grad[1:1 + 2 * i]))):
+                if (plan.forward == plan.input_grad == "winograd" and record
+                        and (needs[0] or any(needs[1:1 + 2 * i]))):
                     u = _dispatch.winograd_weights(p)
-                kept.append((a, plan, u))
+                kept.append((a, p, u) if runs[i] else None)      # p: w as the forward read it
                 a = _dispatch.correlate(a, p, q, st.out_hw, st.geom, plan.forward, u=u)
         ctx.save_for_backward(*kept)                # (dropped after the backward)
         return a
@@ -101,16 +114,16 @@ class ConvNormChain(Function):
         for i in range(len(stages) - 1, -1, -1):
             st, need_in = stages[i], before[i]
             need_p, need_q = needs[1 + 2 * i], needs[2 + 2 * i]
-            if st.kind == "norm":
-                a, mean, inv_std, r = kept[i]
+            if st.kind == "norm":                   # as BatchNormReLU's first-order backward
+                a, mean, inv_std, r, _ = kept[i]
                 w = params[2 * i]
                 kernels._ran("batch_norm", "backward", "fused", d.shape)
                 dx, dw, db = B._backward_fused(a, d, mean, inv_std, None if w is None else w.data,
                                                st.training, (need_in, need_p, need_q),
                                                r, st.hi)
-            else:
-                a, plan, u = kept[i]
-                w = params[2 * i].data
+            else:                                   # as Conv2dFunction's (_fused_gradients)
+                a, w, u = kept[i]
+                plan = kernels._plan("conv2d", a.shape, w.shape, a.dtype, st.geom, st.out_hw)
                 dx, dw, db = _dispatch.backward(a, a.shape, np.ascontiguousarray(d, dtype=a.dtype),
                                                 w, st.geom, need_in, need_p, need_q, plan, u=u)
             grads[1 + 2 * i], grads[2 + 2 * i] = dw, db
@@ -122,22 +135,36 @@ class ConvNormChain(Function):
 
 
 def _replayed_gradients(ctx, δ):
-    """The gradients under create_graph=True: the stages run again as the unfused ops
-    (BatchNormReLU / BatchNorm and Conv2dFunction, the same kernels, so the same values) on
-    the saved inputs, and autograd.grad differentiates that graph, recording it."""
-    inputs = ctx.inputs
+    """The gradients under create_graph=True, as the unfused ops give them: the stages run
+    again as those ops (BatchNormReLU / BatchNorm with the statistics the forward used, and
+    Conv2dFunction: the same kernels, so the same values) on the saved inputs, and their
+    recorded backwards run last stage first, each stage's ∂L/∂(input) the previous one's δ —
+    the engine's own steps on that chain, without a traversal of what lies before it (and
+    without running the inputs' gradient hooks, which the engine runs once, afterwards)."""
+    inputs, stages, kept = ctx.inputs, ctx.stages, ctx.saved
     with enable_grad():
-        a = inputs[0]
-        for i, st in enumerate(ctx.stages):
+        a, nodes = inputs[0], []
+        for i, st in enumerate(stages):
             p, q = inputs[1 + 2 * i], inputs[2 + 2 * i]
             if st.kind == "norm":
-                rm, rv = (None, None) if st.training else (st.running_mean, st.running_var)
+                rm, rv = (None, None) if st.training else kept[i][4]
                 fn = B.BatchNormReLU if st.relu else B.BatchNorm
                 extra = {"max_val": st.hi} if st.relu else {}
                 a = fn.apply(a, p, q, st.training, st.momentum, st.eps, running_mean=rm,
                              running_var=rv, **extra)
             else:
                 a = Conv2dFunction.apply(a, p, q, st.geom, st.out_hw)
-    wanted = [t for t, need in zip(inputs, ctx.needs_input_grad) if need]
-    got = iter(_grad([a], wanted, [δ], create_graph=True, allow_unused=True))
-    return tuple(next(got) if need else None for need in ctx.needs_input_grad)
+            nodes.append(a._ctx)
+        grads = [None] * len(inputs)
+        d = δ
+        for i in range(len(stages) - 1, -1, -1):
+            node = nodes[i]
+            if node is None:                        # nothing up to this stage needs a gradient
+                break
+            local = _run_backward(node, d, True)
+            grads[1 + 2 * i], grads[2 + 2 * i] = local[1], local[2]
+            d = local[0]
+            if d is None:
+                break
+        grads[0] = d if ctx.needs_input_grad[0] else None
+    return tuple(g if need else None for g, need in zip(grads, ctx.needs_input_grad))
