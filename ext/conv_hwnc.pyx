@@ -34,6 +34,7 @@ ctypedef fused floating:
     double
 
 include "_gemm.pxi"
+include "_sums.pxi"
 
 
 def gather_rows(const floating[:, :, :, ::1] x,      # IN  (N, C, H, W)
@@ -231,14 +232,14 @@ def wgrad_rows(const floating[:, :, ::1] xq,     # IN  (H, OW·N, C·kw)
 def bias_grad(const floating[:, :, ::1] dy,       # IN  (N, K, OH·OW) δ
               floating[::1] db,                   # OUT (K,)
               int num_threads):
-    """db[k] = Σ_n Σ_l δ[n, k, l], summed in double per output channel."""
+    """db[k] = Σ_n Σ_l δ[n, k, l], summed in double per output channel (each plane by
+    _row_sum, the planes in order)."""
     cdef Py_ssize_t N = dy.shape[0], K = dy.shape[1], L = dy.shape[2]
-    cdef Py_ssize_t n, k, l
+    cdef Py_ssize_t n, k
     cdef double s
     with nogil:
         for k in prange(K, schedule='static', num_threads=num_threads):
             s = 0
             for n in range(N):
-                for l in range(L):
-                    s = s + dy[n, k, l]
+                s = s + _row_sum(&dy[n, k, 0], L)
             db[k] = <floating>s

@@ -24,6 +24,7 @@ ctypedef fused floating:
     double
 
 include "_gemm.pxi"
+include "_sums.pxi"
 
 
 def conv2d_forward_pointwise(const floating[:, :, ::1] x,   # IN  (N, C, L)  L = H·W
@@ -77,9 +78,7 @@ def conv2d_backward_pointwise(const floating[:, :, ::1] x,    # IN  (N, C, L) (a
                       0 if first else 1, &acc[t, 0], K)
             if need_db:
                 for k in range(K):
-                    s = 0
-                    for l in range(L):
-                        s = s + dy[n, k, l]
+                    s = _row_sum(&dy[n, k, 0], L)
                     if first:
                         acc[t, C * K + k] = <floating>s
                     else:
@@ -179,10 +178,7 @@ def conv2d_backward_pointwise_batched(const floating[:, :, ::1] x,    # IN  (N, 
                           &xs[0, 0], NL, 0, &dw[r0, 0], C)
         if need_db:
             for k in prange(K, schedule='static', num_threads=num_threads):
-                s = 0
-                for j in range(NL):
-                    s = s + ds[k, j]
-                db[k] = s
+                db[k] = _row_sum(&ds[k, 0], NL)
         if need_dx:
             for c in prange(C, schedule='static', num_threads=num_threads):
                 for n in range(N):

@@ -1019,3 +1019,39 @@ def test_same_width_stride1_im2col(path, H, W, kh, kw, P, D):
         ref = conv2d_reference(x, w, b, (1, 1), (P[0], P[0], P[1], P[1]), D, 1)
         np.testing.assert_allclose(y.data, ref, rtol=1e-12, atol=1e-12)
         assert mg.gradcheck(f, ts)
+
+
+@pytest.mark.parametrize("L", [1, 7, 8, 9, 15, 16, 17, 100, 1024])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_bias_sums_are_the_double_sums_rounded_once(L, dtype):
+    """∂L/∂b by ext/_sums.pxi's eight-way double sums (the 'hwnc', Winograd, k32, w16 and
+    depthwise paths), over plane lengths around the eight lanes and their tail: float32
+    within a unit in the last place of the exact sum (double holds it almost exactly);
+    float64 within double's error bound for a sum of that many terms."""
+    import math
+    rng = np.random.default_rng(L)
+    δ = (rng.standard_normal((3, 5, L)) * 10.0 ** rng.integers(-3, 4, (3, 5, L))).astype(dtype)
+    got = conv_dispatch._bias_sums(δ.reshape(3, 5, L, 1))
+    exact = [math.fsum(δ[:, k].ravel().astype(np.float64)) for k in range(5)]
+    if dtype == np.float32:
+        np.testing.assert_array_max_ulp(got, np.array(exact, np.float32), maxulp=1)
+    else:
+        bound = 3 * L * np.finfo(np.float64).eps * np.abs(δ).sum(axis=(0, 2))
+        assert np.all(np.abs(got - exact) <= bound), (got - exact, bound)
+
+
+def test_pointwise_bias_gradient_sums_every_sample():
+    """The 1×1 path's ∂L/∂b (its per-sample eight-way sums, added over the samples) and the
+    batched form's, against the exact sums."""
+    import math
+    rng = np.random.default_rng(3)
+    for shape in ((3, 16, 9, 9), (40, 24, 2, 2)):          # per sample; batched (small planes)
+        x = mg.tensor(rng.standard_normal(shape).astype(np.float32))
+        w = mg.tensor(rng.standard_normal((7, shape[1], 1, 1)).astype(np.float32))
+        b = mg.tensor(np.zeros(7, np.float32), requires_grad=True)
+        δ = rng.standard_normal((shape[0], 7) + shape[2:]).astype(np.float32)
+        with kernels.trace() as calls:
+            F.conv2d(x, w, b).backward(mg.tensor(δ))
+        assert {c.path for c in calls if c.which == "bias_grad"} == {"pointwise"}
+        want = [math.fsum(δ[:, k].ravel().astype(np.float64)) for k in range(7)]
+        np.testing.assert_allclose(b.grad.numpy(), want, rtol=1e-6, atol=1e-6)

@@ -922,7 +922,7 @@ def _backward_depthwise(x, x_shape, δ, w, g, need_dx, need_dw, need_db):
                                                    need_db, nt)
         return ((dx if need_dx else None), (gw.reshape(w.shape) if need_dw else None),
                 (db if need_db else None))
-    db = δ.sum(axis=(0, 2, 3)) if need_db else None
+    db = _bias_sums(np.ascontiguousarray(δ)) if need_db else None
     cl, cb = kernels._depthwise_channels_last(δ.shape[2:], C)
     if cl and (need_dx or need_dw):     # small planes: channels in the vector lanes
         OH, OW = δ.shape[2:]
