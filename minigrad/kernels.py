@@ -262,6 +262,10 @@ class Tuning:
     # 'depthwise': channels in the vector lanes (blocks of 64 channels of one sample
     # transposed to channels-last) for output planes of at most this many pixels
     depthwise_cl_max_pixels: int = 16
+    # ... and at stride 1 on output planes of at most this many (MobileNetV2's 8×8 layers:
+    # forward + backward 0.59–0.87 of the whole-plane loops' time; 9×9 and larger planes
+    # and stride 2, whose channels-last backward scatters, lose: RESULTS.md, session 25)
+    depthwise_cl_s1_max_pixels: int = 64
     # ... and, before that, one plane per 16-lane vector (float32, input and output planes of
     # at most depthwise_lanes_max_pixels ≤ 16 pixels, ≤ 25 taps) on CPUs of at least this
     # SIMD level (2: AVX-512 shuffles a plane in one instruction; AVX2 lowers the shuffle to
@@ -1100,12 +1104,14 @@ def _blas_blocks(N, R, OH, OW, itemsize, nt):
     return 1, max(1, min(OH, cols // OW))
 
 
-def _depthwise_channels_last(out_hw, C):
+def _depthwise_channels_last(out_hw, C, stride=(1, 1)):
     """(True, channels per block) when the 'depthwise' kernels should run channels-last
-    (small output planes: rows of 2–4 pixels fill no vector, channels do), else (False, 0).
-    RESULTS.md: depthwise."""
+    (small output planes: rows of 2–8 pixels fill no vector, channels do) — output planes
+    of at most depthwise_cl_max_pixels, or depthwise_cl_s1_max_pixels at stride 1 —, else
+    (False, 0). RESULTS.md: depthwise."""
     t = _state.get().tuning
-    if out_hw[0] * out_hw[1] > t.depthwise_cl_max_pixels:
+    most = t.depthwise_cl_s1_max_pixels if tuple(stride) == (1, 1) else 0
+    if out_hw[0] * out_hw[1] > max(t.depthwise_cl_max_pixels, most):
         return False, 0
     return True, min(C, 64)
 

@@ -206,13 +206,27 @@ def test_depthwise_3x3_specialisations_match_direct(stride, dilation, dtype, lay
                 want, _ = _conv(x, w, b, "direct", **kw_)
             except ValueError:                              # no output pixel
                 continue
-            with kernels.use(None, depthwise_cl_max_pixels=cl_max):
+            with kernels.use(None, depthwise_cl_max_pixels=cl_max,
+                             depthwise_cl_s1_max_pixels=cl_max):
                 got, paths = _conv(x, w, b, None, **kw_)
             assert paths == {"depthwise"}
             tol = 1e-12 if dtype == np.float64 else 3e-5
             for name, a, r in zip(["y", "dx", "dw", "db"], got, want):
                 np.testing.assert_allclose(a, r, rtol=0, atol=tol * (1 + np.abs(r).max()) * 9 * 2,
                                            err_msg=f"{name} W={W + 2} {kw_}")
+
+
+def test_depthwise_channels_last_rule():
+    """Channels-last for output planes of ≤ 16 pixels at any stride and ≤ 64 at stride 1
+    (MobileNetV2's 8×8 layers); whole planes beyond, and for stride 2 on 8×8 outputs."""
+    cl = kernels._depthwise_channels_last
+    assert cl((4, 4), 200, (2, 2)) == (True, 64) and cl((4, 4), 40) == (True, 40)
+    assert cl((8, 8), 192) == (True, 64) and cl((7, 9), 32) == (True, 32)
+    assert cl((8, 8), 144, (2, 2)) == (False, 0) and cl((9, 9), 96) == (False, 0)
+    with kernels.use(None, depthwise_cl_s1_max_pixels=16):
+        assert cl((8, 8), 192) == (False, 0)
+    x, w = np.zeros((2, 192, 8, 8), np.float32), np.zeros((192, 1, 3, 3), np.float32)
+    assert kernels.choose(x.shape, w.shape, padding=1, groups=192) == ("depthwise",) * 3
 
 
 @given(N=st.integers(1, 3), C=st.integers(1, 40), H=st.integers(1, 16), W=st.integers(1, 16),

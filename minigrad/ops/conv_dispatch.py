@@ -459,7 +459,7 @@ def _forward_depthwise(x, w, b, out_hw, g):
         idx, _ = _lanes_picks(*x.shape[2:], *out_hw, kh, kw, *g.args())
         _depthwise.conv2d_forward_depthwise_lanes(x, w.reshape(C, kh * kw), bias, idx, y, nt)
         return y
-    cl, cb = kernels._depthwise_channels_last(out_hw, C)
+    cl, cb = kernels._depthwise_channels_last(out_hw, C, (g.sh, g.sw))
     if cl:                              # small planes: channels in the vector lanes
         wt = np.ascontiguousarray(w.reshape(C, kh * kw).T)                    # (kh·kw, C)
         size = (_depthwise_plane(w.shape, out_hw, g) + out_hw[0] * out_hw[1]) * cb
@@ -923,7 +923,7 @@ def _backward_depthwise(x, x_shape, δ, w, g, need_dx, need_dw, need_db):
         return ((dx if need_dx else None), (gw.reshape(w.shape) if need_dw else None),
                 (db if need_db else None))
     db = _bias_sums(np.ascontiguousarray(δ)) if need_db else None
-    cl, cb = kernels._depthwise_channels_last(δ.shape[2:], C)
+    cl, cb = kernels._depthwise_channels_last(δ.shape[2:], C, (g.sh, g.sw))
     if cl and (need_dx or need_dw):     # small planes: channels in the vector lanes
         OH, OW = δ.shape[2:]
         dx = np.empty(x_shape, dtype) if need_dx else np.zeros((1, 1, 1, 1), dtype)
