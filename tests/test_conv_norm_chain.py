@@ -271,6 +271,31 @@ def test_second_derivatives_equal_the_layers_one_by_one(training):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-13)
 
 
+def test_create_graph_through_frozen_evaluation_stages():
+    """A frozen BatchNorm in evaluation mode before a trainable convolution, an input
+    without gradient: the first stage's backward never runs, but a create_graph replay
+    still runs its forward, with the statistics the forward used (they move in between
+    here) — the convolution weight's first and second derivatives are the layers' own."""
+    rng = np.random.default_rng(13)
+    x0, mean0 = rng.standard_normal((2, 3, 5, 5)), rng.standard_normal(3)
+    out = []
+    for fused in (True, False):
+        mg.manual_seed(0)
+        layers = [nn.BatchNorm2d(3).double().eval(), nn.ReLU(),
+                  nn.Conv2d(3, 4, 3, padding=1).double()]
+        layers[0].running_mean[...] = mean0
+        for p in layers[0].parameters():
+            p.requires_grad = False
+        y = (nn.conv_norm_chain if fused else one_by_one)(layers, mg.tensor(x0))
+        assert (type(y.grad_fn) is ConvNormChain) == fused
+        layers[0].running_mean += 1.0            # after the forward: not to be read again
+        g, = grad([(y * y).sum()], [layers[2].weight], create_graph=True)
+        (g * g).sum().backward()
+        out.append((g.data, layers[2].weight.grad.data))
+    for a, b in zip(*out):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_gradcheck_through_the_chain():
     """Finite differences of the op's gradients, float64, for the input and every
     parameter (the op applied to gradcheck's copies of them, with the stages the modules

@@ -70,23 +70,22 @@ class ConvNormChain(Function):
         # stage keeps anything under no_grad, so an inference holds one activation at a time
         # as the unfused ops do
         record = is_grad_enabled() and True in needs
-        runs, before = [], needs[0]
-        for i in range(len(stages)):
-            before = before or needs[1 + 2 * i] or needs[2 + 2 * i]
-            runs.append(record and before)
+        runs = [record and need for need in _needed_up_to(needs, len(stages))[1:]]
         kept = []                                   # per stage: what its backward reads
+        # evaluation: the statistics each BatchNorm used, for a replay (create_graph=True),
+        # which runs every stage, whether or not its own backward runs
+        ctx.frozen = [None] * len(stages)
         a = x
         for i, st in enumerate(stages):
             p, q = params[2 * i], params[2 * i + 1]
             if st.kind == "norm":
-                frozen = None                       # evaluation: the statistics used, for a replay
-                if runs[i] and not st.training:
-                    frozen = (np.array(st.running_mean), np.array(st.running_var))
+                if record and not st.training:
+                    ctx.frozen[i] = (np.array(st.running_mean), np.array(st.running_var))
                 kernels._ran("batch_norm", "forward", "fused", a.shape)
                 r, mean, inv_std = B._forward_fused(a, p, q, st.training, st.momentum, st.eps,
                                                     st.running_mean, st.running_var,
                                                     relu=st.relu, hi=st.hi)
-                kept.append((a, mean, inv_std, r if st.relu else None, frozen) if runs[i] else None)
+                kept.append((a, mean, inv_std, r if st.relu else None) if runs[i] else None)
                 a = r
             else:
                 plan = kernels._plan("conv2d", a.shape, p.shape, a.dtype, st.geom, st.out_hw)
@@ -106,16 +105,13 @@ class ConvNormChain(Function):
         stages, kept, needs = ctx.stages, ctx.saved, ctx.needs_input_grad
         params = ctx.inputs[1:]
         grads = [None] * len(ctx.inputs)
-        # ∂L/∂(input of stage i) is needed if x or a parameter before stage i needs a gradient
-        before = [needs[0]]
-        for i in range(len(stages)):
-            before.append(before[-1] or needs[1 + 2 * i] or needs[2 + 2 * i])
+        before = _needed_up_to(needs, len(stages))     # ∂L/∂(input of stage i) needed
         d = δ.data
         for i in range(len(stages) - 1, -1, -1):
             st, need_in = stages[i], before[i]
             need_p, need_q = needs[1 + 2 * i], needs[2 + 2 * i]
             if st.kind == "norm":                   # as BatchNormReLU's first-order backward
-                a, mean, inv_std, r, _ = kept[i]
+                a, mean, inv_std, r = kept[i]
                 w = params[2 * i]
                 kernels._ran("batch_norm", "backward", "fused", d.shape)
                 dx, dw, db = B._backward_fused(a, d, mean, inv_std, None if w is None else w.data,
@@ -134,6 +130,16 @@ class ConvNormChain(Function):
         return tuple(None if g is None else wrap(g) for g in grads)
 
 
+def _needed_up_to(needs, n):
+    """[b_0, …, b_n]: b_i whether x or a parameter of a stage before stage i needs a
+    gradient (so ∂L/∂(input of stage i) is needed), b_n the same over every stage. needs:
+    apply's needs_input_grad, (x, then (p, q) per stage)."""
+    out = [needs[0]]
+    for i in range(n):
+        out.append(out[-1] or needs[1 + 2 * i] or needs[2 + 2 * i])
+    return out
+
+
 def _replayed_gradients(ctx, δ):
     """The gradients under create_graph=True, as the unfused ops give them: the stages run
     again as those ops (BatchNormReLU / BatchNorm with the statistics the forward used, and
@@ -141,13 +147,13 @@ def _replayed_gradients(ctx, δ):
     recorded backwards run last stage first, each stage's ∂L/∂(input) the previous one's δ —
     the engine's own steps on that chain, without a traversal of what lies before it (and
     without running the inputs' gradient hooks, which the engine runs once, afterwards)."""
-    inputs, stages, kept = ctx.inputs, ctx.stages, ctx.saved
+    inputs, stages = ctx.inputs, ctx.stages
     with enable_grad():
         a, nodes = inputs[0], []
         for i, st in enumerate(stages):
             p, q = inputs[1 + 2 * i], inputs[2 + 2 * i]
             if st.kind == "norm":
-                rm, rv = (None, None) if st.training else kept[i][4]
+                rm, rv = (None, None) if st.training else ctx.frozen[i]
                 fn = B.BatchNormReLU if st.relu else B.BatchNorm
                 extra = {"max_val": st.hi} if st.relu else {}
                 a = fn.apply(a, p, q, st.training, st.momentum, st.eps, running_mean=rm,
