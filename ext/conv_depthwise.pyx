@@ -242,44 +242,71 @@ cdef inline void _wgrad(double *g, const floating *d, Py_ssize_t ldd, const floa
 # at once (dw_gather: the row stays in registers instead of being read and written once per
 # tap):
 #     y[n,c,i',j'] = b[c] + Σ_p Σ_q w[c,0,p,q] · xp[i'·S_h + p·D_h, j'·S_w + q·D_w]
-# ∂L/∂w reads the same xp against δ in place (dw_wgrad). At stride 1, ∂L/∂x is seed 004's
+# ∂L/∂w reads the same xp against δ (dw_wgrad). At stride 1, ∂L/∂x is seed 004's
 # correlation itself: δ padded by D·(F−1) − P (≥ 0: otherwise the row helpers above) with
 # the kernel flipped 180° (wf),
 #     ∂L/∂x[n,c,i,j] = Σ_p Σ_q wf[c,0,p,q] · δp[i + p·D_h, j + q·D_w]
 # the same gather as the forward.
+#
+# Every plane of one call is placed at the same spot of its scratch plane, so the padding
+# (and, dilated, the zeros between δ's entries) is the same for all of them: the kernels
+# zero their scratch once per call and then copy each plane's values only (dw_place), in
+# vector moves, where a memset and a memcpy call per row cost more than the arithmetic on
+# 16×16 planes.
 
-cdef void _pad_plane(const floating[:, :, :, ::1] a, Py_ssize_t n, Py_ssize_t c,
-                     floating *out, Py_ssize_t Hp, Py_ssize_t Wp, Py_ssize_t top,
-                     Py_ssize_t left) noexcept nogil:
-    """out (Hp, Wp) = a[n, c] placed at (top, left) (top, left ≥ 0), zeros elsewhere,
-    clipped to out."""
-    cdef Py_ssize_t H = a.shape[2], W = a.shape[3], r
-    cdef Py_ssize_t rows = min(H, Hp - top), cols = min(W, Wp - left)
-    memset(out, 0, Hp * Wp * sizeof(floating))
-    if cols > 0:
-        for r in range(rows):
-            memcpy(out + (r + top) * Wp + left, &a[n, c, r, 0], cols * sizeof(floating))
+cdef extern from *:
+    """
+    #define MINIGRAD_DW_PLACE(SUF, T)                                                       \\
+    /* out[i·sh·ldo + j·sw] = a[i·W + j] for i < rows, j < cols (the rest of out is left  \\
+       as it is: the zeros the caller wrote once) */                                        \\
+    MG_DW_CLONES                                                                            \\
+    static void dw_place_##SUF(T *out, Py_ssize_t ldo, const T *a, Py_ssize_t W,            \\
+                               Py_ssize_t rows, Py_ssize_t cols, Py_ssize_t sh,             \\
+                               Py_ssize_t sw) {                                             \\
+        for (Py_ssize_t i = 0; i < rows; i++) {                                             \\
+            T *o = out + i * sh * ldo;                                                      \\
+            const T *s = a + i * W;                                                         \\
+            if (sw == 1) {                                                                  \\
+                _Pragma("omp simd")                                                         \\
+                for (Py_ssize_t j = 0; j < cols; j++) o[j] = s[j];                          \\
+            } else {                                                                        \\
+                for (Py_ssize_t j = 0; j < cols; j++) o[j * sw] = s[j];                     \\
+            }                                                                               \\
+        }                                                                                   \\
+    }
+    MINIGRAD_DW_PLACE(f, float)
+    MINIGRAD_DW_PLACE(d, double)
+    /* ask for the n bytes at a to be brought into the cache (the next plane, read while
+       this one is computed) */
+    static inline void dw_prefetch(const void *a, Py_ssize_t n) {
+        for (Py_ssize_t k = 0; k < n; k += 64) __builtin_prefetch((const char *)a + k, 0, 3);
+    }
+    """
+    void dw_place_f(float *out, Py_ssize_t ldo, const float *a, Py_ssize_t W, Py_ssize_t rows,
+                    Py_ssize_t cols, Py_ssize_t sh, Py_ssize_t sw) nogil
+    void dw_place_d(double *out, Py_ssize_t ldo, const double *a, Py_ssize_t W, Py_ssize_t rows,
+                    Py_ssize_t cols, Py_ssize_t sh, Py_ssize_t sw) nogil
+    void dw_prefetch(const void *a, Py_ssize_t n) nogil
 
 
-cdef void _dilate_plane(const floating[:, :, :, ::1] a, Py_ssize_t n, Py_ssize_t c,
-                        floating *out, Py_ssize_t Ho, Py_ssize_t Wo, Py_ssize_t top,
-                        Py_ssize_t left, Py_ssize_t sh, Py_ssize_t sw) noexcept nogil:
-    """out (Ho, Wo) = a[n, c] dilated by (sh, sw) (a[n,c,i,j] at (top + i·sh, left + j·sw),
-    top, left ≥ 0), zeros elsewhere, clipped to out."""
-    cdef Py_ssize_t H = a.shape[2], W = a.shape[3], i, j, r, col
-    if sh == 1 and sw == 1:
-        _pad_plane(a, n, c, out, Ho, Wo, top, left)
-        return
-    memset(out, 0, Ho * Wo * sizeof(floating))
-    for i in range(H):
-        r = top + i * sh
-        if r >= Ho:
-            break
-        for j in range(W):
-            col = left + j * sw
-            if col >= Wo:
-                break
-            out[r * Wo + col] = a[n, c, i, j]
+cdef inline Py_ssize_t _fits(Py_ssize_t n, Py_ssize_t at, Py_ssize_t size, Py_ssize_t s) noexcept nogil:
+    """How many of at, at + s, …, at + (n−1)·s lie below size (at ≥ 0, s ≥ 1)."""
+    if at >= size:
+        return 0
+    return min(n, (size - at + s - 1) // s)
+
+
+cdef inline void _place(floating *out, Py_ssize_t Ho, Py_ssize_t Wo, Py_ssize_t top,
+                        Py_ssize_t left, const floating *a, Py_ssize_t H, Py_ssize_t W,
+                        Py_ssize_t sh, Py_ssize_t sw) noexcept nogil:
+    """The plane a (H, W) dilated by (sh, sw) into out (Ho, Wo) at (top, left) ≥ 0:
+    out[top + i·sh, left + j·sw] = a[i, j], clipped to out; the rest of out untouched."""
+    cdef Py_ssize_t rows = _fits(H, top, Ho, sh), cols = _fits(W, left, Wo, sw)
+    if rows > 0 and cols > 0:
+        if floating is float:
+            dw_place_f(out + top * Wo + left, Wo, a, W, rows, cols, sh, sw)
+        else:
+            dw_place_d(out + top * Wo + left, Wo, a, W, rows, cols, sh, sw)
 
 
 def conv2d_forward_depthwise(const floating[:, :, :, ::1] x,   # IN  (N, C, H, W)
@@ -295,16 +322,18 @@ def conv2d_forward_depthwise(const floating[:, :, :, ::1] x,   # IN  (N, C, H, W
     """y[n,c,i',j'] = b[c] + Σ_p Σ_q w[c,0,p,q] · x_pad[n, c, i'·sh + p·dh − ph, j'·sw + q·dw − pw],
     one padded plane at a time (see above). One thread per (n, c) plane."""
     cdef Py_ssize_t N = y.shape[0], C = y.shape[1], OH = y.shape[2], OW = y.shape[3]
+    cdef Py_ssize_t H = x.shape[2], W = x.shape[3]
     cdef Py_ssize_t Hp = (OH - 1) * sh + (kh - 1) * dh + 1, Wp = (OW - 1) * sw + (kw - 1) * dw + 1
     cdef Py_ssize_t nc, n, c, t
     cdef floating *xp
     with nogil:
+        memset(&scratch[0, 0], 0, scratch.shape[0] * scratch.shape[1] * sizeof(floating))
         for nc in prange(N * C, schedule='static', num_threads=num_threads):
             t = threadid()
             n = nc // C
             c = nc % C
             xp = &scratch[t, 0]
-            _pad_plane(x, n, c, xp, Hp, Wp, ph, pw)
+            _place(xp, Hp, Wp, ph, pw, &x[n, c, 0, 0], H, W, 1, 1)
             _gather(&y[n, c, 0, 0], OW, xp, Wp, OH, OW, &w[c, 0], kh, kw, sh, sw, dh, dw, b[c])
 
 
@@ -313,7 +342,7 @@ def conv2d_backward_depthwise(const floating[:, :, :, ::1] x,    # IN  (N, C, H,
                               const floating[:, ::1] wf,         # IN  (C, kh·kw) w flipped 180° (any, if not need_dx)
                               floating[:, :, :, ::1] dx,         # OUT (N, C, H, W), if need_dx
                               double[:, ::1] gw,                 # OUT (C, kh·kw) ∂L/∂w, if need_dw
-                              floating[:, ::1] scratch,          # TMP (threads, max(Hp·Wp + OHd·Wp, Hd·Wd))
+                              floating[:, ::1] scratch,          # TMP (threads, see below)
                               Py_ssize_t kh, Py_ssize_t kw,
                               Py_ssize_t sh, Py_ssize_t sw,
                               Py_ssize_t ph, Py_ssize_t pw,
@@ -328,36 +357,55 @@ def conv2d_backward_depthwise(const floating[:, :, :, ::1] x,    # IN  (N, C, H,
     with δd = δ[n, c] dilated by the stride (δd[i'·sh, j'·sw] = δ[n,c,i',j'], zeros between:
     seed 004's dilated δ, so that both sums are stride-1 loops over whole planes; at
     stride 2 that multiplies three zeros per entry and still runs 2–3× faster than the
-    strided loops), on rows of Wp, and δp = δd placed at (D_h·(F_h−1) − P_h,
+    strided loops), on rows of Wp, and δp = δd placed at (top, left) = (D_h·(F_h−1) − P_h,
     D_w·(F_w−1) − P_w) ≥ 0 in an Hd×Wd plane of zeros, Hd = H + (F_h−1)·D_h,
     Wd = W + (F_w−1)·D_w.
+
+    At stride 1 with Wd = Wp (the output as wide as the input: "same" padding), δp's rows
+    from (top, left) on are δd's rows of Wp with zeros past OW, so ∂L/∂w reads δp there
+    and δ is copied once, not twice.
+
+    scratch, per thread: xp (Hp·Wp) and δd (OHd·Wp) if need_dw, then δp (Hd·Wd) if need_dx.
     """
     cdef Py_ssize_t N = dy.shape[0], C = dy.shape[1], OH = dy.shape[2], OW = dy.shape[3]
-    cdef Py_ssize_t H = dx.shape[2], W = dx.shape[3]
+    cdef Py_ssize_t H = dx.shape[2] if need_dx else x.shape[2]
+    cdef Py_ssize_t W = dx.shape[3] if need_dx else x.shape[3]
     cdef Py_ssize_t Hp = (OH - 1) * sh + (kh - 1) * dh + 1, Wp = (OW - 1) * sw + (kw - 1) * dw + 1
     cdef Py_ssize_t Hd = H + (kh - 1) * dh, Wd = W + (kw - 1) * dw
     cdef Py_ssize_t OHd = (OH - 1) * sh + 1, OWd = (OW - 1) * sw + 1     # δ dilated by S
+    cdef Py_ssize_t top = (kh - 1) * dh - ph, left = (kw - 1) * dw - pw
+    cdef bint shared = need_dx and need_dw and sh == 1 and sw == 1 and Wd == Wp
     cdef Py_ssize_t c, n, t, r
-    cdef floating *pp
+    cdef floating *xp
+    cdef floating *dd
     cdef floating *dp
     with nogil:
+        memset(&scratch[0, 0], 0, scratch.shape[0] * scratch.shape[1] * sizeof(floating))
         for c in prange(C, schedule='static', num_threads=num_threads):
             t = threadid()
-            pp = &scratch[t, 0]
-            dp = pp
-            if need_dw:                            # (the scratch has room for δd then only)
-                dp = &scratch[t, Hp * Wp]
+            xp = &scratch[t, 0]
+            dd = xp + (Hp * Wp if need_dw else 0)
+            dp = dd + (OHd * Wp if need_dw else 0)
+            if need_dw:
                 for r in range(kh * kw):
                     gw[c, r] = 0
             for n in range(N):
-                if need_dw:                        # δ dilated by S on rows of Wp (dw_wgrad)
-                    _pad_plane(x, n, c, pp, Hp, Wp, ph, pw)
-                    _dilate_plane(dy, n, c, dp, OHd, Wp, 0, 0, sh, sw)
-                    _wgrad(&gw[c, 0], dp, Wp, pp, Wp, OHd, OWd, kh, kw, 1, 1, dh, dw)
+                if n + 1 < N:                      # the next sample's planes of channel c
+                    dw_prefetch(&dy[n + 1, c, 0, 0], OH * OW * sizeof(floating))
+                    if need_dw:
+                        dw_prefetch(&x[n + 1, c, 0, 0], H * W * sizeof(floating))
+                if need_dx:                        # δp: dilated by S, at (top, left)
+                    _place(dp, Hd, Wd, top, left, &dy[n, c, 0, 0], OH, OW, sh, sw)
+                if need_dw:
+                    _place(xp, Hp, Wp, ph, pw, &x[n, c, 0, 0], H, W, 1, 1)
+                    if shared:                     # δd = δp from (top, left) on, rows of Wd = Wp
+                        _wgrad(&gw[c, 0], dp + top * Wd + left, Wd, xp, Wp, OH, OW, kh, kw,
+                               1, 1, dh, dw)
+                    else:                          # δ dilated by S on rows of Wp (dw_wgrad)
+                        _place(dd, OHd, Wp, 0, 0, &dy[n, c, 0, 0], OH, OW, sh, sw)
+                        _wgrad(&gw[c, 0], dd, Wp, xp, Wp, OHd, OWd, kh, kw, 1, 1, dh, dw)
                 if need_dx:                        # seed 004: dilate_pad(δ) ⋆ rot180(w)
-                    _dilate_plane(dy, n, c, pp, Hd, Wd, (kh - 1) * dh - ph, (kw - 1) * dw - pw,
-                                  sh, sw)
-                    _gather(&dx[n, c, 0, 0], W, pp, Wd, H, W, &wf[c, 0], kh, kw, 1, 1, dh, dw, 0)
+                    _gather(&dx[n, c, 0, 0], W, dp, Wd, H, W, &wf[c, 0], kh, kw, 1, 1, dh, dw, 0)
 
 
 # ---- small planes: channels in the vector lanes -------------------------------------------

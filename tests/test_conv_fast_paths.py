@@ -216,6 +216,40 @@ def test_depthwise_3x3_specialisations_match_direct(stride, dilation, dtype, lay
                                            err_msg=f"{name} W={W + 2} {kw_}")
 
 
+@pytest.mark.parametrize("grads", ["x", "w", "b", "xw", "wb", "xb", "xwb"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_depthwise_whole_planes_any_subset_of_gradients(grads, dtype, rng):
+    # The whole-plane kernels zero their scratch once per call and then write only each
+    # plane's values into it (the padding, and a dilated δ's zeros, are the same for every
+    # plane). Each geometry runs after the previous one left other values in the reused
+    # scratch: "same" padding at stride 1 (δ's padded plane also serves ∂L/∂w), dilation 2,
+    # stride 2, no padding, padding wider than the filter's reach (∂L/∂x by the row
+    # helpers), several planes per thread, with only some of x, w, b requiring grad.
+    for H, W, k, stride, padding, dilation in [
+            (16, 16, 3, 1, 1, 1), (9, 13, 3, 1, 2, 2), (16, 16, 3, 2, 1, 1), (11, 10, 3, 1, 0, 1),
+            (7, 9, 3, 2, 3, 1), (12, 12, 5, 1, 2, 1), (13, 8, 3, (2, 1), 1, 1)]:
+        x = (rng.standard_normal((3, 5, H, W)) * 4).astype(dtype)
+        w = rng.standard_normal((5, 1, k, k)).astype(dtype)
+        b = rng.standard_normal(5).astype(dtype)
+        got, want = {}, {}
+        for path, out in ((None, got), ("direct", want)):
+            ts = {n: mg.tensor(v, requires_grad=n in grads) for n, v in (("x", x), ("w", w), ("b", b))}
+            with kernels.use(path, depthwise_cl_max_pixels=0, depthwise_cl_s1_max_pixels=0,
+                             depthwise_lanes_max_pixels=0), kernels.trace() as calls:
+                y = F.conv2d(ts["x"], ts["w"], ts["b"], stride=stride, padding=padding,
+                             dilation=dilation, groups=5)
+                δ = np.cos(np.arange(y.numpy().size)).reshape(y.shape).astype(dtype)
+                (y * mg.tensor(δ)).sum().backward()
+            assert {c.path for c in calls if c.op == "conv2d"} == {path or "depthwise"}
+            out.update({n: (t.grad.numpy() if t.grad is not None else None) for n, t in ts.items()})
+        tol = 1e-11 if dtype == np.float64 else 1e-4
+        for n in "xwb":
+            assert (got[n] is None) == (n not in grads) == (want[n] is None), n
+            if got[n] is not None:
+                np.testing.assert_allclose(got[n], want[n], rtol=tol, atol=tol * 10,
+                                           err_msg=f"{n} {(H, W, k, stride, padding, dilation)}")
+
+
 def test_depthwise_channels_last_rule():
     """Channels-last for output planes of ≤ 16 pixels at any stride and ≤ 64 at stride 1
     (MobileNetV2's 8×8 layers); whole planes beyond, and for stride 2 on 8×8 outputs."""

@@ -929,7 +929,7 @@ def _backward_depthwise(x, x_shape, δ, w, g, need_dx, need_dw, need_db):
         dx = np.empty(x_shape, dtype) if need_dx else np.zeros((1, 1, 1, 1), dtype)
         gw = np.empty((kh * kw, C), dtype) if need_dw else np.zeros((1, 1), dtype)
         size = (2 * _depthwise_plane(w.shape, δ.shape[2:], g) + OH * OW + kh * kw) * cb
-        scratch = _workspace("depthwise", (nt, size), dtype)
+        scratch = _workspace("depthwise_b", (nt, size), dtype)
         wt = np.ascontiguousarray(w.reshape(C, kh * kw).T)                    # (kh·kw, C)
         _depthwise.conv2d_backward_depthwise_cl(x if need_dw else δ, δ, wt, dx, gw, scratch, cb,
                                                 kh, kw, *g.args(), need_dx, need_dw, nt)
@@ -941,9 +941,8 @@ def _backward_depthwise(x, x_shape, δ, w, g, need_dx, need_dw, need_db):
     if need_dw or dx_plane:
         Wp = (δ.shape[3] - 1) * g.sw + (kw - 1) * g.dw + 1      # xp's rows, dilated δ's
         OHd = (δ.shape[2] - 1) * g.sh + 1
-        plane = max(_depthwise_plane(w.shape, δ.shape[2:], g) + OHd * Wp if need_dw else 0,
-                    dx_plane)
-        scratch = _workspace("depthwise", (nt, plane), dtype)
+        plane = (_depthwise_plane(w.shape, δ.shape[2:], g) + OHd * Wp if need_dw else 0) + dx_plane
+        scratch = _workspace("depthwise_b", (nt, plane), dtype)
         wf = np.ascontiguousarray(w[:, :, ::-1, ::-1]).reshape(C, kh * kw)   # flipped 180°
         _depthwise.conv2d_backward_depthwise(x if need_dw else δ, δ, wf,
                                              dx if dx_plane else np.zeros((1, 1, 1, 1), dtype),
