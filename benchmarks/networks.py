@@ -46,6 +46,15 @@ on a pipe. Slow phases of the host then fall on both libraries of a pair; the ra
 the median over pairs of (minigrad's turn median / the other's). Each library still runs
 in a process of its own, importing only itself.
 
+--bind exports OMP_PROC_BIND=true and OMP_PLACES=cores to every child: each OpenMP thread
+(minigrad's and PyTorch's; TensorFlow's own thread pool does not read them) stays on a core
+of its own. On the 2-vCPU Firecracker guest of session 26 (kernel 6.18), after a library's
+idle 50 ms the guest's scheduler now and then put a process's main thread and its OpenMP
+worker on one vCPU and left them there for up to ~100 ms; the spinning worker then takes
+turns with the main thread, and LeNet-5's 2 ms step took 9–15 ms (seen with a sampler of
+/proc/self/task/*/stat: both threads runnable on one CPU in every slow step, never in a fast
+one). Both libraries are exposed to it; the table is taken both ways.
+
 --profile runs minigrad alone, in this process: every Function's forward and backward timed
 (common.instrument_functions; each op its own time, the ops it runs inside counted to
 them), grouped into convolution, BatchNorm, elementwise and
@@ -553,6 +562,8 @@ def main(argv=None):
     p.add_argument("--top", type=int, default=8, help="--profile: how many of the costliest ops to list")
     p.add_argument("--interleave", type=int, default=0, metavar="P",
                    help="one process per library kept up, P turns each (see above)")
+    p.add_argument("--bind", action="store_true",
+                   help="children run with OMP_PROC_BIND=true, OMP_PLACES=cores (see above)")
     p.add_argument("--child", choices=LIBS, help=argparse.SUPPRESS)
     p.add_argument("--serve", choices=LIBS, help=argparse.SUPPRESS)
     p.add_argument("--results", action="store_true", help=RESULTS_HELP)
@@ -567,7 +578,11 @@ def main(argv=None):
         return serve(args.serve, nets[0], args.warmup)
     if args.results:
         record_results("networks.py")
+    if args.bind:                                 # inherited by every child process
+        os.environ.update(OMP_PROC_BIND="true", OMP_PLACES="cores")
     print(blas_info())
+    print("OpenMP threads bound to cores (--bind)" if args.bind else
+          f"OpenMP binding: OMP_PROC_BIND={os.environ.get('OMP_PROC_BIND', 'unset')}")
     print(f"load average at start: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
     if args.profile:
         return profile(nets, args.steps, args.warmup, args.top)
