@@ -368,11 +368,14 @@ def conv2d_backward_depthwise(const floating[:, :, :, ::1] x,    # IN  (N, C, H,
     D_w·(F_w−1) − P_w) ≥ 0 in an Hd×Wd plane of zeros, Hd = H + (F_h−1)·D_h,
     Wd = W + (F_w−1)·D_w.
 
-    At stride 1 with Wd = Wp (the output as wide as the input: "same" padding), δp's rows
-    from (top, left) on are δd's rows of Wp with zeros past OW, so ∂L/∂w reads δp there
-    and δ is copied once, not twice.
+    When both are asked for, xp and δp get rows of one length L = max(Wp, Wd) (zeros past
+    their own width), and δd is δp read from (top, left) on: every δ entry lies inside δp
+    (top + OHd ≤ Hd, left + OWd ≤ Wd), and past OWd a row of δp holds zeros up to the next
+    row's δ (its right padding, then the left padding of the next row), which is what the
+    one-pass ∂L/∂w needs; so δ is copied once, not twice.
 
-    scratch, per thread: xp (Hp·Wp) and δd (OHd·Wp) if need_dw, then δp (Hd·Wd) if need_dx.
+    scratch, per thread (backward_scratch gives the length): xp (Hp·L) and δp (Hd·L) when
+    both; else xp (Hp·Wp) and δd (OHd·Wp) if need_dw, δp (Hd·Wd) if need_dx.
     """
     cdef Py_ssize_t N = dy.shape[0], C = dy.shape[1], OH = dy.shape[2], OW = dy.shape[3]
     cdef Py_ssize_t H = dx.shape[2] if need_dx else x.shape[2]
@@ -381,18 +384,27 @@ def conv2d_backward_depthwise(const floating[:, :, :, ::1] x,    # IN  (N, C, H,
     cdef Py_ssize_t Hd = H + (kh - 1) * dh, Wd = W + (kw - 1) * dw
     cdef Py_ssize_t OHd = (OH - 1) * sh + 1, OWd = (OW - 1) * sw + 1     # δ dilated by S
     cdef Py_ssize_t top = (kh - 1) * dh - ph, left = (kw - 1) * dw - pw
-    cdef bint shared = need_dx and need_dw and sh == 1 and sw == 1 and Wd == Wp
+    cdef bint both = need_dx and need_dw
+    cdef Py_ssize_t Lx = max(Wp, Wd) if both else Wp, Ld = Lx if both else Wd
     cdef Py_ssize_t c, n, t, r
     cdef floating *xp
     cdef floating *dd
     cdef floating *dp
+    if need_dx and (top < 0 or left < 0):
+        raise ValueError(f"conv2d_backward_depthwise(): ∂L/∂x as a gather needs padding ≤ "
+                         f"dilation·(kernel − 1); got padding ({ph}, {pw}), kernel ({kh}, {kw}), "
+                         f"dilation ({dh}, {dw})")
+    if scratch.shape[1] < backward_scratch(H, W, OH, OW, kh, kw, sh, sw, ph, pw, dh, dw,
+                                           need_dx, need_dw) or scratch.shape[0] < num_threads:
+        raise ValueError(f"conv2d_backward_depthwise(): scratch {tuple(scratch.shape)[:2]} is "
+                         f"too small for {num_threads} threads of planes {H}×{W} → {OH}×{OW}")
     with nogil:
         memset(&scratch[0, 0], 0, scratch.shape[0] * scratch.shape[1] * sizeof(floating))
         for c in prange(C, schedule='static', num_threads=num_threads):
             t = threadid()
             xp = &scratch[t, 0]
-            dd = xp + (Hp * Wp if need_dw else 0)
-            dp = dd + (OHd * Wp if need_dw else 0)
+            dd = xp + (Hp * Lx if need_dw else 0)
+            dp = dd + (OHd * Wp if need_dw and not both else 0)
             if need_dw:
                 for r in range(kh * kw):
                     gw[c, r] = 0
@@ -402,17 +414,29 @@ def conv2d_backward_depthwise(const floating[:, :, :, ::1] x,    # IN  (N, C, H,
                     if need_dw:
                         dw_prefetch(&x[n + 1, c, 0, 0], H * W * sizeof(floating))
                 if need_dx:                        # δp: dilated by S, at (top, left)
-                    _place(dp, Hd, Wd, top, left, &dy[n, c, 0, 0], OH, OW, sh, sw)
+                    _place(dp, Hd, Ld, top, left, &dy[n, c, 0, 0], OH, OW, sh, sw)
                 if need_dw:
-                    _place(xp, Hp, Wp, ph, pw, &x[n, c, 0, 0], H, W, 1, 1)
-                    if shared:                     # δd = δp from (top, left) on, rows of Wd = Wp
-                        _wgrad(&gw[c, 0], dp + top * Wd + left, Wd, xp, Wp, OH, OW, kh, kw,
+                    _place(xp, Hp, Lx, ph, pw, &x[n, c, 0, 0], H, W, 1, 1)
+                    if both:                       # δd = δp from (top, left) on, rows of L
+                        _wgrad(&gw[c, 0], dp + top * Ld + left, Ld, xp, Lx, OHd, OWd, kh, kw,
                                1, 1, dh, dw)
                     else:                          # δ dilated by S on rows of Wp (dw_wgrad)
                         _place(dd, OHd, Wp, 0, 0, &dy[n, c, 0, 0], OH, OW, sh, sw)
                         _wgrad(&gw[c, 0], dd, Wp, xp, Wp, OHd, OWd, kh, kw, 1, 1, dh, dw)
                 if need_dx:                        # seed 004: dilate_pad(δ) ⋆ rot180(w)
-                    _gather(&dx[n, c, 0, 0], W, dp, Wd, H, W, &wf[c, 0], kh, kw, 1, 1, dh, dw, 0)
+                    _gather(&dx[n, c, 0, 0], W, dp, Ld, H, W, &wf[c, 0], kh, kw, 1, 1, dh, dw, 0)
+
+
+def backward_scratch(Py_ssize_t H, Py_ssize_t W, Py_ssize_t OH, Py_ssize_t OW,
+                     Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh, Py_ssize_t sw,
+                     Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t dh, Py_ssize_t dw,
+                     bint need_dx, bint need_dw):
+    """The scratch conv2d_backward_depthwise needs per thread, in elements (see there)."""
+    cdef Py_ssize_t Hp = (OH - 1) * sh + (kh - 1) * dh + 1, Wp = (OW - 1) * sw + (kw - 1) * dw + 1
+    cdef Py_ssize_t Hd = H + (kh - 1) * dh, Wd = W + (kw - 1) * dw, OHd = (OH - 1) * sh + 1
+    if need_dx and need_dw:
+        return (Hp + Hd) * max(Wp, Wd)
+    return (Hp * Wp + OHd * Wp if need_dw else 0) + (Hd * Wd if need_dx else 0)
 
 
 # ---- small planes: channels in the vector lanes -------------------------------------------

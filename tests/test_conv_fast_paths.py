@@ -416,6 +416,27 @@ def test_depthwise_lanes_kernels_check_their_planes():
                                             True, True, True, 1)
 
 
+def test_depthwise_whole_plane_backward_checks_its_scratch():
+    # the whole-plane backward writes one padded x and δ plane per thread into scratch:
+    # too short a scratch row, too few rows for the threads, or a padding wider than the
+    # filter's reach (no gather form of ∂L/∂x) must not reach the unchecked loops
+    from minigrad._ext import conv_depthwise as dwk
+    x, δ = np.ones((2, 3, 8, 8), np.float32), np.ones((2, 3, 4, 4), np.float32)
+    wf, dx, gw = np.ones((3, 9), np.float32), np.empty((2, 3, 8, 8), np.float32), np.empty((3, 9))
+    need = dwk.backward_scratch(8, 8, 4, 4, 3, 3, 2, 2, 1, 1, 1, 1, True, True)
+    assert need == (9 + 10) * 10                    # Hp = 9, Hd = 10, rows of max(Wp, Wd) = 10
+    dwk.conv2d_backward_depthwise(x, δ, wf, dx, gw, np.empty((2, need), np.float32),
+                                  3, 3, 2, 2, 1, 1, 1, 1, True, True, 2)
+    for rows, cols in ((2, need - 1), (1, need)):
+        with pytest.raises(ValueError, match=r"conv2d_backward_depthwise\(\): scratch .* too small"):
+            dwk.conv2d_backward_depthwise(x, δ, wf, dx, gw, np.empty((rows, cols), np.float32),
+                                          3, 3, 2, 2, 1, 1, 1, 1, True, True, 2)
+    with pytest.raises(ValueError, match=r"padding \(3, 3\), kernel \(3, 3\)"):
+        dwk.conv2d_backward_depthwise(x, np.ones((2, 3, 6, 6), np.float32), wf, dx, gw,
+                                      np.empty((2, 10 ** 4), np.float32), 3, 3, 2, 2, 3, 3, 1, 1,
+                                      True, True, 2)
+
+
 def test_depthwise_checks_before_the_kernels():
     g = conv_dispatch.Geom((1, 1), (1, 1), (1, 1), 4)
     x = np.ones((2, 4, 5, 5), np.float32)

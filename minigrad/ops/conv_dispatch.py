@@ -939,9 +939,8 @@ def _backward_depthwise(x, x_shape, δ, w, g, need_dx, need_dw, need_db):
     dx = np.empty(x_shape, dtype) if need_dx else None
     gw = np.empty((C, kh * kw), np.float64) if need_dw else np.zeros((1, 1), np.float64)
     if need_dw or dx_plane:
-        Wp = (δ.shape[3] - 1) * g.sw + (kw - 1) * g.dw + 1      # xp's rows, dilated δ's
-        OHd = (δ.shape[2] - 1) * g.sh + 1
-        plane = (_depthwise_plane(w.shape, δ.shape[2:], g) + OHd * Wp if need_dw else 0) + dx_plane
+        plane = _depthwise.backward_scratch(*x_shape[2:], *δ.shape[2:], kh, kw, *g.args(),
+                                            bool(dx_plane), need_dw)
         scratch = _workspace("depthwise_b", (nt, plane), dtype)
         wf = np.ascontiguousarray(w[:, :, ::-1, ::-1]).reshape(C, kh * kw)   # flipped 180°
         _depthwise.conv2d_backward_depthwise(x if need_dw else δ, δ, wf,
