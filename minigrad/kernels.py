@@ -201,6 +201,10 @@ class Tuning:
     # pixels (on the 7×7 stems' 32×32 outputs w16's phase streams were faster)
     k32_wgrad_max_weights: int = 1 << 16
     k32_wgrad_max_pixels: int = 256
+    # ... and, with this set, ∂L/∂w by k32 at stride 1 too (within the same limits): on the
+    # AMD EPYC (Zen 5) of session 26 ResNet-20's 32 → 32 on 128 × 14² took 2.4 ms by k32
+    # against 4.8 by w16's streams (PyTorch: 2.5); unmeasured on the Xeon, where w16 keeps it
+    k32_wgrad_stride1: bool = _CPU_VENDOR == "AuthenticAMD"
     # ... and the forward at stride 1 on outputs of ≤ k32_stride1_max_size rows and columns
     # where Winograd F(2×2) would take the small plane, for weights of ≤
     # k32_stride1_max_weights entries (DenseNet's and GoogLeNet's 4×4 stages: 0.76–0.9 of
@@ -784,12 +788,14 @@ def _k32_fits(K, Cg, khw, dtype, g, force, t, note, out_hw, which="forward"):
     strided = max(g.sh, g.sw) > 1
     small = max(out_hw) <= t.k32_stride1_max_size and K * taps <= t.k32_stride1_max_weights
     ok = (_SIMD_LEVEL >= 2 and khw != (1, 1) and taps >= t.k32_min_taps
-          and (strided or (small and which == "forward")))
+          and (strided or (small and which == "forward")
+               or (which == "weight_grad" and t.k32_wgrad_stride1)))
     why = (f"SIMD level {_SIMD_LEVEL} (2?), kernel {khw[0]}×{khw[1]} (not 1×1?), {taps} taps "
            f"(≥ {t.k32_min_taps}?), stride ({g.sh}, {g.sw}) (> 1?"
            + (f" or an output ≤ k32_stride1_max_size = {t.k32_stride1_max_size} a side and "
               f"{K * taps} weights ≤ k32_stride1_max_weights = {t.k32_stride1_max_weights}?)"
-              if which == "forward" else ")"))
+              if which == "forward" else
+              f" or k32_wgrad_stride1 = {t.k32_wgrad_stride1}?)"))
     if which == "weight_grad":
         pixels = out_hw[0] * out_hw[1]
         ok = ok and K * taps <= t.k32_wgrad_max_weights and pixels <= t.k32_wgrad_max_pixels

@@ -348,6 +348,14 @@ def test_default_takes_k32_on_strided_layers():
     assert forward((32, 3, 64, 64), (32, 3, 3, 3), stride=2, padding=1) == "k32"     # 27 taps
     with kernels.use(None, k32_min_taps=28):
         assert forward((32, 3, 64, 64), (32, 3, 3, 3), stride=2, padding=1) != "k32"
+    # ∂L/∂w at stride 1 too where k32_wgrad_stride1 is set (the default on AMD CPUs):
+    # ResNet-20's 32 → 32 on 14×14; not past k32_wgrad_max_pixels (17×17 = 289)
+    with kernels.use(None, k32_wgrad_stride1=True):
+        assert kernels.choose((128, 32, 14, 14), (32, 32, 3, 3), padding=1) == ("w16", "w16", "k32")
+        assert kernels.choose((8, 32, 17, 17), (32, 32, 3, 3), padding=1).weight_grad == "w16"
+    with kernels.use(None, k32_wgrad_stride1=False):
+        assert kernels.choose((128, 32, 14, 14), (32, 32, 3, 3), padding=1).weight_grad == "w16"
+    assert kernels.Tuning().k32_wgrad_stride1 == (kernels._CPU_VENDOR == "AuthenticAMD")
     with simd_level(1):
         assert forward((32, 64, 32, 32), (128, 64, 3, 3), stride=2, padding=1) != "k32"
 
@@ -406,8 +414,8 @@ def test_w16_weight_grad_matches_direct(case):
     ((3, 64, 7, 7), (64, 64, 3, 3), 1),         # ResNet-20's 7×7 stage: shared pad columns
 ])
 def test_conv2d_backward_takes_w16_weight_grad(xs, ws, padding):
-    """By default (a CPU with AVX2 or AVX-512), ∂L/∂w and ∂L/∂b of these stride-1 layers
-    run on w16's streams, next to a w16, Winograd or 'blas' ∂L/∂x: the gradients of the
+    """By default (a CPU with AVX2 or AVX-512; k32 held to strided layers, as on the Xeon),
+    ∂L/∂w and ∂L/∂b of these stride-1 layers run on w16's streams, next to a w16, Winograd or 'blas' ∂L/∂x: the gradients of the
     direct loops."""
     rng = np.random.default_rng(5)
     x = rng.standard_normal(xs).astype(np.float32)
@@ -416,7 +424,7 @@ def test_conv2d_backward_takes_w16_weight_grad(xs, ws, padding):
     got = {}
     for path in (None, "direct"):
         ts = [mg.tensor(a, requires_grad=True) for a in (x, w, b)]
-        with forced(path, path is not None, w16_min_pixels=1) as log:
+        with forced(path, path is not None, w16_min_pixels=1, k32_wgrad_stride1=False) as log:
             y = F.conv2d(*ts, padding=padding)
             g = np.cos(np.arange(y.numpy().size, dtype=np.float32)).reshape(y.shape)
             (y * mg.tensor(g)).sum().backward()
