@@ -333,6 +333,9 @@ def conv2d_forward_depthwise(const floating[:, :, :, ::1] x,   # IN  (N, C, H, W
     cdef Py_ssize_t Hp = (OH - 1) * sh + (kh - 1) * dh + 1, Wp = (OW - 1) * sw + (kw - 1) * dw + 1
     cdef Py_ssize_t nc, n, c, t
     cdef floating *xp
+    if scratch.shape[1] < Hp * Wp or scratch.shape[0] < num_threads:
+        raise ValueError(f"conv2d_forward_depthwise(): scratch {tuple(scratch.shape)[:2]} is "
+                         f"too small for {num_threads} threads of {Hp}×{Wp} padded planes")
     with nogil:
         memset(&scratch[0, 0], 0, scratch.shape[0] * scratch.shape[1] * sizeof(floating))
         for nc in prange(N * C, schedule='static', num_threads=num_threads):
@@ -427,10 +430,10 @@ def conv2d_backward_depthwise(const floating[:, :, :, ::1] x,    # IN  (N, C, H,
                     _gather(&dx[n, c, 0, 0], W, dp, Ld, H, W, &wf[c, 0], kh, kw, 1, 1, dh, dw, 0)
 
 
-def backward_scratch(Py_ssize_t H, Py_ssize_t W, Py_ssize_t OH, Py_ssize_t OW,
-                     Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh, Py_ssize_t sw,
-                     Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t dh, Py_ssize_t dw,
-                     bint need_dx, bint need_dw):
+cpdef Py_ssize_t backward_scratch(Py_ssize_t H, Py_ssize_t W, Py_ssize_t OH, Py_ssize_t OW,
+                                  Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh, Py_ssize_t sw,
+                                  Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t dh, Py_ssize_t dw,
+                                  bint need_dx, bint need_dw):
     """The scratch conv2d_backward_depthwise needs per thread, in elements (see there)."""
     cdef Py_ssize_t Hp = (OH - 1) * sh + (kh - 1) * dh + 1, Wp = (OW - 1) * sw + (kw - 1) * dw + 1
     cdef Py_ssize_t Hd = H + (kh - 1) * dh, Wd = W + (kw - 1) * dw, OHd = (OH - 1) * sh + 1

@@ -416,8 +416,8 @@ def test_depthwise_lanes_kernels_check_their_planes():
                                             True, True, True, 1)
 
 
-def test_depthwise_whole_plane_backward_checks_its_scratch():
-    # the whole-plane backward writes one padded x and δ plane per thread into scratch:
+def test_depthwise_whole_plane_kernels_check_their_scratch():
+    # the whole-plane kernels write their padded planes, a set per thread, into scratch:
     # too short a scratch row, too few rows for the threads, or a padding wider than the
     # filter's reach (no gather form of ∂L/∂x) must not reach the unchecked loops
     from minigrad._ext import conv_depthwise as dwk
@@ -431,6 +431,12 @@ def test_depthwise_whole_plane_backward_checks_its_scratch():
         with pytest.raises(ValueError, match=r"conv2d_backward_depthwise\(\): scratch .* too small"):
             dwk.conv2d_backward_depthwise(x, δ, wf, dx, gw, np.empty((rows, cols), np.float32),
                                           3, 3, 2, 2, 1, 1, 1, 1, True, True, 2)
+    y = np.empty((2, 3, 4, 4), np.float32)                  # the forward: 9×9 padded planes
+    for rows, cols in ((2, 80), (1, 81)):
+        with pytest.raises(ValueError, match=r"conv2d_forward_depthwise\(\): scratch .* 9×9"):
+            dwk.conv2d_forward_depthwise(x, wf, np.zeros(3, np.float32), y,
+                                         np.empty((rows, cols), np.float32), 3, 3, 2, 2, 1, 1,
+                                         1, 1, 2)
     with pytest.raises(ValueError, match=r"padding \(3, 3\), kernel \(3, 3\)"):
         dwk.conv2d_backward_depthwise(x, np.ones((2, 3, 6, 6), np.float32), wf, dx, gw,
                                       np.empty((2, 10 ** 4), np.float32), 3, 3, 2, 2, 3, 3, 1, 1,

@@ -501,13 +501,11 @@ def _depthwise_plane(w_shape, out_hw, g):
     return ((OH - 1) * g.sh + (kh - 1) * g.dh + 1) * ((OW - 1) * g.sw + (kw - 1) * g.dw + 1)
 
 
-def _depthwise_dx_gathers(x_shape, w_shape, g):
-    """∂L/∂x as the forward's gather (δ dilated by S, padded by D·(F−1) − P, flipped
-    kernel) when that padding is ≥ 0; then the plane is (H + (F_h−1)·D_h)·(W + (F_w−1)·D_w)."""
-    (H, W), (kh, kw) = x_shape[2:], w_shape[2:]
-    if g.ph > (kh - 1) * g.dh or g.pw > (kw - 1) * g.dw:
-        return 0
-    return (H + (kh - 1) * g.dh) * (W + (kw - 1) * g.dw)
+def _depthwise_dx_gathers(w_shape, g):
+    """Whether ∂L/∂x runs as the forward's gather (δ dilated by S, padded by D·(F−1) − P,
+    flipped kernel): where that padding is ≥ 0."""
+    kh, kw = w_shape[2:]
+    return g.ph <= (kh - 1) * g.dh and g.pw <= (kw - 1) * g.dw
 
 
 def _check_depthwise(x_shape, w_shape, out_hw, g):
@@ -935,19 +933,18 @@ def _backward_depthwise(x, x_shape, δ, w, g, need_dx, need_dw, need_db):
                                                 kh, kw, *g.args(), need_dx, need_dw, nt)
         return ((dx if need_dx else None),
                 (np.ascontiguousarray(gw.T).reshape(w.shape) if need_dw else None), db)
-    dx_plane = _depthwise_dx_gathers(x_shape, w.shape, g) if need_dx else 0
+    gathers = need_dx and _depthwise_dx_gathers(w.shape, g)
     dx = np.empty(x_shape, dtype) if need_dx else None
     gw = np.empty((C, kh * kw), np.float64) if need_dw else np.zeros((1, 1), np.float64)
-    if need_dw or dx_plane:
+    if need_dw or gathers:
         plane = _depthwise.backward_scratch(*x_shape[2:], *δ.shape[2:], kh, kw, *g.args(),
-                                            bool(dx_plane), need_dw)
+                                            gathers, need_dw)
         scratch = _workspace("depthwise_b", (nt, plane), dtype)
         wf = np.ascontiguousarray(w[:, :, ::-1, ::-1]).reshape(C, kh * kw)   # flipped 180°
         _depthwise.conv2d_backward_depthwise(x if need_dw else δ, δ, wf,
-                                             dx if dx_plane else np.zeros((1, 1, 1, 1), dtype),
-                                             gw, scratch, kh, kw, *g.args(), bool(dx_plane),
-                                             need_dw, nt)
-    if need_dx and not dx_plane:
+                                             dx if gathers else np.zeros((1, 1, 1, 1), dtype),
+                                             gw, scratch, kh, kw, *g.args(), gathers, need_dw, nt)
+    if need_dx and not gathers:
         _depthwise.conv2d_input_grad_depthwise(δ, w, dx, *g.args(), nt)
     dw = gw.astype(dtype).reshape(w.shape) if need_dw else None
     return dx, dw, db
