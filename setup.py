@@ -77,20 +77,28 @@ if not sources:
 # it must not link OpenMP.
 SERIAL = {"spin"}
 
+# Every OpenMP module on Linux starts its parallel regions through ext/omp/keep_apart.c
+# (the linker's --wrap): a worker thread that finds itself on its main thread's CPU moves
+# off it (the file says why).
+KEEP_APART = os.path.join("ext", "omp", "keep_apart.c")
+keep_apart = openmp and sys.platform.startswith("linux")
+
 extensions = []
 for path in sources:
     name = os.path.splitext(os.path.basename(path))[0]
     if only and name not in only:
         continue
     omp = ["-fopenmp"] if openmp and name not in SERIAL else []
+    apart = bool(omp) and keep_apart
     extensions.append(Extension(
         f"minigrad._ext.{name}",
-        [path],
+        [path] + ([KEEP_APART] if apart else []),
         include_dirs=[np.get_include()],
         depends=sorted(glob.glob(os.path.join("ext", "*.h")) + glob.glob(os.path.join("ext", "*.pxi"))),
-        define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
+        define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")]
+        + ([("MINIGRAD_KEEP_APART", "1")] if apart else []),
         extra_compile_args=["-O3"] + omp + sanitizer_flags,
-        extra_link_args=omp + sanitizer_flags,
+        extra_link_args=omp + sanitizer_flags + (["-Wl,--wrap=GOMP_parallel"] if apart else []),
     ))
 
 directives = {

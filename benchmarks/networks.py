@@ -53,7 +53,12 @@ idle 50 ms the guest's scheduler now and then put a process's main thread and it
 worker on one vCPU and left them there for up to ~100 ms; the spinning worker then takes
 turns with the main thread, and LeNet-5's 2 ms step took 9–15 ms (seen with a sampler of
 /proc/self/task/*/stat: both threads runnable on one CPU in every slow step, never in a fast
-one). Both libraries are exposed to it; the table is taken both ways.
+one). The cause (session 27; the guest boots with sched_vcpu_pack=15): in a perf trace of
+the scheduler's events, each slow turn began with the main thread waking the worker for a
+region and the wake-up moving the worker onto the main thread's vCPU; from there the two
+took turns, one spin (~0.3 ms) per barrier. minigrad's kernels now move such a worker
+off the main thread's CPU themselves (ext/omp/keep_apart.c); PyTorch's are still exposed.
+With --bind, minigrad leaves the placement to libgomp.
 
 --profile runs minigrad alone, in this process: every Function's forward and backward timed
 (common.instrument_functions; each op its own time, the ops it runs inside counted to

@@ -5,7 +5,8 @@
 # Contract: the Python side (minigrad/ops/elementwise.py, minigrad/ops/shape.py) passes
 # C-contiguous 1-d views of matching length and dtype (the copy: 4-d views of one shape
 # and dtype that do not overlap); bounds checks are off by default (see setup.py).
-from cython.parallel cimport prange
+from cython.parallel cimport parallel, prange, threadid
+cimport cython.view
 from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy
 cimport cython
@@ -37,6 +38,48 @@ cdef extern from *:
 def openmp_enabled():
     """True when this extension was compiled with OpenMP."""
     return MINIGRAD_HAVE_OPENMP == 1
+
+
+cdef extern from *:
+    """
+    #include <sched.h>
+    #ifdef MINIGRAD_KEEP_APART
+    int mg_keep_apart_enabled(void);
+    pid_t mg_gettid(void);
+    #else
+    #include <sys/syscall.h>
+    #include <unistd.h>
+    static int mg_keep_apart_enabled(void) { return 0; }
+    static pid_t mg_gettid(void) { return (pid_t)syscall(SYS_gettid); }
+    #endif
+    """
+    int mg_keep_apart_enabled() nogil
+    int mg_gettid() nogil
+    int sched_getcpu() nogil
+
+
+def team_probe(int num_threads):
+    """One parallel region of `num_threads` threads, started as every kernel starts one.
+
+    Returns (tids, cpus, keeping_apart): each thread's Linux thread id and the CPU it ran
+    its share on (lists indexed by thread number, length num_threads; -1 for a thread the
+    runtime did not start), and whether this module's regions keep the workers off their
+    main thread's CPU (ext/omp/keep_apart.c; False without OpenMP or off Linux). For the
+    tests of that placement; nothing else depends on it.
+    """
+    if num_threads < 1 or num_threads > 1024:
+        raise ValueError(f"team_probe(): num_threads must be in 1..1024, got {num_threads}")
+    cdef int[::1] tids = cython.view.array(shape=(num_threads,), itemsize=sizeof(int), format="i")
+    cdef int[::1] cpus = cython.view.array(shape=(num_threads,), itemsize=sizeof(int), format="i")
+    tids[:] = -1
+    cpus[:] = -1
+    cdef int t = 0
+    with nogil, parallel(num_threads=num_threads):
+        t = threadid()
+        if t < num_threads:
+            tids[t] = mg_gettid()
+            cpus[t] = sched_getcpu()
+    return list(tids), list(cpus), bool(mg_keep_apart_enabled())
 
 
 def boundscheck_enabled():

@@ -2,6 +2,13 @@
 
 The kernels keep no state of their own; every call passes the thread count it should
 use, read from here. Default: MINIGRAD_NUM_THREADS if set, else the number of CPUs.
+
+Where the threads run (Linux): an OpenMP worker that starts its share of a kernel's
+parallel region on the CPU of the thread that started the region moves itself to that
+thread's other CPUs, so that two threads of one team never spin against each other on one
+CPU (ext/omp/keep_apart.c). The calling thread is never pinned. MINIGRAD_WORKER_AFFINITY=off,
+or a binding of your own (OMP_PROC_BIND other than false, OMP_PLACES, GOMP_CPU_AFFINITY),
+leaves the placement to the scheduler.
 """
 import os
 

@@ -142,3 +142,89 @@ def test_spin_count_arithmetic_and_arguments():
     for kwargs in (dict(turns=0), dict(repeats=0)):
         with pytest.raises(ValueError, match="turn_seconds"):
             spin.turn_seconds(**kwargs)
+
+
+# A worker that starts a region on its main thread's CPU moves off it (ext/omp/keep_apart.c).
+# Each case runs in a fresh process: the placement is per process and read once per module.
+# The main thread is first held on one CPU `a`, so that the team's worker, born in the first
+# region, inherits that one CPU; then the main thread gets `a` and `b` back, and the second
+# region shows where the worker went.
+_STACKED = """
+import json, os, sys
+from minigrad._ext import elementwise as e
+team = int(sys.argv[1])
+a, b = sorted(os.sched_getaffinity(0))[:2]
+os.sched_setaffinity(0, {a})
+tids1, where1, _ = e.team_probe(team)
+os.sched_setaffinity(0, {a, b})
+tids2, where2, on = e.team_probe(team)
+print(json.dumps(dict(a=a, b=b, tids1=tids1, where1=where1, tids2=tids2, where2=where2, on=on,
+                      workers=[sorted(os.sched_getaffinity(t)) for t in tids2[1:]],
+                      main=sorted(os.sched_getaffinity(0)))))
+"""
+
+
+def _stacked(team, **env):
+    if not sys.platform.startswith("linux") or not mg.threads.openmp_enabled():
+        pytest.skip("worker placement: Linux OpenMP builds only")
+    if len(os.sched_getaffinity(0)) < 2:
+        pytest.skip("needs two CPUs")
+    clean = {k: v for k, v in os.environ.items()
+             if k not in ("OMP_PROC_BIND", "OMP_PLACES", "GOMP_CPU_AFFINITY", "MINIGRAD_WORKER_AFFINITY")}
+    out = subprocess.run([sys.executable, "-c", _STACKED, str(team)], env=dict(clean, **env),
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    r = __import__("json").loads(out.stdout.splitlines()[-1])
+    assert r["tids2"] == r["tids1"], r                    # the same threads both times
+    assert r["where1"] == [r["a"]] * team, r              # stacked: all on the one CPU a
+    assert r["main"] == sorted({r["a"], r["b"]}), r       # the main thread is never pinned
+    return r
+
+
+def test_a_worker_on_its_main_threads_cpu_moves_off_it():
+    r = _stacked(2)
+    assert r["on"] is True
+    main_cpu, worker_cpu = r["where2"]
+    assert worker_cpu != main_cpu, r
+    assert r["workers"] == [sorted({r["a"], r["b"]} - {main_cpu})], r
+
+
+@pytest.mark.parametrize("env", [{"MINIGRAD_WORKER_AFFINITY": "off"}, {"OMP_PROC_BIND": "true"},
+                                 {"OMP_PLACES": "cores"}])
+def test_worker_placement_is_left_alone_when_the_user_says_so(env):
+    bound = "MINIGRAD_WORKER_AFFINITY" not in env
+    if bound:   # libgomp binds the threads itself: only check that minigrad stands aside
+        from minigrad._ext import elementwise as e
+        code = "from minigrad._ext import elementwise as e; print(e.team_probe(2)[2])"
+        clean = {k: v for k, v in os.environ.items() if k != "MINIGRAD_WORKER_AFFINITY"}
+        out = subprocess.run([sys.executable, "-c", code], env=dict(clean, **env),
+                             capture_output=True, text=True, timeout=120)
+        assert out.returncode == 0, out.stderr
+        assert out.stdout.split() == ["False"], (env, e.team_probe(1)[2])
+        return
+    r = _stacked(2, **env)
+    assert r["on"] is False
+    assert r["where2"][1] == r["a"] and r["workers"] == [[r["a"]]], r     # still on a
+
+
+def test_explicit_no_binding_keeps_the_placement_on():
+    r = _stacked(2, OMP_PROC_BIND="false")
+    assert r["on"] is True and r["where2"][0] != r["where2"][1], r
+
+
+def test_an_oversubscribed_team_is_left_where_it_is():
+    """Three threads on two CPUs: leaving the main thread's CPU would stack the workers."""
+    if len(os.sched_getaffinity(0)) != 2:
+        pytest.skip("the case of exactly two CPUs")
+    r = _stacked(3)
+    assert r["on"] is True
+    assert r["workers"] == [[r["a"]], [r["a"]]], r
+
+
+def test_team_probe_arguments():
+    from minigrad._ext import elementwise as e
+    tids, cpus, _ = e.team_probe(1)
+    assert tids == [threading.get_native_id()] and len(cpus) == 1
+    for bad in (0, -3, 5000):
+        with pytest.raises(ValueError, match="team_probe"):
+            e.team_probe(bad)
