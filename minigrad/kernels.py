@@ -212,6 +212,12 @@ class Tuning:
     # is faster, on 2×2 hwnc)
     k32_stride1_max_size: int = 4
     k32_stride1_max_weights: int = 1 << 19
+    # ... and, with this set, the forward and ∂L/∂x at stride 1 wherever w16 would take them
+    # (K, for ∂L/∂x C, a multiple of 32): on the AMD EPYC (Zen 5) of session 27, k32 took
+    # 0.78–0.90 of w16's time on 32 → 32 at 7², 14², 16² and 28², 64 → 32 and 64 → 64 at 14²
+    # (ResNet-20's 32 → 32 on 128 × 14²: 2.04 against 2.51 ms, either pass); unmeasured on
+    # the Xeon, where w16 keeps them
+    k32_before_w16: bool = _CPU_VENDOR == "AuthenticAMD"
     # w16 when K ≤ this (asked before Winograd, which it beats on such layers: a GEMM of only
     # K rows runs far below peak); at a row stride > 1 (the row kernel) on rows ≥
     # w16_min_ow wide; at stride 1 (flat streams, several small planes to a stream) on any
@@ -492,6 +498,12 @@ def _decide(op, x_shape, w_shape, dtype, g, out_hw, why=None):
         base = "blas" if _blas.available() else "gemm"
         note("base", "im2col + OpenBLAS GEMM per thread" if base == "blas"
              else "im2col + np.matmul (no OpenBLAS next to NumPy)")
+    def w16_or_k32(k, c, geom, out, which):
+        """Where w16 would run a stride-1 pass (a correlation of c into k channels with an
+        output of `out`): k32 instead if it fits there (k32_before_w16), else w16."""
+        return ("k32" if _k32_fits(k, c, (kh, kw), dtype, geom, force, t, note, out, which,
+                                   for_w16=True) else "w16")
+
     # forward (Winograd F(4×4) first where it applies, and F(2×2) on outputs smaller than
     # winograd_min_size; then hwnc on small planes, w16 on few output channels and wide
     # rows, before Winograd F(2×2) elsewhere)
@@ -505,8 +517,9 @@ def _decide(op, x_shape, w_shape, dtype, g, out_hw, why=None):
                                                           note, out_hw=(OH, OW))
                else wino)
     elif _hwnc_fits(base, g, (OH, OW), force, t, note, "forward"):
-        fwd = ("w16" if g.sh == 1 and _w16_fits(K, Cg * kh * kw, Cg, dtype, g, (OH, OW), force,
-                                                t, note, t.w16_flat_max_k)
+        fwd = (w16_or_k32(K, Cg, g, (OH, OW), "forward")
+               if g.sh == 1 and _w16_fits(K, Cg * kh * kw, Cg, dtype, g, (OH, OW), force,
+                                          t, note, t.w16_flat_max_k)
                and _w16_fuller(g, (H, W), (OH, OW), (kh, kw), force, t, note, "forward")
                else "hwnc")
     elif _k32_fits(K, Cg, (kh, kw), dtype, g, force, t, note, out_hw=(OH, OW)):
@@ -514,14 +527,14 @@ def _decide(op, x_shape, w_shape, dtype, g, out_hw, why=None):
     elif (_w16_fits(K, Cg * kh * kw, Cg, dtype, g, (OH, OW), force, t, note, t.w16_max_k)
           and not _k16_before_flat(K, Cg * kh * kw, dtype, g, (H, W), (OH, OW), (kh, kw), force, t,
                                    note)):
-        fwd = "w16"
+        fwd = w16_or_k32(K, Cg, g, (OH, OW), "forward")
     elif wino:
         fwd = wino
     elif (_flat_streams(g) and _w16_fits(K, Cg * kh * kw, Cg, dtype, g, (OH, OW), force, t, note,
                                          t.w16_flat_max_k)
           and not _k16_before_flat(K, Cg * kh * kw, dtype, g, (H, W), (OH, OW), (kh, kw), force, t,
                                    note)):
-        fwd = "w16"
+        fwd = w16_or_k32(K, Cg, g, (OH, OW), "forward")
     elif _k16_fits(K, Cg * kh * kw, dtype, g, OW, force, t, note):
         fwd = "k16"
     elif _hwnc_fits(base, g, (OH, OW), force, t, note, "forward", fallback=True):
@@ -544,10 +557,14 @@ def _decide(op, x_shape, w_shape, dtype, g, out_hw, why=None):
             dx = wino
         elif _hwnc_fits(base, g, (H, W), force, t, note, "input_grad"):
             gt = _Geom1(kh - 1 - g.ph, kw - 1 - g.pw)      # δ padded by F−1−P
-            dx = ("w16" if w16 and _w16_fuller(gt, (OH, OW), (H, W), (kh, kw), force, t, note,
-                                               "input_grad") else "hwnc")
+            dx = (w16_or_k32(C, K, g, (H, W), "input_grad")
+                  if w16 and _w16_fuller(gt, (OH, OW), (H, W), (kh, kw), force, t, note,
+                                         "input_grad") else "hwnc")
         elif w16 and K <= t.w16_max_k:
-            dx = "w16"
+            dx = w16_or_k32(C, K, g, (H, W), "input_grad")
+        elif force == "k32" and _k32_fits(C, K, (kh, kw), dtype, g, force, t, note, (H, W),
+                                          "input_grad"):
+            dx = "k32"
         elif wino:
             dx = wino
         elif _hwnc_fits(base, g, (H, W), force, t, note, "input_grad", fallback=True):
@@ -767,15 +784,16 @@ def _k16_fits(K, taps, dtype, g, OW, force, t, note):
     return ok
 
 
-def _k32_fits(K, Cg, khw, dtype, g, force, t, note, out_hw, which="forward"):
+def _k32_fits(K, Cg, khw, dtype, g, force, t, note, out_hw, which="forward", for_w16=False):
     """ext/direct16.h's mg_conv_k32 (tiles of 32 output channels × 8 output pixels; for
     ∂L/∂w, mg_wgrad_k32: 32 output channels × 8 taps): float32, one group, K % 32 == 0; by
     shape with AVX-512 (16 accumulators and 2 vectors of weights or δ would not fit AVX2's
     16 registers), a kernel larger than 1×1 and ≥ k32_min_taps taps, on strided layers or
     (the forward) on outputs of ≤ k32_stride1_max_size rows and columns with ≤
-    k32_stride1_max_weights weights; for ∂L/∂w
-    strided layers with ≤ k32_wgrad_max_weights weights and ≤ k32_wgrad_max_pixels output
-    pixels."""
+    k32_stride1_max_weights weights, or (for_w16: a stride-1 forward or ∂L/∂x, as a
+    correlation of K output channels, that w16 would run) with k32_before_w16 set; for
+    ∂L/∂w strided layers (or, with k32_wgrad_stride1, any) with ≤ k32_wgrad_max_weights
+    weights and ≤ k32_wgrad_max_pixels output pixels."""
     if force not in (None, "k32"):
         return False
     if dtype != np.float32 or g.groups != 1 or K % 32:
@@ -787,12 +805,19 @@ def _k32_fits(K, Cg, khw, dtype, g, force, t, note, out_hw, which="forward"):
     taps = Cg * khw[0] * khw[1]
     strided = max(g.sh, g.sw) > 1
     small = max(out_hw) <= t.k32_stride1_max_size and K * taps <= t.k32_stride1_max_weights
+    # (in w16's place not on output planes of a multiple of 4 KiB: a tile's 32 channels are
+    # then a multiple of 4 KiB apart, its 32 stores fall in one L1 set, and each line is
+    # fetched again for the next tile's 8 pixels: 32 × 3 → 32 on 32² took 2.5× w16's time)
+    aliased = (out_hw[0] * out_hw[1] * 4) % 4096 == 0
     ok = (_SIMD_LEVEL >= 2 and khw != (1, 1) and taps >= t.k32_min_taps
           and (strided or (small and which == "forward")
-               or (which == "weight_grad" and t.k32_wgrad_stride1)))
+               or (which == "weight_grad" and t.k32_wgrad_stride1)
+               or (for_w16 and t.k32_before_w16 and not aliased)))
     why = (f"SIMD level {_SIMD_LEVEL} (2?), kernel {khw[0]}×{khw[1]} (not 1×1?), {taps} taps "
            f"(≥ {t.k32_min_taps}?), stride ({g.sh}, {g.sw}) (> 1?"
-           + (f" or an output ≤ k32_stride1_max_size = {t.k32_stride1_max_size} a side and "
+           + (f" or in w16's place with k32_before_w16 = {t.k32_before_w16} on a "
+              f"{out_hw[0]}×{out_hw[1]} output (not a multiple of 4 KiB?)?)" if for_w16 else
+              f" or an output ≤ k32_stride1_max_size = {t.k32_stride1_max_size} a side and "
               f"{K * taps} weights ≤ k32_stride1_max_weights = {t.k32_stride1_max_weights}?)"
               if which == "forward" else
               f" or k32_wgrad_stride1 = {t.k32_wgrad_stride1}?)"))

@@ -114,14 +114,15 @@ def test_default_takes_k16_and_w16_only_where_they_apply_and_pay():
     and, where Winograd declines, of ≤ 64 take w16, as does a row stride of 2 on wide rows
     (the row kernel); float64, groups, 128 output channels, strided columns, 9 taps and
     the shapes Winograd takes do not. With AVX-512, ResNet-20's stride-2 layers and the
-    7×7 stem take k32 instead (test_default_takes_k32_on_strided_layers)."""
+    7×7 stem take k32 instead (test_default_takes_k32_on_strided_layers), as do, with
+    k32_before_w16 (off here), w16's stride-1 passes of a multiple of 32 channels."""
     rng = np.random.default_rng(1)
     simd = kernels.simd_level() > 0
 
     def runs(xs, ws, dtype=np.float32, groups=1, padding=0, stride=1):
         x = rng.standard_normal(xs).astype(dtype)
         w = rng.standard_normal(ws).astype(dtype)
-        with forced(None, force=False) as log:
+        with forced(None, force=False, k32_before_w16=False) as log:
             F.conv2d(x, w, padding=padding, groups=groups, stride=stride)
         return "".join(p for p in ("k16", "w16", "k32") if ran(log, p))
     W16 = "w16" if simd else ""
@@ -270,6 +271,71 @@ def test_k32_weight_grad_matches_direct(case):
     np.testing.assert_allclose(db, want_db, rtol=1e-5, atol=1e-5)
 
 
+@st.composite
+def k32_dx_cases(draw):
+    """∂L/∂x by k32 (stride 1, dilation 1, padding ≤ F − 1: the forward correlation of δ):
+    C (the correlation's output channels) 32 or 64, K 1 … 9, kernels 1–4 a side, planes of
+    1 … ~100 pixels, groups of samples and chunks of taps as k32_cases, 1–3 threads."""
+    kh, kw = draw(st.integers(1, 4)), draw(st.integers(1, 4))
+    ph, pw = draw(st.integers(0, kh - 1)), draw(st.integers(0, kw - 1))
+    H = max(1, kh - 2 * ph) + draw(st.integers(0, 8))
+    W = max(1, kw - 2 * pw) + draw(st.integers(0, 8))
+    return dict(N=draw(st.integers(1, 4)), C=draw(st.sampled_from([32, 64])),
+                K=draw(st.integers(1, 9)), H=H, W=W, k=(kh, kw), P=(ph, pw),
+                group=draw(st.sampled_from([1, 2000, 1 << 20])),
+                chunk=draw(st.sampled_from([1, 5, 128])),
+                threads=draw(st.integers(1, 3)), seed=draw(st.integers(0, 2**31)))
+
+
+@settings(max_examples=80, deadline=None)
+@given(case=k32_dx_cases())
+def test_k32_input_grad_matches_direct(case):
+    """∂L/∂x = pad(δ, F−1−P) ⋆ rot180(w)ᵀ at stride 1 by k32 (the forward kernel run on δ
+    with the flipped, channel-swapped weights), with the scratch memory poisoned: the direct
+    loops' numbers in float64."""
+    rng = np.random.default_rng(case["seed"])
+    N, C, K, (kh, kw), (ph, pw) = (case[k] for k in "N C K k P".split())
+    OH, OW = case["H"] + 2 * ph - kh + 1, case["W"] + 2 * pw - kw + 1
+    w = rng.standard_normal((K, C, kh, kw)).astype(np.float32)
+    δ = rng.standard_normal((N, K, OH, OW)).astype(np.float32)
+    g = conv_dispatch.Geom((1, 1), (ph, pw), (1, 1), 1)
+    x_shape = (N, C, case["H"], case["W"])
+    before = mg.get_num_threads()
+    try:
+        mg.set_num_threads(case["threads"])
+        poison_workspaces()
+        with kernels.use(None, k32_group_bytes=case["group"], k32_chunk_taps=case["chunk"]), \
+                kernels.trace() as log:
+            dx = conv_dispatch.input_grad(δ, w, x_shape, g, kernels.Paths("direct", "k32", "direct"))
+    finally:
+        mg.set_num_threads(before)
+    assert ran(log, "k32"), "the k32 kernel did not run"
+    want = conv_dispatch.input_grad(δ.astype(np.float64), w.astype(np.float64), x_shape, g,
+                                    kernels.Paths("direct", "direct", "direct"))
+    assert dx.shape == x_shape and dx.dtype == np.float32
+    np.testing.assert_allclose(dx, want, rtol=1e-4, atol=1e-5 * max(1.0, np.abs(want).max()))
+
+
+def test_gradients_through_k32_at_stride_1():
+    """conv2d with k32 forced at stride 1 runs the forward and ∂L/∂x on k32 (∂L/∂w too):
+    all three agree with the im2col path's."""
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((3, 32, 9, 7)).astype(np.float32)
+    w = rng.standard_normal((32, 32, 3, 3)).astype(np.float32)
+    δ = rng.standard_normal((3, 32, 9, 7)).astype(np.float32)
+    grads = []
+    for path in ("k32", "blas"):
+        ts = [mg.tensor(a, requires_grad=True) for a in (x, w)]
+        with forced(path) as log:
+            y = F.conv2d(*ts, padding=1)
+            y.backward(δ)
+        assert {c.which for c in log if c.path == "k32"} == (
+            {"forward", "input_grad", "weight_grad"} if path == "k32" else set())
+        grads.append([y.data] + [t.grad.data for t in ts])
+    for a, r in zip(*grads):
+        np.testing.assert_allclose(a, r, rtol=1e-4, atol=1e-3)
+
+
 def test_k32_weight_grad_same_bits_for_any_group():
     """Within a thread each ∂L/∂w element is one chain over its samples in order: on one
     thread, groups of 1, 2 or all 5 samples give the same bits. (Over threads the partials
@@ -350,12 +416,27 @@ def test_default_takes_k32_on_strided_layers():
         assert forward((32, 3, 64, 64), (32, 3, 3, 3), stride=2, padding=1) != "k32"
     # ∂L/∂w at stride 1 too where k32_wgrad_stride1 is set (the default on AMD CPUs):
     # ResNet-20's 32 → 32 on 14×14; not past k32_wgrad_max_pixels (17×17 = 289)
-    with kernels.use(None, k32_wgrad_stride1=True):
+    with kernels.use(None, k32_wgrad_stride1=True, k32_before_w16=False):
         assert kernels.choose((128, 32, 14, 14), (32, 32, 3, 3), padding=1) == ("w16", "w16", "k32")
         assert kernels.choose((8, 32, 17, 17), (32, 32, 3, 3), padding=1).weight_grad == "w16"
     with kernels.use(None, k32_wgrad_stride1=False):
         assert kernels.choose((128, 32, 14, 14), (32, 32, 3, 3), padding=1).weight_grad == "w16"
     assert kernels.Tuning().k32_wgrad_stride1 == (kernels._CPU_VENDOR == "AuthenticAMD")
+    # the forward and ∂L/∂x at stride 1 where w16 would take them, with k32_before_w16 (the
+    # default on AMD CPUs): ResNet-20's 32 → 32 on 14×14 (both passes: 32 channels either
+    # way), a 3 → 32 on 48×48 (the forward only: ∂L/∂x has 3 output channels); not on outputs
+    # of a multiple of 4 KiB (32×32, 64×64), not K = 16, not where w16 is forced
+    with kernels.use(None, k32_before_w16=True, k32_wgrad_stride1=False):
+        assert kernels.choose((128, 32, 14, 14), (32, 32, 3, 3), padding=1) == ("k32", "k32", "w16")
+        assert kernels.choose((16, 3, 48, 48), (32, 3, 3, 3), padding=1)[:2] == ("k32", "blas")
+        assert forward((32, 3, 32, 32), (64, 3, 3, 3), padding=1) == "w16"
+        assert forward((8, 3, 64, 64), (32, 3, 3, 3), padding=1) == "w16"
+        assert kernels.choose((128, 16, 28, 28), (16, 16, 3, 3), padding=1)[:2] == ("w16", "w16")
+    with kernels.use("w16", k32_before_w16=True):
+        assert kernels.choose((128, 32, 14, 14), (32, 32, 3, 3), padding=1)[:2] == ("w16", "w16")
+    with kernels.use(None, k32_before_w16=False):
+        assert kernels.choose((128, 32, 14, 14), (32, 32, 3, 3), padding=1)[:2] == ("w16", "w16")
+    assert kernels.Tuning().k32_before_w16 == (kernels._CPU_VENDOR == "AuthenticAMD")
     with simd_level(1):
         assert forward((32, 64, 32, 32), (128, 64, 3, 3), stride=2, padding=1) != "k32"
 

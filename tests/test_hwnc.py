@@ -177,12 +177,13 @@ def test_hwnc_yields_small_planes_to_w16_where_its_grid_is_full():
     lowered."""
     if not _blas.available() or kernels.simd_level() == 0:
         pytest.skip("needs OpenBLAS and AVX2/AVX-512")
-    # (k32 held to strided layers, as on the Xeon: on AMD CPUs it takes such a ∂L/∂w first)
+    # (k32 held to strided layers, as on the Xeon: on AMD CPUs it takes such a ∂L/∂w first,
+    # and, in w16's place, the forward and ∂L/∂x)
     with kernels.use(None, winograd4_vector_wgrad_min_size=8,     # (F(4×4)'s ∂L/∂w declines)
                      k32_wgrad_stride1=False):
         assert kernels.choose((128, 64, 7, 7), (64, 64, 3, 3), padding=1) == ("winograd4",) * 2 + ("w16",)
     with kernels.use(None, winograd4_min_ck=10**9, winograd4_vector_min_ck=10**9,
-                     k32_wgrad_stride1=False):
+                     k32_wgrad_stride1=False, k32_before_w16=False):
         assert kernels.choose((128, 64, 7, 7), (64, 64, 3, 3), padding=1) == ("w16",) * 3
     five = kernels.choose((16, 16, 7, 7), (16, 16, 5, 5), padding=2)
     assert (five.forward, five.input_grad) == ("hwnc", "hwnc"), five

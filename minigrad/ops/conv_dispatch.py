@@ -543,7 +543,7 @@ _SAME_NAMES = {"forward": "forward", "input_grad": "input_grad", "weight_grad": 
 def backward(x, x_shape, δ, w, g, need_dx, need_dw, need_db, paths, op="conv2d", names=_SAME_NAMES,
              u=None):
     """(∂L/∂x, ∂L/∂w, ∂L/∂b) of y = b + x ⋆ w, each None unless asked for, by the paths
-    kernels._plan chose (`paths.input_grad` is 'winograd', 'winograd4', 'w16', 'hwnc' or the
+    kernels._plan chose (`paths.input_grad` is 'winograd', 'winograd4', 'w16', 'k32', 'hwnc' or the
     base path; `paths.weight_grad` is 'k32', 'w16', 'hwnc', 'winograd', 'winograd4' or the base
     path).
 
@@ -553,10 +553,10 @@ def backward(x, x_shape, δ, w, g, need_dx, need_dw, need_db, paths, op="conv2d"
         direct   — phase by phase (ext/conv_direct.pyx conv2d_input_grad_direct);
         gemm, blas — col2im(wᵀ · δ): each column of wᵀ·δ holds, for one real δ entry, its
             products with every tap; col2im adds each where the dilated correlation puts it;
-        winograd, winograd4, w16 — at stride 1 and dilation 1 only (nothing to dilate): the
+        winograd, winograd4, w16, k32 — at stride 1 and dilation 1 only (nothing to dilate): the
             forward correlation of δ, padded by F−1−P, with the flipped, channel-swapped kernel
             (F(4×4): turned and swapped by the kernel transform as it reads w; F(2×2): w's own
-            transform read at the turned points, transposed; for w16 a copy).
+            transform read at the turned points, transposed; for w16 and k32 a copy).
     ∂L/∂w = x ⋆ δ: direct loops, δ (Kg, N·OH·OW) @ im2col(x)ᵀ per group, (w16, stride 1)
         per tap the dot product of δ's stream with x's stream shifted by the tap, or (k32)
         per tile of 8 taps × 32 channels, over every output pixel, δ's channels times the
@@ -583,7 +583,7 @@ def backward(x, x_shape, δ, w, g, need_dx, need_dw, need_db, paths, op="conv2d"
         kernels._ran(op, names["input_grad"], paths.input_grad, δ.shape, (C, K, kh, kw))
         dx = _input_grad_winograd(δ, w, x_shape, g, paths.input_grad, u)
         need_dx = False
-    if need_dx and paths.input_grad == "w16":
+    if need_dx and paths.input_grad in ("w16", "k32"):
         gt = Geom((1, 1), (kh - 1 - g.ph, kw - 1 - g.pw), (1, 1), g.groups)
         wt = np.ascontiguousarray(w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))  # (C, K, kh, kw)
         dx = correlate(δ, wt, None, (H, W), gt, paths.input_grad, op, names["input_grad"])
