@@ -114,6 +114,39 @@ def k32_pixels():
     return MG_K32_PIX
 
 
+cdef int _k32_check(str fn, Py_ssize_t N, Py_ssize_t C, Py_ssize_t K, const Py_ssize_t[::1] pix,
+                    Py_ssize_t P, const Py_ssize_t[::1] tap, Py_ssize_t T, Py_ssize_t Hp,
+                    Py_ssize_t Wp, Py_ssize_t S, float[:, ::1] scratch,
+                    int num_threads) except -1:
+    """The shapes and offsets the k32 loops trust (bounds checks are off): K a positive
+    multiple of 32, tables of ≥ P pixels and T taps (both multiples of MG_K32_PIX where the
+    loops take them 8 at a time: the caller passes the table's own length), every window
+    read inside a padded sample (max pix + max tap < C·Hp·Wp), a group of ≥ 1 sample and
+    scratch for S padded samples per thread. A ValueError names fn and the shapes."""
+    cdef Py_ssize_t j, pmax = 0, tmax = 0, ldx = C * Hp * Wp
+    if K < 32 or K % 32:
+        raise ValueError(f"{fn}(): the output channels must be a positive multiple of 32, got {K}")
+    if pix.shape[0] < P or tap.shape[0] < T or Hp < 1 or Wp < 1 or S < 1 or num_threads < 1:
+        raise ValueError(f"{fn}(): pixel table {pix.shape[0]} (≥ {P}?), tap table {tap.shape[0]} "
+                         f"(≥ {T}?), plane {Hp}×{Wp}, group S={S}, threads {num_threads} "
+                         f"(each ≥ 1?)")
+    for j in range(pix.shape[0]):
+        if pix[j] < 0:
+            raise ValueError(f"{fn}(): pixel offset {pix[j]} < 0")
+        pmax = max(pmax, pix[j])
+    for j in range(tap.shape[0]):
+        if tap[j] < 0:
+            raise ValueError(f"{fn}(): tap offset {tap[j]} < 0")
+        tmax = max(tmax, tap[j])
+    if pmax + tmax >= ldx:
+        raise ValueError(f"{fn}(): windows reach offset {pmax + tmax}, past a padded sample of "
+                         f"{C}×{Hp}×{Wp} = {ldx}")
+    if scratch.shape[0] < num_threads or scratch.shape[1] < min(S, N) * ldx:
+        raise ValueError(f"{fn}(): scratch {(scratch.shape[0], scratch.shape[1])} < ({num_threads}, "
+                         f"{min(S, N) * ldx}) for {min(S, N)} samples of {C}×{Hp}×{Wp}")
+    return 0
+
+
 cdef void _blocks_of_32(const float* src, Py_ssize_t L, Py_ssize_t B, float* dst,
                         Py_ssize_t ldb) noexcept nogil:
     """dst[kb·ldb + t·32 + i] = src[(32·kb + i)·L + t] for kb < B, t < L, i < 32: the rows of
@@ -135,6 +168,9 @@ def pack_k32(const float[:, ::1] w,                      # IN  (K, T) the weight
     """wp[kb, t, i] = w[32·kb + i, t]: each block of 32 output channels' weights as one
     stream, tap after tap (mg_conv_k32's order); blocks in parallel."""
     cdef Py_ssize_t B = wp.shape[0], T = wp.shape[1], kb
+    if w.shape[0] != 32 * B or w.shape[1] != T or wp.shape[2] != 32 or B < 1 or T < 1:
+        raise ValueError(f"pack_k32(): w {(w.shape[0], w.shape[1])} does not fill wp "
+                         f"{(wp.shape[0], wp.shape[1], wp.shape[2])} (K/32, T, 32)")
     cdef const float* end = &w[B * 32 - 1, T - 1]
     with nogil:
         for kb in prange(B, schedule='static', num_threads=num_threads):
@@ -166,6 +202,17 @@ def conv2d_forward_k32(const float[:, :, :, ::1] x,     # IN  (N, C, H, W)
     (C, Hp, Wp) each; the taps in chunks of CT (their partial sums in part)."""
     cdef Py_ssize_t N = x.shape[0], C = x.shape[1], K = y.shape[1]
     cdef Py_ssize_t P = y.shape[2] * y.shape[3], T = tap.shape[0], ldx = C * Hp * Wp
+    _k32_check("conv2d_forward_k32", N, C, K, pix, P, tap, T, Hp, Wp, S, scratch, num_threads)
+    if (wp.shape[0] * 32 != K or wp.shape[1] != T or y.shape[0] != N
+            or b.shape[0] not in (0, K) or pix.shape[0] % MG_K32_PIX or CT < 1
+            or (CT < T and part.shape[0] < num_threads)
+            or (CT < T and part.shape[1] < min(S, N) * pix.shape[0] * 32)
+            or Hp < x.shape[2] + ph or Wp < x.shape[3] + pw or ph < 0 or pw < 0):
+        raise ValueError(f"conv2d_forward_k32(): x {(x.shape[0], x.shape[1], x.shape[2], x.shape[3])}, packed w "
+                         f"{(wp.shape[0], wp.shape[1], wp.shape[2])}, bias ({b.shape[0]},), y {(y.shape[0], y.shape[1], y.shape[2], y.shape[3])}, "
+                         f"pixel table {pix.shape[0]} (a multiple of {MG_K32_PIX}?), chunk "
+                         f"CT={CT} of T={T} taps, part {(part.shape[0], part.shape[1])}, padding "
+                         f"({ph}, {pw}) into {Hp}×{Wp}: inconsistent")
     cdef Py_ssize_t groups = (N + S - 1) // S, gi, n0, Sg, s, t
     cdef const float* bias = &b[0] if b.shape[0] > 0 else NULL
     with nogil:
@@ -194,6 +241,15 @@ def conv2d_weight_grad_k32(const float[:, :, :, ::1] x,    # IN  (N, C, H, W)
     order."""
     cdef Py_ssize_t N = x.shape[0], C = x.shape[1], K = δ.shape[1]
     cdef Py_ssize_t P = δ.shape[2] * δ.shape[3], Tr = tap.shape[0], ldx = C * Hp * Wp
+    _k32_check("conv2d_weight_grad_k32", N, C, K, pix, P, tap, Tr, Hp, Wp, S, scratch,
+               num_threads)
+    if (Tr % MG_K32_PIX or δ.shape[0] != N or acc.shape[0] < num_threads or acc.shape[1] < K * Tr
+            or dscr.shape[0] < num_threads or dscr.shape[1] < min(S, N) * K * P
+            or Hp < x.shape[2] + ph or Wp < x.shape[3] + pw or ph < 0 or pw < 0):
+        raise ValueError(f"conv2d_weight_grad_k32(): x {(x.shape[0], x.shape[1], x.shape[2], x.shape[3])}, δ "
+                         f"{(δ.shape[0], δ.shape[1], δ.shape[2], δ.shape[3])}, tap table {Tr} (a multiple of {MG_K32_PIX}?), "
+                         f"acc {(acc.shape[0], acc.shape[1])}, δ scratch {(dscr.shape[0], dscr.shape[1])}, "
+                         f"padding ({ph}, {pw}) into {Hp}×{Wp}: inconsistent")
     cdef Py_ssize_t groups = (N + S - 1) // S, gi, n0, Sg, s, t
     cdef float* end
     with nogil:
@@ -216,6 +272,9 @@ def unpack_k32_sum(const float[:, ::1] acc,              # IN  (threads, K·Tr):
     thread order (the same numbers every run): conv2d_weight_grad_k32's result in w's
     layout; blocks of 32 channels in parallel."""
     cdef Py_ssize_t nth = acc.shape[0], K = dw.shape[0], T = dw.shape[1]
+    if K < 32 or K % 32 or acc.shape[1] < K * T or acc.shape[0] < 1:
+        raise ValueError(f"unpack_k32_sum(): acc {(acc.shape[0], acc.shape[1])} does not hold (K/32, ≥ T, "
+                         f"32) partials for dw {(dw.shape[0], dw.shape[1])} (K a multiple of 32?)")
     cdef Py_ssize_t Tr = acc.shape[1] // K, kb, t, i, th
     cdef float v
     with nogil:

@@ -579,3 +579,72 @@ def test_w16_flat_grid_length(in_hw, k, pad, out_hw, want):
     """_flat_grid: a 'same' layer's rows hold W + P positions, not W + 2P."""
     g = conv_dispatch.Geom((1, 1), (pad, pad), (1, 1), 1)
     assert kernels._flat_grid(in_hw, out_hw, (k, k), g) == want
+
+
+def test_k32_kernels_check_what_they_trust():
+    """The k32 loops run without bounds checks; their entry points check the shapes, tables
+    and scratch they are given (a ValueError naming the function), so that a caller's
+    mistake (here: a correlation of 3 output channels sent to k32) cannot write past an
+    array. A consistent call still runs and is right."""
+    from minigrad._ext import conv_direct16 as d16
+    rng = np.random.default_rng(11)
+    N, C, H, W, K = 3, 4, 6, 5, 32
+    x = rng.standard_normal((N, C, H, W)).astype(np.float32)
+    w = rng.standard_normal((K, C, 3, 3)).astype(np.float32)
+    g = conv_dispatch.Geom((1, 1), (1, 1), (1, 1), 1)
+    Hp, Wp, pix, tap = conv_dispatch._k32_tables(x.shape, w.shape, (H, W), g, True, False)
+    T, S, CT = C * 9, N, C * 9
+    wp = np.empty((1, T, 32), np.float32)
+    d16.pack_k32(w.reshape(K, T), wp, 1)
+    b = np.empty(0, np.float32)
+
+    def fwd(wp=wp, b=b, pix=pix, tap=tap, y=None, scratch=None, part=np.empty((1, 1), np.float32),
+            S=S, CT=CT, Hp=Hp, Wp=Wp):
+        y = np.empty((N, K, H, W), np.float32) if y is None else y
+        scratch = np.empty((1, S * C * Hp * Wp), np.float32) if scratch is None else scratch
+        d16.conv2d_forward_k32(x, wp, b, pix, tap, y, scratch, part, 1, 1, Hp, Wp, S, CT, 1)
+        return y
+    want = ref.conv2d(x, w, None, (1, 1), (1, 1, 1, 1), (1, 1), 1)
+    np.testing.assert_allclose(fwd(), want, rtol=1e-4, atol=1e-4)
+    bad_tap = tap.copy()
+    bad_tap[-1] = C * Hp * Wp
+    for kwargs, match in [
+            (dict(y=np.empty((N, 3, H, W), np.float32)), "multiple of 32"),     # K = 3
+            (dict(wp=np.empty((2, T, 32), np.float32)), "inconsistent"),         # 64 packed
+            (dict(tap=bad_tap), "windows reach"),                                # past a sample
+            (dict(pix=pix[:-8]), "pixel table"),                                 # too short
+            (dict(scratch=np.empty((1, 10), np.float32)), "scratch"),
+            (dict(CT=0), "inconsistent"),                                        # would not end
+            (dict(CT=5), "inconsistent"),                                        # part too small
+            (dict(b=np.zeros(3, np.float32)), "inconsistent"),
+            (dict(Wp=Wp - 1), "(windows reach|inconsistent)")]:                # rows too short
+        with pytest.raises(ValueError, match=f"conv2d_forward_k32.*{match}"):
+            fwd(**kwargs)
+    with pytest.raises(ValueError, match="pack_k32"):
+        d16.pack_k32(np.zeros((3, T), np.float32), np.empty((0, T, 32), np.float32), 1)
+    # ∂L/∂w
+    Hp, Wp, pix, tap = conv_dispatch._k32_tables(x.shape, w.shape, (H, W), g, False, True)
+    δ = rng.standard_normal((N, K, H, W)).astype(np.float32)
+    Tr = tap.shape[0]
+
+    def wgrad(δ=δ, tap=tap, acc=None, dscr=None):
+        acc = np.zeros((1, K * Tr), np.float32) if acc is None else acc
+        dscr = np.empty((1, S * K * H * W), np.float32) if dscr is None else dscr
+        d16.conv2d_weight_grad_k32(x, δ, pix, tap, acc, np.empty((1, S * C * Hp * Wp), np.float32),
+                                   dscr, 1, 1, Hp, Wp, S, 1)
+        dw = np.empty((K, T), np.float32)
+        d16.unpack_k32_sum(acc, dw, 1)
+        return dw
+    want_dw = conv_dispatch.weight_grad(x.astype(np.float64), δ.astype(np.float64), w.shape, g,
+                                        kernels.Paths("direct", "direct", "direct"))
+    np.testing.assert_allclose(wgrad().reshape(w.shape), want_dw, rtol=1e-4, atol=1e-4)
+    for kwargs, match in [
+            (dict(δ=δ[:2]), "inconsistent"),                                     # N = 2 ≠ 3
+            (dict(δ=np.zeros((N, 3, H, W), np.float32)), "multiple of 32"),
+            (dict(tap=tap[:-1]), "inconsistent"),                                # not 8 a tile
+            (dict(acc=np.zeros((1, K * Tr - 1), np.float32)), "inconsistent"),
+            (dict(dscr=np.empty((1, 7), np.float32)), "inconsistent")]:
+        with pytest.raises(ValueError, match=f"conv2d_weight_grad_k32.*{match}"):
+            wgrad(**kwargs)
+    with pytest.raises(ValueError, match="unpack_k32_sum"):
+        d16.unpack_k32_sum(np.zeros((1, 3 * T), np.float32), np.empty((3, T), np.float32), 1)
