@@ -42,20 +42,30 @@ def openmp_enabled():
 
 cdef extern from *:
     """
-    #include <sched.h>
     #ifdef MINIGRAD_KEEP_APART
+    #include <sys/types.h>
     int mg_keep_apart_enabled(void);
     pid_t mg_gettid(void);
     #else
+    static int mg_keep_apart_enabled(void) { return 0; }
+    #if defined(__linux__)
     #include <sys/syscall.h>
     #include <unistd.h>
-    static int mg_keep_apart_enabled(void) { return 0; }
-    static pid_t mg_gettid(void) { return (pid_t)syscall(SYS_gettid); }
+    static int mg_gettid(void) { return (int)syscall(SYS_gettid); }
+    #else
+    static int mg_gettid(void) { return -1; }
+    #endif
+    #endif
+    #if defined(__linux__)
+    #include <sched.h>
+    static int mg_getcpu(void) { return sched_getcpu(); }
+    #else
+    static int mg_getcpu(void) { return -1; }
     #endif
     """
     int mg_keep_apart_enabled() nogil
     int mg_gettid() nogil
-    int sched_getcpu() nogil
+    int mg_getcpu() nogil
 
 
 def team_probe(int num_threads):
@@ -63,7 +73,7 @@ def team_probe(int num_threads):
 
     Returns (tids, cpus, keeping_apart): each thread's Linux thread id and the CPU it ran
     its share on (lists indexed by thread number, length num_threads; -1 for a thread the
-    runtime did not start), and whether this module's regions keep the workers off their
+    runtime did not start, and off Linux, where neither is known), and whether this module's regions keep the workers off their
     main thread's CPU (ext/omp/keep_apart.c; False without OpenMP or off Linux). For the
     tests of that placement; nothing else depends on it.
     """
@@ -78,7 +88,7 @@ def team_probe(int num_threads):
         t = threadid()
         if t < num_threads:
             tids[t] = mg_gettid()
-            cpus[t] = sched_getcpu()
+            cpus[t] = mg_getcpu()
     return list(tids), list(cpus), bool(mg_keep_apart_enabled())
 
 
