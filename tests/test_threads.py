@@ -228,3 +228,25 @@ def test_team_probe_arguments():
     for bad in (0, -3, 5000):
         with pytest.raises(ValueError, match="team_probe"):
             e.team_probe(bad)
+
+
+def test_a_forked_child_knows_its_own_thread_id():
+    """keep_apart.c remembers each thread's id; a child forked after a two-thread region
+    runs under a new id and must not ask the scheduler about its parent's thread. (The
+    child runs one thread: GNU OpenMP's pool does not survive a fork.)"""
+    if not sys.platform.startswith("linux") or not mg.threads.openmp_enabled():
+        pytest.skip("Linux OpenMP builds only")
+    code = ("import os\n"
+            "from minigrad._ext import elementwise as e\n"
+            "e.team_probe(2)\n"
+            "pid = os.fork()\n"
+            "if pid == 0:\n"
+            "    tids, _, _ = e.team_probe(1)\n"
+            "    os._exit(0 if tids == [os.getpid()] else 3)\n"
+            "_, status = os.waitpid(pid, 0)\n"
+            "print(os.waitstatus_to_exitcode(status))\n")
+    clean = {k: v for k, v in os.environ.items() if k != "MINIGRAD_WORKER_AFFINITY"}
+    out = subprocess.run([sys.executable, "-c", code], env=clean, capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["0"], out.stdout

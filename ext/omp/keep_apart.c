@@ -29,6 +29,7 @@
 #define _GNU_SOURCE
 #include <ctype.h>
 #include <omp.h>
+#include <pthread.h>
 #include <sched.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,7 +50,13 @@ struct mg_region {
 };
 
 static int mg_mode = -1;             /* -1: not read yet, 0: off, 1: on */
-static __thread pid_t mg_tid_cache;
+static __thread pid_t mg_tid_cache;  /* the calling thread's id, once asked */
+
+/* A forked child's only thread is the one that forked, under a new id: forget the old. */
+static void mg_forget_tid(void)
+{
+    mg_tid_cache = 0;
+}
 
 static int mg_env_is(const char *name, const char *value)
 {
@@ -68,7 +75,8 @@ static int mg_env_is(const char *name, const char *value)
 }
 
 /* Whether this module keeps workers apart: read once (the first region runs it on the
- * thread that starts it; a race between two first regions only computes it twice). */
+ * thread that starts it; a race between two first regions only computes it twice, and
+ * registers the fork handler twice, which is harmless). */
 MG_HIDDEN int mg_keep_apart_enabled(void)
 {
     int m = __atomic_load_n(&mg_mode, __ATOMIC_RELAXED);
@@ -76,6 +84,8 @@ MG_HIDDEN int mg_keep_apart_enabled(void)
         int bound = (getenv("OMP_PROC_BIND") != NULL && !mg_env_is("OMP_PROC_BIND", "false"))
                     || getenv("OMP_PLACES") != NULL || getenv("GOMP_CPU_AFFINITY") != NULL;
         m = !bound && !mg_env_is("MINIGRAD_WORKER_AFFINITY", "off");
+        if (m)
+            pthread_atfork(NULL, NULL, mg_forget_tid);
         __atomic_store_n(&mg_mode, m, __ATOMIC_RELAXED);
     }
     return m;
