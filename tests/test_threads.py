@@ -250,3 +250,29 @@ def test_a_forked_child_knows_its_own_thread_id():
                          timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["0"], out.stdout
+
+
+def test_a_forked_child_runs_the_kernels_on_one_thread():
+    """README: after a multi-threaded kernel, a forked child runs the kernels once it has
+    set one thread (GNU OpenMP's pool does not survive the fork)."""
+    if not hasattr(os, "fork"):
+        pytest.skip("needs fork")
+    code = ("import os, numpy as np, minigrad as mg, minigrad.nn.functional as F\n"
+            "mg.set_num_threads(2)\n"
+            "r = np.random.default_rng(0)\n"
+            "def run():\n"
+            "    x = mg.tensor(r.standard_normal((8, 16, 12, 12), dtype=np.float32), requires_grad=True)\n"
+            "    w = mg.tensor(r.standard_normal((16, 16, 3, 3), dtype=np.float32), requires_grad=True)\n"
+            "    F.max_pool2d(F.conv2d(x, w, padding=1).relu(), 2).sum().backward()\n"
+            "    return float(x.grad.numpy().sum())\n"
+            "run()\n"
+            "pid = os.fork()\n"
+            "if pid == 0:\n"
+            "    mg.set_num_threads(1)\n"
+            "    run()\n"
+            "    os._exit(0)\n"
+            "_, status = os.waitpid(pid, 0)\n"
+            "print(os.waitstatus_to_exitcode(status))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["0"], out.stdout
