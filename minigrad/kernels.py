@@ -544,8 +544,8 @@ def _decide(op, x_shape, w_shape, dtype, g, out_hw, why=None):
     # ∂L/∂x: at stride 1 and dilation 1 there is nothing to dilate, so it is the forward
     # correlation of δ (padded by F−1−P) with the flipped, channel-swapped kernel
     # (by Winograd F(4×4) where it applies, or F(2×2) on a small plane with many channels;
-    # else by hwnc or w16 (k32 in w16's place, as for the forward) where both channel counts
-    # are small, as for the forward; else by Winograd F(2×2))
+    # else by hwnc or w16 (or k32 in w16's place) where both channel counts are small, as
+    # for the forward; else by Winograd F(2×2))
     dx = base
     if (g.sh, g.sw, g.dh, g.dw) == (1, 1, 1, 1) and kh - 1 - g.ph >= 0 and kw - 1 - g.pw >= 0:
         w16 = (base not in ("pointwise", "depthwise") and C >= t.w16_min_k

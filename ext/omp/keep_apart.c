@@ -84,8 +84,7 @@ MG_HIDDEN int mg_keep_apart_enabled(void)
         int bound = (getenv("OMP_PROC_BIND") != NULL && !mg_env_is("OMP_PROC_BIND", "false"))
                     || getenv("OMP_PLACES") != NULL || getenv("GOMP_CPU_AFFINITY") != NULL;
         m = !bound && !mg_env_is("MINIGRAD_WORKER_AFFINITY", "off");
-        if (m)
-            pthread_atfork(NULL, NULL, mg_forget_tid);
+        pthread_atfork(NULL, NULL, mg_forget_tid);
         __atomic_store_n(&mg_mode, m, __ATOMIC_RELAXED);
     }
     return m;
