@@ -73,9 +73,10 @@ def team_probe(int num_threads):
 
     Returns (tids, cpus, keeping_apart): each thread's Linux thread id and the CPU it ran
     its share on (lists indexed by thread number, length num_threads; -1 for a thread the
-    runtime did not start, and off Linux, where neither is known), and whether this module's regions keep the workers off their
-    main thread's CPU (ext/omp/keep_apart.c; False without OpenMP or off Linux). For the
-    tests of that placement; nothing else depends on it.
+    runtime did not start, and off Linux, where neither is known), and whether this
+    module's regions keep the workers off their main thread's CPU (ext/omp/keep_apart.c;
+    False without OpenMP or off Linux). For the tests of that placement; nothing else
+    depends on it.
     """
     if num_threads < 1 or num_threads > 1024:
         raise ValueError(f"team_probe(): num_threads must be in 1..1024, got {num_threads}")

@@ -8,7 +8,7 @@ parallel region on the CPU of the thread that started the region moves itself to
 thread's other CPUs, so that two threads of one team never spin against each other on one
 CPU (ext/omp/keep_apart.c). The calling thread is never pinned. MINIGRAD_WORKER_AFFINITY=off,
 or a binding of your own (OMP_PROC_BIND other than false, OMP_PLACES, GOMP_CPU_AFFINITY),
-leaves the placement to the scheduler.
+leaves the placement alone (to the scheduler, or to your binding).
 """
 import os
 

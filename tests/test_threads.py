@@ -1,5 +1,6 @@
 """Concurrency and thread controls: kernels keep no global state, so Python threads
 sharing inputs get exactly the serial results; the thread count is a user setting."""
+import json
 import os
 import subprocess
 import sys
@@ -164,17 +165,26 @@ print(json.dumps(dict(a=a, b=b, tids1=tids1, where1=where1, tids2=tids2, where2=
 """
 
 
-def _stacked(team, **env):
+def _placement_env(**extra):
+    """This environment without any thread-placement setting, plus `extra`."""
+    env = {k: v for k, v in os.environ.items() if k not in
+           ("OMP_PROC_BIND", "OMP_PLACES", "GOMP_CPU_AFFINITY", "MINIGRAD_WORKER_AFFINITY")}
+    return dict(env, **extra)
+
+
+def _linux_openmp():
     if not sys.platform.startswith("linux") or not mg.threads.openmp_enabled():
         pytest.skip("worker placement: Linux OpenMP builds only")
+
+
+def _stacked(team, **env):
+    _linux_openmp()
     if len(os.sched_getaffinity(0)) < 2:
         pytest.skip("needs two CPUs")
-    clean = {k: v for k, v in os.environ.items()
-             if k not in ("OMP_PROC_BIND", "OMP_PLACES", "GOMP_CPU_AFFINITY", "MINIGRAD_WORKER_AFFINITY")}
-    out = subprocess.run([sys.executable, "-c", _STACKED, str(team)], env=dict(clean, **env),
+    out = subprocess.run([sys.executable, "-c", _STACKED, str(team)], env=_placement_env(**env),
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
-    r = __import__("json").loads(out.stdout.splitlines()[-1])
+    r = json.loads(out.stdout.splitlines()[-1])
     assert r["tids2"] == r["tids1"], r                    # the same threads both times
     assert r["where1"] == [r["a"]] * team, r              # stacked: all on the one CPU a
     assert r["main"] == sorted({r["a"], r["b"]}), r       # the main thread is never pinned
@@ -189,22 +199,21 @@ def test_a_worker_on_its_main_threads_cpu_moves_off_it():
     assert r["workers"] == [sorted({r["a"], r["b"]} - {main_cpu})], r
 
 
-@pytest.mark.parametrize("env", [{"MINIGRAD_WORKER_AFFINITY": "off"}, {"OMP_PROC_BIND": "true"},
-                                 {"OMP_PLACES": "cores"}])
-def test_worker_placement_is_left_alone_when_the_user_says_so(env):
-    bound = "MINIGRAD_WORKER_AFFINITY" not in env
-    if bound:   # libgomp binds the threads itself: only check that minigrad stands aside
-        from minigrad._ext import elementwise as e
-        code = "from minigrad._ext import elementwise as e; print(e.team_probe(2)[2])"
-        clean = {k: v for k, v in os.environ.items() if k != "MINIGRAD_WORKER_AFFINITY"}
-        out = subprocess.run([sys.executable, "-c", code], env=dict(clean, **env),
-                             capture_output=True, text=True, timeout=120)
-        assert out.returncode == 0, out.stderr
-        assert out.stdout.split() == ["False"], (env, e.team_probe(1)[2])
-        return
-    r = _stacked(2, **env)
+def test_worker_placement_is_left_alone_when_switched_off():
+    r = _stacked(2, MINIGRAD_WORKER_AFFINITY="off")
     assert r["on"] is False
     assert r["where2"][1] == r["a"] and r["workers"] == [[r["a"]]], r     # still on a
+
+
+@pytest.mark.parametrize("env", [{"OMP_PROC_BIND": "true"}, {"OMP_PLACES": "cores"}])
+def test_minigrad_stands_aside_when_the_user_binds(env):
+    """libgomp then places the threads itself; minigrad only stands aside."""
+    _linux_openmp()
+    code = "from minigrad._ext import elementwise as e; print(e.team_probe(2)[2])"
+    out = subprocess.run([sys.executable, "-c", code], env=_placement_env(**env),
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["False"], env
 
 
 def test_explicit_no_binding_keeps_the_placement_on():
@@ -234,8 +243,7 @@ def test_a_forked_child_knows_its_own_thread_id():
     """keep_apart.c remembers each thread's id; a child forked after a two-thread region
     runs under a new id and must not ask the scheduler about its parent's thread. (The
     child runs one thread: GNU OpenMP's pool does not survive a fork.)"""
-    if not sys.platform.startswith("linux") or not mg.threads.openmp_enabled():
-        pytest.skip("Linux OpenMP builds only")
+    _linux_openmp()
     code = ("import os\n"
             "from minigrad._ext import elementwise as e\n"
             "e.team_probe(2)\n"
@@ -245,9 +253,8 @@ def test_a_forked_child_knows_its_own_thread_id():
             "    os._exit(0 if tids == [os.getpid()] else 3)\n"
             "_, status = os.waitpid(pid, 0)\n"
             "print(os.waitstatus_to_exitcode(status))\n")
-    clean = {k: v for k, v in os.environ.items() if k != "MINIGRAD_WORKER_AFFINITY"}
-    out = subprocess.run([sys.executable, "-c", code], env=clean, capture_output=True, text=True,
-                         timeout=120)
+    out = subprocess.run([sys.executable, "-c", code], env=_placement_env(), capture_output=True,
+                         text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["0"], out.stdout
 
