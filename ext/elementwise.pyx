@@ -71,11 +71,14 @@ cdef extern from *:
 def team_probe(int num_threads):
     """One parallel region of `num_threads` threads, started as every kernel starts one.
 
-    Returns (tids, cpus, keeping_apart): each thread's Linux thread id and the CPU it ran
-    its share on (lists indexed by thread number, length num_threads; -1 for a thread the
-    runtime did not start, and off Linux, where neither is known), and whether this
+    Returns (tids, cpus, keeping_apart, start_cpu): each thread's Linux thread id and the
+    CPU it ran its share on (lists indexed by thread number, length num_threads; -1 for a
+    thread the runtime did not start, and off Linux, where neither is known); whether this
     module's regions keep the workers off their main thread's CPU (ext/omp/keep_apart.c;
-    False without OpenMP or off Linux). For the tests of that placement; nothing else
+    False without OpenMP or off Linux); and the CPU the calling thread was on just before
+    it started the region (-1 off Linux), the one keep_apart.c compares the workers' with.
+    The calling thread is not pinned, so the scheduler may move it between then and its
+    share: cpus[0] can differ from start_cpu. For the tests of that placement; nothing else
     depends on it.
     """
     if num_threads < 1 or num_threads > 1024:
@@ -84,13 +87,15 @@ def team_probe(int num_threads):
     cdef int[::1] cpus = cython.view.array(shape=(num_threads,), itemsize=sizeof(int), format="i")
     tids[:] = -1
     cpus[:] = -1
-    cdef int t = 0
-    with nogil, parallel(num_threads=num_threads):
-        t = threadid()
-        if t < num_threads:
-            tids[t] = mg_gettid()
-            cpus[t] = mg_getcpu()
-    return list(tids), list(cpus), bool(mg_keep_apart_enabled())
+    cdef int t = 0, start_cpu
+    with nogil:
+        start_cpu = mg_getcpu()
+        with parallel(num_threads=num_threads):
+            t = threadid()
+            if t < num_threads:
+                tids[t] = mg_gettid()
+                cpus[t] = mg_getcpu()
+    return list(tids), list(cpus), bool(mg_keep_apart_enabled()), start_cpu
 
 
 def boundscheck_enabled():

@@ -149,17 +149,22 @@ def test_spin_count_arithmetic_and_arguments():
 # Each case runs in a fresh process: the placement is per process and read once per module.
 # The main thread is first held on one CPU `a`, so that the team's worker, born in the first
 # region, inherits that one CPU; then the main thread gets `a` and `b` back, and the second
-# region shows where the worker went.
+# region shows where the worker went. What is compared is the worker's CPU with the one the
+# main thread started that region on (`start2`): the main thread itself is never pinned, and
+# the scheduler may move it during the region - onto `b` as well, when the wake-up of the
+# worker, still held on `a`, leaves `a` crowded (seen once in CI). keep_apart.c moves the
+# worker again at the next region then; within one region only the worker's move is certain.
 _STACKED = """
 import json, os, sys
 from minigrad._ext import elementwise as e
 team = int(sys.argv[1])
 a, b = sorted(os.sched_getaffinity(0))[:2]
 os.sched_setaffinity(0, {a})
-tids1, where1, _ = e.team_probe(team)
+tids1, where1, _, _ = e.team_probe(team)
 os.sched_setaffinity(0, {a, b})
-tids2, where2, on = e.team_probe(team)
+tids2, where2, on, start2 = e.team_probe(team)
 print(json.dumps(dict(a=a, b=b, tids1=tids1, where1=where1, tids2=tids2, where2=where2, on=on,
+                      start2=start2,
                       workers=[sorted(os.sched_getaffinity(t)) for t in tids2[1:]],
                       main=sorted(os.sched_getaffinity(0)))))
 """
@@ -178,25 +183,35 @@ def _linux_openmp():
 
 
 def _stacked(team, **env):
+    """The result of _STACKED in a fresh process whose main thread started the second region
+    on `a`, where its worker was (a run whose main thread had already left `a` shows nothing
+    of the placement, and is run again: at most four times)."""
     _linux_openmp()
     if len(os.sched_getaffinity(0)) < 2:
         pytest.skip("needs two CPUs")
-    out = subprocess.run([sys.executable, "-c", _STACKED, str(team)], env=_placement_env(**env),
-                         capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, out.stderr
-    r = json.loads(out.stdout.splitlines()[-1])
-    assert r["tids2"] == r["tids1"], r                    # the same threads both times
-    assert r["where1"] == [r["a"]] * team, r              # stacked: all on the one CPU a
-    assert r["main"] == sorted({r["a"], r["b"]}), r       # the main thread is never pinned
-    return r
+    for _ in range(4):
+        out = subprocess.run([sys.executable, "-c", _STACKED, str(team)],
+                             env=_placement_env(**env), capture_output=True, text=True,
+                             timeout=120)
+        assert out.returncode == 0, out.stderr
+        r = json.loads(out.stdout.splitlines()[-1])
+        assert r["tids2"] == r["tids1"], r                    # the same threads both times
+        assert r["where1"] == [r["a"]] * team, r              # stacked: all on the one CPU a
+        assert r["main"] == sorted({r["a"], r["b"]}), r       # the main thread is never pinned
+        if r["start2"] == r["a"]:
+            return r
+    raise AssertionError(f"the main thread never started the second region on CPU a: {r}")
+
+
+def _moved_off(r):
+    """The worker left `a`, the CPU its main thread started the region on, for `b`: it ran
+    its share there and may run nowhere else."""
+    assert r["on"] is True, r
+    assert r["where2"][1] == r["b"] and r["workers"] == [[r["b"]]], r
 
 
 def test_a_worker_on_its_main_threads_cpu_moves_off_it():
-    r = _stacked(2)
-    assert r["on"] is True
-    main_cpu, worker_cpu = r["where2"]
-    assert worker_cpu != main_cpu, r
-    assert r["workers"] == [sorted({r["a"], r["b"]} - {main_cpu})], r
+    _moved_off(_stacked(2))
 
 
 def test_worker_placement_is_left_alone_when_switched_off():
@@ -217,8 +232,7 @@ def test_minigrad_stands_aside_when_the_user_binds(env):
 
 
 def test_explicit_no_binding_keeps_the_placement_on():
-    r = _stacked(2, OMP_PROC_BIND="false")
-    assert r["on"] is True and r["where2"][0] != r["where2"][1], r
+    _moved_off(_stacked(2, OMP_PROC_BIND="false"))
 
 
 def test_an_oversubscribed_team_is_left_where_it_is():
@@ -232,8 +246,9 @@ def test_an_oversubscribed_team_is_left_where_it_is():
 
 def test_team_probe_arguments():
     from minigrad._ext import elementwise as e
-    tids, cpus, _ = e.team_probe(1)
+    tids, cpus, _, start = e.team_probe(1)
     assert tids == [threading.get_native_id()] and len(cpus) == 1
+    assert start in os.sched_getaffinity(0) if sys.platform.startswith("linux") else start == -1
     for bad in (0, -3, 5000):
         with pytest.raises(ValueError, match="team_probe"):
             e.team_probe(bad)
@@ -249,7 +264,7 @@ def test_a_forked_child_knows_its_own_thread_id():
             "e.team_probe(2)\n"
             "pid = os.fork()\n"
             "if pid == 0:\n"
-            "    tids, _, _ = e.team_probe(1)\n"
+            "    tids, _, _, _ = e.team_probe(1)\n"
             "    os._exit(0 if tids == [os.getpid()] else 3)\n"
             "_, status = os.waitpid(pid, 0)\n"
             "print(os.waitstatus_to_exitcode(status))\n")
