@@ -28,6 +28,7 @@ import warnings
 
 import numpy as np
 from Cython.Build import cythonize
+from setuptools.command.build_ext import build_ext
 from setuptools import Extension, setup
 
 
@@ -79,9 +80,15 @@ SERIAL = {"spin"}
 
 # Every OpenMP module on Linux starts its parallel regions through ext/omp/keep_apart.c
 # (the linker's --wrap): a worker thread that finds itself on its main thread's CPU moves
-# off it (the file says why).
+# off it (the file says why). The file is compiled once, before the modules are built side
+# by side, and each module links that one object (BuildExt below). Listed among each
+# module's sources it was compiled by every module to the same build/temp path, and a
+# module's link could read the object while another module's assembler had just truncated
+# it: ld takes an empty object without a word, and that module was left with
+# __wrap_GOMP_parallel undefined (`import minigrad` failed; CI saw it once).
 KEEP_APART = os.path.join("ext", "omp", "keep_apart.c")
 keep_apart = openmp and sys.platform.startswith("linux")
+APART = set()          # the modules that link keep_apart's object
 
 extensions = []
 for path in sources:
@@ -90,15 +97,22 @@ for path in sources:
         continue
     omp = ["-fopenmp"] if openmp and name not in SERIAL else []
     apart = bool(omp) and keep_apart
+    if apart:
+        APART.add(f"minigrad._ext.{name}")
     extensions.append(Extension(
         f"minigrad._ext.{name}",
-        [path] + ([KEEP_APART] if apart else []),
+        [path],
         include_dirs=[np.get_include()],
-        depends=sorted(glob.glob(os.path.join("ext", "*.h")) + glob.glob(os.path.join("ext", "*.pxi"))),
+        depends=sorted(glob.glob(os.path.join("ext", "*.h")) + glob.glob(os.path.join("ext", "*.pxi")))
+        + ([KEEP_APART] if apart else []),
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")]
         + ([("MINIGRAD_KEEP_APART", "1")] if apart else []),
         extra_compile_args=["-O3"] + omp + sanitizer_flags,
-        extra_link_args=omp + sanitizer_flags + (["-Wl,--wrap=GOMP_parallel"] if apart else []),
+        # --require-defined: a module whose link did not get the wrapper fails to build
+        # (rather than to import)
+        extra_link_args=omp + sanitizer_flags + (["-Wl,--wrap=GOMP_parallel",
+                                                  "-Wl,--require-defined=__wrap_GOMP_parallel"]
+                                                 if apart else []),
     ))
 
 directives = {
@@ -136,7 +150,24 @@ if from_c:
     warnings.warn("minigrad: no ext/*.pyx found; compiling the generated ext/*.c as they are "
                   "(the Cython directives they were generated with apply).")
 
+class BuildExt(build_ext):
+    """build_ext that compiles ext/omp/keep_apart.c once, serially, before the modules are
+    built (side by side), and hands each module in APART that one object to link."""
+
+    def build_extensions(self):
+        todo = [ext for ext in self.extensions if ext.name in APART]
+        if todo:
+            objects = self.compiler.compile(
+                [KEEP_APART], output_dir=self.build_temp,
+                macros=[("MINIGRAD_KEEP_APART", "1")],
+                extra_postargs=["-O3", "-fopenmp"] + sanitizer_flags, debug=self.debug)
+            for ext in todo:
+                ext.extra_objects = [o for o in ext.extra_objects if o not in objects] + objects
+        super().build_extensions()
+
+
 setup(
+    cmdclass={"build_ext": BuildExt},
     # compile the extensions side by side (one per CPU): a fresh install waits on the
     # compiler more than on anything else
     options={"build_ext": {"parallel": os.cpu_count() or 1}},
