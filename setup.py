@@ -157,10 +157,10 @@ class BuildExt(build_ext):
     def build_extensions(self):
         todo = [ext for ext in self.extensions if ext.name in APART]
         if todo:
-            objects = self.compiler.compile(
+            objects = self.compiler.compile(     # with the OpenMP modules' own flags
                 [KEEP_APART], output_dir=self.build_temp,
                 macros=[("MINIGRAD_KEEP_APART", "1")],
-                extra_postargs=["-O3", "-fopenmp"] + sanitizer_flags, debug=self.debug)
+                extra_postargs=todo[0].extra_compile_args, debug=self.debug)
             for ext in todo:
                 ext.extra_objects = [o for o in ext.extra_objects if o not in objects] + objects
         super().build_extensions()
